@@ -1,0 +1,1 @@
+"""Model assets and the LLM / embedding servers GenSim starts for a run."""

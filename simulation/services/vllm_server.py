@@ -1,0 +1,201 @@
+"""Start and stop vLLM OpenAI-compatible servers as child processes, tracked by pid.
+
+Used for the embedded default (one CPU chat server and one CPU embedding server on 127.0.0.1)
+and by the ``llm_service`` / ``embedding_service`` launch scripts. Processes run in their own
+session so that stopping one kills its whole process group and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from loguru import logger
+
+CPU_ENV = {
+    "VLLM_CPU_OMP_THREADS_BIND": "0-1",
+    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+}
+
+
+class ServerStartError(RuntimeError):
+    """A server process exited or did not become healthy in time."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def cpu_threads_bind() -> str:
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return f"0-{max(0, n - 1)}"
+
+
+@dataclass
+class ServerSpec:
+    """What to serve and how: one vLLM process."""
+
+    model: str
+    served_name: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    kind: str = "chat"  # chat | embedding
+    device: str = "cpu"  # cpu | cuda:<i>
+    extra_args: list[str] = field(default_factory=list)
+    max_model_len: int | None = None
+    log_file: str | None = None
+
+    def command(self) -> list[str]:
+        cmd = [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", self.model, "--served-model-name", self.served_name,
+            "--host", self.host, "--port", str(self.port),
+            "--disable-uvicorn-access-log",
+        ]
+        if self.max_model_len:
+            cmd += ["--max-model-len", str(self.max_model_len)]
+        if self.kind == "embedding":
+            cmd += ["--runner", "pooling", "--dtype", "bfloat16"]
+        else:
+            cmd += [
+                "--dtype", "bfloat16",
+                "--structured-outputs-config", '{"backend":"xgrammar","disable_any_whitespace":true}',
+            ]
+        if self.device == "cpu":
+            cmd += ["-O0"]
+        return cmd + list(self.extra_args)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(CPU_ENV if self.device == "cpu" else {"HF_HUB_OFFLINE": "1"})
+        if self.device == "cpu":
+            env["VLLM_CPU_OMP_THREADS_BIND"] = os.environ.get("VLLM_CPU_OMP_THREADS_BIND", cpu_threads_bind())
+        else:
+            env["CUDA_VISIBLE_DEVICES"] = self.device.split(":", 1)[1]
+        return env
+
+
+@dataclass
+class ServerProcess:
+    """A started server: its spec, pid and base URL."""
+
+    spec: ServerSpec
+    pid: int
+    popen: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.spec.host}:{self.spec.port}/v1"
+
+    def alive(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
+        return pid_alive(self.pid)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        stop_pid(self.pid, timeout)
+        if self.popen is not None:
+            try:
+                self.popen.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
+
+
+def stop_pid(pid: int, timeout: float = 20.0) -> None:
+    """SIGTERM the process group led by ``pid``, then SIGKILL it if it lingers."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 5)
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return
+            time.sleep(0.2)
+
+
+def start_server(spec: ServerSpec, wait: bool = True, timeout: float = 300.0) -> ServerProcess:
+    """Start one vLLM server in its own session; wait until ``/health`` answers."""
+    if not spec.port:
+        spec.port = free_port(spec.host)
+    log = open(spec.log_file, "ab") if spec.log_file else subprocess.DEVNULL
+    logger.info("starting {} server '{}' on {}:{}", spec.kind, spec.served_name, spec.host, spec.port)
+    popen = subprocess.Popen(
+        spec.command(), env=spec.env(), stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    server = ServerProcess(spec=spec, pid=popen.pid, popen=popen)
+    if wait:
+        try:
+            wait_healthy(server, timeout)
+        except BaseException:
+            server.stop()
+            raise
+    return server
+
+
+def wait_healthy(server: ServerProcess, timeout: float) -> None:
+    url = server.base_url.removesuffix("/v1") + "/health"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.alive():
+            hint = f"; see {server.spec.log_file}" if server.spec.log_file else ""
+            raise ServerStartError(f"{server.spec.kind} server '{server.spec.served_name}' exited during start{hint}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise ServerStartError(f"{server.spec.kind} server did not become healthy within {timeout:.0f} s")
+
+
+def chat_spec(**kw) -> ServerSpec:
+    from .model_assets import CHAT_MODEL_NAME, chat_model_dir
+
+    kw.setdefault("max_model_len", 2048)
+    return ServerSpec(model=str(chat_model_dir()), served_name=CHAT_MODEL_NAME, kind="chat", **kw)
+
+
+def embedding_spec(**kw) -> ServerSpec:
+    from .model_assets import EMBED_MODEL_NAME, embedding_model_dir
+
+    return ServerSpec(model=str(embedding_model_dir()), served_name=EMBED_MODEL_NAME, kind="embedding", **kw)
+
+
+def log_dir() -> Path:
+    from .model_assets import cache_root
+
+    d = cache_root() / "logs"
+    d.mkdir(parents=True, exist_ok=True)
+    return d

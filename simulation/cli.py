@@ -1,0 +1,103 @@
+"""``gensim``: run, check and export simulations."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from loguru import logger
+
+from .config import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="gensim", description="GenSim: LLM-agent social simulations.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run a scenario (or replay / resume a run)")
+    r.add_argument("scenario", nargs="?", help="scenario name (under simulation/examples) or folder")
+    r.add_argument("overrides", nargs="*", metavar="key=value", help="override any config field by dotted path")
+    r.add_argument("--agents", type=int, help="scale the population to N agents in its configured proportions")
+    r.add_argument("--rounds", type=int)
+    r.add_argument("--seed", type=int)
+    r.add_argument("--runtime", choices=["local", "ray"])
+    r.add_argument("--replay", metavar="RUN_DIR", help="re-run a recorded run from its recorded LLM responses")
+    r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    r.add_argument("--out", metavar="DIR", help="run folder (default: <out_dir>/<name>-<time>-seed<seed>)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
+    c = sub.add_parser("check", help="validate a scenario's configs and profiles without starting anything")
+    c.add_argument("scenario")
+    c.add_argument("overrides", nargs="*", metavar="key=value")
+    e = sub.add_parser("export", help="export a run's tables to CSV or JSONL")
+    e.add_argument("run_dir")
+    e.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    e.add_argument("--out", default=None)
+    return ap
+
+
+def _fail(msg: str, code: int = 1) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logger.remove()
+    logger.add(sys.stderr, level=os.environ.get("GENSIM_LOG_LEVEL", "WARNING"),
+               format="<level>{level: <7}</level> {message}")
+    try:
+        return _dispatch(args)
+    except ConfigError as e:
+        for p in e.problems:
+            print(f"error: {p}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as e:  # one line for the user; GENSIM_DEBUG=1 shows the traceback
+        if os.environ.get("GENSIM_DEBUG"):
+            raise
+        return _fail(f"{type(e).__name__}: {e}")
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from .runner import RunOptions, dump_json, format_summary, prepare_config, run_simulation
+
+    if args.cmd == "check":
+        spec, cfg = prepare_config(RunOptions(scenario=args.scenario, overrides=args.overrides))
+        counts = ", ".join(f"{t}={a.count}" for t, a in cfg.simulation.agents.items())
+        print(f"ok: {spec.name} ({counts}; memory={cfg.memory.type}; models={len(cfg.models)})")
+        return 0
+    if args.cmd == "export":
+        from .store import RunStore
+
+        run_dir = Path(args.run_dir)
+        if not (run_dir / "run.sqlite").is_file():
+            return _fail(f"{run_dir}: not a run folder (no run.sqlite)", 2)
+        store = RunStore(run_dir / "run.sqlite")
+        files = store.export(args.out or run_dir / "export", args.format)
+        print("\n".join(str(f) for f in files))
+        return 0
+    if not (args.scenario or args.replay or args.resume):
+        return _fail("run needs a scenario, --replay RUN_DIR or --resume RUN_DIR", 2)
+    if args.scenario and "=" in args.scenario and not Path(args.scenario).exists():
+        return _fail("the first argument of 'run' must be the scenario, before any key=value", 2)
+    opts = RunOptions(scenario=args.scenario, agents=args.agents, rounds=args.rounds, seed=args.seed,
+                      runtime=args.runtime, replay=args.replay, resume=args.resume, out=args.out,
+                      overrides=args.overrides, progress=not args.no_progress)
+    summary = asyncio.run(run_simulation(opts))
+    print(format_summary(summary))
+    if args.json:
+        print(dump_json(summary))
+    return 0 if summary.get("failed_steps", 0) == 0 else 3
+
+
+def run_scenario_main(folder: Path) -> None:
+    """Entry point of a scenario's thin ``simulator.py``: run it with its own configs (extra CLI args pass on)."""
+    sys.exit(main(["run", str(folder), *sys.argv[1:]]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The one loader: reads a scenario's config files, applies overrides, validates everything.
+
+Every problem is collected as (file, field, reason) before anything starts, so a user sees all
+of them at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import ConfigError, ConfigProblem, problems_from_validation
+from .models import MemoryConfig, ModelConfig, RunConfig, SimulationConfig
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+SIM_CONFIG = Path("configs") / "simulation_config.yml"
+
+
+def resolve_scenario_dir(name_or_path: str) -> Path:
+    """A scenario folder from its name (under ``simulation/examples``) or a path."""
+    p = Path(name_or_path).expanduser()
+    if (p / SIM_CONFIG).is_file():
+        return p.resolve()
+    if p.name == "simulation_config.yml" and p.is_file():
+        return p.resolve().parent.parent
+    q = EXAMPLES_DIR / name_or_path
+    if (q / SIM_CONFIG).is_file():
+        return q.resolve()
+    known = sorted(d.name for d in EXAMPLES_DIR.iterdir() if (d / SIM_CONFIG).is_file())
+    raise ConfigError([ConfigProblem(
+        str(name_or_path), "scenario",
+        f"not a scenario folder (no {SIM_CONFIG}) nor a known scenario ({', '.join(known)})",
+    )])
+
+
+def _read_structured(path: Path, problems: list[ConfigProblem]) -> Any:
+    if not path.is_file():
+        problems.append(ConfigProblem(str(path), "", "file not found"))
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix in (".yml", ".yaml"):
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        problems.append(ConfigProblem(str(path), where, f"invalid YAML: {getattr(e, 'problem', e)}"))
+    except json.JSONDecodeError as e:
+        problems.append(ConfigProblem(str(path), f"line {e.lineno}", f"invalid JSON: {e.msg}"))
+    except (OSError, UnicodeDecodeError) as e:
+        problems.append(ConfigProblem(str(path), "", f"cannot read: {e}"))
+    return None
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``a.b.c=value`` with the value read as a YAML scalar (``3``, ``true``, ``[1,2]``, ``text``)."""
+    if "=" not in item:
+        raise ConfigError([ConfigProblem("<command line>", item, "override must look like key=value")])
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError([ConfigProblem("<command line>", item, "empty key in override")])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_override(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    cur = data
+    for part in parts[:-1]:
+        nxt = cur.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[part] = nxt
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def _resolve(base: Path, rel: str) -> Path:
+    p = Path(rel).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def load_run_config(
+    scenario_dir: Path,
+    overrides: Iterable[str] = (),
+    params_model: type[BaseModel] | None = None,
+    profile_validators: dict[str, Callable[[Path], list[ConfigProblem]]] | None = None,
+    agent_types: Iterable[str] | None = None,
+) -> RunConfig:
+    """Load and validate every config file of a scenario; raise ``ConfigError`` listing all problems."""
+    problems: list[ConfigProblem] = []
+    sim_path = scenario_dir / SIM_CONFIG
+    raw = _read_structured(sim_path, problems)
+    if raw is not None and not isinstance(raw, dict):
+        problems.append(ConfigProblem(str(sim_path), "", "top level must be a mapping"))
+        raw = None
+    memory_over: dict[str, Any] = {}
+    parsed = [parse_override(o) for o in overrides]
+    if raw is not None:
+        for key, value in parsed:
+            if key.startswith("memory."):
+                apply_override(memory_over, key[len("memory."):], value)
+            else:
+                apply_override(raw, key, value)
+    sim: SimulationConfig | None = None
+    if raw is not None:
+        try:
+            sim = SimulationConfig.model_validate(raw)
+        except ValidationError as e:
+            problems += problems_from_validation(e, str(sim_path))
+    if sim is None:
+        raise ConfigError(problems)
+    cfg_dir = sim_path.parent
+
+    if agent_types is not None:
+        known = set(agent_types)
+        for name in sim.agents:
+            if name not in known:
+                problems.append(ConfigProblem(
+                    str(sim_path), f"agents.{name}", f"unknown agent type (known: {', '.join(sorted(known))})"))
+        if sum(a.count for a in sim.agents.values()) == 0:
+            problems.append(ConfigProblem(str(sim_path), "agents", "total agent count is 0"))
+
+    mem_path = _resolve(cfg_dir, sim.memory_config)
+    memory = MemoryConfig()
+    mem_raw = _read_structured(mem_path, problems)
+    if mem_raw is not None:
+        if not isinstance(mem_raw, dict):
+            problems.append(ConfigProblem(str(mem_path), "", "top level must be an object"))
+        else:
+            for key, value in memory_over.items():
+                mem_raw[key] = value
+            try:
+                memory = MemoryConfig.model_validate(mem_raw)
+            except ValidationError as e:
+                problems += problems_from_validation(e, str(mem_path))
+
+    models_path = _resolve(cfg_dir, sim.model_config_path)
+    models: list[ModelConfig] = []
+    models_raw = _read_structured(models_path, problems)
+    if models_raw is not None:
+        if not isinstance(models_raw, list):
+            problems.append(ConfigProblem(str(models_path), "", "top level must be a list of model entries"))
+        else:
+            for i, entry in enumerate(models_raw):
+                try:
+                    models.append(ModelConfig.model_validate(entry))
+                except ValidationError as e:
+                    problems += problems_from_validation(e, str(models_path), prefix=f"[{i}]")
+            names = [m.config_name for m in models]
+            for n in {n for n in names if names.count(n) > 1}:
+                problems.append(ConfigProblem(str(models_path), "config_name", f"duplicate config_name '{n}'"))
+
+    params: dict[str, Any] = dict(sim.scenario)
+    if params_model is not None:
+        try:
+            params = params_model.model_validate(sim.scenario).model_dump(mode="json")
+        except ValidationError as e:
+            problems += problems_from_validation(e, str(sim_path), prefix="scenario")
+
+    profiles: dict[str, str | None] = {}
+    for agent_type, pop in sim.agents.items():
+        if pop.profiles is None:
+            profiles[agent_type] = None
+            continue
+        ppath = _resolve(cfg_dir, pop.profiles)
+        profiles[agent_type] = str(ppath)
+        if not ppath.is_file():
+            problems.append(ConfigProblem(str(sim_path), f"agents.{agent_type}.profiles", f"file not found: {ppath}"))
+        elif profile_validators and agent_type in profile_validators:
+            problems += profile_validators[agent_type](ppath)
+
+    if problems:
+        raise ConfigError(problems)
+    return RunConfig(scenario_dir=str(scenario_dir), simulation=sim, memory=memory, models=models,
+                     params=params, profiles=profiles)

@@ -1,0 +1,156 @@
+"""Pydantic models for every configuration file of a scenario.
+
+``simulation_config.yml`` names the other files (``memory_config.json``, ``model_configs.json``,
+agent profile files); paths resolve against the file that names them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ModelConfig(Strict):
+    """One AgentScope-style model entry: an OpenAI-compatible chat or embedding endpoint."""
+
+    config_name: str = Field(min_length=1)
+    model_type: Literal["openai_chat", "openai_embedding"] = "openai_chat"
+    model_name: str = Field(min_length=1)
+    api_key: str = "EMPTY"
+    client_args: dict[str, Any] = Field(default_factory=dict)
+    generate_args: dict[str, Any] = Field(default_factory=dict)
+    max_concurrency: int = Field(default=16, ge=1, le=4096)
+    vllm_extras: Literal["auto", "on", "off"] = "auto"
+    host: str | None = None
+
+    @field_validator("client_args")
+    @classmethod
+    def _base_url(cls, v: dict[str, Any]) -> dict[str, Any]:
+        url = v.get("base_url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError("client_args.base_url must be an http(s) URL")
+        return v
+
+    @property
+    def base_url(self) -> str:
+        return str(self.client_args["base_url"]).rstrip("/")
+
+
+class ReflectionConfig(Strict):
+    threshold: float = Field(default=25.0, gt=0, description="summed importance that triggers a reflection")
+    max_tokens: int = Field(default=48, ge=1, le=1024)
+
+
+class MemoryConfig(Strict):
+    """Agent memory: none, short-term, short+long-term (faiss), or with reflection."""
+
+    type: Literal["none", "short", "short_long", "short_long_reflection"] = "short_long"
+    short_term_size: int = Field(default=5, ge=0, le=1000)
+    long_term_max_items: int = Field(default=32, ge=1, le=100_000)
+    retrieve_k: int = Field(default=3, ge=1, le=100)
+    token_budget: int = Field(default=256, ge=16, le=100_000, description="tokens a recalled context may use")
+    importance: Literal["llm", "fixed"] = "llm"
+    fixed_importance: float = Field(default=5.0, ge=1, le=10)
+    recency_decay: float = Field(default=0.9, gt=0, le=1, description="per simulated round")
+    weight_recency: float = Field(default=1.0, ge=0)
+    weight_relevance: float = Field(default=1.0, ge=0)
+    weight_importance: float = Field(default=1.0, ge=0)
+    reflection: ReflectionConfig = Field(default_factory=ReflectionConfig)
+
+
+class ActivationConfig(Strict):
+    """Which agents act in a round: all, or each with a probability (seeded)."""
+
+    mode: Literal["all", "probability"] = "all"
+    probability: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class AgentPopulationConfig(Strict):
+    """How many agents of one type, and where their profiles come from."""
+
+    count: int = Field(ge=0, le=10_000_000)
+    profiles: str | None = Field(default=None, description="GenSim-format profile JSON; generated if absent")
+
+
+class LLMSettings(Strict):
+    max_tokens: int = Field(default=48, ge=1, le=8192)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=6, ge=0, le=100)
+    max_repairs: int = Field(default=1, ge=0, le=10)
+    backoff_base_s: float = Field(default=0.2, ge=0)
+    backoff_max_s: float = Field(default=5.0, ge=0)
+
+
+class EmbeddingSettings(Strict):
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    batch_wait_ms: float = Field(default=3.0, ge=0)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=6, ge=0, le=100)
+
+
+class EmbeddedServices(Strict):
+    """The embedded default: servers started for the run when no endpoint is configured."""
+
+    enabled: bool = True
+    chat_servers: int = Field(default=1, ge=1, le=16)
+    startup_timeout_s: float = Field(default=600.0, gt=0)
+
+
+class SimulationConfig(Strict):
+    """``simulation_config.yml``: the run's shape."""
+
+    name: str = Field(min_length=1)
+    seed: int = 42
+    rounds: int = Field(default=2, ge=1, le=1_000_000)
+    runtime: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    agents: dict[str, AgentPopulationConfig]
+    activation: ActivationConfig = Field(default_factory=ActivationConfig)
+    memory_config: str = "memory_config.json"
+    model_config_path: str = Field(default="model_configs.json", alias="model_config")
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    embedded: EmbeddedServices = Field(default_factory=EmbeddedServices)
+    concurrency: int = Field(default=256, ge=1, le=1_000_000, description="agent steps in flight per group")
+    out_dir: str = "runs"
+    checkpoint_every: int = Field(default=1, ge=1)
+    scenario: dict[str, Any] = Field(default_factory=dict)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+
+    @field_validator("agents")
+    @classmethod
+    def _agents(cls, v: dict[str, AgentPopulationConfig]) -> dict[str, AgentPopulationConfig]:
+        if not v:
+            raise ValueError("at least one agent type is needed")
+        return v
+
+
+class RunConfig(Strict):
+    """Everything a run needs, resolved: written to the run folder as ``config.json``."""
+
+    scenario_dir: str
+    simulation: SimulationConfig
+    memory: MemoryConfig
+    models: list[ModelConfig]
+    params: dict[str, Any] = Field(default_factory=dict)
+    profiles: dict[str, str | None] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RunConfig:
+        names = [m.config_name for m in self.models]
+        if len(names) != len(set(names)):
+            raise ValueError("model config_name values must be unique")
+        return self
+
+    def chat_models(self) -> list[ModelConfig]:
+        return [m for m in self.models if m.model_type == "openai_chat"]
+
+    def embedding_models(self) -> list[ModelConfig]:
+        return [m for m in self.models if m.model_type == "openai_embedding"]

@@ -1,0 +1,98 @@
+"""What an agent's step sees: its inbox, the LLM, embeddings, the world, and ways to act."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from ..config.models import LLMSettings
+from ..llm.agent_llm import AgentLLM
+from ..memory.tokens import TokenCounter
+
+
+@dataclass
+class GroupServices:
+    """Shared by every agent of a group: clients, the world view, prompts, seed."""
+
+    llm_client: Any
+    embeddings: Any
+    llm_settings: LLMSettings
+    world: Any
+    tokens: TokenCounter
+    seed: int
+    prompts_dir: Path | None = None
+    intervention: str | None = None
+    _jinja: jinja2.Environment | None = field(default=None, repr=False)
+
+    def template(self, name: str) -> jinja2.Template:
+        if self._jinja is None:
+            loader = jinja2.FileSystemLoader(str(self.prompts_dir)) if self.prompts_dir else jinja2.DictLoader({})
+            self._jinja = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined,
+                                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+        return self._jinja.get_template(name)
+
+
+def agent_rng(seed: int, agent_id: str, round_: int, phase: str) -> random.Random:
+    """The one source of randomness in a step, derived from the run seed: same inputs, same draws."""
+    return random.Random(f"{seed}:{agent_id}:{round_}:{phase}")
+
+
+class StepContext:
+    """One agent in one phase of one round. Effects are buffered and applied when the phase ends."""
+
+    __slots__ = ("agent", "round", "phase", "inbox", "llm", "services", "messages", "actions", "_rng")
+
+    def __init__(self, agent: Any, round_: int, phase: str, inbox: list[dict[str, Any]], services: GroupServices):
+        self.agent = agent
+        self.round = round_
+        self.phase = phase
+        self.inbox = inbox
+        self.services = services
+        self.llm = AgentLLM(services.llm_client, services.llm_settings, agent.id, round_, phase)
+        self.messages: list[dict[str, Any]] = []
+        self.actions: list[tuple] = []
+        self._rng: random.Random | None = None
+
+    @property
+    def rng(self) -> random.Random:
+        if self._rng is None:
+            self._rng = agent_rng(self.services.seed, self.agent.id, self.round, self.phase)
+        return self._rng
+
+    @property
+    def world(self) -> Any:
+        return self.services.world
+
+    @property
+    def tokens(self) -> TokenCounter:
+        return self.services.tokens
+
+    @property
+    def intervention(self) -> str | None:
+        return self.services.intervention
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        return await self.services.embeddings.embed(texts)
+
+    def send(self, to: str, kind: str, **data: Any) -> None:
+        """Deliver a message to agent ``to`` for a later phase of this round."""
+        self.messages.append({"from": self.agent.id, "to": to, "kind": kind, **data})
+
+    def act(self, action: str, valid: bool = True, **data: Any) -> None:
+        """Record an action (what the agent did) in the run store."""
+        self.actions.append((action, valid, data))
+
+    def render(self, template: str, **variables: Any) -> str:
+        return self.services.template(template).render(agent=self.agent, profile=self.agent.profile,
+                                                       intervention=self.intervention, **variables)
+
+    def messages_for(self, system: str, user: str) -> list[dict[str, str]]:
+        """Chat messages with the static part first (prefix-cache friendly)."""
+        if self.intervention:
+            user = f"News for everyone: {self.intervention}\n\n{user}"
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]

@@ -1,0 +1,51 @@
+"""The environment: the only way agents affect each other, run by the driver."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from .phase import Phase
+
+
+class Environment:
+    """Scenario environments subclass this.
+
+    The driver calls ``setup`` once, then per round ``phases`` and, after each phase, ``route``
+    (which messages reach whom) and ``observe`` (what the phase changed), and ``metrics`` at the
+    round's end. ``world()`` is the read-only view agent steps may query (e.g. a search index).
+    """
+
+    def __init__(self, params: dict[str, Any], seed: int):
+        self.params = params
+        self.seed = seed
+
+    async def setup(self, sim: Any) -> None:
+        return None
+
+    def world(self) -> Any:
+        return None
+
+    def phases(self, round_: int) -> list[Phase]:
+        raise NotImplementedError
+
+    def route(self, phase: Phase, messages: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        inbox: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for m in messages:
+            inbox[m["to"]].append(m)
+        return inbox
+
+    def observe(self, phase: Phase, round_: int, actions: list[tuple], messages: list[dict[str, Any]]) -> None:
+        return None
+
+    def metrics(self, round_: int) -> dict[str, float]:
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        return {}
+
+    def get_state(self) -> dict[str, Any]:
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        return None

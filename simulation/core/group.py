@@ -1,0 +1,98 @@
+"""An agent group: a set of agents that run phases together (one per process or Ray actor)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+
+from ..config.models import MemoryConfig
+from ..memory import AgentMemory
+from .agent import Agent
+from .context import GroupServices, StepContext
+from .phase import Phase
+
+
+@dataclass
+class PhaseResult:
+    """What a phase produced in one group; applied by the driver when the phase ends."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[tuple] = field(default_factory=list)  # (agent_id, action, valid, data)
+    steps: int = 0
+    failed: int = 0
+
+    def merge(self, other: PhaseResult) -> None:
+        self.messages += other.messages
+        self.actions += other.actions
+        self.steps += other.steps
+        self.failed += other.failed
+
+
+class AgentGroup:
+    """Hosts agents and runs one phase for all of them with bounded concurrency."""
+
+    def __init__(self, services: GroupServices, memory_cfg: MemoryConfig, concurrency: int = 256):
+        self.services = services
+        self.memory_cfg = memory_cfg
+        self.concurrency = concurrency
+        self.agents: dict[str, Agent] = {}
+        self.by_type: dict[str, list[Agent]] = {}
+
+    def add_agents(self, cls: type[Agent], items: Iterable[tuple[str, dict[str, Any]]]) -> int:
+        n = 0
+        lst = self.by_type.setdefault(cls.agent_type, [])
+        for agent_id, profile in items:
+            agent = cls(agent_id, profile, AgentMemory(self.memory_cfg))
+            self.agents[agent_id] = agent
+            lst.append(agent)
+            n += 1
+        return n
+
+    def scheduled(self, phase: Phase, inboxes: dict[str, list], active: set[str] | None) -> list[Agent]:
+        agents = self.by_type.get(phase.agent_type, [])
+        if phase.trigger == "inbox":
+            return [a for a in agents if a.id in inboxes]
+        if active is None:
+            return agents
+        return [a for a in agents if a.id in active]
+
+    async def run_phase(self, phase: Phase, round_: int, inboxes: dict[str, list], active: set[str] | None,
+                        on_step: Callable[[int], None] | None = None) -> PhaseResult:
+        todo = self.scheduled(phase, inboxes, active)
+        result = PhaseResult()
+        it = iter(todo)
+
+        async def worker() -> None:
+            for agent in it:
+                ctx = StepContext(agent, round_, phase.name, inboxes.get(agent.id, []), self.services)
+                try:
+                    await getattr(agent, phase.method)(ctx)
+                    result.messages += ctx.messages
+                    result.actions += [(agent.id, a, v, d) for a, v, d in ctx.actions]
+                except Exception as e:  # a failed step is recorded, and the round goes on
+                    logger.warning("agent {} failed in {}: {}: {}", agent.id, phase.name, type(e).__name__, e)
+                    result.failed += 1
+                    result.actions.append((agent.id, "step_error", False, {"error": f"{type(e).__name__}: {e}"}))
+                result.steps += 1
+                if on_step is not None:
+                    on_step(1)
+
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(todo)) or 0)))
+        return result
+
+    def get_states(self) -> dict[str, Any]:
+        return {aid: a.get_state() for aid, a in self.agents.items()}
+
+    def set_states(self, states: dict[str, Any]) -> None:
+        for aid, s in states.items():
+            self.agents[aid].set_state(s)
+
+
+def action_rows(round_: int, phase: str, actions: list[tuple]) -> list[tuple]:
+    return [(round_, phase, aid, act, int(valid), json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+            for aid, act, valid, data in actions]

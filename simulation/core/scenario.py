@@ -1,0 +1,79 @@
+"""Scenario discovery: a folder whose ``scenario.py`` defines ``SCENARIO``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..config.errors import ConfigError, ConfigProblem
+from .agent import Agent
+from .environment import Environment
+
+ProfileGenerator = Callable[[int, int], dict[str, Any]]  # (seed, index) -> profile
+ProfileImporter = Callable[[Path], list[dict[str, Any]]]
+
+
+class NoParams(BaseModel):
+    model_config = {"extra": "forbid"}
+
+
+@dataclass
+class ScenarioSpec:
+    """Everything the framework needs to run a scenario."""
+
+    name: str
+    agent_classes: dict[str, type[Agent]]
+    environment: type[Environment]
+    params_model: type[BaseModel] = NoParams
+    generators: dict[str, ProfileGenerator] = field(default_factory=dict)
+    importers: dict[str, ProfileImporter] = field(default_factory=dict)
+    validators: dict[str, Callable[[Path], list[ConfigProblem]]] = field(default_factory=dict)
+    summary_keys: tuple[str, ...] = ()
+    folder: Path | None = None
+
+    @property
+    def prompts_dir(self) -> Path | None:
+        return self.folder / "prompts" if self.folder else None
+
+
+def load_scenario(folder: Path) -> ScenarioSpec:
+    """Import ``<folder>/scenario.py`` (as part of a package so that relative imports work)."""
+    folder = folder.resolve()
+    if not (folder / "scenario.py").is_file():
+        raise ConfigError([ConfigProblem(str(folder), "scenario.py", "missing: a scenario folder defines SCENARIO there")])
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    if folder.parent == examples:
+        pkg = f"simulation.examples.{folder.name}"
+    else:
+        pkg = "gensim_user_scenarios." + re.sub(r"\W", "_", folder.name)
+        if "gensim_user_scenarios" not in sys.modules:
+            root = types.ModuleType("gensim_user_scenarios")
+            root.__path__ = []
+            sys.modules["gensim_user_scenarios"] = root
+        if pkg not in sys.modules:
+            init = folder / "__init__.py"
+            spec = importlib.util.spec_from_file_location(pkg, init if init.exists() else None,
+                                                          submodule_search_locations=[str(folder)])
+            if spec is None:
+                mod = types.ModuleType(pkg)
+                mod.__path__ = [str(folder)]
+            else:
+                mod = importlib.util.module_from_spec(spec)
+            sys.modules[pkg] = mod
+            if spec is not None and spec.loader is not None and init.exists():
+                spec.loader.exec_module(mod)
+    module = importlib.import_module(f"{pkg}.scenario")
+    spec_obj = getattr(module, "SCENARIO", None)
+    if not isinstance(spec_obj, ScenarioSpec):
+        raise ConfigError([ConfigProblem(str(folder / "scenario.py"), "SCENARIO", "must be a ScenarioSpec")])
+    spec_obj.folder = folder
+    return spec_obj

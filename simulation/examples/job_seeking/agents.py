@@ -1,0 +1,179 @@
+"""Job seekers and interviewers. Each speaks only for itself, through its own LLM calls."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, create_model
+
+from simulation.core import Agent, StepContext
+
+
+def cv_text(p: dict[str, Any]) -> str:
+    work = "; ".join(f"{w['position']} at {w['company']} ({w['time']})" for w in p["work_history"]) or "none"
+    return f"{p['name']}, {p['age']}, {p['education']}. Experience: {work}. Skills: {', '.join(p['skills'])}."
+
+
+def apply_model(n: int, max_items: int) -> type[BaseModel]:
+    idx = Literal[tuple(range(1, n + 1))]  # type: ignore[valid-type]
+    return create_model("Applications", apply=(list[idx], Field(max_length=max_items)))
+
+
+class SeekerAgent(Agent):
+    """Looks for work: decides whether and how widely to search, applies, answers, accepts."""
+
+    agent_type = "seeker"
+    __slots__ = ()
+
+    def initial_state(self) -> dict[str, Any]:
+        return {"job": None, "applied": []}
+
+    def _system(self, ctx: StepContext) -> str:
+        return ctx.render("seeker_system.j2", cv=cv_text(self.profile))
+
+    async def search(self, ctx: StepContext) -> None:
+        if self.state["job"]:
+            ctx.act("idle", reason="employed")
+            return
+        p = ctx.world.params
+        system = self._system(ctx)
+        memory = await self.memory.recall(ctx, query=cv_text(self.profile))
+        msgs = ctx.messages_for(system, ctx.render("search.j2", memory=memory))
+        decision, ok = await ctx.llm.choose("search_decision", msgs, ["yes", "no"])
+        ctx.act("search_decision", valid=ok, search=decision)
+        if decision == "no":
+            await self.memory.add(ctx, f"In round {ctx.round} I did not look for a job.")
+            return
+        count, ok = await ctx.llm.choose("job_count", ctx.messages_for(system, ctx.render("job_count.j2", k=p.search_k)),
+                                         [str(i) for i in range(1, p.search_k + 1)])
+        ctx.act("search", valid=ok, count=int(count))
+        query = (await ctx.embed([cv_text(self.profile) + " " + memory]))[0]
+        jobs = ctx.world.search(query, int(count))
+        if not jobs:
+            return
+        model = apply_model(len(jobs), p.max_applications)
+        picked, ok = await ctx.llm.json("apply", ctx.messages_for(system, ctx.render("apply.j2", jobs=[j for _, j in jobs],
+                                                                                      max_apps=p.max_applications)),
+                                        model, default={"apply": []})
+        chosen = sorted(set(picked["apply"]))[: p.max_applications]
+        self.state["applied"] = [jobs[i - 1][0] for i in chosen]
+        for i in chosen:
+            job_id, job = jobs[i - 1]
+            ctx.send(job_id, "application", cv=cv_text(self.profile))
+            ctx.act("apply", valid=ok, job=job_id)
+        names = ", ".join(jobs[i - 1][1]["title"] for i in chosen) or "nothing"
+        await self.memory.add(ctx, f"In round {ctx.round} I searched and applied to: {names}.")
+
+    async def answer(self, ctx: StepContext) -> None:
+        system = self._system(ctx)
+        for m in ctx.inbox:
+            if m["kind"] != "question":
+                continue
+            job = ctx.world.jobs[m["from"]]
+            reply = await ctx.llm.chat("answer", ctx.messages_for(system, ctx.render("answer.j2", job=job, question=m["text"])),
+                                       max_tokens=ctx.world.params.dialogue_max_tokens)
+            ctx.send(m["from"], "answer", text=reply)
+            ctx.act("answer", job=m["from"], text=reply)
+
+    async def respond(self, ctx: StepContext) -> None:
+        offers = [m["from"] for m in ctx.inbox if m["kind"] == "offer"]
+        for m in ctx.inbox:
+            if m["kind"] == "rejection":
+                await self.memory.add(ctx, f"{ctx.world.jobs[m['from']]['name']} rejected me after the interview.")
+        if not offers:
+            return
+        if self.state["job"]:
+            for job in offers:
+                ctx.send(job, "decline")
+            ctx.act("decline_all", offers=offers, reason="already employed")
+            return
+        titles = {f"{i + 1}": ctx.world.jobs[j]["name"] for i, j in enumerate(offers)}
+        choices = [*titles, "decline all"]
+        msgs = ctx.messages_for(self._system(ctx), ctx.render("respond.j2", offers=titles))
+        pick, ok = await ctx.llm.choose("respond_offers", msgs, choices)
+        if pick == "decline all":
+            for job in offers:
+                ctx.send(job, "decline")
+            ctx.act("decline_all", valid=ok, offers=offers)
+            await self.memory.add(ctx, f"I declined {len(offers)} offer(s) in round {ctx.round}.")
+            return
+        job = offers[int(pick) - 1]
+        self.state["job"] = job
+        for other in offers:
+            ctx.send(other, "accept" if other == job else "decline")
+        ctx.act("accept", valid=ok, job=job)
+        await self.memory.add(ctx, f"I accepted the offer for {ctx.world.jobs[job]['name']} in round {ctx.round}.")
+
+
+class InterviewerAgent(Agent):
+    """Owns one job: screens CVs with its own model and memory, interviews, makes offers."""
+
+    agent_type = "interviewer"
+    __slots__ = ()
+
+    def initial_state(self) -> dict[str, Any]:
+        return {"hires": 0, "candidates": {}}
+
+    def _system(self, ctx: StepContext) -> str:
+        return ctx.render("interviewer_system.j2", job=self.profile)
+
+    async def screen(self, ctx: StepContext) -> None:
+        self.state["candidates"] = {}
+        system = self._system(ctx)
+        memory = await self.memory.recall(ctx)
+        for m in ctx.inbox:
+            if m["kind"] != "application":
+                continue
+            msgs = ctx.messages_for(system, ctx.render("screen.j2", cv=m["cv"], memory=memory))
+            result, ok = await ctx.llm.choose("screen", msgs, ["pass", "reject"])
+            ctx.act("screen", valid=ok, seeker=m["from"], result=result)
+            if result == "pass":
+                self.state["candidates"][m["from"]] = {"cv": m["cv"], "dialogue": []}
+                ctx.send(self.id, "interview", seeker=m["from"])
+        n = len(self.state["candidates"])
+        await self.memory.add(ctx, f"Round {ctx.round}: screened {len(ctx.inbox)} CVs, invited {n}.")
+
+    async def ask(self, ctx: StepContext) -> None:
+        system = self._system(ctx)
+        for m in ctx.inbox:
+            seeker = m["seeker"] if m["kind"] == "interview" else m["from"]
+            cand = self.state["candidates"].get(seeker)
+            if cand is None:
+                continue
+            if m["kind"] == "interview":
+                ctx.act("interview", seeker=seeker)
+            else:
+                cand["dialogue"].append(["candidate", m["text"]])
+            q = await ctx.llm.chat("ask", ctx.messages_for(system, ctx.render("ask.j2", cv=cand["cv"], dialogue=cand["dialogue"])),
+                                   max_tokens=ctx.world.params.dialogue_max_tokens)
+            cand["dialogue"].append(["interviewer", q])
+            ctx.send(seeker, "question", text=q)
+            ctx.act("question", seeker=seeker, text=q)
+
+    async def decide(self, ctx: StepContext) -> None:
+        system = self._system(ctx)
+        openings = ctx.world.params.openings_per_job - self.state["hires"]
+        offered = 0
+        for m in ctx.inbox:
+            cand = self.state["candidates"].get(m["from"])
+            if cand is None or m["kind"] != "answer":
+                continue
+            cand["dialogue"].append(["candidate", m["text"]])
+            if offered >= openings:
+                result, ok = "reject", True
+            else:
+                msgs = ctx.messages_for(system, ctx.render("decide.j2", cv=cand["cv"], dialogue=cand["dialogue"]))
+                result, ok = await ctx.llm.choose("offer_decision", msgs, ["offer", "reject"])
+            offered += result == "offer"
+            ctx.send(m["from"], "offer" if result == "offer" else "rejection")
+            ctx.act("offer_decision", valid=ok, seeker=m["from"], result=result)
+
+    async def notify(self, ctx: StepContext) -> None:
+        for m in ctx.inbox:
+            if m["kind"] == "accept":
+                self.state["hires"] += 1
+                ctx.act("hire", seeker=m["from"])
+                await self.memory.add(ctx, f"Round {ctx.round}: {m['from']} accepted our offer.", importance=7.0)
+            elif m["kind"] == "decline":
+                ctx.act("declined", seeker=m["from"])
+                await self.memory.add(ctx, f"Round {ctx.round}: {m['from']} declined our offer.", importance=5.0)

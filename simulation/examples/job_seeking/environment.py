@@ -1,0 +1,146 @@
+"""The job market: a job board searched by embeddings, message routing, validity checks, metrics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import faiss
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from simulation.core import Environment, Phase
+
+
+class JobSeekingParams(BaseModel):
+    """The ``scenario:`` section of ``simulation_config.yml``."""
+
+    model_config = ConfigDict(extra="forbid")
+    search_k: int = Field(default=4, ge=1, le=50, description="jobs shown by the search at most")
+    max_applications: int = Field(default=2, ge=1, le=20)
+    interview_turns: int = Field(default=1, ge=1, le=5, description="question/answer pairs per interview")
+    openings_per_job: int = Field(default=2, ge=1, le=1000)
+    dialogue_max_tokens: int = Field(default=40, ge=4, le=1024)
+
+
+def job_text(job: dict[str, Any]) -> str:
+    return f"{job['title']} at {job['company']} in {job['location']}. {job['description']} Requirements: {'; '.join(job['requirements'])}"
+
+
+class JobBoard:
+    """Read-only view for agents: exact inner-product search over unit job vectors (faiss)."""
+
+    def __init__(self, ids: list[str], jobs: list[dict[str, Any]], vectors: np.ndarray, closed: set[str],
+                 params: JobSeekingParams):
+        self.params = params
+        self.ids = ids
+        self.jobs = dict(zip(ids, jobs, strict=True))
+        self.index = faiss.IndexFlatIP(vectors.shape[1])
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.closed = closed
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[str, dict[str, Any]]]:
+        want = min(len(self.ids), k + len(self.closed))
+        _scores, idx = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), want)
+        out = [(self.ids[i], self.jobs[self.ids[i]]) for i in idx[0] if i >= 0 and self.ids[i] not in self.closed]
+        return out[:k]
+
+
+class JobMarket(Environment):
+    """Phases of a round: search & apply, screen, interview turns, offers, responses, notifications."""
+
+    def __init__(self, params: dict[str, Any], seed: int):
+        super().__init__(params, seed)
+        self.p = JobSeekingParams.model_validate(params)
+        self.employed: dict[str, str] = {}  # seeker -> job
+        self.hires: Counter[str] = Counter()  # job -> hires
+        self.closed: set[str] = set()
+        self.round_counts: Counter[str] = Counter()
+        self.totals: Counter[str] = Counter()
+        self.n_seekers = 0
+        self.board: JobBoard | None = None
+        self._applied: set[tuple[str, str]] = set()
+        self._offered: set[tuple[str, str]] = set()
+
+    async def setup(self, sim: Any) -> None:
+        jobs = sim.profiles("interviewer")
+        self.n_seekers = len(sim.profiles("seeker"))
+        vecs = await sim.embeddings.embed([job_text(j) for _, j in jobs]) if jobs else np.zeros((0, 384))
+        self.board = JobBoard([i for i, _ in jobs], [j for _, j in jobs], vecs, self.closed, self.p)
+
+    def world(self) -> JobBoard | None:
+        return self.board
+
+    def phases(self, round_: int) -> list[Phase]:
+        ph = [Phase("search", "seeker", "search"), Phase("screen", "interviewer", "screen", "inbox")]
+        for t in range(1, self.p.interview_turns + 1):
+            ph += [Phase(f"ask_{t}", "interviewer", "ask", "inbox"), Phase(f"answer_{t}", "seeker", "answer", "inbox")]
+        ph += [Phase("decide", "interviewer", "decide", "inbox"), Phase("respond", "seeker", "respond", "inbox"),
+               Phase("notify", "interviewer", "notify", "inbox")]
+        return ph
+
+    def observe(self, phase: Phase, round_: int, actions: list[tuple], messages: list[dict[str, Any]]) -> None:
+        if phase.name == "search":
+            self.round_counts.clear()
+            self._applied.clear()
+            self._offered.clear()
+        c = self.round_counts
+        for agent_id, action, valid, data in actions:
+            ok = valid and self._consistent(agent_id, action, data)
+            if not ok:
+                c["invalid_actions"] += 1
+            if action == "search":
+                c["searches"] += 1
+            elif action == "apply":
+                c["applications"] += 1
+                self._applied.add((agent_id, data["job"]))
+            elif action == "screen":
+                c["screenings"] += 1
+                c["screenings_passed"] += data["result"] == "pass"
+            elif action == "interview":
+                c["interviews"] += 1
+            elif action == "offer_decision":
+                if data["result"] == "offer":
+                    c["offers"] += 1
+                    self._offered.add((data["seeker"], agent_id))
+            elif action == "accept":
+                c["acceptances"] += 1
+                self.employed[agent_id] = data["job"]
+            elif action == "hire":
+                self.hires[agent_id] += 1
+                if self.hires[agent_id] >= self.p.openings_per_job:
+                    self.closed.add(agent_id)
+
+    def _consistent(self, agent_id: str, action: str, data: dict[str, Any]) -> bool:
+        if action == "apply":
+            return self.board is not None and data.get("job") in self.board.jobs and agent_id not in self.employed
+        if action == "screen":
+            return (data.get("seeker"), agent_id) in self._applied
+        if action == "accept":
+            return (agent_id, data.get("job")) in self._offered
+        return True
+
+    def metrics(self, round_: int) -> dict[str, float]:
+        c = self.round_counts
+        out = {k: float(c[k]) for k in ("searches", "applications", "screenings", "screenings_passed", "interviews",
+                                         "offers", "acceptances", "invalid_actions")}
+        out["employment_rate"] = len(self.employed) / self.n_seekers if self.n_seekers else 0.0
+        for k in ("applications", "offers", "acceptances", "interviews"):
+            self.totals[k] += c[k]
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {"applications": self.totals["applications"], "interviews": self.totals["interviews"],
+                "offers": self.totals["offers"], "hires": self.totals["acceptances"],
+                "employment_rate": round(len(self.employed) / self.n_seekers, 4) if self.n_seekers else 0.0}
+
+    def get_state(self) -> dict[str, Any]:
+        return {"employed": self.employed, "hires": dict(self.hires), "closed": sorted(self.closed),
+                "totals": dict(self.totals)}
+
+    def set_state(self, s: dict[str, Any]) -> None:
+        self.employed = dict(s["employed"])
+        self.hires = Counter(s["hires"])
+        self.closed.clear()
+        self.closed.update(s["closed"])  # the board holds the same set object
+        self.totals = Counter(s["totals"])

@@ -1,0 +1,207 @@
+"""Seeded, unique seekers and jobs, and an importer for GenSim-format profile files.
+
+Uniqueness is by construction: profile ``i`` takes a distinct combination of categorical fields
+(an affine permutation of ``i`` over the mixed-radix space, which has more than a million
+combinations); the remaining fields are drawn from a generator seeded by ``(seed, i)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from simulation.config.errors import ConfigProblem, problems_from_validation
+
+FIRST = ["Sophia", "Marcus", "Ava", "Ethan", "Liam", "Alice", "Brian", "Carmen", "David", "Ella", "Frank", "Grace",
+         "Hana", "Ivan", "Julia", "Kofi", "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sami",
+         "Tara", "Uma", "Victor", "Wen", "Xavier", "Yara", "Zane", "Amara", "Bruno", "Chloe", "Dmitri", "Esther",
+         "Farid", "Gita", "Hugo", "Ines", "Jonas", "Kira", "Luca", "Mei", "Nils", "Olga", "Pablo", "Rania"]
+LAST = ["Chen", "Lee", "Patel", "Rodriguez", "Johnson", "Smith", "Kim", "Jones", "White", "Garcia", "Nguyen",
+        "Okafor", "Muller", "Rossi", "Silva", "Kowalski", "Novak", "Haddad", "Sato", "Ivanova", "Brown", "Dubois",
+        "Hansen", "Costa", "Yilmaz", "Khan", "Singh", "Lopez", "Moreau", "Tanaka", "Ali", "Cohen", "Fischer",
+        "Ortiz", "Park", "Reyes", "Schmidt", "Torres", "Wang", "Zhou", "Adeyemi", "Berg", "Cruz", "Diaz",
+        "Evans", "Fontaine", "Gupta", "Horvat"]
+DEGREES = ["High school diploma", "Associate degree", "Bachelor's degree", "Master's degree", "PhD"]
+FIELDS = ["Computer Science", "Data Science", "Mechanical Engineering", "Nursing", "Finance", "Marketing",
+          "Education", "Law", "Graphic Design", "Biology", "Economics", "Logistics"]
+SKILLS = {
+    "Computer Science": ["Python", "Java", "SQL", "Cloud", "Testing", "Git"],
+    "Data Science": ["Python", "Statistics", "SQL", "Machine Learning", "Visualization"],
+    "Mechanical Engineering": ["CAD", "Manufacturing", "Thermodynamics", "Project Management"],
+    "Nursing": ["Patient Care", "Triage", "Pharmacology", "Record Keeping"],
+    "Finance": ["Accounting", "Excel", "Risk Analysis", "Forecasting"],
+    "Marketing": ["SEO", "Copywriting", "Market Research", "Social Media"],
+    "Education": ["Curriculum Design", "Classroom Management", "Tutoring"],
+    "Law": ["Contracts", "Compliance", "Legal Research", "Negotiation"],
+    "Graphic Design": ["Illustration", "Typography", "Figma", "Branding"],
+    "Biology": ["Lab Work", "Genomics", "Data Analysis", "Microscopy"],
+    "Economics": ["Econometrics", "Policy Analysis", "Excel", "Statistics"],
+    "Logistics": ["Supply Chain", "Inventory", "Scheduling", "Procurement"],
+}
+LEVELS = ["Very Low", "Low", "Average", "High", "Very High"]
+TRAITS = ["patience", "risk_tolerance", "positive_reciprocity", "negative_reciprocity", "altruism", "trust"]
+COMPANIES = ["Acme Corp", "Globex", "Initech", "Umbrella Health", "Stark Industries", "Wayne Logistics",
+             "Hooli", "Vandelay Imports", "Soylent Foods", "Tyrell Systems", "Cyberdyne", "Aperture Labs",
+             "Wonka Industries", "Gringotts Bank", "Oceanic Air", "Monarch Media", "Nakatomi Trading",
+             "Pied Piper", "Dunder Paper", "Blue Sun", "Oscorp", "Massive Dynamic", "Virtucon", "Prestige Worldwide"]
+TITLES = ["Software Engineer", "Data Analyst", "Mechanical Engineer", "Registered Nurse", "Financial Analyst",
+          "Marketing Specialist", "Teacher", "Paralegal", "Graphic Designer", "Lab Technician", "Economist",
+          "Logistics Coordinator", "Product Manager", "Customer Support Agent", "Sales Representative",
+          "Operations Manager"]
+SENIORITY = ["Junior", "Mid-level", "Senior", "Lead", "Principal"]
+CITIES = ["New York", "London", "Berlin", "Toronto", "Singapore", "Sydney", "Paris", "Austin", "Madrid",
+          "Seoul", "Nairobi", "Sao Paulo", "Dublin", "Warsaw", "Bangalore", "Chicago"]
+BENEFITS = ["Health insurance", "Remote work", "Stock options", "Paid parental leave", "Training budget",
+            "Gym membership", "Flexible hours", "Pension plan"]
+
+
+def _combo(index: int, radices: list[int], salt: int) -> list[int]:
+    """Distinct digit tuples for distinct indices below prod(radices)."""
+    space = math.prod(radices)
+    mult = 1_000_003
+    while math.gcd(mult, space) != 1:
+        mult += 2
+    x = (index * mult + salt) % space
+    digits = []
+    for r in radices:
+        digits.append(x % r)
+        x //= r
+    return digits
+
+
+SEEKER_SPACE = [len(FIRST), len(LAST), len(DEGREES), len(FIELDS), 40]
+JOB_SPACE = [len(TITLES), len(SENIORITY), len(COMPANIES), len(CITIES)]
+
+
+def generate_seeker(seed: int, index: int) -> dict[str, Any]:
+    if index >= math.prod(SEEKER_SPACE):
+        raise ValueError(f"seeker index {index} exceeds the unique profile space")
+    f, lname, d, fld, age = _combo(index, SEEKER_SPACE, seed)
+    rng = random.Random(f"seeker:{seed}:{index}")
+    field = FIELDS[fld]
+    years = max(0, age - 22 - rng.randint(0, 3))
+    history = []
+    start = 2026 - years
+    for _ in range(min(3, 1 + years // 6)):
+        span = rng.randint(1, 6)
+        history.append({"company": rng.choice(COMPANIES), "position": rng.choice(TITLES), "time": f"{start}-{min(2026, start + span)}"})
+        start += span
+    return {
+        "name": f"{FIRST[f]} {LAST[lname]}",
+        "age": 22 + age,
+        "gender": rng.choice(["Female", "Male", "Non-binary"]),
+        "education": f"{DEGREES[d]} in {field}",
+        "work_history": history,
+        "skills": rng.sample(SKILLS[field], k=min(3, len(SKILLS[field]))),
+        "traits": {t: rng.choice(LEVELS) for t in TRAITS},
+        "desired_salary": 30_000 + 5_000 * rng.randint(0, 24),
+    }
+
+
+def generate_job(seed: int, index: int) -> dict[str, Any]:
+    if index >= math.prod(JOB_SPACE):
+        raise ValueError(f"job index {index} exceeds the unique job space")
+    t, s, c, city = _combo(index, JOB_SPACE, seed + 7)
+    rng = random.Random(f"job:{seed}:{index}")
+    title = f"{SENIORITY[s]} {TITLES[t]}"
+    low = 30_000 + 10_000 * s + 5_000 * rng.randint(0, 8)
+    return {
+        "name": f"{title} at {COMPANIES[c]}",
+        "title": title,
+        "company": COMPANIES[c],
+        "description": f"{COMPANIES[c]} is hiring a {title.lower()} to join its team in {CITIES[city]}.",
+        "requirements": [f"{rng.randint(0, 3) + s} years of experience", rng.choice(DEGREES[1:]) + " or equivalent"],
+        "salary": f"USD {low:,} - {low + 20_000:,} annually",
+        "benefits": rng.sample(BENEFITS, k=3),
+        "location": CITIES[city],
+    }
+
+
+# -- GenSim-format import -----------------------------------------------------------------------
+
+
+class _Strictish(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class GenSimSeekerArgs(_Strictish):
+    name: str = Field(min_length=1)
+    cv: dict[str, Any]
+    trait: dict[str, Any] = Field(default_factory=dict)
+
+
+class GenSimInterviewerArgs(_Strictish):
+    name: str = Field(min_length=1)
+    jd: str
+    jr: list[str] = Field(default_factory=list)
+    company: str
+    salary: str = ""
+    benefits: list[str] = Field(default_factory=list)
+    location: str = ""
+
+
+class GenSimEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    args: dict[str, Any]
+
+
+def _entries(path: Path, model: type[BaseModel]) -> tuple[list[BaseModel], list[ConfigProblem]]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        return [], [ConfigProblem(str(path), "", f"invalid JSON: {e}")]
+    if not isinstance(raw, list):
+        return [], [ConfigProblem(str(path), "", "top level must be a list of profiles")]
+    out, problems = [], []
+    for i, item in enumerate(raw):
+        try:
+            args = GenSimEntry.model_validate(item).args if isinstance(item, dict) and "args" in item else item
+            out.append(model.model_validate(args))
+        except ValidationError as e:
+            problems += problems_from_validation(e, str(path), prefix=f"[{i}]")
+    return out, problems
+
+
+def _level(v: Any) -> str:
+    return str(v) if v is not None else "Average"
+
+
+def import_seekers(path: Path) -> list[dict[str, Any]]:
+    entries, problems = _entries(path, GenSimSeekerArgs)
+    if problems:
+        raise ValueError(str(problems[0]))
+    out = []
+    for e in entries:
+        cv, tr = e.cv, {k.lower().replace(" ", "_"): v for k, v in e.trait.items()}
+        out.append({
+            "name": e.name, "age": int(tr.get("age", 30)), "gender": str(tr.get("gender", "Unknown")),
+            "education": str(cv.get("Education", "")),
+            "work_history": [{"company": w.get("Company", ""), "position": w.get("Position", ""), "time": w.get("Time", "")}
+                             for w in cv.get("Work Experience", []) if isinstance(w, dict)],
+            "skills": [str(s) for s in cv.get("Skills", [])],
+            "traits": {t: _level(tr.get(t)) for t in TRAITS},
+            "desired_salary": int(tr.get("desired_salary", 60_000)),
+        })
+    return out
+
+
+def import_jobs(path: Path) -> list[dict[str, Any]]:
+    entries, problems = _entries(path, GenSimInterviewerArgs)
+    if problems:
+        raise ValueError(str(problems[0]))
+    return [{"name": f"{e.name} at {e.company.split(',')[0]}", "title": e.name, "company": e.company.split(",")[0],
+             "description": e.jd, "requirements": e.jr, "salary": e.salary, "benefits": e.benefits,
+             "location": e.location} for e in entries]
+
+
+def check_seekers(path: Path) -> list[ConfigProblem]:
+    return _entries(path, GenSimSeekerArgs)[1]
+
+
+def check_jobs(path: Path) -> list[ConfigProblem]:
+    return _entries(path, GenSimInterviewerArgs)[1]

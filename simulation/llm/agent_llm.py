@@ -1,0 +1,59 @@
+"""The LLM as an agent sees it: bound to the agent, round and phase, so every call is tagged."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..config.models import LLMSettings
+from .structured import StructuredOutputError
+from .types import CallTag, ChatRequest
+
+
+class AgentLLM:
+    """``choose`` / ``chat`` / ``json`` for one agent's step; numbers its calls for exact replay."""
+
+    __slots__ = ("client", "settings", "agent_id", "round", "phase", "seq", "calls")
+
+    def __init__(self, client: Any, settings: LLMSettings, agent_id: str, round_: int, phase: str):
+        self.client = client
+        self.settings = settings
+        self.agent_id = agent_id
+        self.round = round_
+        self.phase = phase
+        self.seq = 0
+        self.calls = 0
+
+    def _req(self, action: str, messages: list[dict[str, str]], max_tokens: int | None, **kw: Any) -> ChatRequest:
+        self.seq += 1
+        self.calls += 1
+        return ChatRequest(messages=messages, max_tokens=max_tokens or self.settings.max_tokens,
+                           temperature=self.settings.temperature,
+                           tag=CallTag(self.agent_id, self.round, self.phase, action, self.seq), **kw)
+
+    async def chat(self, action: str, messages: list[dict[str, str]], max_tokens: int | None = None) -> str:
+        res = await self.client.complete(self._req(action, messages, max_tokens))
+        return res.text.strip()
+
+    async def choose(self, action: str, messages: list[dict[str, str]], choices: list[str]) -> tuple[str, bool]:
+        """One of ``choices``; ``(choice, valid)`` where an unrepairable answer falls back to the first."""
+        if not choices:
+            raise ValueError("choose() needs at least one choice")
+        max_tokens = max(4, max(len(c) for c in choices) // 2 + 4)
+        try:
+            res = await self.client.complete(self._req(action, messages, max_tokens, choices=list(choices)))
+            return res.text, True
+        except StructuredOutputError:
+            return choices[0], False
+
+    async def json(self, action: str, messages: list[dict[str, str]], model: type[BaseModel],
+                   default: dict[str, Any], max_tokens: int | None = None) -> tuple[dict[str, Any], bool]:
+        """A JSON answer validated against ``model``; ``(value, valid)`` with ``default`` on failure."""
+        req = self._req(action, messages, max_tokens or 64, json_schema=model.model_json_schema())
+        try:
+            res = await self.client.complete(req, model)
+            return json.loads(res.text), True
+        except (StructuredOutputError, ValueError):
+            return default, False

@@ -1,0 +1,54 @@
+"""Records every LLM call (who, when, prompt, completion, tokens, latency) for the correction loop."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from .types import ChatClient, ChatRequest, ChatResult
+
+
+class CallSink(Protocol):
+    def add_llm_call(self, row: tuple) -> None: ...
+
+
+class RecordingClient:
+    """Appends one row per call to a sink (the run store buffers and writes them in batches)."""
+
+    def __init__(self, inner: ChatClient, sink: CallSink):
+        self.inner = inner
+        self.sink = sink
+        self.calls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    async def complete(self, request: ChatRequest, model: type[BaseModel] | None = None) -> ChatResult:
+        t0 = time.perf_counter()
+        error = None
+        result: ChatResult | None = None
+        try:
+            result = await self.inner.complete(request, model) if model else await self.inner.complete(request)
+            return result
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            self.calls += 1
+            t = request.tag
+            r = result or ChatResult(text="", valid=False)
+            self.prompt_tokens += r.prompt_tokens
+            self.completion_tokens += r.completion_tokens
+            self.sink.add_llm_call((
+                t.round, t.phase, t.agent_id, t.action, t.seq, request.key(),
+                json.dumps(request.messages, ensure_ascii=False), r.text,
+                json.dumps(request.choices) if request.choices else None,
+                json.dumps(request.json_schema) if request.json_schema is not None else None,
+                r.endpoint, round((time.perf_counter() - t0) * 1000, 3), r.prompt_tokens, r.completion_tokens,
+                int(r.cached), int(r.valid and error is None), r.repairs, r.attempts, error,
+            ))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

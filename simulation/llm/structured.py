@@ -1,0 +1,105 @@
+"""Structured outputs: validate a choice or a JSON answer, with a bounded repair step.
+
+On vLLM the server already constrains the output; elsewhere the answer is matched leniently and,
+failing that, the model is asked again at most ``max_repairs`` times.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .types import ChatClient, ChatRequest, ChatResult, LLMError
+
+_STRIP = " \t\r\n\"'`.,;:!()[]{}*"
+
+
+class StructuredOutputError(LLMError):
+    """The model did not produce a valid structured answer after the repairs allowed."""
+
+
+def match_choice(text: str, choices: list[str]) -> str | None:
+    """The choice a free-text answer names, or None: exact, case-insensitive, prefix, then unique mention."""
+    t = text.strip().strip(_STRIP)
+    if t in choices:
+        return t
+    low = t.lower()
+    by_low = {c.lower(): c for c in choices}
+    if low in by_low:
+        return by_low[low]
+    for c in sorted(choices, key=len, reverse=True):
+        if low.startswith(c.lower()):
+            return c
+    found = [c for c in choices if re.search(r"(?<!\w)" + re.escape(c.lower()) + r"(?!\w)", low)]
+    return found[0] if len(found) == 1 else None
+
+
+def parse_json(text: str) -> Any:
+    """The first JSON value in ``text`` (models often wrap JSON in prose or code fences)."""
+    t = text.strip()
+    try:
+        return json.loads(t)
+    except json.JSONDecodeError:
+        pass
+    start = min((i for i in (t.find("{"), t.find("[")) if i >= 0), default=-1)
+    if start < 0:
+        raise ValueError("no JSON found")
+    dec = json.JSONDecoder()
+    value, _ = dec.raw_decode(t[start:])
+    return value
+
+
+class StructuredClient:
+    """Wraps a client; checks ``choices`` / ``json_schema`` answers and repairs invalid ones."""
+
+    def __init__(self, inner: ChatClient, max_repairs: int = 1):
+        self.inner = inner
+        self.max_repairs = max_repairs
+
+    async def complete(self, request: ChatRequest, model: type[BaseModel] | None = None) -> ChatResult:
+        if not request.choices and request.json_schema is None:
+            return await self.inner.complete(request)
+        req = request
+        total_p = total_c = 0
+        for repair in range(self.max_repairs + 1):
+            res = await self.inner.complete(req)
+            total_p += res.prompt_tokens
+            total_c += res.completion_tokens
+            ok, value, why = self._check(res.text, request, model)
+            if ok:
+                res.raw_text = res.text if value != res.text else None
+                res.text = value
+                res.prompt_tokens, res.completion_tokens, res.repairs = total_p, total_c, repair
+                return res
+            req = ChatRequest(
+                messages=[*request.messages, {"role": "assistant", "content": res.text},
+                          {"role": "user", "content": self._repair_prompt(request, why)}],
+                max_tokens=request.max_tokens, temperature=request.temperature, choices=request.choices,
+                json_schema=request.json_schema, seed=request.seed, tag=request.tag,
+            )
+        raise StructuredOutputError(f"no valid answer after {self.max_repairs} repair(s): {why}; last: {res.text[:80]!r}")
+
+    @staticmethod
+    def _check(text: str, req: ChatRequest, model: type[BaseModel] | None) -> tuple[bool, str, str]:
+        if req.choices:
+            c = match_choice(text, req.choices)
+            return (c is not None, c or "", "answer is not one of the options")
+        try:
+            value = parse_json(text)
+            if model is not None:
+                value = model.model_validate(value).model_dump(mode="json")
+            return True, json.dumps(value, separators=(",", ":"), sort_keys=True), ""
+        except (ValueError, ValidationError) as e:
+            return False, "", f"invalid JSON answer: {str(e).splitlines()[0][:120]}"
+
+    @staticmethod
+    def _repair_prompt(req: ChatRequest, why: str) -> str:
+        if req.choices:
+            return f"{why}. Answer with exactly one of: {', '.join(req.choices)}."
+        return f"{why}. Answer with only a JSON value matching this schema: {json.dumps(req.json_schema)}"
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

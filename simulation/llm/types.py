@@ -1,0 +1,78 @@
+"""Requests, results and the chat-client protocol every wrapper implements."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class LLMError(RuntimeError):
+    """An LLM call failed for good (after retries and failover)."""
+
+
+class RetriableError(LLMError):
+    """A failure worth retrying, possibly on another endpoint."""
+
+    def __init__(self, msg: str, endpoint_down: bool = False):
+        super().__init__(msg)
+        self.endpoint_down = endpoint_down
+
+
+@dataclass(slots=True)
+class CallTag:
+    """Who made a call and where: used for recording and as part of the replay key."""
+
+    agent_id: str = ""
+    round: int = 0
+    phase: str = ""
+    action: str = ""
+    seq: int = 0
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """One chat completion request. ``choices`` or ``json_schema`` ask for structured output."""
+
+    messages: list[dict[str, str]]
+    max_tokens: int = 48
+    temperature: float = 0.0
+    choices: list[str] | None = None
+    json_schema: dict[str, Any] | None = None
+    seed: int | None = None
+    tag: CallTag = field(default_factory=CallTag)
+
+    def key(self) -> str:
+        """Stable key of the request and its caller, for the response cache."""
+        t = self.tag
+        body = json.dumps(
+            [self.messages, self.max_tokens, self.temperature, self.choices, self.json_schema, self.seed,
+             t.agent_id, t.round, t.phase, t.action, t.seq],
+            separators=(",", ":"), sort_keys=True,
+        )
+        return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """The completion text and its accounting."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    endpoint: str = ""
+    latency_ms: float = 0.0
+    attempts: int = 1
+    cached: bool = False
+    valid: bool = True
+    repairs: int = 0
+    raw_text: str | None = None
+
+
+class ChatClient(Protocol):
+    """Anything that completes a chat request: a server, a pool, or a wrapper around one."""
+
+    async def complete(self, request: ChatRequest) -> ChatResult: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,7 @@
+"""Agent memory: none, short-term, short+long-term, and with reflection."""
+
+from .agent_memory import AgentMemory, MemoryHost
+from .tokens import ByteTokenCounter, HFTokenCounter, TokenCounter, default_token_counter
+
+__all__ = ["AgentMemory", "ByteTokenCounter", "HFTokenCounter", "MemoryHost", "TokenCounter",
+           "default_token_counter"]

@@ -1,0 +1,61 @@
+"""Token counting for memory budgets: the served model's tokenizer when available."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+
+class TokenCounter(Protocol):
+    def count(self, text: str) -> int: ...
+
+    def truncate(self, text: str, max_tokens: int) -> str: ...
+
+
+class ByteTokenCounter:
+    """Counts UTF-8 bytes: an upper bound on BPE tokens, so a budget it enforces is never exceeded."""
+
+    def count(self, text: str) -> int:
+        return len(text.encode("utf-8"))
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        return text.encode("utf-8")[:max(0, max_tokens)].decode("utf-8", errors="ignore")
+
+
+class HFTokenCounter:
+    """Exact counts with a ``tokenizer.json`` (the chat model's own tokenizer)."""
+
+    def __init__(self, tokenizer_file: str | Path):
+        from tokenizers import Tokenizer
+
+        self.tok = Tokenizer.from_file(str(tokenizer_file))
+
+    def count(self, text: str) -> int:
+        return len(self.tok.encode(text, add_special_tokens=False).ids)
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        if max_tokens <= 0:
+            return ""
+        enc = self.tok.encode(text, add_special_tokens=False)
+        if len(enc.ids) <= max_tokens:
+            return text
+        cut = enc.offsets[max_tokens - 1][1]
+        out = text[:cut]
+        while out and self.count(out) > max_tokens:  # merges at the cut can add a token
+            out = out[:-1]
+        return out
+
+
+@lru_cache(maxsize=1)
+def default_token_counter() -> TokenCounter:
+    """The bundled chat model's tokenizer if it is prepared, else the byte upper bound."""
+    try:
+        from ..services.model_assets import chat_model_dir
+
+        tok = chat_model_dir(convert=False) / "tokenizer.json"
+        if tok.exists():
+            return HFTokenCounter(tok)
+    except Exception:  # no model prepared: the byte bound is still a hard limit
+        pass
+    return ByteTokenCounter()

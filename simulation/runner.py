@@ -1,0 +1,254 @@
+"""Build and run a simulation: resolve config, pick or start endpoints, wire clients, run, summarise."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from loguru import logger
+
+from .config import ConfigError, ConfigProblem, RunConfig, load_run_config, resolve_scenario_dir
+from .config.models import ModelConfig
+from .core.scenario import ScenarioSpec, load_scenario
+from .core.simulator import Simulator
+from .embedding import EmbeddingCache, EmbeddingPool, OpenAIEmbeddingClient
+from .llm import (
+    CachingClient,
+    Endpoint,
+    EndpointPool,
+    OpenAIChatClient,
+    RecordingClient,
+    ResponseCache,
+    StructuredClient,
+)
+from .llm.pool import ChatPool
+from .population import scale_counts
+from .services.manifest import read_manifest
+from .store import RunStore
+
+
+@dataclass
+class RunOptions:
+    """What ``gensim run`` accepts."""
+
+    scenario: str | None = None
+    agents: int | None = None
+    rounds: int | None = None
+    seed: int | None = None
+    runtime: str | None = None
+    replay: str | None = None
+    resume: str | None = None
+    out: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    progress: bool = True
+
+
+def prepare_config(opts: RunOptions) -> tuple[ScenarioSpec, RunConfig]:
+    """Load, override and validate a scenario's config (``gensim check`` stops here)."""
+    assert opts.scenario is not None
+    folder = resolve_scenario_dir(opts.scenario)
+    spec = load_scenario(folder)
+    overrides = list(opts.overrides)
+    for key, val in (("rounds", opts.rounds), ("seed", opts.seed), ("runtime", opts.runtime)):
+        if val is not None:
+            overrides.append(f"{key}={val}")
+    cfg = load_run_config(folder, overrides, spec.params_model, spec.validators, spec.agent_classes.keys())
+    if opts.agents is not None:
+        try:
+            counts = scale_counts({t: a.count for t, a in cfg.simulation.agents.items()}, opts.agents)
+        except ValueError as e:
+            raise ConfigError([ConfigProblem("<command line>", "--agents", str(e))]) from None
+        for t, n in counts.items():
+            cfg.simulation.agents[t].count = n
+    return spec, cfg
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise ConfigError([ConfigProblem(str(run_dir), "config.json", "not a run folder (no config.json)")])
+    return RunConfig.model_validate_json(path.read_text())
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(cfg.simulation.out_dir)
+    d = base / f"{cfg.simulation.name}-{stamp}-seed{cfg.simulation.seed}"
+    n = 1
+    while d.exists():
+        n += 1
+        d = base / f"{cfg.simulation.name}-{stamp}-seed{cfg.simulation.seed}-{n}"
+    return d
+
+
+class Services:
+    """Endpoints for a run: configured, from a launch manifest, or embedded servers started here."""
+
+    def __init__(self) -> None:
+        self.started: list[Any] = []
+
+    def resolve(self, cfg: RunConfig) -> tuple[list[ModelConfig], list[ModelConfig]]:
+        chat, emb = cfg.chat_models(), cfg.embedding_models()
+        if not chat:
+            chat = [ModelConfig.model_validate({k: v for k, v in e.items() if k != "pid"}) for e in read_manifest("llm")]
+        if not emb:
+            emb = [ModelConfig.model_validate({k: v for k, v in e.items() if k != "pid"})
+                   for e in read_manifest("embedding")]
+        need_chat, need_emb = not chat, not emb
+        if (need_chat or need_emb) and not cfg.simulation.embedded.enabled:
+            raise ConfigError([ConfigProblem(cfg.simulation.model_config_path, "",
+                                             "no chat/embedding endpoint configured and embedded servers are disabled")])
+        if need_chat or need_emb:
+            chat_new, emb_new = self.start_embedded(cfg, need_chat, need_emb)
+            chat, emb = chat or chat_new, emb or emb_new
+        return chat, emb
+
+    def start_embedded(self, cfg: RunConfig, chat: bool, emb: bool) -> tuple[list[ModelConfig], list[ModelConfig]]:
+        from .services.vllm_server import chat_spec, embedding_spec, log_dir, start_server, wait_healthy
+
+        logger.info("no endpoints configured: starting the embedded CPU vLLM servers on 127.0.0.1")
+        specs = []
+        if chat:
+            for i in range(cfg.simulation.embedded.chat_servers):
+                specs.append(("chat", chat_spec(log_file=str(log_dir() / f"embedded_chat_{os.getpid()}_{i}.log"))))
+        if emb:
+            specs.append(("emb", embedding_spec(log_file=str(log_dir() / f"embedded_emb_{os.getpid()}.log"))))
+        procs = [(k, start_server(s, wait=False)) for k, s in specs]
+        self.started += [p for _, p in procs]
+        for _, p in procs:
+            wait_healthy(p, cfg.simulation.embedded.startup_timeout_s)
+        out_chat = [ModelConfig(config_name=f"embedded-chat-{i}", model_name=p.spec.served_name,
+                                client_args={"base_url": p.base_url}, max_concurrency=32, vllm_extras="on")
+                    for i, (k, p) in enumerate(procs) if k == "chat"]
+        out_emb = [ModelConfig(config_name="embedded-embedding", model_type="openai_embedding",
+                               model_name=p.spec.served_name, client_args={"base_url": p.base_url}, max_concurrency=8)
+                   for k, p in procs if k == "emb"]
+        return out_chat, out_emb
+
+    def stop(self) -> None:
+        for p in self.started:
+            p.stop()
+        self.started.clear()
+
+
+def build_chat_client(cfg: RunConfig, models: list[ModelConfig], store: RunStore,
+                      replay_cache: ResponseCache | None) -> RecordingClient:
+    """Recording(Caching(Structured(Pool))) or, for a replay, Recording(Caching(replay only))."""
+    s = cfg.simulation.llm
+    if replay_cache is not None:
+        return RecordingClient(CachingClient(None, replay_cache, replay_only=True), store)
+    extras = {"on": True, "off": False, "auto": None}
+    endpoints = [Endpoint(m.config_name, OpenAIChatClient(m.base_url, m.model_name, m.api_key, s.timeout_s,
+                                                          extras[m.vllm_extras], m.generate_args,
+                                                          max_connections=m.max_concurrency),
+                          m.max_concurrency, m.host) for m in models]
+    pool = EndpointPool(endpoints, s.max_retries, s.backoff_base_s, s.backoff_max_s)
+    return RecordingClient(StructuredClient(ChatPool(pool), s.max_repairs), store)
+
+
+def build_embeddings(cfg: RunConfig, models: list[ModelConfig], replay_store: RunStore | None) -> EmbeddingPool:
+    cache = EmbeddingCache()
+    if replay_store is not None:
+        for k, v in replay_store.embeddings().items():
+            cache.put(k, np.frombuffer(v, dtype=np.float32), record=True)
+        return EmbeddingPool(None, cfg.simulation.embedding, cache, replay_only=True)
+    eps = [Endpoint(m.config_name, OpenAIEmbeddingClient(m.base_url, m.model_name, m.api_key,
+                                                         cfg.simulation.embedding.timeout_s), m.max_concurrency, m.host)
+           for m in models]
+    return EmbeddingPool(eps, cfg.simulation.embedding, cache)
+
+
+async def run_simulation(opts: RunOptions) -> dict[str, Any]:
+    """Run (or replay, or resume) a simulation and return its summary."""
+    replay_from: Path | None = None
+    if opts.resume:
+        run_dir = Path(opts.resume)
+        cfg = read_run_config(run_dir)
+        store = RunStore(run_dir / "run.sqlite")
+        rf = store.meta().get("replay_from")
+        replay_from = Path(rf) if rf else None
+        spec = load_scenario(Path(cfg.scenario_dir))
+    else:
+        if opts.replay:
+            replay_from = Path(opts.replay)
+            cfg = read_run_config(replay_from)
+            if not (replay_from / "run.sqlite").is_file():
+                raise ConfigError([ConfigProblem(str(replay_from), "run.sqlite", "missing: nothing to replay")])
+            spec = load_scenario(Path(cfg.scenario_dir))
+        else:
+            spec, cfg = prepare_config(opts)
+        if cfg.simulation.runtime != "local":
+            raise ConfigError([ConfigProblem("simulation_config.yml", "runtime",
+                                             "only 'local' is available in this version (the Ray runtime is under way)")])
+        run_dir = Path(opts.out) if opts.out else default_run_dir(cfg)
+        if (run_dir / "run.sqlite").exists():
+            raise ConfigError([ConfigProblem(str(run_dir), "--out", "already holds a run; use --resume or another folder")])
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2, by_alias=True))
+        store = RunStore(run_dir / "run.sqlite")
+        store.set_meta(scenario=spec.name, created=time.time(), replay_from=str(replay_from) if replay_from else None,
+                       seed=cfg.simulation.seed)
+
+    services = Services()
+    llm = emb = None
+    try:
+        replay_store = RunStore(replay_from / "run.sqlite") if replay_from else None
+        if replay_store is not None:
+            chat_models: list[ModelConfig] = []
+            emb_models: list[ModelConfig] = []
+            replay_cache = ResponseCache(replay_store.response_cache())
+        else:
+            chat_models, emb_models = services.resolve(cfg)
+            replay_cache = None
+        llm = build_chat_client(cfg, chat_models, store, replay_cache)
+        emb = build_embeddings(cfg, emb_models, replay_store)
+        counts = {t: a.count for t, a in cfg.simulation.agents.items()}
+        sim = Simulator(spec, cfg, run_dir, store, llm, emb, counts, progress=opts.progress)
+        await sim.setup()
+        if opts.resume:
+            sim.restore()
+        elif sim.round == 0:
+            sim.checkpoint()
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGINT, sim.request_stop)
+        except (NotImplementedError, RuntimeError):
+            pass
+        summary = await sim.run()
+        summary.update(run_totals(store))
+        store.set_meta(finished=sim.round >= cfg.simulation.rounds, summary=summary)
+        return summary
+    finally:
+        for c in (llm, emb):
+            if c is not None:
+                await c.aclose()
+        services.stop()
+        store.close()
+
+
+def run_totals(store: RunStore) -> dict[str, Any]:
+    row = store.db.execute("SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
+                           "COALESCE(SUM(cached),0), COALESCE(SUM(error IS NOT NULL),0) FROM llm_calls").fetchone()
+    return {"llm_calls": row[0], "tokens": row[1] + row[2], "prompt_tokens": row[1], "completion_tokens": row[2],
+            "llm_calls_from_replay": row[3], "llm_call_errors": row[4]}
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    keys = ["agents", "rounds", "actions", "applications", "interviews", "offers", "hires", "employment_rate",
+            "llm_calls", "llm_calls_from_replay", "tokens", "failed_steps", "wall_s", "run_dir"]
+    lines = ["", "Summary"]
+    for k in keys + [k for k in s if k not in keys and k not in ("prompt_tokens", "completion_tokens", "llm_call_errors")]:
+        if k in s:
+            lines.append(f"  {k.replace('_', ' '):<22} {s[k]}")
+    return "\n".join(lines)
+
+
+def dump_json(s: dict[str, Any]) -> str:
+    return json.dumps(s, sort_keys=True)

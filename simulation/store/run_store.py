@@ -1,0 +1,159 @@
+"""``run.sqlite``: agents, actions, LLM calls, metrics, embeddings, interventions and ratings.
+
+Rows are buffered in memory during a phase and written in one transaction at its end, so the
+hot path only appends tuples. WAL mode lets readers (the UI, exports) look while a run writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS agents (agent_id TEXT PRIMARY KEY, agent_type TEXT NOT NULL, profile TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS actions (
+  id INTEGER PRIMARY KEY, round INTEGER NOT NULL, phase TEXT NOT NULL, agent_id TEXT NOT NULL,
+  action TEXT NOT NULL, valid INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS actions_round ON actions(round);
+CREATE TABLE IF NOT EXISTS llm_calls (
+  id INTEGER PRIMARY KEY, round INTEGER, phase TEXT, agent_id TEXT, action TEXT, seq INTEGER, key TEXT,
+  prompt TEXT, completion TEXT, choices TEXT, json_schema TEXT, endpoint TEXT, latency_ms REAL,
+  prompt_tokens INTEGER, completion_tokens INTEGER, cached INTEGER, valid INTEGER, repairs INTEGER,
+  attempts INTEGER, error TEXT);
+CREATE INDEX IF NOT EXISTS llm_calls_round ON llm_calls(round);
+CREATE TABLE IF NOT EXISTS metrics (round INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
+  PRIMARY KEY (round, name));
+CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vec BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS interventions (id INTEGER PRIMARY KEY, round INTEGER, kind TEXT, target TEXT, data TEXT);
+CREATE TABLE IF NOT EXISTS ratings (id INTEGER PRIMARY KEY, llm_call_id INTEGER, rater TEXT, score REAL,
+  rewrite TEXT, created TEXT);
+"""
+
+ACTION_COLS = "round, phase, agent_id, action, valid, data"
+LLM_COLS = ("round, phase, agent_id, action, seq, key, prompt, completion, choices, json_schema, endpoint, "
+            "latency_ms, prompt_tokens, completion_tokens, cached, valid, repairs, attempts, error")
+
+
+class RunStore:
+    """Append-mostly store for one run; ``flush()`` writes the buffered rows."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self._actions: list[tuple] = []
+        self._calls: list[tuple] = []
+
+    # -- buffered writes (hot path) --
+    def add_action(self, row: tuple) -> None:
+        self._actions.append(row)
+
+    def add_llm_call(self, row: tuple) -> None:
+        self._calls.append(row)
+
+    def add_rows(self, actions: Iterable[tuple], calls: Iterable[tuple]) -> None:
+        self._actions.extend(actions)
+        self._calls.extend(calls)
+
+    def flush(self, embeddings: list[tuple[str, bytes]] | None = None) -> None:
+        if not (self._actions or self._calls or embeddings):
+            return
+        with self.db:
+            self.db.execute("BEGIN")
+            if self._actions:
+                self.db.executemany(f"INSERT INTO actions ({ACTION_COLS}) VALUES (?,?,?,?,?,?)", self._actions)
+            if self._calls:
+                self.db.executemany(f"INSERT INTO llm_calls ({LLM_COLS}) VALUES ({','.join('?' * 19)})", self._calls)
+            if embeddings:
+                self.db.executemany("INSERT OR IGNORE INTO embeddings (key, vec) VALUES (?, ?)", embeddings)
+        self._actions.clear()
+        self._calls.clear()
+
+    # -- direct writes --
+    def set_meta(self, **kv: Any) -> None:
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                [(k, json.dumps(v)) for k, v in kv.items()])
+
+    def meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
+
+    def add_agents(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO agents (agent_id, agent_type, profile) VALUES (?,?,?)", rows)
+
+    def set_metrics(self, round_: int, metrics: dict[str, float]) -> None:
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO metrics (round, name, value) VALUES (?,?,?)",
+                                [(round_, k, float(v)) for k, v in metrics.items()])
+
+    def add_intervention(self, round_: int, kind: str, target: str, data: dict[str, Any]) -> None:
+        with self.db:
+            self.db.execute("INSERT INTO interventions (round, kind, target, data) VALUES (?,?,?,?)",
+                            (round_, kind, target, json.dumps(data)))
+
+    def truncate_after(self, round_: int) -> None:
+        """Forget everything recorded after ``round_`` (a resume re-runs those rounds)."""
+        self._actions.clear()
+        self._calls.clear()
+        with self.db:
+            for table in ("actions", "llm_calls", "metrics", "interventions"):
+                self.db.execute(f"DELETE FROM {table} WHERE round > ?", (round_,))
+
+    # -- reads --
+    def response_cache(self) -> dict[str, tuple[str, int, int]]:
+        rows = self.db.execute(
+            "SELECT key, completion, prompt_tokens, completion_tokens FROM llm_calls WHERE error IS NULL")
+        return {k: (c, p, t) for k, c, p, t in rows}
+
+    def embeddings(self) -> dict[str, bytes]:
+        return dict(self.db.execute("SELECT key, vec FROM embeddings"))
+
+    def actions(self, round_: int | None = None) -> list[dict[str, Any]]:
+        q = f"SELECT {ACTION_COLS} FROM actions"
+        args: tuple = ()
+        if round_ is not None:
+            q += " WHERE round = ?"
+            args = (round_,)
+        cols = [c.strip() for c in ACTION_COLS.split(",")]
+        return [dict(zip(cols, r, strict=True)) for r in self.db.execute(q + " ORDER BY id", args)]
+
+    def metrics(self) -> dict[int, dict[str, float]]:
+        out: dict[int, dict[str, float]] = {}
+        for r, n, v in self.db.execute("SELECT round, name, value FROM metrics ORDER BY round, name"):
+            out.setdefault(r, {})[n] = v
+        return out
+
+    def count(self, table: str, where: str = "") -> int:
+        return self.db.execute(f"SELECT COUNT(*) FROM {table} {where}").fetchone()[0]
+
+    def export(self, out_dir: str | Path, fmt: str = "csv") -> list[Path]:
+        """Write every table to ``out_dir`` as CSV or JSONL; returns the files written."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        files = []
+        for table in ("agents", "actions", "llm_calls", "metrics", "interventions", "ratings"):
+            cur = self.db.execute(f"SELECT * FROM {table}")
+            cols = [d[0] for d in cur.description]
+            path = out / f"{table}.{fmt}"
+            with open(path, "w", newline="", encoding="utf-8") as f:
+                if fmt == "csv":
+                    w = csv.writer(f)
+                    w.writerow(cols)
+                    w.writerows(cur)
+                else:
+                    for row in cur:
+                        f.write(json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) + "\n")
+            files.append(path)
+        return files
+
+    def close(self) -> None:
+        self.flush()
+        self.db.close()

@@ -1,0 +1,1 @@
+"""Test and benchmark helpers: an instant OpenAI-compatible stub server."""

@@ -130,6 +130,9 @@ class Simulator:
             bar.refresh()
             res: PhaseResult = await self.group.run_phase(phase, r, inboxes, active, bar.update)
             self.failed_steps += res.failed
+            # completion order varies with timing; sender order does not (stable: keeps each sender's order)
+            res.messages.sort(key=lambda m: m["from"])
+            res.actions.sort(key=lambda a: a[0])
             round_actions += len(res.actions)
             self.store.add_rows(action_rows(r, phase.name, res.actions), ())
             self.env.observe(phase, r, res.actions, res.messages)

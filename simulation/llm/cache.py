@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from .structured import StructuredOutputError
 from .types import ChatClient, ChatRequest, ChatResult, LLMError
 
 
@@ -12,15 +13,19 @@ class ReplayMiss(LLMError):
 
 
 class ResponseCache:
-    """``key -> (text, prompt_tokens, completion_tokens)``, filled from a run store or as calls happen."""
+    """``key -> (text, prompt_tokens, completion_tokens)``, filled from a run store or as calls happen.
 
-    def __init__(self, entries: dict[str, tuple[str, int, int]] | None = None):
-        self.entries: dict[str, tuple[str, int, int]] = dict(entries or {})
+    A ``None`` text records that the model gave no valid structured answer, so a replay takes the
+    same fallback as the recorded run.
+    """
+
+    def __init__(self, entries: dict[str, tuple[str | None, int, int]] | None = None):
+        self.entries: dict[str, tuple[str | None, int, int]] = dict(entries or {})
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def get(self, key: str) -> tuple[str, int, int] | None:
+    def get(self, key: str) -> tuple[str | None, int, int] | None:
         return self.entries.get(key)
 
     def put(self, key: str, result: ChatResult) -> None:
@@ -43,12 +48,18 @@ class CachingClient:
         hit = self.cache.get(key)
         if hit is not None:
             self.hits += 1
+            if hit[0] is None:
+                raise StructuredOutputError("recorded run had no valid structured answer here")
             return ChatResult(text=hit[0], prompt_tokens=hit[1], completion_tokens=hit[2], endpoint="cache",
                               cached=True)
         if self.replay_only:
             t = request.tag
             raise ReplayMiss(f"replay has no recorded response for {t.agent_id} round {t.round} {t.action} #{t.seq}")
-        result = await self.inner.complete(request, model) if model else await self.inner.complete(request)
+        try:
+            result = await self.inner.complete(request, model) if model else await self.inner.complete(request)
+        except StructuredOutputError:
+            self.cache.entries[key] = (None, 0, 0)
+            raise
         self.cache.put(key, result)
         return result
 

@@ -12,6 +12,8 @@ from .types import ChatRequest, ChatResult
 
 def schema_instance(schema: dict[str, Any], pick: int = 0) -> Any:
     """A minimal value valid for simple JSON schemas (objects, arrays, enums, scalars)."""
+    if "const" in schema:
+        return schema["const"]
     if "enum" in schema:
         return schema["enum"][pick % len(schema["enum"])]
     t = schema.get("type")

@@ -108,10 +108,12 @@ class RunStore:
                 self.db.execute(f"DELETE FROM {table} WHERE round > ?", (round_,))
 
     # -- reads --
-    def response_cache(self) -> dict[str, tuple[str, int, int]]:
+    def response_cache(self) -> dict[str, tuple[str | None, int, int]]:
+        """Recorded answers by request key; ``None`` where no valid structured answer came."""
         rows = self.db.execute(
-            "SELECT key, completion, prompt_tokens, completion_tokens FROM llm_calls WHERE error IS NULL")
-        return {k: (c, p, t) for k, c, p, t in rows}
+            "SELECT key, completion, prompt_tokens, completion_tokens, error FROM llm_calls "
+            "WHERE error IS NULL OR error LIKE 'StructuredOutputError%'")
+        return {k: (None if e else c, p, t) for k, c, p, t, e in rows}
 
     def embeddings(self) -> dict[str, bytes]:
         return dict(self.db.execute("SELECT key, vec FROM embeddings"))

@@ -30,11 +30,15 @@ def match_choice(text: str, choices: list[str]) -> str | None:
     by_low = {c.lower(): c for c in choices}
     if low in by_low:
         return by_low[low]
+    found = [c for c in choices if re.search(r"(?<!\w)" + re.escape(c.lower()) + r"(?!\w)", low)]
+    if len(found) == 1:
+        return found[0]
+    if found:  # names several options: ambiguous
+        return None
     for c in sorted(choices, key=len, reverse=True):
         if low.startswith(c.lower()):
             return c
-    found = [c for c in choices if re.search(r"(?<!\w)" + re.escape(c.lower()) + r"(?!\w)", low)]
-    return found[0] if len(found) == 1 else None
+    return None
 
 
 def parse_json(text: str) -> Any:

@@ -56,6 +56,8 @@ TITLES = ["Software Engineer", "Data Analyst", "Mechanical Engineer", "Registere
 SENIORITY = ["Junior", "Mid-level", "Senior", "Lead", "Principal"]
 CITIES = ["New York", "London", "Berlin", "Toronto", "Singapore", "Sydney", "Paris", "Austin", "Madrid",
           "Seoul", "Nairobi", "Sao Paulo", "Dublin", "Warsaw", "Bangalore", "Chicago"]
+TEAMS = [f"{a} {b}" for a in ["Core", "Growth", "Platform", "Field", "Research", "Retail", "Partner", "Quality"]
+         for b in ["North", "South", "East", "West", "Central"]]
 BENEFITS = ["Health insurance", "Remote work", "Stock options", "Paid parental leave", "Training budget",
             "Gym membership", "Flexible hours", "Pension plan"]
 
@@ -75,7 +77,7 @@ def _combo(index: int, radices: list[int], salt: int) -> list[int]:
 
 
 SEEKER_SPACE = [len(FIRST), len(LAST), len(DEGREES), len(FIELDS), 40]
-JOB_SPACE = [len(TITLES), len(SENIORITY), len(COMPANIES), len(CITIES)]
+JOB_SPACE = [len(TITLES), len(SENIORITY), len(COMPANIES), len(CITIES), len(TEAMS)]
 
 
 def generate_seeker(seed: int, index: int) -> dict[str, Any]:
@@ -106,15 +108,16 @@ def generate_seeker(seed: int, index: int) -> dict[str, Any]:
 def generate_job(seed: int, index: int) -> dict[str, Any]:
     if index >= math.prod(JOB_SPACE):
         raise ValueError(f"job index {index} exceeds the unique job space")
-    t, s, c, city = _combo(index, JOB_SPACE, seed + 7)
+    t, s, c, city, team = _combo(index, JOB_SPACE, seed + 7)
     rng = random.Random(f"job:{seed}:{index}")
     title = f"{SENIORITY[s]} {TITLES[t]}"
     low = 30_000 + 10_000 * s + 5_000 * rng.randint(0, 8)
     return {
-        "name": f"{title} at {COMPANIES[c]}",
+        "name": f"{title} at {COMPANIES[c]} ({TEAMS[team]}, {CITIES[city]})",
         "title": title,
         "company": COMPANIES[c],
-        "description": f"{COMPANIES[c]} is hiring a {title.lower()} to join its team in {CITIES[city]}.",
+        "team": TEAMS[team],
+        "description": f"{COMPANIES[c]} is hiring a {title.lower()} for its {TEAMS[team]} team in {CITIES[city]}.",
         "requirements": [f"{rng.randint(0, 3) + s} years of experience", rng.choice(DEGREES[1:]) + " or equivalent"],
         "salary": f"USD {low:,} - {low + 20_000:,} annually",
         "benefits": rng.sample(BENEFITS, k=3),

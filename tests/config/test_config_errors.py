@@ -1,0 +1,110 @@
+"""Malformed configs: each gives one line per problem naming file and field, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simulation.cli import main
+from tests.conftest import copy_scenario
+
+
+def _edit_yaml(folder: Path, fn) -> None:
+    p = folder / "configs" / "simulation_config.yml"
+    data = yaml.safe_load(p.read_text())
+    fn(data)
+    p.write_text(yaml.safe_dump(data))
+
+
+def _write(folder: Path, name: str, text: str) -> None:
+    (folder / "configs" / name).write_text(text)
+
+
+CASES = {
+    "rounds_zero": (lambda f: _edit_yaml(f, lambda d: d.update(rounds=0)), "simulation_config.yml", "rounds"),
+    "rounds_text": (lambda f: _edit_yaml(f, lambda d: d.update(rounds="many")), "simulation_config.yml", "rounds"),
+    "unknown_top_field": (lambda f: _edit_yaml(f, lambda d: d.update(roundz=3)), "simulation_config.yml", "roundz"),
+    "runtime_bad": (lambda f: _edit_yaml(f, lambda d: d.update(runtime="mpi")), "simulation_config.yml", "runtime"),
+    "negative_count": (lambda f: _edit_yaml(f, lambda d: d["agents"]["seeker"].update(count=-1)),
+                       "simulation_config.yml", "agents.seeker.count"),
+    "unknown_agent_type": (lambda f: _edit_yaml(f, lambda d: d["agents"].update(robot={"count": 1})),
+                           "simulation_config.yml", "agents.robot"),
+    "activation_prob": (lambda f: _edit_yaml(f, lambda d: d.update(activation={"mode": "probability", "probability": 1.5})),
+                        "simulation_config.yml", "activation.probability"),
+    "temperature": (lambda f: _edit_yaml(f, lambda d: d["llm"].update(temperature=-1)), "simulation_config.yml",
+                    "llm.temperature"),
+    "scenario_param": (lambda f: _edit_yaml(f, lambda d: d["scenario"].update(search_k=0)), "simulation_config.yml",
+                       "scenario.search_k"),
+    "scenario_unknown_param": (lambda f: _edit_yaml(f, lambda d: d["scenario"].update(colour="red")),
+                               "simulation_config.yml", "scenario.colour"),
+    "missing_profiles_file": (lambda f: _edit_yaml(f, lambda d: d["agents"]["seeker"].update(profiles="nope.json")),
+                              "simulation_config.yml", "agents.seeker.profiles"),
+    "yaml_syntax": (lambda f: _write(f, "simulation_config.yml", "name: [unclosed\n"), "simulation_config.yml", "line"),
+    "memory_type": (lambda f: _write(f, "memory_config.json", json.dumps({"type": "photographic"})),
+                    "memory_config.json", "type"),
+    "memory_budget": (lambda f: _write(f, "memory_config.json", json.dumps({"token_budget": 0})),
+                      "memory_config.json", "token_budget"),
+    "memory_json_syntax": (lambda f: _write(f, "memory_config.json", "{type: none"), "memory_config.json", "line 1"),
+    "memory_missing_file": (lambda f: (f / "configs" / "memory_config.json").unlink(), "memory_config.json", "<root>"),
+    "model_not_list": (lambda f: _write(f, "model_configs.json", json.dumps({"config_name": "x"})),
+                       "model_configs.json", "<root>"),
+    "model_bad_url": (lambda f: _write(f, "model_configs.json", json.dumps(
+        [{"config_name": "a", "model_name": "m", "client_args": {"base_url": "localhost:8000"}}])),
+        "model_configs.json", "[0].client_args"),
+    "model_missing_name": (lambda f: _write(f, "model_configs.json", json.dumps(
+        [{"config_name": "a", "client_args": {"base_url": "http://127.0.0.1:1/v1"}}])),
+        "model_configs.json", "[0].model_name"),
+    "model_bad_type": (lambda f: _write(f, "model_configs.json", json.dumps(
+        [{"config_name": "a", "model_type": "dalle", "model_name": "m", "client_args": {"base_url": "http://h/v1"}}])),
+        "model_configs.json", "[0].model_type"),
+    "model_duplicate": (lambda f: _write(f, "model_configs.json", json.dumps(
+        [{"config_name": "a", "model_name": "m", "client_args": {"base_url": "http://h/v1"}}] * 2)),
+        "model_configs.json", "config_name"),
+    "profile_bad_entry": (lambda f: (_write(f, "bad_seekers.json", json.dumps([{"class": "SeekerAgent", "args": {"name": ""}}])),
+                                     _edit_yaml(f, lambda d: d["agents"]["seeker"].update(profiles="bad_seekers.json"))),
+                          "bad_seekers.json", "[0]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_malformed_config_is_one_line_per_problem(tmp_path, capsys, case):
+    mutate, file_part, field_part = CASES[case]
+    folder = copy_scenario(tmp_path)
+    mutate(folder)
+    code = main(["check", str(folder)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err, "no error printed"
+    assert all(line.startswith("error: ") for line in err)
+    assert any(file_part in line and field_part in line for line in err), err
+    assert not any("Traceback" in line for line in err)
+
+
+def test_bad_override_names_field(capsys):
+    assert main(["check", "job_seeking", "rounds=-3"]) == 2
+    err = capsys.readouterr().err
+    assert "simulation_config.yml: rounds:" in err
+
+
+def test_unknown_scenario(capsys):
+    assert main(["check", "no_such_scenario"]) == 2
+    assert "no_such_scenario: scenario:" in capsys.readouterr().err
+
+
+def test_cli_subprocess_has_no_traceback(tmp_path):
+    folder = copy_scenario(tmp_path)
+    (folder / "configs" / "memory_config.json").write_text('{"type": "photographic"}')
+    p = subprocess.run([sys.executable, "-m", "simulation.cli", "check", str(folder)], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    assert p.stderr.strip().count("\n") == 0 and "memory_config.json: type:" in p.stderr
+
+
+def test_shipped_scenario_checks_clean(capsys):
+    assert main(["check", "job_seeking"]) == 0
+    assert "ok: job_seeking" in capsys.readouterr().out

@@ -1,0 +1,73 @@
+"""Job seeking on the real embedded default: CPU vLLM with SmolLM2-135M and the embedding server.
+
+Also exercises the launch/kill scripts' Python side, and replays the run with every server stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from simulation.cli import main
+from simulation.services.vllm_server import chat_spec, embedding_spec, log_dir, start_server, wait_healthy
+from tests.conftest import copy_scenario, set_models
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def real_servers():
+    chat = start_server(chat_spec(log_file=str(log_dir() / "test_chat.log")), wait=False)
+    emb = start_server(embedding_spec(log_file=str(log_dir() / "test_emb.log")), wait=False)
+    try:
+        wait_healthy(chat, 600)
+        wait_healthy(emb, 600)
+        yield chat, emb
+    finally:
+        chat.stop()
+        emb.stop()
+
+
+def test_job_seeking_real_model_then_offline_replay(real_servers, tmp_path, capsys):
+    chat, emb = real_servers
+    folder = copy_scenario(tmp_path)
+    set_models(folder, [
+        {"config_name": "vllm", "model_name": chat.spec.served_name, "client_args": {"base_url": chat.base_url},
+         "max_concurrency": 32},
+        {"config_name": "emb", "model_type": "openai_embedding", "model_name": emb.spec.served_name,
+         "client_args": {"base_url": emb.base_url}},
+    ])
+    run = tmp_path / "run"
+    assert main(["run", str(folder), "--agents", "20", "--rounds", "2", "--out", str(run), "--no-progress"]) == 0
+    db = sqlite3.connect(run / "run.sqlite")
+    actions = db.execute("SELECT action, valid, data FROM actions").fetchall()
+    assert actions and all(v == 1 for _, v, _ in actions), [a for a in actions if a[1] != 1][:5]
+    kinds = {a for a, _, _ in actions}
+    assert "search_decision" in kinds
+    for a, _, d in actions:
+        data = json.loads(d)
+        if a == "screen":
+            assert data["result"] in ("pass", "reject")
+        if a == "offer_decision":
+            assert data["result"] in ("offer", "reject")
+    calls = db.execute("SELECT prompt_tokens, completion_tokens, error, endpoint, agent_id FROM llm_calls").fetchall()
+    assert len(calls) >= 20
+    assert all(p > 0 and c > 0 and e is None and ep == chat.base_url and aid for p, c, e, ep, aid in calls)
+    metrics = {(r, n) for r, n in db.execute("SELECT round, name FROM metrics")}
+    for r in (1, 2):
+        for n in ("employment_rate", "applications", "screenings_passed", "interviews", "offers", "acceptances"):
+            assert (r, n) in metrics
+    assert db.execute("SELECT COUNT(*) FROM agents").fetchone()[0] == 20
+    recorded = db.execute("SELECT round, phase, agent_id, action, valid, data FROM actions ORDER BY id").fetchall()
+    db.close()
+
+    chat.stop()
+    emb.stop()
+    replay = tmp_path / "replay"
+    assert main(["run", "--replay", str(run), "--out", str(replay), "--no-progress"]) == 0
+    with sqlite3.connect(replay / "run.sqlite") as db2:
+        assert db2.execute("SELECT round, phase, agent_id, action, valid, data FROM actions ORDER BY id").fetchall() == recorded
+        assert db2.execute("SELECT COUNT(*) FROM llm_calls WHERE cached = 0").fetchone()[0] == 0

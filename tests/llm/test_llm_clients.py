@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from simulation.llm import (
-    CachingClient, ChatRequest, ChatResult, Endpoint, EndpointPool, FakeChatClient, ReplayMiss, ResponseCache,
+    CachingClient,
+    ChatRequest,
+    ChatResult,
+    Endpoint,
+    EndpointPool,
+    FakeChatClient,
+    ReplayMiss,
+    ResponseCache,
     StructuredClient,
 )
 from simulation.llm.pool import ChatPool

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulation.config.models import MemoryConfig
+from simulation.config.models import LLMSettings, MemoryConfig
 from simulation.llm import AgentLLM, FakeChatClient
-from simulation.config.models import LLMSettings
 from simulation.memory import AgentMemory, ByteTokenCounter, default_token_counter
 
 

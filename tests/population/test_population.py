@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 from simulation.examples.job_seeking.population import (
-    generate_job, generate_seeker, import_jobs, import_seekers,
+    generate_job,
+    generate_seeker,
+    import_jobs,
+    import_seekers,
 )
 from simulation.population import scale_counts
 

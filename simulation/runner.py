@@ -222,7 +222,6 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
         except (NotImplementedError, RuntimeError):
             pass
         summary = await sim.run()
-        summary.update(run_totals(store))
         store.set_meta(finished=sim.round >= cfg.simulation.rounds, summary=summary)
         return summary
     finally:
@@ -231,13 +230,6 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
                 await c.aclose()
         services.stop()
         store.close()
-
-
-def run_totals(store: RunStore) -> dict[str, Any]:
-    row = store.db.execute("SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
-                           "COALESCE(SUM(cached),0), COALESCE(SUM(error IS NOT NULL),0) FROM llm_calls").fetchone()
-    return {"llm_calls": row[0], "tokens": row[1] + row[2], "prompt_tokens": row[1], "completion_tokens": row[2],
-            "llm_calls_from_replay": row[3], "llm_call_errors": row[4]}
 
 
 def format_summary(s: dict[str, Any]) -> str:

@@ -184,9 +184,7 @@ class Simulator:
         out: dict[str, Any] = {"agents": len(self.group.agents), "rounds": self.round,
                                "actions": self.totals["actions"], "failed_steps": self.failed_steps}
         out.update(self.env.summary())
-        rec = self.llm_client
-        out["llm_calls"] = getattr(rec, "calls", 0)
-        out["tokens"] = getattr(rec, "prompt_tokens", 0) + getattr(rec, "completion_tokens", 0)
+        out.update(self.store.llm_totals())
         out["wall_s"] = self.totals.get("wall_s", 0.0)
         out["run_dir"] = str(self.run_dir)
         return out

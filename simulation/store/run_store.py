@@ -133,6 +133,15 @@ class RunStore:
             out.setdefault(r, {})[n] = v
         return out
 
+    def llm_totals(self) -> dict[str, int]:
+        """Calls and tokens over the whole run (also right after a resume, unlike in-process counters)."""
+        self.flush()
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
+            "COALESCE(SUM(cached),0), COALESCE(SUM(error IS NOT NULL),0) FROM llm_calls").fetchone()
+        return {"llm_calls": row[0], "tokens": row[1] + row[2], "prompt_tokens": row[1], "completion_tokens": row[2],
+                "llm_calls_from_replay": row[3], "llm_call_errors": row[4]}
+
     def count(self, table: str, where: str = "") -> int:
         return self.db.execute(f"SELECT COUNT(*) FROM {table} {where}").fetchone()[0]
 

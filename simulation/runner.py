@@ -11,25 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from loguru import logger
 
 from .config import ConfigError, ConfigProblem, RunConfig, load_run_config, resolve_scenario_dir
 from .config.models import ModelConfig
 from .core.scenario import ScenarioSpec, load_scenario
 from .core.simulator import Simulator
-from .embedding import EmbeddingCache, EmbeddingPool, OpenAIEmbeddingClient
-from .llm import (
-    CachingClient,
-    Endpoint,
-    EndpointPool,
-    OpenAIChatClient,
-    RecordingClient,
-    ResponseCache,
-    StructuredClient,
-)
-from .llm.pool import ChatPool
 from .population import scale_counts
+from .runtime import GroupSpec, Runtime, make_runtime
+from .runtime.clients import build_embeddings
 from .services.manifest import read_manifest
 from .store import RunStore
 
@@ -138,33 +128,6 @@ class Services:
         self.started.clear()
 
 
-def build_chat_client(cfg: RunConfig, models: list[ModelConfig], store: RunStore,
-                      replay_cache: ResponseCache | None) -> RecordingClient:
-    """Recording(Caching(Structured(Pool))) or, for a replay, Recording(Caching(replay only))."""
-    s = cfg.simulation.llm
-    if replay_cache is not None:
-        return RecordingClient(CachingClient(None, replay_cache, replay_only=True), store)
-    extras = {"on": True, "off": False, "auto": None}
-    endpoints = [Endpoint(m.config_name, OpenAIChatClient(m.base_url, m.model_name, m.api_key, s.timeout_s,
-                                                          extras[m.vllm_extras], m.generate_args,
-                                                          max_connections=m.max_concurrency),
-                          m.max_concurrency, m.host) for m in models]
-    pool = EndpointPool(endpoints, s.max_retries, s.backoff_base_s, s.backoff_max_s)
-    return RecordingClient(StructuredClient(ChatPool(pool), s.max_repairs), store)
-
-
-def build_embeddings(cfg: RunConfig, models: list[ModelConfig], replay_store: RunStore | None) -> EmbeddingPool:
-    cache = EmbeddingCache()
-    if replay_store is not None:
-        for k, v in replay_store.embeddings().items():
-            cache.put(k, np.frombuffer(v, dtype=np.float32), record=True)
-        return EmbeddingPool(None, cfg.simulation.embedding, cache, replay_only=True)
-    eps = [Endpoint(m.config_name, OpenAIEmbeddingClient(m.base_url, m.model_name, m.api_key,
-                                                         cfg.simulation.embedding.timeout_s), m.max_concurrency, m.host)
-           for m in models]
-    return EmbeddingPool(eps, cfg.simulation.embedding, cache)
-
-
 async def run_simulation(opts: RunOptions) -> dict[str, Any]:
     """Run (or replay, or resume) a simulation and return its summary."""
     replay_from: Path | None = None
@@ -184,9 +147,6 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
             spec = load_scenario(Path(cfg.scenario_dir))
         else:
             spec, cfg = prepare_config(opts)
-        if cfg.simulation.runtime != "local":
-            raise ConfigError([ConfigProblem("simulation_config.yml", "runtime",
-                                             "only 'local' is available in this version (the Ray runtime is under way)")])
         run_dir = Path(opts.out) if opts.out else default_run_dir(cfg)
         if (run_dir / "run.sqlite").exists():
             raise ConfigError([ConfigProblem(str(run_dir), "--out", "already holds a run; use --resume or another folder")])
@@ -197,25 +157,32 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
                        seed=cfg.simulation.seed)
 
     services = Services()
-    llm = emb = None
+    runtime: Runtime | None = None
+    emb = None
     try:
-        replay_store = RunStore(replay_from / "run.sqlite") if replay_from else None
+        replay_store = RunStore(replay_from / "run.sqlite", readonly=True) if replay_from else None
+        replay_vectors = None
         if replay_store is not None:
             chat_models: list[ModelConfig] = []
             emb_models: list[ModelConfig] = []
-            replay_cache = ResponseCache(replay_store.response_cache())
+            replay_vectors = replay_store.embeddings()
+            replay_store.close()
+            store.flush(list(replay_vectors.items()))  # a replay's run folder can itself be replayed
         else:
             chat_models, emb_models = services.resolve(cfg)
-            replay_cache = None
-        llm = build_chat_client(cfg, chat_models, store, replay_cache)
-        emb = build_embeddings(cfg, emb_models, replay_store)
+        emb = build_embeddings(cfg, emb_models, replay_vectors)
+        runtime = make_runtime(cfg.simulation.runtime, cfg.simulation.ray_address, cfg.simulation.servers)
+        n_groups = runtime.connect() if hasattr(runtime, "connect") else cfg.simulation.servers
+        cfg_json = cfg.model_dump_json(by_alias=True)
+        specs = [GroupSpec(i, cfg_json, [m.model_dump() for m in chat_models], [m.model_dump() for m in emb_models],
+                           str(replay_from) if replay_from else None) for i in range(n_groups)]
         counts = {t: a.count for t, a in cfg.simulation.agents.items()}
-        sim = Simulator(spec, cfg, run_dir, store, llm, emb, counts, progress=opts.progress)
+        sim = Simulator(spec, cfg, run_dir, store, runtime, specs, emb, counts, progress=opts.progress)
         await sim.setup()
         if opts.resume:
-            sim.restore()
+            await sim.restore()
         elif sim.round == 0:
-            sim.checkpoint()
+            await sim.checkpoint()
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGINT, sim.request_stop)
@@ -225,9 +192,10 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
         store.set_meta(finished=sim.round >= cfg.simulation.rounds, summary=summary)
         return summary
     finally:
-        for c in (llm, emb):
-            if c is not None:
-                await c.aclose()
+        if runtime is not None:
+            await runtime.close()
+        if emb is not None:
+            await emb.aclose()
         services.stop()
         store.close()
 

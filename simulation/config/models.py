@@ -117,6 +117,9 @@ class SimulationConfig(Strict):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     embedded: EmbeddedServices = Field(default_factory=EmbeddedServices)
+    servers: int = Field(default=1, ge=1, le=4096,
+                         description="agent groups: in this process (local), or the slots of a private Ray "
+                                     "instance when no cluster is running (ray; a cluster decides for itself)")
     concurrency: int = Field(default=256, ge=1, le=1_000_000, description="agent steps in flight per group")
     out_dir: str = "runs"
     checkpoint_every: int = Field(default=1, ge=1)

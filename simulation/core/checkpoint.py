@@ -1,4 +1,9 @@
-"""Per-round checkpoints as msgpack (plain data, never pickles), written atomically."""
+"""Per-round checkpoints as msgpack (plain data, never pickles), written atomically.
+
+``checkpoints/round_000003/`` holds one ``group_NNNN.msgpack`` per agent group (each written by its
+own group, in parallel) and ``driver.msgpack`` (environment and counters), written last: a round
+folder without it is incomplete and ignored.
+"""
 
 from __future__ import annotations
 
@@ -8,30 +13,51 @@ from typing import Any
 
 import msgpack
 
-
-def checkpoint_path(run_dir: Path, round_: int) -> Path:
-    return run_dir / "checkpoints" / f"round_{round_:06d}.msgpack"
+DRIVER = "driver.msgpack"
 
 
-def write_checkpoint(run_dir: Path, round_: int, data: dict[str, Any]) -> Path:
-    path = checkpoint_path(run_dir, round_)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def round_dir(run_dir: Path, round_: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"round_{round_:06d}"
+
+
+def write_msgpack(path: Path, data: Any) -> int:
+    blob = msgpack.packb(data, use_bin_type=True)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as f:
-        f.write(msgpack.packb(data, use_bin_type=True))
+        f.write(blob)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    return path
+    return len(blob)
+
+
+def read_msgpack(path: Path) -> Any:
+    with open(path, "rb") as f:
+        return msgpack.unpackb(f.read(), raw=False, strict_map_key=False)
+
+
+def write_driver_state(d: Path, data: dict[str, Any]) -> Path:
+    write_msgpack(d / DRIVER, data)
+    return d
+
+
+def read_driver_state(d: Path) -> dict[str, Any]:
+    return read_msgpack(d / DRIVER)
 
 
 def latest_checkpoint(run_dir: Path) -> tuple[int, Path] | None:
-    files = sorted((run_dir / "checkpoints").glob("round_*.msgpack"))
-    if not files:
+    """The newest complete checkpoint: ``(round, folder)``."""
+    dirs = sorted(d for d in (Path(run_dir) / "checkpoints").glob("round_*") if (d / DRIVER).is_file())
+    if not dirs:
         return None
-    return int(files[-1].stem.split("_")[1]), files[-1]
+    return int(dirs[-1].name.split("_")[1]), dirs[-1]
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    with open(path, "rb") as f:
-        return msgpack.unpackb(f.read(), raw=False, strict_map_key=False)
+def read_checkpoint(d: Path) -> dict[str, Any]:
+    """A whole checkpoint in one dict: the driver's state plus ``agents`` merged from every group file."""
+    data = read_driver_state(Path(d))
+    agents: dict[str, Any] = {}
+    for f in sorted(Path(d).glob("group_*.msgpack")):
+        agents.update(read_msgpack(f)["agents"])
+    data["agents"] = agents
+    return data

@@ -26,6 +26,10 @@ class Environment:
     def world(self) -> Any:
         return None
 
+    def world_update(self, round_: int) -> Any:
+        """Data every group's world view receives (``world.update(data)``) before round ``round_``; None: no change."""
+        return None
+
     def phases(self, round_: int) -> list[Phase]:
         raise NotImplementedError
 

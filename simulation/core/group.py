@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
 
-from ..config.models import MemoryConfig
+from ..config.models import ActivationConfig, MemoryConfig
 from ..memory import AgentMemory
 from .agent import Agent
 from .context import GroupServices, StepContext
@@ -91,6 +92,13 @@ class AgentGroup:
     def set_states(self, states: dict[str, Any]) -> None:
         for aid, s in states.items():
             self.agents[aid].set_state(s)
+
+
+def active_set(agents: Iterable[str], activation: ActivationConfig, seed: int, round_: int) -> set[str] | None:
+    """Who acts this round: everyone (None), or each agent with its own seeded probability."""
+    if activation.mode == "all":
+        return None
+    return {aid for aid in agents if random.Random(f"{seed}:{aid}:{round_}:activate").random() < activation.probability}
 
 
 def action_rows(round_: int, phase: str, actions: list[tuple]) -> list[tuple]:

@@ -1,13 +1,13 @@
-"""The round loop: activation, phases, routing, metrics, checkpoints, resume, hooks, pause/stop."""
+"""The driver's round loop: phases over agent groups, routing, metrics, checkpoints, resume, recovery."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,41 +15,56 @@ from loguru import logger
 from tqdm import tqdm
 
 from ..config.models import RunConfig
-from ..memory.tokens import TokenCounter, default_token_counter
 from ..population import build_profiles
 from ..store import RunStore
-from .checkpoint import latest_checkpoint, read_checkpoint, write_checkpoint
-from .context import GroupServices
-from .group import AgentGroup, PhaseResult, action_rows
+from .checkpoint import latest_checkpoint, read_driver_state, round_dir, write_driver_state
+from .group import action_rows
+from .phase import Phase
 from .scenario import ScenarioSpec
 
-Hook = Callable[["Simulator", int], Awaitable[None] | None]
+Hook = Callable[..., Awaitable[None] | None]
+CREATE_CHUNK = 5000  # agents per bulk call to a group
+
+
+@dataclass
+class _PhaseInput:
+    """What every group got for one phase: kept for the round so a lost group can re-run it."""
+
+    phase: Phase
+    inboxes: list[dict[str, list]]
 
 
 class Simulator:
-    """Owns a run: builds agents and environment, runs rounds, records and checkpoints them."""
+    """Owns a run: builds agents over the runtime's groups, runs rounds, records and checkpoints them.
 
-    def __init__(self, spec: ScenarioSpec, cfg: RunConfig, run_dir: Path, store: RunStore, llm_client: Any,
-                 embeddings: Any, counts: dict[str, int] | None = None, progress: bool = True,
-                 tokens: TokenCounter | None = None):
+    Hooks: ``before_round(sim, r)``, ``after_round(sim, r)``, ``before_phase(sim, r, phase)``.
+    """
+
+    def __init__(self, spec: ScenarioSpec, cfg: RunConfig, run_dir: Path, store: RunStore, runtime: Any,
+                 group_specs: list[Any], embeddings: Any, counts: dict[str, int] | None = None,
+                 progress: bool = True):
         self.spec = spec
         self.cfg = cfg
         self.sim = cfg.simulation
         self.run_dir = Path(run_dir)
         self.store = store
-        self.llm_client = llm_client
-        self.embeddings = embeddings
+        self.runtime = runtime
+        self.group_specs = group_specs
+        self.embeddings = embeddings  # the driver's own (the environment's setup uses it)
         self.counts = counts or {t: a.count for t, a in self.sim.agents.items()}
         self.progress = progress
         self.env = spec.environment(cfg.params, self.sim.seed)
-        self.services = GroupServices(llm_client=llm_client, embeddings=embeddings, llm_settings=self.sim.llm,
-                                      world=None, tokens=tokens or default_token_counter(), seed=self.sim.seed,
-                                      prompts_dir=spec.prompts_dir)
-        self.group = AgentGroup(self.services, cfg.memory, self.sim.concurrency)
+        self.where: dict[str, int] = {}  # agent id -> group index
+        self.n_agents = 0
         self.round = 0
         self.totals: Counter[str] = Counter()
         self.failed_steps = 0
-        self.hooks: dict[str, list[Hook]] = {"before_round": [], "after_round": []}
+        self.recoveries = 0
+        self.intervention: str | None = None
+        self.hooks: dict[str, list[Hook]] = {"before_round": [], "after_round": [], "before_phase": []}
+        self._world_ref: Any = None
+        self._round_inputs: list[_PhaseInput] = []
+        self._round_update: Any = None
         self._stop = False
         self._pause = asyncio.Event()
         self._pause.set()
@@ -69,74 +84,106 @@ class Simulator:
         self._pause.set()
 
     def set_intervention(self, text: str | None) -> None:
-        """A global message that reaches every agent's next prompts (None clears it)."""
-        self.services.intervention = text or None
-        self.store.add_intervention(self.round + 1, "global", "*", {"text": text})
+        """A global message that reaches every agent's prompts from the next round on (None clears it)."""
+        self.intervention = text or None
+        self.store.add_intervention(self.round + 1, "global", "*", {"text": self.intervention})
+
+    async def _run_hooks(self, when: str, *args: Any) -> None:
+        for hook in self.hooks[when]:
+            out = hook(self, *args)
+            if asyncio.iscoroutine(out):
+                await out
 
     # -- setup --
+    def _streams(self) -> dict[str, Iterator[tuple[str, dict[str, Any]]]]:
+        return build_profiles(self.spec, self.counts, self.cfg.profiles, self.sim.seed)
+
     async def setup(self) -> None:
+        """Create every agent (in bulk, spread over the groups), then the environment and its world."""
         t0 = time.perf_counter()
-        streams = build_profiles(self.spec, self.counts, self.cfg.profiles, self.sim.seed)
-        rows = []
-        for agent_type, stream in streams.items():
-            cls = self.spec.agent_classes[agent_type]
-
-            def tee(stream=stream, agent_type=agent_type):
-                for aid, prof in stream:
-                    rows.append((aid, agent_type, json.dumps(prof, ensure_ascii=False)))
-                    yield aid, prof
-
-            self.group.add_agents(cls, tee())
-        self.store.add_agents(rows)
+        await self.runtime.start(self.group_specs)
+        n = self.runtime.n_groups
+        pending: list[list[tuple[str, list]]] = [[] for _ in range(n)]
+        size = 0
+        i = 0
+        for agent_type, stream in self._streams().items():
+            rows = []
+            for aid, prof in stream:
+                g = i % n  # round robin: every type on every group, so interactions cross groups
+                i += 1
+                self.where[aid] = g
+                if not pending[g] or pending[g][-1][0] != agent_type:
+                    pending[g].append((agent_type, []))
+                pending[g][-1][1].append((aid, prof))
+                rows.append((aid, agent_type, json.dumps(prof, ensure_ascii=False)))
+                size += 1
+                if size >= CREATE_CHUNK * n:
+                    await self._send_agents(pending)
+                    pending, size = [[] for _ in range(n)], 0
+            self.store.add_agents(rows)
+        await self._send_agents(pending)
+        self.n_agents = i
         await self.env.setup(self)
-        self.services.world = self.env.world()
-        logger.info("created {} agents in {:.2f}s", len(self.group.agents), time.perf_counter() - t0)
+        self._world_ref = self.runtime.share(self.env.world())
+        await self.runtime.broadcast("set_world", self._world_ref)
+        logger.info("created {} agents on {} group(s) in {:.2f}s", i, n, time.perf_counter() - t0)
+
+    async def _send_agents(self, pending: list[list[tuple[str, list]]], only: int | None = None) -> None:
+        calls = [(g, "add_agents", (t, items)) for g, batches in enumerate(pending) for t, items in batches
+                 if items and (only is None or g == only)]
+        await self.runtime.gather(calls)
 
     def profiles(self, agent_type: str) -> list[tuple[str, dict[str, Any]]]:
-        return [(a.id, a.profile) for a in self.group.by_type.get(agent_type, [])]
+        """Every profile of a type, generated again (the driver keeps none: groups hold the agents)."""
+        return list(self._streams().get(agent_type, iter(())))
 
     # -- the loop --
-    def active_agents(self, round_: int) -> set[str] | None:
-        act = self.sim.activation
-        if act.mode == "all":
-            return None
-        return {aid for aid in self.group.agents
-                if random.Random(f"{self.sim.seed}:{aid}:{round_}:activate").random() < act.probability}
-
     async def run(self, until_round: int | None = None) -> dict[str, Any]:
         last = until_round or self.sim.rounds
         t0 = time.perf_counter()
         while self.round < last and not self._stop:
             await self._pause.wait()
             await self.run_round(self.round + 1)
-        self.totals["wall_s"] = round(time.perf_counter() - t0, 3)
+        self.totals["wall_s"] += round(time.perf_counter() - t0, 3)
         return self.summary()
 
     async def run_round(self, r: int) -> dict[str, float]:
-        for hook in self.hooks["before_round"]:
-            out = hook(self, r)
-            if asyncio.iscoroutine(out):
-                await out
-        active = self.active_agents(r)
-        phases = self.env.phases(r)
+        await self._run_hooks("before_round", r)
+        self._round_update = self.env.world_update(r)
+        await self.runtime.gather([(g, "begin_round", (self._round_update, self.intervention))
+                                   for g in range(self.runtime.n_groups)])
+        self._round_inputs = []
         bar = tqdm(total=0, desc=f"round {r}/{self.sim.rounds}", unit="step", disable=not self.progress,
                    dynamic_ncols=True, leave=True)
         inboxes: dict[str, list] = {}
         round_actions = 0
-        for phase in phases:
+        for phase in self.env.phases(r):
+            await self._run_hooks("before_phase", r, phase)
             bar.set_postfix_str(phase.name)
-            n = len(self.group.scheduled(phase, inboxes, active))
-            bar.total += n
-            bar.refresh()
-            res: PhaseResult = await self.group.run_phase(phase, r, inboxes, active, bar.update)
-            self.failed_steps += res.failed
-            # completion order varies with timing; sender order does not (stable: keeps each sender's order)
-            res.messages.sort(key=lambda m: m["from"])
-            res.actions.sort(key=lambda a: a[0])
-            round_actions += len(res.actions)
-            self.store.add_rows(action_rows(r, phase.name, res.actions), ())
-            self.env.observe(phase, r, res.actions, res.messages)
-            inboxes = self.env.route(phase, res.messages)
+            per_group = self._split(inboxes)
+            self._round_inputs.append(_PhaseInput(phase, per_group))
+            if self.progress:
+                bar.total += sum(await self.runtime.gather([(g, "scheduled", (phase, per_group[g], r))
+                                                            for g in range(self.runtime.n_groups)]))
+                bar.refresh()
+            outs = await self.runtime.run_phase(phase, r, per_group, bar.update if self.progress else None)
+            for g, out in enumerate(outs):
+                if isinstance(out, Exception):
+                    outs[g] = await self._recover(g, r, out)
+            messages, actions = [], []
+            for out in outs:
+                messages += out.messages
+                actions += out.actions
+                self.failed_steps += out.failed
+                self.store.add_rows((), out.llm_rows)
+                self.store.flush(out.embeddings)
+            # completion order varies with timing and grouping; sender order does not (stable sort)
+            messages.sort(key=lambda m: m["from"])
+            actions.sort(key=lambda a: a[0])
+            round_actions += len(actions)
+            self.store.add_rows(action_rows(r, phase.name, actions), ())
+            self.env.observe(phase, r, actions, messages)
+            inboxes = self.env.route(phase, messages)
             self.store.flush(self.embeddings.cache.drain_new() if hasattr(self.embeddings, "cache") else None)
         bar.close()
         metrics = self.env.metrics(r)
@@ -146,43 +193,98 @@ class Simulator:
         self.totals["actions"] += round_actions
         self.round = r
         if r % self.sim.checkpoint_every == 0 or r == self.sim.rounds:
-            self.checkpoint()
-        for hook in self.hooks["after_round"]:
-            out = hook(self, r)
-            if asyncio.iscoroutine(out):
-                await out
+            await self.checkpoint()
+        await self._run_hooks("after_round", r)
         return metrics
+
+    def _split(self, inboxes: dict[str, list]) -> list[dict[str, list]]:
+        out: list[dict[str, list]] = [{} for _ in range(self.runtime.n_groups)]
+        for aid, msgs in inboxes.items():
+            g = self.where.get(aid)
+            if g is not None:
+                out[g][aid] = msgs
+        return out
+
+    # -- recovery --
+    async def _recover(self, g: int, r: int, lost: Exception, attempts: int = 3) -> Any:
+        """Rebuild a lost group from the last checkpoint and re-run its part of this round.
+
+        Phases it already finished are re-run with the inboxes it had and its recorded LLM answers
+        (their effects were applied once already, so their outputs are dropped); the phase it died in
+        is then run for real.
+        """
+        for attempt in range(1, attempts + 1):
+            logger.warning("{}; rebuilding it (attempt {}/{})", lost, attempt, attempts)
+            try:
+                await self._rebuild_group(g, r)
+                cur = self._round_inputs[-1]
+                out = await self.runtime.call(g, "run_phase", cur.phase, r, cur.inboxes[g])
+                self.recoveries += 1
+                return out
+            except Exception as e:  # noqa: BLE001 - any failure of the rebuilt group: try again
+                lost = e
+        raise RuntimeError(f"agent group {g} could not be recovered: {lost}")
+
+    async def _rebuild_group(self, g: int, r: int) -> None:
+        await self.runtime.replace(g, self.group_specs[g])
+        pending: list[list[tuple[str, list]]] = [[] for _ in range(self.runtime.n_groups)]
+        for agent_type, stream in self._streams().items():
+            items = [(aid, prof) for aid, prof in stream if self.where.get(aid) == g]
+            if items:
+                pending[g].append((agent_type, items))
+        await self._send_agents(pending, only=g)
+        await self.runtime.call(g, "set_world", self._world_ref)
+        found = latest_checkpoint(self.run_dir)
+        if found is None or found[0] != r - 1:
+            raise RuntimeError(f"group {g} died in round {r} but the last checkpoint is "
+                               f"{'missing' if found is None else f'round {found[0]}'}: it cannot be rebuilt")
+        await self.runtime.call(g, "restore", str(found[1]))
+        self.store.flush()
+        await self.runtime.call(g, "warm", str(self.store.path), r)
+        await self.runtime.call(g, "begin_round", self._round_update, self.intervention)
+        for done in self._round_inputs[:-1]:
+            await self.runtime.call(g, "run_phase", done.phase, r, done.inboxes[g])
+        await self.runtime.call(g, "cold")
 
     # -- checkpoints --
     def state(self) -> dict[str, Any]:
-        return {"round": self.round, "agents": self.group.get_states(), "env": self.env.get_state(),
-                "totals": dict(self.totals), "failed_steps": self.failed_steps,
-                "intervention": self.services.intervention}
+        return {"round": self.round, "env": self.env.get_state(), "totals": dict(self.totals),
+                "failed_steps": self.failed_steps, "intervention": self.intervention,
+                "groups": self.runtime.n_groups, "agents": self.n_agents}
 
-    def checkpoint(self) -> Path:
+    async def checkpoint(self) -> Path:
+        """Every group writes its agents in parallel; the driver's file, written last, completes it."""
         self.store.flush()
-        return write_checkpoint(self.run_dir, self.round, self.state())
+        d = round_dir(self.run_dir, self.round)
+        d.mkdir(parents=True, exist_ok=True)
+        await self.runtime.broadcast("checkpoint", str(d))
+        write_driver_state(d, self.state())
+        return d
 
-    def restore(self) -> int:
+    async def restore(self) -> int:
         """Load the latest checkpoint and forget whatever was recorded after it."""
         found = latest_checkpoint(self.run_dir)
         if found is None:
             raise FileNotFoundError(f"{self.run_dir}: no checkpoint to resume from")
-        r, path = found
-        data = read_checkpoint(path)
-        self.group.set_states(data["agents"])
+        r, d = found
+        data = read_driver_state(d)
         self.env.set_state(data["env"])
         self.totals = Counter(data["totals"])
         self.failed_steps = data["failed_steps"]
-        self.services.intervention = data.get("intervention")
+        self.intervention = data.get("intervention")
+        restored = await self.runtime.broadcast("restore", str(d))
+        if sum(restored) != self.n_agents:
+            raise RuntimeError(f"{d}: checkpoint holds {sum(restored)} of {self.n_agents} agents")
         self.round = r
         self.store.truncate_after(r)
         logger.info("resumed {} at round {}", self.run_dir, r)
         return r
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"agents": len(self.group.agents), "rounds": self.round,
-                               "actions": self.totals["actions"], "failed_steps": self.failed_steps}
+        out: dict[str, Any] = {"agents": self.n_agents, "rounds": self.round, "actions": self.totals["actions"],
+                               "failed_steps": self.failed_steps}
+        if self.recoveries:
+            out["recovered_groups"] = self.recoveries
         out.update(self.env.summary())
         out.update(self.store.llm_totals())
         out["wall_s"] = self.totals.get("wall_s", 0.0)

@@ -78,11 +78,12 @@ class EmbeddingPool:
     """``await pool.embed(texts)`` -> unit vectors; requests from many agents are batched together."""
 
     def __init__(self, endpoints: list[Endpoint] | None, settings: EmbeddingSettings,
-                 cache: EmbeddingCache | None = None, replay_only: bool = False):
+                 cache: EmbeddingCache | None = None, replay_only: bool = False, prefer_host: str | None = None):
         self.settings = settings
         self.cache = cache or EmbeddingCache()
         self.replay_only = replay_only
-        self.pool = EndpointPool(endpoints, max_retries=settings.max_retries) if endpoints else None
+        self.pool = (EndpointPool(endpoints, max_retries=settings.max_retries, prefer_host=prefer_host)
+                     if endpoints else None)
         if self.pool is None and not replay_only:
             raise ValueError("an embedding pool needs endpoints unless it replays")
         self._pending: dict[str, list[asyncio.Future]] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -10,6 +11,12 @@ from pydantic import BaseModel
 from ..config.models import LLMSettings
 from .structured import StructuredOutputError
 from .types import CallTag, ChatRequest
+
+
+@functools.lru_cache(maxsize=1024)
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON schema, built once per model class (building it costs far more than a call)."""
+    return model.model_json_schema()
 
 
 class AgentLLM:
@@ -51,7 +58,7 @@ class AgentLLM:
     async def json(self, action: str, messages: list[dict[str, str]], model: type[BaseModel],
                    default: dict[str, Any], max_tokens: int | None = None) -> tuple[dict[str, Any], bool]:
         """A JSON answer validated against ``model``; ``(value, valid)`` with ``default`` on failure."""
-        req = self._req(action, messages, max_tokens or 64, json_schema=model.model_json_schema())
+        req = self._req(action, messages, max_tokens or 64, json_schema=schema_of(model))
         try:
             res = await self.client.complete(req, model)
             return json.loads(res.text), True

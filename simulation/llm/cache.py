@@ -33,14 +33,20 @@ class ResponseCache:
 
 
 class CachingClient:
-    """Serves cached responses; with ``replay_only`` a miss is an error instead of a call."""
+    """Serves cached responses; with ``replay_only`` a miss is an error instead of a call.
 
-    def __init__(self, inner: ChatClient | None, cache: ResponseCache, replay_only: bool = False):
+    ``remember=False`` serves what the cache was filled with but keeps no new answers (a group
+    re-running part of a round after a crash reuses its recorded calls, and memory stays flat).
+    """
+
+    def __init__(self, inner: ChatClient | None, cache: ResponseCache, replay_only: bool = False,
+                 remember: bool = True):
         if inner is None and not replay_only:
             raise ValueError("a caching client without an inner client must be replay_only")
         self.inner = inner
         self.cache = cache
         self.replay_only = replay_only
+        self.remember = remember
         self.hits = 0
 
     async def complete(self, request: ChatRequest, model: type[BaseModel] | None = None) -> ChatResult:
@@ -58,9 +64,11 @@ class CachingClient:
         try:
             result = await self.inner.complete(request, model) if model else await self.inner.complete(request)
         except StructuredOutputError:
-            self.cache.entries[key] = (None, 0, 0)
+            if self.remember:
+                self.cache.entries[key] = (None, 0, 0)
             raise
-        self.cache.put(key, result)
+        if self.remember:
+            self.cache.put(key, result)
         return result
 
     async def aclose(self) -> None:

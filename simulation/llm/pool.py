@@ -51,7 +51,7 @@ class Endpoint(Generic[C]):
 class EndpointPool(Generic[C]):
     """Routes each call to the least-loaded healthy endpoint and fails over on errors.
 
-    ``prefer_host`` lets a caller favour endpoints on its own host when loads tie.
+    ``prefer_host`` makes a caller use endpoints on its own host first, as long as they have room.
     """
 
     def __init__(self, endpoints: list[Endpoint[C]], max_retries: int = 6, backoff_base_s: float = 0.2,
@@ -72,7 +72,9 @@ class EndpointPool(Generic[C]):
         for ep in self.endpoints:
             if not ep.healthy(now):
                 continue
-            key = (ep.load(), 0 if ep.host == self.prefer_host else 1, ep.calls)
+            # an endpoint on our own host wins while it has room; then the least loaded anywhere
+            local = self.prefer_host is not None and ep.host == self.prefer_host and ep.load() < 1.0
+            key = (0 if local else 1, ep.load(), ep.calls)
             if best_key is None or key < best_key:
                 best, best_key = ep, key
         return best

@@ -42,12 +42,16 @@ LLM_COLS = ("round, phase, agent_id, action, seq, key, prompt, completion, choic
 class RunStore:
     """Append-mostly store for one run; ``flush()`` writes the buffered rows."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        if readonly:  # another process (an agent group) reading the driver's store
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                                      check_same_thread=False)
+        else:
+            self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
         self._actions: list[tuple] = []
         self._calls: list[tuple] = []
 
@@ -108,12 +112,20 @@ class RunStore:
                 self.db.execute(f"DELETE FROM {table} WHERE round > ?", (round_,))
 
     # -- reads --
-    def response_cache(self) -> dict[str, tuple[str | None, int, int]]:
-        """Recorded answers by request key; ``None`` where no valid structured answer came."""
-        rows = self.db.execute(
-            "SELECT key, completion, prompt_tokens, completion_tokens, error FROM llm_calls "
-            "WHERE error IS NULL OR error LIKE 'StructuredOutputError%'")
-        return {k: (None if e else c, p, t) for k, c, p, t, e in rows}
+    def response_cache(self, round_: int | None = None,
+                       agents: set[str] | None = None) -> dict[str, tuple[str | None, int, int]]:
+        """Recorded answers by request key; ``None`` where no valid structured answer came.
+
+        ``round_`` and ``agents`` narrow it to one round and a set of callers.
+        """
+        q = ("SELECT key, completion, prompt_tokens, completion_tokens, error, agent_id FROM llm_calls "
+             "WHERE (error IS NULL OR error LIKE 'StructuredOutputError%')")
+        args: tuple = ()
+        if round_ is not None:
+            q += " AND round = ?"
+            args = (round_,)
+        return {k: (None if e else c, p, t) for k, c, p, t, e, a in self.db.execute(q, args)
+                if agents is None or a in agents}
 
     def embeddings(self) -> dict[str, bytes]:
         return dict(self.db.execute("SELECT key, vec FROM embeddings"))

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from simulation.cli import main
+from simulation.core.checkpoint import DRIVER, read_checkpoint, round_dir
 from simulation.testing.procs import start_stub, stub_models
 from tests.conftest import copy_scenario, set_models
 
@@ -22,6 +23,11 @@ ACTIONS = "SELECT round, phase, agent_id, action, valid, data FROM actions ORDER
 def rows(run: Path, q: str = ACTIONS) -> list[tuple]:
     with sqlite3.connect(run / "run.sqlite") as db:
         return list(db.execute(q))
+
+
+def done(run: Path, r: int) -> bool:
+    """Round ``r``'s checkpoint is complete."""
+    return (round_dir(run, r) / DRIVER).exists()
 
 
 def gensim(*args: str, **kw) -> subprocess.Popen:
@@ -42,7 +48,7 @@ def test_run_records_everything_and_replay_reproduces(stub_scenario, tmp_path, c
     metrics = rows(run, "SELECT round, name FROM metrics")
     for name in ("employment_rate", "applications", "screenings_passed", "interviews", "offers", "acceptances"):
         assert (1, name) in metrics and (2, name) in metrics
-    assert (run / "checkpoints" / "round_000002.msgpack").exists() and (run / "config.json").exists()
+    assert done(run, 2) and (run / "config.json").exists()
     assert main(["run", "--replay", str(run), "--out", str(replay), "--no-progress"]) == 0
     assert rows(replay) == recorded
     assert rows(replay, "SELECT COUNT(*) FROM llm_calls WHERE cached = 0")[0][0] == 0
@@ -82,7 +88,7 @@ def test_endpoint_killed_mid_run_loses_no_step(tmp_path):
         endpoints = dict(rows(run, "SELECT endpoint, COUNT(*) FROM llm_calls GROUP BY endpoint"))
         assert endpoints.get(a.base_url, 0) > 0 and endpoints.get(b.base_url, 0) > endpoints[a.base_url]
         assert rows(run, "SELECT COUNT(*) FROM llm_calls WHERE error IS NOT NULL")[0][0] == 0
-        assert (run / "checkpoints" / "round_000003.msgpack").exists()
+        assert done(run, 3)
     finally:
         for s in (a, b, emb):
             s.stop()
@@ -93,19 +99,16 @@ def test_kill9_then_resume_equals_uninterrupted(stub_scenario, tmp_path):
     assert main(["run", str(stub_scenario), "--agents", "300", "--rounds", "4", "--out", str(rec), "--no-progress"]) == 0
     assert main(["run", "--replay", str(rec), "--out", str(full), "--no-progress"]) == 0
     p = gensim("run", "--replay", str(rec), "--out", str(crashed), "--no-progress")
-    ck = crashed / "checkpoints"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (ck / "round_000002.msgpack").exists():
+    while time.monotonic() < deadline and not done(crashed, 2):
         time.sleep(0.005)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
-    assert not (ck / "round_000004.msgpack").exists(), "the run finished before it could be killed"
+    assert not done(crashed, 4), "the run finished before it could be killed"
     assert main(["run", "--resume", str(crashed), "--no-progress"]) == 0
     assert rows(crashed) == rows(full)
     assert rows(crashed, "SELECT round, name, value FROM metrics ORDER BY round, name") == \
         rows(full, "SELECT round, name, value FROM metrics ORDER BY round, name")
-    from simulation.core.checkpoint import read_checkpoint
-
-    a = read_checkpoint(crashed / "checkpoints" / "round_000004.msgpack")
-    b = read_checkpoint(full / "checkpoints" / "round_000004.msgpack")
+    a = read_checkpoint(round_dir(crashed, 4))
+    b = read_checkpoint(round_dir(full, 4))
     assert a["agents"] == b["agents"] and a["env"] == b["env"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
@@ -14,6 +16,7 @@ def cv_text(p: dict[str, Any]) -> str:
     return f"{p['name']}, {p['age']}, {p['education']}. Experience: {work}. Skills: {', '.join(p['skills'])}."
 
 
+@functools.lru_cache(maxsize=256)
 def apply_model(n: int, max_items: int) -> type[BaseModel]:
     idx = Literal[tuple(range(1, n + 1))]  # type: ignore[valid-type]
     return create_model("Applications", apply=(list[idx], Field(max_length=max_items)))
@@ -48,7 +51,7 @@ class SeekerAgent(Agent):
                                          [str(i) for i in range(1, p.search_k + 1)])
         ctx.act("search", valid=ok, count=int(count))
         query = (await ctx.embed([cv_text(self.profile) + " " + memory]))[0]
-        jobs = ctx.world.search(query, int(count))
+        jobs = await ctx.world.search(query, int(count))
         if not jobs:
             return
         model = apply_model(len(jobs), p.max_applications)
@@ -66,12 +69,11 @@ class SeekerAgent(Agent):
 
     async def answer(self, ctx: StepContext) -> None:
         system = self._system(ctx)
-        for m in ctx.inbox:
-            if m["kind"] != "question":
-                continue
-            job = ctx.world.jobs[m["from"]]
-            reply = await ctx.llm.chat("answer", ctx.messages_for(system, ctx.render("answer.j2", job=job, question=m["text"])),
-                                       max_tokens=ctx.world.params.dialogue_max_tokens)
+        questions = [m for m in ctx.inbox if m["kind"] == "question"]
+        replies = await asyncio.gather(*(ctx.llm.chat(
+            "answer", ctx.messages_for(system, ctx.render("answer.j2", job=ctx.world.jobs[m["from"]], question=m["text"])),
+            max_tokens=ctx.world.params.dialogue_max_tokens) for m in questions))
+        for m, reply in zip(questions, replies, strict=True):
             ctx.send(m["from"], "answer", text=reply)
             ctx.act("answer", job=m["from"], text=reply)
 
@@ -121,20 +123,21 @@ class InterviewerAgent(Agent):
         self.state["candidates"] = {}
         system = self._system(ctx)
         memory = await self.memory.recall(ctx)
-        for m in ctx.inbox:
-            if m["kind"] != "application":
-                continue
-            msgs = ctx.messages_for(system, ctx.render("screen.j2", cv=m["cv"], memory=memory))
-            result, ok = await ctx.llm.choose("screen", msgs, ["pass", "reject"])
+        apps = [m for m in ctx.inbox if m["kind"] == "application"]
+        # every CV is judged on its own, so the calls go out together
+        verdicts = await asyncio.gather(*(ctx.llm.choose("screen", ctx.messages_for(
+            system, ctx.render("screen.j2", cv=m["cv"], memory=memory)), ["pass", "reject"]) for m in apps))
+        for m, (result, ok) in zip(apps, verdicts, strict=True):
             ctx.act("screen", valid=ok, seeker=m["from"], result=result)
             if result == "pass":
                 self.state["candidates"][m["from"]] = {"cv": m["cv"], "dialogue": []}
                 ctx.send(self.id, "interview", seeker=m["from"])
         n = len(self.state["candidates"])
-        await self.memory.add(ctx, f"Round {ctx.round}: screened {len(ctx.inbox)} CVs, invited {n}.")
+        await self.memory.add(ctx, f"Round {ctx.round}: screened {len(apps)} CVs, invited {n}.")
 
     async def ask(self, ctx: StepContext) -> None:
         system = self._system(ctx)
+        turns = []
         for m in ctx.inbox:
             seeker = m["seeker"] if m["kind"] == "interview" else m["from"]
             cand = self.state["candidates"].get(seeker)
@@ -144,8 +147,11 @@ class InterviewerAgent(Agent):
                 ctx.act("interview", seeker=seeker)
             else:
                 cand["dialogue"].append(["candidate", m["text"]])
-            q = await ctx.llm.chat("ask", ctx.messages_for(system, ctx.render("ask.j2", cv=cand["cv"], dialogue=cand["dialogue"])),
-                                   max_tokens=ctx.world.params.dialogue_max_tokens)
+            turns.append((seeker, cand))
+        questions = await asyncio.gather(*(ctx.llm.chat(
+            "ask", ctx.messages_for(system, ctx.render("ask.j2", cv=cand["cv"], dialogue=cand["dialogue"])),
+            max_tokens=ctx.world.params.dialogue_max_tokens) for _, cand in turns))
+        for (seeker, cand), q in zip(turns, questions, strict=True):
             cand["dialogue"].append(["interviewer", q])
             ctx.send(seeker, "question", text=q)
             ctx.act("question", seeker=seeker, text=q)
@@ -153,20 +159,26 @@ class InterviewerAgent(Agent):
     async def decide(self, ctx: StepContext) -> None:
         system = self._system(ctx)
         openings = ctx.world.params.openings_per_job - self.state["hires"]
-        offered = 0
+        interviewed = []
         for m in ctx.inbox:
             cand = self.state["candidates"].get(m["from"])
             if cand is None or m["kind"] != "answer":
                 continue
             cand["dialogue"].append(["candidate", m["text"]])
-            if offered >= openings:
-                result, ok = "reject", True
-            else:
-                msgs = ctx.messages_for(system, ctx.render("decide.j2", cv=cand["cv"], dialogue=cand["dialogue"]))
-                result, ok = await ctx.llm.choose("offer_decision", msgs, ["offer", "reject"])
+            interviewed.append((m["from"], cand))
+        if openings <= 0:
+            verdicts = [("reject", True)] * len(interviewed)
+        else:
+            verdicts = await asyncio.gather(*(ctx.llm.choose("offer_decision", ctx.messages_for(
+                system, ctx.render("decide.j2", cv=cand["cv"], dialogue=cand["dialogue"])), ["offer", "reject"])
+                for _, cand in interviewed))
+        offered = 0
+        for (seeker, _), (result, ok) in zip(interviewed, verdicts, strict=True):
+            if result == "offer" and offered >= openings:
+                result = "reject"  # the job has fewer openings than good candidates; first come first served
             offered += result == "offer"
-            ctx.send(m["from"], "offer" if result == "offer" else "rejection")
-            ctx.act("offer_decision", valid=ok, seeker=m["from"], result=result)
+            ctx.send(seeker, "offer" if result == "offer" else "rejection")
+            ctx.act("offer_decision", valid=ok, seeker=seeker, result=result)
 
     async def notify(self, ctx: StepContext) -> None:
         for m in ctx.inbox:

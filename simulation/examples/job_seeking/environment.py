@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import faiss
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulation.core import Environment, Phase
+from simulation.embedding.index import VectorIndex
 
 
 class JobSeekingParams(BaseModel):
@@ -28,22 +28,19 @@ def job_text(job: dict[str, Any]) -> str:
 
 
 class JobBoard:
-    """Read-only view for agents: exact inner-product search over unit job vectors (faiss)."""
+    """What agents see of the market: job ads and a batched embedding search over the open ones."""
 
-    def __init__(self, ids: list[str], jobs: list[dict[str, Any]], vectors: np.ndarray, closed: set[str],
-                 params: JobSeekingParams):
+    def __init__(self, ids: list[str], jobs: list[dict[str, Any]], vectors: np.ndarray, params: JobSeekingParams):
         self.params = params
-        self.ids = ids
         self.jobs = dict(zip(ids, jobs, strict=True))
-        self.index = faiss.IndexFlatIP(vectors.shape[1])
-        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        self.closed = closed
+        self.index = VectorIndex(ids, vectors)
 
-    def search(self, query: np.ndarray, k: int) -> list[tuple[str, dict[str, Any]]]:
-        want = min(len(self.ids), k + len(self.closed))
-        _scores, idx = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), want)
-        out = [(self.ids[i], self.jobs[self.ids[i]]) for i in idx[0] if i >= 0 and self.ids[i] not in self.closed]
-        return out[:k]
+    def update(self, data: dict[str, Any]) -> None:
+        """Between rounds: jobs whose openings are filled leave the search."""
+        self.index.exclude(data["closed"])
+
+    async def search(self, query: np.ndarray, k: int) -> list[tuple[str, dict[str, Any]]]:
+        return [(i, self.jobs[i]) for i in await self.index.search(query, k)]
 
 
 class JobMarket(Environment):
@@ -66,10 +63,13 @@ class JobMarket(Environment):
         jobs = sim.profiles("interviewer")
         self.n_seekers = len(sim.profiles("seeker"))
         vecs = await sim.embeddings.embed([job_text(j) for _, j in jobs]) if jobs else np.zeros((0, 384))
-        self.board = JobBoard([i for i, _ in jobs], [j for _, j in jobs], vecs, self.closed, self.p)
+        self.board = JobBoard([i for i, _ in jobs], [j for _, j in jobs], vecs, self.p)
 
     def world(self) -> JobBoard | None:
         return self.board
+
+    def world_update(self, round_: int) -> dict[str, Any]:
+        return {"closed": sorted(self.closed)}
 
     def phases(self, round_: int) -> list[Phase]:
         ph = [Phase("search", "seeker", "search"), Phase("screen", "interviewer", "screen", "inbox")]
@@ -141,6 +141,5 @@ class JobMarket(Environment):
     def set_state(self, s: dict[str, Any]) -> None:
         self.employed = dict(s["employed"])
         self.hires = Counter(s["hires"])
-        self.closed.clear()
-        self.closed.update(s["closed"])  # the board holds the same set object
+        self.closed = set(s["closed"])
         self.totals = Counter(s["totals"])

@@ -1,0 +1,65 @@
+"""The runtime interface: where agent groups live and how the driver talks to them.
+
+The driver makes one call per group per phase (and per bulk operation), and waits for all groups
+together; it never steps agents one by one. Both runtimes pass one contract-test suite.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from ..core.phase import Phase
+from .host import GroupSpec, PhaseOutput
+
+
+class GroupLost(Exception):
+    """A group's process died; the driver rebuilds it and re-runs its part of the round."""
+
+    def __init__(self, index: int, reason: str):
+        super().__init__(f"agent group {index} lost: {reason}")
+        self.index = index
+        self.reason = reason
+
+
+class Runtime(ABC):
+    """A set of group hosts addressed by index ``0 .. n_groups - 1``."""
+
+    name = "runtime"
+
+    @property
+    @abstractmethod
+    def n_groups(self) -> int: ...
+
+    @abstractmethod
+    async def start(self, specs: list[GroupSpec]) -> None:
+        """Create one host per spec."""
+
+    @abstractmethod
+    async def call(self, index: int, method: str, *args: Any) -> Any:
+        """Call ``method`` on one host (sync or async); a dead host raises :class:`GroupLost`."""
+
+    async def broadcast(self, method: str, *args: Any) -> list[Any]:
+        """Call ``method`` with the same arguments on every host, concurrently."""
+        return await self.gather([(i, method, args) for i in range(self.n_groups)])
+
+    @abstractmethod
+    async def gather(self, calls: list[tuple[int, str, tuple]]) -> list[Any]:
+        """Issue every call at once and wait for all; results in order, a dead host raises GroupLost."""
+
+    @abstractmethod
+    async def run_phase(self, phase: Phase, round_: int, inboxes: list[dict[str, list]],
+                        on_step: Callable[[int], None] | None = None) -> list[PhaseOutput | GroupLost]:
+        """Run one phase on every group; a lost group's slot holds a :class:`GroupLost`."""
+
+    @abstractmethod
+    async def replace(self, index: int, spec: GroupSpec) -> None:
+        """Start a fresh, empty host for a lost group."""
+
+    def share(self, value: Any) -> Any:
+        """A handle for a large value sent to every host (the Ray runtime stores it once)."""
+        return value
+
+    @abstractmethod
+    async def close(self) -> None: ...

@@ -1,0 +1,62 @@
+"""Wire the LLM and embedding clients of one process (the driver, or an agent group)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config.models import ModelConfig, RunConfig
+from ..embedding import EmbeddingCache, EmbeddingPool, OpenAIEmbeddingClient
+from ..llm import (
+    CachingClient,
+    Endpoint,
+    EndpointPool,
+    OpenAIChatClient,
+    RecordingClient,
+    ResponseCache,
+    StructuredClient,
+)
+from ..llm.pool import ChatPool
+from ..llm.recording import CallSink
+
+_EXTRAS = {"on": True, "off": False, "auto": None}
+
+
+def build_chat_client(cfg: RunConfig, models: list[ModelConfig], sink: CallSink, replay: ResponseCache | None = None,
+                      warm: ResponseCache | None = None, prefer_host: str | None = None) -> RecordingClient:
+    """Recording(Structured(Pool)); a replay is Recording(Caching(replay only)).
+
+    ``warm`` answers the calls it holds without asking a server (a group re-running part of a round).
+    """
+    s = cfg.simulation.llm
+    if replay is not None:
+        return RecordingClient(CachingClient(None, replay, replay_only=True), sink)
+    endpoints = [Endpoint(m.config_name, OpenAIChatClient(m.base_url, m.model_name, m.api_key, s.timeout_s,
+                                                          _EXTRAS[m.vllm_extras], m.generate_args,
+                                                          max_connections=m.max_concurrency),
+                          m.max_concurrency, m.host) for m in models]
+    pool = EndpointPool(endpoints, s.max_retries, s.backoff_base_s, s.backoff_max_s, prefer_host=prefer_host)
+    inner = StructuredClient(ChatPool(pool), s.max_repairs)
+    if warm is not None:
+        inner = CachingClient(inner, warm, remember=False)
+    return RecordingClient(inner, sink)
+
+
+def build_embeddings(cfg: RunConfig, models: list[ModelConfig], replay: dict[str, bytes] | None = None,
+                     prefer_host: str | None = None) -> EmbeddingPool:
+    """A batched embedding pool; a replay serves recorded vectors only."""
+    cache = EmbeddingCache()
+    if replay is not None:
+        for k, v in replay.items():
+            cache.put(k, np.frombuffer(v, dtype=np.float32), record=False)
+        return EmbeddingPool(None, cfg.simulation.embedding, cache, replay_only=True)
+    eps = [Endpoint(m.config_name, OpenAIEmbeddingClient(m.base_url, m.model_name, m.api_key,
+                                                         cfg.simulation.embedding.timeout_s), m.max_concurrency, m.host)
+           for m in models]
+    return EmbeddingPool(eps, cfg.simulation.embedding, cache, prefer_host=prefer_host)
+
+
+def warm_embeddings(pool: EmbeddingPool, vectors: dict[str, bytes]) -> None:
+    """Give a pool vectors it need not ask for again (they are already in the run store)."""
+    for k, v in vectors.items():
+        if k not in pool.cache.vectors:
+            pool.cache.put(k, np.frombuffer(v, dtype=np.float32), record=False)

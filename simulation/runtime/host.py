@@ -1,0 +1,190 @@
+"""A group host: one agent server's worth of agents, with its own clients, in any process.
+
+The local runtime keeps hosts in the driver's process; the Ray runtime puts each in an actor. A host
+is built from a :class:`GroupSpec` (plain data), so it can start anywhere the scenario folder and
+the endpoints can be reached.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config.models import ModelConfig, RunConfig
+from ..core.checkpoint import read_msgpack, write_msgpack
+from ..core.context import GroupServices
+from ..core.group import AgentGroup, active_set
+from ..core.phase import Phase
+from ..core.scenario import load_scenario
+from ..llm import ResponseCache
+from ..memory.tokens import default_token_counter
+from ..store import RunStore
+from .clients import build_chat_client, build_embeddings, warm_embeddings
+
+
+@dataclass
+class GroupSpec:
+    """How to build a group host: plain data, so it travels to any process."""
+
+    index: int
+    run_config: str  # RunConfig as JSON
+    chat_models: list[dict[str, Any]] = field(default_factory=list)
+    emb_models: list[dict[str, Any]] = field(default_factory=list)
+    replay_from: str | None = None  # a recorded run folder: answer from its run store, call nothing
+
+
+@dataclass
+class PhaseOutput:
+    """What one group produced in one phase; the driver applies it when every group is done."""
+
+    messages: list[dict[str, Any]]
+    actions: list[tuple]
+    steps: int
+    failed: int
+    llm_rows: list[tuple]
+    embeddings: list[tuple[str, bytes]]
+
+
+class CallBuffer:
+    """Collects LLM call rows until the phase's output is handed to the driver."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    def add_llm_call(self, row: tuple) -> None:
+        self.rows.append(row)
+
+    def drain(self) -> list[tuple]:
+        out, self.rows = self.rows, []
+        return out
+
+
+def group_file(round_dir: Path, index: int) -> Path:
+    return round_dir / f"group_{index:04d}.msgpack"
+
+
+class GroupHost:
+    """Hosts agents of every type for one slot; runs phases; checkpoints its own agents."""
+
+    def __init__(self, gspec: GroupSpec):
+        self.gspec = gspec
+        self.index = gspec.index
+        self.cfg = RunConfig.model_validate_json(gspec.run_config)
+        self.sim = self.cfg.simulation
+        self.spec = load_scenario(Path(self.cfg.scenario_dir))
+        self.hostname = socket.gethostname()
+        self.calls = CallBuffer()
+        chat = [ModelConfig.model_validate(m) for m in gspec.chat_models]
+        emb = [ModelConfig.model_validate(m) for m in gspec.emb_models]
+        replay_calls = replay_vecs = None
+        if gspec.replay_from:
+            src = RunStore(Path(gspec.replay_from) / "run.sqlite", readonly=True)
+            try:
+                replay_calls, replay_vecs = ResponseCache(src.response_cache()), src.embeddings()
+            finally:
+                src.close()
+        self._chat_models, self._replay_calls = chat, replay_calls
+        self.llm = build_chat_client(self.cfg, chat, self.calls, replay_calls, prefer_host=self.hostname)
+        self.embeddings = build_embeddings(self.cfg, emb, replay_vecs, prefer_host=self.hostname)
+        self.services = GroupServices(llm_client=self.llm, embeddings=self.embeddings, llm_settings=self.sim.llm,
+                                      world=None, tokens=default_token_counter(), seed=self.sim.seed,
+                                      prompts_dir=self.spec.prompts_dir)
+        self.group = AgentGroup(self.services, self.cfg.memory, self.sim.concurrency)
+        self._active: tuple[int, set[str] | None] | None = None
+
+    # -- population and world --
+    def add_agents(self, agent_type: str, items: list[tuple[str, dict[str, Any]]]) -> int:
+        return self.group.add_agents(self.spec.agent_classes[agent_type], items)
+
+    def set_world(self, world: Any) -> None:
+        self.services.world = world
+
+    def update_world(self, data: Any) -> None:
+        if data is not None and self.services.world is not None:
+            self.services.world.update(data)
+
+    def begin_round(self, world_update: Any, intervention: str | None) -> None:
+        """What changed between rounds: the world view, and the global intervention text."""
+        self.update_world(world_update)
+        self.services.intervention = intervention
+
+    # -- phases --
+    def active(self, round_: int) -> set[str] | None:
+        if self._active is None or self._active[0] != round_:
+            self._active = (round_, active_set(self.group.agents, self.sim.activation, self.sim.seed, round_))
+        return self._active[1]
+
+    async def run_phase(self, phase: Phase, round_: int, inboxes: dict[str, list[dict[str, Any]]],
+                        on_step: Callable[[int], None] | None = None) -> PhaseOutput:
+        res = await self.group.run_phase(phase, round_, inboxes, self.active(round_), on_step)
+        return PhaseOutput(res.messages, res.actions, res.steps, res.failed, self.calls.drain(),
+                           self.embeddings.cache.drain_new())
+
+    def scheduled(self, phase: Phase, inboxes: dict[str, list], round_: int) -> int:
+        return len(self.group.scheduled(phase, inboxes, self.active(round_)))
+
+    def warm(self, run_store: str, round_: int) -> int:
+        """Before re-running part of ``round_``: answer this group's recorded calls from the store."""
+        src = RunStore(run_store, readonly=True)
+        try:
+            calls = src.response_cache(round_, set(self.group.agents))
+            warm_embeddings(self.embeddings, src.embeddings())
+        finally:
+            src.close()
+        if self._replay_calls is None:
+            self.llm = build_chat_client(self.cfg, self._chat_models, self.calls, warm=ResponseCache(calls),
+                                         prefer_host=self.hostname)
+            self.services.llm_client = self.llm
+        return len(calls)
+
+    def cold(self) -> None:
+        """After the re-run: new calls go to the servers again, with nothing held in memory."""
+        if self._replay_calls is None:
+            self.llm = build_chat_client(self.cfg, self._chat_models, self.calls, prefer_host=self.hostname)
+            self.services.llm_client = self.llm
+        self.calls.drain()
+        self.embeddings.cache.drain_new()
+
+    # -- checkpoints --
+    def checkpoint(self, round_dir: str) -> int:
+        """Write this group's agents to ``round_dir`` (every group writes its own file, in parallel)."""
+        return write_msgpack(group_file(Path(round_dir), self.index),
+                             {"group": self.index, "agents": self.group.get_states()})
+
+    def restore(self, round_dir: str) -> int:
+        """Load the states of this group's agents from every group file of a checkpoint."""
+        n = 0
+        files = sorted(Path(round_dir).glob("group_*.msgpack"))
+        own = group_file(Path(round_dir), self.index)
+        if own in files:  # usually every agent is in our own file: read it first
+            files.remove(own)
+            files.insert(0, own)
+        for path in files:
+            data = read_msgpack(path)
+            states = {a: s for a, s in data["agents"].items() if a in self.group.agents}
+            self.group.set_states(states)
+            n += len(states)
+            if n >= len(self.group.agents):
+                break
+        return n
+
+    # -- bookkeeping --
+    def stats(self) -> dict[str, Any]:
+        rss = 0
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+        return {"group": self.index, "pid": os.getpid(), "host": self.hostname, "agents": len(self.group.agents),
+                "cpu_s": time.process_time(), "rss_kb": rss, "llm_calls": self.llm.calls}
+
+    async def aclose(self) -> None:
+        await self.llm.aclose()
+        await self.embeddings.aclose()

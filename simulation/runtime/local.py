@@ -1,0 +1,49 @@
+"""The in-process runtime: group hosts live in the driver's event loop (the default on one machine)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ..core.phase import Phase
+from .base import GroupLost, Runtime
+from .host import GroupHost, GroupSpec, PhaseOutput
+
+
+class LocalRuntime(Runtime):
+    """Hosts in this process; ``call`` is a method call, ``gather`` an ``asyncio.gather``."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self.hosts: list[GroupHost] = []
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.hosts)
+
+    async def start(self, specs: list[GroupSpec]) -> None:
+        self.hosts = [GroupHost(s) for s in specs]
+
+    async def call(self, index: int, method: str, *args: Any) -> Any:
+        out = getattr(self.hosts[index], method)(*args)
+        return await out if inspect.isawaitable(out) else out
+
+    async def gather(self, calls: list[tuple[int, str, tuple]]) -> list[Any]:
+        return list(await asyncio.gather(*(self.call(i, m, *a) for i, m, a in calls)))
+
+    async def run_phase(self, phase: Phase, round_: int, inboxes: list[dict[str, list]],
+                        on_step: Callable[[int], None] | None = None) -> list[PhaseOutput | GroupLost]:
+        return list(await asyncio.gather(*(h.run_phase(phase, round_, inboxes[i], on_step)
+                                           for i, h in enumerate(self.hosts))))
+
+    async def replace(self, index: int, spec: GroupSpec) -> None:
+        await self.hosts[index].aclose()
+        self.hosts[index] = GroupHost(spec)
+
+    async def close(self) -> None:
+        for h in self.hosts:
+            await h.aclose()
+        self.hosts = []

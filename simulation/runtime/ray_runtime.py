@@ -1,0 +1,146 @@
+"""The Ray runtime: one async actor per agent-server slot, anywhere in a Ray cluster.
+
+``bash simulation/launch_server.sh N PORT SCENARIO`` gives each host ``N`` units of the custom
+resource ``gensim_slot``; the driver places one :class:`GroupActor` on each unit. Without a
+cluster, the driver starts a private Ray instance on 127.0.0.1 with ``simulation.servers`` slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray
+from loguru import logger
+
+from ..core.phase import Phase
+from .base import GroupLost, Runtime
+from .host import GroupHost, GroupSpec, PhaseOutput  # noqa: F401  (GroupHost: the actor's payload)
+
+SLOT = "gensim_slot"
+SERVER_STATE = Path(__file__).resolve().parents[1] / ".agent_servers"  # written by launch_server.sh
+
+
+def launched_address() -> str | None:
+    """The head address ``launch_server.sh`` recorded on this host, if it is running."""
+    f = SERVER_STATE / "cluster.json"
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text())["address"]
+    except (ValueError, KeyError):
+        return None
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class GroupActor:
+    """An agent server: a :class:`GroupHost` in its own process."""
+
+    def __init__(self, spec: GroupSpec):
+        self.host = GroupHost(spec)
+
+    async def call(self, method: str, *args: Any) -> Any:
+        out = getattr(self.host, method)(*args)
+        return await out if asyncio.iscoroutine(out) else out
+
+
+def _lost(index: int, e: BaseException) -> GroupLost:
+    return GroupLost(index, f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+
+
+class RayRuntime(Runtime):
+    """Group hosts as Ray actors; every call for all groups is issued before any is awaited."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, servers: int = 2):
+        self.address = address or launched_address()
+        self.servers = servers
+        self.actors: list[Any] = []
+        self.started_ray = False
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.actors)
+
+    def connect(self) -> int:
+        """Join the cluster (or start a private one on loopback); return the number of slots."""
+        if not ray.is_initialized():
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            if self.address:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                         logging_level="warning")
+            else:
+                ray.init(num_cpus=max(2, self.servers), resources={SLOT: self.servers}, include_dashboard=False,
+                         log_to_driver=False, logging_level="warning", _node_ip_address="127.0.0.1")
+                self.started_ray = True
+        slots = int(ray.cluster_resources().get(SLOT, 0))
+        if slots < 1:
+            raise RuntimeError(f"the Ray cluster at {self.address} offers no '{SLOT}' resource: "
+                               "start agent servers with simulation/launch_server.sh")
+        return slots
+
+    def _actor(self, spec: GroupSpec) -> Any:
+        return GroupActor.options(resources={SLOT: 1}, scheduling_strategy="SPREAD",
+                                  max_concurrency=100_000).remote(spec)
+
+    async def start(self, specs: list[GroupSpec]) -> None:
+        self.actors = [self._actor(s) for s in specs]
+        nodes = await self.gather([(i, "stats", ()) for i in range(len(specs))])  # waits until all are up
+        logger.info("{} agent servers on {} host process(es)", len(nodes), len({n["pid"] for n in nodes}))
+
+    async def call(self, index: int, method: str, *args: Any) -> Any:
+        return (await self.gather([(index, method, args)]))[0]
+
+    async def gather(self, calls: list[tuple[int, str, tuple]]) -> list[Any]:
+        refs = [self.actors[i].call.remote(m, *a) for i, m, a in calls]
+        out = await asyncio.gather(*refs, return_exceptions=True)
+        for (i, _, _), r in zip(calls, out, strict=True):
+            if isinstance(r, ray.exceptions.RayActorError):
+                raise _lost(i, r)
+            if isinstance(r, BaseException):
+                raise r
+        return list(out)
+
+    async def run_phase(self, phase: Phase, round_: int, inboxes: list[dict[str, list]],
+                        on_step: Callable[[int], None] | None = None) -> list[PhaseOutput | GroupLost]:
+        refs = [a.call.remote("run_phase", phase, round_, inboxes[i]) for i, a in enumerate(self.actors)]
+
+        async def one(i: int, ref: Any) -> PhaseOutput | GroupLost:
+            try:
+                out: PhaseOutput = await ref
+            except ray.exceptions.RayActorError as e:
+                return _lost(i, e)
+            if on_step is not None:
+                on_step(out.steps)
+            return out
+
+        return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(refs))))
+
+    async def replace(self, index: int, spec: GroupSpec) -> None:
+        try:
+            ray.kill(self.actors[index], no_restart=True)
+        except Exception:  # already gone
+            pass
+        self.actors[index] = self._actor(spec)
+        await self.call(index, "stats")
+
+    def share(self, value: Any) -> Any:
+        return ray.put(value)
+
+    async def close(self) -> None:
+        if self.actors:
+            try:
+                await asyncio.wait_for(self.broadcast("aclose"), 10)
+            except Exception:  # a dead actor must not keep the run from finishing
+                pass
+            for a in self.actors:
+                ray.kill(a, no_restart=True)
+        self.actors = []
+        if ray.is_initialized():
+            ray.shutdown()
+

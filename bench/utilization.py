@@ -1,11 +1,12 @@
 """How much of the real CPU vLLM server's throughput a simulation uses.
 
-    python bench/utilization.py [--agents 40] [--rounds 1] [--concurrency 32]
+    python bench/utilization.py [--agents 160] [--rounds 1] [--concurrency 32]
 
 One run, side by side against the same server: (1) a plain load generator keeps ``--concurrency``
 requests in flight with prompts and completion lengths like the simulation's, for the same time,
-and measures generated tokens/s; (2) job seeking runs against it and its generated tokens/s is
-measured. The last line is JSON with both and their ratio.
+and measures generated tokens/s; (2) job seeking runs against it and its generated tokens/s over its
+rounds (agent creation and the job board's setup excluded) is measured. The last line is JSON with
+both and their ratio.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import shutil
 import sqlite3
 import sys
@@ -20,10 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from simulation.llm import ChatRequest, OpenAIChatClient  # noqa: E402
 from simulation.runner import RunOptions, run_simulation  # noqa: E402
 from simulation.services.vllm_server import (  # noqa: E402
     chat_spec,
@@ -34,32 +35,32 @@ from simulation.services.vllm_server import (  # noqa: E402
 )
 
 
-async def load_generator(base_url: str, model: str, prompts: list[tuple[str, int]], concurrency: int,
-                         seconds: float) -> float:
-    """Saturate the server with recorded prompts; return generated tokens per second."""
+async def load_generator(base_url: str, model: str, bodies: list[dict], concurrency: int, seconds: float) -> float:
+    """Saturate the server with the simulation's own requests; return generated tokens per second."""
     done_tokens = 0
     stop_at = time.perf_counter() + seconds
     i = 0
-    async with aiohttp.ClientSession() as s:
-        async def worker() -> None:
-            nonlocal done_tokens, i
-            while time.perf_counter() < stop_at:
-                prompt, max_tokens = prompts[i % len(prompts)]
-                i += 1
-                body = {"model": model, "messages": json.loads(prompt), "max_tokens": max_tokens,
-                        "temperature": 0.0, "ignore_eos": False}
-                async with s.post(base_url + "/chat/completions", json=body) as r:
-                    data = await r.json()
-                    done_tokens += data["usage"]["completion_tokens"]
+    client = OpenAIChatClient(base_url, model, vllm_extras=True, max_connections=concurrency)
 
+    async def worker() -> None:
+        nonlocal done_tokens, i
+        while time.perf_counter() < stop_at:
+            body = bodies[i % len(bodies)]
+            i += 1
+            res = await client.complete(ChatRequest(**body))
+            done_tokens += res.completion_tokens
+
+    try:
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return done_tokens / (time.perf_counter() - t0)
+    finally:
+        await client.aclose()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--agents", type=int, default=40)
+    ap.add_argument("--agents", type=int, default=160)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=32)
     a = ap.parse_args()
@@ -77,15 +78,18 @@ def main() -> None:
              "max_concurrency": a.concurrency, "vllm_extras": "on"},
             {"config_name": "emb", "model_type": "openai_embedding", "model_name": emb.spec.served_name,
              "client_args": {"base_url": emb.base_url}}]))
-        t0 = time.perf_counter()
         summary = asyncio.run(run_simulation(RunOptions(scenario=str(folder), agents=a.agents, rounds=a.rounds,
                                                         out=str(tmp / "run"), progress=False)))
-        sim_s = time.perf_counter() - t0
+        sim_s = summary["wall_s"]  # the rounds themselves
         with sqlite3.connect(tmp / "run" / "run.sqlite") as db:
-            rows = db.execute("SELECT prompt, completion_tokens, choices FROM llm_calls").fetchall()
+            rows = db.execute("SELECT prompt, completion_tokens, choices, json_schema FROM llm_calls").fetchall()
         sim_tps = summary["completion_tokens"] / sim_s
-        prompts = [(p, max(1, c)) for p, c, _ in rows if p]
-        plain_tps = asyncio.run(load_generator(chat.base_url, chat.spec.served_name, prompts, a.concurrency,
+        # the same requests, constraints included, each asking for as many tokens as it produced
+        bodies = [{"messages": json.loads(p), "max_tokens": max(1, c), "temperature": 0.0,
+                   "choices": json.loads(ch) if ch else None, "json_schema": json.loads(js) if js else None}
+                  for p, c, ch, js in rows if p]
+        random.Random(0).shuffle(bodies)  # the whole round's mix, not just its first phases
+        plain_tps = asyncio.run(load_generator(chat.base_url, chat.spec.served_name, bodies, a.concurrency,
                                                max(20.0, min(sim_s, 60.0))))
         print(json.dumps({"agents": summary["agents"], "llm_calls": summary["llm_calls"],
                           "sim_wall_s": round(sim_s, 2), "sim_gen_tok_s": round(sim_tps, 1),

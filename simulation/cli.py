@@ -82,6 +82,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if not (args.scenario or args.replay or args.resume):
         return _fail("run needs a scenario, --replay RUN_DIR or --resume RUN_DIR", 2)
+    if (args.replay or args.resume) and args.scenario and "=" in args.scenario:
+        args.overrides, args.scenario = [args.scenario, *args.overrides], None  # no scenario: key=value only
     if args.scenario and "=" in args.scenario and not Path(args.scenario).exists():
         return _fail("the first argument of 'run' must be the scenario, before any key=value", 2)
     opts = RunOptions(scenario=args.scenario, agents=args.agents, rounds=args.rounds, seed=args.seed,

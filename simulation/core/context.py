@@ -45,7 +45,7 @@ def agent_rng(seed: int, agent_id: str, round_: int, phase: str) -> random.Rando
 class StepContext:
     """One agent in one phase of one round. Effects are buffered and applied when the phase ends."""
 
-    __slots__ = ("agent", "round", "phase", "inbox", "llm", "services", "messages", "actions", "_rng")
+    __slots__ = ("agent", "round", "phase", "inbox", "services", "messages", "actions", "_rng", "_llm")
 
     def __init__(self, agent: Any, round_: int, phase: str, inbox: list[dict[str, Any]], services: GroupServices):
         self.agent = agent
@@ -53,7 +53,7 @@ class StepContext:
         self.phase = phase
         self.inbox = inbox
         self.services = services
-        self.llm = AgentLLM(services.llm_client, services.llm_settings, agent.id, round_, phase)
+        self._llm: AgentLLM | None = None
         self.messages: list[dict[str, Any]] = []
         self.actions: list[tuple] = []
         self._rng: random.Random | None = None
@@ -63,6 +63,14 @@ class StepContext:
         if self._rng is None:
             self._rng = agent_rng(self.services.seed, self.agent.id, self.round, self.phase)
         return self._rng
+
+    @property
+    def llm(self) -> AgentLLM:
+        """The LLM, bound to this agent, round and phase (every call is tagged for recording and replay)."""
+        if self._llm is None:
+            s = self.services
+            self._llm = AgentLLM(s.llm_client, s.llm_settings, self.agent.id, self.round, self.phase, s.seed)
+        return self._llm
 
     @property
     def world(self) -> Any:

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..config.models import RunConfig
 from ..population import build_profiles
+from ..runtime.base import GroupLost
 from ..store import RunStore
 from .checkpoint import latest_checkpoint, read_driver_state, round_dir, write_driver_state
 from .group import action_rows
@@ -55,11 +56,13 @@ class Simulator:
         self.progress = progress
         self.env = spec.environment(cfg.params, self.sim.seed)
         self.where: dict[str, int] = {}  # agent id -> group index
+        self.groups: list[dict[str, Any]] = []  # where each group runs (node, pid)
         self.n_agents = 0
         self.round = 0
         self.totals: Counter[str] = Counter()
         self.failed_steps = 0
         self.recoveries = 0
+        self.setup_s = 0.0
         self.intervention: str | None = None
         self.hooks: dict[str, list[Hook]] = {"before_round": [], "after_round": [], "before_phase": []}
         self._world_ref: Any = None
@@ -115,7 +118,7 @@ class Simulator:
                 if not pending[g] or pending[g][-1][0] != agent_type:
                     pending[g].append((agent_type, []))
                 pending[g][-1][1].append((aid, prof))
-                rows.append((aid, agent_type, json.dumps(prof, ensure_ascii=False)))
+                rows.append((aid, agent_type, json.dumps(prof, ensure_ascii=False), g))
                 size += 1
                 if size >= CREATE_CHUNK * n:
                     await self._send_agents(pending)
@@ -126,7 +129,10 @@ class Simulator:
         await self.env.setup(self)
         self._world_ref = self.runtime.share(self.env.world())
         await self.runtime.broadcast("set_world", self._world_ref)
-        logger.info("created {} agents on {} group(s) in {:.2f}s", i, n, time.perf_counter() - t0)
+        self.groups = await self.runtime.broadcast("stats")
+        self.store.set_meta(groups=[{k: s[k] for k in ("group", "node", "host", "pid", "agents")} for s in self.groups])
+        self.setup_s = round(time.perf_counter() - t0, 3)
+        logger.info("created {} agents on {} group(s) in {:.2f}s", i, n, self.setup_s)
 
     async def _send_agents(self, pending: list[list[tuple[str, list]]], only: int | None = None) -> None:
         calls = [(g, "add_agents", (t, items)) for g, batches in enumerate(pending) for t, items in batches
@@ -150,9 +156,13 @@ class Simulator:
     async def run_round(self, r: int) -> dict[str, float]:
         await self._run_hooks("before_round", r)
         self._round_update = self.env.world_update(r)
-        await self.runtime.gather([(g, "begin_round", (self._round_update, self.intervention))
-                                   for g in range(self.runtime.n_groups)])
         self._round_inputs = []
+        try:
+            await self.runtime.broadcast("begin_round", self._round_update, self.intervention)
+        except GroupLost as e:  # died between rounds: rebuild it from the checkpoint just written
+            logger.warning("{}; rebuilding it", e)
+            await self._rebuild_group(e.index, r)
+            self.recoveries += 1
         bar = tqdm(total=0, desc=f"round {r}/{self.sim.rounds}", unit="step", disable=not self.progress,
                    dynamic_ncols=True, leave=True)
         inboxes: dict[str, list] = {}
@@ -163,9 +173,13 @@ class Simulator:
             per_group = self._split(inboxes)
             self._round_inputs.append(_PhaseInput(phase, per_group))
             if self.progress:
-                bar.total += sum(await self.runtime.gather([(g, "scheduled", (phase, per_group[g], r))
-                                                            for g in range(self.runtime.n_groups)]))
-                bar.refresh()
+                try:
+                    bar.total += sum(await self.runtime.gather([(g, "scheduled", (phase, per_group[g], r))
+                                                                for g in range(self.runtime.n_groups)]))
+                    bar.refresh()
+                except GroupLost:  # the phase itself will find it lost and recover it
+                    pass
+            t_phase = time.perf_counter()
             outs = await self.runtime.run_phase(phase, r, per_group, bar.update if self.progress else None)
             for g, out in enumerate(outs):
                 if isinstance(out, Exception):
@@ -184,6 +198,9 @@ class Simulator:
             self.store.add_rows(action_rows(r, phase.name, actions), ())
             self.env.observe(phase, r, actions, messages)
             inboxes = self.env.route(phase, messages)
+            logger.info("round {} phase {}: {} steps, {} actions, {} LLM calls in {:.2f}s", r, phase.name,
+                        sum(o.steps for o in outs), len(actions), sum(len(o.llm_rows) for o in outs),
+                        time.perf_counter() - t_phase)
             self.store.flush(self.embeddings.cache.drain_new() if hasattr(self.embeddings, "cache") else None)
         bar.close()
         metrics = self.env.metrics(r)
@@ -220,6 +237,8 @@ class Simulator:
                 cur = self._round_inputs[-1]
                 out = await self.runtime.call(g, "run_phase", cur.phase, r, cur.inboxes[g])
                 self.recoveries += 1
+                self.groups[g] = await self.runtime.call(g, "stats")
+                self.store.set_meta(recoveries=self.recoveries)
                 return out
             except Exception as e:  # noqa: BLE001 - any failure of the rebuilt group: try again
                 lost = e
@@ -287,6 +306,7 @@ class Simulator:
             out["recovered_groups"] = self.recoveries
         out.update(self.env.summary())
         out.update(self.store.llm_totals())
+        out["setup_s"] = self.setup_s
         out["wall_s"] = self.totals.get("wall_s", 0.0)
         out["run_dir"] = str(self.run_dir)
         return out

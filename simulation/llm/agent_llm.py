@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from typing import Any
 
@@ -22,9 +23,9 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
 class AgentLLM:
     """``choose`` / ``chat`` / ``json`` for one agent's step; numbers its calls for exact replay."""
 
-    __slots__ = ("client", "settings", "agent_id", "round", "phase", "seq", "calls")
+    __slots__ = ("client", "settings", "agent_id", "round", "phase", "seq", "calls", "run_seed")
 
-    def __init__(self, client: Any, settings: LLMSettings, agent_id: str, round_: int, phase: str):
+    def __init__(self, client: Any, settings: LLMSettings, agent_id: str, round_: int, phase: str, run_seed: int = 0):
         self.client = client
         self.settings = settings
         self.agent_id = agent_id
@@ -32,13 +33,18 @@ class AgentLLM:
         self.phase = phase
         self.seq = 0
         self.calls = 0
+        self.run_seed = run_seed
 
     def _req(self, action: str, messages: list[dict[str, str]], max_tokens: int | None, **kw: Any) -> ChatRequest:
         self.seq += 1
         self.calls += 1
+        tag = CallTag(self.agent_id, self.round, self.phase, action, self.seq)
+        # a sampling seed per call: varied answers at temperature > 0, yet the same on every re-run
+        digest = hashlib.blake2b(f"{self.run_seed}:{tag.agent_id}:{tag.round}:{tag.phase}:{action}:{tag.seq}".encode(),
+                                 digest_size=4).digest()
+        seed = int.from_bytes(digest, "big") & 0x7FFFFFFF if self.settings.seed_per_call else None
         return ChatRequest(messages=messages, max_tokens=max_tokens or self.settings.max_tokens,
-                           temperature=self.settings.temperature,
-                           tag=CallTag(self.agent_id, self.round, self.phase, action, self.seq), **kw)
+                           temperature=self.settings.temperature, seed=seed, tag=tag, **kw)
 
     async def chat(self, action: str, messages: list[dict[str, str]], max_tokens: int | None = None) -> str:
         res = await self.client.complete(self._req(action, messages, max_tokens))

@@ -1,5 +1,7 @@
 """Where agent groups run: in the driver's process (``local``) or as Ray actors (``ray``)."""
 
+import os
+
 from .base import GroupLost, Runtime
 from .host import GroupHost, GroupSpec, PhaseOutput
 from .local import LocalRuntime
@@ -8,6 +10,11 @@ from .local import LocalRuntime
 def make_runtime(name: str, address: str | None = None, servers: int = 2) -> Runtime:
     """``local`` or ``ray`` (imported only when asked for: Ray is heavy)."""
     if name == "ray":
+        from ..services.agent_servers import launched_address
+
+        address = address or launched_address()
+        if address:  # launch_server.sh clusters use token auth; Ray reads the mode when it is imported
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
         from .ray_runtime import RayRuntime
 
         return RayRuntime(address, servers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..config.models import ModelConfig, RunConfig
@@ -17,8 +19,27 @@ from ..llm import (
 )
 from ..llm.pool import ChatPool
 from ..llm.recording import CallSink
+from ..llm.types import ChatRequest, ChatResult, LLMError
 
 _EXTRAS = {"on": True, "off": False, "auto": None}
+NO_ENDPOINT = "no {} endpoint: model_configs.json has none and simulation.embedded.enabled is false"
+
+
+class NoEndpointClient:
+    """Stands in where no endpoint is configured: a scenario that never calls the model runs fine."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.calls = 0
+
+    async def complete(self, request: ChatRequest, model: Any = None) -> ChatResult:
+        raise LLMError(NO_ENDPOINT.format(self.kind))
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        raise LLMError(NO_ENDPOINT.format(self.kind))
+
+    async def aclose(self) -> None:
+        return None
 
 
 def build_chat_client(cfg: RunConfig, models: list[ModelConfig], sink: CallSink, replay: ResponseCache | None = None,
@@ -30,6 +51,8 @@ def build_chat_client(cfg: RunConfig, models: list[ModelConfig], sink: CallSink,
     s = cfg.simulation.llm
     if replay is not None:
         return RecordingClient(CachingClient(None, replay, replay_only=True), sink)
+    if not models:
+        return RecordingClient(NoEndpointClient("chat"), sink)
     endpoints = [Endpoint(m.config_name, OpenAIChatClient(m.base_url, m.model_name, m.api_key, s.timeout_s,
                                                           _EXTRAS[m.vllm_extras], m.generate_args,
                                                           max_connections=m.max_concurrency),
@@ -49,6 +72,9 @@ def build_embeddings(cfg: RunConfig, models: list[ModelConfig], replay: dict[str
         for k, v in replay.items():
             cache.put(k, np.frombuffer(v, dtype=np.float32), record=False)
         return EmbeddingPool(None, cfg.simulation.embedding, cache, replay_only=True)
+    if not models:
+        models_missing = Endpoint("none", NoEndpointClient("embedding"), 1)
+        return EmbeddingPool([models_missing], cfg.simulation.embedding.model_copy(update={"max_retries": 0}), cache)
     eps = [Endpoint(m.config_name, OpenAIEmbeddingClient(m.base_url, m.model_name, m.api_key,
                                                          cfg.simulation.embedding.timeout_s), m.max_concurrency, m.host)
            for m in models]

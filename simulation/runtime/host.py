@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -182,8 +183,11 @@ class GroupHost:
             for line in f:
                 if line.startswith("VmRSS:"):
                     rss = int(line.split()[1])
-        return {"group": self.index, "pid": os.getpid(), "host": self.hostname, "agents": len(self.group.agents),
-                "cpu_s": time.process_time(), "rss_kb": rss, "llm_calls": self.llm.calls}
+        ray = sys.modules.get("ray")
+        node = ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else "local"
+        return {"group": self.index, "pid": os.getpid(), "host": self.hostname, "node": node,
+                "agents": len(self.group.agents), "cpu_s": time.process_time(), "rss_kb": rss,
+                "llm_calls": self.llm.calls}
 
     async def aclose(self) -> None:
         await self.llm.aclose()

@@ -8,32 +8,19 @@ cluster, the driver starts a private Ray instance on 127.0.0.1 with ``simulation
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import ray
+import ray._private.services as services
 from loguru import logger
 
 from ..core.phase import Phase
+from ..services.agent_servers import SLOT, launched_address
+from ..services.ray_node import keep_loopback
 from .base import GroupLost, Runtime
-from .host import GroupHost, GroupSpec, PhaseOutput  # noqa: F401  (GroupHost: the actor's payload)
-
-SLOT = "gensim_slot"
-SERVER_STATE = Path(__file__).resolve().parents[1] / ".agent_servers"  # written by launch_server.sh
-
-
-def launched_address() -> str | None:
-    """The head address ``launch_server.sh`` recorded on this host, if it is running."""
-    f = SERVER_STATE / "cluster.json"
-    if not f.is_file():
-        return None
-    try:
-        return json.loads(f.read_text())["address"]
-    except (ValueError, KeyError):
-        return None
+from .host import GroupHost, GroupSpec, PhaseOutput
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
@@ -71,11 +58,14 @@ class RayRuntime(Runtime):
         """Join the cluster (or start a private one on loopback); return the number of slots."""
         if not ray.is_initialized():
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            services.resolve_ip_for_localhost = keep_loopback  # a loopback cluster stays on loopback
             if self.address:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                         logging_level="warning")
+                host = self.address.rsplit(":", 1)[0]
+                # a cluster on loopback: the driver must find its raylet at 127.0.0.1, not the host's address
+                extra = {"_node_ip_address": host} if host.startswith("127.") or host == "localhost" else {}
+                ray.init(address=self.address, log_to_driver=False, logging_level="warning", **extra)
             else:
-                ray.init(num_cpus=max(2, self.servers), resources={SLOT: self.servers}, include_dashboard=False,
+                ray.init(address="local", num_cpus=max(2, self.servers), resources={SLOT: self.servers}, include_dashboard=False,
                          log_to_driver=False, logging_level="warning", _node_ip_address="127.0.0.1")
                 self.started_ray = True
         slots = int(ray.cluster_resources().get(SLOT, 0))

@@ -15,7 +15,8 @@ from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS agents (agent_id TEXT PRIMARY KEY, agent_type TEXT NOT NULL, profile TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS agents (agent_id TEXT PRIMARY KEY, agent_type TEXT NOT NULL, profile TEXT NOT NULL,
+    grp INTEGER);
 CREATE TABLE IF NOT EXISTS actions (
   id INTEGER PRIMARY KEY, round INTEGER NOT NULL, phase TEXT NOT NULL, agent_id TEXT NOT NULL,
   action TEXT NOT NULL, valid INTEGER NOT NULL, data TEXT NOT NULL);
@@ -89,9 +90,10 @@ class RunStore:
     def meta(self) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
 
-    def add_agents(self, rows: Iterable[tuple[str, str, str]]) -> None:
+    def add_agents(self, rows: Iterable[tuple[str, str, str, int]]) -> None:
+        """``(agent_id, agent_type, profile JSON, group index)`` rows."""
         with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO agents (agent_id, agent_type, profile) VALUES (?,?,?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO agents (agent_id, agent_type, profile, grp) VALUES (?,?,?,?)", rows)
 
     def set_metrics(self, round_: int, metrics: dict[str, float]) -> None:
         with self.db:

@@ -42,9 +42,9 @@ class SeekerAgent(Agent):
         system = self._system(ctx)
         memory = await self.memory.recall(ctx, query=cv_text(self.profile))
         msgs = ctx.messages_for(system, ctx.render("search.j2", memory=memory))
-        decision, ok = await ctx.llm.choose("search_decision", msgs, ["yes", "no"])
-        ctx.act("search_decision", valid=ok, search=decision)
-        if decision == "no":
+        decision, ok = await ctx.llm.choose("search_decision", msgs, ["search", "wait"])
+        ctx.act("search_decision", valid=ok, search=decision == "search")
+        if decision == "wait":
             await self.memory.add(ctx, f"In round {ctx.round} I did not look for a job.")
             return
         count, ok = await ctx.llm.choose("job_count", ctx.messages_for(system, ctx.render("job_count.j2", k=p.search_k)),

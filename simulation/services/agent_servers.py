@@ -1,0 +1,183 @@
+"""Agent servers on this host: a Ray node offering ``N`` agent-group slots (behind launch_server.sh).
+
+    python -m simulation.services.agent_servers start N BASE_PORT SCENARIO [--head HOST:PORT] [--host ADDR]
+    python -m simulation.services.agent_servers stop
+    python -m simulation.services.agent_servers status
+
+The first host (no ``--head``) starts the cluster's head, listening at ``BASE_PORT``; every other
+host joins it with ``--head``. Each node's Ray processes run in their own session, recorded with its
+process-group id in ``simulation/.agent_servers/`` (``GENSIM_AGENT_SERVERS_DIR`` overrides), so
+``stop`` ends exactly those processes and nothing else. Binds 127.0.0.1 unless ``--host`` says
+otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SLOT = "gensim_slot"
+READY = "block forever"  # what `ray start --block` prints once the node is up
+
+
+def state_dir() -> Path:
+    env = os.environ.get("GENSIM_AGENT_SERVERS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / ".agent_servers"
+
+
+def launched_address() -> str | None:
+    """The cluster address ``launch_server.sh`` recorded on this host, if it started one."""
+    f = state_dir() / "cluster.json"
+    try:
+        return json.loads(f.read_text())["address"] if f.is_file() else None
+    except (ValueError, KeyError):
+        return None
+
+
+def token_file() -> Path:
+    return Path.home() / ".ray" / "auth_token"
+
+
+def ray_bin() -> str:
+    exe = Path(sys.executable).with_name("ray")
+    return str(exe) if exe.exists() else "ray"
+
+
+def node_ports(base: int, head: bool) -> list[str]:
+    """Every port a node opens, derived from its base port so that nodes on one host never collide."""
+    ports = ["--node-manager-port", str(base + 1), "--object-manager-port", str(base + 2),
+             "--metrics-export-port", str(base + 3), "--runtime-env-agent-port", str(base + 4),
+             "--dashboard-agent-listen-port", str(base + 5), "--dashboard-agent-grpc-port", str(base + 6),
+             "--min-worker-port", str(base + 100), "--max-worker-port", str(base + 999)]
+    if head:
+        ports = ["--port", str(base), "--ray-client-server-port", str(base + 7), *ports]
+    return ports
+
+
+def fail(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def start(n: int, base_port: int, scenario: str, head: str | None, host: str, timeout: float = 120.0) -> int:
+    if n < 1:
+        return fail(f"server_num_per_host must be at least 1, got {n}")
+    if not 1024 < base_port < 64000:
+        return fail(f"base_port must be between 1025 and 63999, got {base_port}")
+    from ..config import ConfigError, resolve_scenario_dir
+    from ..core.scenario import load_scenario
+
+    try:  # agents of this scenario will live here: it must import on this host
+        load_scenario(resolve_scenario_dir(scenario))
+    except ConfigError as e:
+        return fail(str(e.problems[0]))
+    d = state_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    node_file = d / f"node_{base_port}.json"
+    if node_file.exists():
+        return fail(f"{node_file}: a node with base port {base_port} is already running here (kill_all_server.sh)")
+    cmd = [sys.executable, "-m", "simulation.services.ray_node", "start", "--block", "--node-ip-address", host, "--resources", json.dumps({SLOT: n}),
+           "--num-cpus", str(os.cpu_count() or 1), "--disable-usage-stats", *node_ports(base_port, head is None)]
+    cmd += ["--head", "--include-dashboard=false"] if head is None else ["--address", head]
+    log = d / f"node_{base_port}.log"
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token")
+    if head is None:  # the cluster's token: created once, then copied to every host that joins
+        subprocess.run([ray_bin(), "get-auth-token", "--generate"], env=env, capture_output=True, check=False)
+    elif not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or token_file().is_file()):
+        return fail(f"no Ray auth token here: copy {token_file()} from the head host (or set RAY_AUTH_TOKEN)")
+    with open(log, "w") as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True, env=env)
+    address = head or f"{host}:{base_port}"
+    node_file.write_text(json.dumps({"pid": p.pid, "pgid": p.pid, "address": address, "host": host,
+                                     "base_port": base_port, "slots": n, "scenario": scenario,
+                                     "role": "head" if head is None else "worker"}))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            node_file.unlink(missing_ok=True)
+            return fail(f"ray start exited with {p.returncode}; see {log}")
+        if READY in log.read_text(errors="replace"):
+            break
+        time.sleep(0.2)
+    else:
+        _stop_group(p.pid)
+        node_file.unlink(missing_ok=True)
+        return fail(f"the Ray node did not come up in {timeout:.0f}s; see {log}")
+    (d / "cluster.json").write_text(json.dumps({"address": address}))
+    print(f"agent servers: {n} slot(s) on {host} ({'head' if head is None else 'joined ' + head}), "
+          f"cluster address {address}, pid {p.pid}")
+    return 0
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _stop_group(pgid: int, grace: float = 5.0) -> None:
+    """SIGTERM the node's process group (ray cleans up its children), then SIGKILL what is left."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _alive(pgid):
+            time.sleep(0.1)
+        if not _alive(pgid):
+            return
+
+
+def stop() -> int:
+    d = state_dir()
+    nodes = sorted(d.glob("node_*.json"), key=lambda f: json.loads(f.read_text()).get("role") == "head")
+    for f in nodes:  # workers first, the head last
+        info = json.loads(f.read_text())
+        _stop_group(int(info["pgid"]))
+        f.unlink(missing_ok=True)
+        print(f"stopped agent-server node {info['address']} (base port {info['base_port']}, pid {info['pid']})")
+    (d / "cluster.json").unlink(missing_ok=True)
+    if not nodes:
+        print("no agent servers were running here")
+    return 0
+
+
+def status() -> int:
+    for f in sorted(state_dir().glob("node_*.json")):
+        info = json.loads(f.read_text())
+        state = "running" if _alive(int(info["pgid"])) else "dead"
+        print(f"{info['role']:<6} {info['host']}:{info['base_port']} slots={info['slots']} pid={info['pid']} {state}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="launch_server.sh", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("start")
+    s.add_argument("server_num_per_host", type=int)
+    s.add_argument("base_port", type=int)
+    s.add_argument("scenario")
+    s.add_argument("--head", metavar="HOST:PORT", help="join the cluster whose head listens there")
+    s.add_argument("--host", default="127.0.0.1", help="address this node binds and announces (default 127.0.0.1)")
+    sub.add_parser("stop")
+    sub.add_parser("status")
+    a = ap.parse_args(argv)
+    if a.cmd == "start":
+        return start(a.server_num_per_host, a.base_port, a.scenario, a.head, a.host)
+    return stop() if a.cmd == "stop" else status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""A two-node Ray cluster on loopback, started and stopped with the shell scripts a user runs.
+
+Agents are spread over both nodes and interact across them; nothing listens beyond 127.0.0.1; and
+kill_all_server.sh stops exactly the processes launch_server.sh started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simulation.services.vllm_server import free_port
+from simulation.testing.procs import start_stub, stub_models
+from tests.conftest import copy_scenario, set_models
+
+ROOT = Path(__file__).resolve().parents[2]
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}  # 127.0.0.1, ::1, ::ffff:127.0.0.1
+
+
+def free_base() -> int:
+    """A free base port with room for the 1,000 ports a node derives from it."""
+    while True:
+        port = free_port()
+        if 20000 <= port <= 60000:
+            return port
+
+
+def listening() -> set[tuple[str, str]]:
+    """(address, port) of every listening TCP socket on this machine, from /proc/net."""
+    out = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] == "0A":  # LISTEN
+                addr, port = f[1].split(":")
+                out.add((addr, port))
+    return out
+
+
+def sh(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+
+def alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+@pytest.fixture()
+def cluster(tmp_path):
+    state = tmp_path / "servers"
+    env = dict(os.environ, GENSIM_AGENT_SERVERS_DIR=str(state))
+    head_port, worker_port = free_base(), free_base()
+    while abs(worker_port - head_port) < 1000:  # each node uses ports base .. base+999
+        worker_port = free_base()
+    before = listening()
+    head = sh("simulation/launch_server.sh", "1", str(head_port), "job_seeking", env=env)
+    assert head.returncode == 0, head.stderr
+    try:
+        worker = sh("simulation/launch_server.sh", "1", str(worker_port), "job_seeking",
+                    "--head", f"127.0.0.1:{head_port}", env=env)
+        assert worker.returncode == 0, worker.stderr
+        yield env, state, before
+    finally:
+        stop = sh("simulation/kill_all_server.sh", env=env)
+        assert stop.returncode == 0, stop.stderr
+
+
+def test_two_node_cluster_cross_node_interactions_and_loopback_only(cluster, tmp_path):
+    env, state, before = cluster
+    nodes = [json.loads(f.read_text()) for f in sorted(state.glob("node_*.json"))]
+    assert sorted(n["role"] for n in nodes) == ["head", "worker"]
+    stub = start_stub()
+    try:
+        folder = copy_scenario(tmp_path)
+        set_models(folder, stub_models([stub], embed=stub))
+        run = tmp_path / "run"
+        p = subprocess.run([sys.executable, "-m", "simulation.cli", "run", str(folder), "--agents", "120",
+                            "--rounds", "2", "--runtime", "ray", "--out", str(run), "--no-progress"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+        # listening while the cluster, the stub and the run's workers were up: loopback only
+        opened = listening() - before
+        assert opened, "the cluster should have opened ports"
+        assert {a for a, _ in opened} <= LOOPBACK, f"listening beyond loopback: {opened - {x for x in opened if x[0] in LOOPBACK}}"
+    finally:
+        stub.stop()
+    with sqlite3.connect(run / "run.sqlite") as db:
+        groups = json.loads(db.execute("SELECT value FROM meta WHERE key = 'groups'").fetchone()[0])
+        grp = dict(db.execute("SELECT agent_id, grp FROM agents"))
+        applied = [(a, json.loads(d)["job"]) for a, d in db.execute("SELECT agent_id, data FROM actions WHERE action = 'apply'")]
+        answers = [(a, json.loads(d)["job"]) for a, d in db.execute("SELECT agent_id, data FROM actions WHERE action = 'answer'")]
+    node = {g["group"]: g["node"] for g in groups}
+    assert len(set(node.values())) == 2, "one agent server on each node"
+    assert {grp[a] for a in grp} == {0, 1}
+    cross_apply = [(s, j) for s, j in applied if node[grp[s]] != node[grp[j]]]
+    cross_dialogue = [(s, j) for s, j in answers if node[grp[s]] != node[grp[j]]]
+    assert cross_apply, "a seeker on one node applied to an interviewer on the other"
+    assert cross_dialogue, "an interview dialogue crossed nodes"
+
+
+def test_kill_all_server_stops_exactly_what_was_started(tmp_path):
+    state = tmp_path / "servers"
+    env = dict(os.environ, GENSIM_AGENT_SERVERS_DIR=str(state))
+    port = free_base()
+    assert sh("simulation/launch_server.sh", "2", str(port), "job_seeking", env=env).returncode == 0
+    info = json.loads((state / f"node_{port}.json").read_text())
+    assert info["slots"] == 2 and info["host"] == "127.0.0.1" and alive(info["pgid"])
+    bystander = subprocess.Popen(["sleep", "60"])  # a process that is not ours to stop
+    try:
+        out = sh("simulation/kill_all_server.sh", env=env)
+        assert out.returncode == 0 and "stopped" in out.stdout
+        assert not alive(info["pgid"]) and not list(state.glob("node_*.json"))
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+
+
+def test_launch_server_rejects_bad_arguments(tmp_path):
+    env = dict(os.environ, GENSIM_AGENT_SERVERS_DIR=str(tmp_path / "s"))
+    for args, needle in ((["0", "30000", "job_seeking"], "server_num_per_host"),
+                         (["1", "80", "job_seeking"], "base_port"),
+                         (["1", "30000", "no_such_scenario"], "no_such_scenario")):
+        p = sh("simulation/launch_server.sh", *args, env=env)
+        assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr

@@ -26,11 +26,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--replay", metavar="RUN_DIR", help="re-run a recorded run from its recorded LLM responses")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     r.add_argument("--out", metavar="DIR", help="run folder (default: <out_dir>/<name>-<time>-seed<seed>)")
+    r.add_argument("--intervene", action="append", default=[], metavar="ROUND:TEXT",
+                   help="from ROUND on, every agent's prompts carry TEXT (an empty TEXT clears it); repeatable")
+    r.add_argument("--set", action="append", default=[], metavar="ROUND:AGENT:PATH=VALUE", dest="set_attr",
+                   help="before ROUND, change an agent's profile field (e.g. 2:seeker-03:traits.patience=High)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
     c = sub.add_parser("check", help="validate a scenario's configs and profiles without starting anything")
     c.add_argument("scenario")
     c.add_argument("overrides", nargs="*", metavar="key=value")
+    i = sub.add_parser("interview", help="ask an agent of a run a question; it answers in character")
+    i.add_argument("run_dir")
+    i.add_argument("agent")
+    i.add_argument("question")
     e = sub.add_parser("export", help="export a run's tables to CSV or JSONL")
     e.add_argument("run_dir")
     e.add_argument("--format", choices=["csv", "jsonl"], default="csv")
@@ -63,12 +71,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from .runner import RunOptions, dump_json, format_summary, prepare_config, run_simulation
+    from .runner import (
+        RunOptions,
+        dump_json,
+        format_summary,
+        interview_agent,
+        parse_attribute,
+        parse_intervention,
+        prepare_config,
+        run_simulation,
+    )
 
     if args.cmd == "check":
         spec, cfg = prepare_config(RunOptions(scenario=args.scenario, overrides=args.overrides))
         counts = ", ".join(f"{t}={a.count}" for t, a in cfg.simulation.agents.items())
         print(f"ok: {spec.name} ({counts}; memory={cfg.memory.type}; models={len(cfg.models)})")
+        return 0
+    if args.cmd == "interview":
+        run_dir = Path(args.run_dir)
+        if not (run_dir / "run.sqlite").is_file():
+            return _fail(f"{run_dir}: not a run folder (no run.sqlite)", 2)
+        out = asyncio.run(interview_agent(run_dir, args.agent, args.question))
+        print(f"{out['agent']} (after round {out['round']}): {out['answer']}")
         return 0
     if args.cmd == "export":
         from .store import RunStore
@@ -88,7 +112,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _fail("the first argument of 'run' must be the scenario, before any key=value", 2)
     opts = RunOptions(scenario=args.scenario, agents=args.agents, rounds=args.rounds, seed=args.seed,
                       runtime=args.runtime, replay=args.replay, resume=args.resume, out=args.out,
-                      overrides=args.overrides, progress=not args.no_progress)
+                      overrides=args.overrides, progress=not args.no_progress,
+                      interventions=[parse_intervention(x) for x in args.intervene],
+                      attributes=[parse_attribute(x) for x in args.set_attr])
     summary = asyncio.run(run_simulation(opts))
     print(format_summary(summary))
     if args.json:

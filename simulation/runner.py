@@ -40,6 +40,8 @@ class RunOptions:
     overrides: list[str] = field(default_factory=list)
     progress: bool = True
     hooks: dict[str, list[Any]] = field(default_factory=dict)  # Simulator hooks, for library use
+    interventions: list[tuple[int, str | None]] = field(default_factory=list)  # (round, text or None: clear)
+    attributes: list[tuple[int, str, str, Any]] = field(default_factory=list)  # (round, agent, path, value)
 
 
 def prepare_config(opts: RunOptions) -> tuple[ScenarioSpec, RunConfig]:
@@ -211,6 +213,8 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
         for when, fns in opts.hooks.items():
             for fn in fns:
                 sim.add_hook(when, fn)
+        if opts.interventions or opts.attributes:
+            sim.add_hook("before_round", scheduled_interventions(opts))
         await sim.setup()
         if opts.resume:
             await sim.restore()
@@ -231,6 +235,75 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
             await emb.aclose()
         services.stop()
         store.close()
+
+
+def scheduled_interventions(opts: RunOptions) -> Any:
+    """A before-round hook applying the command line's ``--intervene`` and ``--set`` in their rounds."""
+
+    async def hook(sim: Simulator, r: int) -> None:
+        for when, text in opts.interventions:
+            if when == r:
+                sim.set_intervention(text)
+        for when, agent, path, value in opts.attributes:
+            if when == r:
+                await sim.set_attribute(agent, path, value)
+
+    return hook
+
+
+async def interview_agent(run_dir: Path, agent_id: str, question: str) -> dict[str, Any]:
+    """Interview one agent of a recorded run as of its last checkpoint; recorded, memory untouched."""
+    from .core.checkpoint import latest_checkpoint
+    from .runtime import GroupHost
+
+    cfg = read_run_config(run_dir)
+    load_scenario(Path(cfg.scenario_dir))
+    found = latest_checkpoint(run_dir)
+    if found is None:
+        raise ConfigError([ConfigProblem(str(run_dir), "checkpoints", "no checkpoint: nothing to interview")])
+    store = RunStore(run_dir / "run.sqlite")
+    services = Services()
+    host = None
+    try:
+        row = store.db.execute("SELECT agent_type, profile, grp FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+        if row is None:
+            raise ConfigError([ConfigProblem(str(run_dir), "agent", f"no agent '{agent_id}' in this run")])
+        chat, emb = services.resolve(cfg)
+        host = GroupHost(GroupSpec(row[2] or 0, cfg.model_dump_json(by_alias=True), [m.model_dump() for m in chat],
+                                   [m.model_dump() for m in emb]))
+        host.add_agents(row[0], [(agent_id, json.loads(row[1]))])
+        host.restore(str(found[1]))
+        answer, rows = await host.interview(agent_id, question, found[0])
+        store.add_rows((), rows)
+        store.add_intervention(found[0], "interview", agent_id, {"question": question, "answer": answer})
+        store.flush()
+        return {"agent": agent_id, "round": found[0], "question": question, "answer": answer}
+    finally:
+        if host is not None:
+            await host.aclose()
+        services.stop()
+        store.close()
+
+
+def parse_intervention(arg: str) -> tuple[int, str | None]:
+    """``ROUND:TEXT`` (an empty TEXT clears the intervention)."""
+    r, sep, text = arg.partition(":")
+    if not sep or not r.strip().isdigit() or int(r) < 1:
+        raise ConfigError([ConfigProblem("<command line>", "--intervene", f"expected ROUND:TEXT, got {arg!r}")])
+    return int(r), text.strip() or None
+
+
+def parse_attribute(arg: str) -> tuple[int, str, str, Any]:
+    """``ROUND:AGENT:PATH=VALUE`` (VALUE is JSON when it parses as JSON, else a string)."""
+    parts = arg.split(":", 2)
+    if len(parts) != 3 or not parts[0].isdigit() or int(parts[0]) < 1 or "=" not in parts[2]:
+        raise ConfigError([ConfigProblem("<command line>", "--set", f"expected ROUND:AGENT:PATH=VALUE, got {arg!r}")])
+    path, _, raw = parts[2].partition("=")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return int(parts[0]), parts[1], path.strip(), value
 
 
 def format_summary(s: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from loguru import logger
 from tqdm import tqdm
 
 from ..config.models import RunConfig
-from ..population import build_profiles
+from ..population import PopulationStats, build_profiles
 from ..runtime.base import GroupLost
 from ..store import RunStore
 from .checkpoint import latest_checkpoint, read_driver_state, round_dir, write_driver_state
@@ -63,6 +63,7 @@ class Simulator:
         self.failed_steps = 0
         self.recoveries = 0
         self.setup_s = 0.0
+        self.population = PopulationStats()
         self.intervention: str | None = None
         self.hooks: dict[str, list[Hook]] = {"before_round": [], "after_round": [], "before_phase": []}
         self._world_ref: Any = None
@@ -91,6 +92,30 @@ class Simulator:
         self.intervention = text or None
         self.store.add_intervention(self.round + 1, "global", "*", {"text": self.intervention})
 
+    async def set_attribute(self, agent_id: str, path: str, value: Any) -> None:
+        """Change one agent's profile field (dotted ``path``) from the next round on; recorded."""
+        g = self._group_of(agent_id)
+        await self.runtime.call(g, "set_attribute", agent_id, path, value)
+        self.store.add_intervention(self.round + 1, "attribute", agent_id, {"path": path, "value": value})
+
+    async def interview(self, agent_id: str, question: str) -> str:
+        """Ask an agent a question; it answers in character and its memory is left as it was."""
+        g = self._group_of(agent_id)
+        answer, rows = await self.runtime.call(g, "interview", agent_id, question, self.round)
+        self.store.add_rows((), rows)
+        self.store.add_intervention(self.round, "interview", agent_id, {"question": question, "answer": answer})
+        self.store.flush()
+        return answer
+
+    async def agent_state(self, agent_id: str) -> dict[str, Any]:
+        """An agent's profile, state and memory as plain data."""
+        return await self.runtime.call(self._group_of(agent_id), "agent_state", agent_id)
+
+    def _group_of(self, agent_id: str) -> int:
+        if agent_id not in self.where:
+            raise KeyError(f"no agent '{agent_id}' in this run")
+        return self.where[agent_id]
+
     async def _run_hooks(self, when: str, *args: Any) -> None:
         for hook in self.hooks[when]:
             out = hook(self, *args)
@@ -118,7 +143,9 @@ class Simulator:
                 if not pending[g] or pending[g][-1][0] != agent_type:
                     pending[g].append((agent_type, []))
                 pending[g][-1][1].append((aid, prof))
-                rows.append((aid, agent_type, json.dumps(prof, ensure_ascii=False), g))
+                text = json.dumps(prof, ensure_ascii=False)
+                rows.append((aid, agent_type, text, g))
+                self.population.add(agent_type, prof, text)
                 size += 1
                 if size >= CREATE_CHUNK * n:
                     await self._send_agents(pending)
@@ -131,6 +158,10 @@ class Simulator:
         await self.runtime.broadcast("set_world", self._world_ref)
         self.groups = await self.runtime.broadcast("stats")
         self.store.set_meta(groups=[{k: s[k] for k in ("group", "node", "host", "pid", "agents")} for s in self.groups])
+        self.store.set_meta(population=self.population.summary())
+        if self.progress:
+            for line in self.population.lines():
+                tqdm.write(f"population  {line}")
         self.setup_s = round(time.perf_counter() - t0, 3)
         logger.info("created {} agents on {} group(s) in {:.2f}s", i, n, self.setup_s)
 

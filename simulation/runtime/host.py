@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config.models import ModelConfig, RunConfig
 from ..core.checkpoint import read_msgpack, write_msgpack
-from ..core.context import GroupServices
+from ..core.context import GroupServices, StepContext
 from ..core.group import AgentGroup, active_set
 from ..core.phase import Phase
 from ..core.scenario import load_scenario
@@ -115,6 +115,22 @@ class GroupHost:
         """What changed between rounds: the world view, and the global intervention text."""
         self.update_world(world_update)
         self.services.intervention = intervention
+
+    # -- interventions and interviews --
+    def set_attribute(self, agent_id: str, path: str, value: Any) -> None:
+        self.group.agents[agent_id].set_attribute(path, value)
+
+    def agent_state(self, agent_id: str) -> dict[str, Any]:
+        a = self.group.agents[agent_id]
+        return {"profile": a.profile, **a.get_state()}
+
+    async def interview(self, agent_id: str, question: str, round_: int) -> tuple[str, list[tuple]]:
+        """The agent answers in character; returns the answer and the LLM call rows it made."""
+        agent = self.group.agents[agent_id]
+        ctx = StepContext(agent, round_, "interview", [], self.services)
+        answer = await agent.interview(ctx, question)
+        self.embeddings.cache.drain_new()
+        return answer, self.calls.drain()
 
     # -- phases --
     def active(self, round_: int) -> set[str] | None:

@@ -31,7 +31,7 @@ class SeekerAgent(Agent):
     def initial_state(self) -> dict[str, Any]:
         return {"job": None, "applied": []}
 
-    def _system(self, ctx: StepContext) -> str:
+    def persona(self, ctx: StepContext) -> str:
         return ctx.render("seeker_system.j2", cv=cv_text(self.profile))
 
     async def search(self, ctx: StepContext) -> None:
@@ -39,7 +39,7 @@ class SeekerAgent(Agent):
             ctx.act("idle", reason="employed")
             return
         p = ctx.world.params
-        system = self._system(ctx)
+        system = self.persona(ctx)
         memory = await self.memory.recall(ctx, query=cv_text(self.profile))
         msgs = ctx.messages_for(system, ctx.render("search.j2", memory=memory))
         decision, ok = await ctx.llm.choose("search_decision", msgs, ["search", "wait"])
@@ -68,7 +68,7 @@ class SeekerAgent(Agent):
         await self.memory.add(ctx, f"In round {ctx.round} I searched and applied to: {names}.")
 
     async def answer(self, ctx: StepContext) -> None:
-        system = self._system(ctx)
+        system = self.persona(ctx)
         questions = [m for m in ctx.inbox if m["kind"] == "question"]
         replies = await asyncio.gather(*(ctx.llm.chat(
             "answer", ctx.messages_for(system, ctx.render("answer.j2", job=ctx.world.jobs[m["from"]], question=m["text"])),
@@ -91,7 +91,7 @@ class SeekerAgent(Agent):
             return
         titles = {f"{i + 1}": ctx.world.jobs[j]["name"] for i, j in enumerate(offers)}
         choices = [*titles, "decline all"]
-        msgs = ctx.messages_for(self._system(ctx), ctx.render("respond.j2", offers=titles))
+        msgs = ctx.messages_for(self.persona(ctx), ctx.render("respond.j2", offers=titles))
         pick, ok = await ctx.llm.choose("respond_offers", msgs, choices)
         if pick == "decline all":
             for job in offers:
@@ -116,12 +116,12 @@ class InterviewerAgent(Agent):
     def initial_state(self) -> dict[str, Any]:
         return {"hires": 0, "candidates": {}}
 
-    def _system(self, ctx: StepContext) -> str:
+    def persona(self, ctx: StepContext) -> str:
         return ctx.render("interviewer_system.j2", job=self.profile)
 
     async def screen(self, ctx: StepContext) -> None:
         self.state["candidates"] = {}
-        system = self._system(ctx)
+        system = self.persona(ctx)
         memory = await self.memory.recall(ctx)
         apps = [m for m in ctx.inbox if m["kind"] == "application"]
         # every CV is judged on its own, so the calls go out together
@@ -136,7 +136,7 @@ class InterviewerAgent(Agent):
         await self.memory.add(ctx, f"Round {ctx.round}: screened {len(apps)} CVs, invited {n}.")
 
     async def ask(self, ctx: StepContext) -> None:
-        system = self._system(ctx)
+        system = self.persona(ctx)
         turns = []
         for m in ctx.inbox:
             seeker = m["seeker"] if m["kind"] == "interview" else m["from"]
@@ -157,7 +157,7 @@ class InterviewerAgent(Agent):
             ctx.act("question", seeker=seeker, text=q)
 
     async def decide(self, ctx: StepContext) -> None:
-        system = self._system(ctx)
+        system = self.persona(ctx)
         openings = ctx.world.params.openings_per_job - self.state["hires"]
         interviewed = []
         for m in ctx.inbox:

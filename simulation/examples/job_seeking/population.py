@@ -1,31 +1,23 @@
 """Seeded, unique seekers and jobs, and an importer for GenSim-format profile files.
 
-Uniqueness is by construction: profile ``i`` takes a distinct combination of categorical fields
-(an affine permutation of ``i`` over the mixed-radix space, which has more than a million
-combinations); the remaining fields are drawn from a generator seeded by ``(seed, i)``.
+Uniqueness is by construction (simulation.population.synth): a seeker is a unique person plus a
+degree and a field (25M combinations); a job is a unique (title, seniority, company, city, team)
+tuple (1.2M). Seeker fields: name, age, gender, traits, education, work_history, skills,
+desired_salary. Job fields: name, title, company, team, description, requirements, salary,
+benefits, location.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import random
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulation.config.errors import ConfigProblem, problems_from_validation
+from simulation.population.synth import TRAITS, UniqueSpace, person, rng_for
 
-FIRST = ["Sophia", "Marcus", "Ava", "Ethan", "Liam", "Alice", "Brian", "Carmen", "David", "Ella", "Frank", "Grace",
-         "Hana", "Ivan", "Julia", "Kofi", "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sami",
-         "Tara", "Uma", "Victor", "Wen", "Xavier", "Yara", "Zane", "Amara", "Bruno", "Chloe", "Dmitri", "Esther",
-         "Farid", "Gita", "Hugo", "Ines", "Jonas", "Kira", "Luca", "Mei", "Nils", "Olga", "Pablo", "Rania"]
-LAST = ["Chen", "Lee", "Patel", "Rodriguez", "Johnson", "Smith", "Kim", "Jones", "White", "Garcia", "Nguyen",
-        "Okafor", "Muller", "Rossi", "Silva", "Kowalski", "Novak", "Haddad", "Sato", "Ivanova", "Brown", "Dubois",
-        "Hansen", "Costa", "Yilmaz", "Khan", "Singh", "Lopez", "Moreau", "Tanaka", "Ali", "Cohen", "Fischer",
-        "Ortiz", "Park", "Reyes", "Schmidt", "Torres", "Wang", "Zhou", "Adeyemi", "Berg", "Cruz", "Diaz",
-        "Evans", "Fontaine", "Gupta", "Horvat"]
 DEGREES = ["High school diploma", "Associate degree", "Bachelor's degree", "Master's degree", "PhD"]
 FIELDS = ["Computer Science", "Data Science", "Mechanical Engineering", "Nursing", "Finance", "Marketing",
           "Education", "Law", "Graphic Design", "Biology", "Economics", "Logistics"]
@@ -43,8 +35,6 @@ SKILLS = {
     "Economics": ["Econometrics", "Policy Analysis", "Excel", "Statistics"],
     "Logistics": ["Supply Chain", "Inventory", "Scheduling", "Procurement"],
 }
-LEVELS = ["Very Low", "Low", "Average", "High", "Very High"]
-TRAITS = ["patience", "risk_tolerance", "positive_reciprocity", "negative_reciprocity", "altruism", "trust"]
 COMPANIES = ["Acme Corp", "Globex", "Initech", "Umbrella Health", "Stark Industries", "Wayne Logistics",
              "Hooli", "Vandelay Imports", "Soylent Foods", "Tyrell Systems", "Cyberdyne", "Aperture Labs",
              "Wonka Industries", "Gringotts Bank", "Oceanic Air", "Monarch Media", "Nakatomi Trading",
@@ -62,30 +52,15 @@ BENEFITS = ["Health insurance", "Remote work", "Stock options", "Paid parental l
             "Gym membership", "Flexible hours", "Pension plan"]
 
 
-def _combo(index: int, radices: list[int], salt: int) -> list[int]:
-    """Distinct digit tuples for distinct indices below prod(radices)."""
-    space = math.prod(radices)
-    mult = 1_000_003
-    while math.gcd(mult, space) != 1:
-        mult += 2
-    x = (index * mult + salt) % space
-    digits = []
-    for r in radices:
-        digits.append(x % r)
-        x //= r
-    return digits
-
-
-SEEKER_SPACE = [len(FIRST), len(LAST), len(DEGREES), len(FIELDS), 40]
 JOB_SPACE = [len(TITLES), len(SENIORITY), len(COMPANIES), len(CITIES), len(TEAMS)]
 
 
 def generate_seeker(seed: int, index: int) -> dict[str, Any]:
-    if index >= math.prod(SEEKER_SPACE):
-        raise ValueError(f"seeker index {index} exceeds the unique profile space")
-    f, lname, d, fld, age = _combo(index, SEEKER_SPACE, seed)
-    rng = random.Random(f"seeker:{seed}:{index}")
+    """A unique job seeker: a person (see simulation.population.synth) plus education, work and skills."""
+    p, (d, fld) = person("seeker", seed, index, [len(DEGREES), len(FIELDS)])
+    rng = rng_for("seeker-cv", seed, index)
     field = FIELDS[fld]
+    age = max(22, p["age"])
     years = max(0, age - 22 - rng.randint(0, 3))
     history = []
     start = 2026 - years
@@ -94,22 +69,19 @@ def generate_seeker(seed: int, index: int) -> dict[str, Any]:
         history.append({"company": rng.choice(COMPANIES), "position": rng.choice(TITLES), "time": f"{start}-{min(2026, start + span)}"})
         start += span
     return {
-        "name": f"{FIRST[f]} {LAST[lname]}",
-        "age": 22 + age,
-        "gender": rng.choice(["Female", "Male", "Non-binary"]),
+        **p,
+        "age": age,
         "education": f"{DEGREES[d]} in {field}",
         "work_history": history,
         "skills": rng.sample(SKILLS[field], k=min(3, len(SKILLS[field]))),
-        "traits": {t: rng.choice(LEVELS) for t in TRAITS},
         "desired_salary": 30_000 + 5_000 * rng.randint(0, 24),
     }
 
 
 def generate_job(seed: int, index: int) -> dict[str, Any]:
-    if index >= math.prod(JOB_SPACE):
-        raise ValueError(f"job index {index} exceeds the unique job space")
-    t, s, c, city, team = _combo(index, JOB_SPACE, seed + 7)
-    rng = random.Random(f"job:{seed}:{index}")
+    """A unique job ad: title, company, team and city form its unique tuple."""
+    t, s, c, city, team = UniqueSpace(JOB_SPACE, salt=seed + 7).combo(index)
+    rng = rng_for("job", seed, index)
     title = f"{SENIORITY[s]} {TITLES[t]}"
     low = 30_000 + 10_000 * s + 5_000 * rng.randint(0, 8)
     return {

@@ -1,0 +1,135 @@
+"""Population synthesis shared by every scenario: seeded, unique people, and statistics on them.
+
+Uniqueness is by construction. :class:`UniqueSpace` maps index ``i`` to a distinct tuple of
+categorical choices (an affine permutation of ``i`` over a mixed-radix space); everything else in a
+profile is drawn from a generator seeded by ``(seed, kind, i)``. Same seed, same population; no two
+indices below ``space.size`` share a tuple.
+
+A person (:func:`person`) has these fields, which scenario generators extend:
+
+- ``name``: first and last name (from the unique tuple, with a numeric suffix once names run out)
+- ``age``: 18 to 77, ``gender``: Female / Male / Non-binary
+- ``traits``: ``patience``, ``risk_tolerance``, ``positive_reciprocity``, ``negative_reciprocity``,
+  ``altruism``, ``trust``, each one of ``Very Low`` .. ``Very High``
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter
+from typing import Any
+
+FIRST = ["Sophia", "Marcus", "Ava", "Ethan", "Liam", "Alice", "Brian", "Carmen", "David", "Ella", "Frank", "Grace",
+         "Hana", "Ivan", "Julia", "Kofi", "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sami",
+         "Tara", "Uma", "Victor", "Wen", "Xavier", "Yara", "Zane", "Amara", "Bruno", "Chloe", "Dmitri", "Esther",
+         "Farid", "Gita", "Hugo", "Ines", "Jonas", "Kira", "Luca", "Mei", "Nils", "Olga", "Pablo", "Rania"]
+LAST = ["Chen", "Lee", "Patel", "Rodriguez", "Johnson", "Smith", "Kim", "Jones", "White", "Garcia", "Nguyen",
+        "Okafor", "Muller", "Rossi", "Silva", "Kowalski", "Novak", "Haddad", "Sato", "Ivanova", "Brown", "Dubois",
+        "Hansen", "Costa", "Yilmaz", "Khan", "Singh", "Lopez", "Moreau", "Tanaka", "Ali", "Cohen", "Fischer",
+        "Ortiz", "Park", "Reyes", "Schmidt", "Torres", "Wang", "Zhou", "Adeyemi", "Berg", "Cruz", "Diaz",
+        "Evans", "Fontaine", "Gupta", "Horvat"]
+LEVELS = ["Very Low", "Low", "Average", "High", "Very High"]
+TRAITS = ["patience", "risk_tolerance", "positive_reciprocity", "negative_reciprocity", "altruism", "trust"]
+GENDERS = ["Female", "Male", "Non-binary"]
+
+
+class UniqueSpace:
+    """Distinct digit tuples for distinct indices below ``size`` (the product of the radices)."""
+
+    def __init__(self, radices: list[int], salt: int = 0):
+        self.radices = list(radices)
+        self.size = math.prod(self.radices)
+        mult = 1_000_003
+        while math.gcd(mult, self.size) != 1:
+            mult += 2
+        self._mult = mult
+        self._salt = salt
+
+    def combo(self, index: int) -> list[int]:
+        if not 0 <= index < self.size:
+            raise ValueError(f"index {index} is outside the unique space of {self.size:,} profiles")
+        x = (index * self._mult + self._salt) % self.size
+        digits = []
+        for r in self.radices:
+            digits.append(x % r)
+            x //= r
+        return digits
+
+
+def rng_for(kind: str, seed: int, index: int) -> random.Random:
+    """The generator for profile ``index`` of ``kind``: independent of every other profile."""
+    return random.Random(f"{kind}:{seed}:{index}")
+
+
+def person(kind: str, seed: int, index: int, extra_radices: list[int] | None = None) -> tuple[dict[str, Any], list[int]]:
+    """A unique person and the extra digits of its tuple (a scenario's own unique fields)."""
+    space = UniqueSpace([len(FIRST), len(LAST), 60, len(GENDERS), *(extra_radices or [])], salt=seed)
+    f, la, age, g, *extra = space.combo(index % space.size)
+    rng = rng_for(kind, seed, index)
+    name = f"{FIRST[f]} {LAST[la]}"
+    if index >= len(FIRST) * len(LAST) * 60 * len(GENDERS):
+        name += f" {index}"
+    return {"name": name, "age": 18 + age, "gender": GENDERS[g],
+            "traits": {t: rng.choice(LEVELS) for t in TRAITS}}, extra
+
+
+class PopulationStats:
+    """Summaries of profiles as they stream past: counts, uniqueness, numeric ranges, top categories."""
+
+    UNIQUE_CHECK_MAX = 2_000_000
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._seen: dict[str, set[int]] = {}
+        self.duplicates: Counter[str] = Counter()
+        self._num: dict[tuple[str, str], list[float]] = {}
+        self._cat: dict[tuple[str, str], Counter[str]] = {}
+
+    def add(self, agent_type: str, profile: dict[str, Any], as_json: str | None = None) -> None:
+        """Count one profile (``as_json``: its JSON text, if the caller already made it)."""
+        self.counts[agent_type] += 1
+        seen = self._seen.setdefault(agent_type, set())
+        if len(seen) < self.UNIQUE_CHECK_MAX:
+            h = hash(as_json if as_json is not None else json.dumps(profile, sort_keys=True, default=str))
+            if h in seen:
+                self.duplicates[agent_type] += 1
+            seen.add(h)
+        for k, v in profile.items():
+            if isinstance(v, bool):
+                continue
+            if isinstance(v, int | float):
+                s = self._num.setdefault((agent_type, k), [math.inf, -math.inf, 0.0])
+                s[0], s[1], s[2] = min(s[0], v), max(s[1], v), s[2] + v
+            elif isinstance(v, str) and len(v) <= 40:
+                c = self._cat.setdefault((agent_type, k), Counter())
+                if len(c) < 200 or v in c:
+                    c[v] += 1
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for t, n in self.counts.items():
+            entry: dict[str, Any] = {"count": n, "unique": n - self.duplicates[t]}
+            for (tt, k), (lo, hi, total) in self._num.items():
+                if tt == t:
+                    entry[k] = {"min": lo, "max": hi, "mean": round(total / n, 2)}
+            for (tt, k), c in self._cat.items():
+                if tt == t and len(c) < 200 and len(c) < n:  # categorical, not free text
+                    entry[k] = dict(c.most_common(3)) | ({"(distinct)": len(c)} if len(c) > 3 else {})
+            out[t] = entry
+        return out
+
+    def lines(self) -> list[str]:
+        lines = []
+        for t, entry in self.summary().items():
+            parts = [f"{entry['count']:,} agents, {entry['unique']:,} unique"]
+            for k, v in entry.items():
+                if k in ("count", "unique"):
+                    continue
+                if "mean" in v:
+                    parts.append(f"{k} {v['min']:g}-{v['max']:g} (mean {v['mean']:g})")
+                else:
+                    parts.append(f"{k} " + ", ".join(f"{a} {b}" for a, b in v.items()))
+            lines.append(f"{t}: " + "; ".join(parts))
+        return lines

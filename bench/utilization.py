@@ -1,6 +1,6 @@
 """How much of the real CPU vLLM server's throughput a simulation uses.
 
-    python bench/utilization.py [--agents 160] [--rounds 1] [--concurrency 32]
+    python bench/utilization.py [--agents 240] [--rounds 1] [--concurrency 64]
 
 One run, side by side against the same server: (1) a plain load generator keeps ``--concurrency``
 requests in flight with prompts and completion lengths like the simulation's, for the same time,
@@ -60,9 +60,9 @@ async def load_generator(base_url: str, model: str, bodies: list[dict], concurre
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--agents", type=int, default=160)
+    ap.add_argument("--agents", type=int, default=240)
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--concurrency", type=int, default=64, help="requests in flight: the plain generator and the simulation alike")
     a = ap.parse_args()
     chat = start_server(chat_spec(log_file=str(log_dir() / "bench_chat.log")), wait=False)
     emb = start_server(embedding_spec(log_file=str(log_dir() / "bench_emb.log")), wait=False)

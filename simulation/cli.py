@@ -52,7 +52,14 @@ def _fail(msg: str, code: int = 1) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may come after the options too: gensim run s --agents 9 llm.max_tokens=8
+    stray = [x for x in extra if x.startswith("-") or "=" not in x or args.cmd not in ("run", "check")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     logger.remove()
     logger.add(sys.stderr, level=os.environ.get("GENSIM_LOG_LEVEL", "WARNING"),
                format="<level>{level: <7}</level> {message}")

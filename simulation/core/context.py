@@ -13,6 +13,7 @@ import numpy as np
 from ..config.models import LLMSettings
 from ..llm.agent_llm import AgentLLM
 from ..memory.tokens import TokenCounter
+from ..population.build import agent_id
 
 
 @dataclass
@@ -27,6 +28,7 @@ class GroupServices:
     seed: int
     prompts_dir: Path | None = None
     intervention: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # agents per type in the whole run
     _jinja: jinja2.Environment | None = field(default=None, repr=False)
 
     def template(self, name: str) -> jinja2.Template:
@@ -83,6 +85,17 @@ class StepContext:
     @property
     def intervention(self) -> str | None:
         return self.services.intervention
+
+    def random_agent(self, agent_type: str, exclude_self: bool = True) -> str | None:
+        """A seeded random agent of ``agent_type`` anywhere in the run (any group, any host)."""
+        n = self.services.counts.get(agent_type, 0)
+        for _ in range(8):
+            if n == 0 or (n == 1 and exclude_self and self.agent.agent_type == agent_type):
+                return None
+            other = agent_id(agent_type, self.rng.randrange(n), n)
+            if not (exclude_self and other == self.agent.id):
+                return other
+        return None
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         return await self.services.embeddings.embed(texts)

@@ -30,9 +30,13 @@ def scale_counts(counts: dict[str, int], total: int) -> dict[str, int]:
     return {t: out.get(t, 0) for t in counts}
 
 
+def agent_id(agent_type: str, index: int, count: int) -> str:
+    """The id of agent ``index`` of a type with ``count`` agents: ``seeker-0042``."""
+    return f"{agent_type}-{index:0{max(1, len(str(max(count - 1, 0))))}d}"
+
+
 def agent_ids(agent_type: str, count: int) -> Iterator[str]:
-    width = max(1, len(str(max(count - 1, 0))))
-    return (f"{agent_type}-{i:0{width}d}" for i in range(count))
+    return (agent_id(agent_type, i, count) for i in range(count))
 
 
 def build_profiles(spec: Any, counts: dict[str, int], profile_files: dict[str, str | None],

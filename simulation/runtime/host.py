@@ -96,7 +96,8 @@ class GroupHost:
         self.embeddings = build_embeddings(self.cfg, emb, replay_vecs, prefer_host=self.hostname)
         self.services = GroupServices(llm_client=self.llm, embeddings=self.embeddings, llm_settings=self.sim.llm,
                                       world=None, tokens=default_token_counter(), seed=self.sim.seed,
-                                      prompts_dir=self.spec.prompts_dir)
+                                      prompts_dir=self.spec.prompts_dir,
+                                      counts={t: a.count for t, a in self.sim.agents.items()})
         self.group = AgentGroup(self.services, self.cfg.memory, self.sim.concurrency)
         self._active: tuple[int, set[str] | None] | None = None
 

@@ -15,7 +15,7 @@ class Person(Agent):
         return {"heard": 0, "told": 0}
 
     async def tell(self, ctx: StepContext) -> None:
-        peer = f"person-{ctx.rng.randrange(ctx.world['n']):0{ctx.world['width']}d}"
+        peer = ctx.random_agent("person", exclude_self=False)
         ctx.send(peer, "rumour")
         self.state["told"] += 1
 
@@ -26,14 +26,7 @@ class Person(Agent):
 class Town(Environment):
     def __init__(self, params: dict[str, Any], seed: int):
         super().__init__(params, seed)
-        self.n = 0
         self.delivered = 0
-
-    async def setup(self, sim: Any) -> None:
-        self.n = sim.counts["person"]
-
-    def world(self) -> dict[str, int]:
-        return {"n": self.n, "width": max(1, len(str(max(self.n - 1, 0))))}
 
     def phases(self, round_: int) -> list[Phase]:
         return [Phase("tell", "person", "tell"), Phase("hear", "person", "hear", "inbox")]

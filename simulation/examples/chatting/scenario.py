@@ -1,0 +1,15 @@
+"""Chatting: a work-group chat room with turns, @mentions, a turn cap and a goodbye rule."""
+
+from simulation.core import ScenarioSpec
+
+from .agents import MemberAgent
+from .environment import ChatRooms, ChattingParams
+from .population import generate_member
+
+SCENARIO = ScenarioSpec(
+    name="chatting",
+    agent_classes={"member": MemberAgent},
+    environment=ChatRooms,
+    params_model=ChattingParams,
+    generators={"member": generate_member},
+)

@@ -1,0 +1,15 @@
+"""Recommendation: a film site with a social circle (watch, feel, rate, chat, post)."""
+
+from simulation.core import ScenarioSpec
+
+from .agents import UserAgent
+from .environment import FilmSite, RecommendationParams
+from .population import generate_user
+
+SCENARIO = ScenarioSpec(
+    name="recommendation",
+    agent_classes={"user": UserAgent},
+    environment=FilmSite,
+    params_model=RecommendationParams,
+    generators={"user": generate_user},
+)

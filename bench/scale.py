@@ -71,14 +71,15 @@ def tree(root: int, exclude: set[int]) -> tuple[float, int, int]:
     return cpu, rss, n
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runtime", choices=["local", "ray"], default="local")
     ap.add_argument("--servers", type=int, default=2, help="agent groups (Ray: agent servers)")
     ap.add_argument("--agents", type=int, default=10000)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--no-llm", action="store_true", help="the gossip scenario: agents act without any model")
-    a = ap.parse_args()
+    ap.add_argument("--scenario", default="job_seeking", help="a shipped scenario, run against the stub")
+    a = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="gensim-scale-"))
     stubs = [] if a.no_llm else [start_stub(), start_stub()]
     me = os.getpid()
@@ -86,8 +87,8 @@ def main() -> None:
         if a.no_llm:
             folder = ROOT / "bench" / "scenarios" / "gossip"
         else:
-            folder = tmp / "job_seeking"
-            shutil.copytree(ROOT / "simulation" / "examples" / "job_seeking", folder,
+            folder = tmp / a.scenario
+            shutil.copytree(ROOT / "simulation" / "examples" / a.scenario, folder,
                             ignore=shutil.ignore_patterns("__pycache__"))
             (folder / "configs" / "model_configs.json").write_text(json.dumps(stub_models([stubs[0]], embed=stubs[1])))
         exclude = {s.pid for s in stubs}

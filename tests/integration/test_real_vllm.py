@@ -1,6 +1,6 @@
 """Job seeking on the real embedded default: CPU vLLM with SmolLM2-135M and the embedding server.
 
-Also exercises the launch/kill scripts' Python side, and replays the run with every server stopped.
+Runs last among the integration tests: it stops both servers to replay the run with none running.
 """
 
 from __future__ import annotations
@@ -11,34 +11,16 @@ import sqlite3
 import pytest
 
 from simulation.cli import main
-from simulation.services.vllm_server import chat_spec, embedding_spec, log_dir, start_server, wait_healthy
 from tests.conftest import copy_scenario, set_models
+from tests.integration.conftest import real_models
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def real_servers():
-    chat = start_server(chat_spec(log_file=str(log_dir() / "test_chat.log")), wait=False)
-    emb = start_server(embedding_spec(log_file=str(log_dir() / "test_emb.log")), wait=False)
-    try:
-        wait_healthy(chat, 600)
-        wait_healthy(emb, 600)
-        yield chat, emb
-    finally:
-        chat.stop()
-        emb.stop()
 
 
 def test_job_seeking_real_model_then_offline_replay(real_servers, tmp_path, capsys):
     chat, emb = real_servers
     folder = copy_scenario(tmp_path)
-    set_models(folder, [
-        {"config_name": "vllm", "model_name": chat.spec.served_name, "client_args": {"base_url": chat.base_url},
-         "max_concurrency": 32},
-        {"config_name": "emb", "model_type": "openai_embedding", "model_name": emb.spec.served_name,
-         "client_args": {"base_url": emb.base_url}},
-    ])
+    set_models(folder, real_models(chat, emb))
     run = tmp_path / "run"
     assert main(["run", str(folder), "--agents", "20", "--rounds", "2", "--out", str(run), "--no-progress"]) == 0
     db = sqlite3.connect(run / "run.sqlite")

@@ -51,6 +51,25 @@ async def test_least_loaded_routing_spreads_calls():
     assert a.calls + b.calls == 40 and min(a.calls, b.calls) >= 10
 
 
+async def test_own_host_endpoints_first_while_they_have_room():
+    import asyncio
+
+    class Slow(FakeChatClient):
+        async def complete(self, request):
+            await asyncio.sleep(0.01)
+            return await super().complete(request)
+
+    local, remote = Slow(), Slow()
+    pool = EndpointPool([Endpoint("remote", remote, 4, host="h2"), Endpoint("local", local, 4, host="h1")],
+                        prefer_host="h1")
+    for i in range(10):  # one at a time: the local endpoint always has room
+        await ChatPool(pool).complete(ChatRequest([{"role": "user", "content": str(i)}]))
+    assert (local.calls, remote.calls) == (10, 0)
+    await asyncio.gather(*(ChatPool(pool).complete(ChatRequest([{"role": "user", "content": f"x{i}"}]))
+                           for i in range(16)))
+    assert remote.calls > 0, "when the local endpoint is full, calls spill over"
+
+
 def test_match_choice_is_lenient_but_unambiguous():
     assert match_choice(" Yes.", ["yes", "no"]) == "yes"
     assert match_choice("I choose reject", ["pass", "reject"]) == "reject"

@@ -6,10 +6,4 @@ from .agents import MemberAgent
 from .environment import ChatRooms, ChattingParams
 from .population import generate_member
 
-SCENARIO = ScenarioSpec(
-    name="chatting",
-    agent_classes={"member": MemberAgent},
-    environment=ChatRooms,
-    params_model=ChattingParams,
-    generators={"member": generate_member},
-)
+SCENARIO = ScenarioSpec("chatting", {"member": MemberAgent}, ChatRooms, ChattingParams, {"member": generate_member})

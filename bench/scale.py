@@ -7,7 +7,8 @@
 Job seeking runs against an instant OpenAI-compatible stub on loopback; ``--no-llm`` runs the
 gossip scenario (bench/scenarios/gossip), whose agents act without any model, to show the engine's
 own ceiling. CPU and memory are summed over every process of the simulation (the driver, the agent
-servers and, for Ray, its node processes), the stub excluded. The last line is JSON: agents,
+servers and, for Ray, its node processes), the stub excluded; memory is the peak of their summed
+proportional set size (shared pages counted once), above what the driver held before the run. The last line is JSON: agents,
 create_s (runtime up, agents created, environment set up), start_s (also the round-0 checkpoint),
 round_s, llm_calls, cpu_ms_per_llm_call, rss_kb_per_agent.
 """
@@ -35,8 +36,22 @@ TICK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def _memory_kb(pid: str) -> int:
+    """Proportional set size: shared pages (Ray's object store, libraries) split among the processes
+    that map them, so that summing over processes counts each page once. RSS if PSS is unreadable."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * PAGE_KB
+
+
 def _procs() -> dict[int, tuple[int, float, int]]:
-    """pid -> (parent pid, CPU seconds, RSS KB) for every process we can read."""
+    """pid -> (parent pid, CPU seconds, memory KB) for every process we can read."""
     out = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -44,16 +59,15 @@ def _procs() -> dict[int, tuple[int, float, int]]:
         try:
             with open(f"/proc/{d}/stat") as f:
                 parts = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{d}/statm") as f:
-                rss = int(f.read().split()[1]) * PAGE_KB
+            mem = _memory_kb(d)
         except (OSError, IndexError):
             continue
-        out[int(d)] = (int(parts[1]), (int(parts[11]) + int(parts[12])) / TICK, rss)
+        out[int(d)] = (int(parts[1]), (int(parts[11]) + int(parts[12])) / TICK, mem)
     return out
 
 
 def tree(root: int, exclude: set[int]) -> tuple[float, int, int]:
-    """CPU seconds, RSS KB and process count of ``root`` and its descendants, minus ``exclude`` subtrees."""
+    """CPU seconds, memory KB and process count of ``root`` and its descendants, minus ``exclude`` subtrees."""
     procs = _procs()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _, _) in procs.items():

@@ -216,6 +216,9 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
         if opts.interventions or opts.attributes:
             sim.add_hook("before_round", scheduled_interventions(opts))
         await sim.setup()
+        unknown = sorted({a for _, a, _, _ in opts.attributes if a not in sim.where})
+        if unknown:
+            raise ConfigError([ConfigProblem("<command line>", "--set", f"no agent '{a}' in this run") for a in unknown])
         if opts.resume:
             await sim.restore()
         elif sim.round == 0:

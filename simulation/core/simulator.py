@@ -69,6 +69,7 @@ class Simulator:
         self._world_ref: Any = None
         self._round_inputs: list[_PhaseInput] = []
         self._round_update: Any = None
+        self._patches: list[tuple[str, str, Any]] = []  # attribute changes since the last checkpoint
         self._stop = False
         self._pause = asyncio.Event()
         self._pause.set()
@@ -96,6 +97,7 @@ class Simulator:
         """Change one agent's profile field (dotted ``path``) from the next round on; recorded."""
         g = self._group_of(agent_id)
         await self.runtime.call(g, "set_attribute", agent_id, path, value)
+        self._patches.append((agent_id, path, value))  # a group rebuilt from the checkpoint gets them again
         self.store.add_intervention(self.round + 1, "attribute", agent_id, {"path": path, "value": value})
 
     async def interview(self, agent_id: str, question: str) -> str:
@@ -289,6 +291,9 @@ class Simulator:
             raise RuntimeError(f"group {g} died in round {r} but the last checkpoint is "
                                f"{'missing' if found is None else f'round {found[0]}'}: it cannot be rebuilt")
         await self.runtime.call(g, "restore", str(found[1]))
+        for agent, path, value in self._patches:
+            if self.where.get(agent) == g:
+                await self.runtime.call(g, "set_attribute", agent, path, value)
         self.store.flush()
         await self.runtime.call(g, "warm", str(self.store.path), r)
         await self.runtime.call(g, "begin_round", self._round_update, self.intervention)
@@ -309,6 +314,7 @@ class Simulator:
         d.mkdir(parents=True, exist_ok=True)
         await self.runtime.broadcast("checkpoint", str(d))
         write_driver_state(d, self.state())
+        self._patches = []
         return d
 
     async def restore(self) -> int:

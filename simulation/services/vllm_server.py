@@ -85,6 +85,8 @@ class ServerSpec:
         env.update(CPU_ENV if self.device == "cpu" else {"HF_HUB_OFFLINE": "1"})
         if self.device == "cpu":
             env["VLLM_CPU_OMP_THREADS_BIND"] = os.environ.get("VLLM_CPU_OMP_THREADS_BIND", cpu_threads_bind())
+            if self.kind == "embedding":  # called in bursts: idle OpenMP threads must sleep, not spin on the chat server's cores
+                env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         else:
             env["CUDA_VISIBLE_DEVICES"] = self.device.split(":", 1)[1]
         return env

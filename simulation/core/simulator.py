@@ -151,7 +151,8 @@ class Simulator:
                 size += 1
                 if size >= CREATE_CHUNK * n:
                     await self._send_agents(pending)
-                    pending, size = [[] for _ in range(n)], 0
+                    self.store.add_agents(rows)
+                    pending, size, rows = [[] for _ in range(n)], 0, []
             self.store.add_agents(rows)
         await self._send_agents(pending)
         self.n_agents = i
@@ -213,7 +214,12 @@ class Simulator:
                 except GroupLost:  # the phase itself will find it lost and recover it
                     pass
             t_phase = time.perf_counter()
-            outs = await self.runtime.run_phase(phase, r, per_group, bar.update if self.progress else None)
+            collector = asyncio.ensure_future(self._collect_rows())
+            try:
+                outs = await self.runtime.run_phase(phase, r, per_group, bar.update if self.progress else None)
+            finally:
+                collector.cancel()
+                await asyncio.gather(collector, return_exceptions=True)
             for g, out in enumerate(outs):
                 if isinstance(out, Exception):
                     outs[g] = await self._recover(g, r, out)
@@ -247,6 +253,18 @@ class Simulator:
         await self._run_hooks("after_round", r)
         return metrics
 
+    async def _collect_rows(self, every_s: float = 1.0) -> None:
+        """While a phase runs, move the groups' LLM call rows into the store every ``every_s``."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                drained = await self.runtime.broadcast("drain")
+            except GroupLost:  # the phase will report it and recover the group
+                continue
+            for rows, vectors in drained:
+                self.store.add_rows((), rows)
+                self.store.flush(vectors)
+
     def _split(self, inboxes: dict[str, list]) -> list[dict[str, list]]:
         out: list[dict[str, list]] = [{} for _ in range(self.runtime.n_groups)]
         for aid, msgs in inboxes.items():
@@ -268,6 +286,7 @@ class Simulator:
             try:
                 await self._rebuild_group(g, r)
                 cur = self._round_inputs[-1]
+                self.store.forget_calls(r, cur.phase.name, g)  # rows it sent before dying: they come again
                 out = await self.runtime.call(g, "run_phase", cur.phase, r, cur.inboxes[g])
                 self.recoveries += 1
                 self.groups[g] = await self.runtime.call(g, "stats")

@@ -68,6 +68,17 @@ class CallBuffer:
         return out
 
 
+def interned(value: Any) -> Any:
+    """The same value with its short strings interned (dict keys included)."""
+    if isinstance(value, str):
+        return sys.intern(value) if len(value) <= 64 else value
+    if isinstance(value, dict):
+        return {sys.intern(k) if isinstance(k, str) else k: interned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interned(v) for v in value]
+    return value
+
+
 def group_file(round_dir: Path, index: int) -> Path:
     return round_dir / f"group_{index:04d}.msgpack"
 
@@ -104,7 +115,9 @@ class GroupHost:
 
     # -- population and world --
     def add_agents(self, agent_type: str, items: list[tuple[str, dict[str, Any]]]) -> int:
-        return self.group.add_agents(self.spec.agent_classes[agent_type], items)
+        # profiles arrive unpickled, each with its own copy of every "Very High" and "Python": share them
+        return self.group.add_agents(self.spec.agent_classes[agent_type],
+                                     ((sys.intern(a), interned(p)) for a, p in items))
 
     def set_world(self, world: Any) -> None:
         """The environment's read-only view; the last step of setup, so the agents are all here now."""
@@ -150,6 +163,11 @@ class GroupHost:
         res = await self.group.run_phase(phase, round_, inboxes, self.active(round_), on_step)
         return PhaseOutput(res.messages, res.actions, res.steps, res.failed, self.calls.drain(),
                            self.embeddings.cache.drain_new())
+
+    def drain(self) -> tuple[list[tuple], list[tuple[str, bytes]]]:
+        """LLM call rows and new embeddings so far: the driver collects them during a long phase, so
+        that neither side holds a whole phase's prompts in memory."""
+        return self.calls.drain(), self.embeddings.cache.drain_new()
 
     def scheduled(self, phase: Phase, inboxes: dict[str, list], round_: int) -> int:
         return len(self.group.scheduled(phase, inboxes, self.active(round_)))

@@ -105,6 +105,14 @@ class RunStore:
             self.db.execute("INSERT INTO interventions (round, kind, target, data) VALUES (?,?,?,?)",
                             (round_, kind, target, json.dumps(data)))
 
+    def forget_calls(self, round_: int, phase: str, group: int) -> int:
+        """Drop one group's LLM call rows of one phase (a rebuilt group is about to run it again)."""
+        self.flush()
+        with self.db:
+            cur = self.db.execute("DELETE FROM llm_calls WHERE round = ? AND phase = ? AND agent_id IN "
+                                  "(SELECT agent_id FROM agents WHERE grp = ?)", (round_, phase, group))
+        return cur.rowcount
+
     def truncate_after(self, round_: int) -> None:
         """Forget everything recorded after ``round_`` (a resume re-runs those rounds)."""
         self._actions.clear()

@@ -157,6 +157,9 @@ class Simulator:
         await self._send_agents(pending)
         self.n_agents = i
         await self.env.setup(self)
+        if hasattr(self.embeddings, "cache"):  # the setup's vectors are recorded; the driver needs them no more
+            self.store.flush(self.embeddings.cache.drain_new())
+            self.embeddings.cache.vectors.clear()
         self._world_ref = self.runtime.share(self.env.world())
         await self.runtime.broadcast("set_world", self._world_ref)
         self.groups = await self.runtime.broadcast("stats")

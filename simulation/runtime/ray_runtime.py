@@ -58,6 +58,7 @@ class RayRuntime(Runtime):
         """Join the cluster (or start a private one on loopback); return the number of slots."""
         if not ray.is_initialized():
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            os.environ.setdefault("MALLOC_ARENA_MAX", "2")  # inherited by a private instance's workers
             services.resolve_ip_for_localhost = keep_loopback  # a loopback cluster stays on loopback
             if self.address:
                 host = self.address.rsplit(":", 1)[0]

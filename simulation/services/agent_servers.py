@@ -86,7 +86,7 @@ def start(n: int, base_port: int, scenario: str, head: str | None, host: str, ti
            "--num-cpus", str(os.cpu_count() or 1), "--disable-usage-stats", *node_ports(base_port, head is None)]
     cmd += ["--head", "--include-dashboard=false"] if head is None else ["--address", head]
     log = d / f"node_{base_port}.log"
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token")
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", MALLOC_ARENA_MAX="2")
     if head is None:  # the cluster's token: created once, then copied to every host that joins
         subprocess.run([ray_bin(), "get-auth-token", "--generate"], env=env, capture_output=True, check=False)
     elif not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or token_file().is_file()):

@@ -56,6 +56,7 @@ class JobMarket(Environment):
         self.totals: Counter[str] = Counter()
         self.n_seekers = 0
         self.board: JobBoard | None = None
+        self.job_ids: set[str] = set()
         self._applied: set[tuple[str, str]] = set()
         self._offered: set[tuple[str, str]] = set()
 
@@ -64,9 +65,12 @@ class JobMarket(Environment):
         self.n_seekers = len(sim.profiles("seeker"))
         vecs = await sim.embeddings.embed([job_text(j) for _, j in jobs]) if jobs else np.zeros((0, 384))
         self.board = JobBoard([i for i, _ in jobs], [j for _, j in jobs], vecs, self.p)
+        self.job_ids = {i for i, _ in jobs}
 
     def world(self) -> JobBoard | None:
-        return self.board
+        """Handed to the agent groups once; the market itself keeps only the job ids it checks against."""
+        board, self.board = self.board, None
+        return board
 
     def world_update(self, round_: int) -> dict[str, Any]:
         return {"closed": sorted(self.closed)}
@@ -113,7 +117,7 @@ class JobMarket(Environment):
 
     def _consistent(self, agent_id: str, action: str, data: dict[str, Any]) -> bool:
         if action == "apply":
-            return self.board is not None and data.get("job") in self.board.jobs and agent_id not in self.employed
+            return data.get("job") in self.job_ids and agent_id not in self.employed
         if action == "screen":
             return (data.get("seeker"), agent_id) in self._applied
         if action == "accept":

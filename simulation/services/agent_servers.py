@@ -116,7 +116,8 @@ def start(n: int, base_port: int, scenario: str, head: str | None, host: str, ti
     return 0
 
 
-def _alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the process group ``pgid`` is still running."""
     try:
         os.killpg(pgid, 0)
         return True
@@ -134,9 +135,9 @@ def _stop_group(pgid: int, grace: float = 5.0) -> None:
         except ProcessLookupError:
             return
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and _alive(pgid):
+        while time.monotonic() < deadline and group_alive(pgid):
             time.sleep(0.1)
-        if not _alive(pgid):
+        if not group_alive(pgid):
             return
 
 
@@ -157,7 +158,7 @@ def stop() -> int:
 def status() -> int:
     for f in sorted(state_dir().glob("node_*.json")):
         info = json.loads(f.read_text())
-        state = "running" if _alive(int(info["pgid"])) else "dead"
+        state = "running" if group_alive(int(info["pgid"])) else "dead"
         print(f"{info['role']:<6} {info['host']}:{info['base_port']} slots={info['slots']} pid={info['pid']} {state}")
     return 0
 

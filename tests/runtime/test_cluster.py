@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from simulation.services.agent_servers import group_alive
 from simulation.services.vllm_server import free_port
 from simulation.testing.procs import start_stub, stub_models
 from tests.conftest import copy_scenario, set_models
@@ -49,14 +50,6 @@ def listening() -> set[tuple[str, str]]:
 
 def sh(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-
-
-def alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 @pytest.fixture()
@@ -118,12 +111,12 @@ def test_kill_all_server_stops_exactly_what_was_started(tmp_path):
     port = free_base()
     assert sh("simulation/launch_server.sh", "2", str(port), "job_seeking", env=env).returncode == 0
     info = json.loads((state / f"node_{port}.json").read_text())
-    assert info["slots"] == 2 and info["host"] == "127.0.0.1" and alive(info["pgid"])
+    assert info["slots"] == 2 and info["host"] == "127.0.0.1" and group_alive(info["pgid"])
     bystander = subprocess.Popen(["sleep", "60"])  # a process that is not ours to stop
     try:
         out = sh("simulation/kill_all_server.sh", env=env)
         assert out.returncode == 0 and "stopped" in out.stdout
-        assert not alive(info["pgid"]) and not list(state.glob("node_*.json"))
+        assert not group_alive(info["pgid"]) and not list(state.glob("node_*.json"))
         assert bystander.poll() is None
     finally:
         bystander.kill()

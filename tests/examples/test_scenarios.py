@@ -159,3 +159,4 @@ def test_chat_room_rules_unit():
     assert env.route(Phase("turn_3", "member", "speak"), []) == {}, "one member left: the session ends"
     assert own_words("Ann Lee: sure thing\nBo Kim: me too", "Ann Lee", ["Bo Kim"]) == "sure thing"
     assert own_words("ok. Bo: I agree", "Ann Lee", ["Bo Kim"]) == "ok."
+    assert own_words("Bo Kim: Ah, hello there", "Ann Lee", ["Bo Kim"]) == "Ah, hello there", "never in another's name"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections import Counter
 
@@ -45,5 +46,6 @@ def test_scenario_on_the_real_model(real_servers, tmp_path, name):
     if name == "chatting":
         texts = [json.loads(d)["text"] for _, a, _, d in actions if a == "say"]
         assert texts and all(t.strip() for t in texts)
+        assert not [t for t in texts if re.match(r"[A-Z][\w'-]+ [A-Z][\w'-]+\s*:", t)], "nobody writes in another's name"
     if name == "polling":
         assert kinds["vote"] == 20 and {json.loads(d)["answer"] for _, a, _, d in actions if a == "vote"} <= {"yes", "no", "unsure"}

@@ -11,9 +11,10 @@ SPEAKER_LABEL = re.compile(r"^\s*[A-Z][\w'-]+(?: [A-Z][\w'-]+)?\s*:\s*")
 
 
 def own_words(text: str, me: str, others: list[str]) -> str:
-    """Keep only this member's message: drop a leading "Name:" label and cut where another member's
-    line would begin (a small model likes to write the whole conversation)."""
-    text = SPEAKER_LABEL.sub("", text.strip(), count=1) if text.strip().startswith(me.split()[0]) else text.strip()
+    """Keep only this member's message: drop a leading "Name:" label (the model imitating the
+    transcript, whoever it names) and cut where another member's line would begin (a small model
+    likes to write the whole conversation)."""
+    text = SPEAKER_LABEL.sub("", text.strip(), count=1)
     cut = len(text)
     for name in others:
         for label in (f"\n{name}:", f"\n{name.split()[0]}:", f" {name.split()[0]}:"):

@@ -170,10 +170,11 @@ class InterviewerAgent(Agent):
             verdicts = [("reject", True)] * len(interviewed)
         else:
             verdicts = await asyncio.gather(*(ctx.llm.choose("offer_decision", ctx.messages_for(
-                system, ctx.render("decide.j2", cv=cand["cv"], dialogue=cand["dialogue"])), ["offer", "reject"])
+                system, ctx.render("decide.j2", cv=cand["cv"], dialogue=cand["dialogue"])), ["hire", "keep looking"])
                 for _, cand in interviewed))
         offered = 0
-        for (seeker, _), (result, ok) in zip(interviewed, verdicts, strict=True):
+        for (seeker, _), (verdict, ok) in zip(interviewed, verdicts, strict=True):
+            result = "offer" if verdict in ("hire", "offer") else "reject"
             if result == "offer" and offered >= openings:
                 result = "reject"  # the job has fewer openings than good candidates; first come first served
             offered += result == "offer"

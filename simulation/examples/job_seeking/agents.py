@@ -79,9 +79,9 @@ class SeekerAgent(Agent):
 
     async def respond(self, ctx: StepContext) -> None:
         offers = [m["from"] for m in ctx.inbox if m["kind"] == "offer"]
-        for m in ctx.inbox:
-            if m["kind"] == "rejection":
-                await self.memory.add(ctx, f"{ctx.world.jobs[m['from']]['name']} rejected me after the interview.")
+        rejected = [ctx.world.jobs[m["from"]]["name"] for m in ctx.inbox if m["kind"] == "rejection"]
+        if rejected:  # one memory for the round's rejections, not a chain of them
+            await self.memory.add(ctx, f"Rejected after the interview in round {ctx.round}: {'; '.join(rejected)}.")
         if not offers:
             return
         if self.state["job"]:

@@ -1,8 +1,5 @@
 #!/usr/bin/env bash
 # Stop exactly the llm servers the launch script started (pids from its manifest).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${GENSIM_VENV:-$ROOT/.venv}/bin/python"
-[ -x "$PY" ] || PY=python3
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/../simulation/scripts/python_env.sh"
 exec "$PY" -m simulation.services.launch stop llm

@@ -94,10 +94,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{t}={a.count}" for t, a in cfg.simulation.agents.items())
         print(f"ok: {spec.name} ({counts}; memory={cfg.memory.type}; models={len(cfg.models)})")
         return 0
+    if args.cmd in ("interview", "export") and not (Path(args.run_dir) / "run.sqlite").is_file():
+        return _fail(f"{args.run_dir}: not a run folder (no run.sqlite)", 2)
     if args.cmd == "interview":
         run_dir = Path(args.run_dir)
-        if not (run_dir / "run.sqlite").is_file():
-            return _fail(f"{run_dir}: not a run folder (no run.sqlite)", 2)
         out = asyncio.run(interview_agent(run_dir, args.agent, args.question))
         print(f"{out['agent']} (after round {out['round']}): {out['answer']}")
         return 0
@@ -105,8 +105,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .store import RunStore
 
         run_dir = Path(args.run_dir)
-        if not (run_dir / "run.sqlite").is_file():
-            return _fail(f"{run_dir}: not a run folder (no run.sqlite)", 2)
         store = RunStore(run_dir / "run.sqlite")
         files = store.export(args.out or run_dir / "export", args.format)
         print("\n".join(str(f) for f in files))

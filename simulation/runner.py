@@ -204,7 +204,7 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
             chat_models, emb_models = services.resolve(cfg)
         emb = build_embeddings(cfg, emb_models, replay_vectors)
         runtime = make_runtime(cfg.simulation.runtime, cfg.simulation.ray_address, cfg.simulation.servers)
-        n_groups = runtime.connect() if hasattr(runtime, "connect") else cfg.simulation.servers
+        n_groups = runtime.connect()
         cfg_json = cfg.model_dump_json(by_alias=True)
         specs = [GroupSpec(i, cfg_json, [m.model_dump() for m in chat_models], [m.model_dump() for m in emb_models],
                            str(replay_from) if replay_from else None) for i in range(n_groups)]

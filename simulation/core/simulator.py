@@ -157,9 +157,9 @@ class Simulator:
         await self._send_agents(pending)
         self.n_agents = i
         await self.env.setup(self)
-        if hasattr(self.embeddings, "cache"):  # the setup's vectors are recorded; the driver needs them no more
-            self.store.flush(self.embeddings.cache.drain_new())
-            self.embeddings.cache.vectors.clear()
+        # the setup's vectors are recorded now; the driver needs them no more
+        self.store.flush(self.embeddings.cache.drain_new())
+        self.embeddings.cache.vectors.clear()
         self._world_ref = self.runtime.share(self.env.world())
         await self.runtime.broadcast("set_world", self._world_ref)
         self.groups = await self.runtime.broadcast("stats")
@@ -243,7 +243,6 @@ class Simulator:
             logger.info("round {} phase {}: {} steps, {} actions, {} LLM calls in {:.2f}s", r, phase.name,
                         sum(o.steps for o in outs), len(actions), sum(len(o.llm_rows) for o in outs),
                         time.perf_counter() - t_phase)
-            self.store.flush(self.embeddings.cache.drain_new() if hasattr(self.embeddings, "cache") else None)
         bar.close()
         metrics = self.env.metrics(r)
         metrics["actions"] = round_actions

@@ -39,10 +39,11 @@ class AgentLLM:
         self.seq += 1
         self.calls += 1
         tag = CallTag(self.agent_id, self.round, self.phase, action, self.seq)
-        # a sampling seed per call: varied answers at temperature > 0, yet the same on every re-run
-        digest = hashlib.blake2b(f"{self.run_seed}:{tag.agent_id}:{tag.round}:{tag.phase}:{action}:{tag.seq}".encode(),
-                                 digest_size=4).digest()
-        seed = int.from_bytes(digest, "big") & 0x7FFFFFFF if self.settings.seed_per_call else None
+        seed = None
+        if self.settings.seed_per_call:  # varied answers at temperature > 0, yet the same on every re-run
+            digest = hashlib.blake2b(f"{self.run_seed}:{tag.agent_id}:{tag.round}:{tag.phase}:{action}:{tag.seq}"
+                                     .encode(), digest_size=4).digest()
+            seed = int.from_bytes(digest, "big") & 0x7FFFFFFF
         return ChatRequest(messages=messages, max_tokens=max_tokens or self.settings.max_tokens,
                            temperature=self.settings.temperature, seed=seed, tag=tag, **kw)
 

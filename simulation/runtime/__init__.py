@@ -18,7 +18,7 @@ def make_runtime(name: str, address: str | None = None, servers: int = 2) -> Run
         from .ray_runtime import RayRuntime
 
         return RayRuntime(address, servers)
-    return LocalRuntime()
+    return LocalRuntime(servers)
 
 
 __all__ = ["GroupHost", "GroupLost", "GroupSpec", "LocalRuntime", "PhaseOutput", "Runtime", "make_runtime"]

@@ -33,6 +33,10 @@ class Runtime(ABC):
     def n_groups(self) -> int: ...
 
     @abstractmethod
+    def connect(self) -> int:
+        """Get ready (join or start a cluster); return how many groups the run will have."""
+
+    @abstractmethod
     async def start(self, specs: list[GroupSpec]) -> None:
         """Create one host per spec."""
 

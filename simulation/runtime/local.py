@@ -17,8 +17,12 @@ class LocalRuntime(Runtime):
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, servers: int = 1) -> None:
+        self.servers = servers
         self.hosts: list[GroupHost] = []
+
+    def connect(self) -> int:
+        return self.servers
 
     @property
     def n_groups(self) -> int:

@@ -77,8 +77,7 @@ def test_contract_bulk_create_checkpoint_restore(recorded, tmp_path, runtime):
         import json
 
         rt = make_runtime(runtime, servers=2)
-        if hasattr(rt, "connect"):
-            assert rt.connect() == 2
+        assert rt.connect() == 2
         try:
             await rt.start(specs)
             calls = [(i % 2, "add_agents", (t, [(a, json.loads(p))])) for i, (a, t, p) in enumerate(agents)]

@@ -1,12 +1,16 @@
 """How much of the real CPU vLLM server's throughput a simulation uses.
 
-    python bench/utilization.py [--agents 240] [--rounds 1] [--concurrency 64]
+    python bench/utilization.py [--agents 240] [--rounds 1] [--concurrency 64] [--trace FILE] [--keep DIR]
 
-One run, side by side against the same server: (1) a plain load generator keeps ``--concurrency``
-requests in flight with prompts and completion lengths like the simulation's, for the same time,
-and measures generated tokens/s; (2) job seeking runs against it and its generated tokens/s over its
-rounds (agent creation and the job board's setup excluded) is measured. The last line is JSON with
-both and their ratio.
+One run, side by side against the same server: (1) job seeking runs against it and its generated
+tokens/s over its rounds (agent creation and the job board's setup excluded) is measured; (2) a
+plain load generator keeps ``--concurrency`` requests in flight, replaying the simulation's own
+requests shuffled (same prompts, constraints and completion lengths), and measures generated
+tokens/s. The server's prefix cache is emptied before each side, so neither is served from what the
+other left there. The last line is JSON with both and their ratio.
+
+``--trace FILE`` also prints, per phase, the server's mean running and waiting requests and its
+prompt and generated tokens/s (sampled from ``/metrics``), and saves the samples to FILE.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -58,12 +65,57 @@ async def load_generator(base_url: str, model: str, bodies: list[dict], concurre
         await client.aclose()
 
 
+def reset_prefix_cache(base_url: str) -> None:
+    req = urllib.request.Request(base_url.removesuffix("/v1") + "/reset_prefix_cache", method="POST")
+    urllib.request.urlopen(req, timeout=30).read()
+
+
+class ServerSampler(threading.Thread):
+    """Polls vLLM's ``/metrics``: requests running and waiting, generated tokens so far."""
+
+    def __init__(self, base_url: str, every_s: float = 0.2):
+        super().__init__(daemon=True)
+        self.url = base_url.removesuffix("/v1") + "/metrics"
+        self.every_s = every_s
+        self.samples: list[tuple[float, ...]] = []  # (t, running, waiting, generated, prompt, cache hits)
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        want = {"vllm:num_requests_running": 0, "vllm:num_requests_waiting": 1, "vllm:generation_tokens_total": 2,
+                "vllm:prompt_tokens_total": 3, "vllm:prefix_cache_hits_total": 4}
+        while not self.halt.is_set():
+            vals = [0.0] * len(want)
+            try:
+                for line in urllib.request.urlopen(self.url, timeout=2).read().decode().splitlines():
+                    name = line.split("{", 1)[0].split(" ", 1)[0]
+                    if name in want:
+                        vals[want[name]] += float(line.rsplit(" ", 1)[1])
+                self.samples.append((time.perf_counter(), *vals))
+            except OSError:
+                pass
+            self.halt.wait(self.every_s)
+
+    def window(self, t0: float, t1: float) -> dict[str, float]:
+        """Mean running/waiting requests and generated tokens/s between two times."""
+        s = [x for x in self.samples if t0 <= x[0] <= t1]
+        if len(s) < 2:
+            return {}
+        dt = s[-1][0] - s[0][0]
+        return {"running": round(sum(x[1] for x in s) / len(s), 1), "waiting": round(sum(x[2] for x in s) / len(s), 1),
+                "unsaturated": round(sum(x[2] == 0 for x in s) / len(s), 2),
+                "gen_tok_s": round((s[-1][3] - s[0][3]) / dt, 1), "prompt_tok_s": round((s[-1][4] - s[0][4]) / dt, 1),
+                "uncached_prompt_tok_s": round((s[-1][4] - s[0][4] - s[-1][5] + s[0][5]) / dt, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--agents", type=int, default=240)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=64, help="requests in flight: the plain generator and the simulation alike")
+    ap.add_argument("--trace", metavar="JSON", help="print the server's load per phase (stderr) and save the samples here")
+    ap.add_argument("--keep", metavar="DIR", help="keep the simulation's run folder here")
     a = ap.parse_args()
+    os.environ["VLLM_SERVER_DEV_MODE"] = "1"  # for /reset_prefix_cache: each side starts with a cold prefix cache
     chat = start_server(chat_spec(log_file=str(log_dir() / "bench_chat.log")), wait=False)
     emb = start_server(embedding_spec(log_file=str(log_dir() / "bench_emb.log")), wait=False)
     tmp = Path(tempfile.mkdtemp(prefix="gensim-util-"))
@@ -78,8 +130,20 @@ def main() -> None:
              "max_concurrency": a.concurrency, "vllm_extras": "on"},
             {"config_name": "emb", "model_type": "openai_embedding", "model_name": emb.spec.served_name,
              "client_args": {"base_url": emb.base_url}}]))
+        marks: list[tuple[float, str]] = []
+        sampler = ServerSampler(chat.base_url)
+        if a.trace:
+            sampler.start()
+
+        def mark(label: str):
+            async def hook(sim, r, phase=None):
+                marks.append((time.perf_counter(), f"r{r} {phase.name}" if phase else label))
+            return hook
+
+        hooks = {"before_phase": [mark("")], "after_round": [mark("end")]}
+        reset_prefix_cache(chat.base_url)
         summary = asyncio.run(run_simulation(RunOptions(scenario=str(folder), agents=a.agents, rounds=a.rounds,
-                                                        out=str(tmp / "run"), progress=False)))
+                                                        out=str(tmp / "run"), progress=False, hooks=hooks)))
         sim_s = summary["wall_s"]  # the rounds themselves
         with sqlite3.connect(tmp / "run" / "run.sqlite") as db:
             rows = db.execute("SELECT prompt, completion_tokens, choices, json_schema FROM llm_calls").fetchall()
@@ -89,8 +153,20 @@ def main() -> None:
                    "choices": json.loads(ch) if ch else None, "json_schema": json.loads(js) if js else None}
                   for p, c, ch, js in rows if p]
         random.Random(0).shuffle(bodies)  # the whole round's mix, not just its first phases
+        reset_prefix_cache(chat.base_url)  # what the simulation left in the cache must not serve the plain side
+        t_plain = time.perf_counter()
         plain_tps = asyncio.run(load_generator(chat.base_url, chat.spec.served_name, bodies, a.concurrency,
                                                max(20.0, min(sim_s, 60.0))))
+        if a.trace:
+            sampler.halt.set()
+            for (t0, name), (t1, _) in zip(marks, marks[1:], strict=False):
+                if name != "end":
+                    print(f"{name:14s} {t1 - t0:7.1f}s {sampler.window(t0, t1)}", file=sys.stderr)
+            print(f"{'plain':14s} {time.perf_counter() - t_plain:7.1f}s {sampler.window(t_plain, time.perf_counter())}",
+                  file=sys.stderr)
+            Path(a.trace).write_text(json.dumps({"marks": marks, "samples": sampler.samples}))
+        if a.keep:
+            shutil.copytree(tmp / "run", a.keep, dirs_exist_ok=True)
         print(json.dumps({"agents": summary["agents"], "llm_calls": summary["llm_calls"],
                           "sim_wall_s": round(sim_s, 2), "sim_gen_tok_s": round(sim_tps, 1),
                           "plain_gen_tok_s": round(plain_tps, 1), "ratio": round(sim_tps / plain_tps, 3)}))

@@ -71,6 +71,8 @@ class ServerSpec:
             cmd += ["--max-model-len", str(self.max_model_len)]
         if self.kind == "embedding":
             cmd += ["--runner", "pooling", "--dtype", "bfloat16"]
+            if self.device == "cpu":  # one process: see env()
+                cmd += ["--distributed-executor-backend", "uni"]
         else:
             cmd += [
                 "--dtype", "bfloat16",
@@ -85,8 +87,13 @@ class ServerSpec:
         env.update(CPU_ENV if self.device == "cpu" else {"HF_HUB_OFFLINE": "1"})
         if self.device == "cpu":
             env["VLLM_CPU_OMP_THREADS_BIND"] = os.environ.get("VLLM_CPU_OMP_THREADS_BIND", cpu_threads_bind())
-            if self.kind == "embedding":  # called in bursts: idle OpenMP threads must sleep, not spin on the chat server's cores
+            if self.kind == "embedding":
+                # It is called in bursts, and between them nothing of it may spin on the chat server's
+                # cores: idle OpenMP threads must sleep, and the model runs in the engine's own process,
+                # because a separate worker busy-polls its shared-memory queue for 1 s after every
+                # request (a whole core under a trickle of memory writes; same vectors, same speed).
                 env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+                env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         else:
             env["CUDA_VISIBLE_DEVICES"] = self.device.split(":", 1)[1]
         return env

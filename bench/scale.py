@@ -29,14 +29,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simulation.runner import RunOptions, run_simulation  # noqa: E402
-from simulation.testing.procs import start_stub, stub_models  # noqa: E402
+from simulation.testing.procs import descendants, process_table, start_stub, stub_models  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TICK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def _memory_kb(pid: str) -> int:
+def _memory_kb(pid: int) -> int:
     """Proportional set size: shared pages (Ray's object store, libraries) split among the processes
     that map them, so that summing over processes counts each page once. RSS if PSS is unreadable."""
     try:
@@ -46,43 +45,18 @@ def _memory_kb(pid: str) -> int:
                     return int(line.split()[1])
     except OSError:
         pass
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * PAGE_KB
-
-
-def _procs() -> dict[int, tuple[int, float, int]]:
-    """pid -> (parent pid, CPU seconds, memory KB) for every process we can read."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                parts = f.read().rsplit(")", 1)[1].split()
-            mem = _memory_kb(d)
-        except (OSError, IndexError):
-            continue
-        out[int(d)] = (int(parts[1]), (int(parts[11]) + int(parts[12])) / TICK, mem)
-    return out
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE_KB
+    except OSError:  # it exited since the process table was read
+        return 0
 
 
 def tree(root: int, exclude: set[int]) -> tuple[float, int, int]:
     """CPU seconds, memory KB and process count of ``root`` and its descendants, minus ``exclude`` subtrees."""
-    procs = _procs()
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in procs.items():
-        children.setdefault(ppid, []).append(pid)
-    cpu = rss = n = 0
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        if pid in exclude or pid not in procs:
-            continue
-        cpu += procs[pid][1]
-        rss += procs[pid][2]
-        n += 1
-        todo += children.get(pid, [])
-    return cpu, rss, n
+    table = process_table()
+    pids = descendants(root, table, exclude)
+    return sum(table[p][2] for p in pids), sum(_memory_kb(p) for p in pids), len(pids)
 
 
 def main(argv: list[str] | None = None) -> None:

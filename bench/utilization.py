@@ -96,7 +96,8 @@ class ServerSampler(threading.Thread):
             self.halt.wait(self.every_s)
 
     def window(self, t0: float, t1: float) -> dict[str, float]:
-        """Mean running/waiting requests and generated tokens/s between two times."""
+        """Between two times: mean running and waiting requests, the share of samples with none waiting,
+        and generated, prompt and uncached prompt tokens/s."""
         s = [x for x in self.samples if t0 <= x[0] <= t1]
         if len(s) < 2:
             return {}
@@ -135,12 +136,13 @@ def main() -> None:
         if a.trace:
             sampler.start()
 
-        def mark(label: str):
-            async def hook(sim, r, phase=None):
-                marks.append((time.perf_counter(), f"r{r} {phase.name}" if phase else label))
-            return hook
+        def phase_starts(sim, r, phase) -> None:
+            marks.append((time.perf_counter(), f"r{r} {phase.name}"))
 
-        hooks = {"before_phase": [mark("")], "after_round": [mark("end")]}
+        def round_ends(sim, r) -> None:
+            marks.append((time.perf_counter(), "end"))
+
+        hooks = {"before_phase": [phase_starts], "after_round": [round_ends]}
         reset_prefix_cache(chat.base_url)
         summary = asyncio.run(run_simulation(RunOptions(scenario=str(folder), agents=a.agents, rounds=a.rounds,
                                                         out=str(tmp / "run"), progress=False, hooks=hooks)))

@@ -69,9 +69,9 @@ def build_embeddings(cfg: RunConfig, models: list[ModelConfig], replay: dict[str
     """A batched embedding pool; a replay serves recorded vectors only."""
     cache = EmbeddingCache()
     if replay is not None:
-        for k, v in replay.items():
-            cache.put(k, np.frombuffer(v, dtype=np.float32), record=False)
-        return EmbeddingPool(None, cfg.simulation.embedding, cache, replay_only=True)
+        pool = EmbeddingPool(None, cfg.simulation.embedding, cache, replay_only=True)
+        warm_embeddings(pool, replay)
+        return pool
     if not models:
         models_missing = Endpoint("none", NoEndpointClient("embedding"), 1)
         return EmbeddingPool([models_missing], cfg.simulation.embedding.model_copy(update={"max_retries": 0}), cache)

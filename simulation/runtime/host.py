@@ -180,19 +180,20 @@ class GroupHost:
             warm_embeddings(self.embeddings, src.embeddings())
         finally:
             src.close()
-        if self._replay_calls is None:
-            self.llm = build_chat_client(self.cfg, self._chat_models, self.calls, warm=ResponseCache(calls),
-                                         prefer_host=self.hostname)
-            self.services.llm_client = self.llm
+        self._rewire_llm(ResponseCache(calls))
         return len(calls)
 
     def cold(self) -> None:
         """After the re-run: new calls go to the servers again, with nothing held in memory."""
-        if self._replay_calls is None:
-            self.llm = build_chat_client(self.cfg, self._chat_models, self.calls, prefer_host=self.hostname)
-            self.services.llm_client = self.llm
+        self._rewire_llm(None)
         self.calls.drain()
         self.embeddings.cache.drain_new()
+
+    def _rewire_llm(self, warm: ResponseCache | None) -> None:
+        """Answer from ``warm`` first (or from the servers only); a replaying host keeps its replay."""
+        if self._replay_calls is None:
+            self.llm = build_chat_client(self.cfg, self._chat_models, self.calls, warm=warm, prefer_host=self.hostname)
+            self.services.llm_client = self.llm
 
     # -- checkpoints --
     def checkpoint(self, round_dir: str) -> int:

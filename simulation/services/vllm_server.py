@@ -60,6 +60,14 @@ class ServerSpec:
     max_model_len: int | None = None
     log_file: str | None = None
 
+    @property
+    def one_process(self) -> bool:
+        """A CPU embedding server is called in bursts, and between them nothing of it may spin on the
+        chat server's cores: idle OpenMP threads sleep, and the model runs in the engine's own process,
+        because a separate worker busy-polls its shared-memory queue for 1 s after every request (a
+        whole core under a trickle of memory writes; same vectors, same speed)."""
+        return self.kind == "embedding" and self.device == "cpu"
+
     def command(self) -> list[str]:
         cmd = [
             sys.executable, "-m", "vllm.entrypoints.openai.api_server",
@@ -71,7 +79,7 @@ class ServerSpec:
             cmd += ["--max-model-len", str(self.max_model_len)]
         if self.kind == "embedding":
             cmd += ["--runner", "pooling", "--dtype", "bfloat16"]
-            if self.device == "cpu":  # one process: see env()
+            if self.one_process:
                 cmd += ["--distributed-executor-backend", "uni"]
         else:
             cmd += [
@@ -87,11 +95,7 @@ class ServerSpec:
         env.update(CPU_ENV if self.device == "cpu" else {"HF_HUB_OFFLINE": "1"})
         if self.device == "cpu":
             env["VLLM_CPU_OMP_THREADS_BIND"] = os.environ.get("VLLM_CPU_OMP_THREADS_BIND", cpu_threads_bind())
-            if self.kind == "embedding":
-                # It is called in bursts, and between them nothing of it may spin on the chat server's
-                # cores: idle OpenMP threads must sleep, and the model runs in the engine's own process,
-                # because a separate worker busy-polls its shared-memory queue for 1 s after every
-                # request (a whole core under a trickle of memory writes; same vectors, same speed).
+            if self.one_process:
                 env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
                 env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         else:

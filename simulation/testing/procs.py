@@ -1,7 +1,9 @@
-"""Start stub servers as child processes for tests and benchmarks; stop them by pid."""
+"""Start stub servers as child processes for tests and benchmarks; stop them by pid. Read the
+process table, to measure or inspect what a run or a server started."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -37,4 +39,36 @@ def stub_models(servers: list[ServerProcess], embed: ServerProcess | None = None
     if embed is not None:
         out.append({"config_name": "stub-emb", "model_type": "openai_embedding", "model_name": "stub",
                     "client_args": {"base_url": embed.base_url}, "max_concurrency": 8})
+    return out
+
+
+def process_table() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, name, CPU seconds) for every process this user can read."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        name, rest = text[text.index("(") + 1: text.rindex(")")], text[text.rindex(")") + 2:].split()
+        out[int(d)] = (int(rest[1]), name, (int(rest[11]) + int(rest[12])) / tick)
+    return out
+
+
+def descendants(root: int, table: dict[int, tuple[int, str, float]], exclude: set[int] = frozenset()) -> list[int]:
+    """``root`` and every process below it in ``table``, leaving out the subtrees of ``exclude``."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in exclude or pid not in table:
+            continue
+        out.append(pid)
+        todo += children.get(pid, [])
     return out

@@ -25,7 +25,8 @@ def set_models(folder: Path, models: list[dict]) -> None:
 
 @pytest.fixture()
 def stub():
-    s = start_stub()
+    """A live stub: every free-text answer carries a tag unique to the call (see ``strip_live``)."""
+    s = start_stub(live=True)
     yield s
     s.stop()
 

@@ -90,6 +90,26 @@ def _resolve(base: Path, rel: str) -> Path:
     return p if p.is_absolute() else (base / p).resolve()
 
 
+def _lenient_view(raw: dict[str, Any]) -> dict[str, Any]:
+    """What an invalid ``simulation_config.yml`` still says about the other files and the agents
+    (its own problems are reported by validation; here a malformed value is just left out)."""
+    def text(key: str, default: str) -> str:
+        v = raw.get(key, default)
+        return v if isinstance(v, str) else default
+
+    agents: dict[str, tuple[int | None, str | None]] = {}
+    for name, entry in (raw.get("agents") if isinstance(raw.get("agents"), dict) else {}).items():
+        if isinstance(entry, dict):
+            count = entry.get("count")
+            prof = entry.get("profiles")
+            agents[str(name)] = (count if isinstance(count, int) and count >= 0 else None,
+                                 prof if isinstance(prof, str) else None)
+    scenario = raw.get("scenario")
+    return {"memory_config": text("memory_config", "memory_config.json"),
+            "model_config": text("model_config", "model_configs.json"),
+            "scenario": scenario if isinstance(scenario, dict) else {}, "agents": agents}
+
+
 def load_run_config(
     scenario_dir: Path,
     overrides: Iterable[str] = (),
@@ -118,20 +138,26 @@ def load_run_config(
             sim = SimulationConfig.model_validate(raw)
         except ValidationError as e:
             problems += problems_from_validation(e, str(sim_path))
-    if sim is None:
+    if raw is None:  # unreadable: the other files cannot be located
         raise ConfigError(problems)
+    # an invalid simulation config still names the other files: check them too, so that every
+    # problem is reported at once
+    view = _lenient_view(raw) if sim is None else {
+        "memory_config": sim.memory_config, "model_config": sim.model_config_path, "scenario": sim.scenario,
+        "agents": {t: (a.count, a.profiles) for t, a in sim.agents.items()}}
     cfg_dir = sim_path.parent
 
     if agent_types is not None:
         known = set(agent_types)
-        for name in sim.agents:
+        for name in view["agents"]:
             if name not in known:
                 problems.append(ConfigProblem(
                     str(sim_path), f"agents.{name}", f"unknown agent type (known: {', '.join(sorted(known))})"))
-        if sum(a.count for a in sim.agents.values()) == 0:
+        counts = [n for n, _ in view["agents"].values()]
+        if counts and None not in counts and sum(counts) == 0:
             problems.append(ConfigProblem(str(sim_path), "agents", "total agent count is 0"))
 
-    mem_path = _resolve(cfg_dir, sim.memory_config)
+    mem_path = _resolve(cfg_dir, view["memory_config"])
     memory = MemoryConfig()
     mem_raw = _read_structured(mem_path, problems)
     if mem_raw is not None:
@@ -145,7 +171,7 @@ def load_run_config(
             except ValidationError as e:
                 problems += problems_from_validation(e, str(mem_path))
 
-    models_path = _resolve(cfg_dir, sim.model_config_path)
+    models_path = _resolve(cfg_dir, view["model_config"])
     models: list[ModelConfig] = []
     models_raw = _read_structured(models_path, problems)
     if models_raw is not None:
@@ -161,26 +187,26 @@ def load_run_config(
             for n in {n for n in names if names.count(n) > 1}:
                 problems.append(ConfigProblem(str(models_path), "config_name", f"duplicate config_name '{n}'"))
 
-    params: dict[str, Any] = dict(sim.scenario)
+    params: dict[str, Any] = dict(view["scenario"])
     if params_model is not None:
         try:
-            params = params_model.model_validate(sim.scenario).model_dump(mode="json")
+            params = params_model.model_validate(view["scenario"]).model_dump(mode="json")
         except ValidationError as e:
             problems += problems_from_validation(e, str(sim_path), prefix="scenario")
 
     profiles: dict[str, str | None] = {}
-    for agent_type, pop in sim.agents.items():
-        if pop.profiles is None:
+    for agent_type, (_, profile_file) in view["agents"].items():
+        if profile_file is None:
             profiles[agent_type] = None
             continue
-        ppath = _resolve(cfg_dir, pop.profiles)
+        ppath = _resolve(cfg_dir, profile_file)
         profiles[agent_type] = str(ppath)
         if not ppath.is_file():
             problems.append(ConfigProblem(str(sim_path), f"agents.{agent_type}.profiles", f"file not found: {ppath}"))
         elif profile_validators and agent_type in profile_validators:
             problems += profile_validators[agent_type](ppath)
 
-    if problems:
+    if problems or sim is None:
         raise ConfigError(problems)
     return RunConfig(scenario_dir=str(scenario_dir), simulation=sim, memory=memory, models=models,
                      params=params, profiles=profiles)

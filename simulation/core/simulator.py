@@ -199,6 +199,7 @@ class Simulator:
         except GroupLost as e:  # died between rounds: rebuild it from the checkpoint just written
             logger.warning("{}; rebuilding it", e)
             await self._rebuild_group(e.index, r)
+            await self.runtime.call(e.index, "cold")
             self.recoveries += 1
         bar = tqdm(total=0, desc=f"round {r}/{self.sim.rounds}", unit="step", disable=not self.progress,
                    dynamic_ncols=True, leave=True)
@@ -281,15 +282,16 @@ class Simulator:
 
         Phases it already finished are re-run with the inboxes it had and its recorded LLM answers
         (their effects were applied once already, so their outputs are dropped); the phase it died in
-        is then run for real.
+        is then run for real, still answered from the recording as far as it got, so no call is
+        made or recorded twice.
         """
         for attempt in range(1, attempts + 1):
             logger.warning("{}; rebuilding it (attempt {}/{})", lost, attempt, attempts)
             try:
                 await self._rebuild_group(g, r)
                 cur = self._round_inputs[-1]
-                self.store.forget_calls(r, cur.phase.name, g)  # rows it sent before dying: they come again
                 out = await self.runtime.call(g, "run_phase", cur.phase, r, cur.inboxes[g])
+                await self.runtime.call(g, "cold")
                 self.recoveries += 1
                 self.groups[g] = await self.runtime.call(g, "stats")
                 self.store.set_meta(recoveries=self.recoveries)
@@ -320,7 +322,6 @@ class Simulator:
         await self.runtime.call(g, "begin_round", self._round_update, self.intervention)
         for done in self._round_inputs[:-1]:
             await self.runtime.call(g, "run_phase", done.phase, r, done.inboxes[g])
-        await self.runtime.call(g, "cold")
 
     # -- checkpoints --
     def state(self) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import BaseModel
 
 from .structured import StructuredOutputError
@@ -12,24 +14,39 @@ class ReplayMiss(LLMError):
     """Replay asked for a response the recorded run does not have."""
 
 
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    """A recorded answer; with ``error`` set, the call gave no valid structured answer and ``text``
+    is the model's last raw answer, so a replay fails the same way and records the same row."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+    repairs: int = 0
+    finish_reason: str | None = None
+
+    def result(self) -> ChatResult:
+        return ChatResult(text=self.text, prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
+                          endpoint="cache", cached=True, valid=self.error is None, repairs=self.repairs,
+                          finish_reason=self.finish_reason)
+
+
 class ResponseCache:
-    """``key -> (text, prompt_tokens, completion_tokens)``, filled from a run store or as calls happen.
+    """Recorded answers by request key, filled from a run store or as calls happen."""
 
-    A ``None`` text records that the model gave no valid structured answer, so a replay takes the
-    same fallback as the recorded run.
-    """
-
-    def __init__(self, entries: dict[str, tuple[str | None, int, int]] | None = None):
-        self.entries: dict[str, tuple[str | None, int, int]] = dict(entries or {})
+    def __init__(self, entries: dict[str, CachedAnswer] | None = None):
+        self.entries: dict[str, CachedAnswer] = dict(entries or {})
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def get(self, key: str) -> tuple[str | None, int, int] | None:
+    def get(self, key: str) -> CachedAnswer | None:
         return self.entries.get(key)
 
-    def put(self, key: str, result: ChatResult) -> None:
-        self.entries[key] = (result.text, result.prompt_tokens, result.completion_tokens)
+    def put(self, key: str, result: ChatResult, error: str | None = None) -> None:
+        self.entries[key] = CachedAnswer(result.text, result.prompt_tokens, result.completion_tokens, error,
+                                         result.repairs, result.finish_reason)
 
 
 class CachingClient:
@@ -54,18 +71,17 @@ class CachingClient:
         hit = self.cache.get(key)
         if hit is not None:
             self.hits += 1
-            if hit[0] is None:
-                raise StructuredOutputError("recorded run had no valid structured answer here")
-            return ChatResult(text=hit[0], prompt_tokens=hit[1], completion_tokens=hit[2], endpoint="cache",
-                              cached=True)
+            if hit.error is not None:
+                raise StructuredOutputError(hit.error, hit.result())
+            return hit.result()
         if self.replay_only:
             t = request.tag
             raise ReplayMiss(f"replay has no recorded response for {t.agent_id} round {t.round} {t.action} #{t.seq}")
         try:
             result = await self.inner.complete(request, model) if model else await self.inner.complete(request)
-        except StructuredOutputError:
+        except StructuredOutputError as e:
             if self.remember:
-                self.cache.entries[key] = (None, 0, 0)
+                self.cache.put(key, e.result or ChatResult(text=""), error=str(e))
             raise
         if self.remember:
             self.cache.put(key, result)

@@ -84,13 +84,14 @@ class OpenAIChatClient:
         except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
             raise RetriableError(f"{self.base_url}: {type(e).__name__}: {e}", endpoint_down=True) from e
         try:
-            text = data["choices"][0]["message"]["content"] or ""
+            choice = data["choices"][0]
+            text = choice["message"]["content"] or ""
         except (KeyError, IndexError, TypeError) as e:
             raise RetriableError(f"{self.base_url}: malformed response") from e
         usage = data.get("usage") or {}
         return ChatResult(text=text, prompt_tokens=int(usage.get("prompt_tokens") or 0),
                           completion_tokens=int(usage.get("completion_tokens") or 0), endpoint=self.base_url,
-                          latency_ms=(time.perf_counter() - t0) * 1000)
+                          latency_ms=(time.perf_counter() - t0) * 1000, finish_reason=choice.get("finish_reason"))
 
     async def aclose(self) -> None:
         if self._own_session and self._session is not None and not self._session.closed:

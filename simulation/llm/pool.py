@@ -26,13 +26,14 @@ class NoHealthyEndpoint(LLMError):
 
 @dataclass
 class Endpoint(Generic[C]):
-    """One server and its live load."""
+    """One server and its live load: calls in flight plus calls queued for one of its slots."""
 
     name: str
     client: C
     max_concurrency: int = 16
     host: str | None = None
     in_flight: int = 0
+    queued: int = 0
     down_until: float = 0.0
     failures: int = 0
     calls: int = 0
@@ -45,7 +46,9 @@ class Endpoint(Generic[C]):
         return now >= self.down_until
 
     def load(self) -> float:
-        return self.in_flight / self.max_concurrency
+        # queued callers count: otherwise, once every endpoint is full, all later calls would queue
+        # on whichever endpoint sorts first while a faster one drains and stays idle
+        return (self.in_flight + self.queued) / self.max_concurrency
 
 
 class EndpointPool(Generic[C]):
@@ -94,7 +97,12 @@ class EndpointPool(Generic[C]):
                 # give the endpoint whose cooldown ends first another chance (a probe)
                 min(self.endpoints, key=lambda e: e.down_until).down_until = 0.0
                 continue
-            async with ep.sem:
+            ep.queued += 1
+            try:
+                await ep.sem.acquire()
+            finally:
+                ep.queued -= 1
+            try:
                 ep.in_flight += 1
                 ep.calls += 1
                 try:
@@ -111,6 +119,8 @@ class EndpointPool(Generic[C]):
                         logger.warning("endpoint {} failing ({}); routing elsewhere for {:.1f}s", ep.name, e, cool)
                 finally:
                     ep.in_flight -= 1
+            finally:
+                ep.sem.release()
             attempt += 1
             if attempt > self.max_retries:
                 raise LLMError(f"giving up after {attempt} attempts: {last}")

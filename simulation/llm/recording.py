@@ -34,11 +34,12 @@ class RecordingClient:
             return result
         except Exception as e:
             error = f"{type(e).__name__}: {e}"
+            result = getattr(e, "result", None)  # a failed structured call still has its raw answer
             raise
         finally:
             self.calls += 1
             t = request.tag
-            r = result or ChatResult(text="", valid=False)
+            r = result or ChatResult(text="", valid=False, attempts=0)
             self.prompt_tokens += r.prompt_tokens
             self.completion_tokens += r.completion_tokens
             self.sink.add_llm_call((
@@ -47,7 +48,7 @@ class RecordingClient:
                 json.dumps(request.choices) if request.choices else None,
                 json.dumps(request.json_schema) if request.json_schema is not None else None,
                 r.endpoint, round((time.perf_counter() - t0) * 1000, 3), r.prompt_tokens, r.completion_tokens,
-                int(r.cached), int(r.valid and error is None), r.repairs, r.attempts, error,
+                int(r.cached), int(r.valid and error is None), r.repairs, r.attempts, error, r.finish_reason,
             ))
 
     async def aclose(self) -> None:

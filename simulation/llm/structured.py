@@ -18,7 +18,15 @@ _STRIP = " \t\r\n\"'`.,;:!()[]{}*"
 
 
 class StructuredOutputError(LLMError):
-    """The model did not produce a valid structured answer after the repairs allowed."""
+    """The model did not produce a valid structured answer after the repairs allowed.
+
+    ``result`` is the last answer as the model gave it (``valid=False``), with the tokens, attempts
+    and repairs of every try, so the failed call is recorded as faithfully as a good one.
+    """
+
+    def __init__(self, msg: str, result: ChatResult | None = None):
+        super().__init__(msg)
+        self.result = result
 
 
 def match_choice(text: str, choices: list[str]) -> str | None:
@@ -67,16 +75,17 @@ class StructuredClient:
         if not request.choices and request.json_schema is None:
             return await self.inner.complete(request)
         req = request
-        total_p = total_c = 0
+        total_p = total_c = attempts = 0
         for repair in range(self.max_repairs + 1):
             res = await self.inner.complete(req)
             total_p += res.prompt_tokens
             total_c += res.completion_tokens
+            attempts += res.attempts
             ok, value, why = self._check(res.text, request, model)
             if ok:
                 res.raw_text = res.text if value != res.text else None
                 res.text = value
-                res.prompt_tokens, res.completion_tokens, res.repairs = total_p, total_c, repair
+                res.prompt_tokens, res.completion_tokens, res.repairs, res.attempts = total_p, total_c, repair, attempts
                 return res
             req = ChatRequest(
                 messages=[*request.messages, {"role": "assistant", "content": res.text},
@@ -84,7 +93,10 @@ class StructuredClient:
                 max_tokens=request.max_tokens, temperature=request.temperature, choices=request.choices,
                 json_schema=request.json_schema, seed=request.seed, tag=request.tag,
             )
-        raise StructuredOutputError(f"no valid answer after {self.max_repairs} repair(s): {why}; last: {res.text[:80]!r}")
+        res.prompt_tokens, res.completion_tokens, res.repairs, res.attempts = total_p, total_c, self.max_repairs, attempts
+        res.valid = False
+        raise StructuredOutputError(f"no valid answer after {self.max_repairs} repair(s): {why}; last: {res.text[:80]!r}",
+                                    res)
 
     @staticmethod
     def _check(text: str, req: ChatRequest, model: type[BaseModel] | None) -> tuple[bool, str, str]:

@@ -68,6 +68,7 @@ class ChatResult:
     valid: bool = True
     repairs: int = 0
     raw_text: str | None = None
+    finish_reason: str | None = None
 
 
 class ChatClient(Protocol):

@@ -19,7 +19,7 @@ from ..llm import (
 )
 from ..llm.pool import ChatPool
 from ..llm.recording import CallSink
-from ..llm.types import ChatRequest, ChatResult, LLMError
+from ..llm.types import ChatClient, ChatRequest, ChatResult, LLMError
 
 _EXTRAS = {"on": True, "off": False, "auto": None}
 NO_ENDPOINT = "no {} endpoint: model_configs.json has none and simulation.embedded.enabled is false"
@@ -43,10 +43,12 @@ class NoEndpointClient:
 
 
 def build_chat_client(cfg: RunConfig, models: list[ModelConfig], sink: CallSink, replay: ResponseCache | None = None,
-                      warm: ResponseCache | None = None, prefer_host: str | None = None) -> RecordingClient:
+                      warm: ResponseCache | None = None, prefer_host: str | None = None) -> ChatClient:
     """Recording(Structured(Pool)); a replay is Recording(Caching(replay only)).
 
-    ``warm`` answers the calls it holds without asking a server (a group re-running part of a round).
+    ``warm`` answers the calls it holds without asking a server and without recording them again
+    (a group re-running part of a round: those calls are in the run store already), so it goes
+    outside the recorder: Caching(warm, Recording(Structured(Pool))).
     """
     s = cfg.simulation.llm
     if replay is not None:
@@ -58,10 +60,10 @@ def build_chat_client(cfg: RunConfig, models: list[ModelConfig], sink: CallSink,
                                                           max_connections=m.max_concurrency),
                           m.max_concurrency, m.host) for m in models]
     pool = EndpointPool(endpoints, s.max_retries, s.backoff_base_s, s.backoff_max_s, prefer_host=prefer_host)
-    inner = StructuredClient(ChatPool(pool), s.max_repairs)
+    recorded = RecordingClient(StructuredClient(ChatPool(pool), s.max_repairs), sink)
     if warm is not None:
-        inner = CachingClient(inner, warm, remember=False)
-    return RecordingClient(inner, sink)
+        return CachingClient(recorded, warm, remember=False)
+    return recorded
 
 
 def build_embeddings(cfg: RunConfig, models: list[ModelConfig], replay: dict[str, bytes] | None = None,

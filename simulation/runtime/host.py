@@ -55,13 +55,15 @@ class PhaseOutput:
 class CallBuffer:
     """Collects LLM call rows until the phase's output is handed to the driver."""
 
-    __slots__ = ("rows",)
+    __slots__ = ("rows", "total")
 
     def __init__(self) -> None:
         self.rows: list[tuple] = []
+        self.total = 0
 
     def add_llm_call(self, row: tuple) -> None:
         self.rows.append(row)
+        self.total += 1
 
     def drain(self) -> list[tuple]:
         out, self.rows = self.rows, []
@@ -173,7 +175,11 @@ class GroupHost:
         return len(self.group.scheduled(phase, inboxes, self.active(round_)))
 
     def warm(self, run_store: str, round_: int) -> int:
-        """Before re-running part of ``round_``: answer this group's recorded calls from the store."""
+        """Before re-running part of ``round_``: answer this group's recorded calls from the store.
+
+        Calls answered this way are not recorded again; calls the store lacks (those in flight when
+        the group died) go to the servers and are recorded as usual.
+        """
         src = RunStore(run_store, readonly=True)
         try:
             calls = src.response_cache(round_, set(self.group.agents))
@@ -186,8 +192,6 @@ class GroupHost:
     def cold(self) -> None:
         """After the re-run: new calls go to the servers again, with nothing held in memory."""
         self._rewire_llm(None)
-        self.calls.drain()
-        self.embeddings.cache.drain_new()
 
     def _rewire_llm(self, warm: ResponseCache | None) -> None:
         """Answer from ``warm`` first (or from the servers only); a replaying host keeps its replay."""
@@ -229,7 +233,7 @@ class GroupHost:
         node = ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else "local"
         return {"group": self.index, "pid": os.getpid(), "host": self.hostname, "node": node,
                 "agents": len(self.group.agents), "cpu_s": time.process_time(), "rss_kb": rss,
-                "llm_calls": self.llm.calls}
+                "llm_calls": self.calls.total}
 
     async def aclose(self) -> None:
         await self.llm.aclose()

@@ -46,6 +46,20 @@ def cpu_threads_bind() -> str:
     return f"0-{max(0, n - 1)}"
 
 
+def cpu_dtype() -> str:
+    """bfloat16 where the CPU computes it natively (AVX512-BF16 or AMX), else float32.
+
+    On an AVX2-only CPU vLLM emulates bfloat16: SmolLM2 made 29 generated tok/s there against 103
+    in float32 (16 concurrent requests, 2 cores, measured 2026-11-25).
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
+
+
 @dataclass
 class ServerSpec:
     """What to serve and how: one vLLM process."""
@@ -77,13 +91,14 @@ class ServerSpec:
         ]
         if self.max_model_len:
             cmd += ["--max-model-len", str(self.max_model_len)]
+        dtype = cpu_dtype() if self.device == "cpu" else "bfloat16"
         if self.kind == "embedding":
-            cmd += ["--runner", "pooling", "--dtype", "bfloat16"]
+            cmd += ["--runner", "pooling", "--dtype", dtype]
             if self.one_process:
                 cmd += ["--distributed-executor-backend", "uni"]
         else:
             cmd += [
-                "--dtype", "bfloat16",
+                "--dtype", dtype,
                 "--structured-outputs-config", '{"backend":"xgrammar","disable_any_whitespace":true}',
             ]
         if self.device == "cpu":

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..llm.cache import CachedAnswer
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS agents (agent_id TEXT PRIMARY KEY, agent_type TEXT NOT NULL, profile TEXT NOT NULL,
@@ -25,7 +27,7 @@ CREATE TABLE IF NOT EXISTS llm_calls (
   id INTEGER PRIMARY KEY, round INTEGER, phase TEXT, agent_id TEXT, action TEXT, seq INTEGER, key TEXT,
   prompt TEXT, completion TEXT, choices TEXT, json_schema TEXT, endpoint TEXT, latency_ms REAL,
   prompt_tokens INTEGER, completion_tokens INTEGER, cached INTEGER, valid INTEGER, repairs INTEGER,
-  attempts INTEGER, error TEXT);
+  attempts INTEGER, error TEXT, finish_reason TEXT);
 CREATE INDEX IF NOT EXISTS llm_calls_round ON llm_calls(round);
 CREATE TABLE IF NOT EXISTS metrics (round INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
   PRIMARY KEY (round, name));
@@ -37,7 +39,8 @@ CREATE TABLE IF NOT EXISTS ratings (id INTEGER PRIMARY KEY, llm_call_id INTEGER,
 
 ACTION_COLS = "round, phase, agent_id, action, valid, data"
 LLM_COLS = ("round, phase, agent_id, action, seq, key, prompt, completion, choices, json_schema, endpoint, "
-            "latency_ms, prompt_tokens, completion_tokens, cached, valid, repairs, attempts, error")
+            "latency_ms, prompt_tokens, completion_tokens, cached, valid, repairs, attempts, error, finish_reason")
+N_LLM_COLS = LLM_COLS.count(",") + 1
 
 
 class RunStore:
@@ -53,8 +56,15 @@ class RunStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self._migrate()
         self._actions: list[tuple] = []
         self._calls: list[tuple] = []
+
+    def _migrate(self) -> None:
+        """Add the columns newer versions record to a run folder written by an older one."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(llm_calls)")}
+        if "finish_reason" not in have:
+            self.db.execute("ALTER TABLE llm_calls ADD COLUMN finish_reason TEXT")
 
     # -- buffered writes (hot path) --
     def add_action(self, row: tuple) -> None:
@@ -75,7 +85,7 @@ class RunStore:
             if self._actions:
                 self.db.executemany(f"INSERT INTO actions ({ACTION_COLS}) VALUES (?,?,?,?,?,?)", self._actions)
             if self._calls:
-                self.db.executemany(f"INSERT INTO llm_calls ({LLM_COLS}) VALUES ({','.join('?' * 19)})", self._calls)
+                self.db.executemany(f"INSERT INTO llm_calls ({LLM_COLS}) VALUES ({','.join('?' * N_LLM_COLS)})", self._calls)
             if embeddings:
                 self.db.executemany("INSERT OR IGNORE INTO embeddings (key, vec) VALUES (?, ?)", embeddings)
         self._actions.clear()
@@ -105,14 +115,6 @@ class RunStore:
             self.db.execute("INSERT INTO interventions (round, kind, target, data) VALUES (?,?,?,?)",
                             (round_, kind, target, json.dumps(data)))
 
-    def forget_calls(self, round_: int, phase: str, group: int) -> int:
-        """Drop one group's LLM call rows of one phase (a rebuilt group is about to run it again)."""
-        self.flush()
-        with self.db:
-            cur = self.db.execute("DELETE FROM llm_calls WHERE round = ? AND phase = ? AND agent_id IN "
-                                  "(SELECT agent_id FROM agents WHERE grp = ?)", (round_, phase, group))
-        return cur.rowcount
-
     def truncate_after(self, round_: int) -> None:
         """Forget everything recorded after ``round_`` (a resume re-runs those rounds)."""
         self._actions.clear()
@@ -122,20 +124,18 @@ class RunStore:
                 self.db.execute(f"DELETE FROM {table} WHERE round > ?", (round_,))
 
     # -- reads --
-    def response_cache(self, round_: int | None = None,
-                       agents: set[str] | None = None) -> dict[str, tuple[str | None, int, int]]:
-        """Recorded answers by request key; ``None`` where no valid structured answer came.
-
-        ``round_`` and ``agents`` narrow it to one round and a set of callers.
-        """
-        q = ("SELECT key, completion, prompt_tokens, completion_tokens, error, agent_id FROM llm_calls "
-             "WHERE (error IS NULL OR error LIKE 'StructuredOutputError%')")
+    def response_cache(self, round_: int | None = None, agents: set[str] | None = None) -> dict[str, CachedAnswer]:
+        """Recorded answers by request key, failed structured answers included (a replay fails
+        there too). ``round_`` and ``agents`` narrow it to one round and a set of callers."""
+        q = ("SELECT key, completion, prompt_tokens, completion_tokens, error, repairs, finish_reason, agent_id "
+             "FROM llm_calls WHERE (error IS NULL OR error LIKE 'StructuredOutputError%')")
         args: tuple = ()
         if round_ is not None:
             q += " AND round = ?"
             args = (round_,)
-        return {k: (None if e else c, p, t) for k, c, p, t, e, a in self.db.execute(q, args)
-                if agents is None or a in agents}
+        return {k: CachedAnswer(c or "", p or 0, t or 0, e.removeprefix("StructuredOutputError: ") if e else None,
+                                r or 0, f)
+                for k, c, p, t, e, r, f, a in self.db.execute(q, args) if agents is None or a in agents}
 
     def embeddings(self) -> dict[str, bytes]:
         return dict(self.db.execute("SELECT key, vec FROM embeddings"))

@@ -13,11 +13,14 @@ import httpx
 from ..services.vllm_server import ServerProcess, ServerSpec, free_port, stop_pid
 
 
-def start_stub(extras: bool = True, port: int | None = None, timeout: float = 30.0) -> ServerProcess:
+def start_stub(extras: bool = True, port: int | None = None, timeout: float = 30.0, live: bool = False) -> ServerProcess:
+    """A stub server in its own process (see :mod:`simulation.testing.stub_server`; ``live`` tags answers)."""
     port = port or free_port()
     cmd = [sys.executable, "-m", "simulation.testing.stub_server", "--port", str(port)]
     if not extras:
         cmd.append("--no-extras")
+    if live:
+        cmd.append("--live")
     p = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL)
     server = ServerProcess(ServerSpec(model="stub", served_name="stub", port=port), p.pid, p)
     deadline = time.monotonic() + timeout
@@ -29,6 +32,11 @@ def start_stub(extras: bool = True, port: int | None = None, timeout: float = 30
             time.sleep(0.1)
     stop_pid(p.pid)
     raise RuntimeError("stub server did not start")
+
+
+def stub_stats(server: ServerProcess) -> dict:
+    """The stub's counters: answered ``chat`` and ``embeddings`` calls, ``held`` at its gate."""
+    return httpx.get(f"http://127.0.0.1:{server.spec.port}/stats", timeout=10).json()
 
 
 def stub_models(servers: list[ServerProcess], embed: ServerProcess | None = None,

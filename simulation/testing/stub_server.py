@@ -1,49 +1,86 @@
 """An instant OpenAI-compatible server for tests and overhead benchmarks.
 
-``python -m simulation.testing.stub_server --port P [--no-extras]``. Chat answers are
+``python -m simulation.testing.stub_server --port P [--no-extras] [--live]``. Chat answers are
 deterministic functions of the request: a choice from ``structured_outputs``, schema-valid JSON
 for ``response_format``, short text otherwise; embeddings are seeded unit vectors of the text.
 With ``--no-extras`` it behaves like a plain OpenAI-compatible server (no ``/version``, structured
 fields ignored, choices answered in prose) to exercise validation and repair.
+
+``--live`` marks every free-text answer with a tag naming this process and the call
+(``[live NNNNNN-NNNNNN]``), so two live calls never give the same text and a replay or resume that
+quietly asks the server again cannot reproduce a recording. Decisions (choices, JSON) and vectors
+are computed from the request with the tags taken out, so two live runs still take the same path
+and can be compared once :func:`strip_live` is applied to both.
+
+``GET /stats`` counts answered chat and embedding calls. ``POST /hold`` with ``{"after": N}`` lets
+``N`` chat calls in all be answered and parks the rest until ``POST /release``; a parked call whose
+client went away meanwhile is neither answered nor counted (tests use it to kill a client at a
+moment when nothing it asked for is in flight).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
+import random
+import re
 
 import numpy as np
 from aiohttp import web
 
 from ..llm.fake import schema_instance
 
+LIVE_TAG = re.compile(r"\[live [0-9-]*\]?")
+
+
+def strip_live(text: str) -> str:
+    """``text`` with every live tag (also one cut short by a token budget) replaced by ``[live]``."""
+    return LIVE_TAG.sub("[live]", text)
+
 
 def _h(obj: object) -> int:
-    return int(hashlib.blake2b(json.dumps(obj, sort_keys=True).encode(), digest_size=8).hexdigest(), 16)
+    return int(hashlib.blake2b(strip_live(json.dumps(obj, sort_keys=True)).encode(), digest_size=8).hexdigest(), 16)
 
 
-def make_app(extras: bool = True, dim: int = 384) -> web.Application:
-    stats = {"chat": 0, "embeddings": 0}
+def make_app(extras: bool = True, dim: int = 384, live: bool = False) -> web.Application:
+    stats = {"chat": 0, "embeddings": 0, "held": 0, "dropped": 0}
+    nonce = f"{random.SystemRandom().randrange(10**6):06d}"  # digits only: the tag's token count never varies
+    gate = {"after": None, "open": asyncio.Event()}
+    gate["open"].set()
 
-    async def chat(request: web.Request) -> web.Response:
-        body = await request.json()
-        stats["chat"] += 1
+    def answer(body: dict) -> str:
         h = _h(body["messages"])
         so = body.get("structured_outputs") if extras else None
         rf = body.get("response_format") if extras else None
+        last = body["messages"][-1]["content"]
         if so and "choice" in so:
-            text = so["choice"][h % len(so["choice"])]
-        elif rf and rf.get("type") == "json_schema":
-            text = json.dumps(schema_instance(rf["json_schema"]["schema"], h))
-        elif not extras and "Answer with exactly one of:" in body["messages"][-1]["content"]:
-            opts = body["messages"][-1]["content"].rsplit("one of:", 1)[1].strip().rstrip(".").split(", ")
-            text = f"I choose {opts[h % len(opts)]}."
-        elif not extras:
-            text = "Well, let me think about it."
-        else:
-            text = f"Answer {h % 997}."
-        out = {"id": "stub", "object": "chat.completion", "model": body.get("model", "stub"),
+            return so["choice"][h % len(so["choice"])]
+        if rf and rf.get("type") == "json_schema":
+            return json.dumps(schema_instance(rf["json_schema"]["schema"], h))
+        if not extras and "Answer with exactly one of:" in last:
+            opts = last.rsplit("one of:", 1)[1].strip().rstrip(".").split(", ")
+            # a plain server that stays off-menu now and then: some calls cannot be repaired
+            return "I would rather not say." if h % 5 == 0 else f"I choose {opts[h % len(opts)]}."
+        if not extras and "matching this schema:" in last:
+            schema = json.loads(last.rsplit("matching this schema:", 1)[1])
+            return f"Sure: {json.dumps(schema_instance(schema, h))}"
+        text = "Well, let me think about it." if not extras else f"Answer {h % 997}."
+        return f"{text} [live {nonce}-{stats['chat'] + 1:06d}]" if live else text
+
+    async def chat(request: web.Request) -> web.Response:
+        body = await request.json()
+        if gate["after"] is not None and stats["chat"] >= gate["after"]:
+            stats["held"] += 1
+            await gate["open"].wait()
+            stats["held"] -= 1
+            if request.transport is None or request.transport.is_closing():
+                stats["dropped"] += 1
+                return web.Response(status=499)
+        stats["chat"] += 1
+        text = answer(body)
+        out = {"id": f"stub-{nonce}-{stats['chat']}", "object": "chat.completion", "model": body.get("model", "stub"),
                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                "usage": {"prompt_tokens": sum(len(m["content"]) // 4 for m in body["messages"]),
                          "completion_tokens": max(1, len(text) // 4)}}
@@ -66,11 +103,22 @@ def make_app(extras: bool = True, dim: int = 384) -> web.Application:
         return web.json_response({"version": "stub"})
 
     async def get_stats(_r: web.Request) -> web.Response:
+        return web.json_response({**stats, "nonce": nonce if live else None})
+
+    async def hold(request: web.Request) -> web.Response:
+        gate["after"] = int((await request.json())["after"])
+        gate["open"].clear()
+        return web.json_response(stats)
+
+    async def release(_r: web.Request) -> web.Response:
+        gate["after"] = None
+        gate["open"].set()
         return web.json_response(stats)
 
     app = web.Application(client_max_size=64 * 2**20)
     app.add_routes([web.post("/v1/chat/completions", chat), web.post("/v1/embeddings", embeddings),
-                    web.get("/health", health), web.get("/stats", get_stats)])
+                    web.get("/health", health), web.get("/stats", get_stats), web.post("/hold", hold),
+                    web.post("/release", release)])
     if extras:
         app.add_routes([web.get("/version", version)])
     return app
@@ -81,8 +129,10 @@ def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--no-extras", action="store_true")
+    ap.add_argument("--live", action="store_true", help="tag every free-text answer with this process and call")
     a = ap.parse_args()
-    web.run_app(make_app(extras=not a.no_extras), host=a.host, port=a.port, print=None, access_log=None)
+    web.run_app(make_app(extras=not a.no_extras, live=a.live), host=a.host, port=a.port, print=None,
+                access_log=None)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ CASES = {
     "model_duplicate": (lambda f: _write(f, "model_configs.json", json.dumps(
         [{"config_name": "a", "model_name": "m", "client_args": {"base_url": "http://h/v1"}}] * 2)),
         "model_configs.json", "config_name"),
+    "no_agents": (lambda f: _edit_yaml(f, lambda d: [a.update(count=0) for a in d["agents"].values()]),
+                  "simulation_config.yml", "agents: total agent count is 0"),
     "profile_bad_entry": (lambda f: (_write(f, "bad_seekers.json", json.dumps([{"class": "SeekerAgent", "args": {"name": ""}}])),
                                      _edit_yaml(f, lambda d: d["agents"]["seeker"].update(profiles="bad_seekers.json"))),
                           "bad_seekers.json", "[0]"),
@@ -82,7 +84,26 @@ def test_malformed_config_is_one_line_per_problem(tmp_path, capsys, case):
     assert err, "no error printed"
     assert all(line.startswith("error: ") for line in err)
     assert any(file_part in line and field_part in line for line in err), err
-    assert not any("Traceback" in line for line in err)
+
+
+def test_every_problem_in_every_file_is_reported(tmp_path, capsys):
+    """Problems in the simulation config, the memory config, the model list and a profile file: all
+    of them, one line each, in one go."""
+    folder = copy_scenario(tmp_path)
+    _edit_yaml(folder, lambda d: (d.update(rounds=0, roundz=3), d["llm"].update(temperature=-1),
+                                  d["agents"]["seeker"].update(profiles="nope.json")))
+    _write(folder, "memory_config.json", json.dumps({"type": "photographic", "token_budget": 0}))
+    _write(folder, "model_configs.json", json.dumps([{"config_name": "a", "client_args": {"base_url": "x"}}]))
+    assert main(["check", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = [("simulation_config.yml", "rounds:"), ("simulation_config.yml", "roundz:"),
+                ("simulation_config.yml", "llm.temperature:"), ("simulation_config.yml", "agents.seeker.profiles:"),
+                ("memory_config.json", "type:"),
+                ("memory_config.json", "token_budget:"), ("model_configs.json", "[0].model_name:"),
+                ("model_configs.json", "[0].client_args:")]
+    for file_part, field_part in expected:
+        assert any(file_part in line and field_part in line for line in err), (file_part, field_part, err)
+    assert len(err) == len(expected) and all(line.startswith("error: ") for line in err)
 
 
 def test_bad_override_names_field(capsys):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from simulation.testing.procs import descendants, process_table
+
+pytestmark = pytest.mark.integration
 
 
 def test_embedding_server_has_no_polling_worker(real_servers):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from aiohttp import web
 
 from simulation.llm import (
     CachingClient,
@@ -11,6 +14,7 @@ from simulation.llm import (
     Endpoint,
     EndpointPool,
     FakeChatClient,
+    OpenAIChatClient,
     ReplayMiss,
     ResponseCache,
     StructuredClient,
@@ -18,48 +22,93 @@ from simulation.llm import (
 from simulation.llm.pool import ChatPool
 from simulation.llm.structured import StructuredOutputError, match_choice
 from simulation.llm.types import CallTag, RetriableError
-
-
-class Dead:
-    calls = 0
-
-    async def complete(self, req):
-        Dead.calls += 1
-        raise RetriableError("connection refused", endpoint_down=True)
-
-    async def aclose(self):
-        pass
+from simulation.services.vllm_server import free_port
 
 
 async def test_failover_routes_around_dead_endpoint():
+    """A real HTTP client on a port nothing listens on: its connection error marks the endpoint down."""
+    dead = OpenAIChatClient(f"http://127.0.0.1:{free_port()}/v1", "m", vllm_extras=False)
     live = FakeChatClient()
-    pool = EndpointPool([Endpoint("dead", Dead(), 4), Endpoint("live", live, 4)], max_retries=4, backoff_base_s=0.001)
+    pool = EndpointPool([Endpoint("dead", dead, 4), Endpoint("live", live, 4)], max_retries=4, backoff_base_s=0.001)
     client = ChatPool(pool)
     for i in range(20):
         res = await client.complete(ChatRequest([{"role": "user", "content": f"q{i}"}]))
         assert res.endpoint == "fake"
+    await dead.aclose()
     assert live.calls == 20
     assert pool.endpoints[0].calls <= 2  # marked down after its failure, not retried every call
 
 
-async def test_least_loaded_routing_spreads_calls():
-    a, b = FakeChatClient(), FakeChatClient()
-    pool = EndpointPool([Endpoint("a", a, 2), Endpoint("b", b, 2)])
-    import asyncio
+@pytest.fixture()
+async def status_server():
+    """An HTTP server answering every chat request with the status code in the request's model name."""
+    async def chat(request: web.Request) -> web.Response:
+        return web.Response(status=int((await request.json())["model"]), text="busy")
 
+    app = web.Application()
+    app.add_routes([web.post("/v1/chat/completions", chat)])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}/v1"
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize(("status", "down"), [(503, True), (502, True), (429, False), (500, False)])
+async def test_http_errors_say_whether_the_endpoint_is_down(status_server, status, down):
+    client = OpenAIChatClient(status_server, str(status), vllm_extras=False)
+    with pytest.raises(RetriableError) as e:
+        await client.complete(ChatRequest([{"role": "user", "content": "x"}]))
+    await client.aclose()
+    assert e.value.endpoint_down is down
+
+
+async def test_connection_refused_is_an_endpoint_down_error():
+    client = OpenAIChatClient(f"http://127.0.0.1:{free_port()}/v1", "m", vllm_extras=False)
+    with pytest.raises(RetriableError) as e:
+        await client.complete(ChatRequest([{"role": "user", "content": "x"}]))
+    await client.aclose()
+    assert e.value.endpoint_down
+
+
+class Slow(FakeChatClient):
+    """Takes ``delay`` seconds a call, so calls in flight pile up as on a real server."""
+
+    def __init__(self, delay: float):
+        super().__init__()
+        self.delay = delay
+
+    async def complete(self, request):
+        await asyncio.sleep(self.delay)
+        return await super().complete(request)
+
+
+async def test_routing_follows_load_under_concurrent_calls():
+    """A slow and a fast endpoint with equal limits: calls pile up on the slow one, so the fast one
+    gets most of them (routing by call count alone would split them evenly)."""
+    slow, fast = Slow(0.05), Slow(0.005)
+    pool = EndpointPool([Endpoint("slow", slow, 8), Endpoint("fast", fast, 8)])
+    client = ChatPool(pool)
+
+    async def user(u: int) -> None:
+        for i in range(10):
+            await client.complete(ChatRequest([{"role": "user", "content": f"{u}-{i}"}]))
+
+    await asyncio.gather(*(user(u) for u in range(6)))
+    assert slow.calls + fast.calls == 60
+    assert fast.calls >= 3 * slow.calls, (fast.calls, slow.calls)
+
+
+async def test_least_loaded_routing_spreads_calls():
+    a, b = Slow(0.01), Slow(0.01)
+    pool = EndpointPool([Endpoint("a", a, 2), Endpoint("b", b, 2)])
     await asyncio.gather(*(ChatPool(pool).complete(ChatRequest([{"role": "user", "content": str(i)}])) for i in range(40)))
-    assert a.calls + b.calls == 40 and min(a.calls, b.calls) >= 10
+    assert a.calls + b.calls == 40 and min(a.calls, b.calls) >= 15
 
 
 async def test_own_host_endpoints_first_while_they_have_room():
-    import asyncio
-
-    class Slow(FakeChatClient):
-        async def complete(self, request):
-            await asyncio.sleep(0.01)
-            return await super().complete(request)
-
-    local, remote = Slow(), Slow()
+    local, remote = Slow(0.01), Slow(0.01)
     pool = EndpointPool([Endpoint("remote", remote, 4, host="h2"), Endpoint("local", local, 4, host="h1")],
                         prefer_host="h1")
     for i in range(10):  # one at a time: the local endpoint always has room

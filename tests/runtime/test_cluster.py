@@ -48,6 +48,11 @@ def listening() -> set[tuple[str, str]]:
     return out
 
 
+def scripts_env(state: Path) -> dict:
+    """The shell scripts run this test's own Python (a bare clone has no .venv for them to find)."""
+    return dict(os.environ, GENSIM_AGENT_SERVERS_DIR=str(state), GENSIM_VENV=sys.prefix)
+
+
 def sh(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
 
@@ -55,7 +60,7 @@ def sh(*args: str, env: dict) -> subprocess.CompletedProcess:
 @pytest.fixture()
 def cluster(tmp_path):
     state = tmp_path / "servers"
-    env = dict(os.environ, GENSIM_AGENT_SERVERS_DIR=str(state))
+    env = scripts_env(state)
     head_port, worker_port = free_base(), free_base()
     while abs(worker_port - head_port) < 1000:  # each node uses ports base .. base+999
         worker_port = free_base()
@@ -107,7 +112,7 @@ def test_two_node_cluster_cross_node_interactions_and_loopback_only(cluster, tmp
 
 def test_kill_all_server_stops_exactly_what_was_started(tmp_path):
     state = tmp_path / "servers"
-    env = dict(os.environ, GENSIM_AGENT_SERVERS_DIR=str(state))
+    env = scripts_env(state)
     port = free_base()
     assert sh("simulation/launch_server.sh", "2", str(port), "job_seeking", env=env).returncode == 0
     info = json.loads((state / f"node_{port}.json").read_text())
@@ -123,7 +128,7 @@ def test_kill_all_server_stops_exactly_what_was_started(tmp_path):
 
 
 def test_launch_server_rejects_bad_arguments(tmp_path):
-    env = dict(os.environ, GENSIM_AGENT_SERVERS_DIR=str(tmp_path / "s"))
+    env = scripts_env(tmp_path / "s")
     for args, needle in ((["0", "30000", "job_seeking"], "server_num_per_host"),
                          (["1", "80", "job_seeking"], "base_port"),
                          (["1", "30000", "no_such_scenario"], "no_such_scenario")):

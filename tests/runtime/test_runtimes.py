@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 
 from simulation.cli import main
@@ -19,24 +19,18 @@ from simulation.config.models import RunConfig
 from simulation.core.checkpoint import read_msgpack, round_dir
 from simulation.runner import RunOptions, run_simulation
 from simulation.runtime import GroupSpec, make_runtime
-from simulation.testing.procs import start_stub, stub_models
+from simulation.testing.procs import start_stub, stub_models, stub_stats
 from tests.conftest import copy_scenario, set_models
+from tests.runs import CALLS, METRICS, count, duplicates, normalised, rows
 
-ACTIONS = "SELECT round, phase, agent_id, action, valid, data FROM actions ORDER BY id"
-METRICS = "SELECT round, name, value FROM metrics ORDER BY round, name"
 RUNTIMES = ["local", "ray"]
-
-
-def rows(run: Path, q: str = ACTIONS) -> list[tuple]:
-    with sqlite3.connect(run / "run.sqlite") as db:
-        return list(db.execute(q))
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> Path:
     """A 240-agent, 3-round job-seeking run against the stub, on the local runtime."""
     tmp = tmp_path_factory.mktemp("recorded")
-    stub = start_stub()
+    stub = start_stub(live=True)
     try:
         folder = copy_scenario(tmp)
         set_models(folder, stub_models([stub], embed=stub))
@@ -72,8 +66,10 @@ def test_contract_bulk_create_checkpoint_restore(recorded, tmp_path, runtime):
     cfg = RunConfig.model_validate_json((recorded / "config.json").read_text())
     specs = [GroupSpec(i, cfg.model_dump_json(by_alias=True), replay_from=str(recorded)) for i in range(2)]
     agents = rows(recorded, "SELECT agent_id, agent_type, profile FROM agents ORDER BY agent_id")
+    group_of = {a: i % 2 for i, (a, _, _) in enumerate(agents)}
+    ids = [a for a, _, _ in agents]
 
-    async def go() -> tuple[list, list]:
+    async def go() -> tuple[list, list, dict, dict]:
         import json
 
         rt = make_runtime(runtime, servers=2)
@@ -83,24 +79,38 @@ def test_contract_bulk_create_checkpoint_restore(recorded, tmp_path, runtime):
             calls = [(i % 2, "add_agents", (t, [(a, json.loads(p))])) for i, (a, t, p) in enumerate(agents)]
             await rt.gather(calls)
             stats = await rt.broadcast("stats")
+            # the recorded run's last checkpoint (memories, applications, employment), then an intervention
+            await rt.broadcast("restore", str(round_dir(recorded, 3)))
+            await rt.call(group_of["seeker-001"], "set_attribute", "seeker-001", "traits.trust", "Very Low")
+            loaded = dict(zip(ids, await rt.gather([(group_of[a], "agent_state", (a,)) for a in ids]), strict=True))
             d = tmp_path / "ck" / "round_000000"
             d.mkdir(parents=True)
             sizes = await rt.broadcast("checkpoint", str(d))
             await rt.replace(1, specs[1])  # a fresh, empty host takes group 1's place
             assert (await rt.call(1, "stats"))["agents"] == 0
-            await rt.call(1, "add_agents", "seeker", [(a, json.loads(p)) for i, (a, t, p) in enumerate(agents)
-                                                     if i % 2 == 1 and t == "seeker"])
+            mine = [(a, t, p) for a, t, p in agents if group_of[a] == 1]
+            for agent_type in ("seeker", "interviewer"):
+                await rt.call(1, "add_agents", agent_type, [(a, json.loads(p)) for a, t, p in mine if t == agent_type])
             restored = await rt.call(1, "restore", str(d))
-            return stats, [sizes, restored]
+            back = dict(zip([a for a, _, _ in mine], await rt.gather([(1, "agent_state", (a,)) for a, _, _ in mine]),
+                            strict=True))
+            return stats, [sizes, restored], loaded, back
         finally:
             await rt.close()
 
-    stats, (sizes, restored) = asyncio.run(go())
+    stats, (sizes, restored), loaded, back = asyncio.run(go())
     assert [s["agents"] for s in stats] == [120, 120] and all(n > 0 for n in sizes)
-    seekers_1 = sum(1 for i, (_, t, _) in enumerate(agents) if i % 2 == 1 and t == "seeker")
-    assert restored == seekers_1
+    assert restored == sum(1 for a in ids if group_of[a] == 1)
     files = sorted(p.name for p in (tmp_path / "ck" / "round_000000").iterdir())
     assert files == ["group_0000.msgpack", "group_0001.msgpack"]
+    final = read_msgpack(round_dir(recorded, 3) / "group_0000.msgpack")["agents"]
+    # restoring the recorded checkpoint gave every agent its recorded state ...
+    assert {a: {k: v for k, v in s.items() if k != "profile"} for a, s in loaded.items() if a != "seeker-001"} == \
+        {a: final[a] for a in ids if a != "seeker-001"}
+    assert any(s["state"].get("job") for s in loaded.values()), "the recorded states are not the initial ones"
+    assert loaded["seeker-001"]["patch"] == {"traits.trust": "Very Low"}
+    # ... and a new host restored from our own checkpoint holds exactly what was written
+    assert back == {a: loaded[a] for a in back}
 
 
 def test_ray_group_killed_mid_round_recovers_exactly(recorded, tmp_path):
@@ -122,3 +132,81 @@ def test_ray_group_killed_mid_round_recovers_exactly(recorded, tmp_path):
              **read_msgpack(round_dir(out, 3) / "group_0001.msgpack")["agents"]}
     assert len(final) == 240
 
+
+
+def test_ray_group_killed_mid_phase_of_a_live_run(stub, tmp_path):
+    """A live run on Ray loses one agent server in the middle of round 2's screening (20 calls
+    parked at the stub, the rest answered and collected by the driver), after an intervention: the change survives, no call is lost or made twice, and the run ends as a
+    crash-free one does (tags aside)."""
+    folder = copy_scenario(tmp_path)
+    set_models(folder, stub_models([stub], embed=stub))
+    base = f"{stub.base_url.removesuffix('/v1')}"
+    target: list[str] = []
+    killed: list[int] = []
+
+    async def intervene(sim, r):
+        if r == 2:
+            if not target:
+                target.append(next(a for a, g in sorted(sim.where.items()) if g == 1 and a.startswith("seeker")))
+            await sim.set_attribute(target[0], "desired_salary", 987654)
+
+    async def kill_when_screening(sim, r, phase):
+        if r != 2 or phase.name != "screen" or runtime_of(sim) != "ray":
+            return
+        answered = plan["answered"]  # all but 20 of the round's screenings answered, the rest parked
+        httpx.post(f"{base}/hold", json={"after": stub_stats(stub)["chat"] + answered})
+
+        async def killer():
+            try:
+                for _ in range(1200):
+                    if stub_stats(stub)["held"]:
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    return  # the phase never reached the gate: the test fails on `killed`
+                # wait until the driver holds every answered row, so nothing answered is in flight
+                while sim.store.count("llm_calls", "WHERE round = 2 AND phase = 'screen'") < answered:
+                    await asyncio.sleep(0.05)
+                killed.append(sim.store.count("llm_calls", "WHERE round = 2 AND phase = 'screen' AND agent_id IN "
+                                                           "(SELECT agent_id FROM agents WHERE grp = 1)"))
+                os.kill(sim.groups[1]["pid"], signal.SIGKILL)
+                await asyncio.sleep(1.0)  # its parked calls' connections are closed by then
+            finally:
+                httpx.post(f"{base}/release")
+
+        tasks.append(asyncio.ensure_future(killer()))
+
+    tasks: list = []
+    plan: dict = {}
+
+    def run(out: Path, runtime: str) -> tuple[dict, int]:
+        before = stub_stats(stub)["chat"]
+        opts = RunOptions(scenario=str(folder), agents=240, rounds=3, out=str(out), runtime=runtime,
+                          overrides=["servers=2"], progress=False,
+                          hooks={"before_round": [intervene], "before_phase": [kill_when_screening]})
+        summary = asyncio.run(run_simulation(opts))
+        return summary, stub_stats(stub)["chat"] - before
+
+    calm, calm_calls = run(tmp_path / "calm", "local")
+    # both runs take the same path: the calm one tells how many screenings round 2 has
+    plan["answered"] = count(tmp_path / "calm", "llm_calls", "WHERE round = 2 AND phase = 'screen'") - 20
+    assert plan["answered"] > 40
+    crash, crash_calls = run(tmp_path / "crash", "ray")
+    assert killed and killed[0] > 0, "group 1 answered screenings before it died"
+    assert crash.get("recovered_groups") == 1 and crash["failed_steps"] == calm["failed_steps"] == 0
+    assert crash_calls == calm_calls, "every call was made once: none again after the rebuild"
+    a, b = tmp_path / "crash", tmp_path / "calm"
+    assert not duplicates(a)
+    assert normalised(rows(a)) == normalised(rows(b))
+    assert rows(a, METRICS) == rows(b, METRICS)
+    assert normalised(rows(a, CALLS)) == normalised(rows(b, CALLS))
+    # the intervention reached the rebuilt group: the target's prompts carry it from round 2 on
+    own = rows(a, "SELECT round, prompt FROM llm_calls WHERE agent_id = ? AND round >= 2 "
+                  "AND action NOT LIKE 'memory.%'", target[0])  # memory prompts are the framework's
+    assert {r for r, _ in own} == {2, 3} and all("987654" in p for _, p in own)
+    state = read_msgpack(round_dir(a, 3) / "group_0001.msgpack")["agents"][target[0]]
+    assert state["patch"] == {"desired_salary": 987654}
+
+
+def runtime_of(sim) -> str:
+    return sim.runtime.name

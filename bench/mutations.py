@@ -1,0 +1,189 @@
+"""Break a feature on purpose and check that the tests notice: a mutation benchmark.
+
+Each mutation is a small patch (one exact piece of text replaced in one file) applied to a
+temporary copy of the checkout; the tests that should catch it are run on that copy, and the
+mutation counts as caught when they fail. Not part of CI (it runs the slow end-to-end tests many
+times); run it before you stop when you touch replay, resume, recovery, routing or config errors.
+
+    python bench/mutations.py                 # every mutation; prints caught/total and the survivors
+    python bench/mutations.py --list          # names only
+    python bench/mutations.py --only resume-skips-truncate routing-ignores-load
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+JOBS = "tests/examples/test_job_seeking_runs.py"
+RUNTIMES = "tests/runtime/test_runtimes.py"
+LLM = "tests/llm/test_llm_clients.py"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """Replace ``old`` (which must occur exactly once in ``file``) by ``new``; ``tests`` should fail."""
+
+    name: str
+    feature: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS = [
+    Mutation("replay-drops-failed-structured", "replay", "simulation/store/run_store.py",
+             "WHERE (error IS NULL OR error LIKE 'StructuredOutputError%')", "WHERE error IS NULL",
+             (f"{JOBS}::test_plain_openai_server_records_failures_and_replays_them",)),
+    Mutation("replay-cache-empty", "replay", "simulation/runtime/host.py",
+             "ResponseCache(src.response_cache())", "ResponseCache({})",
+             (f"{JOBS}::test_run_records_everything_and_replay_reproduces",)),
+    Mutation("resume-skips-truncate", "resume", "simulation/core/simulator.py",
+             "        self.store.truncate_after(r)\n", "",
+             (f"{JOBS}::test_live_run_killed_mid_round_then_resumed_equals_uninterrupted",)),
+    Mutation("resume-of-replay-goes-live", "resume", "simulation/runner.py",
+             "replay_from = Path(rf) if rf else None", "replay_from = None",
+             (f"{JOBS}::test_replay_killed_mid_round_resumes_from_the_recording",)),
+    Mutation("routing-ignores-load", "failover", "simulation/llm/pool.py",
+             "key = (0 if local else 1, ep.load(), ep.calls)", "key = (0 if local else 1, ep.calls)", (LLM,)),
+    Mutation("routing-ignores-queued-calls", "failover", "simulation/llm/pool.py",
+             "return (self.in_flight + self.queued) / self.max_concurrency",
+             "return self.in_flight / self.max_concurrency", (LLM,)),
+    Mutation("connection-error-not-endpoint-down", "failover", "simulation/llm/http.py",
+             '{type(e).__name__}: {e}", endpoint_down=True)', '{type(e).__name__}: {e}", endpoint_down=False)',
+             (LLM,)),
+    Mutation("failing-endpoint-never-cooled-down", "failover", "simulation/llm/pool.py",
+             "ep.down_until = time.monotonic() + cool", "ep.down_until = 0.0",
+             (f"{LLM}::test_failover_routes_around_dead_endpoint",)),
+    Mutation("recovery-records-warm-calls-again", "Ray recovery (was: skip forget_calls)",
+             "simulation/runtime/clients.py", "return CachingClient(recorded, warm, remember=False)",
+             "return RecordingClient(CachingClient(recorded.inner, warm, remember=False), sink)",
+             (f"{RUNTIMES}::test_ray_group_killed_mid_phase_of_a_live_run",)),
+    Mutation("recovery-drops-interventions", "Ray recovery", "simulation/core/simulator.py",
+             "for agent, path, value in self._patches:", "for agent, path, value in []:",
+             (f"{RUNTIMES}::test_ray_group_killed_mid_phase_of_a_live_run",)),
+    Mutation("recovery-warm-does-nothing", "Ray recovery", "simulation/runtime/host.py",
+             "self._rewire_llm(ResponseCache(calls))", "calls = {}",
+             (f"{RUNTIMES}::test_ray_group_killed_mid_phase_of_a_live_run",)),
+    Mutation("unsorted-actions", "runtimes agree", "simulation/core/simulator.py",
+             "actions.sort(key=lambda a: a[0])", "actions.reverse()",
+             (f"{RUNTIMES}::test_local_and_ray_replays_are_identical",)),
+    Mutation("restore-does-nothing", "contract test", "simulation/runtime/host.py",
+             "            self.group.set_states(states)\n", "",
+             (f"{RUNTIMES}::test_contract_bulk_create_checkpoint_restore",)),
+    Mutation("config-first-problem-only", "config errors", "simulation/config/loader.py",
+             "    if problems or sim is None:\n        raise ConfigError(problems)",
+             "    if problems or sim is None:\n        raise ConfigError(problems[:1])",
+             ("tests/config/test_config_errors.py",)),
+    Mutation("config-no-zero-agents-check", "config errors", "simulation/config/loader.py",
+             'problems.append(ConfigProblem(str(sim_path), "agents", "total agent count is 0"))', "pass",
+             ("tests/config/test_config_errors.py",)),
+    Mutation("employment-rate-zero", "metrics", "simulation/examples/job_seeking/environment.py",
+             'out["employment_rate"] = len(self.employed) / self.n_seekers if self.n_seekers else 0.0',
+             'out["employment_rate"] = 0.0',
+             (f"{JOBS}::test_run_records_everything_and_replay_reproduces",)),
+    Mutation("no-repair-step", "structured outputs", "simulation/llm/structured.py",
+             "for repair in range(self.max_repairs + 1):", "for repair in range(1):",
+             (f"{LLM}::test_repair_then_give_up",
+              f"{JOBS}::test_plain_openai_server_records_failures_and_replays_them")),
+]
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    return [f for f in out.splitlines() if (ROOT / f).is_file()]
+
+
+def make_copy(dst: Path, files: list[str]) -> None:
+    for f in files:
+        (dst / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, dst / f)
+
+
+def apply(copy: Path, m: Mutation) -> None:
+    path = copy / m.file
+    text = path.read_text()
+    n = text.count(m.old)
+    if n != 1:
+        raise SystemExit(f"error: mutation {m.name}: {m.file} holds its text {n} times (need exactly 1): "
+                         "update bench/mutations.py")
+    path.write_text(text.replace(m.old, m.new))
+
+
+def run_tests(copy: Path, tests: tuple[str, ...], timeout_s: int) -> tuple[int, float, str]:
+    """pytest's exit code on the copy (its own package first on the path), seconds, and its last line."""
+    env = dict(os.environ, PYTHONPATH=str(copy), PYTHONDONTWRITEBYTECODE="1",
+               GENSIM_VENV=os.environ.get("GENSIM_VENV", sys.prefix))
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                           cwd=copy, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return 124, time.monotonic() - t0, f"timed out after {timeout_s}s"
+    lines = [ln for ln in p.stdout.strip().splitlines() if ln.strip()]
+    return p.returncode, time.monotonic() - t0, lines[-1] if lines else p.stderr.strip()[-200:]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="run these mutations only")
+    ap.add_argument("--list", action="store_true", help="list the mutations and exit")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the check that the tests pass unmutated")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per mutation")
+    a = ap.parse_args()
+    chosen = [m for m in MUTATIONS if not a.only or m.name in a.only]
+    unknown = set(a.only or ()) - {m.name for m in MUTATIONS}
+    if unknown:
+        print(f"error: --only: no mutation named {', '.join(sorted(unknown))} (see --list)", file=sys.stderr)
+        return 2
+    if a.list:
+        for m in MUTATIONS:
+            print(f"{m.name:<40} {m.feature:<40} {m.file}")
+        return 0
+    files = tracked_files()
+    with tempfile.TemporaryDirectory(prefix="gensim-mut-") as tmp:
+        if not a.no_baseline:
+            base = Path(tmp) / "baseline"
+            make_copy(base, files)
+            tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+            code, secs, last = run_tests(base, tests, a.timeout * 2)
+            print(f"baseline ({len(tests)} test targets, unmutated): exit {code} in {secs:.0f}s: {last}", flush=True)
+            if code != 0:
+                print("error: the tests fail without any mutation; fix them first", file=sys.stderr)
+                return 1
+            shutil.rmtree(base)
+        caught, survivors, broken = 0, [], []
+        for m in chosen:
+            copy = Path(tmp) / m.name
+            make_copy(copy, files)
+            apply(copy, m)
+            code, secs, last = run_tests(copy, m.tests, a.timeout)
+            verdict = "caught" if code == 1 else "SURVIVED" if code == 0 else f"error (exit {code})"
+            print(f"{verdict:<10} {m.name:<40} {m.feature:<38} {secs:5.0f}s  {last[:90]}", flush=True)
+            if code == 1:
+                caught += 1
+            elif code == 0:
+                survivors.append(m.name)
+            else:
+                broken.append(m.name)
+            shutil.rmtree(copy)
+    print(f"\ncaught {caught}/{len(chosen)}")
+    if survivors:
+        print("survivors: " + ", ".join(survivors))
+    if broken:
+        print("could not be judged (pytest did not run to a verdict): " + ", ".join(broken))
+    return 0 if caught == len(chosen) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Reading run folders in tests: rows of ``run.sqlite``, with live-stub tags normalised on request."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from simulation.core.checkpoint import DRIVER, round_dir
+from simulation.testing.stub_server import strip_live
+
+ACTIONS = "SELECT round, phase, agent_id, action, valid, data FROM actions ORDER BY id"
+METRICS = "SELECT round, name, value FROM metrics ORDER BY round, name"
+# one row per call, in an order that does not depend on when the rows were streamed to the driver
+CALLS = ("SELECT round, phase, agent_id, action, seq, prompt, completion, valid, error FROM llm_calls "
+         "ORDER BY round, phase, agent_id, action, seq")
+CALL_IDS = "SELECT round, phase, agent_id, action, seq FROM llm_calls"
+
+
+def rows(run: Path, q: str = ACTIONS, *args: Any) -> list[tuple]:
+    with sqlite3.connect(run / "run.sqlite") as db:
+        return list(db.execute(q, args))
+
+
+def count(run: Path, table: str, where: str = "") -> int:
+    """Rows of ``table`` (a missing database or table counts 0: the run may not have written it yet)."""
+    try:
+        with sqlite3.connect(f"file:{run / 'run.sqlite'}?mode=ro", uri=True) as db:
+            return db.execute(f"SELECT COUNT(*) FROM {table} {where}").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def normalised(items: list[tuple]) -> list[tuple]:
+    """Rows with every live tag replaced, to compare two live runs that took the same path."""
+    return [tuple(strip_live(v) if isinstance(v, str) else v for v in row) for row in items]
+
+
+def normalised_state(state: Any) -> Any:
+    """Checkpoint data with live tags replaced in every string."""
+    if isinstance(state, str):
+        return strip_live(state)
+    if isinstance(state, dict):
+        return {normalised_state(k): normalised_state(v) for k, v in state.items()}
+    if isinstance(state, list | tuple):
+        return [normalised_state(v) for v in state]
+    return state
+
+
+def duplicates(run: Path) -> list[tuple]:
+    """LLM call identities recorded more than once (a call is made once per run, whatever crashed)."""
+    seen: dict[tuple, int] = {}
+    for row in rows(run, CALL_IDS):
+        seen[row] = seen.get(row, 0) + 1
+    return [k for k, n in seen.items() if n > 1]
+
+
+def done(run: Path, r: int) -> bool:
+    """Round ``r``'s checkpoint is complete."""
+    return (round_dir(run, r) / DRIVER).exists()

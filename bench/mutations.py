@@ -104,10 +104,10 @@ def tracked_files() -> list[str]:
     return [f for f in out.splitlines() if (ROOT / f).is_file()]
 
 
-def make_copy(dst: Path, files: list[str]) -> None:
+def make_copy(dst: Path, files: list[str], src: Path = ROOT) -> None:
     for f in files:
         (dst / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / f, dst / f)
+        shutil.copy2(src / f, dst / f)
 
 
 def apply(copy: Path, m: Mutation) -> None:
@@ -152,9 +152,11 @@ def main() -> int:
         return 0
     files = tracked_files()
     with tempfile.TemporaryDirectory(prefix="gensim-mut-") as tmp:
+        snapshot = Path(tmp) / "snapshot"  # the tree as it is now: editing the checkout meanwhile is safe
+        make_copy(snapshot, files)
         if not a.no_baseline:
             base = Path(tmp) / "baseline"
-            make_copy(base, files)
+            make_copy(base, files, snapshot)
             tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
             code, secs, last = run_tests(base, tests, a.timeout * 2)
             print(f"baseline ({len(tests)} test targets, unmutated): exit {code} in {secs:.0f}s: {last}", flush=True)
@@ -165,7 +167,7 @@ def main() -> int:
         caught, survivors, broken = 0, [], []
         for m in chosen:
             copy = Path(tmp) / m.name
-            make_copy(copy, files)
+            make_copy(copy, files, snapshot)
             apply(copy, m)
             code, secs, last = run_tests(copy, m.tests, a.timeout)
             verdict = "caught" if code == 1 else "SURVIVED" if code == 0 else f"error (exit {code})"

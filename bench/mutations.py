@@ -62,7 +62,7 @@ MUTATIONS = [
              '{type(e).__name__}: {e}", endpoint_down=True)', '{type(e).__name__}: {e}", endpoint_down=False)',
              (LLM,)),
     Mutation("failing-endpoint-never-cooled-down", "failover", "simulation/llm/pool.py",
-             "ep.down_until = time.monotonic() + cool", "ep.down_until = 0.0",
+             "ep.down_until = now + cool", "ep.down_until = 0.0",
              (f"{LLM}::test_failover_routes_around_dead_endpoint",)),
     Mutation("recovery-records-warm-calls-again", "Ray recovery (was: skip forget_calls)",
              "simulation/runtime/clients.py", "return CachingClient(recorded, warm, remember=False)",
@@ -131,6 +131,8 @@ def run_tests(copy: Path, tests: tuple[str, ...], timeout_s: int) -> tuple[int, 
     except subprocess.TimeoutExpired:
         return 124, time.monotonic() - t0, f"timed out after {timeout_s}s"
     lines = [ln for ln in p.stdout.strip().splitlines() if ln.strip()]
+    if p.returncode not in (0, 1) or os.environ.get("MUTATIONS_VERBOSE"):
+        print(p.stdout[-3000:], p.stderr[-2000:], sep="\n", file=sys.stderr)
     return p.returncode, time.monotonic() - t0, lines[-1] if lines else p.stderr.strip()[-200:]
 
 
@@ -161,7 +163,8 @@ def main() -> int:
             code, secs, last = run_tests(base, tests, a.timeout * 2)
             print(f"baseline ({len(tests)} test targets, unmutated): exit {code} in {secs:.0f}s: {last}", flush=True)
             if code != 0:
-                print("error: the tests fail without any mutation; fix them first", file=sys.stderr)
+                print("error: the tests fail without any mutation; fix them first "
+                      "(MUTATIONS_VERBOSE=1 shows pytest's output)", file=sys.stderr)
                 return 1
             shutil.rmtree(base)
         caught, survivors, broken = 0, [], []

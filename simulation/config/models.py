@@ -90,6 +90,9 @@ class LLMSettings(Strict):
     max_repairs: int = Field(default=1, ge=0, le=10)
     backoff_base_s: float = Field(default=0.2, ge=0)
     backoff_max_s: float = Field(default=5.0, ge=0)
+    outage_limit_s: float = Field(default=600.0, gt=0, description=(
+        "how long a call waits while no chat endpoint answers; past it the run stops before "
+        "checkpointing the round, and --resume redoes it"))
 
 
 class EmbeddingSettings(Strict):
@@ -97,6 +100,7 @@ class EmbeddingSettings(Strict):
     batch_wait_ms: float = Field(default=3.0, ge=0)
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=6, ge=0, le=100)
+    outage_limit_s: float = Field(default=600.0, gt=0, description="as llm.outage_limit_s, for embeddings")
 
 
 class EmbeddedServices(Strict):
@@ -128,6 +132,9 @@ class SimulationConfig(Strict):
     concurrency: int = Field(default=256, ge=1, le=1_000_000, description="agent steps in flight per group")
     out_dir: str = "runs"
     checkpoint_every: int = Field(default=1, ge=1)
+    max_failed_step_share: float = Field(default=0.01, ge=0, le=1, description=(
+        "share of a round's steps that may fail on the model's side (no answer within the retries); "
+        "above it the run stops before checkpointing the round"))
     scenario: dict[str, Any] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())

@@ -12,9 +12,13 @@ from typing import Any
 from loguru import logger
 
 from ..config.models import ActivationConfig, MemoryConfig
+from ..llm.cache import ReplayMiss
+from ..llm.pool import EndpointOutage
+from ..llm.types import LLMError
 from ..memory import AgentMemory
 from .agent import Agent
 from .context import GroupServices, StepContext
+from .errors import StepError
 from .phase import Phase
 
 
@@ -25,13 +29,9 @@ class PhaseResult:
     messages: list[dict[str, Any]] = field(default_factory=list)
     actions: list[tuple] = field(default_factory=list)  # (agent_id, action, valid, data)
     steps: int = 0
-    failed: int = 0
-
-    def merge(self, other: PhaseResult) -> None:
-        self.messages += other.messages
-        self.actions += other.actions
-        self.steps += other.steps
-        self.failed += other.failed
+    failed: int = 0  # steps the model's side failed (no answer within the retries)
+    errors: list[StepError] = field(default_factory=list)  # steps whose own code raised: the run stops
+    outage: str | None = None  # no endpoint answered within the outage limit: the run stops
 
 
 class AgentGroup:
@@ -75,10 +75,16 @@ class AgentGroup:
                     await getattr(agent, phase.method)(ctx)
                     result.messages += ctx.messages
                     result.actions += [(agent.id, a, v, d) for a, v, d in ctx.actions]
-                except Exception as e:  # a failed step is recorded, and the round goes on
+                except EndpointOutage as e:
+                    result.outage = str(e)
+                except ReplayMiss as e:  # the run no longer follows its recording: a divergence, not a flake
+                    result.errors.append(StepError.from_exception(agent.id, phase.name, e))
+                except LLMError as e:  # the model's side failed: counted, and the round goes on
                     logger.warning("agent {} failed in {}: {}: {}", agent.id, phase.name, type(e).__name__, e)
                     result.failed += 1
-                    result.actions.append((agent.id, "step_error", False, {"error": f"{type(e).__name__}: {e}"}))
+                    result.actions.append((agent.id, "llm_failure", False, {"error": f"{type(e).__name__}: {e}"}))
+                except Exception as e:  # a bug in scenario or framework code: the run stops after the phase
+                    result.errors.append(StepError.from_exception(agent.id, phase.name, e))
                 result.steps += 1
                 if on_step is not None:
                     on_step(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import re
 import sys
 import types
@@ -77,3 +78,25 @@ def load_scenario(folder: Path) -> ScenarioSpec:
         raise ConfigError([ConfigProblem(str(folder / "scenario.py"), "SCENARIO", "must be a ScenarioSpec")])
     spec_obj.folder = folder
     return spec_obj
+
+
+def phase_problems(spec: ScenarioSpec, params: dict[str, Any], seed: int) -> list[ConfigProblem]:
+    """Phases that name an agent type or a method the scenario does not have (``gensim check``)."""
+    try:
+        where = inspect.getsourcefile(spec.environment) or "environment"
+    except TypeError:
+        where = spec.environment.__name__
+    try:
+        phases = spec.environment(params, seed).phases(1)
+    except Exception as e:  # noqa: BLE001 - reported as the scenario's problem, with its own words
+        return [ConfigProblem(where, f"{spec.environment.__name__}.phases", f"raised {type(e).__name__}: {e}")]
+    out = []
+    for i, ph in enumerate(phases):
+        cls = spec.agent_classes.get(ph.agent_type)
+        if cls is None:
+            out.append(ConfigProblem(where, f"phases[{i}] ({ph.name}).agent_type",
+                                     f"unknown agent type '{ph.agent_type}' (known: {', '.join(sorted(spec.agent_classes))})"))
+        elif not callable(getattr(cls, ph.method, None)):
+            out.append(ConfigProblem(where, f"phases[{i}] ({ph.name}).method",
+                                     f"{cls.__name__} has no method '{ph.method}'"))
+    return out

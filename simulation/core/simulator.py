@@ -19,6 +19,7 @@ from ..population import PopulationStats, build_profiles
 from ..runtime.base import GroupLost
 from ..store import RunStore
 from .checkpoint import latest_checkpoint, read_driver_state, round_dir, write_driver_state
+from .errors import FailedStepsExceeded, OutageStop, RunStopped, ScenarioError
 from .group import action_rows
 from .phase import Phase
 from .scenario import ScenarioSpec
@@ -204,7 +205,7 @@ class Simulator:
         bar = tqdm(total=0, desc=f"round {r}/{self.sim.rounds}", unit="step", disable=not self.progress,
                    dynamic_ncols=True, leave=True)
         inboxes: dict[str, list] = {}
-        round_actions = 0
+        round_actions = round_failed = round_steps = 0
         for phase in self.env.phases(r):
             await self._run_hooks("before_phase", r, phase)
             bar.set_postfix_str(phase.name)
@@ -231,9 +232,11 @@ class Simulator:
             for out in outs:
                 messages += out.messages
                 actions += out.actions
-                self.failed_steps += out.failed
+                round_failed += out.failed
+                round_steps += out.steps
                 self.store.add_rows((), out.llm_rows)
                 self.store.flush(out.embeddings)
+            self._stop_if_broken(r, phase, outs)
             # completion order varies with timing and grouping; sender order does not (stable sort)
             messages.sort(key=lambda m: m["from"])
             actions.sort(key=lambda a: a[0])
@@ -245,6 +248,13 @@ class Simulator:
                         sum(o.steps for o in outs), len(actions), sum(len(o.llm_rows) for o in outs),
                         time.perf_counter() - t_phase)
         bar.close()
+        share = round_failed / round_steps if round_steps else 0.0
+        if share > self.sim.max_failed_step_share:
+            raise self._stopped(FailedStepsExceeded(
+                f"round {r}: {round_failed} of {round_steps} steps failed on the model's side ({share:.1%}, "
+                f"max_failed_step_share is {self.sim.max_failed_step_share:.1%}); "
+                f"the round was not checkpointed: fix the endpoints, then gensim run --resume {self.run_dir}"))
+        self.failed_steps += round_failed
         metrics = self.env.metrics(r)
         metrics["actions"] = round_actions
         metrics["failed_steps"] = self.failed_steps
@@ -255,6 +265,26 @@ class Simulator:
             await self.checkpoint()
         await self._run_hooks("after_round", r)
         return metrics
+
+    def _stop_if_broken(self, r: int, phase: Phase, outs: list[Any]) -> None:
+        """After a phase: a step whose own code raised, or an endpoint outage, stops the run. What
+        was recorded stays; the round is not checkpointed, so a resume redoes it."""
+        errors = [e for out in outs for e in out.errors]
+        if errors:
+            for e in errors:
+                logger.bind(run_log_only=True).error("agent {} raised in round {} phase {}:\n{}", e.agent_id, r,
+                                                     e.phase, e.traceback)
+            raise self._stopped(ScenarioError(r, errors, self.run_dir / "run.log"))
+        outage = next((out.outage for out in outs if out.outage), None)
+        if outage:
+            raise self._stopped(OutageStop(
+                f"round {r} phase {phase.name}: {outage}; the round was not checkpointed: "
+                f"once an endpoint is back, gensim run --resume {self.run_dir}"))
+
+    def _stopped(self, e: RunStopped) -> RunStopped:
+        self.store.flush()
+        self.store.set_meta(stopped={"round": self.round + 1, "reason": str(e)})
+        return e
 
     async def _collect_rows(self, every_s: float = 1.0) -> None:
         """While a phase runs, move the groups' LLM call rows into the store every ``every_s``."""
@@ -364,6 +394,7 @@ class Simulator:
         if self.recoveries:
             out["recovered_groups"] = self.recoveries
         out.update(self.env.summary())
+        out["invalid_actions"] = self.store.invalid_actions()
         out.update(self.store.llm_totals())
         out["setup_s"] = self.setup_s
         out["wall_s"] = self.totals.get("wall_s", 0.0)

@@ -82,7 +82,8 @@ class EmbeddingPool:
         self.settings = settings
         self.cache = cache or EmbeddingCache()
         self.replay_only = replay_only
-        self.pool = (EndpointPool(endpoints, max_retries=settings.max_retries, prefer_host=prefer_host)
+        self.pool = (EndpointPool(endpoints, max_retries=settings.max_retries, prefer_host=prefer_host,
+                                   outage_limit_s=settings.outage_limit_s, kind="embedding")
                      if endpoints else None)
         if self.pool is None and not replay_only:
             raise ValueError("an embedding pool needs endpoints unless it replays")

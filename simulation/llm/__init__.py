@@ -1,16 +1,16 @@
 """LLM access: a small chat interface and composable wrappers (pool, structure, cache, record)."""
 
-from .agent_llm import AgentLLM
+from .agent_llm import AgentLLM, Answer
 from .cache import CachingClient, ReplayMiss, ResponseCache
 from .fake import FakeChatClient
 from .http import OpenAIChatClient
-from .pool import Endpoint, EndpointPool, NoHealthyEndpoint
+from .pool import Endpoint, EndpointOutage, EndpointPool
 from .recording import RecordingClient
 from .structured import StructuredClient
 from .types import CallTag, ChatClient, ChatRequest, ChatResult, LLMError
 
 __all__ = [
-    "AgentLLM", "CachingClient", "CallTag", "ChatClient", "ChatRequest", "ChatResult", "Endpoint",
-    "EndpointPool", "FakeChatClient", "LLMError", "NoHealthyEndpoint", "OpenAIChatClient", "RecordingClient",
+    "AgentLLM", "Answer", "CachingClient", "CallTag", "ChatClient", "ChatRequest", "ChatResult", "Endpoint",
+    "EndpointOutage", "EndpointPool", "FakeChatClient", "LLMError", "OpenAIChatClient", "RecordingClient",
     "ReplayMiss", "ResponseCache", "StructuredClient",
 ]

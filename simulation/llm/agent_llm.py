@@ -5,13 +5,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
 from ..config.models import LLMSettings
 from .structured import StructuredOutputError
 from .types import CallTag, ChatRequest
+
+
+class Answer(NamedTuple):
+    """A structured answer and whether the model gave it: ``value`` is None when it did not."""
+
+    value: Any
+    valid: bool
 
 
 @functools.lru_cache(maxsize=1024)
@@ -51,23 +58,24 @@ class AgentLLM:
         res = await self.client.complete(self._req(action, messages, max_tokens))
         return res.text.strip()
 
-    async def choose(self, action: str, messages: list[dict[str, str]], choices: list[str]) -> tuple[str, bool]:
-        """One of ``choices``; ``(choice, valid)`` where an unrepairable answer falls back to the first."""
+    async def choose(self, action: str, messages: list[dict[str, str]], choices: list[str]) -> Answer:
+        """One of ``choices``. An answer that stays off-menu after the repairs is ``Answer(None, False)``:
+        the scenario decides what "no decision" means; nothing is chosen on the model's behalf."""
         if not choices:
             raise ValueError("choose() needs at least one choice")
         max_tokens = max(4, max(len(c) for c in choices) // 2 + 4)
         try:
             res = await self.client.complete(self._req(action, messages, max_tokens, choices=list(choices)))
-            return res.text, True
+            return Answer(res.text, True)
         except StructuredOutputError:
-            return choices[0], False
+            return Answer(None, False)
 
     async def json(self, action: str, messages: list[dict[str, str]], model: type[BaseModel],
-                   default: dict[str, Any], max_tokens: int | None = None) -> tuple[dict[str, Any], bool]:
-        """A JSON answer validated against ``model``; ``(value, valid)`` with ``default`` on failure."""
+                   max_tokens: int | None = None) -> Answer:
+        """A JSON answer validated against ``model`` (a dict); ``Answer(None, False)`` when none came."""
         req = self._req(action, messages, max_tokens or 64, json_schema=schema_of(model))
         try:
             res = await self.client.complete(req, model)
-            return json.loads(res.text), True
-        except (StructuredOutputError, ValueError):
-            return default, False
+            return Answer(json.loads(res.text), True)
+        except StructuredOutputError:
+            return Answer(None, False)

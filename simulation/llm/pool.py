@@ -20,8 +20,9 @@ C = TypeVar("C")
 R = TypeVar("R")
 
 
-class NoHealthyEndpoint(LLMError):
-    """Every endpoint failed for longer than the retry budget allows."""
+class EndpointOutage(LLMError):
+    """No endpoint answered for longer than the outage limit: the run stops rather than record
+    every step of the outage as failed."""
 
 
 @dataclass
@@ -58,7 +59,8 @@ class EndpointPool(Generic[C]):
     """
 
     def __init__(self, endpoints: list[Endpoint[C]], max_retries: int = 6, backoff_base_s: float = 0.2,
-                 backoff_max_s: float = 5.0, rng: random.Random | None = None, prefer_host: str | None = None):
+                 backoff_max_s: float = 5.0, rng: random.Random | None = None, prefer_host: str | None = None,
+                 outage_limit_s: float = 600.0, kind: str = "chat"):
         if not endpoints:
             raise ValueError("an endpoint pool needs at least one endpoint")
         self.endpoints = endpoints
@@ -67,7 +69,11 @@ class EndpointPool(Generic[C]):
         self.backoff_max_s = backoff_max_s
         self._rng = rng or random.Random(0)  # jitter only: never affects simulated outcomes
         self.prefer_host = prefer_host
+        self.outage_limit_s = outage_limit_s
+        self.kind = kind
         self.failovers = 0
+        self._outage_since: float | None = None
+        self._outage_said = 0.0
 
     def pick(self) -> Endpoint[C] | None:
         now = time.monotonic()
@@ -83,20 +89,21 @@ class EndpointPool(Generic[C]):
         return best
 
     async def call(self, op: Callable[[C], Awaitable[R]]) -> tuple[R, Endpoint[C], int]:
-        """Run ``op(client)`` on a chosen endpoint; retry elsewhere on retriable errors."""
-        attempt = 0
+        """Run ``op(client)`` on a chosen endpoint; retry elsewhere on retriable errors.
+
+        An error that takes an endpoint down (refused connection, 502-504, timeout) does not use up
+        the call's retries: while no endpoint is healthy the call waits, probing, up to
+        ``outage_limit_s``, then raises :class:`EndpointOutage`. Other retriable errors (429, 500)
+        are retried ``max_retries`` times, then the call fails for good.
+        """
+        attempt = tries = 0
         last: Exception | None = None
         while True:
             ep = self.pick()
             if ep is None:
-                wait = min(e.down_until for e in self.endpoints) - time.monotonic()
-                if attempt > self.max_retries:
-                    raise NoHealthyEndpoint(f"no healthy endpoint after {attempt} attempts: {last}")
-                attempt += 1
-                await asyncio.sleep(max(0.01, min(wait, self.backoff_max_s)))
-                # give the endpoint whose cooldown ends first another chance (a probe)
-                min(self.endpoints, key=lambda e: e.down_until).down_until = 0.0
+                await self._wait_out_outage(last)
                 continue
+            tries += 1
             ep.queued += 1
             try:
                 await ep.sem.acquire()
@@ -105,27 +112,60 @@ class EndpointPool(Generic[C]):
             try:
                 ep.in_flight += 1
                 ep.calls += 1
+                started = time.monotonic()
                 try:
                     result = await op(ep.client)
                     ep.failures = 0
-                    return result, ep, attempt + 1
+                    self._outage_since = None  # an answer ends an outage; a probe that fails does not
+                    return result, ep, tries
                 except RetriableError as e:
                     last = e
-                    ep.failures += 1
                     if e.endpoint_down:
-                        cool = min(self.backoff_max_s * 4, self.backoff_base_s * (2 ** min(ep.failures, 8)))
-                        ep.down_until = time.monotonic() + cool
-                        self.failovers += 1
-                        logger.warning("endpoint {} failing ({}); routing elsewhere for {:.1f}s", ep.name, e, cool)
+                        self._mark_down(ep, e, started)
+                    else:
+                        attempt += 1
                 finally:
                     ep.in_flight -= 1
             finally:
                 ep.sem.release()
-            attempt += 1
             if attempt > self.max_retries:
-                raise LLMError(f"giving up after {attempt} attempts: {last}")
-            delay = min(self.backoff_max_s, self.backoff_base_s * (2 ** (attempt - 1)))
-            await asyncio.sleep(delay * (0.5 + self._rng.random()) if len(self.endpoints) == 1 else delay * self._rng.random())
+                raise LLMError(f"giving up after {tries} attempts: {last}")
+            if not (last and getattr(last, "endpoint_down", False)):
+                delay = min(self.backoff_max_s, self.backoff_base_s * (2 ** max(0, attempt - 1)))
+                await asyncio.sleep(delay * (0.5 + self._rng.random()))
+
+    def _mark_down(self, ep: Endpoint[C], e: Exception, started: float) -> None:
+        """Route around ``ep`` for a while. Calls that were in flight when it failed do not lengthen
+        the cooldown (one dropped connection under 64 calls is one failure, not 64), and with no
+        other endpoint left it is probed again within ``backoff_max_s``."""
+        now = time.monotonic()
+        if ep.down_until > started:  # already marked down by a call that failed at the same time
+            return
+        ep.failures += 1
+        others = sum(1 for o in self.endpoints if o is not ep and o.healthy(now))
+        cap = self.backoff_max_s * 4 if others else self.backoff_max_s
+        cool = min(cap, self.backoff_base_s * (2 ** min(ep.failures - 1, 8)))
+        ep.down_until = now + cool
+        self.failovers += 1
+        logger.warning("{} endpoint {} failing ({}); routing around it for {:.1f}s", self.kind, ep.name, e, cool)
+
+    async def _wait_out_outage(self, last: Exception | None) -> None:
+        """No endpoint is healthy: wait for the first to come off its cooldown, and say so."""
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+        down_for = now - self._outage_since
+        if down_for > self.outage_limit_s:
+            raise EndpointOutage(f"no {self.kind} endpoint answered for {down_for:.0f}s "
+                                 f"(outage limit {self.outage_limit_s:.0f}s): {last}")
+        if now - self._outage_said >= 10.0:
+            self._outage_said = now
+            logger.warning("no {} endpoint is answering ({:.0f}s so far); waiting up to {:.0f}s for one",
+                           self.kind, down_for, self.outage_limit_s)
+        first = min(self.endpoints, key=lambda e: e.down_until)
+        await asyncio.sleep(max(0.01, min(first.down_until - now, self.backoff_max_s)))
+        # a probe: the endpoint whose cooldown ends first may take the next call
+        first.down_until = min(first.down_until, time.monotonic())
 
     def stats(self) -> list[dict[str, Any]]:
         return [{"endpoint": e.name, "calls": e.calls, "failures": e.failures} for e in self.endpoints]

@@ -77,8 +77,9 @@ class AgentMemory:
             return self.cfg.fixed_importance
         msgs = [{"role": "system", "content": "Rate how important a memory is, from 1 (mundane) to 10 (life-changing). Answer with a number."},
                 {"role": "user", "content": f"Memory: {text}\nImportance (1-10):"}]
-        choice, _ok = await ctx.llm.choose("memory.importance", msgs, IMPORTANCE_CHOICES)
-        return float(choice)
+        choice, ok = await ctx.llm.choose("memory.importance", msgs, IMPORTANCE_CHOICES)
+        # bookkeeping, not an agent's decision: an unratable memory gets the configured fixed importance
+        return float(choice) if ok else self.cfg.fixed_importance
 
     def _evict(self, now: int) -> None:
         rec = self.cfg.recency_decay ** (now - np.asarray(self.rounds, dtype=np.float64))

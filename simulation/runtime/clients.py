@@ -59,7 +59,8 @@ def build_chat_client(cfg: RunConfig, models: list[ModelConfig], sink: CallSink,
                                                           _EXTRAS[m.vllm_extras], m.generate_args,
                                                           max_connections=m.max_concurrency),
                           m.max_concurrency, m.host) for m in models]
-    pool = EndpointPool(endpoints, s.max_retries, s.backoff_base_s, s.backoff_max_s, prefer_host=prefer_host)
+    pool = EndpointPool(endpoints, s.max_retries, s.backoff_base_s, s.backoff_max_s, prefer_host=prefer_host,
+                        outage_limit_s=s.outage_limit_s)
     recorded = RecordingClient(StructuredClient(ChatPool(pool), s.max_repairs), sink)
     if warm is not None:
         return CachingClient(recorded, warm, remember=False)

@@ -20,6 +20,7 @@ from typing import Any
 from ..config.models import ModelConfig, RunConfig
 from ..core.checkpoint import read_msgpack, write_msgpack
 from ..core.context import GroupServices, StepContext
+from ..core.errors import StepError
 from ..core.group import AgentGroup, active_set
 from ..core.phase import Phase
 from ..core.scenario import load_scenario
@@ -50,6 +51,8 @@ class PhaseOutput:
     failed: int
     llm_rows: list[tuple]
     embeddings: list[tuple[str, bytes]]
+    errors: list[StepError] = field(default_factory=list)
+    outage: str | None = None
 
 
 class CallBuffer:
@@ -164,7 +167,7 @@ class GroupHost:
                         on_step: Callable[[int], None] | None = None) -> PhaseOutput:
         res = await self.group.run_phase(phase, round_, inboxes, self.active(round_), on_step)
         return PhaseOutput(res.messages, res.actions, res.steps, res.failed, self.calls.drain(),
-                           self.embeddings.cache.drain_new())
+                           self.embeddings.cache.drain_new(), res.errors, res.outage)
 
     def drain(self) -> tuple[list[tuple], list[tuple[str, bytes]]]:
         """LLM call rows and new embeddings so far: the driver collects them during a long phase, so

@@ -164,6 +164,11 @@ class RunStore:
         return {"llm_calls": row[0], "tokens": row[1] + row[2], "prompt_tokens": row[1], "completion_tokens": row[2],
                 "llm_calls_from_replay": row[3], "llm_call_errors": row[4]}
 
+    def invalid_actions(self) -> dict[str, int]:
+        """Actions recorded as invalid (no valid model answer, or inconsistent), per action name."""
+        self.flush()
+        return dict(self.db.execute("SELECT action, COUNT(*) FROM actions WHERE valid = 0 GROUP BY action ORDER BY action"))
+
     def count(self, table: str, where: str = "") -> int:
         return self.db.execute(f"SELECT COUNT(*) FROM {table} {where}").fetchone()[0]
 

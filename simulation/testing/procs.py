@@ -13,14 +13,16 @@ import httpx
 from ..services.vllm_server import ServerProcess, ServerSpec, free_port, stop_pid
 
 
-def start_stub(extras: bool = True, port: int | None = None, timeout: float = 30.0, live: bool = False) -> ServerProcess:
-    """A stub server in its own process (see :mod:`simulation.testing.stub_server`; ``live`` tags answers)."""
+def start_stub(extras: bool = True, port: int | None = None, timeout: float = 30.0, live: bool = False,
+               off_menu: bool = False, fail_share: float = 0.0) -> ServerProcess:
+    """A stub server in its own process (see :mod:`simulation.testing.stub_server` for the options)."""
     port = port or free_port()
     cmd = [sys.executable, "-m", "simulation.testing.stub_server", "--port", str(port)]
-    if not extras:
-        cmd.append("--no-extras")
-    if live:
-        cmd.append("--live")
+    for flag, on in (("--no-extras", not extras), ("--live", live), ("--off-menu", off_menu)):
+        if on:
+            cmd.append(flag)
+    if fail_share:
+        cmd += ["--fail-share", str(fail_share)]
     p = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL)
     server = ServerProcess(ServerSpec(model="stub", served_name="stub", port=port), p.pid, p)
     deadline = time.monotonic() + timeout

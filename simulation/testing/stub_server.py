@@ -12,6 +12,9 @@ quietly asks the server again cannot reproduce a recording. Decisions (choices, 
 are computed from the request with the tags taken out, so two live runs still take the same path
 and can be compared once :func:`strip_live` is applied to both.
 
+``--off-menu`` answers every choice in prose (a server that never picks an option);
+``--fail-share F`` answers a fixed share of chat requests (by request) with HTTP 500.
+
 ``GET /stats`` counts answered chat and embedding calls. ``POST /hold`` with ``{"after": N}`` lets
 ``N`` chat calls in all be answered and parks the rest until ``POST /release``; a parked call whose
 client went away meanwhile is neither answered nor counted (tests use it to kill a client at a
@@ -44,8 +47,9 @@ def _h(obj: object) -> int:
     return int(hashlib.blake2b(strip_live(json.dumps(obj, sort_keys=True)).encode(), digest_size=8).hexdigest(), 16)
 
 
-def make_app(extras: bool = True, dim: int = 384, live: bool = False) -> web.Application:
-    stats = {"chat": 0, "embeddings": 0, "held": 0, "dropped": 0}
+def make_app(extras: bool = True, dim: int = 384, live: bool = False, off_menu: bool = False,
+             fail_share: float = 0.0) -> web.Application:
+    stats = {"chat": 0, "embeddings": 0, "held": 0, "dropped": 0, "failed": 0}
     nonce = f"{random.SystemRandom().randrange(10**6):06d}"  # digits only: the tag's token count never varies
     gate = {"after": None, "open": asyncio.Event()}
     gate["open"].set()
@@ -55,6 +59,8 @@ def make_app(extras: bool = True, dim: int = 384, live: bool = False) -> web.App
         so = body.get("structured_outputs") if extras else None
         rf = body.get("response_format") if extras else None
         last = body["messages"][-1]["content"]
+        if off_menu and (so and "choice" in so or "Answer with exactly one of:" in last):
+            return "Hmm, hard to say."  # a server that never picks one of the options
         if so and "choice" in so:
             return so["choice"][h % len(so["choice"])]
         if rf and rf.get("type") == "json_schema":
@@ -78,6 +84,9 @@ def make_app(extras: bool = True, dim: int = 384, live: bool = False) -> web.App
             if request.transport is None or request.transport.is_closing():
                 stats["dropped"] += 1
                 return web.Response(status=499)
+        if fail_share and _h(body["messages"]) % 1000 < fail_share * 1000:
+            stats["failed"] += 1  # the same requests fail every time: retries cannot rescue them
+            return web.json_response({"error": "stub: internal error"}, status=500)
         stats["chat"] += 1
         text = answer(body)
         out = {"id": f"stub-{nonce}-{stats['chat']}", "object": "chat.completion", "model": body.get("model", "stub"),
@@ -130,9 +139,11 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--no-extras", action="store_true")
     ap.add_argument("--live", action="store_true", help="tag every free-text answer with this process and call")
+    ap.add_argument("--off-menu", action="store_true", help="answer every choice in prose, never with an option")
+    ap.add_argument("--fail-share", type=float, default=0.0, help="answer this share of chat requests HTTP 500")
     a = ap.parse_args()
-    web.run_app(make_app(extras=not a.no_extras, live=a.live), host=a.host, port=a.port, print=None,
-                access_log=None)
+    web.run_app(make_app(extras=not a.no_extras, live=a.live, off_menu=a.off_menu, fail_share=a.fail_share),
+                host=a.host, port=a.port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

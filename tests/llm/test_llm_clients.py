@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from aiohttp import web
@@ -12,6 +13,7 @@ from simulation.llm import (
     ChatRequest,
     ChatResult,
     Endpoint,
+    EndpointOutage,
     EndpointPool,
     FakeChatClient,
     OpenAIChatClient,
@@ -29,7 +31,7 @@ async def test_failover_routes_around_dead_endpoint():
     """A real HTTP client on a port nothing listens on: its connection error marks the endpoint down."""
     dead = OpenAIChatClient(f"http://127.0.0.1:{free_port()}/v1", "m", vllm_extras=False)
     live = FakeChatClient()
-    pool = EndpointPool([Endpoint("dead", dead, 4), Endpoint("live", live, 4)], max_retries=4, backoff_base_s=0.001)
+    pool = EndpointPool([Endpoint("dead", dead, 4), Endpoint("live", live, 4)], max_retries=4, backoff_base_s=2.0)
     client = ChatPool(pool)
     for i in range(20):
         res = await client.complete(ChatRequest([{"role": "user", "content": f"q{i}"}]))
@@ -159,3 +161,40 @@ def test_request_key_depends_on_caller():
 
 def test_chat_result_defaults():
     assert ChatResult("x").valid and not ChatResult("x").cached
+
+
+class Flaky(FakeChatClient):
+    """Refuses connections until ``down_until`` (monotonic), then answers."""
+
+    def __init__(self, down_for: float):
+        super().__init__()
+        self.down_until = time.monotonic() + down_for
+        self.refused = 0
+
+    async def complete(self, request):
+        await asyncio.sleep(0.001)
+        if time.monotonic() < self.down_until:
+            self.refused += 1
+            raise RetriableError("connection refused", endpoint_down=True)
+        return await super().complete(request)
+
+
+async def test_an_outage_is_waited_out_without_using_up_retries():
+    ep = Flaky(down_for=1.0)
+    pool = EndpointPool([Endpoint("only", ep, 64)], max_retries=1, backoff_base_s=0.05, backoff_max_s=0.2,
+                        outage_limit_s=30)
+    t0 = time.monotonic()
+    out = await asyncio.gather(*(ChatPool(pool).complete(ChatRequest([{"role": "user", "content": str(i)}]))
+                                 for i in range(64)))
+    assert len(out) == 64 and ep.calls == 64 and ep.refused > 1
+    # 64 calls failing together count as one failure: the only endpoint is probed again within 0.2 s
+    assert time.monotonic() - t0 < 1.0 + 0.5
+
+
+async def test_an_outage_past_the_limit_raises():
+    pool = EndpointPool([Endpoint("only", Flaky(down_for=60), 4)], backoff_base_s=0.05, backoff_max_s=0.1,
+                        outage_limit_s=0.5)
+    t0 = time.monotonic()
+    with pytest.raises(EndpointOutage, match="no chat endpoint answered"):
+        await ChatPool(pool).complete(ChatRequest([{"role": "user", "content": "x"}]))
+    assert 0.5 <= time.monotonic() - t0 < 2.0

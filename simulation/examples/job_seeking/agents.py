@@ -43,13 +43,17 @@ class SeekerAgent(Agent):
         memory = await self.memory.recall(ctx, query=cv_text(self.profile))
         msgs = ctx.messages_for(system, ctx.render("search.j2", memory=memory))
         decision, ok = await ctx.llm.choose("search_decision", msgs, ["search", "wait"])
-        ctx.act("search_decision", valid=ok, search=decision == "search")
+        # no valid answer is "no decision": recorded as invalid, and the seeker does nothing this round
+        ctx.act("search_decision", valid=ok, search=None if decision is None else decision == "search")
         if decision == "wait":
             await self.memory.add(ctx, f"In round {ctx.round} I did not look for a job.")
+        if decision != "search":
             return
         count, ok = await ctx.llm.choose("job_count", ctx.messages_for(system, ctx.render("job_count.j2", k=p.search_k)),
                                          [str(i) for i in range(1, p.search_k + 1)])
-        ctx.act("search", valid=ok, count=int(count))
+        ctx.act("search", valid=ok, count=None if count is None else int(count))
+        if count is None:
+            return
         query = (await ctx.embed([cv_text(self.profile) + " " + memory]))[0]
         jobs = await ctx.world.search(query, int(count))
         if not jobs:
@@ -57,7 +61,10 @@ class SeekerAgent(Agent):
         model = apply_model(len(jobs), p.max_applications)
         picked, ok = await ctx.llm.json("apply", ctx.messages_for(system, ctx.render("apply.j2", jobs=[j for _, j in jobs],
                                                                                       max_apps=p.max_applications)),
-                                        model, default={"apply": []})
+                                        model)
+        if picked is None:
+            ctx.act("apply_decision", valid=False, shown=[j for j, _ in jobs], apply=None)
+            return
         chosen = sorted(set(picked["apply"]))[: p.max_applications]
         self.state["applied"] = [jobs[i - 1][0] for i in chosen]
         for i in chosen:
@@ -93,6 +100,9 @@ class SeekerAgent(Agent):
         choices = [*titles, "decline all"]
         msgs = ctx.messages_for(self.persona(ctx), ctx.render("respond.j2", offers=titles))
         pick, ok = await ctx.llm.choose("respond_offers", msgs, choices)
+        if pick is None:  # no decision: the offers stay unanswered and lapse
+            ctx.act("respond_offers", valid=False, offers=offers, decision=None)
+            return
         if pick == "decline all":
             for job in offers:
                 ctx.send(job, "decline")
@@ -128,7 +138,7 @@ class InterviewerAgent(Agent):
         verdicts = await asyncio.gather(*(ctx.llm.choose("screen", ctx.messages_for(
             system, ctx.render("screen.j2", cv=m["cv"], memory=memory)), ["pass", "reject"]) for m in apps))
         for m, (result, ok) in zip(apps, verdicts, strict=True):
-            ctx.act("screen", valid=ok, seeker=m["from"], result=result)
+            ctx.act("screen", valid=ok, seeker=m["from"], result=result)  # None: no decision, no interview
             if result == "pass":
                 self.state["candidates"][m["from"]] = {"cv": m["cv"], "dialogue": []}
                 ctx.send(self.id, "interview", seeker=m["from"])
@@ -174,7 +184,10 @@ class InterviewerAgent(Agent):
                 for _, cand in interviewed))
         offered = 0
         for (seeker, _), (verdict, ok) in zip(interviewed, verdicts, strict=True):
-            result = "offer" if verdict in ("hire", "offer") else "reject"
+            if verdict is None:  # no decision: the candidate hears nothing this round
+                ctx.act("offer_decision", valid=False, seeker=seeker, result=None)
+                continue
+            result = "offer" if verdict == "hire" else "reject"
             if result == "offer" and offered >= openings:
                 result = "reject"  # the job has fewer openings than good candidates; first come first served
             offered += result == "offer"

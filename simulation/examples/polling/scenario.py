@@ -32,6 +32,8 @@ class Voter(Agent):
         prompt = ctx.render("vote.j2", question=poll.question, options=poll.options, memory=memory)
         answer, valid = await ctx.llm.choose("vote", ctx.messages_for(self.persona(ctx), prompt), poll.options)
         ctx.act("vote", valid=valid, answer=answer)
+        if answer is None:  # no valid answer: recorded as no decision, and nothing to tell anyone
+            return
         neighbour = ctx.random_agent("voter")
         if neighbour:
             ctx.send(neighbour, "opinion", answer=answer)
@@ -63,7 +65,9 @@ class Town(Environment):
 
     def metrics(self, round_: int) -> dict[str, float]:
         total = sum(self.tally.values()) or 1
-        return {f"share_{o}": self.tally[o] / total for o in self.poll.options}
+        out = {f"share_{o}": self.tally[o] / total for o in self.poll.options}
+        out["share_no_decision"] = self.tally[None] / total
+        return out
 
 
 def generate_voter(seed: int, index: int) -> dict[str, Any]:

@@ -36,6 +36,9 @@ class UserAgent(Agent):
         options = self._options(ctx)
         choice, ok = await ctx.llm.choose("choose_action", ctx.messages_for(
             self.persona(ctx), ctx.render("choose_action.j2", memory=memory, options=options)), options)
+        if choice is None:  # no decision: the user does nothing this round
+            ctx.act("choose_action", valid=False, options=options, decision=None)
+            return
         await getattr(self, f"_{choice}")(ctx, memory, ok)
 
     async def _watch(self, ctx: StepContext, memory: str, ok: bool) -> None:
@@ -46,6 +49,9 @@ class UserAgent(Agent):
             return
         pick, ok2 = await ctx.llm.choose("pick_film", ctx.messages_for(self.persona(ctx), ctx.render(
             "pick_film.j2", films=[film_text(f) for f in films])), [str(i + 1) for i in range(len(films))])
+        if pick is None:
+            ctx.act("pick_film", valid=False, shown=[f["id"] for f in films], film=None)
+            return
         film = films[int(pick) - 1]
         self.state["watched"].append(film["id"])
         self.state["unrated"].append(film["id"])
@@ -65,6 +71,10 @@ class UserAgent(Agent):
         film = ctx.world.films[self.state["unrated"].pop(0)]
         stars, ok2 = await ctx.llm.choose("rate", ctx.messages_for(self.persona(ctx), ctx.render(
             "rate.j2", film=film_text(film), stars=STARS)), STARS)
+        if stars is None:  # no rating given: the film stays unrated
+            self.state["unrated"].insert(0, film["id"])
+            ctx.act("rate", valid=False, film=film["id"], stars=None)
+            return
         self.state["ratings"][film["id"]] = float(stars)
         ctx.act("rate", valid=ok and ok2, film=film["id"], stars=float(stars))
 

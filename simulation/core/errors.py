@@ -1,0 +1,52 @@
+"""Why a run stops early: scenario bugs, too many failed LLM steps, endpoint outages.
+
+A stopped run keeps everything recorded so far; its last checkpoint is the round before the one
+that stopped, so ``gensim run --resume RUN_DIR`` redoes that round once the cause is fixed.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class StepError:
+    """An exception raised by scenario or framework code in one agent's step."""
+
+    agent_id: str
+    phase: str
+    where: str  # file:line where it was raised
+    error: str  # "KeyError: 'salary'"
+    traceback: str
+
+    @classmethod
+    def from_exception(cls, agent_id: str, phase: str, e: BaseException) -> StepError:
+        frames = traceback.extract_tb(e.__traceback__)
+        where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+        return cls(agent_id, phase, where, f"{type(e).__name__}: {e}",
+                   "".join(traceback.format_exception(type(e), e, e.__traceback__)))
+
+
+class RunStopped(RuntimeError):
+    """The run stopped before finishing; the message says why and how to go on."""
+
+
+class ScenarioError(RunStopped):
+    """Scenario or framework code raised in an agent step: a bug to fix, not a flaky model."""
+
+    def __init__(self, round_: int, errors: list[StepError], log_file: Path):
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more step(s))" if len(errors) > 1 else ""
+        super().__init__(f"agent {first.agent_id} failed in round {round_} phase {first.phase} at {first.where}: "
+                         f"{first.error}{more}; traceback in {log_file}")
+        self.errors = errors
+
+
+class FailedStepsExceeded(RunStopped):
+    """More steps failed on the model's side in one round than ``simulation.max_failed_step_share`` allows."""
+
+
+class OutageStop(RunStopped):
+    """No endpoint answered for longer than the outage limit; the broken round was not checkpointed."""

@@ -14,6 +14,7 @@ from ..config.models import LLMSettings
 from ..llm.agent_llm import AgentLLM
 from ..memory.tokens import TokenCounter
 from ..population.build import agent_id
+from .records import Action
 
 
 @dataclass
@@ -47,7 +48,7 @@ def agent_rng(seed: int, agent_id: str, round_: int, phase: str) -> random.Rando
 class StepContext:
     """One agent in one phase of one round. Effects are buffered and applied when the phase ends."""
 
-    __slots__ = ("agent", "round", "phase", "inbox", "services", "messages", "actions", "_rng", "_llm")
+    __slots__ = ("agent", "round", "phase", "inbox", "services", "messages", "actions", "_rng", "_llm", "_linked")
 
     def __init__(self, agent: Any, round_: int, phase: str, inbox: list[dict[str, Any]], services: GroupServices):
         self.agent = agent
@@ -57,8 +58,9 @@ class StepContext:
         self.services = services
         self._llm: AgentLLM | None = None
         self.messages: list[dict[str, Any]] = []
-        self.actions: list[tuple] = []
+        self.actions: list[Action] = []
         self._rng: random.Random | None = None
+        self._linked: set[int] = set()
 
     @property
     def rng(self) -> random.Random:
@@ -104,9 +106,23 @@ class StepContext:
         """Deliver a message to agent ``to`` for a later phase of this round."""
         self.messages.append({"from": self.agent.id, "to": to, "kind": kind, **data})
 
-    def act(self, action: str, valid: bool = True, **data: Any) -> None:
-        """Record an action (what the agent did) in the run store."""
-        self.actions.append((action, valid, data))
+    def act(self, action: str, valid: bool = True, calls: list[str] | None = None, **data: Any) -> None:
+        """Record an action (what the agent did) in the run store.
+
+        It is linked to the LLM call(s) of this step that produced it: by default the oldest not yet
+        linked call named like the action (or, when all are linked, the latest: several actions from
+        one answer); ``calls`` names them when the call's name differs (``calls=["job_count"]``).
+        """
+        linked: list[int] = []
+        made = self._llm.made if self._llm is not None else []
+        for name in calls or [action]:
+            mine = [c for c in made if c[1] == name]
+            free = [c for c in mine if c[0] not in self._linked]
+            pick = free[0] if free else (mine[-1] if mine else None)
+            if pick is not None:
+                linked.append(pick[0])
+                self._linked.add(pick[0])
+        self.actions.append(Action(self.agent.id, action, valid, data, len(self.actions), tuple(linked)))
 
     def render(self, template: str, **variables: Any) -> str:
         return self.services.template(template).render(agent=self.agent, profile=self.agent.profile,

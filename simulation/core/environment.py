@@ -6,6 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from .phase import Phase
+from .records import Action
 
 
 class Environment:
@@ -39,7 +40,7 @@ class Environment:
             inbox[m["to"]].append(m)
         return inbox
 
-    def observe(self, phase: Phase, round_: int, actions: list[tuple], messages: list[dict[str, Any]]) -> None:
+    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[dict[str, Any]]) -> None:
         return None
 
     def metrics(self, round_: int) -> dict[str, float]:

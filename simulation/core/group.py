@@ -20,6 +20,7 @@ from .agent import Agent
 from .context import GroupServices, StepContext
 from .errors import StepError
 from .phase import Phase
+from .records import Action
 
 
 @dataclass
@@ -27,7 +28,7 @@ class PhaseResult:
     """What a phase produced in one group; applied by the driver when the phase ends."""
 
     messages: list[dict[str, Any]] = field(default_factory=list)
-    actions: list[tuple] = field(default_factory=list)  # (agent_id, action, valid, data)
+    actions: list[Action] = field(default_factory=list)
     steps: int = 0
     failed: int = 0  # steps the model's side failed (no answer within the retries)
     errors: list[StepError] = field(default_factory=list)  # steps whose own code raised: the run stops
@@ -74,7 +75,7 @@ class AgentGroup:
                 try:
                     await getattr(agent, phase.method)(ctx)
                     result.messages += ctx.messages
-                    result.actions += [(agent.id, a, v, d) for a, v, d in ctx.actions]
+                    result.actions += ctx.actions
                 except EndpointOutage as e:
                     result.outage = str(e)
                 except ReplayMiss as e:  # the run no longer follows its recording: a divergence, not a flake
@@ -82,7 +83,8 @@ class AgentGroup:
                 except LLMError as e:  # the model's side failed: counted, and the round goes on
                     logger.warning("agent {} failed in {}: {}: {}", agent.id, phase.name, type(e).__name__, e)
                     result.failed += 1
-                    result.actions.append((agent.id, "llm_failure", False, {"error": f"{type(e).__name__}: {e}"}))
+                    result.actions.append(Action(agent.id, "llm_failure", False, {"error": f"{type(e).__name__}: {e}"},
+                                                 len(ctx.actions)))
                 except Exception as e:  # a bug in scenario or framework code: the run stops after the phase
                     result.errors.append(StepError.from_exception(agent.id, phase.name, e))
                 result.steps += 1
@@ -107,6 +109,8 @@ def active_set(agents: Iterable[str], activation: ActivationConfig, seed: int, r
     return {aid for aid in agents if random.Random(f"{seed}:{aid}:{round_}:activate").random() < activation.probability}
 
 
-def action_rows(round_: int, phase: str, actions: list[tuple]) -> list[tuple]:
-    return [(round_, phase, aid, act, int(valid), json.dumps(data, ensure_ascii=False, separators=(",", ":")))
-            for aid, act, valid, data in actions]
+def action_rows(round_: int, phase: str, actions: list[Action]) -> list[tuple]:
+    return [(round_, phase, a.agent_id, a.action, int(a.valid),
+             json.dumps(a.data, ensure_ascii=False, separators=(",", ":")), a.seq,
+             json.dumps(list(a.calls)) if a.calls else None)
+            for a in actions]

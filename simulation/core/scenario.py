@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from ..config.errors import ConfigError, ConfigProblem
 from .agent import Agent
+from .checks import Check
 from .environment import Environment
 
 ProfileGenerator = Callable[[int, int], dict[str, Any]]  # (seed, index) -> profile
@@ -39,6 +40,7 @@ class ScenarioSpec:
     importers: dict[str, ProfileImporter] = field(default_factory=dict)
     validators: dict[str, Callable[[Path], list[ConfigProblem]]] = field(default_factory=dict)
     summary_keys: tuple[str, ...] = ()
+    checks: list[Check] = field(default_factory=list)  # the scenario's rules over recorded actions
     folder: Path | None = None
 
     @property

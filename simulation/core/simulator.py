@@ -19,9 +19,12 @@ from ..population import PopulationStats, build_profiles
 from ..runtime.base import GroupLost
 from ..store import RunStore
 from .checkpoint import latest_checkpoint, read_driver_state, round_dir, write_driver_state
-from .errors import FailedStepsExceeded, OutageStop, RunStopped, ScenarioError
+from .checks import run_checks
+from .errors import FailedStepsExceeded, OutageStop, RunStopped, ScenarioError, StepError
 from .group import action_rows
+from .health import decision_health
 from .phase import Phase
+from .records import Action
 from .scenario import ScenarioSpec
 
 Hook = Callable[..., Awaitable[None] | None]
@@ -71,6 +74,8 @@ class Simulator:
         self._round_inputs: list[_PhaseInput] = []
         self._round_update: Any = None
         self._patches: list[tuple[str, str, Any]] = []  # attribute changes since the last checkpoint
+        self._profiles: dict[str, dict[str, Any]] = {}  # profiles the checks asked for
+        self.skewed: list[str] = []  # decisions where one option took over 90%
         self._stop = False
         self._pause = asyncio.Event()
         self._pause.set()
@@ -97,6 +102,7 @@ class Simulator:
     async def set_attribute(self, agent_id: str, path: str, value: Any) -> None:
         """Change one agent's profile field (dotted ``path``) from the next round on; recorded."""
         g = self._group_of(agent_id)
+        self._profiles.pop(agent_id, None)
         await self.runtime.call(g, "set_attribute", agent_id, path, value)
         self._patches.append((agent_id, path, value))  # a group rebuilt from the checkpoint gets them again
         self.store.add_intervention(self.round + 1, "attribute", agent_id, {"path": path, "value": value})
@@ -206,6 +212,7 @@ class Simulator:
                    dynamic_ncols=True, leave=True)
         inboxes: dict[str, list] = {}
         round_actions = round_failed = round_steps = 0
+        round_checks: Counter[tuple[str, str]] = Counter()  # (check, "covered" | "failed") -> actions
         for phase in self.env.phases(r):
             await self._run_hooks("before_phase", r, phase)
             bar.set_postfix_str(phase.name)
@@ -239,10 +246,11 @@ class Simulator:
             self._stop_if_broken(r, phase, outs)
             # completion order varies with timing and grouping; sender order does not (stable sort)
             messages.sort(key=lambda m: m["from"])
-            actions.sort(key=lambda a: a[0])
+            actions.sort(key=lambda a: a.agent_id)
             round_actions += len(actions)
             self.store.add_rows(action_rows(r, phase.name, actions), ())
             self.env.observe(phase, r, actions, messages)
+            self._check(r, phase, actions, round_checks)
             inboxes = self.env.route(phase, messages)
             logger.info("round {} phase {}: {} steps, {} actions, {} LLM calls in {:.2f}s", r, phase.name,
                         sum(o.steps for o in outs), len(actions), sum(len(o.llm_rows) for o in outs),
@@ -258,6 +266,13 @@ class Simulator:
         metrics = self.env.metrics(r)
         metrics["actions"] = round_actions
         metrics["failed_steps"] = self.failed_steps
+        for c in self.spec.checks:
+            covered = round_checks[(c.name, "covered")]
+            metrics[f"check.{c.name}.covered"] = covered
+            metrics[f"check.{c.name}.fail_rate"] = round(round_checks[(c.name, "failed")] / covered, 6) if covered else 0.0
+        health = decision_health(self.store, r)
+        metrics.update(health.metrics)
+        self._warn_skewed(r, health.skewed)
         self.store.set_metrics(r, metrics)
         self.totals["actions"] += round_actions
         self.round = r
@@ -265,6 +280,47 @@ class Simulator:
             await self.checkpoint()
         await self._run_hooks("after_round", r)
         return metrics
+
+    def _check(self, r: int, phase: Phase, actions: list[Action], counts: Counter) -> None:
+        """Run the scenario's checks over the phase's actions and store every verdict."""
+        if not self.spec.checks:
+            return
+        self.store.flush()
+        try:
+            results = run_checks(self.spec.checks, actions, r, phase.name, self.env, self._profile_of, self._history)
+        except Exception as e:  # a check's own bug: stop like any scenario bug, with its traceback
+            raise self._stopped(ScenarioError(r, [StepError.from_exception("<checks>", phase.name, e)],
+                                              self.run_dir / "run.log")) from e
+        for res in results:
+            counts[(res.check, "covered")] += 1
+            counts[(res.check, "failed")] += not res.ok
+        self.store.add_check_results(r, phase.name, results)
+
+    def _profile_of(self, agent_id: str) -> dict[str, Any]:
+        """An agent's profile as it is now (attribute interventions applied), from the run store."""
+        prof = self._profiles.get(agent_id)
+        if prof is None:
+            if len(self._profiles) > 50_000:
+                self._profiles.clear()
+            prof = self.store.profile(agent_id)
+            for path, value in self.store.attribute_changes(agent_id):
+                node = prof
+                *parents, leaf = path.split(".")
+                for key in parents:
+                    node = node.setdefault(key, {})
+                node[leaf] = value
+            self._profiles[agent_id] = prof
+        return prof
+
+    def _history(self, agent_id: str, action: str) -> list[Action]:
+        return [Action(agent_id, a, bool(v), json.loads(d), seq or 0, tuple(json.loads(c)) if c else ())
+                for _r, _p, a, v, d, seq, c in self.store.agent_actions(agent_id, action)]
+
+    def _warn_skewed(self, r: int, skewed: list[str]) -> None:
+        for line in skewed:
+            logger.warning("round {}: {}", r, line)
+            if line not in self.skewed:
+                self.skewed.append(line)
 
     def _stop_if_broken(self, r: int, phase: Phase, outs: list[Any]) -> None:
         """After a phase: a step whose own code raised, or an endpoint outage, stops the run. What
@@ -395,6 +451,8 @@ class Simulator:
             out["recovered_groups"] = self.recoveries
         out.update(self.env.summary())
         out["invalid_actions"] = self.store.invalid_actions()
+        if self.skewed:
+            out["skewed_decisions"] = self.skewed
         out.update(self.store.llm_totals())
         out["setup_s"] = self.setup_s
         out["wall_s"] = self.totals.get("wall_s", 0.0)

@@ -30,7 +30,7 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
 class AgentLLM:
     """``choose`` / ``chat`` / ``json`` for one agent's step; numbers its calls for exact replay."""
 
-    __slots__ = ("client", "settings", "agent_id", "round", "phase", "seq", "calls", "run_seed")
+    __slots__ = ("client", "settings", "agent_id", "round", "phase", "seq", "calls", "run_seed", "made")
 
     def __init__(self, client: Any, settings: LLMSettings, agent_id: str, round_: int, phase: str, run_seed: int = 0):
         self.client = client
@@ -41,10 +41,12 @@ class AgentLLM:
         self.seq = 0
         self.calls = 0
         self.run_seed = run_seed
+        self.made: list[tuple[int, str]] = []  # (seq, action name) of every call, for linking actions
 
     def _req(self, action: str, messages: list[dict[str, str]], max_tokens: int | None, **kw: Any) -> ChatRequest:
         self.seq += 1
         self.calls += 1
+        self.made.append((self.seq, action))
         tag = CallTag(self.agent_id, self.round, self.phase, action, self.seq)
         seed = None
         if self.settings.seed_per_call:  # varied answers at temperature > 0, yet the same on every re-run

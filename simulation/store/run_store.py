@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS agents (agent_id TEXT PRIMARY KEY, agent_type TEXT NO
     grp INTEGER);
 CREATE TABLE IF NOT EXISTS actions (
   id INTEGER PRIMARY KEY, round INTEGER NOT NULL, phase TEXT NOT NULL, agent_id TEXT NOT NULL,
-  action TEXT NOT NULL, valid INTEGER NOT NULL, data TEXT NOT NULL);
+  action TEXT NOT NULL, valid INTEGER NOT NULL, data TEXT NOT NULL, seq INTEGER, calls TEXT);
 CREATE INDEX IF NOT EXISTS actions_round ON actions(round);
 CREATE TABLE IF NOT EXISTS llm_calls (
   id INTEGER PRIMARY KEY, round INTEGER, phase TEXT, agent_id TEXT, action TEXT, seq INTEGER, key TEXT,
@@ -35,9 +35,14 @@ CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vec BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS interventions (id INTEGER PRIMARY KEY, round INTEGER, kind TEXT, target TEXT, data TEXT);
 CREATE TABLE IF NOT EXISTS ratings (id INTEGER PRIMARY KEY, llm_call_id INTEGER, rater TEXT, score REAL,
   rewrite TEXT, created TEXT);
+CREATE INDEX IF NOT EXISTS actions_agent ON actions(agent_id, action);
+CREATE TABLE IF NOT EXISTS checks (id INTEGER PRIMARY KEY, round INTEGER NOT NULL, phase TEXT NOT NULL,
+  agent_id TEXT NOT NULL, act_seq INTEGER, action TEXT NOT NULL, check_name TEXT NOT NULL, ok INTEGER NOT NULL,
+  reason TEXT, rewrite TEXT, calls TEXT);
+CREATE INDEX IF NOT EXISTS checks_round ON checks(round);
 """
 
-ACTION_COLS = "round, phase, agent_id, action, valid, data"
+ACTION_COLS = "round, phase, agent_id, action, valid, data, seq, calls"
 LLM_COLS = ("round, phase, agent_id, action, seq, key, prompt, completion, choices, json_schema, endpoint, "
             "latency_ms, prompt_tokens, completion_tokens, cached, valid, repairs, attempts, error, finish_reason")
 N_LLM_COLS = LLM_COLS.count(",") + 1
@@ -62,9 +67,10 @@ class RunStore:
 
     def _migrate(self) -> None:
         """Add the columns newer versions record to a run folder written by an older one."""
-        have = {row[1] for row in self.db.execute("PRAGMA table_info(llm_calls)")}
-        if "finish_reason" not in have:
-            self.db.execute("ALTER TABLE llm_calls ADD COLUMN finish_reason TEXT")
+        for table, column in (("llm_calls", "finish_reason"), ("actions", "seq"), ("actions", "calls")):
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {'INTEGER' if column == 'seq' else 'TEXT'}")
 
     # -- buffered writes (hot path) --
     def add_action(self, row: tuple) -> None:
@@ -83,7 +89,7 @@ class RunStore:
         with self.db:
             self.db.execute("BEGIN")
             if self._actions:
-                self.db.executemany(f"INSERT INTO actions ({ACTION_COLS}) VALUES (?,?,?,?,?,?)", self._actions)
+                self.db.executemany(f"INSERT INTO actions ({ACTION_COLS}) VALUES (?,?,?,?,?,?,?,?)", self._actions)
             if self._calls:
                 self.db.executemany(f"INSERT INTO llm_calls ({LLM_COLS}) VALUES ({','.join('?' * N_LLM_COLS)})", self._calls)
             if embeddings:
@@ -92,6 +98,34 @@ class RunStore:
         self._calls.clear()
 
     # -- direct writes --
+    def add_check_results(self, round_: int, phase: str, results: list[Any]) -> None:
+        """Check results (``CheckResult``), each linked to its action and the action's LLM calls."""
+        if not results:
+            return
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO checks (round, phase, agent_id, act_seq, action, check_name, ok, reason, rewrite, calls) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(round_, phase, r.action.agent_id, r.action.seq, r.action.action, r.check, int(r.ok), r.reason or None,
+                  r.rewrite, json.dumps(list(r.action.calls)) if r.action.calls else None) for r in results])
+
+    def profile(self, agent_id: str) -> dict[str, Any]:
+        row = self.db.execute("SELECT profile FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no agent '{agent_id}' in this run")
+        return json.loads(row[0])
+
+    def attribute_changes(self, agent_id: str) -> list[tuple[str, Any]]:
+        """``(path, value)`` of the attribute interventions made to one agent, in order."""
+        return [(d["path"], d["value"]) for (d,) in ((json.loads(x),) for (x,) in self.db.execute(
+            "SELECT data FROM interventions WHERE kind = 'attribute' AND target = ? ORDER BY id", (agent_id,)))]
+
+    def agent_actions(self, agent_id: str, action: str) -> list[tuple]:
+        """``(round, phase, action, valid, data, seq, calls)`` of one agent's actions of one name, oldest first."""
+        self.flush()
+        return list(self.db.execute("SELECT round, phase, action, valid, data, seq, calls FROM actions "
+                                    "WHERE agent_id = ? AND action = ? ORDER BY id", (agent_id, action)))
+
     def set_meta(self, **kv: Any) -> None:
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -120,7 +154,7 @@ class RunStore:
         self._actions.clear()
         self._calls.clear()
         with self.db:
-            for table in ("actions", "llm_calls", "metrics", "interventions"):
+            for table in ("actions", "llm_calls", "metrics", "interventions", "checks"):
                 self.db.execute(f"DELETE FROM {table} WHERE round > ?", (round_,))
 
     # -- reads --
@@ -177,7 +211,7 @@ class RunStore:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         files = []
-        for table in ("agents", "actions", "llm_calls", "metrics", "interventions", "ratings"):
+        for table in ("agents", "actions", "llm_calls", "metrics", "interventions", "ratings", "checks"):
             cur = self.db.execute(f"SELECT * FROM {table}")
             cols = [d[0] for d in cur.description]
             path = out / f"{table}.{fmt}"

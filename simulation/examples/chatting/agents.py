@@ -49,5 +49,5 @@ class MemberAgent(Agent):
             topic=ctx.world["params"].topic)), max_tokens=ctx.world["params"].message_max_tokens)
         text = own_words(raw, self.name, others)
         self.state["messages"] += 1
-        ctx.act("say", room=turn["from"], text=text, trimmed=text != raw.strip())
+        ctx.act("say", calls=["speak"], room=turn["from"], text=text, trimmed=text != raw.strip())
         await self.memory.add(ctx, f"In the {turn['from']} chat I said: {text}", importance=3.0)

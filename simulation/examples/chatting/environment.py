@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulation.core import Environment, Phase
+from simulation.core import Action, Environment, Phase
 
 GOODBYE = re.compile(r"\b(goodbye|bye)\b", re.IGNORECASE)
 
@@ -65,13 +65,13 @@ class ChatRooms(Environment):
         return [Phase("join", "member", "join")] + [Phase(f"turn_{t}", "member", "speak", "inbox")
                                                      for t in range(1, self.p.max_turns + 1)]
 
-    def observe(self, phase: Phase, round_: int, actions: list[tuple], messages: list[dict[str, Any]]) -> None:
+    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[dict[str, Any]]) -> None:
         if phase.name == "join":
             self.counts.clear()
             for room in self.rooms.values():
                 room.present, room.transcript, room.last_speaker = [], [], None
         spoke: set[str] = set()
-        for member, action, _valid, data in actions:
+        for member, action, _valid, data, *_ in actions:
             room = self.rooms[self.room_of[member]]
             if action == "join":
                 room.present.append(member)

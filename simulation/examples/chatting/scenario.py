@@ -3,7 +3,9 @@
 from simulation.core import ScenarioSpec
 
 from .agents import MemberAgent
+from .checks import CHECKS
 from .environment import ChatRooms, ChattingParams
 from .population import generate_member
 
-SCENARIO = ScenarioSpec("chatting", {"member": MemberAgent}, ChatRooms, ChattingParams, {"member": generate_member})
+SCENARIO = ScenarioSpec("chatting", {"member": MemberAgent}, ChatRooms, ChattingParams, {"member": generate_member},
+                        checks=CHECKS)

@@ -51,7 +51,7 @@ class SeekerAgent(Agent):
             return
         count, ok = await ctx.llm.choose("job_count", ctx.messages_for(system, ctx.render("job_count.j2", k=p.search_k)),
                                          [str(i) for i in range(1, p.search_k + 1)])
-        ctx.act("search", valid=ok, count=None if count is None else int(count))
+        ctx.act("search", valid=ok, calls=["job_count"], count=None if count is None else int(count))
         if count is None:
             return
         query = (await ctx.embed([cv_text(self.profile) + " " + memory]))[0]
@@ -62,8 +62,10 @@ class SeekerAgent(Agent):
         picked, ok = await ctx.llm.json("apply", ctx.messages_for(system, ctx.render("apply.j2", jobs=[j for _, j in jobs],
                                                                                       max_apps=p.max_applications)),
                                         model)
+        # the answer as given (a repeated posting included), then one action per posting applied to
+        ctx.act("apply_decision", valid=ok, calls=["apply"], shown=[j for j, _ in jobs],
+                apply=None if picked is None else picked["apply"])
         if picked is None:
-            ctx.act("apply_decision", valid=False, shown=[j for j, _ in jobs], apply=None)
             return
         chosen = sorted(set(picked["apply"]))[: p.max_applications]
         self.state["applied"] = [jobs[i - 1][0] for i in chosen]
@@ -106,14 +108,14 @@ class SeekerAgent(Agent):
         if pick == "decline all":
             for job in offers:
                 ctx.send(job, "decline")
-            ctx.act("decline_all", valid=ok, offers=offers)
+            ctx.act("decline_all", valid=ok, calls=["respond_offers"], offers=offers)
             await self.memory.add(ctx, f"I declined {len(offers)} offer(s) in round {ctx.round}.")
             return
         job = offers[int(pick) - 1]
         self.state["job"] = job
         for other in offers:
             ctx.send(other, "accept" if other == job else "decline")
-        ctx.act("accept", valid=ok, job=job)
+        ctx.act("accept", valid=ok, calls=["respond_offers"], job=job, offers=offers)
         await self.memory.add(ctx, f"I accepted the offer for {ctx.world.jobs[job]['name']} in round {ctx.round}.")
 
 
@@ -164,7 +166,7 @@ class InterviewerAgent(Agent):
         for (seeker, cand), q in zip(turns, questions, strict=True):
             cand["dialogue"].append(["interviewer", q])
             ctx.send(seeker, "question", text=q)
-            ctx.act("question", seeker=seeker, text=q)
+            ctx.act("question", calls=["ask"], seeker=seeker, text=q)
 
     async def decide(self, ctx: StepContext) -> None:
         system = self.persona(ctx)

@@ -3,6 +3,7 @@
 from simulation.core import ScenarioSpec
 
 from .agents import InterviewerAgent, SeekerAgent
+from .checks import CHECKS
 from .environment import JobMarket, JobSeekingParams
 from .population import check_jobs, check_seekers, generate_job, generate_seeker, import_jobs, import_seekers
 
@@ -14,4 +15,5 @@ SCENARIO = ScenarioSpec(
     generators={"seeker": generate_seeker, "interviewer": generate_job},
     importers={"seeker": import_seekers, "interviewer": import_jobs},
     validators={"seeker": check_seekers, "interviewer": check_jobs},
+    checks=CHECKS,
 )

@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from simulation.core import Agent, Environment, Phase, ScenarioSpec, StepContext
+from simulation.core import Action, Agent, Environment, Phase, ScenarioSpec, StepContext
 from simulation.population import person
 
 
@@ -59,9 +59,9 @@ class Town(Environment):
     def phases(self, round_: int) -> list[Phase]:
         return [Phase("vote", "voter", "vote"), Phase("listen", "voter", "listen", trigger="inbox")]
 
-    def observe(self, phase: Phase, round_: int, actions: list[tuple], messages: list[dict]) -> None:
+    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[dict]) -> None:
         if phase.name == "vote":
-            self.tally = Counter(data["answer"] for _, action, _, data in actions if action == "vote")
+            self.tally = Counter(a.data["answer"] for a in actions if a.action == "vote")
 
     def metrics(self, round_: int) -> dict[str, float]:
         total = sum(self.tally.values()) or 1

@@ -55,7 +55,7 @@ class UserAgent(Agent):
         film = films[int(pick) - 1]
         self.state["watched"].append(film["id"])
         self.state["unrated"].append(film["id"])
-        ctx.act("watch", valid=ok and ok2, film=film["id"], genres=film["genres"],
+        ctx.act("watch", valid=ok and ok2, calls=["pick_film"], film=film["id"], genres=film["genres"],
                 shown=[f["id"] for f in films])
         await self.memory.add(ctx, f"In round {ctx.round} I watched {film_text(film)}.")
 

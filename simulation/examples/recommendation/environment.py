@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulation.config.errors import ConfigError, ConfigProblem
-from simulation.core import Environment, Phase
+from simulation.core import Action, Environment, Phase
 from simulation.embedding.index import VectorIndex
 from simulation.population.graph import small_world
 
@@ -68,14 +68,14 @@ class FilmSite(Environment):
         return [Phase("act", "user", "act"), Phase("reply", "user", "reply", "inbox"),
                 Phase("hear", "user", "hear", "inbox")]
 
-    def observe(self, phase: Phase, round_: int, actions: list[tuple], messages: list[dict[str, Any]]) -> None:
+    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[dict[str, Any]]) -> None:
         if phase.name == "act":
             self.round_counts.clear()
             self.round_genres.clear()
             self.round_stars = []
         assert self.world_view is not None
         films = self.world_view.films
-        for user, action, valid, data in actions:
+        for user, action, valid, data, *_ in actions:
             seen = self.watched.setdefault(user, set())
             ok = valid
             if action == "watch":

@@ -3,6 +3,7 @@
 from simulation.core import ScenarioSpec
 
 from .agents import UserAgent
+from .checks import CHECKS
 from .environment import FilmSite, RecommendationParams
 from .population import generate_user
 
@@ -12,4 +13,5 @@ SCENARIO = ScenarioSpec(
     environment=FilmSite,
     params_model=RecommendationParams,
     generators={"user": generate_user},
+    checks=CHECKS,
 )

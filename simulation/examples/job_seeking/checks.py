@@ -1,0 +1,118 @@
+"""Job seeking's own rules, each grounded in profile fields (see ``simulation.core.checks``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from simulation.core.checks import PASS, CheckContext, Failed, Verdict, check
+
+from .population import DEGREES
+
+LOW_PAY = 0.8  # applying to a job whose top salary is below this share of the desired salary
+
+
+def top_salary(job: dict[str, Any]) -> int | None:
+    """The highest figure of a salary text ("USD 40,000 - 60,000 annually"), or None."""
+    figures = [int(x.replace(",", "")) for x in re.findall(r"\d[\d,]{2,}", str(job.get("salary", "")))]
+    return max(figures) if figures else None
+
+
+def degree_level(text: str) -> int | None:
+    """Position of a degree in ``DEGREES`` named at the start of ``text`` ("Master's degree in Law")."""
+    low = text.lower()
+    found = [i for i, d in enumerate(DEGREES) if low.startswith(d.lower())]
+    return found[-1] if found else None
+
+
+def experience_years(profile: dict[str, Any]) -> int | None:
+    """Years summed over the work history's ``start-end`` spans, or None when they are not dated."""
+    total = 0
+    for w in profile.get("work_history", []):
+        m = re.fullmatch(r"\s*(\d{4})\s*-\s*(\d{4})\s*", str(w.get("time", "")))
+        if not m:
+            return None
+        total += int(m[2]) - int(m[1])
+    return total
+
+
+def meets_requirements(cv: dict[str, Any], job: dict[str, Any]) -> tuple[int, int] | None:
+    """(requirements met, requirements known) for the generated "N years" and degree requirements."""
+    met = known = 0
+    for req in job.get("requirements", []):
+        years = re.match(r"(\d+) years? of experience", req)
+        if years:
+            have = experience_years(cv)
+            if have is None:
+                return None
+            known += 1
+            met += have >= int(years[1])
+            continue
+        need, have = degree_level(req), degree_level(str(cv.get("education", "")))
+        if need is not None and have is not None:
+            known += 1
+            met += have >= need
+    return (met, known) if known else None
+
+
+@check("apply_decision")
+def duplicate_application(c: CheckContext) -> Verdict:
+    """Names one posting more than once in a single application decision."""
+    picks = c.action.data.get("apply")
+    if not picks:
+        return None
+    if len(picks) != len(set(picks)):
+        return Failed(f"applied to posting(s) {sorted({p for p in picks if picks.count(p) > 1})} more than once",
+                      json.dumps({"apply": sorted(set(picks))}, separators=(",", ":")))
+    return PASS
+
+
+@check("apply_decision")
+def low_salary_application(c: CheckContext) -> Verdict:
+    """Applies to a job whose top salary is far below the seeker's desired salary."""
+    picks, shown = c.action.data.get("apply"), c.action.data.get("shown", [])
+    desired = c.profile.get("desired_salary")
+    if not picks or not isinstance(desired, int | float):
+        return None
+    pay = {i: top_salary(c.profile_of(shown[i - 1])) for i in set(picks) if 1 <= i <= len(shown)}
+    low = sorted(i for i, p in pay.items() if p is not None and p < LOW_PAY * desired)
+    if low:
+        keep = sorted(i for i in set(picks) if i not in low)
+        return Failed(f"applied to posting(s) {low} paying under {LOW_PAY:.0%} of the desired {desired:,}",
+                      json.dumps({"apply": keep}, separators=(",", ":")))
+    return PASS
+
+
+@check("screen")
+def screen_against_requirements(c: CheckContext) -> Verdict:
+    """Passes a CV that meets none of the job's requirements, or rejects one that meets them all."""
+    result = c.action.data.get("result")
+    fit = meets_requirements(c.profile_of(c.action.data["seeker"]), c.profile) if result else None
+    if fit is None:
+        return None
+    met, known = fit
+    if result == "pass" and met == 0:
+        return Failed(f"passed a CV meeting none of the {known} requirements", "reject")
+    if result == "reject" and met == known:
+        return Failed(f"rejected a CV meeting all {known} requirements", "pass")
+    return PASS
+
+
+@check("accept")
+def accepted_lower_offer(c: CheckContext) -> Verdict:
+    """Accepts an offer paying less than another offer received at the same time."""
+    offers = c.action.data.get("offers", [])
+    if len(offers) < 2:
+        return None
+    pay = {job: top_salary(c.profile_of(job)) for job in offers}
+    if None in pay.values():
+        return None
+    best = max(offers, key=lambda j: pay[j])
+    if pay[c.action.data["job"]] < pay[best]:
+        return Failed(f"accepted {pay[c.action.data['job']]:,} over an offer of {pay[best]:,}",
+                      str(offers.index(best) + 1))  # the option the respond call listed for it
+    return PASS
+
+
+CHECKS = [duplicate_application, low_salary_application, screen_against_requirements, accepted_lower_offer]

@@ -1,0 +1,161 @@
+"""Every shipped check, passing and failing, on actions the agents themselves record when a fake
+model answers (in-process: no servers)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+
+from simulation.core import Action
+from simulation.examples.chatting import checks as chat_checks
+from simulation.examples.job_seeking import checks as job_checks
+from simulation.examples.job_seeking.agents import InterviewerAgent, SeekerAgent, cv_text
+from simulation.examples.job_seeking.environment import JobBoard, JobSeekingParams
+from simulation.examples.job_seeking.population import generate_job, generate_seeker
+from simulation.examples.recommendation import checks as film_checks
+from simulation.examples.recommendation.environment import RecommendationParams, SiteView
+from simulation.testing.steps import apply_check, run_step
+from tests.conftest import EXAMPLES
+
+JOBS_PROMPTS = EXAMPLES / "job_seeking" / "prompts"
+
+
+def job(i: int, low: int) -> dict:
+    return {**generate_job(0, i), "salary": f"USD {low:,} - {low + 20_000:,} annually",
+            "requirements": ["2 years of experience", "Bachelor's degree or equivalent"]}
+
+
+def seeker(**changes) -> dict:
+    return {**generate_seeker(0, 1), **changes}
+
+
+JOBS = {"interviewer-1": job(1, 30_000), "interviewer-2": job(2, 110_000)}
+
+
+def board() -> JobBoard:
+    vecs = np.eye(2, 384, dtype=np.float32)
+    return JobBoard(list(JOBS), list(JOBS.values()), vecs, JobSeekingParams(search_k=2, max_applications=2))
+
+
+def answers(apply: str | None = None, pick: str | None = None, verdict: str | None = None):
+    """A fake model: searches for two jobs, then answers the apply, respond or screen call as told."""
+    def respond(req) -> str:
+        a = req.tag.action
+        if a == "search_decision":
+            return "search"
+        if a == "job_count":
+            return "2"
+        if a == "apply":  # `apply` names the posting by salary: "low", "high", or "low twice"
+            lines = re.findall(r"^(\d+)\. .*?USD ([\d,]+)", req.messages[-1]["content"], re.M)
+            low = next(n for n, pay in lines if pay == "30,000")
+            high = next(n for n, pay in lines if pay == "110,000")
+            return json.dumps({"apply": {"low": [int(low)], "high": [int(high)],
+                                         "low twice": [int(low), int(low)]}[apply]})
+        if a == "respond_offers":
+            return pick
+        return verdict or "reject"
+    return respond
+
+
+async def seeker_actions(apply: str, profile: dict) -> list[Action]:
+    ctx = await run_step(SeekerAgent, "seeker-1", profile, "search", answers(apply=apply), world=board(),
+                         prompts_dir=JOBS_PROMPTS)
+    return ctx.actions
+
+
+def decision(actions: list[Action]) -> Action:
+    return next(a for a in actions if a.action == "apply_decision")
+
+
+async def test_duplicate_application():
+    profiles = {"seeker-1": seeker(), **JOBS}
+    twice = decision(await seeker_actions("low twice", seeker()))
+    assert twice.data["apply"] == [twice.data["apply"][0]] * 2 and twice.calls == (3,)
+    verdict = apply_check(job_checks.duplicate_application, twice, profiles)
+    assert verdict.reason.startswith("applied to posting(s)") and json.loads(verdict.rewrite)["apply"] == [twice.data["apply"][0]]
+    once = decision(await seeker_actions("high", seeker()))
+    assert apply_check(job_checks.duplicate_application, once, profiles) is True
+
+
+async def test_low_salary_application():
+    rich = seeker(desired_salary=120_000)
+    profiles = {"seeker-1": rich, **JOBS}
+    low = decision(await seeker_actions("low", rich))
+    verdict = apply_check(job_checks.low_salary_application, low, profiles)
+    assert "paying under 80% of the desired 120,000" in verdict.reason and json.loads(verdict.rewrite) == {"apply": []}
+    high = decision(await seeker_actions("high", rich))
+    assert apply_check(job_checks.low_salary_application, high, profiles) is True
+
+
+async def screen(cv: dict, verdict: str) -> Action:
+    inbox = [{"from": "seeker-1", "to": "interviewer-1", "kind": "application", "cv": cv_text(cv)}]
+    ctx = await run_step(InterviewerAgent, "interviewer-1", JOBS["interviewer-1"], "screen",
+                         answers(verdict=verdict), world=board(), inbox=inbox, prompts_dir=JOBS_PROMPTS)
+    (act,) = [a for a in ctx.actions if a.action == "screen"]
+    assert act.calls == (1,)
+    return act
+
+
+async def test_screen_against_requirements():
+    novice = seeker(education="High school diploma in Law", work_history=[])
+    expert = seeker(education="Master's degree in Law", work_history=[{"company": "X", "position": "Y", "time": "2018-2024"}])
+    for cv, said, ok in ((novice, "pass", False), (novice, "reject", True), (expert, "reject", False),
+                         (expert, "pass", True)):
+        act = await screen(cv, said)
+        verdict = apply_check(job_checks.screen_against_requirements, act, {"seeker-1": cv, **JOBS})
+        if ok:
+            assert verdict is True, (said, verdict)
+        else:
+            assert verdict.rewrite == ("reject" if said == "pass" else "pass"), verdict
+
+
+async def test_accepted_lower_offer():
+    profiles = {"seeker-1": seeker(), **JOBS}
+    inbox = [{"from": j, "to": "seeker-1", "kind": "offer"} for j in JOBS]  # option 1 pays less than option 2
+    for pick, ok in (("1", False), ("2", True)):
+        ctx = await run_step(SeekerAgent, "seeker-1", seeker(), "respond", answers(pick=pick), world=board(),
+                             inbox=inbox, prompts_dir=JOBS_PROMPTS)
+        (act,) = [a for a in ctx.actions if a.action == "accept"]
+        verdict = apply_check(job_checks.accepted_lower_offer, act, profiles)
+        assert verdict is True if ok else verdict.rewrite == "2", verdict
+
+
+def site() -> SiteView:
+    films = [{"id": "film-1", "title": "A", "genres": ["Horror"], "year": 2000},
+             {"id": "film-2", "title": "B", "genres": ["Comedy"], "year": 2001}]
+    return SiteView(films, np.eye(2, 384, dtype=np.float32), {}, {}, RecommendationParams())
+
+
+class _Env:
+    world_view = site()
+
+
+def test_rating_contradicts_feeling():
+    felt = Action("user-1", "feel", True, {"film": "film-1", "text": "I loved it, a wonderful film."})
+    low = Action("user-1", "rate", True, {"film": "film-1", "stars": 1.0})
+    high = Action("user-1", "rate", True, {"film": "film-1", "stars": 4.5})
+    verdict = apply_check(film_checks.rating_contradicts_feeling, low, {}, history=[felt])
+    assert verdict.rewrite == "4.0" and "positive" in verdict.reason
+    assert apply_check(film_checks.rating_contradicts_feeling, high, {}, history=[felt]) is True
+    assert apply_check(film_checks.rating_contradicts_feeling, low, {}, history=[]) is None
+
+
+def test_picked_disliked_genre():
+    user = {"disliked_genre": "Horror", "favorite_genres": ["Comedy"]}
+    bad = Action("user-1", "watch", True, {"film": "film-1", "shown": ["film-1", "film-2"]})
+    good = Action("user-1", "watch", True, {"film": "film-2", "shown": ["film-1", "film-2"]})
+    verdict = apply_check(film_checks.picked_disliked_genre, bad, {"user-1": user}, env=_Env())
+    assert verdict.rewrite == "2" and "Horror" in verdict.reason
+    assert apply_check(film_checks.picked_disliked_genre, good, {"user-1": user}, env=_Env()) is True
+
+
+def test_chat_checks():
+    trimmed = Action("member-1", "say", True, {"text": "Hello all", "trimmed": True})
+    plain = Action("member-1", "say", True, {"text": "Hello all", "trimmed": False})
+    empty = Action("member-1", "say", True, {"text": "...", "trimmed": True})
+    assert apply_check(chat_checks.wrote_for_others, trimmed, {}).rewrite == "Hello all"
+    assert apply_check(chat_checks.wrote_for_others, plain, {}) is True
+    assert apply_check(chat_checks.empty_message, empty, {}).reason == "said nothing of its own"
+    assert apply_check(chat_checks.empty_message, plain, {}) is True

@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--runtime", choices=["local", "ray"])
     r.add_argument("--replay", metavar="RUN_DIR", help="re-run a recorded run from its recorded LLM responses")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    r.add_argument("--fork", metavar="RUN_DIR", help="start a new run from RUN_DIR's checkpoint before --from-round "
+                   "(key=value changes its config; with --replay RUN_DIR it answers from the parent's recording)")
+    r.add_argument("--from-round", type=int, metavar="R", help="the first round a fork runs again")
     r.add_argument("--out", metavar="DIR", help="run folder (default: <out_dir>/<name>-<time>-seed<seed>)")
     r.add_argument("--intervene", action="append", default=[], metavar="ROUND:TEXT",
                    help="from ROUND on, every agent's prompts carry TEXT (an empty TEXT clears it); repeatable")
@@ -112,14 +115,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         files = store.export(args.out or run_dir / "export", args.format)
         print("\n".join(str(f) for f in files))
         return 0
-    if not (args.scenario or args.replay or args.resume):
-        return _fail("run needs a scenario, --replay RUN_DIR or --resume RUN_DIR", 2)
-    if (args.replay or args.resume) and args.scenario and "=" in args.scenario:
+    if not (args.scenario or args.replay or args.resume or args.fork):
+        return _fail("run needs a scenario, --replay RUN_DIR, --resume RUN_DIR or --fork RUN_DIR", 2)
+    if args.from_round is not None and not args.fork:
+        return _fail("--from-round goes with --fork RUN_DIR", 2)
+    if (args.replay or args.resume or args.fork) and args.scenario and "=" in args.scenario:
         args.overrides, args.scenario = [args.scenario, *args.overrides], None  # no scenario: key=value only
     if args.scenario and "=" in args.scenario and not Path(args.scenario).exists():
         return _fail("the first argument of 'run' must be the scenario, before any key=value", 2)
     opts = RunOptions(scenario=args.scenario, agents=args.agents, rounds=args.rounds, seed=args.seed,
                       runtime=args.runtime, replay=args.replay, resume=args.resume, out=args.out,
+                      fork=args.fork, from_round=args.from_round,
                       overrides=args.overrides, progress=not args.no_progress,
                       interventions=[parse_intervention(x) for x in args.intervene],
                       attributes=[parse_attribute(x) for x in args.set_attr])

@@ -36,6 +36,8 @@ class RunOptions:
     runtime: str | None = None
     replay: str | None = None
     resume: str | None = None
+    fork: str | None = None  # a run folder to fork ...
+    from_round: int | None = None  # ... from its checkpoint of the round before this one
     out: str | None = None
     overrides: list[str] = field(default_factory=list)
     progress: bool = True
@@ -163,9 +165,34 @@ class Services:
         self.started.clear()
 
 
+def start_fork(opts: RunOptions) -> RunOptions:
+    """Create the fork's run folder (see :mod:`simulation.fork`); the returned options resume it."""
+    from dataclasses import replace
+
+    from .fork import forked_config, make_fork
+
+    parent = Path(opts.fork or "")
+    if opts.from_round is None:
+        raise ConfigError([ConfigProblem("<command line>", "--from-round", "a fork needs --from-round R")])
+    if opts.agents is not None or opts.rounds is not None:
+        raise ConfigError([ConfigProblem("<command line>", "--agents/--rounds", "a fork keeps its parent's population "
+                                         "and rounds")])
+    if opts.replay and Path(opts.replay).resolve() != parent.resolve():
+        raise ConfigError([ConfigProblem("<command line>", "--replay", "a fork replays its own parent only")])
+    if opts.replay:  # answered from the parent's recording: only how it executes may change
+        cfg = read_run_config(parent, opts)
+    else:
+        cfg = forked_config(read_run_config(parent), opts.overrides, opts.seed)
+    out = Path(opts.out) if opts.out else parent.parent / f"{parent.name}-fork{opts.from_round}-{time.strftime('%H%M%S')}"
+    make_fork(parent, opts.from_round, out, cfg, replay=bool(opts.replay))
+    return replace(opts, fork=None, replay=None, resume=str(out), overrides=[], seed=None, from_round=None)
+
+
 async def run_simulation(opts: RunOptions) -> dict[str, Any]:
-    """Run (or replay, or resume) a simulation and return its summary."""
+    """Run (or replay, resume, or fork) a simulation and return its summary."""
     replay_from: Path | None = None
+    if opts.fork:
+        opts = start_fork(opts)
     if opts.resume:
         run_dir = Path(opts.resume)
         cfg = read_run_config(run_dir, opts)

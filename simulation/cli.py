@@ -1,4 +1,4 @@
-"""``gensim``: run, check and export simulations."""
+"""``gensim``: run, check, rate and export simulations, and build datasets from the ratings."""
 
 from __future__ import annotations
 
@@ -43,6 +43,22 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("run_dir")
     i.add_argument("agent")
     i.add_argument("question")
+    ra = sub.add_parser("rate", help="rate a run's LLM calls: from its checks, an LLM judge, or a file of human ratings")
+    ra.add_argument("run_dir")
+    ra.add_argument("--by", required=True, choices=["checks", "judge", "file"])
+    ra.add_argument("--judge", metavar="CONFIG_NAME", help="the judge's model_configs.json entry (default: the run's model)")
+    ra.add_argument("--sample", type=int, metavar="N", help="judge N calls (seeded, spread over actions, failed checks first)")
+    ra.add_argument("--action", help="only calls (or checks) of this action")
+    ra.add_argument("--round", type=int, dest="round_", metavar="R", help="only round R")
+    ra.add_argument("--seed", type=int, default=0)
+    ra.add_argument("--file", metavar="F", help="CSV or JSONL: llm_call_id, score and/or rewrite, [rater, reason]")
+    ra.add_argument("--no-rewrite", action="store_true", help="the judge scores only")
+    ds = sub.add_parser("dataset", help="write a training dataset (JSONL, Hugging Face conventions) from a run's ratings")
+    ds.add_argument("run_dir")
+    ds.add_argument("--kind", required=True, choices=["sft", "preference", "reward"])
+    ds.add_argument("--out", required=True, metavar="FILE.jsonl")
+    ds.add_argument("--min-score", type=float, default=4.0, help="sft: keep original answers scored at least this")
+    ds.add_argument("--rater", metavar="PREFIX", help="only ratings whose rater starts with PREFIX (e.g. check:, human:)")
     e = sub.add_parser("export", help="export a run's tables to CSV or JSONL")
     e.add_argument("run_dir")
     e.add_argument("--format", choices=["csv", "jsonl"], default="csv")
@@ -100,12 +116,27 @@ def _dispatch(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{t}={a.count}" for t, a in cfg.simulation.agents.items())
         print(f"ok: {spec.name} ({counts}; memory={cfg.memory.type}; models={len(cfg.models)})")
         return 0
-    if args.cmd in ("interview", "export") and not (Path(args.run_dir) / "run.sqlite").is_file():
+    if args.cmd in ("interview", "export", "rate", "dataset") and not (Path(args.run_dir) / "run.sqlite").is_file():
         return _fail(f"{args.run_dir}: not a run folder (no run.sqlite)", 2)
     if args.cmd == "interview":
         run_dir = Path(args.run_dir)
         out = asyncio.run(interview_agent(run_dir, args.agent, args.question))
         print(f"{out['agent']} (after round {out['round']}): {out['answer']}")
+        return 0
+    if args.cmd == "rate":
+        from .correction import rate_run
+
+        if args.sample is not None and args.sample < 1:
+            return _fail("--sample must be at least 1", 2)
+        out = rate_run(args.run_dir, args.by, args.judge, args.sample, args.action, args.round_, args.seed,
+                       args.file, rewrite=not args.no_rewrite)
+        print(" ".join(f"{k}={v}" for k, v in out.items()))
+        return 0
+    if args.cmd == "dataset":
+        from .correction import write_dataset
+
+        n = write_dataset(Path(args.run_dir), args.kind, Path(args.out), args.min_score, args.rater)
+        print(f"{n} {args.kind} rows -> {args.out}")
         return 0
     if args.cmd == "export":
         from .store import RunStore

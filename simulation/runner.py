@@ -119,14 +119,15 @@ class Services:
     def __init__(self) -> None:
         self.started: list[Any] = []
 
-    def resolve(self, cfg: RunConfig) -> tuple[list[ModelConfig], list[ModelConfig]]:
+    def resolve(self, cfg: RunConfig, embeddings: bool = True) -> tuple[list[ModelConfig], list[ModelConfig]]:
+        """Chat and embedding endpoints; ``embeddings=False`` when only a chat model is needed (a judge)."""
         chat, emb = cfg.chat_models(), cfg.embedding_models()
         if not chat:
             chat = [ModelConfig.model_validate({k: v for k, v in e.items() if k != "pid"}) for e in read_manifest("llm")]
         if not emb:
             emb = [ModelConfig.model_validate({k: v for k, v in e.items() if k != "pid"})
                    for e in read_manifest("embedding")]
-        need_chat, need_emb = not chat, not emb
+        need_chat, need_emb = not chat, not emb and embeddings
         if (need_chat or need_emb) and not cfg.simulation.embedded.enabled:
             # a scenario that never calls a model may run without one; a call would fail clearly
             logger.info("no {} endpoint configured and embedded servers are disabled",

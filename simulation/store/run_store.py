@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS metrics (round INTEGER NOT NULL, name TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vec BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS interventions (id INTEGER PRIMARY KEY, round INTEGER, kind TEXT, target TEXT, data TEXT);
 CREATE TABLE IF NOT EXISTS ratings (id INTEGER PRIMARY KEY, llm_call_id INTEGER, rater TEXT, score REAL,
-  rewrite TEXT, created TEXT);
+  rewrite TEXT, created TEXT, reason TEXT);
 CREATE INDEX IF NOT EXISTS actions_agent ON actions(agent_id, action);
 CREATE TABLE IF NOT EXISTS checks (id INTEGER PRIMARY KEY, round INTEGER NOT NULL, phase TEXT NOT NULL,
   agent_id TEXT NOT NULL, act_seq INTEGER, action TEXT NOT NULL, check_name TEXT NOT NULL, ok INTEGER NOT NULL,
@@ -67,7 +67,8 @@ class RunStore:
 
     def _migrate(self) -> None:
         """Add the columns newer versions record to a run folder written by an older one."""
-        for table, column in (("llm_calls", "finish_reason"), ("actions", "seq"), ("actions", "calls")):
+        for table, column in (("llm_calls", "finish_reason"), ("actions", "seq"), ("actions", "calls"),
+                              ("ratings", "reason")):
             have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {'INTEGER' if column == 'seq' else 'TEXT'}")

@@ -1,0 +1,122 @@
+"""The correction loop's first half: rate a run's LLM calls and turn the ratings into datasets.
+
+One controller API for the CLI, Python and the web interface: :func:`rate_run` and
+:func:`write_dataset`. Forking a run from a round is ``gensim run --fork`` (:mod:`simulation.fork`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, ConfigProblem
+from ..store import RunStore
+from .datasets import KINDS, dataset_rows, write_dataset
+from .ratings import (
+    Rating,
+    add_ratings,
+    load_calls,
+    ratings_from_checks,
+    ratings_from_file,
+    ratings_from_judge,
+    sample_calls,
+)
+
+DEFAULT_RUBRIC = ("Does the answer fit this person's profile and situation, and is it consistent with what the "
+                  "person was told? A choice should follow from the facts in the prompt.")
+
+__all__ = ["KINDS", "Rating", "dataset_rows", "rate_run", "write_dataset"]
+
+
+def rate_run(run_dir: str | Path, by: str, judge: str | None = None, sample: int | None = None,
+             action: str | None = None, round_: int | None = None, seed: int = 0, file: str | Path | None = None,
+             rewrite: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Add ratings to a run (``by``: checks, judge or file); returns what was added."""
+    run = Path(run_dir)
+    if not (run / "run.sqlite").is_file():
+        raise ConfigError([ConfigProblem(str(run), "run.sqlite", "not a run folder")])
+    store = RunStore(run / "run.sqlite")
+    try:
+        if by == "checks":
+            ratings = ratings_from_checks(store, action, round_)
+            if not ratings:
+                raise ConfigError([ConfigProblem(str(run), "checks", "no check results to rate from "
+                                                 "(the scenario declares no checks, or none covered these actions)")])
+        elif by == "file":
+            if file is None:
+                raise ConfigError([ConfigProblem("<command line>", "--file", "--by file needs --file F")])
+            ratings = ratings_from_file(store, Path(file))
+        elif by == "judge":
+            ratings = asyncio.run(_judge(run, store, judge, sample, action, round_, seed, rewrite, progress))
+        else:
+            raise ConfigError([ConfigProblem("<command line>", "--by", f"one of checks, judge, file; got {by!r}")])
+        added = add_ratings(store, ratings)
+    finally:
+        store.close()
+    scores = [r.score for r in ratings if r.score is not None]
+    return {"rated_calls": len({r.llm_call_id for r in ratings}), "ratings_added": added,
+            "rewrites": sum(r.rewrite is not None for r in ratings),
+            "mean_score": round(sum(scores) / len(scores), 3) if scores else None}
+
+
+async def _judge(run: Path, store: RunStore, judge: str | None, sample: int | None, action: str | None,
+                 round_: int | None, seed: int, rewrite: bool, progress: bool) -> list[Rating]:
+    from ..llm import Endpoint, EndpointPool, OpenAIChatClient, StructuredClient
+    from ..llm.pool import ChatPool
+    from ..runner import Services, read_run_config
+
+    cfg = read_run_config(run)
+    where, args = ["valid = 1 OR error LIKE 'StructuredOutputError%'"], []
+    if action:
+        where.append("action = ?")
+        args.append(action)
+    if round_ is not None:
+        where.append("round = ?")
+        args.append(round_)
+    calls = [c for c in load_calls(store, "WHERE " + " AND ".join(f"({w})" for w in where), tuple(args))
+             if not c.action.startswith("memory.")]
+    if not calls:
+        raise ConfigError([ConfigProblem(str(run), "llm_calls", "no calls to judge for that selection")])
+    failed = {i for (i,) in store.db.execute(
+        "SELECT l.id FROM checks c JOIN llm_calls l ON l.round = c.round AND l.phase = c.phase AND "
+        "l.agent_id = c.agent_id AND c.calls IS NOT NULL AND l.seq IN (SELECT value FROM json_each(c.calls)) "
+        "WHERE c.ok = 0")}
+    chosen = sample_calls(calls, sample or len(calls), seed, failed)
+    services = Services()
+    try:
+        if judge:
+            models = [m for m in cfg.chat_models() if m.config_name == judge]
+            if not models:
+                names = ", ".join(m.config_name for m in cfg.chat_models()) or "none"
+                raise ConfigError([ConfigProblem(str(run / "config.json"), "--judge",
+                                                 f"no chat model named {judge!r} (there: {names})")])
+        else:
+            models = services.resolve(cfg, embeddings=False)[0]
+            if not models:
+                raise ConfigError([ConfigProblem(str(run), "--judge", "no chat endpoint to judge with")])
+        s = cfg.simulation.llm
+        eps = [Endpoint(m.config_name, OpenAIChatClient(m.base_url, m.model_name, m.api_key, s.timeout_s,
+                                                        {"on": True, "off": False}.get(m.vllm_extras), m.generate_args),
+                        m.max_concurrency) for m in models]
+        client = StructuredClient(ChatPool(EndpointPool(eps, s.max_retries, s.backoff_base_s, s.backoff_max_s,
+                                                        outage_limit_s=s.outage_limit_s)), s.max_repairs)
+        prompts = Path(cfg.scenario_dir) / "prompts"
+
+        def rubric_for(c: Any) -> str:
+            for name in (f"rubric_{c.action}.txt", "rubric.txt"):
+                if (prompts / name).is_file():
+                    return (prompts / name).read_text().strip()
+            return DEFAULT_RUBRIC
+
+        def profile_of(agent_id: str) -> str:
+            return json.dumps(store.profile(agent_id), ensure_ascii=False)
+
+        rater = f"judge:{judge or models[0].config_name}"
+        try:
+            return await ratings_from_judge(chosen, client, rater, rubric_for, profile_of, rewrite, progress=progress)
+        finally:
+            await client.aclose()
+    finally:
+        services.stop()

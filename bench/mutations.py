@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 JOBS = "tests/examples/test_job_seeking_runs.py"
 RUNTIMES = "tests/runtime/test_runtimes.py"
 LLM = "tests/llm/test_llm_clients.py"
+CORE = "tests/core/test_run_failures.py"
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ MUTATIONS = [
              "self._rewire_llm(ResponseCache(calls))", "calls = {}",
              (f"{RUNTIMES}::test_ray_group_killed_mid_phase_of_a_live_run",)),
     Mutation("unsorted-actions", "runtimes agree", "simulation/core/simulator.py",
-             "actions.sort(key=lambda a: a[0])", "actions.reverse()",
+             "actions.sort(key=lambda a: a.agent_id)", "actions.reverse()",
              (f"{RUNTIMES}::test_local_and_ray_replays_are_identical",)),
     Mutation("restore-does-nothing", "contract test", "simulation/runtime/host.py",
              "            self.group.set_states(states)\n", "",
@@ -91,6 +92,21 @@ MUTATIONS = [
              'out["employment_rate"] = len(self.employed) / self.n_seekers if self.n_seekers else 0.0',
              'out["employment_rate"] = 0.0',
              (f"{JOBS}::test_run_records_everything_and_replay_reproduces",)),
+    Mutation("choose-falls-back-to-first-option", "no hidden defaults", "simulation/llm/agent_llm.py",
+             "        except StructuredOutputError:\n            return Answer(None, False)\n\n    async def json",
+             "        except StructuredOutputError:\n            return Answer(choices[0], False)\n\n    async def json",
+             (f"{CORE}::test_no_decision_is_taken_for_a_model_that_answers_off_menu",)),
+    Mutation("scenario-bug-counted-as-failed-step", "scenario bugs stop the run", "simulation/core/group.py",
+             "                    result.errors.append(StepError.from_exception(agent.id, phase.name, e))\n"
+             "                result.steps += 1",
+             "                    result.failed += 1\n                result.steps += 1",
+             (f"{CORE}::test_scenario_bug_stops_the_run_then_resumes_after_the_fix",)),
+    Mutation("actions-not-linked-to-calls", "checks and ratings", "simulation/core/context.py",
+             "                linked.append(pick[0])\n", "",
+             ("tests/correction/test_ratings_and_datasets.py::test_check_ratings_are_linked_to_the_calls_behind_each_action",)),
+    Mutation("fork-keeps-later-rounds", "fork", "simulation/fork.py",
+             "        store.truncate_after(from_round - 1)\n", "",
+             ("tests/test_fork.py::test_fork_replayed_from_the_parent_reproduces_its_later_rounds",)),
     Mutation("no-repair-step", "structured outputs", "simulation/llm/structured.py",
              "for repair in range(self.max_repairs + 1):", "for repair in range(1):",
              (f"{LLM}::test_repair_then_give_up",

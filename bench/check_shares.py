@@ -53,6 +53,8 @@ def main() -> int:
     ap.add_argument("--agents", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
+    ap.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every scenario, "
+                    "e.g. llm.shuffle_options=true")
     a = ap.parse_args()
     chat = start_server(chat_spec(log_file=str(log_dir() / "bench_checks_chat.log")), wait=False)
     emb = start_server(embedding_spec(log_file=str(log_dir() / "bench_checks_emb.log")), wait=False)
@@ -71,8 +73,9 @@ def main() -> int:
                 (folder / "configs" / "model_configs.json").write_text(json.dumps(models))
                 run = Path(tmp) / f"{name}-run"
                 code = gensim(["run", str(folder), "--agents", str(a.agents), "--rounds", str(a.rounds),
-                               "--out", str(run), "--no-progress", *SCENARIOS[name]])
-                print(json.dumps({"scenario": name, "agents": a.agents, "rounds": a.rounds, "exit": code,
+                               "--out", str(run), "--no-progress", *SCENARIOS[name], *a.overrides])
+                print(json.dumps({"scenario": name, "agents": a.agents, "rounds": a.rounds, "overrides": a.overrides,
+                                  "exit": code,
                                   **(shares(run) if code == 0 else {})}), flush=True)
     finally:
         chat.stop()

@@ -54,7 +54,7 @@ class CheckContext:
         return self._profile_of(agent_id)
 
     def history(self, action: str) -> list[Action]:
-        """The actor's earlier actions named ``action`` (rounds before this one, and this round so far)."""
+        """The actor's earlier actions named ``action`` (earlier rounds, and earlier phases of this one)."""
         return self._history(self.action.agent_id, action)
 
 

@@ -287,7 +287,8 @@ class Simulator:
             return
         self.store.flush()
         try:
-            results = run_checks(self.spec.checks, actions, r, phase.name, self.env, self._profile_of, self._history)
+            results = run_checks(self.spec.checks, actions, r, phase.name, self.env, self._profile_of,
+                                 lambda agent, name: self._history(agent, name, (r, phase.name)))
         except Exception as e:  # a check's own bug: stop like any scenario bug, with its traceback
             raise self._stopped(ScenarioError(r, [StepError.from_exception("<checks>", phase.name, e)],
                                               self.run_dir / "run.log")) from e
@@ -312,9 +313,9 @@ class Simulator:
             self._profiles[agent_id] = prof
         return prof
 
-    def _history(self, agent_id: str, action: str) -> list[Action]:
+    def _history(self, agent_id: str, action: str, skip: tuple[int, str]) -> list[Action]:
         return [Action(agent_id, a, bool(v), json.loads(d), seq or 0, tuple(json.loads(c)) if c else ())
-                for _r, _p, a, v, d, seq, c in self.store.agent_actions(agent_id, action)]
+                for _r, _p, a, v, d, seq, c in self.store.agent_actions(agent_id, action, skip)]
 
     def _warn_skewed(self, r: int, skewed: list[str]) -> None:
         for line in skewed:

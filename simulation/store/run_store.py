@@ -121,11 +121,14 @@ class RunStore:
         return [(d["path"], d["value"]) for (d,) in ((json.loads(x),) for (x,) in self.db.execute(
             "SELECT data FROM interventions WHERE kind = 'attribute' AND target = ? ORDER BY id", (agent_id,)))]
 
-    def agent_actions(self, agent_id: str, action: str) -> list[tuple]:
-        """``(round, phase, action, valid, data, seq, calls)`` of one agent's actions of one name, oldest first."""
+    def agent_actions(self, agent_id: str, action: str, skip: tuple[int, str] | None = None) -> list[tuple]:
+        """``(round, phase, action, valid, data, seq, calls)`` of one agent's actions of one name, oldest
+        first; ``skip=(round, phase)`` leaves out that phase's (the one being checked)."""
         self.flush()
+        r, ph = skip or (-1, "")
         return list(self.db.execute("SELECT round, phase, action, valid, data, seq, calls FROM actions "
-                                    "WHERE agent_id = ? AND action = ? ORDER BY id", (agent_id, action)))
+                                    "WHERE agent_id = ? AND action = ? AND NOT (round = ? AND phase = ?) ORDER BY id",
+                                    (agent_id, action, r, ph)))
 
     def set_meta(self, **kv: Any) -> None:
         with self.db:

@@ -154,8 +154,8 @@ def test_picked_disliked_genre():
 def test_chat_checks():
     trimmed = Action("member-1", "say", True, {"text": "Hello all", "trimmed": True})
     plain = Action("member-1", "say", True, {"text": "Hello all", "trimmed": False})
-    empty = Action("member-1", "say", True, {"text": "...", "trimmed": True})
+    earlier = Action("member-1", "say", True, {"text": "hello  ALL", "trimmed": False})
     assert apply_check(chat_checks.wrote_for_others, trimmed, {}).rewrite == "Hello all"
     assert apply_check(chat_checks.wrote_for_others, plain, {}) is True
-    assert apply_check(chat_checks.empty_message, empty, {}).reason == "said nothing of its own"
-    assert apply_check(chat_checks.empty_message, plain, {}) is True
+    assert apply_check(chat_checks.repeats_itself, plain, {}, history=[earlier]).reason.startswith("repeated")
+    assert apply_check(chat_checks.repeats_itself, plain, {}, history=[]) is True

@@ -17,11 +17,14 @@ def wrote_for_others(c: CheckContext) -> Verdict:
 
 
 @check("say")
-def empty_message(c: CheckContext) -> Verdict:
-    """Said nothing of its own: an empty or punctuation-only message."""
-    if not re.search(r"\w", c.action.data.get("text", "")):
-        return Failed("said nothing of its own")
+def repeats_itself(c: CheckContext) -> Verdict:
+    """Says word for word what it already said earlier."""
+    text = " ".join(c.action.data.get("text", "").lower().split())
+    if not re.search(r"\w", text):
+        return None
+    if any(" ".join(a.data.get("text", "").lower().split()) == text for a in c.history("say")):
+        return Failed("repeated its own earlier message word for word")
     return PASS
 
 
-CHECKS = [wrote_for_others, empty_message]
+CHECKS = [wrote_for_others, repeats_itself]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from simulation.services.vllm_server import chat_spec, embedding_spec, log_dir, start_server, wait_healthy
@@ -25,3 +27,12 @@ def real_models(chat, emb) -> list[dict]:
              "max_concurrency": 32},
             {"config_name": "emb", "model_type": "openai_embedding", "model_name": emb.spec.served_name,
              "client_args": {"base_url": emb.base_url}}]
+
+
+def real_scenario(real_servers, tmp_path: Path, name: str = "job_seeking") -> Path:
+    """A copy of a scenario wired to the real servers."""
+    from tests.conftest import copy_scenario, set_models
+
+    folder = copy_scenario(tmp_path, name)
+    set_models(folder, real_models(*real_servers))
+    return folder

@@ -8,16 +8,13 @@ import sqlite3
 import pytest
 
 from simulation.cli import main
-from tests.conftest import copy_scenario, set_models
-from tests.integration.conftest import real_models
+from tests.integration.conftest import real_scenario
 
 pytestmark = pytest.mark.integration
 
 
 def test_checks_decision_health_and_judge_on_the_real_model(real_servers, tmp_path, capsys):
-    chat, emb = real_servers
-    folder = copy_scenario(tmp_path)
-    set_models(folder, real_models(chat, emb))
+    folder = real_scenario(real_servers, tmp_path)
     run = tmp_path / "run"
     assert main(["run", str(folder), "--agents", "24", "--rounds", "1", "--out", str(run), "--no-progress"]) == 0
     with sqlite3.connect(run / "run.sqlite") as db:

@@ -21,7 +21,7 @@ from simulation.runner import RunOptions, run_simulation
 from simulation.runtime import GroupSpec, make_runtime
 from simulation.testing.procs import start_stub, stub_models, stub_stats
 from tests.conftest import copy_scenario, set_models
-from tests.runs import CALLS, METRICS, count, duplicates, normalised, rows
+from tests.runs import CALLS, METRICS, duplicates, normalised, rows
 
 RUNTIMES = ["local", "ray"]
 
@@ -135,25 +135,35 @@ def test_ray_group_killed_mid_round_recovers_exactly(recorded, tmp_path):
 
 
 def test_ray_group_killed_mid_phase_of_a_live_run(stub, tmp_path):
-    """A live run on Ray loses one agent server in the middle of round 2's screening (20 calls
-    parked at the stub, the rest answered and collected by the driver), after an intervention: the change survives, no call is lost or made twice, and the run ends as a
-    crash-free one does (tags aside)."""
+    """A live run on Ray loses an agent server in the middle of round 2's screening, after an
+    intervention: the change survives, no call is lost or made twice, and the run ends as a
+    crash-free one does (tags aside).
+
+    The stub's gate lets fewer calls through than either group makes in that phase, so neither can
+    finish it; once the driver holds every answered row, a group that had answers is killed.
+    """
     folder = copy_scenario(tmp_path)
     set_models(folder, stub_models([stub], embed=stub))
     base = f"{stub.base_url.removesuffix('/v1')}"
-    target: list[str] = []
-    killed: list[int] = []
+    targets: dict[int, str] = {}  # group -> a seeker of it whose profile is changed in round 2
+    killed: list[tuple[int, int]] = []  # (group, its rows of the phase when it died)
+    plan: dict = {}
+    tasks: list = []
 
     async def intervene(sim, r):
         if r == 2:
-            if not target:
-                target.append(next(a for a, g in sorted(sim.where.items()) if g == 1 and a.startswith("seeker")))
-            await sim.set_attribute(target[0], "desired_salary", 987654)
+            for g in (0, 1):
+                targets.setdefault(g, next(a for a, h in sorted(sim.where.items()) if h == g and a.startswith("seeker")))
+                await sim.set_attribute(targets[g], "desired_salary", 987654)
+
+    def phase_rows(sim, g: int | None = None) -> int:
+        mine = "" if g is None else f" AND agent_id IN (SELECT agent_id FROM agents WHERE grp = {g})"
+        return sim.store.count("llm_calls", "WHERE round = 2 AND phase = 'screen'" + mine)
 
     async def kill_when_screening(sim, r, phase):
         if r != 2 or phase.name != "screen" or runtime_of(sim) != "ray":
             return
-        answered = plan["answered"]  # all but 20 of the round's screenings answered, the rest parked
+        answered = plan["answered"]
         httpx.post(f"{base}/hold", json={"after": stub_stats(stub)["chat"] + answered})
 
         async def killer():
@@ -164,20 +174,21 @@ def test_ray_group_killed_mid_phase_of_a_live_run(stub, tmp_path):
                     await asyncio.sleep(0.05)
                 else:
                     return  # the phase never reached the gate: the test fails on `killed`
-                # wait until the driver holds every answered row, so nothing answered is in flight
-                while sim.store.count("llm_calls", "WHERE round = 2 AND phase = 'screen'") < answered:
+                # no group can finish the phase, so every answered row reaches the driver's store
+                for _ in range(1200):
+                    if phase_rows(sim) >= answered:
+                        break
                     await asyncio.sleep(0.05)
-                killed.append(sim.store.count("llm_calls", "WHERE round = 2 AND phase = 'screen' AND agent_id IN "
-                                                           "(SELECT agent_id FROM agents WHERE grp = 1)"))
-                os.kill(sim.groups[1]["pid"], signal.SIGKILL)
+                else:
+                    return
+                victim = max((0, 1), key=lambda g: phase_rows(sim, g))
+                killed.append((victim, phase_rows(sim, victim)))
+                os.kill(sim.groups[victim]["pid"], signal.SIGKILL)
                 await asyncio.sleep(1.0)  # its parked calls' connections are closed by then
             finally:
                 httpx.post(f"{base}/release")
 
         tasks.append(asyncio.ensure_future(killer()))
-
-    tasks: list = []
-    plan: dict = {}
 
     def run(out: Path, runtime: str) -> tuple[dict, int]:
         before = stub_stats(stub)["chat"]
@@ -188,11 +199,14 @@ def test_ray_group_killed_mid_phase_of_a_live_run(stub, tmp_path):
         return summary, stub_stats(stub)["chat"] - before
 
     calm, calm_calls = run(tmp_path / "calm", "local")
-    # both runs take the same path: the calm one tells how many screenings round 2 has
-    plan["answered"] = count(tmp_path / "calm", "llm_calls", "WHERE round = 2 AND phase = 'screen'") - 20
-    assert plan["answered"] > 40
+    # both runs take the same path: the calm one tells how many calls each group makes in that phase
+    per_group = rows(tmp_path / "calm", "SELECT a.grp, COUNT(*) FROM llm_calls l JOIN agents a USING (agent_id) "
+                                        "WHERE l.round = 2 AND l.phase = 'screen' GROUP BY a.grp")
+    plan["answered"] = min(n for _, n in per_group) - 20
+    assert len(per_group) == 2 and plan["answered"] > 20
     crash, crash_calls = run(tmp_path / "crash", "ray")
-    assert killed and killed[0] > 0, "group 1 answered screenings before it died"
+    assert killed and killed[0][1] > 0, "the killed group had answered screenings before it died"
+    victim = killed[0][0]
     assert crash.get("recovered_groups") == 1 and crash["failed_steps"] == calm["failed_steps"] == 0
     assert crash_calls == calm_calls, "every call was made once: none again after the rebuild"
     a, b = tmp_path / "crash", tmp_path / "calm"
@@ -202,9 +216,9 @@ def test_ray_group_killed_mid_phase_of_a_live_run(stub, tmp_path):
     assert normalised(rows(a, CALLS)) == normalised(rows(b, CALLS))
     # the intervention reached the rebuilt group: the target's prompts carry it from round 2 on
     own = rows(a, "SELECT round, prompt FROM llm_calls WHERE agent_id = ? AND round >= 2 "
-                  "AND action NOT LIKE 'memory.%'", target[0])  # memory prompts are the framework's
+                  "AND action NOT LIKE 'memory.%'", targets[victim])  # memory prompts are the framework's
     assert {r for r, _ in own} == {2, 3} and all("987654" in p for _, p in own)
-    state = read_msgpack(round_dir(a, 3) / "group_0001.msgpack")["agents"][target[0]]
+    state = read_msgpack(round_dir(a, 3) / f"group_{victim:04d}.msgpack")["agents"][targets[victim]]
     assert state["patch"] == {"desired_salary": 987654}
 
 

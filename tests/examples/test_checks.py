@@ -159,3 +159,30 @@ def test_chat_checks():
     assert apply_check(chat_checks.wrote_for_others, plain, {}) is True
     assert apply_check(chat_checks.repeats_itself, plain, {}, history=[earlier]).reason.startswith("repeated")
     assert apply_check(chat_checks.repeats_itself, plain, {}, history=[]) is True
+
+
+async def test_offer_against_requirements():
+    novice = seeker(education="High school diploma in Law", work_history=[])
+    expert = seeker(education="Master's degree in Law", work_history=[{"company": "X", "position": "Y", "time": "2018-2024"}])
+    inbox = [{"from": "seeker-1", "to": "interviewer-1", "kind": "answer", "text": "I am keen."}]
+    for cv, said, ok in ((novice, "hire", False), (novice, "keep looking", True), (expert, "keep looking", False),
+                         (expert, "hire", True)):
+        ctx = await run_step(InterviewerAgent, "interviewer-1", JOBS["interviewer-1"], "decide", answers(verdict=said),
+                             world=board(), inbox=inbox, prompts_dir=JOBS_PROMPTS,
+                             state={"hires": 0, "candidates": {"seeker-1": {"cv": cv_text(cv), "dialogue": []}}})
+        (act,) = [a for a in ctx.actions if a.action == "offer_decision"]
+        verdict = apply_check(job_checks.offer_against_requirements, act, {"seeker-1": cv, **JOBS})
+        assert verdict is True if ok else verdict.rewrite == ("keep looking" if said == "hire" else "hire"), (said, verdict)
+    full = Action("interviewer-1", "offer_decision", True, {"seeker": "seeker-1", "result": "reject", "reason": "no openings"})
+    assert apply_check(job_checks.offer_against_requirements, full, {"seeker-1": expert, **JOBS}) is True
+
+
+async def test_accepted_far_below_desired():
+    inbox = [{"from": "interviewer-1", "to": "seeker-1", "kind": "offer"}]  # pays at most 50,000
+    for desired, ok in ((120_000, False), (50_000, True)):
+        profile = seeker(desired_salary=desired)
+        ctx = await run_step(SeekerAgent, "seeker-1", profile, "respond", answers(pick="1"), world=board(),
+                             inbox=inbox, prompts_dir=JOBS_PROMPTS)
+        (act,) = [a for a in ctx.actions if a.action == "accept"]
+        verdict = apply_check(job_checks.accepted_far_below_desired, act, {"seeker-1": profile, **JOBS})
+        assert verdict is True if ok else verdict.rewrite == "decline all", verdict

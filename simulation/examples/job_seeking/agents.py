@@ -190,11 +190,12 @@ class InterviewerAgent(Agent):
                 ctx.act("offer_decision", valid=False, seeker=seeker, result=None)
                 continue
             result = "offer" if verdict == "hire" else "reject"
-            if result == "offer" and offered >= openings:
-                result = "reject"  # the job has fewer openings than good candidates; first come first served
+            full = openings <= 0 or (result == "offer" and offered >= openings)
+            if full:  # the job has fewer openings than good candidates; first come first served
+                result = "reject"
             offered += result == "offer"
             ctx.send(seeker, "offer" if result == "offer" else "rejection")
-            ctx.act("offer_decision", valid=ok, seeker=seeker, result=result)
+            ctx.act("offer_decision", valid=ok, seeker=seeker, result=result, **({"reason": "no openings"} if full else {}))
 
     async def notify(self, ctx: StepContext) -> None:
         for m in ctx.inbox:

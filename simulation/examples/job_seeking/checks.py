@@ -115,4 +115,32 @@ def accepted_lower_offer(c: CheckContext) -> Verdict:
     return PASS
 
 
-CHECKS = [duplicate_application, low_salary_application, screen_against_requirements, accepted_lower_offer]
+@check("offer_decision")
+def offer_against_requirements(c: CheckContext) -> Verdict:
+    """Offers the job to a candidate meeting none of its requirements, or turns down one meeting them all."""
+    result = c.action.data.get("result")
+    fit = meets_requirements(c.profile_of(c.action.data["seeker"]), c.profile) if result else None
+    if fit is None:
+        return None
+    met, known = fit
+    if result == "offer" and met == 0:
+        return Failed(f"offered the job to a candidate meeting none of the {known} requirements", "keep looking")
+    if result == "reject" and met == known and c.action.data.get("reason") != "no openings":
+        return Failed(f"turned down a candidate meeting all {known} requirements", "hire")
+    return PASS
+
+
+@check("accept")
+def accepted_far_below_desired(c: CheckContext) -> Verdict:
+    """Accepts an offer whose top salary is far below the seeker's desired salary."""
+    desired, pay = c.profile.get("desired_salary"), top_salary(c.profile_of(c.action.data["job"]))
+    if not isinstance(desired, int | float) or pay is None:
+        return None
+    if pay < LOW_PAY * desired:
+        options = c.action.data.get("offers", [])
+        return Failed(f"accepted {pay:,} against a desired {desired:,}", "decline all" if options else None)
+    return PASS
+
+
+CHECKS = [duplicate_application, low_salary_application, screen_against_requirements, offer_against_requirements,
+          accepted_lower_offer, accepted_far_below_desired]

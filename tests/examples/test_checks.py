@@ -186,3 +186,12 @@ async def test_accepted_far_below_desired():
         (act,) = [a for a in ctx.actions if a.action == "accept"]
         verdict = apply_check(job_checks.accepted_far_below_desired, act, {"seeker-1": profile, **JOBS})
         assert verdict is True if ok else verdict.rewrite == "decline all", verdict
+
+
+def test_picked_outside_taste():
+    user = {"disliked_genre": "Drama", "favorite_genres": ["Comedy"]}
+    bad = Action("user-1", "watch", True, {"film": "film-1", "shown": ["film-1", "film-2"]})
+    good = Action("user-1", "watch", True, {"film": "film-2", "shown": ["film-1", "film-2"]})
+    verdict = apply_check(film_checks.picked_outside_taste, bad, {"user-1": user}, env=_Env())
+    assert verdict.rewrite == "2" and "favourite" in verdict.reason
+    assert apply_check(film_checks.picked_outside_taste, good, {"user-1": user}, env=_Env()) is True

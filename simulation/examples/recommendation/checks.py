@@ -50,4 +50,21 @@ def picked_disliked_genre(c: CheckContext) -> Verdict:
     return PASS
 
 
-CHECKS = [rating_contradicts_feeling, picked_disliked_genre]
+@check("watch")
+def picked_outside_taste(c: CheckContext) -> Verdict:
+    """Picks a film sharing no genre with the user's favourites when the list offered one that does."""
+    favs = set(c.profile.get("favorite_genres", []))
+    shown, films = c.action.data.get("shown", []), c.env.world_view.films
+    if not favs or not shown:
+        return None
+    matching = [i for i, f in enumerate(shown) if favs & set(films[f]["genres"])]
+    if matching and not favs & set(films[c.action.data["film"]]["genres"]):
+        return Failed("picked a film outside the user's favourite genres", str(matching[0] + 1))
+    return PASS
+
+
+# Shipped: the rules that find errors in the bundled model's runs (bench/check_shares.py). A rating
+# after a feeling is too rare there to measure, so rating_contradicts_feeling is offered, not shipped:
+# add it to a scenario's checks for a model that rates more.
+CHECKS = [picked_disliked_genre, picked_outside_taste]
+OPTIONAL_CHECKS = [rating_contradicts_feeling]

@@ -46,9 +46,9 @@ def forked_config(parent: RunConfig, overrides: list[str], seed: int | None) -> 
 
 def make_fork(parent_dir: Path, from_round: int, out: Path, cfg: RunConfig, replay: bool) -> Path:
     """Create the fork's folder: config, the records of rounds before ``from_round``, and the checkpoint."""
-    src = round_dir(parent_dir, from_round - 1)
     if from_round < 1:
         raise ConfigError([ConfigProblem("<command line>", "--from-round", "rounds are numbered from 1")])
+    src = round_dir(parent_dir, from_round - 1)
     if not (src / DRIVER).is_file():
         raise ConfigError([ConfigProblem(str(parent_dir), "--from-round",
                                          f"the parent has no complete checkpoint of round {from_round - 1}")])

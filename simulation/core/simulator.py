@@ -14,6 +14,7 @@ from typing import Any
 from loguru import logger
 from tqdm import tqdm
 
+from ..config.loader import apply_override
 from ..config.models import RunConfig
 from ..population import PopulationStats, build_profiles
 from ..runtime.base import GroupLost
@@ -305,11 +306,7 @@ class Simulator:
                 self._profiles.clear()
             prof = self.store.profile(agent_id)
             for path, value in self.store.attribute_changes(agent_id):
-                node = prof
-                *parents, leaf = path.split(".")
-                for key in parents:
-                    node = node.setdefault(key, {})
-                node[leaf] = value
+                apply_override(prof, path, value)
             self._profiles[agent_id] = prof
         return prof
 

@@ -63,9 +63,9 @@ def rate_run(run_dir: str | Path, by: str, judge: str | None = None, sample: int
 
 async def _judge(run: Path, store: RunStore, judge: str | None, sample: int | None, action: str | None,
                  round_: int | None, seed: int, rewrite: bool, progress: bool) -> list[Rating]:
-    from ..llm import Endpoint, EndpointPool, OpenAIChatClient, StructuredClient
-    from ..llm.pool import ChatPool
+    from ..llm.recording import NoSink
     from ..runner import Services, read_run_config
+    from ..runtime.clients import build_chat_client
 
     cfg = read_run_config(run)
     where, args = ["valid = 1 OR error LIKE 'StructuredOutputError%'"], []
@@ -79,10 +79,7 @@ async def _judge(run: Path, store: RunStore, judge: str | None, sample: int | No
              if not c.action.startswith("memory.")]
     if not calls:
         raise ConfigError([ConfigProblem(str(run), "llm_calls", "no calls to judge for that selection")])
-    failed = {i for (i,) in store.db.execute(
-        "SELECT l.id FROM checks c JOIN llm_calls l ON l.round = c.round AND l.phase = c.phase AND "
-        "l.agent_id = c.agent_id AND c.calls IS NOT NULL AND l.seq IN (SELECT value FROM json_each(c.calls)) "
-        "WHERE c.ok = 0")}
+    failed = {i for (i,) in store.db.execute("SELECT llm_call_id FROM check_calls WHERE ok = 0")}
     chosen = sample_calls(calls, sample or len(calls), seed, failed)
     services = Services()
     try:
@@ -96,12 +93,7 @@ async def _judge(run: Path, store: RunStore, judge: str | None, sample: int | No
             models = services.resolve(cfg, embeddings=False)[0]
             if not models:
                 raise ConfigError([ConfigProblem(str(run), "--judge", "no chat endpoint to judge with")])
-        s = cfg.simulation.llm
-        eps = [Endpoint(m.config_name, OpenAIChatClient(m.base_url, m.model_name, m.api_key, s.timeout_s,
-                                                        {"on": True, "off": False}.get(m.vllm_extras), m.generate_args),
-                        m.max_concurrency) for m in models]
-        client = StructuredClient(ChatPool(EndpointPool(eps, s.max_retries, s.backoff_base_s, s.backoff_max_s,
-                                                        outage_limit_s=s.outage_limit_s)), s.max_repairs)
+        client = build_chat_client(cfg, models, NoSink())  # rating never adds to what the run recorded
         prompts = Path(cfg.scenario_dir) / "prompts"
 
         def rubric_for(c: Any) -> str:

@@ -92,18 +92,16 @@ def add_ratings(store: RunStore, ratings: list[Rating]) -> int:
 
 def ratings_from_checks(store: RunStore, action: str | None = None, round_: int | None = None) -> list[Rating]:
     """A failed check gives the action's calls a low score (and its rewrite); a passed one a high score."""
-    q = ("SELECT c.check_name, c.ok, c.reason, c.rewrite, l.id, l.choices FROM checks c "
-         "JOIN llm_calls l ON l.round = c.round AND l.phase = c.phase AND l.agent_id = c.agent_id "
-         "AND c.calls IS NOT NULL AND l.seq IN (SELECT value FROM json_each(c.calls)) WHERE 1 = 1")
+    q = "SELECT check_name, ok, reason, rewrite, llm_call_id, choices FROM check_calls WHERE 1 = 1"
     args: list[Any] = []
     if action:
-        q += " AND c.action = ?"
+        q += " AND action = ?"
         args.append(action)
     if round_ is not None:
-        q += " AND c.round = ?"
+        q += " AND round = ?"
         args.append(round_)
     out = []
-    for name, ok, reason, rewrite, call_id, choices in store.db.execute(q + " ORDER BY c.id", args):
+    for name, ok, reason, rewrite, call_id, choices in store.db.execute(q + " ORDER BY check_id", args):
         opts = json.loads(choices) if choices else None
         if rewrite is not None and opts is not None and rewrite not in opts:
             rewrite = None  # the check's answer is not one of this call's options (the action had several calls)

@@ -97,7 +97,7 @@ class EndpointPool(Generic[C]):
         are retried ``max_retries`` times, then the call fails for good.
         """
         attempt = tries = 0
-        last: Exception | None = None
+        last: RetriableError | None = None
         while True:
             ep = self.pick()
             if ep is None:
@@ -130,7 +130,7 @@ class EndpointPool(Generic[C]):
                 ep.sem.release()
             if attempt > self.max_retries:
                 raise LLMError(f"giving up after {tries} attempts: {last}")
-            if not (last and getattr(last, "endpoint_down", False)):
+            if last is not None and not last.endpoint_down:
                 delay = min(self.backoff_max_s, self.backoff_base_s * (2 ** max(0, attempt - 1)))
                 await asyncio.sleep(delay * (0.5 + self._rng.random()))
 
@@ -149,7 +149,7 @@ class EndpointPool(Generic[C]):
         self.failovers += 1
         logger.warning("{} endpoint {} failing ({}); routing around it for {:.1f}s", self.kind, ep.name, e, cool)
 
-    async def _wait_out_outage(self, last: Exception | None) -> None:
+    async def _wait_out_outage(self, last: RetriableError | None) -> None:
         """No endpoint is healthy: wait for the first to come off its cooldown, and say so."""
         now = time.monotonic()
         if self._outage_since is None:

@@ -15,6 +15,13 @@ class CallSink(Protocol):
     def add_llm_call(self, row: tuple) -> None: ...
 
 
+class NoSink:
+    """For calls that belong to no run (a judge's): the recorder counts them, nothing stores them."""
+
+    def add_llm_call(self, row: tuple) -> None:
+        return None
+
+
 class RecordingClient:
     """Appends one row per call to a sink (the run store buffers and writes them in batches)."""
 

@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS checks (id INTEGER PRIMARY KEY, round INTEGER NOT NUL
   agent_id TEXT NOT NULL, act_seq INTEGER, action TEXT NOT NULL, check_name TEXT NOT NULL, ok INTEGER NOT NULL,
   reason TEXT, rewrite TEXT, calls TEXT);
 CREATE INDEX IF NOT EXISTS checks_round ON checks(round);
+CREATE VIEW IF NOT EXISTS check_calls AS
+  SELECT c.id AS check_id, c.round, c.action, c.check_name, c.ok, c.reason, c.rewrite, l.id AS llm_call_id, l.choices
+  FROM checks c JOIN llm_calls l ON l.round = c.round AND l.phase = c.phase AND l.agent_id = c.agent_id
+  AND c.calls IS NOT NULL AND l.seq IN (SELECT value FROM json_each(c.calls));
 """
 
 ACTION_COLS = "round, phase, agent_id, action, valid, data, seq, calls"

@@ -84,19 +84,28 @@ def low_salary_application(c: CheckContext) -> Verdict:
     return PASS
 
 
+def judged_against_requirements(c: CheckContext, took: bool, took_what: str, refused_what: str,
+                                 take: str, refuse: str, refusal_counts: bool = True) -> Verdict:
+    """Taking a candidate who meets none of the job's requirements, or refusing one who meets them
+    all, fails (with the call's other option as the rewrite)."""
+    fit = meets_requirements(c.profile_of(c.action.data["seeker"]), c.profile)
+    if fit is None:
+        return None
+    met, known = fit
+    if took and met == 0:
+        return Failed(f"{took_what} meeting none of the {known} requirements", refuse)
+    if not took and met == known and refusal_counts:
+        return Failed(f"{refused_what} meeting all {known} requirements", take)
+    return PASS
+
+
 @check("screen")
 def screen_against_requirements(c: CheckContext) -> Verdict:
     """Passes a CV that meets none of the job's requirements, or rejects one that meets them all."""
     result = c.action.data.get("result")
-    fit = meets_requirements(c.profile_of(c.action.data["seeker"]), c.profile) if result else None
-    if fit is None:
+    if result is None:
         return None
-    met, known = fit
-    if result == "pass" and met == 0:
-        return Failed(f"passed a CV meeting none of the {known} requirements", "reject")
-    if result == "reject" and met == known:
-        return Failed(f"rejected a CV meeting all {known} requirements", "pass")
-    return PASS
+    return judged_against_requirements(c, result == "pass", "passed a CV", "rejected a CV", "pass", "reject")
 
 
 @check("accept")
@@ -119,15 +128,11 @@ def accepted_lower_offer(c: CheckContext) -> Verdict:
 def offer_against_requirements(c: CheckContext) -> Verdict:
     """Offers the job to a candidate meeting none of its requirements, or turns down one meeting them all."""
     result = c.action.data.get("result")
-    fit = meets_requirements(c.profile_of(c.action.data["seeker"]), c.profile) if result else None
-    if fit is None:
+    if result is None:
         return None
-    met, known = fit
-    if result == "offer" and met == 0:
-        return Failed(f"offered the job to a candidate meeting none of the {known} requirements", "keep looking")
-    if result == "reject" and met == known and c.action.data.get("reason") != "no openings":
-        return Failed(f"turned down a candidate meeting all {known} requirements", "hire")
-    return PASS
+    return judged_against_requirements(c, result == "offer", "offered the job to a candidate",
+                                       "turned down a candidate", "hire", "keep looking",
+                                       refusal_counts=c.action.data.get("reason") != "no openings")
 
 
 @check("accept")

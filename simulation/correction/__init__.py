@@ -38,6 +38,7 @@ def rate_run(run_dir: str | Path, by: str, judge: str | None = None, sample: int
     if not (run / "run.sqlite").is_file():
         raise ConfigError([ConfigProblem(str(run), "run.sqlite", "not a run folder")])
     store = RunStore(run / "run.sqlite")
+    unanswered = 0  # calls the judge was asked about and gave no valid score for
     try:
         if by == "checks":
             ratings = ratings_from_checks(store, action, round_)
@@ -49,20 +50,24 @@ def rate_run(run_dir: str | Path, by: str, judge: str | None = None, sample: int
                 raise ConfigError([ConfigProblem("<command line>", "--file", "--by file needs --file F")])
             ratings = ratings_from_file(store, Path(file))
         elif by == "judge":
-            ratings = asyncio.run(_judge(run, store, judge, sample, action, round_, seed, rewrite, progress))
+            ratings, asked = asyncio.run(_judge(run, store, judge, sample, action, round_, seed, rewrite, progress))
+            unanswered = asked - len(ratings)
         else:
             raise ConfigError([ConfigProblem("<command line>", "--by", f"one of checks, judge, file; got {by!r}")])
         added = add_ratings(store, ratings)
     finally:
         store.close()
     scores = [r.score for r in ratings if r.score is not None]
-    return {"rated_calls": len({r.llm_call_id for r in ratings}), "ratings_added": added,
-            "rewrites": sum(r.rewrite is not None for r in ratings),
-            "mean_score": round(sum(scores) / len(scores), 3) if scores else None}
+    out = {"rated_calls": len({r.llm_call_id for r in ratings}), "ratings_added": added,
+           "rewrites": sum(r.rewrite is not None for r in ratings),
+           "mean_score": round(sum(scores) / len(scores), 3) if scores else None}
+    if by == "judge":
+        out["judge_gave_no_score"] = unanswered
+    return out
 
 
 async def _judge(run: Path, store: RunStore, judge: str | None, sample: int | None, action: str | None,
-                 round_: int | None, seed: int, rewrite: bool, progress: bool) -> list[Rating]:
+                 round_: int | None, seed: int, rewrite: bool, progress: bool) -> tuple[list[Rating], int]:
     from ..llm.recording import NoSink
     from ..runner import Services, read_run_config
     from ..runtime.clients import build_chat_client
@@ -107,7 +112,8 @@ async def _judge(run: Path, store: RunStore, judge: str | None, sample: int | No
 
         rater = f"judge:{judge or models[0].config_name}"
         try:
-            return await ratings_from_judge(chosen, client, rater, rubric_for, profile_of, rewrite, progress=progress)
+            ratings = await ratings_from_judge(chosen, client, rater, rubric_for, profile_of, rewrite, progress=progress)
+            return ratings, len(chosen)
         finally:
             await client.aclose()
     finally:

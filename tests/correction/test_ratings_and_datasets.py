@@ -92,6 +92,7 @@ def test_datasets_refuse_empty_or_contradictory_ratings(rated_run, tmp_path, cap
 
 def test_judge_scores_and_rewrites_within_the_calls_own_options(rated_run, capsys):
     assert main(["rate", str(rated_run), "--by", "judge", "--judge", "stub-0", "--sample", "12", "--seed", "3"]) == 0
+    assert "judge_gave_no_score=0" in capsys.readouterr().out
     got = rows(rated_run, "SELECT r.rater, r.score, r.rewrite, l.choices, l.json_schema, l.action FROM ratings r "
                           "JOIN llm_calls l ON l.id = r.llm_call_id")
     assert len(got) == 12 and all(rater == "judge:stub-0" and score in (1, 2, 3, 4, 5) for rater, score, *_ in got)

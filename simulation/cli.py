@@ -59,6 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     ds.add_argument("--out", required=True, metavar="FILE.jsonl")
     ds.add_argument("--min-score", type=float, default=4.0, help="sft: keep original answers scored at least this")
     ds.add_argument("--rater", metavar="PREFIX", help="only ratings whose rater starts with PREFIX (e.g. check:, human:)")
+    t = sub.add_parser("train", help="train a LoRA adapter on a dataset: sft (sft kind) or ppo (reward kind)")
+    t.add_argument("method", choices=["sft", "ppo"])
+    t.add_argument("--data", required=True, metavar="FILE.jsonl", help="a gensim dataset file")
+    t.add_argument("--out", required=True, metavar="ADAPTER_DIR")
+    t.add_argument("--base", metavar="MODEL_DIR", help="base model folder (default: the served chat model)")
+    t.add_argument("--from", dest="parent", metavar="ADAPTER_DIR", help="continue training this adapter")
+    t.add_argument("--epochs", type=float, default=1.0)
+    t.add_argument("--lora-rank", type=int, default=16)
+    t.add_argument("--lr", type=float, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--max-samples", type=int, help="train on a seeded sample of at most N rows")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-progress", action="store_true")
     e = sub.add_parser("export", help="export a run's tables to CSV or JSONL")
     e.add_argument("run_dir")
     e.add_argument("--format", choices=["csv", "jsonl"], default="csv")
@@ -137,6 +150,16 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         n = write_dataset(Path(args.run_dir), args.kind, Path(args.out), args.min_score, args.rater)
         print(f"{n} {args.kind} rows -> {args.out}")
+        return 0
+    if args.cmd == "train":
+        from .training import train
+
+        m = train(args.method, Path(args.data), Path(args.out), args.base, Path(args.parent) if args.parent else None,
+                  args.epochs, args.lora_rank, args.lr, args.batch_size, args.seed, not args.no_progress,
+                  args.max_samples)
+        last = f"{m.losses[-1]:.4g}" if m.losses else "n/a"
+        print(f"{m.method} adapter -> {args.out} ({m.samples} samples, {m.train_s:.1f}s, last loss {last}, "
+              f"parent {m.parent or 'none'})")
         return 0
     if args.cmd == "export":
         from .store import RunStore

@@ -6,6 +6,7 @@ agent profile files); paths resolve against the file that names them.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -27,6 +28,10 @@ class ModelConfig(Strict):
     max_concurrency: int = Field(default=16, ge=1, le=4096)
     vllm_extras: Literal["auto", "on", "off"] = "auto"
     host: str | None = None
+    adapters: list[str] = Field(default_factory=list, description=(
+        "LoRA adapters loaded on this endpoint at run time (vLLM --enable-lora); agents may name them"))
+    serves_default: bool | None = Field(default=None, description=(
+        "whether agents without a model setting use it (default: when it serves llm.model, or the first chat model)"))
 
     @field_validator("client_args")
     @classmethod
@@ -96,6 +101,24 @@ class LLMSettings(Strict):
     outage_limit_s: float = Field(default=600.0, gt=0, description=(
         "how long a call waits while no chat endpoint answers; past it the run stops before "
         "checkpointing the round, and --resume redoes it"))
+    model: str | None = Field(default=None, description=(
+        "the agents' model: a model_configs.json config_name or served model name (default: the first chat model)"))
+    model_by_type: dict[str, str] = Field(default_factory=dict, description="agent type -> model, as model")
+    adapter: str | None = Field(default=None, description=(
+        "a LoRA adapter folder (gensim train) deployed at start to adapter_share of the agents"))
+    adapter_name: str | None = Field(default=None, description="the adapter's served name (default: its folder name)")
+    adapter_share: float = Field(default=1.0, ge=0.0, le=1.0, description=(
+        "seeded share of agents that use the adapter; the rest are the control group of the same round"))
+    adapter_types: list[str] = Field(default_factory=list, description="only agents of these types (default: all)")
+    deploy_mode: Literal["auto", "lora", "merge"] = Field(default="auto", description=(
+        "lora: the vLLM servers load the adapter at run time; merge: a server starts on the base with the "
+        "adapter merged in (full speed on CPU); auto: merge on CPU servers this run started, else lora"))
+
+    @model_validator(mode="after")
+    def _adapter_name(self) -> LLMSettings:
+        if self.adapter_name is not None and not re.fullmatch(r"[A-Za-z0-9._-]+", self.adapter_name):
+            raise ValueError("adapter_name may hold letters, digits, '.', '_' and '-' only")
+        return self
 
 
 class EmbeddingSettings(Strict):
@@ -112,6 +135,9 @@ class EmbeddedServices(Strict):
     enabled: bool = True
     chat_servers: int = Field(default=1, ge=1, le=16)
     startup_timeout_s: float = Field(default=600.0, gt=0)
+    enable_lora: bool = Field(default=False, description=(
+        "start the chat servers with runtime LoRA (--enable-lora): needed to deploy adapters in lora mode"))
+    max_lora_rank: int = Field(default=16, ge=1, le=512)
 
 
 class SimulationConfig(Strict):

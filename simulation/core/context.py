@@ -12,6 +12,7 @@ import numpy as np
 
 from ..config.models import LLMSettings
 from ..llm.agent_llm import AgentLLM
+from ..llm.routing import ModelRouting
 from ..memory.tokens import TokenCounter
 from ..population.build import agent_id
 from .records import Action
@@ -30,6 +31,7 @@ class GroupServices:
     prompts_dir: Path | None = None
     intervention: str | None = None
     counts: dict[str, int] = field(default_factory=dict)  # agents per type in the whole run
+    routing: ModelRouting = field(default_factory=ModelRouting)  # which model answers which agent
     _jinja: jinja2.Environment | None = field(default=None, repr=False)
 
     def template(self, name: str) -> jinja2.Template:
@@ -73,7 +75,8 @@ class StepContext:
         """The LLM, bound to this agent, round and phase (every call is tagged for recording and replay)."""
         if self._llm is None:
             s = self.services
-            self._llm = AgentLLM(s.llm_client, s.llm_settings, self.agent.id, self.round, self.phase, s.seed)
+            self._llm = AgentLLM(s.llm_client, s.llm_settings, self.agent.id, self.round, self.phase, s.seed,
+                                 s.routing.model_for(self.agent.id, self.agent.agent_type))
         return self._llm
 
     @property

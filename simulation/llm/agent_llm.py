@@ -31,9 +31,11 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
 class AgentLLM:
     """``choose`` / ``chat`` / ``json`` for one agent's step; numbers its calls for exact replay."""
 
-    __slots__ = ("client", "settings", "agent_id", "round", "phase", "seq", "calls", "run_seed", "made")
+    __slots__ = ("client", "settings", "agent_id", "round", "phase", "seq", "calls", "run_seed", "made", "model")
 
-    def __init__(self, client: Any, settings: LLMSettings, agent_id: str, round_: int, phase: str, run_seed: int = 0):
+    def __init__(self, client: Any, settings: LLMSettings, agent_id: str, round_: int, phase: str, run_seed: int = 0,
+                 model: str | None = None):
+        self.model = model  # the route name of the agent's model (None: the run's default)
         self.client = client
         self.settings = settings
         self.agent_id = agent_id
@@ -55,7 +57,7 @@ class AgentLLM:
                                      .encode(), digest_size=4).digest()
             seed = int.from_bytes(digest, "big") & 0x7FFFFFFF
         return ChatRequest(messages=messages, max_tokens=max_tokens or self.settings.max_tokens,
-                           temperature=self.settings.temperature, seed=seed, tag=tag, **kw)
+                           temperature=self.settings.temperature, seed=seed, tag=tag, model=self.model, **kw)
 
     async def chat(self, action: str, messages: list[dict[str, str]], max_tokens: int | None = None) -> str:
         res = await self.client.complete(self._req(action, messages, max_tokens))

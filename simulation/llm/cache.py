@@ -25,11 +25,12 @@ class CachedAnswer:
     error: str | None = None
     repairs: int = 0
     finish_reason: str | None = None
+    model: str | None = None
 
     def result(self) -> ChatResult:
         return ChatResult(text=self.text, prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
                           endpoint="cache", cached=True, valid=self.error is None, repairs=self.repairs,
-                          finish_reason=self.finish_reason)
+                          finish_reason=self.finish_reason, model=self.model)
 
 
 class ResponseCache:
@@ -46,7 +47,7 @@ class ResponseCache:
 
     def put(self, key: str, result: ChatResult, error: str | None = None) -> None:
         self.entries[key] = CachedAnswer(result.text, result.prompt_tokens, result.completion_tokens, error,
-                                         result.repairs, result.finish_reason)
+                                         result.repairs, result.finish_reason, result.model)
 
 
 class CachingClient:

@@ -23,9 +23,11 @@ class OpenAIChatClient:
 
     def __init__(self, base_url: str, model: str, api_key: str = "EMPTY", timeout_s: float = 120.0,
                  vllm_extras: bool | None = None, generate_args: dict[str, Any] | None = None,
-                 session: aiohttp.ClientSession | None = None, max_connections: int = 64):
+                 session: aiohttp.ClientSession | None = None, max_connections: int = 64,
+                 aliases: dict[str, str] | None = None):
         self.base_url = base_url.rstrip("/")
         self.model = model
+        self.aliases = dict(aliases or {})  # route name (e.g. the config_name) -> the name the server serves
         self.api_key = api_key
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.vllm_extras = vllm_extras
@@ -56,7 +58,8 @@ class OpenAIChatClient:
         return bool(self.vllm_extras)
 
     def payload(self, req: ChatRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {**self.generate_args, "model": self.model, "messages": req.messages,
+        model = self.aliases.get(req.model, req.model) if req.model else self.model
+        body: dict[str, Any] = {**self.generate_args, "model": model, "messages": req.messages,
                                 "max_tokens": req.max_tokens, "temperature": req.temperature}
         if req.seed is not None:
             body["seed"] = req.seed
@@ -72,8 +75,9 @@ class OpenAIChatClient:
         if self.vllm_extras is None:
             await self.detect_extras()
         t0 = time.perf_counter()
+        body = self.payload(req)
         try:
-            async with self._sess().post(self._url, data=json.dumps(self.payload(req)), headers=self._headers,
+            async with self._sess().post(self._url, data=json.dumps(body), headers=self._headers,
                                          timeout=self.timeout) as resp:
                 if resp.status in RETRY_STATUS:
                     raise RetriableError(f"{self.base_url}: HTTP {resp.status}", endpoint_down=resp.status >= 502)
@@ -91,7 +95,8 @@ class OpenAIChatClient:
         usage = data.get("usage") or {}
         return ChatResult(text=text, prompt_tokens=int(usage.get("prompt_tokens") or 0),
                           completion_tokens=int(usage.get("completion_tokens") or 0), endpoint=self.base_url,
-                          latency_ms=(time.perf_counter() - t0) * 1000, finish_reason=choice.get("finish_reason"))
+                          latency_ms=(time.perf_counter() - t0) * 1000, finish_reason=choice.get("finish_reason"),
+                          model=body["model"])
 
     async def aclose(self) -> None:
         if self._own_session and self._session is not None and not self._session.closed:

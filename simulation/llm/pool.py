@@ -38,10 +38,15 @@ class Endpoint(Generic[C]):
     down_until: float = 0.0
     failures: int = 0
     calls: int = 0
+    models: frozenset[str] = frozenset()  # route names it serves besides the default
+    default: bool = True  # serves the run's default chat model
     sem: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
         self.sem = asyncio.Semaphore(self.max_concurrency)
+
+    def serves(self, model: str | None) -> bool:
+        return self.default if model is None else model in self.models
 
     def healthy(self, now: float) -> bool:
         return now >= self.down_until
@@ -75,11 +80,11 @@ class EndpointPool(Generic[C]):
         self._outage_since: float | None = None
         self._outage_said = 0.0
 
-    def pick(self) -> Endpoint[C] | None:
+    def pick(self, model: str | None = None) -> Endpoint[C] | None:
         now = time.monotonic()
         best, best_key = None, None
         for ep in self.endpoints:
-            if not ep.healthy(now):
+            if not ep.healthy(now) or not ep.serves(model):
                 continue
             # an endpoint on our own host wins while it has room; then the least loaded anywhere
             local = self.prefer_host is not None and ep.host == self.prefer_host and ep.load() < 1.0
@@ -88,7 +93,7 @@ class EndpointPool(Generic[C]):
                 best, best_key = ep, key
         return best
 
-    async def call(self, op: Callable[[C], Awaitable[R]]) -> tuple[R, Endpoint[C], int]:
+    async def call(self, op: Callable[[C], Awaitable[R]], model: str | None = None) -> tuple[R, Endpoint[C], int]:
         """Run ``op(client)`` on a chosen endpoint; retry elsewhere on retriable errors.
 
         An error that takes an endpoint down (refused connection, 502-504, timeout) does not use up
@@ -98,10 +103,14 @@ class EndpointPool(Generic[C]):
         """
         attempt = tries = 0
         last: RetriableError | None = None
+        candidates = [ep for ep in self.endpoints if ep.serves(model)]
+        if not candidates:
+            served = sorted({m for ep in self.endpoints for m in ep.models})
+            raise LLMError(f"no {self.kind} endpoint serves model {model!r} (served: {', '.join(served) or 'none'})")
         while True:
-            ep = self.pick()
+            ep = self.pick(model)
             if ep is None:
-                await self._wait_out_outage(last)
+                await self._wait_out_outage(last, candidates)
                 continue
             tries += 1
             ep.queued += 1
@@ -149,7 +158,7 @@ class EndpointPool(Generic[C]):
         self.failovers += 1
         logger.warning("{} endpoint {} failing ({}); routing around it for {:.1f}s", self.kind, ep.name, e, cool)
 
-    async def _wait_out_outage(self, last: RetriableError | None) -> None:
+    async def _wait_out_outage(self, last: RetriableError | None, candidates: list[Endpoint[C]]) -> None:
         """No endpoint is healthy: wait for the first to come off its cooldown, and say so."""
         now = time.monotonic()
         if self._outage_since is None:
@@ -162,7 +171,7 @@ class EndpointPool(Generic[C]):
             self._outage_said = now
             logger.warning("no {} endpoint is answering ({:.0f}s so far); waiting up to {:.0f}s for one",
                            self.kind, down_for, self.outage_limit_s)
-        first = min(self.endpoints, key=lambda e: e.down_until)
+        first = min(candidates, key=lambda e: e.down_until)
         await asyncio.sleep(max(0.01, min(first.down_until - now, self.backoff_max_s)))
         # a probe: the endpoint whose cooldown ends first may take the next call
         first.down_until = min(first.down_until, time.monotonic())
@@ -178,7 +187,7 @@ class ChatPool:
         self.pool = pool
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        result, _ep, attempts = await self.pool.call(lambda c: c.complete(request))
+        result, _ep, attempts = await self.pool.call(lambda c: c.complete(request), request.model)
         result.attempts = attempts
         return result
 

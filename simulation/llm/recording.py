@@ -56,6 +56,7 @@ class RecordingClient:
                 json.dumps(request.json_schema) if request.json_schema is not None else None,
                 r.endpoint, round((time.perf_counter() - t0) * 1000, 3), r.prompt_tokens, r.completion_tokens,
                 int(r.cached), int(r.valid and error is None), r.repairs, r.attempts, error, r.finish_reason,
+                r.model or request.model,
             ))
 
     async def aclose(self) -> None:

@@ -91,7 +91,7 @@ class StructuredClient:
                 messages=[*request.messages, {"role": "assistant", "content": res.text},
                           {"role": "user", "content": self._repair_prompt(request, why)}],
                 max_tokens=request.max_tokens, temperature=request.temperature, choices=request.choices,
-                json_schema=request.json_schema, seed=request.seed, tag=request.tag,
+                json_schema=request.json_schema, seed=request.seed, tag=request.tag, model=request.model,
             )
         res.prompt_tokens, res.completion_tokens, res.repairs, res.attempts = total_p, total_c, self.max_repairs, attempts
         res.valid = False

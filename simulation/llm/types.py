@@ -42,15 +42,16 @@ class ChatRequest:
     json_schema: dict[str, Any] | None = None
     seed: int | None = None
     tag: CallTag = field(default_factory=CallTag)
+    model: str | None = None  # a route name (see llm.routing); None: the run's default chat model
 
     def key(self) -> str:
-        """Stable key of the request and its caller, for the response cache."""
+        """Stable key of the request, its caller and the model asked, for the response cache."""
         t = self.tag
-        body = json.dumps(
-            [self.messages, self.max_tokens, self.temperature, self.choices, self.json_schema, self.seed,
-             t.agent_id, t.round, t.phase, t.action, t.seq],
-            separators=(",", ":"), sort_keys=True,
-        )
+        parts: list = [self.messages, self.max_tokens, self.temperature, self.choices, self.json_schema, self.seed,
+                       t.agent_id, t.round, t.phase, t.action, t.seq]
+        if self.model is not None:  # keys of default-model calls stay as older runs recorded them
+            parts.append(self.model)
+        body = json.dumps(parts, separators=(",", ":"), sort_keys=True)
         return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
 
 
@@ -69,6 +70,7 @@ class ChatResult:
     repairs: int = 0
     raw_text: str | None = None
     finish_reason: str | None = None
+    model: str | None = None  # the model or adapter that answered, as the server names it
 
 
 class ChatClient(Protocol):

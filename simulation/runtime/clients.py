@@ -57,14 +57,25 @@ def build_chat_client(cfg: RunConfig, models: list[ModelConfig], sink: CallSink,
         return RecordingClient(NoEndpointClient("chat"), sink)
     endpoints = [Endpoint(m.config_name, OpenAIChatClient(m.base_url, m.model_name, m.api_key, s.timeout_s,
                                                           _EXTRAS[m.vllm_extras], m.generate_args,
-                                                          max_connections=m.max_concurrency),
-                          m.max_concurrency, m.host) for m in models]
+                                                          max_connections=m.max_concurrency,
+                                                          aliases={m.config_name: m.model_name}),
+                          m.max_concurrency, m.host, models=frozenset({m.config_name, m.model_name, *m.adapters}),
+                          default=default) for m, default in zip(models, default_endpoints(cfg, models), strict=True)]
     pool = EndpointPool(endpoints, s.max_retries, s.backoff_base_s, s.backoff_max_s, prefer_host=prefer_host,
                         outage_limit_s=s.outage_limit_s)
     recorded = RecordingClient(StructuredClient(ChatPool(pool), s.max_repairs), sink)
     if warm is not None:
         return CachingClient(recorded, warm, remember=False)
     return recorded
+
+
+def default_endpoints(cfg: RunConfig, models: list[ModelConfig]) -> list[bool]:
+    """Which endpoints answer agents that name no model: those serving ``llm.model`` (or the first
+    chat model), unless an entry says otherwise; all of them when none would."""
+    named = cfg.simulation.llm.model or next((m.model_name for m in models if m.serves_default is not False), None)
+    flags = [m.serves_default if m.serves_default is not None else named in (m.config_name, m.model_name)
+             for m in models]
+    return flags if any(flags) else [True] * len(models)
 
 
 def build_embeddings(cfg: RunConfig, models: list[ModelConfig], replay: dict[str, bytes] | None = None,

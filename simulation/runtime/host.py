@@ -25,6 +25,7 @@ from ..core.group import AgentGroup, active_set
 from ..core.phase import Phase
 from ..core.scenario import load_scenario
 from ..llm import ResponseCache
+from ..llm.routing import ModelRouting, routing_from_settings
 from ..memory.tokens import default_token_counter
 from ..store import RunStore
 from .clients import build_chat_client, build_embeddings, warm_embeddings
@@ -109,12 +110,14 @@ class GroupHost:
             finally:
                 src.close()
         self._chat_models, self._replay_calls = chat, replay_calls
+        self._retired: list[Any] = []
         self.llm = build_chat_client(self.cfg, chat, self.calls, replay_calls, prefer_host=self.hostname)
         self.embeddings = build_embeddings(self.cfg, emb, replay_vecs, prefer_host=self.hostname)
         self.services = GroupServices(llm_client=self.llm, embeddings=self.embeddings, llm_settings=self.sim.llm,
                                       world=None, tokens=default_token_counter(), seed=self.sim.seed,
                                       prompts_dir=self.spec.prompts_dir,
-                                      counts={t: a.count for t, a in self.sim.agents.items()})
+                                      counts={t: a.count for t, a in self.sim.agents.items()},
+                                      routing=routing_from_settings(self.sim.llm, self.sim.seed))
         self.group = AgentGroup(self.services, self.cfg.memory, self.sim.concurrency)
         self._active: tuple[int, set[str] | None] | None = None
 
@@ -140,6 +143,17 @@ class GroupHost:
         """What changed between rounds: the world view, and the global intervention text."""
         self.update_world(world_update)
         self.services.intervention = intervention
+
+    # -- models --
+    def set_models(self, chat_models: list[dict[str, Any]], routing: dict[str, Any]) -> None:
+        """Between rounds: a new set of chat endpoints (an adapter deployed) and who uses which model."""
+        self.services.routing = ModelRouting.from_data(routing)
+        chat = [ModelConfig.model_validate(m) for m in chat_models]
+        if self._replay_calls is None and chat != self._chat_models:
+            old = self.llm
+            self._chat_models = chat
+            self._rewire_llm(None)
+            self._retired.append(old)  # closed with the host: a call of the last round may still hold it
 
     # -- interventions and interviews --
     def set_attribute(self, agent_id: str, path: str, value: Any) -> None:
@@ -239,5 +253,7 @@ class GroupHost:
                 "llm_calls": self.calls.total}
 
     async def aclose(self) -> None:
+        for old in self._retired:
+            await old.aclose()
         await self.llm.aclose()
         await self.embeddings.aclose()

@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS llm_calls (
   id INTEGER PRIMARY KEY, round INTEGER, phase TEXT, agent_id TEXT, action TEXT, seq INTEGER, key TEXT,
   prompt TEXT, completion TEXT, choices TEXT, json_schema TEXT, endpoint TEXT, latency_ms REAL,
   prompt_tokens INTEGER, completion_tokens INTEGER, cached INTEGER, valid INTEGER, repairs INTEGER,
-  attempts INTEGER, error TEXT, finish_reason TEXT);
+  attempts INTEGER, error TEXT, finish_reason TEXT, model TEXT);
 CREATE INDEX IF NOT EXISTS llm_calls_round ON llm_calls(round);
 CREATE TABLE IF NOT EXISTS metrics (round INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
   PRIMARY KEY (round, name));
@@ -48,7 +48,7 @@ CREATE VIEW IF NOT EXISTS check_calls AS
 
 ACTION_COLS = "round, phase, agent_id, action, valid, data, seq, calls"
 LLM_COLS = ("round, phase, agent_id, action, seq, key, prompt, completion, choices, json_schema, endpoint, "
-            "latency_ms, prompt_tokens, completion_tokens, cached, valid, repairs, attempts, error, finish_reason")
+            "latency_ms, prompt_tokens, completion_tokens, cached, valid, repairs, attempts, error, finish_reason, model")
 N_LLM_COLS = LLM_COLS.count(",") + 1
 
 
@@ -71,7 +71,7 @@ class RunStore:
 
     def _migrate(self) -> None:
         """Add the columns newer versions record to a run folder written by an older one."""
-        for table, column in (("llm_calls", "finish_reason"), ("actions", "seq"), ("actions", "calls"),
+        for table, column in (("llm_calls", "finish_reason"), ("llm_calls", "model"), ("actions", "seq"), ("actions", "calls"),
                               ("ratings", "reason")):
             have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
             if column not in have:
@@ -169,15 +169,15 @@ class RunStore:
     def response_cache(self, round_: int | None = None, agents: set[str] | None = None) -> dict[str, CachedAnswer]:
         """Recorded answers by request key, failed structured answers included (a replay fails
         there too). ``round_`` and ``agents`` narrow it to one round and a set of callers."""
-        q = ("SELECT key, completion, prompt_tokens, completion_tokens, error, repairs, finish_reason, agent_id "
+        q = ("SELECT key, completion, prompt_tokens, completion_tokens, error, repairs, finish_reason, agent_id, model "
              "FROM llm_calls WHERE (error IS NULL OR error LIKE 'StructuredOutputError%')")
         args: tuple = ()
         if round_ is not None:
             q += " AND round = ?"
             args = (round_,)
         return {k: CachedAnswer(c or "", p or 0, t or 0, e.removeprefix("StructuredOutputError: ") if e else None,
-                                r or 0, f)
-                for k, c, p, t, e, r, f, a in self.db.execute(q, args) if agents is None or a in agents}
+                                r or 0, f, m)
+                for k, c, p, t, e, r, f, a, m in self.db.execute(q, args) if agents is None or a in agents}
 
     def embeddings(self) -> dict[str, bytes]:
         return dict(self.db.execute("SELECT key, vec FROM embeddings"))

@@ -1,0 +1,90 @@
+"""Which model answers which agent: for all agents, per agent type, or a seeded share (an A/B split).
+
+A route name is a ``model_configs.json`` ``config_name``, a served model name, or a deployed
+adapter's name; ``None`` means the run's default chat model. The split is plain data, so it travels
+to every agent group and into checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def adapter_route(settings: Any) -> str | None:
+    """The route name of ``llm.adapter``: ``llm.adapter_name``, else the adapter folder's name."""
+    if not settings.adapter:
+        return None
+    return settings.adapter_name or Path(settings.adapter).name
+
+
+def routing_from_settings(settings: Any, seed: int) -> ModelRouting:
+    """The routing a run starts with: ``llm.model_by_type``, then ``llm.adapter`` on its share."""
+    routing = ModelRouting(seed, None, dict(settings.model_by_type))
+    name = adapter_route(settings)
+    if name:
+        routing.assign(name, settings.adapter_share, list(settings.adapter_types))
+    return routing
+
+
+def ab_unit(seed: int, agent_id: str) -> float:
+    """An agent's fixed draw in [0, 1) for share-based splits: the same agents stay treated (and the
+    same stay in the control group) across deployments and iterations of one run seed."""
+    d = hashlib.blake2b(f"{seed}:ab:{agent_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(d, "big") / 2**64
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """Agents that use ``model``: those listed, else those of ``types`` (all types when empty) whose
+    draw falls below ``share``."""
+
+    model: str
+    share: float = 1.0
+    types: tuple[str, ...] = ()
+    agents: tuple[str, ...] = ()
+
+    def covers(self, seed: int, agent_id: str, agent_type: str) -> bool:
+        if self.agents:
+            return agent_id in self.agents
+        if self.types and agent_type not in self.types:
+            return False
+        return self.share >= 1.0 or ab_unit(seed, agent_id) < self.share
+
+
+@dataclass(slots=True)
+class ModelRouting:
+    """The default model, per-type models, then assignments in order (the last that covers an agent wins)."""
+
+    seed: int = 0
+    default: str | None = None
+    by_type: dict[str, str] = field(default_factory=dict)
+    assignments: list[Assignment] = field(default_factory=list)
+
+    def model_for(self, agent_id: str, agent_type: str) -> str | None:
+        for a in reversed(self.assignments):
+            if a.covers(self.seed, agent_id, agent_type):
+                return a.model
+        return self.by_type.get(agent_type, self.default)
+
+    def names(self) -> set[str]:
+        """Every route name in use (each must be served by some endpoint)."""
+        out = {a.model for a in self.assignments} | set(self.by_type.values())
+        return out | ({self.default} if self.default else set())
+
+    def assign(self, model: str, share: float = 1.0, types: list[str] | None = None,
+               agents: list[str] | None = None) -> Assignment:
+        a = Assignment(model, share, tuple(types or ()), tuple(agents or ()))
+        self.assignments.append(a)
+        return a
+
+    def to_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ModelRouting:
+        return cls(data.get("seed", 0), data.get("default"), dict(data.get("by_type") or {}),
+                   [Assignment(a["model"], a["share"], tuple(a["types"]), tuple(a["agents"]))
+                    for a in data.get("assignments") or []])

@@ -1,0 +1,129 @@
+"""Train LoRA adapters from a run's corrections (``gensim train sft|ppo``) and merge them into a base.
+
+:func:`train` checks the data and the parent adapter, trains into a hidden folder, writes the
+manifest and only then moves the adapter into place: a cancelled run (Ctrl-C) leaves nothing
+half-written behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+from ..config import ConfigError, ConfigProblem
+from .data import Example, file_hash, load_examples, sft_records
+from .manifest import MANIFEST, AdapterManifest, read_manifest, same_base, write_manifest
+
+DEFAULT_LR = {"sft": 1e-3, "ppo": 1e-5}
+
+__all__ = ["MANIFEST", "AdapterManifest", "Example", "default_base", "load_examples", "merge_adapter",
+           "read_manifest", "sft_records", "train"]
+
+
+def default_base() -> str:
+    """The chat model the simulation serves by default (on CPU, the bundled SmolLM2 folder)."""
+    from ..services.model_assets import chat_model_dir
+
+    return str(chat_model_dir())
+
+
+def _check_base(base: str) -> str:
+    if not (Path(base) / "config.json").is_file():
+        raise ConfigError([ConfigProblem(base, "--base", "not a Hugging Face model folder (no config.json)")])
+    return str(Path(base).resolve())
+
+
+def train(method: str, data: Path, out: Path, base: str | None = None, parent: Path | None = None,
+          epochs: float = 1.0, lora_rank: int = 16, learning_rate: float | None = None, batch_size: int = 8,
+          seed: int = 0, progress: bool = True, max_samples: int | None = None) -> AdapterManifest:
+    """Train an adapter on ``data`` (a ``gensim dataset`` file) into ``out``; returns its manifest."""
+    if method not in ("sft", "ppo"):
+        raise ConfigError([ConfigProblem("<command line>", "method", f"sft or ppo, got {method!r}")])
+    for name, v, low in (("--epochs", epochs, 0), ("--lora-rank", lora_rank, 0), ("batch_size", batch_size, 0)):
+        if not v > low:
+            raise ConfigError([ConfigProblem("<command line>", name, f"must be above {low}, got {v}")])
+    examples = load_examples(Path(data), method)
+    if max_samples is not None and len(examples) > max_samples:
+        import random
+
+        examples = random.Random(seed).sample(examples, max_samples)
+    if method == "ppo" and len({e.reward for e in examples}) < 2:
+        raise ConfigError([ConfigProblem(str(data), "reward", "every row has the same reward: "
+                                         "a reward model can learn nothing from it")])
+    parent_manifest = None
+    if parent is not None:
+        parent_manifest = read_manifest(Path(parent))
+        base = base or parent_manifest.base_model
+    base = _check_base(base or default_base())
+    if parent_manifest is not None and not same_base(parent_manifest.base_model, base):
+        raise ConfigError([ConfigProblem(str(parent), "--from", f"trained on base {parent_manifest.base_model}, "
+                                         f"not {base}")])
+    if parent is not None and Path(parent).resolve() == Path(out).resolve():
+        raise ConfigError([ConfigProblem(str(out), "--out", "must differ from --from (the parent stays as it was)")])
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError([ConfigProblem(str(out), "--out", "already exists and is not empty")])
+    lr = learning_rate if learning_rate is not None else DEFAULT_LR[method]
+    from .trainers import device, train_ppo, train_sft
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    t0 = time.perf_counter()
+    rm_losses: list[float] = []
+    try:
+        if method == "sft":
+            losses = train_sft(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed, progress)
+        else:
+            losses, rm_losses = train_ppo(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed,
+                                          progress)
+        shutil.rmtree(tmp / "_trainer", ignore_errors=True)
+        manifest = AdapterManifest(
+            base_model=base, method=method, data_file=str(Path(data).resolve()), data_sha256=file_hash(Path(data)),
+            samples=len(examples), epochs=epochs, lora_rank=lora_rank if parent_manifest is None else parent_manifest.lora_rank,
+            learning_rate=lr, losses=losses, reward_model_loss=rm_losses, train_s=round(time.perf_counter() - t0, 3),
+            device=device(), parent=str(Path(parent).resolve()) if parent else None,
+            parent_chain=([str(Path(parent).resolve()), *parent_manifest.parent_chain] if parent_manifest else []),
+            actions=dict(Counter(e.action for e in examples if e.action)),
+            created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        write_manifest(tmp, manifest)
+        if out.exists():
+            out.rmdir()
+        tmp.replace(out)
+        return manifest
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def merge_adapter(adapter: Path, out: Path, base: str | None = None) -> Path:
+    """The base with ``adapter`` merged in, saved as a plain model folder vLLM serves at full speed."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    manifest = read_manifest(Path(adapter), "adapter")
+    base = base or manifest.base_model
+    if not same_base(manifest.base_model, base):
+        raise ConfigError([ConfigProblem(str(adapter), "adapter", f"trained on base {manifest.base_model}, "
+                                         f"but the servers run {base}")])
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        merged.save_pretrained(str(tmp))
+        AutoTokenizer.from_pretrained(base).save_pretrained(str(tmp))
+        for extra in ("chat_template.jinja", "generation_config.json"):
+            if (Path(base) / extra).is_file():
+                shutil.copy(Path(base) / extra, tmp / extra)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.replace(out)
+        return out
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

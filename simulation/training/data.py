@@ -1,0 +1,106 @@
+"""Training data: read a ``gensim dataset`` JSONL file, check it, and convert it to trl's input.
+
+SFT rows (``messages``) become trl's ``prompt``/``completion`` pairs, so the loss covers the answer
+only: with the conversational ``messages`` format trl 1.12 puts the loss on the whole prompt for
+SmolLM2's chat template. Reward rows keep ``prompt``/``completion``/``reward``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, ConfigProblem
+
+KEYS = {"sft": ("messages",), "reward": ("prompt", "completion", "reward")}
+METHOD_KIND = {"sft": "sft", "ppo": "reward"}
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One training example: a chat prompt, the assistant's answer and, for reward data, its score."""
+
+    prompt: list[dict[str, str]]
+    completion: str
+    reward: float | None = None
+    action: str = ""
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of a data file, recorded in the adapter's manifest."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _messages(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in v)
+
+
+def load_examples(path: Path, method: str) -> list[Example]:
+    """The file's examples for ``method`` (sft or ppo); every problem is one line naming file and line."""
+    kind = METHOD_KIND[method]
+    if not path.is_file():
+        raise ConfigError([ConfigProblem(str(path), "--data", "file not found")])
+    lines = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if line.strip()]
+    if not lines:
+        raise ConfigError([ConfigProblem(str(path), "--data", "the file is empty")])
+    out: list[Example] = []
+    for n, line in lines:
+        where = f"line {n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ConfigError([ConfigProblem(str(path), where, f"invalid JSON: {e.msg}")]) from None
+        if not isinstance(row, dict):
+            raise ConfigError([ConfigProblem(str(path), where, "a row must be a JSON object")])
+        keys = set(row) - {"meta"}
+        if keys != set(KEYS[kind]):
+            other = next((k for k, ks in KEYS.items() if keys == set(ks)), None)
+            why = (f"this is {other} data; gensim train {method} needs the {kind} kind (gensim dataset --kind {kind})"
+                   if other else f"expected keys {', '.join(KEYS[kind])} (the {kind} kind), got {', '.join(sorted(keys)) or 'none'}")
+            raise ConfigError([ConfigProblem(str(path), where, why)])
+        action = str((row.get("meta") or {}).get("action", ""))
+        if kind == "sft":
+            msgs = row["messages"]
+            if not _messages(msgs) or msgs[-1]["role"] != "assistant" or len(msgs) < 2:
+                raise ConfigError([ConfigProblem(str(path), f"{where}: messages", "a list of chat messages "
+                                                 "ending with the assistant's answer")])
+            out.append(Example(msgs[:-1], msgs[-1]["content"], None, action))
+        else:
+            comp, reward = row["completion"], row["reward"]
+            if not _messages(row["prompt"]):
+                raise ConfigError([ConfigProblem(str(path), f"{where}: prompt", "a list of chat messages")])
+            if not _messages(comp) or comp[-1]["role"] != "assistant":
+                raise ConfigError([ConfigProblem(str(path), f"{where}: completion", "one assistant message")])
+            if isinstance(reward, bool) or not isinstance(reward, int | float):
+                raise ConfigError([ConfigProblem(str(path), f"{where}: reward", f"a number, got {reward!r}")])
+            out.append(Example(row["prompt"], comp[-1]["content"], float(reward), action))
+    return out
+
+
+def sft_records(examples: list[Example]) -> list[dict[str, Any]]:
+    """trl's conversational prompt/completion records (loss on the completion only)."""
+    return [{"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.completion}]} for e in examples]
+
+
+def reward_pairs(examples: list[Example]) -> list[dict[str, Any]]:
+    """Preference pairs for the reward model: for each prompt, every higher-rated answer over every
+    lower-rated one; prompts with a single score give none (nothing to tell apart)."""
+    by_prompt: dict[str, list[Example]] = {}
+    for e in examples:
+        by_prompt.setdefault(json.dumps(e.prompt, sort_keys=True), []).append(e)
+    pairs = []
+    for group in by_prompt.values():
+        for hi in group:
+            for lo in group:
+                if hi.reward is not None and lo.reward is not None and hi.reward > lo.reward and hi.completion != lo.completion:
+                    pairs.append({"prompt": hi.prompt, "chosen": [{"role": "assistant", "content": hi.completion}],
+                                  "rejected": [{"role": "assistant", "content": lo.completion}]})
+    return pairs

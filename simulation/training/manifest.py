@@ -1,0 +1,55 @@
+"""The manifest written next to every adapter: what it was trained on, from what, and how it went."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from ..config import ConfigError, ConfigProblem
+
+MANIFEST = "gensim_adapter.json"
+
+
+class AdapterManifest(BaseModel):
+    """``gensim_adapter.json``: base model, method, data, losses, time and the parent adapter."""
+
+    base_model: str
+    method: Literal["sft", "ppo"]
+    data_file: str
+    data_sha256: str
+    samples: int = Field(ge=1)
+    epochs: float
+    lora_rank: int
+    learning_rate: float
+    losses: list[float] = Field(default_factory=list)
+    reward_model_loss: list[float] = Field(default_factory=list)
+    train_s: float
+    device: str
+    parent: str | None = None
+    parent_chain: list[str] = Field(default_factory=list)
+    actions: dict[str, int] = Field(default_factory=dict, description="training samples per action")
+    created: str = ""
+
+
+def write_manifest(folder: Path, manifest: AdapterManifest) -> None:
+    (folder / MANIFEST).write_text(manifest.model_dump_json(indent=2))
+
+
+def read_manifest(folder: Path, arg: str = "--from") -> AdapterManifest:
+    """An adapter's manifest; a one-line error naming the folder when it is not a GenSim adapter."""
+    path = Path(folder) / MANIFEST
+    if not (Path(folder) / "adapter_config.json").is_file():
+        raise ConfigError([ConfigProblem(str(folder), arg, "not a PEFT adapter folder (no adapter_config.json)")])
+    if not path.is_file():
+        raise ConfigError([ConfigProblem(str(folder), arg, f"no {MANIFEST}: not trained by gensim train")])
+    try:
+        return AdapterManifest.model_validate(json.loads(path.read_text()))
+    except (ValueError, ValidationError) as e:
+        raise ConfigError([ConfigProblem(str(path), arg, f"unreadable manifest: {str(e).splitlines()[0]}")]) from None
+
+
+def same_base(a: str, b: str) -> bool:
+    return Path(a).resolve() == Path(b).resolve() if Path(a).exists() and Path(b).exists() else a == b

@@ -72,6 +72,25 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--max-samples", type=int, help="train on a seeded sample of at most N rows")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-progress", action="store_true")
+    co = sub.add_parser("correct", help="the correction loop: run, rate, dataset, train, deploy, re-run; measured "
+                        "on held-out agents against a control group")
+    co.add_argument("scenario")
+    co.add_argument("overrides", nargs="*", metavar="key=value")
+    co.add_argument("--iterations", type=int, default=1)
+    co.add_argument("--method", choices=["sft", "ppo"], default="sft")
+    co.add_argument("--rater", choices=["checks", "judge"], default="checks")
+    co.add_argument("--judge", metavar="CONFIG_NAME", help="judge model (model_configs.json); also scores every run")
+    co.add_argument("--samples", type=int, default=24, help="calls the judge rates per run")
+    co.add_argument("--holdout", type=float, default=0.3, help="share of agents never trained on")
+    co.add_argument("--control", type=float, default=0.3, help="share of agents that keep the base model")
+    co.add_argument("--agents", type=int)
+    co.add_argument("--seed", type=int)
+    co.add_argument("--epochs", type=float, default=1.0)
+    co.add_argument("--lr", type=float)
+    co.add_argument("--max-samples", type=int, default=1000, help="training rows per iteration, at most")
+    co.add_argument("--out", metavar="DIR")
+    co.add_argument("--no-progress", action="store_true")
+    co.add_argument("--json", action="store_true", help="print the results as JSON on the last line")
     e = sub.add_parser("export", help="export a run's tables to CSV or JSONL")
     e.add_argument("run_dir")
     e.add_argument("--format", choices=["csv", "jsonl"], default="csv")
@@ -88,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     # key=value overrides may come after the options too: gensim run s --agents 9 llm.max_tokens=8
-    stray = [x for x in extra if x.startswith("-") or "=" not in x or args.cmd not in ("run", "check")]
+    stray = [x for x in extra if x.startswith("-") or "=" not in x or args.cmd not in ("run", "check", "correct")]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
@@ -150,6 +169,15 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         n = write_dataset(Path(args.run_dir), args.kind, Path(args.out), args.min_score, args.rater)
         print(f"{n} {args.kind} rows -> {args.out}")
+        return 0
+    if args.cmd == "correct":
+        from .correction.loop import CorrectOptions, correct
+
+        res = correct(CorrectOptions(args.scenario, args.iterations, args.method, args.rater, args.judge, args.samples,
+                                     args.holdout, args.control, args.agents, args.seed, args.overrides, args.out,
+                                     args.epochs, args.lr, args.max_samples, not args.no_progress))
+        if args.json:
+            print(dump_json(res))
         return 0
     if args.cmd == "train":
         from .training import train

@@ -118,6 +118,7 @@ class Services:
 
     def __init__(self) -> None:
         self.started: list[Any] = []
+        self.owned: dict[str, Any] = {}  # config_name -> the chat server this process started for it
 
     def resolve(self, cfg: RunConfig, embeddings: bool = True) -> tuple[list[ModelConfig], list[ModelConfig]]:
         """Chat and embedding endpoints; ``embeddings=False`` when only a chat model is needed (a judge)."""
@@ -143,9 +144,16 @@ class Services:
 
         logger.info("no endpoints configured: starting the embedded CPU vLLM servers on 127.0.0.1")
         specs = []
+        s = cfg.simulation
+        lora_args, lora_env = ([], {})
+        if s.embedded.enable_lora or (s.llm.adapter and s.llm.deploy_mode == "lora"):
+            from .services.deploy import lora_env_args
+
+            lora_args, lora_env = lora_env_args(s.embedded.max_lora_rank)
         if chat:
             for i in range(cfg.simulation.embedded.chat_servers):
-                specs.append(("chat", chat_spec(log_file=str(log_dir() / f"embedded_chat_{os.getpid()}_{i}.log"))))
+                specs.append(("chat", chat_spec(log_file=str(log_dir() / f"embedded_chat_{os.getpid()}_{i}.log"),
+                                                extra_args=list(lora_args), extra_env=dict(lora_env))))
         if emb:
             specs.append(("emb", embedding_spec(log_file=str(log_dir() / f"embedded_emb_{os.getpid()}.log"))))
         procs = [(k, start_server(s, wait=False)) for k, s in specs]
@@ -155,6 +163,8 @@ class Services:
         out_chat = [ModelConfig(config_name=f"embedded-chat-{i}", model_name=p.spec.served_name,
                                 client_args={"base_url": p.base_url}, max_concurrency=32, vllm_extras="on")
                     for i, (k, p) in enumerate(procs) if k == "chat"]
+        chat_procs = [p for k, p in procs if k == "chat"]
+        self.owned.update({m.config_name: p for m, p in zip(out_chat, chat_procs, strict=True)})
         out_emb = [ModelConfig(config_name="embedded-embedding", model_type="openai_embedding",
                                model_name=p.spec.served_name, client_args={"base_url": p.base_url}, max_concurrency=8)
                    for k, p in procs if k == "emb"]
@@ -164,6 +174,9 @@ class Services:
         for p in self.started:
             p.stop()
         self.started.clear()
+        for p in self.owned.values():  # servers started by deployments
+            p.stop()
+        self.owned.clear()
 
 
 def start_fork(opts: RunOptions) -> RunOptions:
@@ -243,6 +256,12 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
                            str(replay_from) if replay_from else None) for i in range(n_groups)]
         counts = {t: a.count for t, a in cfg.simulation.agents.items()}
         sim = Simulator(spec, cfg, run_dir, store, runtime, specs, emb, counts, progress=opts.progress)
+        if replay_from is None:
+            from .services.deploy import ModelDeployer
+
+            sim.deployer = ModelDeployer(cfg, chat_models, services.owned, run_dir)
+        else:
+            sim.add_hook("before_round", replayed_deployments(replay_from))
         for when, fns in opts.hooks.items():
             for fn in fns:
                 sim.add_hook(when, fn)
@@ -256,6 +275,7 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
             await sim.restore()
         elif sim.round == 0:
             await sim.checkpoint()
+        await sim.deploy_routed()  # the adapters the config or the checkpoint names
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGINT, sim.request_stop)
@@ -272,6 +292,26 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
         services.stop()
         store.close()
         logger.remove(log_sink)
+
+
+def replayed_deployments(source: Path) -> Any:
+    """A before-round hook giving a replay the recorded run's model changes in the same rounds (its
+    answers come from the recording; no server is touched)."""
+    src = RunStore(source / "run.sqlite", readonly=True)
+    try:
+        recorded = [(r, t, json.loads(d)) for r, t, d in src.db.execute(
+            "SELECT round, target, data FROM interventions WHERE kind = 'deploy' ORDER BY id")]
+    finally:
+        src.close()
+
+    async def hook(sim: Simulator, r: int) -> None:
+        for when, name, data in recorded:
+            if when == r and not data.get("at_start"):
+                await sim.deploy_adapter(data["path"], name, agents=data.get("agents") or None,
+                                         share=data.get("share", 1.0), types=data.get("types") or None,
+                                         mode=data.get("mode"))
+
+    return hook
 
 
 def scheduled_interventions(opts: RunOptions) -> Any:

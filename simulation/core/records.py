@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 
@@ -19,3 +20,17 @@ class Action(NamedTuple):
     data: dict[str, Any]
     seq: int = 0
     calls: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One swap, as recorded: from which round on, what, how, to whom, and how long it took."""
+
+    round: int
+    name: str
+    path: str
+    mode: str
+    seconds: float
+    share: float = 1.0
+    types: tuple[str, ...] = ()
+    agents: tuple[str, ...] = ()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -16,6 +17,7 @@ from tqdm import tqdm
 
 from ..config.loader import apply_override
 from ..config.models import RunConfig
+from ..llm.routing import ModelRouting, adapter_route, routing_from_settings
 from ..population import PopulationStats, build_profiles
 from ..runtime.base import GroupLost
 from ..store import RunStore
@@ -25,7 +27,7 @@ from .errors import FailedStepsExceeded, OutageStop, RunStopped, ScenarioError, 
 from .group import action_rows
 from .health import decision_health
 from .phase import Phase
-from .records import Action
+from .records import Action, Deployment
 from .scenario import ScenarioSpec
 
 Hook = Callable[..., Awaitable[None] | None]
@@ -80,6 +82,16 @@ class Simulator:
         self._stop = False
         self._pause = asyncio.Event()
         self._pause.set()
+        # which model answers which agent; adapters deployed by name -> folder
+        self.routing = routing_from_settings(self.sim.llm, self.sim.seed)
+        self.adapters: dict[str, str] = {}
+        name = adapter_route(self.sim.llm)
+        if name and self.sim.llm.adapter:
+            self.adapters[name] = self.sim.llm.adapter
+        self.deployer: Any = None  # a ModelDeployer (live runs); a replay only re-routes
+        self.deployments: list[Deployment] = []
+        self._round_lock = asyncio.Lock()
+        self._round_task: asyncio.Task | None = None
 
     # -- control --
     def add_hook(self, when: str, fn: Hook) -> None:
@@ -120,6 +132,85 @@ class Simulator:
     async def agent_state(self, agent_id: str) -> dict[str, Any]:
         """An agent's profile, state and memory as plain data."""
         return await self.runtime.call(self._group_of(agent_id), "agent_state", agent_id)
+
+    async def deploy_adapter(self, path: str | Path, name: str | None = None, agents: list[str] | None = None,
+                             share: float = 1.0, types: list[str] | None = None, mode: str | None = None) -> Deployment:
+        """Put a trained adapter into the running simulation from the next round on.
+
+        ``agents`` (ids), else a seeded ``share`` of the agents of ``types`` (all types by default) use
+        it; the others keep their model, as the control group. ``mode`` is lora, merge or auto
+        (``llm.deploy_mode``). Waits for the round in progress to end; the swap is recorded.
+        """
+        if self._round_task is not None and asyncio.current_task() is not self._round_task:
+            async with self._round_lock:
+                return await self._deploy(Path(path), name, agents, share, types, mode)
+        return await self._deploy(Path(path), name, agents, share, types, mode)
+
+    async def _deploy(self, path: Path, name: str | None, agents: list[str] | None, share: float,
+                      types: list[str] | None, mode: str | None) -> Deployment:
+        name = name or path.name
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+            raise ValueError(f"adapter name {name!r}: letters, digits, '.', '_' and '-' only")
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"share must be between 0 and 1, got {share}")
+        unknown = [a for a in agents or () if a not in self.where]
+        if unknown:
+            raise KeyError(f"no agent {unknown[0]!r} in this run")
+        bad_types = [t for t in types or () if t not in self.counts]
+        if bad_types:
+            raise KeyError(f"no agent type {bad_types[0]!r} in this run")
+        t0 = time.perf_counter()
+        if self.deployer is not None:
+            self.deployer.check_adapter(path)
+            mode = self.deployer.resolve_mode(mode or self.sim.llm.deploy_mode)
+            await asyncio.to_thread(self.deployer.deploy, path, name, mode)
+        self.routing.assign(name, share, types, agents)
+        self.adapters[name] = str(path)
+        await self._push_models()
+        if self.deployer is not None:
+            await self._push_models(await asyncio.to_thread(self.deployer.retire, self.routing))
+        dep = Deployment(self.round + 1, name, str(path), mode or "replay", round(time.perf_counter() - t0, 3),
+                         share, tuple(types or ()), tuple(agents or ()))
+        self.deployments.append(dep)
+        self.store.add_intervention(dep.round, "deploy", name, {"path": dep.path, "mode": dep.mode, "seconds": dep.seconds,
+                                                                "share": share, "types": list(dep.types),
+                                                                "agents": list(dep.agents)})
+        self.store.flush()
+        logger.info("deployed adapter {} ({} mode) in {:.1f}s, from round {}", name, dep.mode, dep.seconds, dep.round)
+        return dep
+
+    async def deploy_routed(self) -> None:
+        """Serve the adapters the routing names (from the config, or a resumed checkpoint)."""
+        if self.deployer is None:
+            return
+        needed = [n for n in self.routing.used_names() if n in self.adapters]
+        if not needed:
+            return
+        t0 = time.perf_counter()
+        mode = self.deployer.resolve_mode(self.sim.llm.deploy_mode)
+        for n in needed:
+            self.deployer.check_adapter(Path(self.adapters[n]))
+            await asyncio.to_thread(self.deployer.deploy, Path(self.adapters[n]), n, mode)
+        await self._push_models()
+        await self._push_models(await asyncio.to_thread(self.deployer.retire, self.routing))
+        seconds = round(time.perf_counter() - t0, 3)
+        for n in needed:
+            dep = Deployment(self.round + 1, n, self.adapters[n], mode, seconds)
+            self.deployments.append(dep)
+            self.store.add_intervention(dep.round, "deploy", n, {"path": dep.path, "mode": mode, "seconds": seconds,
+                                                                 "at_start": True})
+        self.store.flush()
+
+    async def _push_models(self, changed: Any = True) -> None:
+        """Give every group the current endpoints and routing (and keep them for rebuilt groups)."""
+        if not changed:
+            return
+        models = [m.model_dump() for m in self.deployer.models] if self.deployer is not None else None
+        for s in self.group_specs:
+            if models is not None:
+                s.chat_models = models
+        await self.runtime.gather([(g, "set_models", (models if models is not None else self.group_specs[g].chat_models,
+                                                      self.routing.to_data())) for g in range(self.runtime.n_groups)])
 
     def _group_of(self, agent_id: str) -> int:
         if agent_id not in self.where:
@@ -192,9 +283,11 @@ class Simulator:
     async def run(self, until_round: int | None = None) -> dict[str, Any]:
         last = until_round or self.sim.rounds
         t0 = time.perf_counter()
+        self._round_task = asyncio.current_task()
         while self.round < last and not self._stop:
             await self._pause.wait()
-            await self.run_round(self.round + 1)
+            async with self._round_lock:  # a deployment from elsewhere waits for the round to end
+                await self.run_round(self.round + 1)
         self.totals["wall_s"] += round(time.perf_counter() - t0, 3)
         return self.summary()
 
@@ -398,6 +491,7 @@ class Simulator:
             raise RuntimeError(f"group {g} died in round {r} but the last checkpoint is "
                                f"{'missing' if found is None else f'round {found[0]}'}: it cannot be rebuilt")
         await self.runtime.call(g, "restore", str(found[1]))
+        await self.runtime.call(g, "set_models", self.group_specs[g].chat_models, self.routing.to_data())
         for agent, path, value in self._patches:
             if self.where.get(agent) == g:
                 await self.runtime.call(g, "set_attribute", agent, path, value)
@@ -411,7 +505,8 @@ class Simulator:
     def state(self) -> dict[str, Any]:
         return {"round": self.round, "env": self.env.get_state(), "totals": dict(self.totals),
                 "failed_steps": self.failed_steps, "intervention": self.intervention,
-                "groups": self.runtime.n_groups, "agents": self.n_agents}
+                "groups": self.runtime.n_groups, "agents": self.n_agents,
+                "routing": self.routing.to_data(), "adapters": dict(self.adapters)}
 
     async def checkpoint(self) -> Path:
         """Every group writes its agents in parallel; the driver's file, written last, completes it."""
@@ -434,6 +529,9 @@ class Simulator:
         self.totals = Counter(data["totals"])
         self.failed_steps = data["failed_steps"]
         self.intervention = data.get("intervention")
+        if "routing" in data:
+            self.routing = ModelRouting.from_data(data["routing"])
+            self.adapters = dict(data.get("adapters") or {})
         restored = await self.runtime.broadcast("restore", str(d))
         if sum(restored) != self.n_agents:
             raise RuntimeError(f"{d}: checkpoint holds {sum(restored)} of {self.n_agents} agents")
@@ -452,6 +550,8 @@ class Simulator:
         if self.skewed:
             out["skewed_decisions"] = self.skewed
         out.update(self.store.llm_totals())
+        if self.deployments:
+            out["deployments"] = [f"{d.name} ({d.mode}, {d.seconds:.1f}s, from round {d.round})" for d in self.deployments]
         out["setup_s"] = self.setup_s
         out["wall_s"] = self.totals.get("wall_s", 0.0)
         out["run_dir"] = str(self.run_dir)

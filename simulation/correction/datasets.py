@@ -27,8 +27,10 @@ def _assistant(text: str) -> list[dict[str, str]]:
     return [{"role": "assistant", "content": text}]
 
 
-def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | None = None) -> list[dict[str, Any]]:
-    """The rows of one dataset kind (see the module docstring); a one-line error when there are none."""
+def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | None = None,
+                 exclude_agents: frozenset[str] | set[str] = frozenset()) -> list[dict[str, Any]]:
+    """The rows of one dataset kind (see the module docstring); a one-line error when there are none.
+    Calls of ``exclude_agents`` (a hold-out set) are left out."""
     if kind not in KINDS:
         raise ConfigError([ConfigProblem("<command line>", "--kind", f"one of {', '.join(KINDS)}, got {kind!r}")])
     if not 1 <= min_score <= 5:
@@ -59,6 +61,8 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
     out, seen = [], set()
     for call_id, who, score, rw in ratings:
         call = calls[call_id]
+        if call.agent_id in exclude_agents:
+            continue
         meta = {"run": str(run_dir), "call_id": call_id, "rater": who, "action": call.action, "round": call.round}
         if kind == "sft":
             answer = rw if rw is not None else (call.completion if call.valid and score is not None
@@ -84,9 +88,10 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
     return out
 
 
-def write_dataset(run_dir: Path, kind: str, out: Path, min_score: float = 4.0, rater: str | None = None) -> int:
+def write_dataset(run_dir: Path, kind: str, out: Path, min_score: float = 4.0, rater: str | None = None,
+                  exclude_agents: frozenset[str] | set[str] = frozenset()) -> int:
     """Write a dataset as JSONL; returns the number of rows."""
-    rows = dataset_rows(run_dir, kind, min_score, rater)
+    rows = dataset_rows(run_dir, kind, min_score, rater, exclude_agents)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:

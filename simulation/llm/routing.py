@@ -74,6 +74,25 @@ class ModelRouting:
         out = {a.model for a in self.assignments} | set(self.by_type.values())
         return out | ({self.default} if self.default else set())
 
+    def _covering(self) -> int | None:
+        """Index of the last assignment that covers every agent: everything before it is shadowed."""
+        for i in range(len(self.assignments) - 1, -1, -1):
+            a = self.assignments[i]
+            if a.share >= 1.0 and not a.types and not a.agents:
+                return i
+        return None
+
+    def default_needed(self) -> bool:
+        """Whether some agent may still use the default model."""
+        return self._covering() is None and self.default is None
+
+    def used_names(self) -> set[str]:
+        """Route names some agent may use now."""
+        i = self._covering()
+        if i is not None:
+            return {a.model for a in self.assignments[i:]}
+        return self.names()
+
     def assign(self, model: str, share: float = 1.0, types: list[str] | None = None,
                agents: list[str] | None = None) -> Assignment:
         a = Assignment(model, share, tuple(types or ()), tuple(agents or ()))

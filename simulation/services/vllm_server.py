@@ -73,6 +73,7 @@ class ServerSpec:
     extra_args: list[str] = field(default_factory=list)
     max_model_len: int | None = None
     log_file: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def one_process(self) -> bool:
@@ -115,6 +116,7 @@ class ServerSpec:
                 env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         else:
             env["CUDA_VISIBLE_DEVICES"] = self.device.split(":", 1)[1]
+        env.update(self.extra_env)
         return env
 
 

@@ -12,7 +12,7 @@ from tests.runs import rows
 
 def call_row(agent: str, choices: list[str], answer: str, action: str = "screen") -> tuple:
     return (1, "p", agent, action, 1, f"k-{agent}-{answer}-{action}", "[]", answer, json.dumps(choices), None, "e",
-            1.0, 1, 1, 0, 1, 0, 1, None, "stop")
+            1.0, 1, 1, 0, 1, 0, 1, None, "stop", None)
 
 
 def test_health_metrics_and_skew(tmp_path):

@@ -1,0 +1,191 @@
+"""``gensim correct``: run a round, rate it, build a dataset, train, deploy, re-run the round; repeat.
+
+Every step is a public function: :func:`~simulation.runner.run_simulation` (the base run and each
+fork), :func:`~simulation.correction.rate_run`, :func:`~simulation.correction.write_dataset`,
+:func:`~simulation.training.train`, and the deployment the fork makes of ``llm.adapter``. Results
+are measured on held-out agents (never trained on) that use the adapter, against the control group
+(the base model in the same round), and written to each fork's metrics, ``correction.json`` and
+``correction.png``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, ConfigProblem
+from ..runner import RunOptions, run_simulation
+from ..store import RunStore
+from ..training import train
+from . import rate_run
+from .datasets import write_dataset
+from .measure import GroupMeasure, Groups, collapsed, measure, split_agents
+
+KIND = {"sft": "sft", "ppo": "reward"}
+
+
+@dataclass
+class CorrectOptions:
+    """What ``gensim correct`` accepts."""
+
+    scenario: str
+    iterations: int = 1
+    method: str = "sft"
+    rater: str = "checks"
+    judge: str | None = None  # a model_configs.json entry; with it, every run also gets a judge score
+    samples: int = 24  # calls the judge rates per run
+    holdout: float = 0.3
+    control: float = 0.3
+    agents: int | None = None
+    seed: int | None = None
+    overrides: list[str] = field(default_factory=list)
+    out: str | None = None
+    epochs: float = 1.0
+    lr: float | None = None
+    max_samples: int = 1000
+    progress: bool = True
+
+
+def _group_line(label: str, m: GroupMeasure) -> str:
+    checks = ", ".join(f"{k} {f}/{n}" for k, (f, n) in m.by_check.items()) or "no checks"
+    bias = max(m.first_share.values(), default=0.0)
+    judge = f"; judge {m.judge:.2f}" if m.judge is not None else ""
+    return f"  {label:<9} fail {m.fail if m.fail is not None else 'n/a'} ({checks}); worst first-option share {bias:.0%}{judge}"
+
+
+def _swap_s(run: Path) -> float:
+    store = RunStore(run / "run.sqlite")
+    try:
+        got = [json.loads(d).get("seconds", 0.0) for (d,) in
+               store.db.execute("SELECT data FROM interventions WHERE kind = 'deploy'")]
+    finally:
+        store.close()
+    return round(sum(got), 3)
+
+
+def _record(run: Path, metrics: dict[str, float]) -> None:
+    store = RunStore(run / "run.sqlite")
+    try:
+        store.set_metrics(1, {k: v for k, v in metrics.items() if v is not None})
+    finally:
+        store.close()
+
+
+def _measures(run: Path, groups: Groups, opts: CorrectOptions) -> tuple[GroupMeasure, GroupMeasure]:
+    rater = None
+    if opts.judge:
+        rate_run(run, by="judge", judge=opts.judge, sample=opts.samples, rewrite=False, progress=opts.progress)
+        rater = f"judge:{opts.judge}"
+    return measure(run, groups.holdout_treated, rater), measure(run, groups.control, rater)
+
+
+def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the loop; returns ``{"iterations": [...], "base_holdout_fail": f, ...}``."""
+    if opts.method not in KIND or opts.rater not in ("checks", "judge"):
+        raise ConfigError([ConfigProblem("<command line>", "--method/--rater", "sft|ppo and checks|judge")])
+    if opts.rater == "judge" and not opts.judge:
+        raise ConfigError([ConfigProblem("<command line>", "--judge", "--rater judge needs --judge CONFIG_NAME")])
+    if opts.iterations < 1 or not 0 < opts.holdout < 1 or not 0 < opts.control < 1:
+        raise ConfigError([ConfigProblem("<command line>", "--iterations/--holdout/--control",
+                                         "iterations >= 1; holdout and control strictly between 0 and 1")])
+    out = Path(opts.out or f"runs/correct-{Path(opts.scenario).name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    base = out / "base"
+    emit(f"correct: base run -> {base}")
+    asyncio.run(run_simulation(RunOptions(scenario=opts.scenario, agents=opts.agents, rounds=1, seed=opts.seed,
+                                          overrides=list(opts.overrides), out=str(base), progress=opts.progress)))
+    store = RunStore(base / "run.sqlite")
+    try:
+        agent_ids = [a for (a,) in store.db.execute("SELECT agent_id FROM agents ORDER BY agent_id")]
+        seed = int(store.meta()["seed"])
+    finally:
+        store.close()
+    groups = split_agents(agent_ids, seed, opts.holdout, opts.control)
+    if not groups.holdout_treated or not groups.control:
+        raise ConfigError([ConfigProblem("<command line>", "--agents", f"{len(agent_ids)} agents leave no held-out "
+                                         "treated agent or no control agent: use more agents")])
+    base_hold, base_ctl = _measures(base, groups, opts)
+    emit(f"iteration 0 (base model; {len(groups.holdout_treated)} held-out treated, {len(groups.control)} control agents)")
+    emit(_group_line("held-out", base_hold))
+    result: dict[str, Any] = {"base_holdout_fail": base_hold.fail, "base_control_fail": base_ctl.fail,
+                              "judge_base": base_hold.judge, "iterations": []}
+    history: list[dict[str, Any]] = []
+    adopted: Path | None = None
+    source = base
+    for i in range(1, opts.iterations + 1):
+        rate_run(source, by=opts.rater, judge=opts.judge, sample=opts.samples if opts.rater == "judge" else None,
+                 progress=opts.progress)
+        data = out / f"data-{i}.jsonl"
+        rows = write_dataset(source, KIND[opts.method], data, rater="check:" if opts.rater == "checks" else "judge:",
+                             exclude_agents=groups.holdout)
+        adapter = out / f"adapter-{i}"
+        emit(f"iteration {i}: {rows} {KIND[opts.method]} rows from {source.name}; training {opts.method}"
+             + (f" from {adopted.name}" if adopted else ""))
+        manifest = train(opts.method, data, adapter, parent=adopted, epochs=opts.epochs, learning_rate=opts.lr,
+                         seed=seed, progress=opts.progress, max_samples=opts.max_samples)
+        fork = out / f"iter-{i}"
+        asyncio.run(run_simulation(RunOptions(
+            fork=str(base), from_round=1, out=str(fork), progress=opts.progress,
+            overrides=[f"llm.adapter={adapter.resolve()}", f"llm.adapter_name=adapter-{i}",
+                       f"llm.adapter_share={1 - opts.control}"])))
+        hold, ctl = _measures(fork, groups, opts)
+        refused = collapsed(hold, base_hold)
+        it = {"holdout_fail": hold.fail, "control_fail": ctl.fail, "judge": hold.judge, "judge_control": ctl.judge,
+              "train_s": manifest.train_s, "swap_s": _swap_s(fork), "samples": manifest.samples,
+              "worst_first_share": max(hold.first_share.values(), default=None),
+              "by_check": {k: f"{f}/{n}" for k, (f, n) in hold.by_check.items()},
+              "adopted": not refused, "refused_because": refused}
+        _record(fork, {"correction.holdout_fail": hold.fail, "correction.control_fail": ctl.fail,
+                       "correction.judge": hold.judge, "correction.train_s": manifest.train_s,
+                       "correction.swap_s": it["swap_s"]})
+        emit(_group_line("held-out", hold))
+        emit(_group_line("control", ctl))
+        emit(f"  train {manifest.train_s:.0f}s, swap {it['swap_s']:.1f}s"
+             + ("" if not refused else "; NOT adopted: " + "; ".join(refused)))
+        result["iterations"].append({k: it[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s")})
+        history.append(it)
+        if not refused:
+            adopted, source = adapter, fork
+    (out / "correction.json").write_text(json.dumps({**result, "details": history,
+                                                     "groups": {k: sorted(getattr(groups, k)) for k in
+                                                                ("holdout", "treated", "control")}}, indent=2))
+    plot_correction(result, out / "correction.png")
+    emit(f"correct: {out / 'correction.json'}, {out / 'correction.png'}")
+    return result
+
+
+def plot_correction(result: dict[str, Any], path: Path) -> Path:
+    """Failure share per iteration, held-out vs control (and the judge score when there is one)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    its = result["iterations"]
+    xs = list(range(len(its) + 1))
+    hold = [result["base_holdout_fail"], *[i["holdout_fail"] for i in its]]
+    ctl = [result["base_control_fail"], *[i["control_fail"] for i in its]]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    ax.plot(xs, hold, "o-", label="held-out agents (adapter)")
+    ax.plot(xs, ctl, "s--", label="control agents (base model)")
+    ax.set_xlabel("correction iteration (0 = base model)")
+    ax.set_ylabel("share of checked actions failing")
+    ax.set_xticks(xs)
+    ax.set_ylim(bottom=0)
+    judge = [result.get("judge_base"), *[i.get("judge") for i in its]]
+    if any(j is not None for j in judge):
+        ax2 = ax.twinx()
+        ax2.plot(xs, [j if j is not None else float("nan") for j in judge], "^:", color="gray", label="judge (1-5)")
+        ax2.set_ylabel("judge score (held-out)")
+        ax2.set_ylim(1, 5)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title("GenSim correction loop")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,114 @@
+"""What a correction is judged by: check failure shares and decision health for a group of agents.
+
+Groups come from the run's seeded A/B split (``llm.routing.ab_unit``) and a seeded hold-out draw,
+so the same agents are treated, held out or in the control group in every iteration of a loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..llm.routing import ab_unit
+from ..store import RunStore
+
+SKEW = 0.9  # one option above this share is a collapsed decision (as in core.health)
+
+
+def holdout_unit(seed: int, agent_id: str) -> float:
+    """An agent's fixed draw for the hold-out set, independent of the A/B draw."""
+    d = hashlib.blake2b(f"{seed}:holdout:{agent_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(d, "big") / 2**64
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Agents whose calls are never trained on (``holdout``), those that use the adapter (``treated``) and
+    the control group (base model, same round)."""
+
+    holdout: frozenset[str]
+    treated: frozenset[str]
+    control: frozenset[str]
+
+    @property
+    def holdout_treated(self) -> frozenset[str]:
+        return self.holdout & self.treated
+
+
+def split_agents(agents: list[str], seed: int, holdout: float, control: float) -> Groups:
+    hold = frozenset(a for a in agents if holdout_unit(seed, a) < holdout)
+    treated = frozenset(a for a in agents if ab_unit(seed, a) < 1.0 - control)
+    return Groups(hold, treated, frozenset(agents) - treated)
+
+
+@dataclass
+class GroupMeasure:
+    """Check failures and decision spread of one group of agents in one run."""
+
+    checked: int = 0
+    failed: int = 0
+    by_check: dict[str, tuple[int, int]] = field(default_factory=dict)  # check -> (failed, checked)
+    decisions: dict[str, dict[str, float]] = field(default_factory=dict)  # action -> option -> share
+    first_share: dict[str, float] = field(default_factory=dict)
+    judge: float | None = None
+
+    @property
+    def fail(self) -> float | None:
+        return round(self.failed / self.checked, 4) if self.checked else None
+
+    def top(self, action: str) -> tuple[str, float]:
+        shares = self.decisions.get(action) or {"": 0.0}
+        return max(shares.items(), key=lambda kv: (kv[1], kv[0]))
+
+
+def measure(run: Path, agents: frozenset[str], judge_rater: str | None = None) -> GroupMeasure:
+    """The group's check failures, per-decision option shares and position bias, and mean judge score."""
+    store = RunStore(Path(run) / "run.sqlite")
+    try:
+        out = GroupMeasure()
+        per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for agent, name, ok in store.db.execute("SELECT agent_id, check_name, ok FROM checks"):
+            if agent in agents:
+                per[name][0] += not ok
+                per[name][1] += 1
+        out.by_check = {k: (v[0], v[1]) for k, v in sorted(per.items())}
+        out.failed = sum(v[0] for v in per.values())
+        out.checked = sum(v[1] for v in per.values())
+        answers: dict[str, Counter[str]] = defaultdict(Counter)
+        first: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for agent, action, choices, completion in store.db.execute(
+                "SELECT agent_id, action, choices, completion FROM llm_calls WHERE choices IS NOT NULL AND valid = 1 "
+                "AND action NOT LIKE 'memory.%'"):
+            if agent in agents:
+                answers[action][completion] += 1
+                opts = json.loads(choices)
+                first[action][0] += bool(opts) and completion == opts[0]
+                first[action][1] += 1
+        out.decisions = {a: {o: round(k / sum(c.values()), 4) for o, k in c.items()} for a, c in sorted(answers.items())}
+        out.first_share = {a: round(v[0] / v[1], 4) for a, v in sorted(first.items()) if v[1]}
+        if judge_rater:
+            scores = [s for agent, s in store.db.execute(
+                "SELECT l.agent_id, r.score FROM ratings r JOIN llm_calls l ON l.id = r.llm_call_id "
+                "WHERE r.rater = ? AND r.score IS NOT NULL", (judge_rater,)) if agent in agents]
+            out.judge = round(sum(scores) / len(scores), 3) if scores else None
+        return out
+    finally:
+        store.close()
+
+
+def collapsed(after: GroupMeasure, before: GroupMeasure) -> list[str]:
+    """Decisions that moved above ``SKEW`` on one option where the base was not already there, and
+    checks whose failure share rose: the reasons to refuse an adapter."""
+    out = []
+    for action in after.decisions:
+        opt, share = after.top(action)
+        if share > SKEW and before.top(action)[1] <= SKEW:
+            out.append(f"decision '{action}' collapsed onto '{opt}' ({share:.0%}; base {before.top(action)[1]:.0%})")
+    for name, (f, n) in after.by_check.items():
+        bf, bn = before.by_check.get(name, (0, 0))
+        if n and bn and f / n > bf / bn + 0.05:
+            out.append(f"check '{name}' fails more ({f}/{n} vs base {bf}/{bn})")
+    return out

@@ -1,0 +1,149 @@
+"""Training inputs, the adapter manifest, --from chaining and the base check (on a tiny random base)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simulation.cli import main
+from simulation.training import read_manifest, train
+from simulation.training.data import load_examples, reward_pairs, sft_records
+
+PROMPT = [{"role": "system", "content": "You are Ann."}, {"role": "user", "content": "Hire? pass or reject"}]
+
+
+def write(path: Path, rows: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def sft_row(answer: str = "reject", action: str = "screen") -> dict:
+    return {"messages": [*PROMPT, {"role": "assistant", "content": answer}], "meta": {"action": action}}
+
+
+def reward_row(answer: str, reward: float) -> dict:
+    return {"prompt": PROMPT, "completion": [{"role": "assistant", "content": answer}], "reward": reward, "meta": {}}
+
+
+def test_sft_rows_become_prompt_completion_pairs(tmp_path):
+    ex = load_examples(write(tmp_path / "d.jsonl", [sft_row(), sft_row("pass", "hire")]), "sft")
+    recs = sft_records(ex)
+    assert recs[0] == {"prompt": PROMPT, "completion": [{"role": "assistant", "content": "reject"}]}
+    assert [e.action for e in ex] == ["screen", "hire"]
+
+
+def test_reward_rows_and_preference_pairs(tmp_path):
+    ex = load_examples(write(tmp_path / "r.jsonl", [reward_row("pass", 1.0), reward_row("reject", 5.0),
+                                                    reward_row("reject", 5.0)]), "ppo")
+    assert [e.reward for e in ex] == [1.0, 5.0, 5.0]
+    pairs = reward_pairs(ex)
+    assert pairs and all(p["chosen"][0]["content"] == "reject" and p["rejected"][0]["content"] == "pass" for p in pairs)
+
+
+@pytest.mark.parametrize("rows, method, says", [
+    ([], "sft", "the file is empty"),
+    ([reward_row("pass", 1.0)], "sft", "this is reward data"),
+    ([sft_row()], "ppo", "this is sft data"),
+    ([{"messages": [], "answer": 1}], "sft", "expected keys messages"),
+    (["{not json"], "sft", "line 1: invalid JSON"),
+    ([{"messages": PROMPT}], "sft", "ending with the assistant's answer"),
+    ([{**reward_row("pass", 1.0), "reward": "high"}], "ppo", "reward: a number"),
+    ([reward_row("pass", 3.0), reward_row("reject", 3.0)], "ppo", "every row has the same reward"),
+])
+def test_bad_data_is_one_line_error(tmp_path, capsys, rows, method, says):
+    data = write(tmp_path / "bad.jsonl", rows)
+    assert main(["train", method, "--data", str(data), "--out", str(tmp_path / "ad"), "--base", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err and str(data) in err, err
+    assert not (tmp_path / "ad").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory) -> Path:
+    """A tiny random Llama with the bundled tokenizer: the real training stack at unit-test speed."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from simulation.training import default_base
+
+    folder = tmp_path_factory.mktemp("tiny")
+    tok = AutoTokenizer.from_pretrained(default_base())
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def adapter_weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def test_manifest_and_from_chaining(tmp_path, tiny_base):
+    data = write(tmp_path / "d.jsonl", [sft_row()] * 6 + [sft_row("pass", "hire")] * 2)
+    a = tmp_path / "a"
+    m = train("sft", data, a, base=str(tiny_base), lora_rank=4, batch_size=4, progress=False)
+    assert (a / "adapter_config.json").is_file() and not list(tmp_path.glob(".a.partial-*"))
+    got = read_manifest(a)
+    assert got == m and m.base_model == str(tiny_base.resolve()) and m.method == "sft" and m.samples == 8
+    assert m.parent is None and len(m.losses) == 2 and m.actions == {"screen": 6, "hire": 2}
+    assert len(m.data_sha256) == 64 and m.train_s > 0 and m.device == "cpu"
+    # --from continues the parent's weights: with a zero learning rate the child is the parent
+    b = tmp_path / "b"
+    mb = train("sft", data, b, parent=a, learning_rate=0.0, batch_size=4, progress=False)
+    assert mb.parent == str(a.resolve()) and mb.parent_chain == [str(a.resolve())]
+    assert mb.base_model == m.base_model and mb.lora_rank == 4  # the base and rank come from the parent
+    wa, wb = adapter_weights(a), adapter_weights(b)
+    assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)
+    c = tmp_path / "c"
+    mc = train("sft", data, c, parent=b, learning_rate=1e-2, batch_size=4, progress=False)
+    assert mc.parent_chain == [str(b.resolve()), str(a.resolve())]
+    assert any(not (wb[k] == adapter_weights(c)[k]).all() for k in wb)
+
+
+def test_from_an_adapter_of_another_base_is_refused(tmp_path, tiny_base, capsys):
+    data = write(tmp_path / "d.jsonl", [sft_row()] * 4)
+    a = tmp_path / "a"
+    train("sft", data, a, base=str(tiny_base), lora_rank=4, batch_size=4, progress=False)
+    other = tmp_path / "other-base"
+    other.mkdir()
+    (other / "config.json").write_text((tiny_base / "config.json").read_text())
+    capsys.readouterr()  # the first training's progress output
+    assert main(["train", "sft", "--data", str(data), "--out", str(tmp_path / "b"), "--from", str(a),
+                 "--base", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "--from" in err and "trained on base" in err and len(err.strip().splitlines()) == 1
+    assert main(["train", "sft", "--data", str(data), "--out", str(tmp_path / "c"), "--from", str(tmp_path)]) == 2
+    assert "not a PEFT adapter folder" in capsys.readouterr().err
+
+
+def test_cancelled_training_leaves_nothing(tmp_path, tiny_base, monkeypatch):
+    import simulation.training.trainers as trainers
+
+    def interrupted(*a, **k):
+        (a[3] / "adapter_config.json").write_text("{}")  # half-written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainers, "train_sft", interrupted)
+    data = write(tmp_path / "d.jsonl", [sft_row()] * 4)
+    with pytest.raises(KeyboardInterrupt):
+        train("sft", data, tmp_path / "ad", base=str(tiny_base), progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl"]
+
+
+def test_ppo_smoke_gives_a_loadable_adapter(tmp_path, tiny_base):
+    """Reward model plus two PPO steps on tiny data, then the adapter loads onto the base."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    data = write(tmp_path / "r.jsonl", [reward_row("reject", 5.0), reward_row("pass", 1.0)] * 2)
+    m = train("ppo", data, tmp_path / "ppo", base=str(tiny_base), lora_rank=4, batch_size=2, epochs=2, progress=False)
+    assert m.method == "ppo" and len(m.losses) >= 2 and m.reward_model_loss
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base), str(tmp_path / "ppo"))
+    assert any("lora" in n for n, _ in model.named_parameters())

@@ -79,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--iterations", type=int, default=1)
     co.add_argument("--method", choices=["sft", "ppo"], default="sft")
     co.add_argument("--rater", choices=["checks", "judge"], default="checks")
-    co.add_argument("--judge", metavar="CONFIG_NAME", help="judge model (model_configs.json); also scores every run")
+    co.add_argument("--judge", metavar="CONFIG_NAME", help="judge model (model_configs.json; default: the run's model)")
+    co.add_argument("--judge-score", action="store_true", help="also give every run a judge score (a second column)")
+    co.add_argument("--base", metavar="RUN_DIR", help="start from this one-round base run instead of running one")
     co.add_argument("--samples", type=int, default=24, help="calls the judge rates per run")
     co.add_argument("--holdout", type=float, default=0.3, help="share of agents never trained on")
     co.add_argument("--control", type=float, default=0.3, help="share of agents that keep the base model")
@@ -173,9 +175,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "correct":
         from .correction.loop import CorrectOptions, correct
 
-        res = correct(CorrectOptions(args.scenario, args.iterations, args.method, args.rater, args.judge, args.samples,
-                                     args.holdout, args.control, args.agents, args.seed, args.overrides, args.out,
-                                     args.epochs, args.lr, args.max_samples, not args.no_progress))
+        res = correct(CorrectOptions(
+            args.scenario, iterations=args.iterations, method=args.method, rater=args.rater, judge=args.judge,
+            judge_score=args.judge_score, samples=args.samples, holdout=args.holdout, control=args.control,
+            agents=args.agents, seed=args.seed, overrides=args.overrides, out=args.out, epochs=args.epochs, lr=args.lr,
+            max_samples=args.max_samples, progress=not args.no_progress, base=args.base))
         if args.json:
             print(dump_json(res))
         return 0

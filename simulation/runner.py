@@ -149,7 +149,7 @@ class Services:
         if s.embedded.enable_lora or (s.llm.adapter and s.llm.deploy_mode == "lora"):
             from .services.deploy import lora_env_args
 
-            lora_args, lora_env = lora_env_args(s.embedded.max_lora_rank)
+            lora_args, lora_env = lora_env_args(s.embedded.max_lora_rank, s.embedded.max_loras)
         if chat:
             for i in range(cfg.simulation.embedded.chat_servers):
                 specs.append(("chat", chat_spec(log_file=str(log_dir() / f"embedded_chat_{os.getpid()}_{i}.log"),

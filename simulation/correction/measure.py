@@ -92,7 +92,7 @@ def measure(run: Path, agents: frozenset[str], judge_rater: str | None = None) -
         if judge_rater:
             scores = [s for agent, s in store.db.execute(
                 "SELECT l.agent_id, r.score FROM ratings r JOIN llm_calls l ON l.id = r.llm_call_id "
-                "WHERE r.rater = ? AND r.score IS NOT NULL", (judge_rater,)) if agent in agents]
+                "WHERE r.rater LIKE ? AND r.score IS NOT NULL", (judge_rater + "%",)) if agent in agents]
             out.judge = round(sum(scores) / len(scores), 3) if scores else None
         return out
     finally:

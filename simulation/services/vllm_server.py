@@ -214,7 +214,9 @@ def chat_spec(**kw) -> ServerSpec:
     from .model_assets import CHAT_MODEL_NAME, chat_model_dir
 
     kw.setdefault("max_model_len", 2048)
-    return ServerSpec(model=str(chat_model_dir()), served_name=CHAT_MODEL_NAME, kind="chat", **kw)
+    kw.setdefault("model", str(chat_model_dir()))
+    kw.setdefault("served_name", CHAT_MODEL_NAME)
+    return ServerSpec(kind="chat", **kw)
 
 
 def embedding_spec(**kw) -> ServerSpec:

@@ -10,10 +10,15 @@ from pydantic import BaseModel, Field, create_model
 
 from simulation.core import Agent, StepContext
 
+from .population import experience_years
+
 
 def cv_text(p: dict[str, Any]) -> str:
     work = "; ".join(f"{w['position']} at {w['company']} ({w['time']})" for w in p["work_history"]) or "none"
-    return f"{p['name']}, {p['age']}, {p['education']}. Experience: {work}. Skills: {', '.join(p['skills'])}."
+    years = experience_years(p)
+    # the summed figure, stated: a small model compares numbers it is given, but does not add up date spans
+    total = f" Total experience: {years} years." if years is not None else ""
+    return f"{p['name']}, {p['age']}, {p['education']}. Experience: {work}.{total} Skills: {', '.join(p['skills'])}."
 
 
 @functools.lru_cache(maxsize=256)

@@ -8,7 +8,7 @@ from typing import Any
 
 from simulation.core.checks import PASS, CheckContext, Failed, Verdict, check
 
-from .population import DEGREES
+from .population import DEGREES, experience_years
 
 LOW_PAY = 0.8  # applying to a job whose top salary is below this share of the desired salary
 
@@ -24,17 +24,6 @@ def degree_level(text: str) -> int | None:
     low = text.lower()
     found = [i for i, d in enumerate(DEGREES) if low.startswith(d.lower())]
     return found[-1] if found else None
-
-
-def experience_years(profile: dict[str, Any]) -> int | None:
-    """Years summed over the work history's ``start-end`` spans, or None when they are not dated."""
-    total = 0
-    for w in profile.get("work_history", []):
-        m = re.fullmatch(r"\s*(\d{4})\s*-\s*(\d{4})\s*", str(w.get("time", "")))
-        if not m:
-            return None
-        total += int(m[2]) - int(m[1])
-    return total
 
 
 def meets_requirements(cv: dict[str, Any], job: dict[str, Any]) -> tuple[int, int] | None:

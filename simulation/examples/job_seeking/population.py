@@ -10,6 +10,7 @@ benefits, location.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +181,14 @@ def check_seekers(path: Path) -> list[ConfigProblem]:
 
 def check_jobs(path: Path) -> list[ConfigProblem]:
     return _entries(path, GenSimInterviewerArgs)[1]
+
+
+def experience_years(profile: dict[str, Any]) -> int | None:
+    """Years summed over the work history's ``start-end`` spans, or None when they are not dated."""
+    total = 0
+    for w in profile.get("work_history", []):
+        m = re.fullmatch(r"\s*(\d{4})\s*-\s*(\d{4})\s*", str(w.get("time", "")))
+        if not m:
+            return None
+        total += int(m[2]) - int(m[1])
+    return total

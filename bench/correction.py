@@ -2,7 +2,7 @@
 iteration 1) and recommendation (SFT iteration 1), with checks as the rater and the judge score as
 a second column, on held-out agents against a control group in the same round.
 
-    python bench/correction.py                      # 200 agents, 3 SFT iterations, PPO, recommendation
+    python bench/correction.py                      # 120 agents, 3 SFT iterations, PPO, recommendation
     python bench/correction.py --agents 120 --sft-iterations 1 --no-ppo --no-recommendation
 
 Each run starts its own embedded CPU chat server (merge mode restarts servers the run started); one
@@ -49,11 +49,12 @@ def worst_bias(out: Path) -> float | None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--agents", type=int, default=200)
+    ap.add_argument("--agents", type=int, default=120)
     ap.add_argument("--sft-iterations", type=int, default=3)
-    ap.add_argument("--max-samples", type=int, default=1000)
+    ap.add_argument("--max-samples", type=int, default=300, help="SFT rows per iteration, at most")
+    ap.add_argument("--ppo-samples", type=int, default=64, help="PPO reward rows, at most (PPO costs ~15 s a step on CPU)")
     ap.add_argument("--judge-samples", type=int, default=24)
-    ap.add_argument("--epochs", type=float, default=2.0)
+    ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--no-ppo", action="store_true")
     ap.add_argument("--no-recommendation", action="store_true")
     ap.add_argument("--out", help="keep the runs here (default: a temporary folder)")
@@ -80,7 +81,7 @@ def main() -> int:
             print("== job_seeking, PPO x1 (same base run)", flush=True)
             ppo = correct(CorrectOptions(str(js), iterations=1, method="ppo", out=str(tmp / "js-ppo"),
                                          base=str(tmp / "js-sft" / "base"), overrides=list(SCENARIOS["job_seeking"]),
-                                         **common), emit=lambda s: print(s, flush=True))
+                                         **{**common, "max_samples": a.ppo_samples}), emit=lambda s: print(s, flush=True))
             result.update(ppo_fail=ppo["iterations"][0]["holdout_fail"], ppo_control_fail=ppo["iterations"][0]["control_fail"],
                           judge_ppo=ppo["iterations"][0]["judge"], ppo_train_s=ppo["iterations"][0]["train_s"],
                           ppo_swap_s=ppo["iterations"][0]["swap_s"])

@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     ds.add_argument("--out", required=True, metavar="FILE.jsonl")
     ds.add_argument("--min-score", type=float, default=4.0, help="sft: keep original answers scored at least this")
     ds.add_argument("--rater", metavar="PREFIX", help="only ratings whose rater starts with PREFIX (e.g. check:, human:)")
+    ds.add_argument("--anchor", action="store_true", help="sft: add the recorded answers of decisions nobody rated")
+    ds.add_argument("--balance", action="store_true", help="sft: repeat each decision's rarer answers (up to 4x)")
     t = sub.add_parser("train", help="train a LoRA adapter on a dataset: sft (sft kind) or ppo (reward kind)")
     t.add_argument("method", choices=["sft", "ppo"])
     t.add_argument("--data", required=True, metavar="FILE.jsonl", help="a gensim dataset file")
@@ -169,7 +171,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "dataset":
         from .correction import write_dataset
 
-        n = write_dataset(Path(args.run_dir), args.kind, Path(args.out), args.min_score, args.rater)
+        n = write_dataset(Path(args.run_dir), args.kind, Path(args.out), args.min_score, args.rater,
+                          anchor=args.anchor, balance=args.balance)
         print(f"{n} {args.kind} rows -> {args.out}")
         return 0
     if args.cmd == "correct":

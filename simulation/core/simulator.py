@@ -8,16 +8,17 @@ import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 from tqdm import tqdm
 
+from ..config import ConfigError, ConfigProblem
 from ..config.loader import apply_override
 from ..config.models import RunConfig
-from ..llm.routing import ModelRouting, adapter_route, routing_from_settings
+from ..llm.routing import Assignment, adapter_route, routing_from_settings
 from ..population import PopulationStats, build_profiles
 from ..runtime.base import GroupLost
 from ..store import RunStore
@@ -90,6 +91,7 @@ class Simulator:
             self.adapters[name] = self.sim.llm.adapter
         self.deployer: Any = None  # a ModelDeployer (live runs); a replay only re-routes
         self.deployments: list[Deployment] = []
+        self._deployed: list[Assignment] = []  # assignments made while running (the config's come first)
         self._round_lock = asyncio.Lock()
         self._round_task: asyncio.Task | None = None
 
@@ -164,7 +166,7 @@ class Simulator:
             self.deployer.check_adapter(path)
             mode = self.deployer.resolve_mode(mode or self.sim.llm.deploy_mode)
             await asyncio.to_thread(self.deployer.deploy, path, name, mode)
-        self.routing.assign(name, share, types, agents)
+        self._deployed.append(self.routing.assign(name, share, types, agents))
         self.adapters[name] = str(path)
         await self._push_models()
         if self.deployer is not None:
@@ -180,17 +182,22 @@ class Simulator:
         return dep
 
     async def deploy_routed(self) -> None:
-        """Serve the adapters the routing names (from the config, or a resumed checkpoint)."""
+        """Serve the adapters the routing names (from the config, or a resumed checkpoint), check that
+        every model an agent may ask for is served, and give the groups the routing."""
         if self.deployer is None:
+            await self._push_models()
             return
         needed = [n for n in self.routing.used_names() if n in self.adapters]
         if not needed:
+            self._check_served()
+            await self._push_models()
             return
         t0 = time.perf_counter()
         mode = self.deployer.resolve_mode(self.sim.llm.deploy_mode)
         for n in needed:
             self.deployer.check_adapter(Path(self.adapters[n]))
             await asyncio.to_thread(self.deployer.deploy, Path(self.adapters[n]), n, mode)
+        self._check_served()
         await self._push_models()
         await self._push_models(await asyncio.to_thread(self.deployer.retire, self.routing))
         seconds = round(time.perf_counter() - t0, 3)
@@ -200,6 +207,13 @@ class Simulator:
             self.store.add_intervention(dep.round, "deploy", n, {"path": dep.path, "mode": mode, "seconds": seconds,
                                                                  "at_start": True})
         self.store.flush()
+
+    def _check_served(self) -> None:
+        served = {n for m in self.deployer.models for n in (m.config_name, m.model_name, *m.adapters)}
+        missing = sorted(self.routing.used_names() - served)
+        if missing:
+            raise ConfigError([ConfigProblem("llm", "model", f"no chat endpoint serves {', '.join(map(repr, missing))} "
+                                             f"(served: {', '.join(sorted(served)) or 'none'})")])
 
     async def _push_models(self, changed: Any = True) -> None:
         """Give every group the current endpoints and routing (and keep them for rebuilt groups)."""
@@ -506,7 +520,7 @@ class Simulator:
         return {"round": self.round, "env": self.env.get_state(), "totals": dict(self.totals),
                 "failed_steps": self.failed_steps, "intervention": self.intervention,
                 "groups": self.runtime.n_groups, "agents": self.n_agents,
-                "routing": self.routing.to_data(), "adapters": dict(self.adapters)}
+                "deployed": [asdict(a) for a in self._deployed], "adapters": dict(self.adapters)}
 
     async def checkpoint(self) -> Path:
         """Every group writes its agents in parallel; the driver's file, written last, completes it."""
@@ -529,9 +543,12 @@ class Simulator:
         self.totals = Counter(data["totals"])
         self.failed_steps = data["failed_steps"]
         self.intervention = data.get("intervention")
-        if "routing" in data:
-            self.routing = ModelRouting.from_data(data["routing"])
-            self.adapters = dict(data.get("adapters") or {})
+        # the config's routing (a fork's may name a new adapter), then what was deployed while running
+        self.routing = routing_from_settings(self.sim.llm, self.sim.seed)
+        self._deployed = [Assignment(a["model"], a["share"], tuple(a["types"]), tuple(a["agents"]))
+                          for a in data.get("deployed") or []]
+        self.routing.assignments += self._deployed
+        self.adapters.update(data.get("adapters") or {})
         restored = await self.runtime.broadcast("restore", str(d))
         if sum(restored) != self.n_agents:
             raise RuntimeError(f"{d}: checkpoint holds {sum(restored)} of {self.n_agents} agents")

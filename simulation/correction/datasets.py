@@ -13,6 +13,8 @@ Every row carries ``meta``: the source run, the call id, the rater, the action a
 from __future__ import annotations
 
 import json
+import random
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,17 @@ def _assistant(text: str) -> list[dict[str, str]]:
 
 
 def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | None = None,
-                 exclude_agents: frozenset[str] | set[str] = frozenset()) -> list[dict[str, Any]]:
+                 exclude_agents: frozenset[str] | set[str] = frozenset(), anchor: bool = False,
+                 balance: bool = False) -> list[dict[str, Any]]:
     """The rows of one dataset kind (see the module docstring); a one-line error when there are none.
-    Calls of ``exclude_agents`` (a hold-out set) are left out."""
+
+    Calls of ``exclude_agents`` (a hold-out set) are left out. For ``sft``: ``anchor`` adds the
+    answers of the decisions nobody rated (``meta.rater = "anchor"``), so training on the rated
+    decisions does not drag the others along: each anchor answer is drawn (seeded by the call) from
+    that decision's recorded option shares, whatever position the option was listed in, so the
+    spread over options is kept and the preference for the first-listed option is not; ``balance`` repeats each rated decision's rarer
+    answers (up to 4 times) so that the few corrections are not drowned by the many kept answers.
+    """
     if kind not in KINDS:
         raise ConfigError([ConfigProblem("<command line>", "--kind", f"one of {', '.join(KINDS)}, got {kind!r}")])
     if not 1 <= min_score <= 5:
@@ -47,6 +57,10 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
             raise ConfigError([ConfigProblem(str(run_dir), "ratings", "none" + (f" by {rater}*" if rater else "")
                                              + ": rate the run first (gensim rate RUN --by checks|judge|file)")])
         calls = {c.id: c for c in load_calls(store, "WHERE id IN (SELECT llm_call_id FROM ratings)")}
+        rated_actions = {c.action for c in calls.values()}
+        unrated = [c for c in load_calls(store, "WHERE choices IS NOT NULL AND valid = 1 AND action NOT LIKE 'memory.%' "
+                                         "AND id NOT IN (SELECT llm_call_id FROM ratings)")
+                   if c.action not in rated_actions and c.agent_id not in exclude_agents] if anchor else []
     finally:
         store.close()
     rewrites: dict[int, set[str]] = {}
@@ -59,16 +73,18 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
             raise ConfigError([ConfigProblem(str(run_dir), "ratings", f"calls {clash[:5]} have contradicting rewrites "
                                              "from different raters: choose one with --rater")])
     out, seen = [], set()
+    low = {c for c, _, s, _ in ratings if s is not None and s < min_score}
     for call_id, who, score, rw in ratings:
         call = calls[call_id]
         if call.agent_id in exclude_agents:
             continue
         meta = {"run": str(run_dir), "call_id": call_id, "rater": who, "action": call.action, "round": call.round}
         if kind == "sft":
-            answer = rw if rw is not None else (call.completion if call.valid and score is not None
-                                                and score >= min_score else None)
-            if answer is not None and (call_id, answer) not in seen:
-                seen.add((call_id, answer))
+            # a call some rater corrected trains on the correction only, never on the answer it replaced
+            answer = next(iter(rewrites[call_id])) if call_id in rewrites else (
+                call.completion if call.valid and call_id not in low and score is not None else None)
+            if answer is not None and call_id not in seen:
+                seen.add(call_id)
                 out.append({"messages": [*call.messages, *_assistant(answer)], "meta": meta})
         elif kind == "preference":
             if rw is not None and rw != call.completion and (score is None or score < min_score):
@@ -81,6 +97,18 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
             if rw is not None and rw != call.completion:
                 out.append({"prompt": call.messages, "completion": _assistant(rw), "reward": GOOD,
                             "meta": {**meta, "rewrite": True}})
+    if kind == "sft" and balance:
+        out = _balanced(out)
+    if kind == "sft" and anchor:
+        shares: dict[str, Counter[str]] = {}
+        for c in unrated:
+            shares.setdefault(c.action, Counter())[c.completion] += 1
+        for c in unrated:
+            opts = [o for o in c.choices or () if shares[c.action][o]]
+            answer = random.Random(f"anchor:{c.id}").choices(opts, [shares[c.action][o] for o in opts])[0]
+            out.append({"messages": [*c.messages, *_assistant(answer)],
+                        "meta": {"run": str(run_dir), "call_id": c.id, "rater": "anchor", "action": c.action,
+                                 "round": c.round}})
     if not out:
         raise ConfigError([ConfigProblem(str(run_dir), "ratings", f"no {kind} rows: the ratings hold no "
                                          + ("rewrites of low-scored answers" if kind == "preference" else
@@ -88,10 +116,25 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
     return out
 
 
+def _balanced(rows: list[dict[str, Any]], cap: int = 4) -> list[dict[str, Any]]:
+    """Per action, repeat the rows of rarer answers towards the commonest answer's count (at most ``cap`` times)."""
+    by: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in rows:
+        by.setdefault(r["meta"]["action"], {}).setdefault(r["messages"][-1]["content"], []).append(r)
+    out: list[dict[str, Any]] = []
+    for answers in by.values():
+        top = max(len(v) for v in answers.values())
+        for v in answers.values():
+            times = min(cap, max(1, round(top / len(v))))
+            out += [r if k == 0 else {**r, "meta": {**r["meta"], "repeat": k}} for r in v for k in range(times)]
+    return out
+
+
 def write_dataset(run_dir: Path, kind: str, out: Path, min_score: float = 4.0, rater: str | None = None,
-                  exclude_agents: frozenset[str] | set[str] = frozenset()) -> int:
+                  exclude_agents: frozenset[str] | set[str] = frozenset(), anchor: bool = False,
+                  balance: bool = False) -> int:
     """Write a dataset as JSONL; returns the number of rows."""
-    rows = dataset_rows(run_dir, kind, min_score, rater, exclude_agents)
+    rows = dataset_rows(run_dir, kind, min_score, rater, exclude_agents, anchor, balance)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:

@@ -127,7 +127,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                  progress=opts.progress)
         data = out / f"data-{i}.jsonl"
         rows = write_dataset(source, KIND[opts.method], data, rater="check:" if opts.rater == "checks" else "judge:",
-                             exclude_agents=groups.holdout)
+                             exclude_agents=groups.holdout, anchor=opts.method == "sft", balance=opts.method == "sft")
         adapter = out / f"adapter-{i}"
         emit(f"iteration {i}: {rows} {KIND[opts.method]} rows from {source.name}; training {opts.method}"
              + (f" from {adopted.name}" if adopted else ""))

@@ -16,6 +16,7 @@ from ..llm.routing import ab_unit
 from ..store import RunStore
 
 SKEW = 0.9  # one option above this share is a collapsed decision (as in core.health)
+MIN_ANSWERS = 10  # fewer answers in a group tell nothing about a collapse
 
 
 def holdout_unit(seed: int, agent_id: str) -> float:
@@ -52,6 +53,7 @@ class GroupMeasure:
     failed: int = 0
     by_check: dict[str, tuple[int, int]] = field(default_factory=dict)  # check -> (failed, checked)
     decisions: dict[str, dict[str, float]] = field(default_factory=dict)  # action -> option -> share
+    answers: dict[str, int] = field(default_factory=dict)  # action -> valid answers
     first_share: dict[str, float] = field(default_factory=dict)
     judge: float | None = None
 
@@ -88,6 +90,7 @@ def measure(run: Path, agents: frozenset[str], judge_rater: str | None = None) -
                 first[action][0] += bool(opts) and completion == opts[0]
                 first[action][1] += 1
         out.decisions = {a: {o: round(k / sum(c.values()), 4) for o, k in c.items()} for a, c in sorted(answers.items())}
+        out.answers = {a: sum(c.values()) for a, c in answers.items()}
         out.first_share = {a: round(v[0] / v[1], 4) for a, v in sorted(first.items()) if v[1]}
         if judge_rater:
             scores = [s for agent, s in store.db.execute(
@@ -105,6 +108,8 @@ def collapsed(after: GroupMeasure, before: GroupMeasure) -> list[str]:
     out = []
     for action in after.decisions:
         opt, share = after.top(action)
+        if after.answers.get(action, 0) < MIN_ANSWERS or before.answers.get(action, 0) < MIN_ANSWERS:
+            continue
         if share > SKEW and before.top(action)[1] <= SKEW:
             out.append(f"decision '{action}' collapsed onto '{opt}' ({share:.0%}; base {before.top(action)[1]:.0%})")
     for name, (f, n) in after.by_check.items():

@@ -247,6 +247,7 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
             replay_store.close()
             store.flush(list(replay_vectors.items()))  # a replay's run folder can itself be replayed
         else:
+            check_adapter_setting(cfg)  # before minutes of server start
             chat_models, emb_models = services.resolve(cfg)
         emb = build_embeddings(cfg, emb_models, replay_vectors)
         runtime = make_runtime(cfg.simulation.runtime, cfg.simulation.ray_address, cfg.simulation.servers)
@@ -292,6 +293,15 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
         services.stop()
         store.close()
         logger.remove(log_sink)
+
+
+def check_adapter_setting(cfg: RunConfig) -> None:
+    """``llm.adapter`` names a folder ``gensim train`` wrote (a one-line error otherwise)."""
+    path = cfg.simulation.llm.adapter
+    if path:
+        from .training.manifest import read_manifest
+
+        read_manifest(Path(path), "llm.adapter")
 
 
 def replayed_deployments(source: Path) -> Any:

@@ -49,6 +49,7 @@ class CorrectOptions:
     epochs: float = 1.0
     lr: float | None = None
     max_samples: int = 1000
+    batch_size: int | None = None  # default: 8 for sft, 4 for ppo (its rollouts hold logits of every token)
     progress: bool = True
     base: str | None = None  # an earlier base run (one round) to start from instead of running one
 
@@ -132,7 +133,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         emit(f"iteration {i}: {rows} {KIND[opts.method]} rows from {source.name}; training {opts.method}"
              + (f" from {adopted.name}" if adopted else ""))
         manifest = train(opts.method, data, adapter, parent=adopted, epochs=opts.epochs, learning_rate=opts.lr,
-                         seed=seed, progress=opts.progress, max_samples=opts.max_samples)
+                         batch_size=opts.batch_size or (8 if opts.method == "sft" else 4), seed=seed,
+                         progress=opts.progress, max_samples=opts.max_samples)
         fork = out / f"iter-{i}"
         asyncio.run(run_simulation(RunOptions(
             fork=str(base), from_round=1, out=str(fork), progress=opts.progress,

@@ -15,6 +15,10 @@ and can be compared once :func:`strip_live` is applied to both.
 ``--off-menu`` answers every choice in prose (a server that never picks an option);
 ``--fail-share F`` answers a fixed share of chat requests (by request) with HTTP 500.
 
+``POST /v1/load_lora_adapter`` (vLLM's runtime LoRA call) makes the stub answer requests for that
+adapter's name too, with answers that differ from the base's (the adapter's name is hashed in);
+a request for a model it does not serve gets HTTP 404, as from vLLM.
+
 ``GET /stats`` counts answered chat and embedding calls. ``POST /hold`` with ``{"after": N}`` lets
 ``N`` chat calls in all be answered and parks the rest until ``POST /release``; a parked call whose
 client went away meanwhile is neither answered nor counted (tests use it to kill a client at a
@@ -53,9 +57,12 @@ def make_app(extras: bool = True, dim: int = 384, live: bool = False, off_menu: 
     nonce = f"{random.SystemRandom().randrange(10**6):06d}"  # digits only: the tag's token count never varies
     gate = {"after": None, "open": asyncio.Event()}
     gate["open"].set()
+    adapters: dict[str, str] = {}  # name -> path
+    served: dict[str, str] = {}  # the first model name asked for is the base's
 
     def answer(body: dict) -> str:
-        h = _h(body["messages"])
+        model = body.get("model", "stub")
+        h = _h(body["messages"]) if model not in adapters else _h([model, body["messages"]])
         so = body.get("structured_outputs") if extras else None
         rf = body.get("response_format") if extras else None
         last = body["messages"][-1]["content"]
@@ -87,6 +94,10 @@ def make_app(extras: bool = True, dim: int = 384, live: bool = False, off_menu: 
         if fail_share and _h(body["messages"]) % 1000 < fail_share * 1000:
             stats["failed"] += 1  # the same requests fail every time: retries cannot rescue them
             return web.json_response({"error": "stub: internal error"}, status=500)
+        model = body.get("model", "stub")
+        served.setdefault("base", model)
+        if model != served["base"] and model not in adapters:
+            return web.json_response({"error": f"The model `{model}` does not exist."}, status=404)
         stats["chat"] += 1
         text = answer(body)
         out = {"id": f"stub-{nonce}-{stats['chat']}", "object": "chat.completion", "model": body.get("model", "stub"),
@@ -104,6 +115,12 @@ def make_app(extras: bool = True, dim: int = 384, live: bool = False, off_menu: 
             v = np.random.default_rng(_h(t) % (2**63)).standard_normal(dim)
             data.append({"index": i, "object": "embedding", "embedding": (v / np.linalg.norm(v)).round(6).tolist()})
         return web.json_response({"data": data, "usage": {"prompt_tokens": len(texts)}})
+
+    async def load_lora(request: web.Request) -> web.Response:
+        body = await request.json()
+        adapters[body["lora_name"]] = body["lora_path"]
+        stats["adapters"] = sorted(adapters)
+        return web.Response(text=f"Success: LoRA adapter '{body['lora_name']}' added successfully.")
 
     async def health(_r: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -127,7 +144,7 @@ def make_app(extras: bool = True, dim: int = 384, live: bool = False, off_menu: 
     app = web.Application(client_max_size=64 * 2**20)
     app.add_routes([web.post("/v1/chat/completions", chat), web.post("/v1/embeddings", embeddings),
                     web.get("/health", health), web.get("/stats", get_stats), web.post("/hold", hold),
-                    web.post("/release", release)])
+                    web.post("/release", release), web.post("/v1/load_lora_adapter", load_lora)])
     if extras:
         app.add_routes([web.get("/version", version)])
     return app

@@ -106,3 +106,57 @@ def test_judge_scores_and_rewrites_within_the_calls_own_options(rated_run, capsy
     capsys.readouterr()
     assert main(["rate", str(rated_run), "--by", "judge", "--judge", "nobody"]) == 2
     assert "no chat model named 'nobody'" in capsys.readouterr().err
+
+
+def _sft(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_sft_corrections_anchors_and_balance(rated_run, tmp_path):
+    from simulation.correction import dataset_rows
+
+    assert main(["rate", str(rated_run), "--by", "checks"]) == 0
+    plain = dataset_rows(rated_run, "sft", rater="check:")
+    # a call that some check corrected trains on the correction alone
+    corrected = dict(rows(rated_run, "SELECT llm_call_id, rewrite FROM ratings WHERE rewrite IS NOT NULL"))
+    by_call: dict[int, list[str]] = {}
+    for r in plain:
+        by_call.setdefault(r["meta"]["call_id"], []).append(r["messages"][-1]["content"])
+    assert all(len(v) == 1 for v in by_call.values()), "one answer per call"
+    assert corrected and all(by_call[c] == [rw] for c, rw in corrected.items() if c in by_call)
+    low = {c for (c,) in rows(rated_run, "SELECT llm_call_id FROM ratings WHERE score < 4")}
+    assert all(c in corrected for c in by_call if c in low), "no answer a check failed is kept"
+    # a person scores a call low that a check passed, without a rewrite: its answer is no longer kept
+    passed = sorted(c for c in by_call if c not in corrected and c not in low)
+    assert passed
+    (tmp_path / "human.csv").write_text(f"llm_call_id,score\n{passed[0]},1\n")
+    assert main(["rate", str(rated_run), "--by", "file", "--file", str(tmp_path / "human.csv")]) == 0
+    everyone = {r["meta"]["call_id"] for r in dataset_rows(rated_run, "sft")}
+    assert passed[0] not in everyone and passed[1] in everyone
+
+    anchored = dataset_rows(rated_run, "sft", rater="check:", anchor=True)
+    anchors = [r for r in anchored if r["meta"]["rater"] == "anchor"]
+    rated_actions = {r["meta"]["action"] for r in plain}
+    assert anchors and not {r["meta"]["action"] for r in anchors} & rated_actions
+    calls = {i: (json.loads(ch), c) for i, ch, c in rows(
+        rated_run, "SELECT id, choices, completion FROM llm_calls WHERE choices IS NOT NULL")}
+    for r in anchors:
+        options, _ = calls[r["meta"]["call_id"]]
+        assert r["messages"][-1]["content"] in options
+    assert dataset_rows(rated_run, "sft", rater="check:", anchor=True) == anchored, "seeded"
+
+    balanced = dataset_rows(rated_run, "sft", rater="check:", balance=True)
+    def spread(rs):
+        out: dict[tuple, int] = {}
+        for r in rs:
+            k = (r["meta"]["action"], r["messages"][-1]["content"])
+            out[k] = out.get(k, 0) + 1
+        return out
+    before, after = spread(plain), spread(balanced)
+    assert set(before) == set(after) and all(after[k] >= before[k] for k in before)
+    assert all(after[k] <= 4 * before[k] for k in before)
+    assert any(after[k] > before[k] for k in before), "the rarer answers are repeated"
+    held = {r["meta"]["call_id"] for r in plain[:5]}
+    agents = {a for (i, a) in rows(rated_run, "SELECT id, agent_id FROM llm_calls") if i in held}
+    kept = dataset_rows(rated_run, "sft", rater="check:", exclude_agents=agents)
+    assert kept and not {r["meta"]["call_id"] for r in kept} & held

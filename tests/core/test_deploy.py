@@ -101,3 +101,25 @@ async def _deploy_errors(sim, r):
 
 def test_deploy_rejects_bad_arguments(polling, tmp_path):
     run(polling, tmp_path / "run", {"after_round": [_deploy_errors]}, rounds=1)
+
+
+def test_llm_model_and_model_by_type_name_config_entries(tmp_path):
+    from simulation.testing.procs import start_stub
+
+    a, b = start_stub(), start_stub()
+    try:
+        folder = copy_scenario(tmp_path, "polling")
+        set_models(folder, [{"config_name": "a", "model_name": "model-a", "client_args": {"base_url": f"http://127.0.0.1:{a.spec.port}/v1"}},
+                            {"config_name": "b", "model_name": "model-b", "client_args": {"base_url": f"http://127.0.0.1:{b.spec.port}/v1"}},
+                            stub_models([], embed=a)[0]])
+        for i, (setting, model, stub) in enumerate((("llm.model=b", "model-b", b), ("llm.model_by_type.voter=a", "model-a", a),
+                                                    ("llm.model=model-b", "model-b", b))):
+            before = stub_stats(stub)["chat"]
+            out = tmp_path / f"run{i}"
+            assert main(["run", str(folder), "--agents", "10", "--rounds", "1", "--out", str(out), "--no-progress",
+                         "memory.type=none", setting]) == 0
+            assert {m for (m,) in rows(out, "SELECT DISTINCT model FROM llm_calls")} == {model}
+            assert stub_stats(stub)["chat"] - before == rows(out, "SELECT COUNT(*) FROM llm_calls")[0][0]
+    finally:
+        a.stop()
+        b.stop()

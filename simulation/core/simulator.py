@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..config import ConfigError, ConfigProblem
 from ..config.loader import apply_override
 from ..config.models import RunConfig
-from ..llm.routing import Assignment, adapter_route, routing_from_settings
+from ..llm.routing import Assignment, adapter_route, routing_from_settings, routing_with_deployed
 from ..population import PopulationStats, build_profiles
 from ..runtime.base import GroupLost
 from ..store import RunStore
@@ -544,10 +544,9 @@ class Simulator:
         self.failed_steps = data["failed_steps"]
         self.intervention = data.get("intervention")
         # the config's routing (a fork's may name a new adapter), then what was deployed while running
-        self.routing = routing_from_settings(self.sim.llm, self.sim.seed)
-        self._deployed = [Assignment(a["model"], a["share"], tuple(a["types"]), tuple(a["agents"]))
-                          for a in data.get("deployed") or []]
-        self.routing.assignments += self._deployed
+        base = len(routing_from_settings(self.sim.llm, self.sim.seed).assignments)
+        self.routing = routing_with_deployed(self.sim.llm, self.sim.seed, data.get("deployed") or [])
+        self._deployed = self.routing.assignments[base:]
         self.adapters.update(data.get("adapters") or {})
         restored = await self.runtime.broadcast("restore", str(d))
         if sum(restored) != self.n_agents:

@@ -29,6 +29,14 @@ def routing_from_settings(settings: Any, seed: int) -> ModelRouting:
     return routing
 
 
+def routing_with_deployed(settings: Any, seed: int, deployed: list[dict[str, Any]]) -> ModelRouting:
+    """The config's routing followed by the assignments deployed while running (a checkpoint's
+    ``deployed``): what a resumed run, a fork or an interview continues with."""
+    routing = routing_from_settings(settings, seed)
+    routing.assignments += [Assignment(a["model"], a["share"], tuple(a["types"]), tuple(a["agents"])) for a in deployed]
+    return routing
+
+
 def ab_unit(seed: int, agent_id: str) -> float:
     """An agent's fixed draw in [0, 1) for share-based splits: the same agents stay treated (and the
     same stay in the control group) across deployments and iterations of one run seed."""

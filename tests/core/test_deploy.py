@@ -67,6 +67,11 @@ def test_deploy_mid_run_then_fork_resume_and_replay(polling, stub, tmp_path):
     assert treated_of(fork, 3, "fix") == expected
     assert normalised(rows(fork, CALLS + "")) == normalised(rows(out, CALLS))
 
+    # an interview after the run asks the agent's model of the last checkpoint
+    agent = sorted(expected)[0]
+    assert main(["interview", str(fork), agent, "What do you think of the park?"]) == 0
+    assert rows(fork, "SELECT model FROM llm_calls WHERE phase = 'interview'") == [("fix",)]
+
     calls = stub_stats(stub)["chat"]
     replay = tmp_path / "replay"
     assert main(["run", "--replay", str(out), "--out", str(replay), "--no-progress"]) == 0

@@ -54,7 +54,7 @@ def main() -> int:
     ap.add_argument("--max-samples", type=int, default=300, help="SFT rows per iteration, at most")
     ap.add_argument("--ppo-samples", type=int, default=64, help="PPO reward rows, at most (PPO costs ~15 s a step on CPU)")
     ap.add_argument("--judge-samples", type=int, default=24)
-    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--no-ppo", action="store_true")
     ap.add_argument("--no-recommendation", action="store_true")
     ap.add_argument("--out", help="keep the runs here (default: a temporary folder)")

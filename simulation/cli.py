@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     ds.add_argument("--out", required=True, metavar="FILE.jsonl")
     ds.add_argument("--min-score", type=float, default=4.0, help="sft: keep original answers scored at least this")
     ds.add_argument("--rater", metavar="PREFIX", help="only ratings whose rater starts with PREFIX (e.g. check:, human:)")
-    ds.add_argument("--anchor", action="store_true", help="sft: add the recorded answers of decisions nobody rated")
+    ds.add_argument("--anchor", action="store_true", help="sft: keep the recorded answers of decisions nobody rated")
     ds.add_argument("--balance", action="store_true", help="sft: repeat each decision's rarer answers (up to 4x)")
     t = sub.add_parser("train", help="train a LoRA adapter on a dataset: sft (sft kind) or ppo (reward kind)")
     t.add_argument("method", choices=["sft", "ppo"])

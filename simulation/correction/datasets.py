@@ -13,8 +13,6 @@ Every row carries ``meta``: the source run, the call id, the rater, the action a
 from __future__ import annotations
 
 import json
-import random
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +33,10 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
     """The rows of one dataset kind (see the module docstring); a one-line error when there are none.
 
     Calls of ``exclude_agents`` (a hold-out set) are left out. For ``sft``: ``anchor`` adds the
-    answers of the decisions nobody rated (``meta.rater = "anchor"``), so training on the rated
-    decisions does not drag the others along: each anchor answer is drawn (seeded by the call) from
-    that decision's recorded option shares, whatever position the option was listed in, so the
-    spread over options is kept and the preference for the first-listed option is not; ``balance`` repeats each rated decision's rarer
+    recorded answers of the decisions nobody rated (``meta.rater = "anchor"``), so training on the
+    rated decisions does not drag the others along (answers drawn at random from a decision's option
+    shares were tried: the model cannot fit labels unrelated to the prompt and learns the commonest
+    option, collapsing the decision; measured on job seeking, 2026-11-30); ``balance`` repeats each rated decision's rarer
     answers (up to 4 times) so that the few corrections are not drowned by the many kept answers.
     """
     if kind not in KINDS:
@@ -100,15 +98,9 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
     if kind == "sft" and balance:
         out = _balanced(out)
     if kind == "sft" and anchor:
-        shares: dict[str, Counter[str]] = {}
-        for c in unrated:
-            shares.setdefault(c.action, Counter())[c.completion] += 1
-        for c in unrated:
-            opts = [o for o in c.choices or () if shares[c.action][o]]
-            answer = random.Random(f"anchor:{c.id}").choices(opts, [shares[c.action][o] for o in opts])[0]
-            out.append({"messages": [*c.messages, *_assistant(answer)],
-                        "meta": {"run": str(run_dir), "call_id": c.id, "rater": "anchor", "action": c.action,
-                                 "round": c.round}})
+        out += [{"messages": [*c.messages, *_assistant(c.completion)],
+                 "meta": {"run": str(run_dir), "call_id": c.id, "rater": "anchor", "action": c.action, "round": c.round}}
+                for c in unrated]
     if not out:
         raise ConfigError([ConfigProblem(str(run_dir), "ratings", f"no {kind} rows: the ratings hold no "
                                          + ("rewrites of low-scored answers" if kind == "preference" else

@@ -126,6 +126,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     history: list[dict[str, Any]] = []
     adopted: Path | None = None
     source = base
+    lr = opts.lr
     for i in range(1, opts.iterations + 1):
         rate_run(source, by=opts.rater, judge=opts.judge, sample=opts.samples if opts.rater == "judge" else None,
                  progress=opts.progress)
@@ -135,7 +136,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         adapter = out / f"adapter-{i}"
         emit(f"iteration {i}: {rows} {KIND[opts.method]} rows from {source.name}; training {opts.method}"
              + (f" from {adopted.name}" if adopted else ""))
-        manifest = train(opts.method, data, adapter, parent=adopted, epochs=opts.epochs, learning_rate=opts.lr,
+        manifest = train(opts.method, data, adapter, parent=adopted, epochs=opts.epochs, learning_rate=lr,
                          batch_size=opts.batch_size or (8 if opts.method == "sft" else 4), seed=seed,
                          progress=opts.progress, max_samples=opts.max_samples)
         fork = out / f"iter-{i}"
@@ -149,7 +150,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
               "train_s": manifest.train_s, "swap_s": _swap_s(fork), "samples": manifest.samples,
               "worst_first_share": max(hold.first_share.values(), default=None),
               "by_check": {k: f"{f}/{n}" for k, (f, n) in hold.by_check.items()},
-              "adopted": not refused, "refused_because": refused}
+              "adopted": not refused, "refused_because": refused, "learning_rate": manifest.learning_rate}
         _record(fork, {"correction.holdout_fail": hold.fail, "correction.control_fail": ctl.fail,
                        "correction.judge": hold.judge, "correction.train_s": manifest.train_s,
                        "correction.swap_s": it["swap_s"]})
@@ -161,6 +162,9 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         history.append(it)
         if not refused:
             adopted, source = adapter, fork
+        else:  # the same data and parent again would give the same adapter: take a smaller step
+            lr = manifest.learning_rate / 2
+            emit(f"  next iteration: the same data from {adopted.name if adopted else 'the base'}, learning rate {lr:g}")
     (out / "correction.json").write_text(json.dumps({**result, "details": history,
                                                      "groups": {k: sorted(getattr(groups, k)) for k in
                                                                 ("holdout", "treated", "control")}}, indent=2))

@@ -44,7 +44,8 @@ class ModelDeployer:
     def __init__(self, cfg: RunConfig, chat_models: list[ModelConfig], owned: dict[str, Any], work_dir: Path):
         self.cfg = cfg
         self.models = list(chat_models)
-        self.owned = dict(owned)  # config_name -> ServerProcess this run started
+        self.owned = owned  # config_name -> ServerProcess this run started: shared, so whoever stops the run's
+        # services stops the servers deployments started too
         self.base_names = {m.config_name for m in chat_models}
         self.work_dir = Path(work_dir)
 

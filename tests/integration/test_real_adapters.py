@@ -21,6 +21,19 @@ pytestmark = pytest.mark.integration
 TAUGHT = "unsure"  # the base model answers "yes" to the poll; the adapter teaches "unsure"
 
 
+def servers_of(folder: Path) -> list[int]:
+    """Processes whose command line names ``folder`` (a server on a merged model)."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(folder) in cmd:
+            out.append(int(pid))
+    return out
+
+
 def poll_prompts(tmp: Path, seed: int, n: int) -> list[list[dict]]:
     """Real vote prompts of ``n`` voters (profiles of another seed than the simulation's), via the stub."""
     folder = copy_scenario(tmp / "data", "polling")
@@ -67,6 +80,7 @@ def test_train_deploy_lora_then_merge_then_replay(real_servers, tmp_path):
         scenario=str(folder), agents=16, rounds=3, out=str(run), progress=False, hooks={"after_round": [swap]},
         overrides=["memory.type=none", "embedded.enable_lora=true"])))
     assert summary["rounds"] == 3 and len(set(pids)) == 1 and pids[0] == os.getpid()
+    assert not servers_of(run / "models"), "the run stops the servers its deployments started"
 
     votes = rows(run, "SELECT round, agent_id, completion, model FROM llm_calls WHERE action = 'vote' AND valid = 1")
     treated = {a for _, a, _, _ in votes if ab_unit(1, a) < 0.5}

@@ -171,6 +171,15 @@ class SimulationConfig(Strict):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        # the run folder is <out_dir>/<name>-<time>-seed<seed>: a name must not lead outside out_dir
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", v):
+            raise ValueError("letters, digits, '.', '_' and '-' only, not starting with '.' or '-' "
+                             "(it names the run folder inside out_dir)")
+        return v
+
     @field_validator("agents")
     @classmethod
     def _agents(cls, v: dict[str, AgentPopulationConfig]) -> dict[str, AgentPopulationConfig]:

@@ -341,7 +341,7 @@ def scheduled_interventions(opts: RunOptions) -> Any:
 async def interview_agent(run_dir: Path, agent_id: str, question: str) -> dict[str, Any]:
     """Interview one agent of a recorded run as of its last checkpoint; recorded, memory untouched."""
     from .core.checkpoint import latest_checkpoint, read_driver_state
-    from .llm.routing import adapter_route, routing_with_deployed
+    from .llm.routing import adapter_paths, routing_with_deployed
     from .runtime import GroupHost
 
     cfg = read_run_config(run_dir)
@@ -361,8 +361,7 @@ async def interview_agent(run_dir: Path, agent_id: str, question: str) -> dict[s
         # the agent answers with the model it had at that checkpoint (an adapter is served again)
         state = read_driver_state(found[1])
         routing = routing_with_deployed(cfg.simulation.llm, cfg.simulation.seed, state.get("deployed") or [])
-        adapters = {**({adapter_route(cfg.simulation.llm): cfg.simulation.llm.adapter} if cfg.simulation.llm.adapter
-                       else {}), **(state.get("adapters") or {})}
+        adapters = {**adapter_paths(cfg.simulation.llm), **(state.get("adapters") or {})}
         model = routing.model_for(agent_id, row[0])
         if model in adapters:
             from .services.deploy import ModelDeployer

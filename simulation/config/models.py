@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+ADAPTER_NAME = re.compile(r"[A-Za-z0-9._-]+")  # a served adapter's name: it goes into URLs and folder names
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -116,7 +118,7 @@ class LLMSettings(Strict):
 
     @model_validator(mode="after")
     def _adapter_name(self) -> LLMSettings:
-        if self.adapter_name is not None and not re.fullmatch(r"[A-Za-z0-9._-]+", self.adapter_name):
+        if self.adapter_name is not None and not ADAPTER_NAME.fullmatch(self.adapter_name):
             raise ValueError("adapter_name may hold letters, digits, '.', '_' and '-' only")
         return self
 

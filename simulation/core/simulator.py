@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -17,8 +16,8 @@ from tqdm import tqdm
 
 from ..config import ConfigError, ConfigProblem
 from ..config.loader import apply_override
-from ..config.models import RunConfig
-from ..llm.routing import Assignment, adapter_route, routing_from_settings, routing_with_deployed
+from ..config.models import ADAPTER_NAME, RunConfig
+from ..llm.routing import Assignment, adapter_paths, routing_from_settings, routing_with_deployed
 from ..population import PopulationStats, build_profiles
 from ..runtime.base import GroupLost
 from ..store import RunStore
@@ -85,10 +84,7 @@ class Simulator:
         self._pause.set()
         # which model answers which agent; adapters deployed by name -> folder
         self.routing = routing_from_settings(self.sim.llm, self.sim.seed)
-        self.adapters: dict[str, str] = {}
-        name = adapter_route(self.sim.llm)
-        if name and self.sim.llm.adapter:
-            self.adapters[name] = self.sim.llm.adapter
+        self.adapters: dict[str, str] = adapter_paths(self.sim.llm)
         self.deployer: Any = None  # a ModelDeployer (live runs); a replay only re-routes
         self.deployments: list[Deployment] = []
         self._deployed: list[Assignment] = []  # assignments made while running (the config's come first)
@@ -151,7 +147,7 @@ class Simulator:
     async def _deploy(self, path: Path, name: str | None, agents: list[str] | None, share: float,
                       types: list[str] | None, mode: str | None) -> Deployment:
         name = name or path.name
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        if not ADAPTER_NAME.fullmatch(name):
             raise ValueError(f"adapter name {name!r}: letters, digits, '.', '_' and '-' only")
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"share must be between 0 and 1, got {share}")
@@ -163,49 +159,49 @@ class Simulator:
             raise KeyError(f"no agent type {bad_types[0]!r} in this run")
         t0 = time.perf_counter()
         if self.deployer is not None:
-            self.deployer.check_adapter(path)
             mode = self.deployer.resolve_mode(mode or self.sim.llm.deploy_mode)
-            await asyncio.to_thread(self.deployer.deploy, path, name, mode)
+            await self._put_on_servers({name: str(path)}, mode)  # a failure leaves the routing as it was
+        mode = mode or "replay"
         self._deployed.append(self.routing.assign(name, share, types, agents))
         self.adapters[name] = str(path)
-        await self._push_models()
-        if self.deployer is not None:
-            await self._push_models(await asyncio.to_thread(self.deployer.retire, self.routing))
-        dep = Deployment(self.round + 1, name, str(path), mode or "replay", round(time.perf_counter() - t0, 3),
+        await self._route()
+        dep = Deployment(self.round + 1, name, str(path), mode, round(time.perf_counter() - t0, 3),
                          share, tuple(types or ()), tuple(agents or ()))
-        self.deployments.append(dep)
-        self.store.add_intervention(dep.round, "deploy", name, {"path": dep.path, "mode": dep.mode, "seconds": dep.seconds,
-                                                                "share": share, "types": list(dep.types),
-                                                                "agents": list(dep.agents)})
-        self.store.flush()
+        self._record(dep, {"share": share, "types": list(dep.types), "agents": list(dep.agents)})
         logger.info("deployed adapter {} ({} mode) in {:.1f}s, from round {}", name, dep.mode, dep.seconds, dep.round)
         return dep
 
     async def deploy_routed(self) -> None:
         """Serve the adapters the routing names (from the config, or a resumed checkpoint), check that
         every model an agent may ask for is served, and give the groups the routing."""
-        if self.deployer is None:
-            await self._push_models()
-            return
-        needed = [n for n in self.routing.used_names() if n in self.adapters]
-        if not needed:
-            self._check_served()
-            await self._push_models()
-            return
+        needed = [n for n in self.routing.used_names() if n in self.adapters] if self.deployer is not None else []
         t0 = time.perf_counter()
-        mode = self.deployer.resolve_mode(self.sim.llm.deploy_mode)
-        for n in needed:
-            self.deployer.check_adapter(Path(self.adapters[n]))
-            await asyncio.to_thread(self.deployer.deploy, Path(self.adapters[n]), n, mode)
-        self._check_served()
-        await self._push_models()
-        await self._push_models(await asyncio.to_thread(self.deployer.retire, self.routing))
+        mode = self.deployer.resolve_mode(self.sim.llm.deploy_mode) if needed else "replay"
+        await self._put_on_servers({n: self.adapters[n] for n in needed}, mode)
+        await self._route()
         seconds = round(time.perf_counter() - t0, 3)
         for n in needed:
-            dep = Deployment(self.round + 1, n, self.adapters[n], mode, seconds)
-            self.deployments.append(dep)
-            self.store.add_intervention(dep.round, "deploy", n, {"path": dep.path, "mode": mode, "seconds": seconds,
-                                                                 "at_start": True})
+            self._record(Deployment(self.round + 1, n, self.adapters[n], mode, seconds), {"at_start": True})
+
+    async def _put_on_servers(self, adapters: dict[str, str], mode: str) -> None:
+        """Make each adapter (name -> folder) servable; the servers' work runs off the event loop."""
+        for name, path in adapters.items():
+            self.deployer.check_adapter(Path(path))
+            await asyncio.to_thread(self.deployer.deploy, Path(path), name, mode)
+
+    async def _route(self) -> None:
+        """Check that every model an agent may ask for is served, give the groups the endpoints and
+        routing, then stop the servers no agent uses any more (a replay touches no server)."""
+        if self.deployer is not None:
+            self._check_served()
+        await self._push_models()
+        if self.deployer is not None and await asyncio.to_thread(self.deployer.retire, self.routing):
+            await self._push_models()
+
+    def _record(self, dep: Deployment, extra: dict[str, Any]) -> None:
+        self.deployments.append(dep)
+        self.store.add_intervention(dep.round, "deploy", dep.name, {"path": dep.path, "mode": dep.mode,
+                                                                    "seconds": dep.seconds, **extra})
         self.store.flush()
 
     def _check_served(self) -> None:
@@ -215,16 +211,13 @@ class Simulator:
             raise ConfigError([ConfigProblem("llm", "model", f"no chat endpoint serves {', '.join(map(repr, missing))} "
                                              f"(served: {', '.join(sorted(served)) or 'none'})")])
 
-    async def _push_models(self, changed: Any = True) -> None:
+    async def _push_models(self) -> None:
         """Give every group the current endpoints and routing (and keep them for rebuilt groups)."""
-        if not changed:
-            return
-        models = [m.model_dump() for m in self.deployer.models] if self.deployer is not None else None
-        for s in self.group_specs:
-            if models is not None:
-                s.chat_models = models
-        await self.runtime.gather([(g, "set_models", (models if models is not None else self.group_specs[g].chat_models,
-                                                      self.routing.to_data())) for g in range(self.runtime.n_groups)])
+        if self.deployer is not None:
+            for s in self.group_specs:
+                s.chat_models = [m.model_dump() for m in self.deployer.models]
+        await self.runtime.gather([(g, "set_models", (self.group_specs[g].chat_models, self.routing.to_data()))
+                                   for g in range(self.runtime.n_groups)])
 
     def _group_of(self, agent_id: str) -> int:
         if agent_id not in self.where:
@@ -544,9 +537,9 @@ class Simulator:
         self.failed_steps = data["failed_steps"]
         self.intervention = data.get("intervention")
         # the config's routing (a fork's may name a new adapter), then what was deployed while running
-        base = len(routing_from_settings(self.sim.llm, self.sim.seed).assignments)
-        self.routing = routing_with_deployed(self.sim.llm, self.sim.seed, data.get("deployed") or [])
-        self._deployed = self.routing.assignments[base:]
+        deployed = data.get("deployed") or []
+        self.routing = routing_with_deployed(self.sim.llm, self.sim.seed, deployed)
+        self._deployed = self.routing.assignments[len(self.routing.assignments) - len(deployed):]
         self.adapters.update(data.get("adapters") or {})
         restored = await self.runtime.broadcast("restore", str(d))
         if sum(restored) != self.n_agents:

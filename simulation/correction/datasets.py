@@ -32,12 +32,14 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
                  balance: bool = False) -> list[dict[str, Any]]:
     """The rows of one dataset kind (see the module docstring); a one-line error when there are none.
 
-    Calls of ``exclude_agents`` (a hold-out set) are left out. For ``sft``: ``anchor`` adds the
-    recorded answers of the decisions nobody rated (``meta.rater = "anchor"``), so training on the
-    rated decisions does not drag the others along (answers drawn at random from a decision's option
-    shares were tried: the model cannot fit labels unrelated to the prompt and learns the commonest
-    option, collapsing the decision; measured on job seeking, 2026-11-30); ``balance`` repeats each rated decision's rarer
-    answers (up to 4 times) so that the few corrections are not drowned by the many kept answers.
+    Calls of ``exclude_agents`` (a hold-out set) are left out. For ``sft``:
+
+    - ``anchor`` adds the recorded answers of the decisions nobody rated (``meta.rater = "anchor"``),
+      so training on the rated decisions does not drag the others along. (Answers drawn at random
+      from a decision's option shares were tried: the model cannot fit labels unrelated to the
+      prompt and learns the commonest option, collapsing the decision; job seeking, 2026-11-30.)
+    - ``balance`` repeats each rated decision's rarer answers (up to 4 times), so that the few
+      corrections are not drowned by the many kept answers.
     """
     if kind not in KINDS:
         raise ConfigError([ConfigProblem("<command line>", "--kind", f"one of {', '.join(KINDS)}, got {kind!r}")])

@@ -12,10 +12,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.health import SKEW  # one option above this share is a collapsed decision
 from ..llm.routing import ab_unit
 from ..store import RunStore
 
-SKEW = 0.9  # one option above this share is a collapsed decision (as in core.health)
 MIN_ANSWERS = 10  # fewer answers in a group tell nothing about a collapse
 
 

@@ -20,6 +20,12 @@ def adapter_route(settings: Any) -> str | None:
     return settings.adapter_name or Path(settings.adapter).name
 
 
+def adapter_paths(settings: Any) -> dict[str, str]:
+    """Route name -> folder of the adapter ``llm.adapter`` names (empty without one)."""
+    name = adapter_route(settings)
+    return {name: settings.adapter} if name else {}
+
+
 def routing_from_settings(settings: Any, seed: int) -> ModelRouting:
     """The routing a run starts with: ``llm.model_by_type``, then ``llm.adapter`` on its share."""
     routing = ModelRouting(seed, None, dict(settings.model_by_type))
@@ -33,7 +39,7 @@ def routing_with_deployed(settings: Any, seed: int, deployed: list[dict[str, Any
     """The config's routing followed by the assignments deployed while running (a checkpoint's
     ``deployed``): what a resumed run, a fork or an interview continues with."""
     routing = routing_from_settings(settings, seed)
-    routing.assignments += [Assignment(a["model"], a["share"], tuple(a["types"]), tuple(a["agents"])) for a in deployed]
+    routing.assignments += [Assignment.from_data(a) for a in deployed]
     return routing
 
 
@@ -60,6 +66,10 @@ class Assignment:
         if self.types and agent_type not in self.types:
             return False
         return self.share >= 1.0 or ab_unit(seed, agent_id) < self.share
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Assignment:
+        return cls(data["model"], data["share"], tuple(data["types"]), tuple(data["agents"]))
 
 
 @dataclass(slots=True)
@@ -113,5 +123,4 @@ class ModelRouting:
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> ModelRouting:
         return cls(data.get("seed", 0), data.get("default"), dict(data.get("by_type") or {}),
-                   [Assignment(a["model"], a["share"], tuple(a["types"]), tuple(a["agents"]))
-                    for a in data.get("assignments") or []])
+                   [Assignment.from_data(a) for a in data.get("assignments") or []])

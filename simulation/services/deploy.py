@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from loguru import logger
 
 from ..config import ConfigError, ConfigProblem
 from ..config.models import ModelConfig, RunConfig
-from ..core.records import Deployment  # noqa: F401 - re-exported for deployers' callers
 from ..llm.routing import ModelRouting
 
 
@@ -134,8 +132,3 @@ class ModelDeployer:
                 stopped.append(m.config_name)
                 logger.info("stopped chat server {}: no agent uses it any more", m.config_name)
         return stopped
-
-    def timed_deploy(self, adapter: Path, name: str, mode: str) -> float:
-        t0 = time.perf_counter()
-        self.deploy(adapter, name, mode)
-        return time.perf_counter() - t0

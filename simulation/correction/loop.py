@@ -56,12 +56,13 @@ class CorrectOptions:
 
 def _group_line(label: str, m: GroupMeasure) -> str:
     checks = ", ".join(f"{k} {f}/{n}" for k, (f, n) in m.by_check.items()) or "no checks"
-    bias = max(m.first_share.values(), default=0.0)
+    worst = max(m.first_share.values(), default=None)
+    bias = f"{worst:.0%}" if worst is not None else "n/a (no decisions)"
     judge = f"; judge {m.judge:.2f}" if m.judge is not None else ""
     tops = ", ".join(f"{a} {m.top(a)[0]} {m.top(a)[1]:.0%} (first-listed {m.first_share.get(a, 0):.0%})"
                      for a in m.decisions)
     return (f"  {label:<9} fail {m.fail if m.fail is not None else 'n/a'} ({checks}); worst first-option share "
-            f"{bias:.0%}{judge}\n  {'':<9} decisions: {tops or 'none'}")
+            f"{bias}{judge}\n  {'':<9} decisions: {tops or 'none'}")
 
 
 def _swap_s(run: Path) -> float:

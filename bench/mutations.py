@@ -52,7 +52,7 @@ MUTATIONS = [
              "        self.store.truncate_after(r)\n", "",
              (f"{JOBS}::test_live_run_killed_mid_round_then_resumed_equals_uninterrupted",)),
     Mutation("resume-of-replay-goes-live", "resume", "simulation/runner.py",
-             "replay_from = Path(rf) if rf else None", "replay_from = None",
+             "replay_from = Path(rf).resolve() if rf else None", "replay_from = None",
              (f"{JOBS}::test_replay_killed_mid_round_resumes_from_the_recording",)),
     Mutation("routing-ignores-load", "failover", "simulation/llm/pool.py",
              "key = (0 if local else 1, ep.load(), ep.calls)", "key = (0 if local else 1, ep.calls)", (LLM,)),

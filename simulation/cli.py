@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from loguru import logger
 
@@ -14,21 +15,41 @@ from .config import ConfigError
 from .core.errors import RunStopped
 
 
+def _count(text: str) -> int:
+    """A whole number of at least 1 (agents, rounds, iterations...)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors (exit 2; ``--help`` shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="gensim", description="GenSim: LLM-agent social simulations.")
+    ap = _Parser(prog="gensim", description="GenSim: LLM-agent social simulations.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run a scenario (or replay / resume a run)")
     r.add_argument("scenario", nargs="?", help="scenario name (under simulation/examples) or folder")
     r.add_argument("overrides", nargs="*", metavar="key=value", help="override any config field by dotted path")
-    r.add_argument("--agents", type=int, help="scale the population to N agents in its configured proportions")
-    r.add_argument("--rounds", type=int)
+    r.add_argument("--agents", type=_count, help="scale the population to N agents in its configured proportions")
+    r.add_argument("--rounds", type=_count)
     r.add_argument("--seed", type=int)
     r.add_argument("--runtime", choices=["local", "ray"])
+    r.add_argument("--llm", choices=["servers", "fake"], help="fake: an in-process fake model, no servers (its answers "
+                   "mean nothing: for writing and testing a scenario)")
     r.add_argument("--replay", metavar="RUN_DIR", help="re-run a recorded run from its recorded LLM responses")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     r.add_argument("--fork", metavar="RUN_DIR", help="start a new run from RUN_DIR's checkpoint before --from-round "
                    "(key=value changes its config; with --replay RUN_DIR it answers from the parent's recording)")
-    r.add_argument("--from-round", type=int, metavar="R", help="the first round a fork runs again")
+    r.add_argument("--from-round", type=_count, metavar="R", help="the first round a fork runs again")
     r.add_argument("--out", metavar="DIR", help="run folder (default: <out_dir>/<name>-<time>-seed<seed>)")
     r.add_argument("--intervene", action="append", default=[], metavar="ROUND:TEXT",
                    help="from ROUND on, every agent's prompts carry TEXT (an empty TEXT clears it); repeatable")
@@ -39,15 +60,20 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate a scenario's configs and profiles without starting anything")
     c.add_argument("scenario")
     c.add_argument("overrides", nargs="*", metavar="key=value")
+    c.add_argument("--dry-run", action="store_true", help="also run the setup and one round on the fake model "
+                   "(no servers, a scratch run folder): catches code that crashes")
+    c.add_argument("--agents", type=_count, help="scale the population to N agents (as run --agents does)")
+    c.add_argument("--endpoints", action="store_true", help="also ask each configured endpoint for its models")
     i = sub.add_parser("interview", help="ask an agent of a run a question; it answers in character")
     i.add_argument("run_dir")
     i.add_argument("agent")
     i.add_argument("question")
+    i.add_argument("--scenario", metavar="FOLDER", help="the run's scenario, when it is not a bundled one")
     ra = sub.add_parser("rate", help="rate a run's LLM calls: from its checks, an LLM judge, or a file of human ratings")
     ra.add_argument("run_dir")
     ra.add_argument("--by", required=True, choices=["checks", "judge", "file"])
     ra.add_argument("--judge", metavar="CONFIG_NAME", help="the judge's model_configs.json entry (default: the run's model)")
-    ra.add_argument("--sample", type=int, metavar="N", help="judge N calls (seeded, spread over actions, failed checks first)")
+    ra.add_argument("--sample", type=_count, metavar="N", help="judge N calls (seeded, spread over actions, failed checks first)")
     ra.add_argument("--action", help="only calls (or checks) of this action")
     ra.add_argument("--round", type=int, dest="round_", metavar="R", help="only round R")
     ra.add_argument("--seed", type=int, default=0)
@@ -68,30 +94,30 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--base", metavar="MODEL_DIR", help="base model folder (default: the served chat model)")
     t.add_argument("--from", dest="parent", metavar="ADAPTER_DIR", help="continue training this adapter")
     t.add_argument("--epochs", type=float, default=1.0)
-    t.add_argument("--lora-rank", type=int, default=16)
+    t.add_argument("--lora-rank", type=_count, default=16)
     t.add_argument("--lr", type=float, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--max-samples", type=int, help="train on a seeded sample of at most N rows")
+    t.add_argument("--batch-size", type=_count, default=8)
+    t.add_argument("--max-samples", type=_count, help="train on a seeded sample of at most N rows")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-progress", action="store_true")
     co = sub.add_parser("correct", help="the correction loop: run, rate, dataset, train, deploy, re-run; measured "
                         "on held-out agents against a control group")
     co.add_argument("scenario")
     co.add_argument("overrides", nargs="*", metavar="key=value")
-    co.add_argument("--iterations", type=int, default=1)
+    co.add_argument("--iterations", type=_count, default=1)
     co.add_argument("--method", choices=["sft", "ppo"], default="sft")
     co.add_argument("--rater", choices=["checks", "judge"], default="checks")
     co.add_argument("--judge", metavar="CONFIG_NAME", help="judge model (model_configs.json; default: the run's model)")
     co.add_argument("--judge-score", action="store_true", help="also give every run a judge score (a second column)")
     co.add_argument("--base", metavar="RUN_DIR", help="start from this one-round base run instead of running one")
-    co.add_argument("--samples", type=int, default=24, help="calls the judge rates per run")
+    co.add_argument("--samples", type=_count, default=24, help="calls the judge rates per run")
     co.add_argument("--holdout", type=float, default=0.3, help="share of agents never trained on")
     co.add_argument("--control", type=float, default=0.3, help="share of agents that keep the base model")
-    co.add_argument("--agents", type=int)
+    co.add_argument("--agents", type=_count)
     co.add_argument("--seed", type=int)
     co.add_argument("--epochs", type=float, default=1.0)
     co.add_argument("--lr", type=float)
-    co.add_argument("--max-samples", type=int, default=1000, help="training rows per iteration, at most")
+    co.add_argument("--max-samples", type=_count, default=1000, help="training rows per iteration, at most")
     co.add_argument("--out", metavar="DIR")
     co.add_argument("--no-progress", action="store_true")
     co.add_argument("--json", action="store_true", help="print the results as JSON on the last line")
@@ -143,27 +169,23 @@ def _dispatch(args: argparse.Namespace) -> int:
         interview_agent,
         parse_attribute,
         parse_intervention,
-        prepare_config,
         run_simulation,
     )
 
     if args.cmd == "check":
-        spec, cfg = prepare_config(RunOptions(scenario=args.scenario, overrides=args.overrides))
-        counts = ", ".join(f"{t}={a.count}" for t, a in cfg.simulation.agents.items())
-        print(f"ok: {spec.name} ({counts}; memory={cfg.memory.type}; models={len(cfg.models)})")
-        return 0
+        from .checking import check_scenario
+
+        return check_scenario(args.scenario, args.overrides, args.dry_run, args.agents, args.endpoints)
     if args.cmd in ("interview", "export", "rate", "dataset") and not (Path(args.run_dir) / "run.sqlite").is_file():
         return _fail(f"{args.run_dir}: not a run folder (no run.sqlite)", 2)
     if args.cmd == "interview":
         run_dir = Path(args.run_dir)
-        out = asyncio.run(interview_agent(run_dir, args.agent, args.question))
+        out = asyncio.run(interview_agent(run_dir, args.agent, args.question, args.scenario))
         print(f"{out['agent']} (after round {out['round']}): {out['answer']}")
         return 0
     if args.cmd == "rate":
         from .correction import rate_run
 
-        if args.sample is not None and args.sample < 1:
-            return _fail("--sample must be at least 1", 2)
         out = rate_run(args.run_dir, args.by, args.judge, args.sample, args.action, args.round_, args.seed,
                        args.file, rewrite=not args.no_rewrite)
         print(" ".join(f"{k}={v}" for k, v in out.items()))
@@ -206,12 +228,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if not (args.scenario or args.replay or args.resume or args.fork):
         return _fail("run needs a scenario, --replay RUN_DIR, --resume RUN_DIR or --fork RUN_DIR", 2)
+    if args.resume and (args.replay or args.fork):
+        return _fail("--resume continues a run as it was: it goes with neither --replay nor --fork", 2)
     if args.from_round is not None and not args.fork:
         return _fail("--from-round goes with --fork RUN_DIR", 2)
     if (args.replay or args.resume or args.fork) and args.scenario and "=" in args.scenario:
         args.overrides, args.scenario = [args.scenario, *args.overrides], None  # no scenario: key=value only
     if args.scenario and "=" in args.scenario and not Path(args.scenario).exists():
         return _fail("the first argument of 'run' must be the scenario, before any key=value", 2)
+    if args.llm:
+        args.overrides = [*args.overrides, f"llm.backend={args.llm}"]
     opts = RunOptions(scenario=args.scenario, agents=args.agents, rounds=args.rounds, seed=args.seed,
                       runtime=args.runtime, replay=args.replay, resume=args.resume, out=args.out,
                       fork=args.fork, from_round=args.from_round,

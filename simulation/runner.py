@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,10 @@ from loguru import logger
 from pydantic import ValidationError
 
 from .config import ConfigError, ConfigProblem, RunConfig, load_run_config, resolve_scenario_dir
+from .config.errors import problems_from_validation
+from .config.loader import EXAMPLES_DIR, SIM_CONFIG
 from .config.models import ModelConfig
+from .core.checkpoint import latest_checkpoint
 from .core.scenario import ScenarioSpec, load_scenario, phase_problems
 from .core.simulator import Simulator
 from .population import scale_counts
@@ -77,7 +82,10 @@ def read_run_config(run_dir: Path, opts: RunOptions | None = None) -> RunConfig:
     path = run_dir / "config.json"
     if not path.is_file():
         raise ConfigError([ConfigProblem(str(run_dir), "config.json", "not a run folder (no config.json)")])
-    cfg = RunConfig.model_validate_json(path.read_text())
+    try:
+        cfg = RunConfig.model_validate_json(path.read_text())
+    except ValidationError as e:
+        raise ConfigError(problems_from_validation(e, str(path))) from None
     if opts is None:
         return cfg
     changes: dict[str, Any] = {"runtime": opts.runtime} if opts.runtime else {}
@@ -102,6 +110,39 @@ def read_run_config(run_dir: Path, opts: RunOptions | None = None) -> RunConfig:
     return cfg
 
 
+def recorded_scenario(run_dir: Path, cfg: RunConfig, given: str | None) -> tuple[ScenarioSpec, RunConfig]:
+    """The scenario of a recorded run, and its config pointing there.
+
+    A run folder is data: the folder its ``config.json`` names is never imported, since a run
+    someone sent you could name code of theirs. A bundled scenario is found by its name; any
+    other is the folder the user gives on the command line. That scenario must be the one recorded.
+    """
+    recorded = Path(cfg.scenario_dir)
+    where = str(run_dir / "config.json")
+    if given is not None:
+        folder = resolve_scenario_dir(given)
+    elif (recorded.parent.name == "examples" and recorded.parent.parent.name == "simulation"
+          and (EXAMPLES_DIR / recorded.name / SIM_CONFIG).is_file()):
+        folder = EXAMPLES_DIR / recorded.name
+    else:
+        raise ConfigError([ConfigProblem(where, "scenario_dir", (
+            f"{recorded} is not a bundled scenario, and GenSim never runs code a run folder names: give the "
+            f"scenario folder yourself (gensim run FOLDER --resume/--replay RUN_DIR, gensim interview RUN_DIR "
+            f"AGENT QUESTION --scenario FOLDER)"))])
+    spec = load_scenario(folder)
+    name = None
+    if (run_dir / "run.sqlite").is_file():
+        store = RunStore(run_dir / "run.sqlite", readonly=True)
+        try:
+            name = store.meta().get("scenario")
+        finally:
+            store.close()
+    if name is not None and spec.name != name:
+        raise ConfigError([ConfigProblem("<command line>", "scenario",
+                                         f"{run_dir} was recorded with scenario '{name}', not '{spec.name}'")])
+    return spec, cfg.model_copy(update={"scenario_dir": str(folder)})
+
+
 def default_run_dir(cfg: RunConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(cfg.simulation.out_dir)
@@ -116,12 +157,16 @@ def default_run_dir(cfg: RunConfig) -> Path:
 class Services:
     """Endpoints for a run: configured, from a launch manifest, or embedded servers started here."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: bool = True) -> None:
         self.started: list[Any] = []
         self.owned: dict[str, Any] = {}  # config_name -> the chat server this process started for it
+        self.progress = progress
+        self.start_s: float | None = None  # how long the embedded servers took to start
 
     def resolve(self, cfg: RunConfig, embeddings: bool = True) -> tuple[list[ModelConfig], list[ModelConfig]]:
         """Chat and embedding endpoints; ``embeddings=False`` when only a chat model is needed (a judge)."""
+        if cfg.simulation.llm.backend == "fake":  # in-process answers: no endpoint is read or started
+            return [], []
         chat, emb = cfg.chat_models(), cfg.embedding_models()
         if not chat:
             chat = [ModelConfig.model_validate({k: v for k, v in e.items() if k != "pid"}) for e in read_manifest("llm")]
@@ -140,7 +185,14 @@ class Services:
         return chat, emb
 
     def start_embedded(self, cfg: RunConfig, chat: bool, emb: bool) -> tuple[list[ModelConfig], list[ModelConfig]]:
-        from .services.vllm_server import chat_spec, embedding_spec, log_dir, start_server, wait_healthy
+        from .services.vllm_server import (
+            chat_spec,
+            embedding_spec,
+            log_dir,
+            log_stage,
+            start_server,
+            wait_healthy,
+        )
 
         logger.info("no endpoints configured: starting the embedded CPU vLLM servers on 127.0.0.1")
         specs = []
@@ -156,10 +208,26 @@ class Services:
                                                 extra_args=list(lora_args), extra_env=dict(lora_env))))
         if emb:
             specs.append(("emb", embedding_spec(log_file=str(log_dir() / f"embedded_emb_{os.getpid()}.log"))))
+        t0 = time.perf_counter()
         procs = [(k, start_server(s, wait=False)) for k, s in specs]
         self.started += [p for _, p in procs]
+        say = functools.partial(print, file=sys.stderr, flush=True)
+        # printed with or without progress bars: minutes of silence look like a hang
+        say("starting the embedded CPU vLLM servers (about 2 minutes): " + ", ".join(
+            f"{p.spec.kind} {p.spec.served_name} on {p.base_url.removesuffix('/v1')}" for _, p in procs))
+        shown: dict[int, tuple[float, str]] = {}
+
+        def on_wait(p: Any, elapsed: float) -> None:
+            stage = log_stage(p)
+            last_t, last_stage = shown.get(p.spec.port, (-1e9, ""))
+            if self.progress and (stage != last_stage or elapsed - last_t >= 15) and elapsed - last_t >= 3:
+                say(f"  {p.spec.kind} server: {elapsed:4.0f}s  {stage}")
+                shown[p.spec.port] = (elapsed, stage)
+
         for _, p in procs:
-            wait_healthy(p, cfg.simulation.embedded.startup_timeout_s)
+            wait_healthy(p, cfg.simulation.embedded.startup_timeout_s, on_wait)
+        self.start_s = round(time.perf_counter() - t0, 1)
+        say(f"embedded servers ready in {self.start_s:.0f}s")
         out_chat = [ModelConfig(config_name=f"embedded-chat-{i}", model_name=p.spec.served_name,
                                 client_args={"base_url": p.base_url}, max_concurrency=32, vllm_extras="on")
                     for i, (k, p) in enumerate(procs) if k == "chat"]
@@ -197,6 +265,7 @@ def start_fork(opts: RunOptions) -> RunOptions:
         cfg = read_run_config(parent, opts)
     else:
         cfg = forked_config(read_run_config(parent), opts.overrides, opts.seed)
+    _, cfg = recorded_scenario(parent, cfg, opts.scenario)
     out = Path(opts.out) if opts.out else parent.parent / f"{parent.name}-fork{opts.from_round}-{time.strftime('%H%M%S')}"
     make_fork(parent, opts.from_round, out, cfg, replay=bool(opts.replay))
     return replace(opts, fork=None, replay=None, resume=str(out), overrides=[], seed=None, from_round=None)
@@ -205,25 +274,33 @@ def start_fork(opts: RunOptions) -> RunOptions:
 async def run_simulation(opts: RunOptions) -> dict[str, Any]:
     """Run (or replay, resume, or fork) a simulation and return its summary."""
     replay_from: Path | None = None
+    restart = False
     if opts.fork:
         opts = start_fork(opts)
     if opts.resume:
-        run_dir = Path(opts.resume)
+        run_dir = Path(opts.resume).resolve()  # absolute: group actors on a cluster have other cwds
         cfg = read_run_config(run_dir, opts)
         store = RunStore(run_dir / "run.sqlite")
         rf = store.meta().get("replay_from")
-        replay_from = Path(rf) if rf else None
-        spec = load_scenario(Path(cfg.scenario_dir))
+        replay_from = Path(rf).resolve() if rf else None
+        spec, cfg = recorded_scenario(run_dir, cfg, opts.scenario)
+        check_schedule(opts, cfg)
+        if latest_checkpoint(run_dir) is None:  # stopped before its first checkpoint: start it again
+            logger.warning("{}: no checkpoint yet (stopped during setup); running it from the start", run_dir)
+            store.truncate_after(-1)
+            restart = True
     else:
         if opts.replay:
-            replay_from = Path(opts.replay)
+            replay_from = Path(opts.replay).resolve()
             cfg = read_run_config(replay_from, opts)
             if not (replay_from / "run.sqlite").is_file():
                 raise ConfigError([ConfigProblem(str(replay_from), "run.sqlite", "missing: nothing to replay")])
-            spec = load_scenario(Path(cfg.scenario_dir))
+            spec, cfg = recorded_scenario(replay_from, cfg, opts.scenario)
+            cfg = recorded_rounds(replay_from, cfg)
         else:
             spec, cfg = prepare_config(opts)
-        run_dir = Path(opts.out) if opts.out else default_run_dir(cfg)
+        check_schedule(opts, cfg)
+        run_dir = (Path(opts.out) if opts.out else default_run_dir(cfg)).resolve()
         if (run_dir / "run.sqlite").exists():
             raise ConfigError([ConfigProblem(str(run_dir), "--out", "already holds a run; use --resume or another folder")])
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -232,7 +309,7 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
         store.set_meta(scenario=spec.name, created=time.time(), replay_from=str(replay_from) if replay_from else None,
                        seed=cfg.simulation.seed)
 
-    services = Services()
+    services = Services(progress=opts.progress)
     runtime: Runtime | None = None
     emb = None
     # the run's own log: everything at INFO, and the tracebacks the console leaves out
@@ -272,7 +349,7 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
         unknown = sorted({a for _, a, _, _ in opts.attributes if a not in sim.where})
         if unknown:
             raise ConfigError([ConfigProblem("<command line>", "--set", f"no agent '{a}' in this run") for a in unknown])
-        if opts.resume:
+        if opts.resume and not restart:
             await sim.restore()
         elif sim.round == 0:
             await sim.checkpoint()
@@ -283,6 +360,8 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
         except (NotImplementedError, RuntimeError):
             pass
         summary = await sim.run()
+        if services.start_s is not None:
+            summary["server_start_s"] = services.start_s
         store.set_meta(finished=sim.round >= cfg.simulation.rounds, summary=summary)
         return summary
     finally:
@@ -293,6 +372,35 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
         services.stop()
         store.close()
         logger.remove(log_sink)
+
+
+def recorded_rounds(source: Path, cfg: RunConfig) -> RunConfig:
+    """A replay of an interrupted run ends where its recording does (its last checkpointed round)."""
+    src = RunStore(source / "run.sqlite", readonly=True)
+    try:
+        finished = src.meta().get("finished")
+    finally:
+        src.close()
+    if finished:
+        return cfg
+    found = latest_checkpoint(source)
+    last = found[0] if found else 0
+    if last < 1:
+        raise ConfigError([ConfigProblem(str(source), "--replay", "the run stopped before it finished a round: "
+                                         "nothing to replay")])
+    if last < cfg.simulation.rounds:
+        logger.warning("{} stopped after round {} of {}: replaying those {} rounds", source, last,
+                       cfg.simulation.rounds, last)
+        cfg = cfg.model_copy(update={"simulation": cfg.simulation.model_copy(update={"rounds": last})})
+    return cfg
+
+
+def check_schedule(opts: RunOptions, cfg: RunConfig) -> None:
+    """``--intervene``/``--set`` rounds must fall within the run (a later one would be dropped silently)."""
+    late = sorted({r for r, *_ in [*opts.interventions, *opts.attributes] if r > cfg.simulation.rounds})
+    if late:
+        raise ConfigError([ConfigProblem("<command line>", "--intervene/--set", f"round {late[0]} is after the run's "
+                                         f"last round ({cfg.simulation.rounds})")])
 
 
 def check_adapter_setting(cfg: RunConfig) -> None:
@@ -338,14 +446,13 @@ def scheduled_interventions(opts: RunOptions) -> Any:
     return hook
 
 
-async def interview_agent(run_dir: Path, agent_id: str, question: str) -> dict[str, Any]:
+async def interview_agent(run_dir: Path, agent_id: str, question: str, scenario: str | None = None) -> dict[str, Any]:
     """Interview one agent of a recorded run as of its last checkpoint; recorded, memory untouched."""
-    from .core.checkpoint import latest_checkpoint, read_driver_state
+    from .core.checkpoint import read_driver_state
     from .llm.routing import adapter_paths, routing_with_deployed
     from .runtime import GroupHost
 
-    cfg = read_run_config(run_dir)
-    load_scenario(Path(cfg.scenario_dir))
+    _, cfg = recorded_scenario(run_dir, read_run_config(run_dir), scenario)
     found = latest_checkpoint(run_dir)
     if found is None:
         raise ConfigError([ConfigProblem(str(run_dir), "checkpoints", "no checkpoint: nothing to interview")])
@@ -410,7 +517,7 @@ def parse_attribute(arg: str) -> tuple[int, str, str, Any]:
 
 def format_summary(s: dict[str, Any]) -> str:
     keys = ["agents", "rounds", "actions", "applications", "interviews", "offers", "hires", "employment_rate",
-            "llm_calls", "llm_calls_from_replay", "tokens", "failed_steps", "wall_s", "run_dir"]
+            "llm_calls", "llm_calls_from_replay", "tokens", "failed_steps", "wall_s", "server_start_s", "setup_s", "run_dir"]
     lines = ["", "Summary"]
     for k in keys + [k for k in s if k not in keys and k not in ("prompt_tokens", "completion_tokens", "llm_call_errors")]:
         if k in s:

@@ -20,7 +20,7 @@ def test_fork_replayed_from_the_parent_reproduces_its_later_rounds(stub, stub_sc
     parent, fork = tmp_path / "parent", tmp_path / "fork"
     assert main(["run", str(stub_scenario), "--agents", "60", "--rounds", "3", "--out", str(parent), "--no-progress"]) == 0
     before, asked = digest(parent / "run.sqlite"), stub_stats(stub)["chat"]
-    assert main(["run", "--fork", str(parent), "--from-round", "2", "--replay", str(parent), "--out", str(fork),
+    assert main(["run", str(stub_scenario), "--fork", str(parent), "--from-round", "2", "--replay", str(parent), "--out", str(fork),
                  "--no-progress"]) == 0
     assert digest(parent / "run.sqlite") == before, "the parent is never modified"
     assert stub_stats(stub)["chat"] == asked, "a replayed fork asks no model"
@@ -37,7 +37,7 @@ def test_fork_replayed_from_the_parent_reproduces_its_later_rounds(stub, stub_sc
 def test_fork_with_a_change_differs_from_the_round_it_starts(stub, stub_scenario, tmp_path, capsys):
     parent, fork = tmp_path / "parent", tmp_path / "fork"
     assert main(["run", str(stub_scenario), "--agents", "40", "--rounds", "2", "--out", str(parent), "--no-progress"]) == 0
-    assert main(["run", "--fork", str(parent), "--from-round", "2", "--intervene", f"2:{NEWS}", "llm.max_tokens=20",
+    assert main(["run", str(stub_scenario), "--fork", str(parent), "--from-round", "2", "--intervene", f"2:{NEWS}", "llm.max_tokens=20",
                  "--out", str(fork), "--no-progress"]) == 0
     first = f"{ACTIONS.replace('ORDER BY id', 'WHERE round = 1 ORDER BY id')}"
     assert rows(fork, first) == rows(parent, first)
@@ -47,5 +47,5 @@ def test_fork_with_a_change_differs_from_the_round_it_starts(stub, stub_scenario
     capsys.readouterr()
     for args, field in ((["--from-round", "7"], "--from-round"), (["--from-round", "2", "--agents", "9"], "--agents"),
                         (["--from-round", "2", "agents.seeker.count=3"], "agents.seeker.count")):
-        assert main(["run", "--fork", str(parent), *args, "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
+        assert main(["run", str(stub_scenario), "--fork", str(parent), *args, "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
         assert field in capsys.readouterr().err

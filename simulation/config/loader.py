@@ -121,6 +121,8 @@ def load_run_config(
     problems: list[ConfigProblem] = []
     sim_path = scenario_dir / SIM_CONFIG
     raw = _read_structured(sim_path, problems)
+    if raw is None and not problems:
+        problems.append(ConfigProblem(str(sim_path), "", "empty file: it needs at least name and agents"))
     if raw is not None and not isinstance(raw, dict):
         problems.append(ConfigProblem(str(sim_path), "", "top level must be a mapping"))
         raw = None

@@ -112,6 +112,9 @@ class LLMSettings(Strict):
     adapter_share: float = Field(default=1.0, ge=0.0, le=1.0, description=(
         "seeded share of agents that use the adapter; the rest are the control group of the same round"))
     adapter_types: list[str] = Field(default_factory=list, description="only agents of these types (default: all)")
+    backend: Literal["servers", "fake"] = Field(default="servers", description=(
+        "servers: the configured or embedded endpoints; fake: an in-process fake model and fake embeddings, "
+        "no servers (answers picked by hash and meaningless: for writing and testing scenarios)"))
     deploy_mode: Literal["auto", "lora", "merge"] = Field(default="auto", description=(
         "lora: the vLLM servers load the adapter at run time; merge: a server starts on the base with the "
         "adapter merged in (full speed on CPU); auto: merge on CPU servers this run started, else lora"))
@@ -154,6 +157,10 @@ class SimulationConfig(Strict):
     runtime: Literal["local", "ray"] = "local"
     ray_address: str | None = None
     agents: dict[str, AgentPopulationConfig]
+    id_digits: int | None = Field(default=None, ge=1, le=12, description=(
+        "digits of agent ids: N gives resident-0004 at any population size, so ids named in configs, "
+        "hooks and --set stay the same when --agents scales the run; default: padded to the population "
+        "size (resident-04 with 10..99 residents, resident-004 with 100..999)"))
     activation: ActivationConfig = Field(default_factory=ActivationConfig)
     memory_config: str = "memory_config.json"
     model_config_path: str = Field(default="model_configs.json", alias="model_config")

@@ -4,7 +4,7 @@ from .agent import Agent
 from .context import GroupServices, StepContext
 from .environment import Environment
 from .phase import Phase
-from .records import Action
-from .scenario import ScenarioSpec, load_scenario
+from .records import Action, Message
+from .scenario import ImportedProfiles, ScenarioSpec, load_scenario
 
-__all__ = ["Action", "Agent", "Environment", "GroupServices", "Phase", "ScenarioSpec", "StepContext", "load_scenario"]
+__all__ = ["Action", "Agent", "Environment", "ImportedProfiles", "GroupServices", "Message", "Phase", "ScenarioSpec", "StepContext", "load_scenario"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import jinja2
 import numpy as np
@@ -15,7 +15,7 @@ from ..llm.agent_llm import AgentLLM
 from ..llm.routing import ModelRouting
 from ..memory.tokens import TokenCounter
 from ..population.build import agent_id
-from .records import Action
+from .records import Action, Message
 
 
 @dataclass
@@ -32,6 +32,7 @@ class GroupServices:
     intervention: str | None = None
     counts: dict[str, int] = field(default_factory=dict)  # agents per type in the whole run
     routing: ModelRouting = field(default_factory=ModelRouting)  # which model answers which agent
+    id_digits: int | None = None  # simulation.id_digits
     _jinja: jinja2.Environment | None = field(default=None, repr=False)
 
     def template(self, name: str) -> jinja2.Template:
@@ -47,19 +48,26 @@ def agent_rng(seed: int, agent_id: str, round_: int, phase: str) -> random.Rando
     return random.Random(f"{seed}:{agent_id}:{round_}:{phase}")
 
 
-class StepContext:
-    """One agent in one phase of one round. Effects are buffered and applied when the phase ends."""
+W = TypeVar("W")
+
+
+class StepContext(Generic[W]):
+    """One agent in one phase of one round. Effects are buffered and applied when the phase ends.
+
+    ``W`` is the type of the scenario's world view (what ``Environment.world()`` returns): annotate a
+    step as ``async def act(self, ctx: StepContext[JobBoard])`` and ``ctx.world`` is typed.
+    """
 
     __slots__ = ("agent", "round", "phase", "inbox", "services", "messages", "actions", "_rng", "_llm", "_linked")
 
-    def __init__(self, agent: Any, round_: int, phase: str, inbox: list[dict[str, Any]], services: GroupServices):
+    def __init__(self, agent: Any, round_: int, phase: str, inbox: list[Message], services: GroupServices):
         self.agent = agent
         self.round = round_
         self.phase = phase
-        self.inbox = inbox
+        self.inbox: list[Message] = inbox
         self.services = services
         self._llm: AgentLLM | None = None
-        self.messages: list[dict[str, Any]] = []
+        self.messages: list[Message] = []
         self.actions: list[Action] = []
         self._rng: random.Random | None = None
         self._linked: set[int] = set()
@@ -80,7 +88,8 @@ class StepContext:
         return self._llm
 
     @property
-    def world(self) -> Any:
+    def world(self) -> W:
+        """The environment's read-only world view, shared by every agent of the group."""
         return self.services.world
 
     @property
@@ -97,7 +106,7 @@ class StepContext:
         for _ in range(8):
             if n == 0 or (n == 1 and exclude_self and self.agent.agent_type == agent_type):
                 return None
-            other = agent_id(agent_type, self.rng.randrange(n), n)
+            other = agent_id(agent_type, self.rng.randrange(n), n, self.services.id_digits)
             if not (exclude_self and other == self.agent.id):
                 return other
         return None
@@ -106,8 +115,9 @@ class StepContext:
         return await self.services.embeddings.embed(texts)
 
     def send(self, to: str, kind: str, **data: Any) -> None:
-        """Deliver a message to agent ``to`` for a later phase of this round."""
-        self.messages.append({"from": self.agent.id, "to": to, "kind": kind, **data})
+        """Send a :class:`Message` to agent ``to``: in its inbox during the next phase only.
+        ``data`` is the scenario's own fields: ``m.data["text"]`` in the inbox."""
+        self.messages.append(Message(self.agent.id, to, kind, data))
 
     def act(self, action: str, valid: bool = True, calls: list[str] | None = None, **data: Any) -> None:
         """Record an action (what the agent did) in the run store.

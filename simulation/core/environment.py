@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from .phase import Phase
-from .records import Action
+from .records import Action, Message
 
 
 class Environment:
@@ -34,13 +34,15 @@ class Environment:
     def phases(self, round_: int) -> list[Phase]:
         raise NotImplementedError
 
-    def route(self, phase: Phase, messages: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-        inbox: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    def route(self, phase: Phase, messages: list[Message]) -> dict[str, list[Message]]:
+        """Who receives what in the next phase: by default every message reaches its ``to``."""
+        inbox: dict[str, list[Message]] = defaultdict(list)
         for m in messages:
-            inbox[m["to"]].append(m)
+            inbox[m.to].append(m)
         return inbox
 
-    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[dict[str, Any]]) -> None:
+    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[Message]) -> None:
+        """What the phase changed: its recorded actions (:class:`Action`, read by field name) and messages."""
         return None
 
     def metrics(self, round_: int) -> dict[str, float]:

@@ -44,6 +44,14 @@ class ScenarioError(RunStopped):
         self.errors = errors
 
 
+class SetupError(RunStopped):
+    """The scenario's ``Environment.setup`` or ``world()`` raised: a bug to fix before any round runs."""
+
+    def __init__(self, e: BaseException, log_file: Path):
+        where = StepError.from_exception("", "setup", e).where
+        super().__init__(f"the scenario's setup failed at {where}: {type(e).__name__}: {e}; traceback in {log_file}")
+
+
 class FailedStepsExceeded(RunStopped):
     """More steps failed on the model's side in one round than ``simulation.max_failed_step_share`` allows."""
 

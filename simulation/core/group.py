@@ -20,14 +20,14 @@ from .agent import Agent
 from .context import GroupServices, StepContext
 from .errors import StepError
 from .phase import Phase
-from .records import Action
+from .records import Action, Message
 
 
 @dataclass
 class PhaseResult:
     """What a phase produced in one group; applied by the driver when the phase ends."""
 
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     steps: int = 0
     failed: int = 0  # steps the model's side failed (no answer within the retries)

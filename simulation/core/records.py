@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 
@@ -20,6 +21,36 @@ class Action(NamedTuple):
     data: dict[str, Any]
     seq: int = 0
     calls: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message between agents (``ctx.send``) or from the environment (``Environment.route``).
+
+    It is in its recipient's inbox during the next phase only (``Environment.route`` decides), and
+    gone after it: what an agent should keep, it puts in its state or memory. ``data`` holds the
+    scenario's own fields (``ctx.send(to, "offer", job=...)`` gives ``data == {"job": ...}``).
+    """
+
+    sender: str
+    to: str
+    kind: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        """``m["from"]``, ``m["to"]``, ``m["kind"]`` or a data field: the older dict form still reads."""
+        if key == "from":
+            return self.sender
+        if key in ("to", "kind"):
+            return getattr(self, key)
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A data field, or ``default``."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
 
 @dataclass(frozen=True, slots=True)

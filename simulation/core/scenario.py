@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -16,12 +17,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..config.errors import ConfigError, ConfigProblem
+from ..population.build import ImportedProfiles
 from .agent import Agent
 from .checks import Check
 from .environment import Environment
 
 ProfileGenerator = Callable[[int, int], dict[str, Any]]  # (seed, index) -> profile
-ProfileImporter = Callable[[Path], list[dict[str, Any]]]
+ProfileImporter = Callable[[Path], "list[dict[str, Any]] | ImportedProfiles"]
 
 
 class NoParams(BaseModel):
@@ -57,7 +59,9 @@ def load_scenario(folder: Path) -> ScenarioSpec:
     if folder.parent == examples:
         pkg = f"simulation.examples.{folder.name}"
     else:
-        pkg = "gensim_user_scenarios." + re.sub(r"\W", "_", folder.name)
+        # keyed by the full path: two folders of the same name are two scenarios
+        digest = hashlib.blake2b(str(folder).encode(), digest_size=4).hexdigest()
+        pkg = "gensim_user_scenarios." + re.sub(r"\W", "_", folder.name) + "_" + digest
         if "gensim_user_scenarios" not in sys.modules:
             root = types.ModuleType("gensim_user_scenarios")
             root.__path__ = []
@@ -74,7 +78,12 @@ def load_scenario(folder: Path) -> ScenarioSpec:
             sys.modules[pkg] = mod
             if spec is not None and spec.loader is not None and init.exists():
                 spec.loader.exec_module(mod)
-    module = importlib.import_module(f"{pkg}.scenario")
+    try:
+        module = importlib.import_module(f"{pkg}.scenario")
+    except SyntaxError as e:
+        raise ConfigError([ConfigProblem(str(e.filename or folder), f"line {e.lineno}", f"SyntaxError: {e.msg}")]) from None
+    except ImportError as e:
+        raise ConfigError([ConfigProblem(str(folder / "scenario.py"), "import", f"{type(e).__name__}: {e}")]) from None
     spec_obj = getattr(module, "SCENARIO", None)
     if not isinstance(spec_obj, ScenarioSpec):
         raise ConfigError([ConfigProblem(str(folder / "scenario.py"), "SCENARIO", "must be a ScenarioSpec")])
@@ -101,4 +110,10 @@ def phase_problems(spec: ScenarioSpec, params: dict[str, Any], seed: int) -> lis
         elif not callable(getattr(cls, ph.method, None)):
             out.append(ConfigProblem(where, f"phases[{i}] ({ph.name}).method",
                                      f"{cls.__name__} has no method '{ph.method}'"))
+        elif not inspect.iscoroutinefunction(getattr(cls, ph.method)):
+            out.append(ConfigProblem(where, f"phases[{i}] ({ph.name}).method",
+                                     f"{cls.__name__}.{ph.method} must be 'async def' (the framework awaits it)"))
+    if not inspect.iscoroutinefunction(spec.environment.setup):
+        out.append(ConfigProblem(where, f"{spec.environment.__name__}.setup",
+                                 "must be 'async def setup(self, sim)' (the framework awaits it)"))
     return out

@@ -18,12 +18,15 @@ from ..config import ConfigError, ConfigProblem
 from ..config.loader import apply_override
 from ..config.models import ADAPTER_NAME, RunConfig
 from ..llm.routing import Assignment, adapter_paths, routing_from_settings, routing_with_deployed
+from ..llm.types import LLMError
 from ..population import PopulationStats, build_profiles
-from ..runtime.base import GroupLost
+from ..population.build import profile_sources
+from ..runtime.base import GroupCall, GroupLost
+from ..runtime.host import GroupHost
 from ..store import RunStore
 from .checkpoint import latest_checkpoint, read_driver_state, round_dir, write_driver_state
 from .checks import run_checks
-from .errors import FailedStepsExceeded, OutageStop, RunStopped, ScenarioError, StepError
+from .errors import FailedStepsExceeded, OutageStop, RunStopped, ScenarioError, SetupError, StepError
 from .group import action_rows
 from .health import decision_health
 from .phase import Phase
@@ -114,14 +117,14 @@ class Simulator:
         """Change one agent's profile field (dotted ``path``) from the next round on; recorded."""
         g = self._group_of(agent_id)
         self._profiles.pop(agent_id, None)
-        await self.runtime.call(g, "set_attribute", agent_id, path, value)
+        await self.runtime.call(g, GroupHost.set_attribute, agent_id, path, value)
         self._patches.append((agent_id, path, value))  # a group rebuilt from the checkpoint gets them again
         self.store.add_intervention(self.round + 1, "attribute", agent_id, {"path": path, "value": value})
 
     async def interview(self, agent_id: str, question: str) -> str:
         """Ask an agent a question; it answers in character and its memory is left as it was."""
         g = self._group_of(agent_id)
-        answer, rows = await self.runtime.call(g, "interview", agent_id, question, self.round)
+        answer, rows = await self.runtime.call(g, GroupHost.interview, agent_id, question, self.round)
         self.store.add_rows((), rows)
         self.store.add_intervention(self.round, "interview", agent_id, {"question": question, "answer": answer})
         self.store.flush()
@@ -129,7 +132,7 @@ class Simulator:
 
     async def agent_state(self, agent_id: str) -> dict[str, Any]:
         """An agent's profile, state and memory as plain data."""
-        return await self.runtime.call(self._group_of(agent_id), "agent_state", agent_id)
+        return await self.runtime.call(self._group_of(agent_id), GroupHost.agent_state, agent_id)
 
     async def deploy_adapter(self, path: str | Path, name: str | None = None, agents: list[str] | None = None,
                              share: float = 1.0, types: list[str] | None = None, mode: str | None = None) -> Deployment:
@@ -216,7 +219,8 @@ class Simulator:
         if self.deployer is not None:
             for s in self.group_specs:
                 s.chat_models = [m.model_dump() for m in self.deployer.models]
-        await self.runtime.gather([(g, "set_models", (self.group_specs[g].chat_models, self.routing.to_data()))
+        await self.runtime.gather([GroupCall(g, GroupHost.set_models, (self.group_specs[g].chat_models,
+                                                                        self.routing.to_data()))
                                    for g in range(self.runtime.n_groups)])
 
     def _group_of(self, agent_id: str) -> int:
@@ -232,7 +236,7 @@ class Simulator:
 
     # -- setup --
     def _streams(self) -> dict[str, Iterator[tuple[str, dict[str, Any]]]]:
-        return build_profiles(self.spec, self.counts, self.cfg.profiles, self.sim.seed)
+        return build_profiles(self.spec, self.counts, self.cfg.profiles, self.sim.seed, self.sim.id_digits)
 
     async def setup(self) -> None:
         """Create every agent (in bulk, spread over the groups), then the environment and its world."""
@@ -262,23 +266,33 @@ class Simulator:
             self.store.add_agents(rows)
         await self._send_agents(pending)
         self.n_agents = i
-        await self.env.setup(self)
+        try:
+            await self.env.setup(self)
+            world = self.env.world()
+        except (ConfigError, RunStopped, LLMError):
+            raise
+        except Exception as e:  # the scenario's own code: a bug to fix, named where it is
+            logger.bind(run_log_only=True).opt(exception=e).error("the scenario's setup raised")
+            raise self._stopped(SetupError(e, self.run_dir / "run.log")) from None
         # the setup's vectors are recorded now; the driver needs them no more
         self.store.flush(self.embeddings.cache.drain_new())
         self.embeddings.cache.vectors.clear()
-        self._world_ref = self.runtime.share(self.env.world())
-        await self.runtime.broadcast("set_world", self._world_ref)
-        self.groups = await self.runtime.broadcast("stats")
+        self._world_ref = self.runtime.share(world)
+        await self.runtime.broadcast(GroupHost.set_world, self._world_ref)
+        self.groups = await self.runtime.broadcast(GroupHost.stats)
         self.store.set_meta(groups=[{k: s[k] for k in ("group", "node", "host", "pid", "agents")} for s in self.groups])
         self.store.set_meta(population=self.population.summary())
-        if self.progress:
-            for line in self.population.lines():
-                tqdm.write(f"population  {line}")
+        sources, _ = profile_sources(self.spec, self.counts, self.cfg.profiles, self.sim.seed)
+        self.store.set_meta(profile_sources=[asdict(s) for s in sources.values()])
+        # printed with or without progress bars: what the run is made of belongs with its results
+        for line in [*(s.line() for s in sources.values()), *self.population.lines()]:
+            print(f"population  {line}", flush=True)
+            logger.bind(run_log_only=True).info("population  {}", line)
         self.setup_s = round(time.perf_counter() - t0, 3)
         logger.info("created {} agents on {} group(s) in {:.2f}s", i, n, self.setup_s)
 
     async def _send_agents(self, pending: list[list[tuple[str, list]]], only: int | None = None) -> None:
-        calls = [(g, "add_agents", (t, items)) for g, batches in enumerate(pending) for t, items in batches
+        calls = [GroupCall(g, GroupHost.add_agents, (t, items)) for g, batches in enumerate(pending) for t, items in batches
                  if items and (only is None or g == only)]
         await self.runtime.gather(calls)
 
@@ -303,11 +317,11 @@ class Simulator:
         self._round_update = self.env.world_update(r)
         self._round_inputs = []
         try:
-            await self.runtime.broadcast("begin_round", self._round_update, self.intervention)
+            await self.runtime.broadcast(GroupHost.begin_round, self._round_update, self.intervention)
         except GroupLost as e:  # died between rounds: rebuild it from the checkpoint just written
             logger.warning("{}; rebuilding it", e)
             await self._rebuild_group(e.index, r)
-            await self.runtime.call(e.index, "cold")
+            await self.runtime.call(e.index, GroupHost.cold)
             self.recoveries += 1
         bar = tqdm(total=0, desc=f"round {r}/{self.sim.rounds}", unit="step", disable=not self.progress,
                    dynamic_ncols=True, leave=True)
@@ -321,7 +335,7 @@ class Simulator:
             self._round_inputs.append(_PhaseInput(phase, per_group))
             if self.progress:
                 try:
-                    bar.total += sum(await self.runtime.gather([(g, "scheduled", (phase, per_group[g], r))
+                    bar.total += sum(await self.runtime.gather([GroupCall(g, GroupHost.scheduled, (phase, per_group[g], r))
                                                                 for g in range(self.runtime.n_groups)]))
                     bar.refresh()
                 except GroupLost:  # the phase itself will find it lost and recover it
@@ -346,7 +360,7 @@ class Simulator:
                 self.store.flush(out.embeddings)
             self._stop_if_broken(r, phase, outs)
             # completion order varies with timing and grouping; sender order does not (stable sort)
-            messages.sort(key=lambda m: m["from"])
+            messages.sort(key=lambda m: m.sender)
             actions.sort(key=lambda a: a.agent_id)
             round_actions += len(actions)
             self.store.add_rows(action_rows(r, phase.name, actions), ())
@@ -445,7 +459,7 @@ class Simulator:
         while True:
             await asyncio.sleep(every_s)
             try:
-                drained = await self.runtime.broadcast("drain")
+                drained = await self.runtime.broadcast(GroupHost.drain)
             except GroupLost:  # the phase will report it and recover the group
                 continue
             for rows, vectors in drained:
@@ -474,10 +488,10 @@ class Simulator:
             try:
                 await self._rebuild_group(g, r)
                 cur = self._round_inputs[-1]
-                out = await self.runtime.call(g, "run_phase", cur.phase, r, cur.inboxes[g])
-                await self.runtime.call(g, "cold")
+                out = await self.runtime.call(g, GroupHost.run_phase, cur.phase, r, cur.inboxes[g])
+                await self.runtime.call(g, GroupHost.cold)
                 self.recoveries += 1
-                self.groups[g] = await self.runtime.call(g, "stats")
+                self.groups[g] = await self.runtime.call(g, GroupHost.stats)
                 self.store.set_meta(recoveries=self.recoveries)
                 return out
             except Exception as e:  # noqa: BLE001 - any failure of the rebuilt group: try again
@@ -492,21 +506,21 @@ class Simulator:
             if items:
                 pending[g].append((agent_type, items))
         await self._send_agents(pending, only=g)
-        await self.runtime.call(g, "set_world", self._world_ref)
+        await self.runtime.call(g, GroupHost.set_world, self._world_ref)
         found = latest_checkpoint(self.run_dir)
         if found is None or found[0] != r - 1:
             raise RuntimeError(f"group {g} died in round {r} but the last checkpoint is "
                                f"{'missing' if found is None else f'round {found[0]}'}: it cannot be rebuilt")
-        await self.runtime.call(g, "restore", str(found[1]))
-        await self.runtime.call(g, "set_models", self.group_specs[g].chat_models, self.routing.to_data())
+        await self.runtime.call(g, GroupHost.restore, str(found[1]))
+        await self.runtime.call(g, GroupHost.set_models, self.group_specs[g].chat_models, self.routing.to_data())
         for agent, path, value in self._patches:
             if self.where.get(agent) == g:
-                await self.runtime.call(g, "set_attribute", agent, path, value)
+                await self.runtime.call(g, GroupHost.set_attribute, agent, path, value)
         self.store.flush()
-        await self.runtime.call(g, "warm", str(self.store.path), r)
-        await self.runtime.call(g, "begin_round", self._round_update, self.intervention)
+        await self.runtime.call(g, GroupHost.warm, str(self.store.path), r)
+        await self.runtime.call(g, GroupHost.begin_round, self._round_update, self.intervention)
         for done in self._round_inputs[:-1]:
-            await self.runtime.call(g, "run_phase", done.phase, r, done.inboxes[g])
+            await self.runtime.call(g, GroupHost.run_phase, done.phase, r, done.inboxes[g])
 
     # -- checkpoints --
     def state(self) -> dict[str, Any]:
@@ -520,7 +534,7 @@ class Simulator:
         self.store.flush()
         d = round_dir(self.run_dir, self.round)
         d.mkdir(parents=True, exist_ok=True)
-        await self.runtime.broadcast("checkpoint", str(d))
+        await self.runtime.broadcast(GroupHost.checkpoint, str(d))
         write_driver_state(d, self.state())
         self._patches = []
         return d
@@ -541,7 +555,7 @@ class Simulator:
         self.routing = routing_with_deployed(self.sim.llm, self.sim.seed, deployed)
         self._deployed = self.routing.assignments[len(self.routing.assignments) - len(deployed):]
         self.adapters.update(data.get("adapters") or {})
-        restored = await self.runtime.broadcast("restore", str(d))
+        restored = await self.runtime.broadcast(GroupHost.restore, str(d))
         if sum(restored) != self.n_agents:
             raise RuntimeError(f"{d}: checkpoint holds {sum(restored)} of {self.n_agents} agents")
         self.round = r
@@ -556,6 +570,8 @@ class Simulator:
             out["recovered_groups"] = self.recoveries
         out.update(self.env.summary())
         out["invalid_actions"] = self.store.invalid_actions()
+        if self.sim.llm.backend == "fake":
+            out["llm_backend"] = "fake (in-process; the answers mean nothing)"
         if self.skewed:
             out["skewed_decisions"] = self.skewed
         out.update(self.store.llm_totals())

@@ -142,7 +142,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                          progress=opts.progress, max_samples=opts.max_samples)
         fork = out / f"iter-{i}"
         asyncio.run(run_simulation(RunOptions(
-            fork=str(base), from_round=1, out=str(fork), progress=opts.progress,
+            scenario=opts.scenario, fork=str(base), from_round=1, out=str(fork), progress=opts.progress,
             overrides=[f"llm.adapter={adapter.resolve()}", f"llm.adapter_name=adapter-{i}",
                        f"llm.adapter_share={1 - opts.control}"])))
         hold, ctl = _measures(fork, groups, opts)

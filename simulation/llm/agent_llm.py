@@ -86,9 +86,9 @@ class AgentLLM:
     async def json(self, action: str, messages: list[dict[str, str]], model: type[BaseModel],
                    max_tokens: int | None = None) -> Answer:
         """A JSON answer validated against ``model`` (a dict); ``Answer(None, False)`` when none came."""
-        req = self._req(action, messages, max_tokens or 64, json_schema=schema_of(model))
+        req = self._req(action, messages, max_tokens or 64, json_schema=schema_of(model), validator=model)
         try:
-            res = await self.client.complete(req, model)
+            res = await self.client.complete(req)
             return Answer(json.loads(res.text), True)
         except StructuredOutputError:
             return Answer(None, False)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel
-
 from .structured import StructuredOutputError
 from .types import ChatClient, ChatRequest, ChatResult, LLMError
 
@@ -67,7 +65,7 @@ class CachingClient:
         self.remember = remember
         self.hits = 0
 
-    async def complete(self, request: ChatRequest, model: type[BaseModel] | None = None) -> ChatResult:
+    async def complete(self, request: ChatRequest) -> ChatResult:
         key = request.key()
         hit = self.cache.get(key)
         if hit is not None:
@@ -79,7 +77,7 @@ class CachingClient:
             t = request.tag
             raise ReplayMiss(f"replay has no recorded response for {t.agent_id} round {t.round} {t.action} #{t.seq}")
         try:
-            result = await self.inner.complete(request, model) if model else await self.inner.complete(request)
+            result = await self.inner.complete(request)
         except StructuredOutputError as e:
             if self.remember:
                 self.cache.put(key, e.result or ChatResult(text=""), error=str(e))

@@ -7,6 +7,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from .types import ChatRequest, ChatResult
 
 
@@ -52,6 +54,23 @@ class FakeChatClient:
         else:
             text = f"reply {h % 1000}"
         return ChatResult(text=text, prompt_tokens=10, completion_tokens=3, endpoint="fake")
+
+    async def aclose(self) -> None:
+        return None
+
+
+class FakeEmbeddingClient:
+    """Unit vectors (384-d) seeded by each text's hash: the same on every host and process."""
+
+    dim = 384
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for t in texts:
+            seed = int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "big")
+            v = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+            out.append(v / np.linalg.norm(v))
+        return np.stack(out) if out else np.zeros((0, self.dim), np.float32)
 
     async def aclose(self) -> None:
         return None

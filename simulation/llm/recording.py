@@ -6,8 +6,6 @@ import json
 import time
 from typing import Protocol
 
-from pydantic import BaseModel
-
 from .types import ChatClient, ChatRequest, ChatResult
 
 
@@ -32,12 +30,12 @@ class RecordingClient:
         self.prompt_tokens = 0
         self.completion_tokens = 0
 
-    async def complete(self, request: ChatRequest, model: type[BaseModel] | None = None) -> ChatResult:
+    async def complete(self, request: ChatRequest) -> ChatResult:
         t0 = time.perf_counter()
         error = None
         result: ChatResult | None = None
         try:
-            result = await self.inner.complete(request, model) if model else await self.inner.complete(request)
+            result = await self.inner.complete(request)
             return result
         except Exception as e:
             error = f"{type(e).__name__}: {e}"

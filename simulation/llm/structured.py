@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from .types import ChatClient, ChatRequest, ChatResult, LLMError
 
@@ -71,7 +71,7 @@ class StructuredClient:
         self.inner = inner
         self.max_repairs = max_repairs
 
-    async def complete(self, request: ChatRequest, model: type[BaseModel] | None = None) -> ChatResult:
+    async def complete(self, request: ChatRequest) -> ChatResult:
         if not request.choices and request.json_schema is None:
             return await self.inner.complete(request)
         req = request
@@ -81,7 +81,7 @@ class StructuredClient:
             total_p += res.prompt_tokens
             total_c += res.completion_tokens
             attempts += res.attempts
-            ok, value, why = self._check(res.text, request, model)
+            ok, value, why = self._check(res.text, request)
             if ok:
                 res.raw_text = res.text if value != res.text else None
                 res.text = value
@@ -92,6 +92,7 @@ class StructuredClient:
                           {"role": "user", "content": self._repair_prompt(request, why)}],
                 max_tokens=request.max_tokens, temperature=request.temperature, choices=request.choices,
                 json_schema=request.json_schema, seed=request.seed, tag=request.tag, model=request.model,
+                validator=request.validator,
             )
         res.prompt_tokens, res.completion_tokens, res.repairs, res.attempts = total_p, total_c, self.max_repairs, attempts
         res.valid = False
@@ -99,14 +100,14 @@ class StructuredClient:
                                     res)
 
     @staticmethod
-    def _check(text: str, req: ChatRequest, model: type[BaseModel] | None) -> tuple[bool, str, str]:
+    def _check(text: str, req: ChatRequest) -> tuple[bool, str, str]:
         if req.choices:
             c = match_choice(text, req.choices)
             return (c is not None, c or "", "answer is not one of the options")
         try:
             value = parse_json(text)
-            if model is not None:
-                value = model.model_validate(value).model_dump(mode="json")
+            if req.validator is not None:
+                value = req.validator.model_validate(value).model_dump(mode="json")
             return True, json.dumps(value, separators=(",", ":"), sort_keys=True), ""
         except (ValueError, ValidationError) as e:
             return False, "", f"invalid JSON answer: {str(e).splitlines()[0][:120]}"

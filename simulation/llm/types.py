@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pydantic import BaseModel
+
 
 class LLMError(RuntimeError):
     """An LLM call failed for good (after retries and failover)."""
@@ -43,6 +45,7 @@ class ChatRequest:
     seed: int | None = None
     tag: CallTag = field(default_factory=CallTag)
     model: str | None = None  # a route name (see llm.routing); None: the run's default chat model
+    validator: type[BaseModel] | None = None  # a JSON answer must validate against it (not part of the key)
 
     def key(self) -> str:
         """Stable key of the request, its caller and the model asked, for the response cache."""

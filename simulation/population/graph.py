@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+from typing import Any
+
+from .build import agent_ids
 
 
 def small_world(ids: list[str], degree: int, rewire: float, seed: int) -> dict[str, list[str]]:
@@ -27,3 +30,11 @@ def small_world(ids: list[str], degree: int, rewire: float, seed: int) -> dict[s
                 adj[i].add(j)
                 adj[j].add(i)
     return {ids[i]: [ids[j] for j in sorted(adj[i])] for i in range(n)}
+
+
+def neighbours(sim: Any, agent_type: str, degree: int = 4, rewire: float = 0.1) -> dict[str, list[str]]:
+    """Every agent of ``agent_type`` in ``sim`` (the Simulator ``Environment.setup`` receives) with its
+    neighbours in a seeded small-world graph: one call, for a world view that agents read as
+    ``ctx.world.friends[self.id]``. Seeded by the run seed; the same on every re-run and replay."""
+    ids = list(agent_ids(agent_type, sim.counts.get(agent_type, 0), sim.sim.id_digits))
+    return small_world(ids, degree, rewire, sim.sim.seed)

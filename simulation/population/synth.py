@@ -86,6 +86,7 @@ class PopulationStats:
         self.duplicates: Counter[str] = Counter()
         self._num: dict[tuple[str, str], list[float]] = {}
         self._cat: dict[tuple[str, str], Counter[str]] = {}
+        self._other: dict[str, set[str]] = {}  # fields no summary fits: long text, lists, objects
 
     def add(self, agent_type: str, profile: dict[str, Any], as_json: str | None = None) -> None:
         """Count one profile (``as_json``: its JSON text, if the caller already made it)."""
@@ -100,23 +101,31 @@ class PopulationStats:
             if isinstance(v, bool):
                 continue
             if isinstance(v, int | float):
-                s = self._num.setdefault((agent_type, k), [math.inf, -math.inf, 0.0])
-                s[0], s[1], s[2] = min(s[0], v), max(s[1], v), s[2] + v
+                s = self._num.setdefault((agent_type, k), [math.inf, -math.inf, 0.0, 0])
+                s[0], s[1], s[2], s[3] = min(s[0], v), max(s[1], v), s[2] + v, s[3] + 1
             elif isinstance(v, str) and len(v) <= 40:
                 c = self._cat.setdefault((agent_type, k), Counter())
                 if len(c) < 200 or v in c:
                     c[v] += 1
+            else:
+                self._other.setdefault(agent_type, set()).add(k)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for t, n in self.counts.items():
             entry: dict[str, Any] = {"count": n, "unique": n - self.duplicates[t]}
-            for (tt, k), (lo, hi, total) in self._num.items():
-                if tt == t:
-                    entry[k] = {"min": lo, "max": hi, "mean": round(total / n, 2)}
+            for (tt, k), (lo, hi, total, m) in self._num.items():
+                if tt == t:  # the mean of the profiles that have the field; how many have it when not all
+                    entry[k] = {"min": lo, "max": hi, "mean": round(total / m, 2)} | ({"of": m} if m < n else {})
+            other = set(self._other.get(t, ()))
             for (tt, k), c in self._cat.items():
                 if tt == t and len(c) < 200 and len(c) < n:  # categorical, not free text
                     entry[k] = dict(c.most_common(3)) | ({"(distinct)": len(c)} if len(c) > 3 else {})
+                elif tt == t:
+                    other.add(k)
+            other -= set(entry)
+            if other:
+                entry["(not summarised)"] = sorted(other)
             out[t] = entry
         return out
 
@@ -127,8 +136,12 @@ class PopulationStats:
             for k, v in entry.items():
                 if k in ("count", "unique"):
                     continue
+                if k == "(not summarised)":
+                    parts.append(f"not summarised (free text, lists or one value each): {', '.join(v)}")
+                    continue
                 if "mean" in v:
-                    parts.append(f"{k} {v['min']:g}-{v['max']:g} (mean {v['mean']:g})")
+                    has = f", in {v['of']:,} profiles" if "of" in v else ""
+                    parts.append(f"{k} {v['min']:g}-{v['max']:g} (mean {v['mean']:g}{has})")
                 else:
                     parts.append(f"{k} " + ", ".join(f"{a} {b}" for a, b in v.items()))
             lines.append(f"{t}: " + "; ".join(parts))

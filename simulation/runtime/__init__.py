@@ -2,7 +2,7 @@
 
 import os
 
-from .base import GroupLost, Runtime
+from .base import GroupCall, GroupLost, Runtime
 from .host import GroupHost, GroupSpec, PhaseOutput
 from .local import LocalRuntime
 
@@ -21,4 +21,4 @@ def make_runtime(name: str, address: str | None = None, servers: int = 2) -> Run
     return LocalRuntime(servers)
 
 
-__all__ = ["GroupHost", "GroupLost", "GroupSpec", "LocalRuntime", "PhaseOutput", "Runtime", "make_runtime"]
+__all__ = ["GroupCall", "GroupHost", "GroupLost", "GroupSpec", "LocalRuntime", "PhaseOutput", "Runtime", "make_runtime"]

@@ -8,10 +8,32 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Concatenate, ParamSpec
 
 from ..core.phase import Phase
-from .host import GroupSpec, PhaseOutput
+from .host import GroupHost, GroupSpec, PhaseOutput
+
+P = ParamSpec("P")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCall:
+    """One call to one group host, by reference to the :class:`GroupHost` method:
+    ``GroupCall(0, GroupHost.agent_state, ("voter-3",))``. A renamed method fails here, and under a
+    type checker, instead of as an unknown string on a remote process."""
+
+    index: int
+    method: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+
+def host_method(method: Callable[..., Any]) -> str:
+    """The name a host dispatches on; only :class:`GroupHost`'s own methods are accepted."""
+    name = getattr(method, "__name__", "")
+    if getattr(GroupHost, name, None) is not method:
+        raise TypeError(f"{method!r} is not a GroupHost method")
+    return name
 
 
 class GroupLost(Exception):
@@ -40,16 +62,17 @@ class Runtime(ABC):
     async def start(self, specs: list[GroupSpec]) -> None:
         """Create one host per spec."""
 
-    @abstractmethod
-    async def call(self, index: int, method: str, *args: Any) -> Any:
-        """Call ``method`` on one host (sync or async); a dead host raises :class:`GroupLost`."""
+    async def call(self, index: int, method: Callable[Concatenate[GroupHost, P], Any], *args: P.args) -> Any:
+        """Call a :class:`GroupHost` method (``GroupHost.stats``) on one host; a dead host raises
+        :class:`GroupLost`."""
+        return (await self.gather([GroupCall(index, method, args)]))[0]
 
-    async def broadcast(self, method: str, *args: Any) -> list[Any]:
-        """Call ``method`` with the same arguments on every host, concurrently."""
-        return await self.gather([(i, method, args) for i in range(self.n_groups)])
+    async def broadcast(self, method: Callable[Concatenate[GroupHost, P], Any], *args: P.args) -> list[Any]:
+        """Call a :class:`GroupHost` method with the same arguments on every host, concurrently."""
+        return await self.gather([GroupCall(i, method, args) for i in range(self.n_groups)])
 
     @abstractmethod
-    async def gather(self, calls: list[tuple[int, str, tuple]]) -> list[Any]:
+    async def gather(self, calls: list[GroupCall]) -> list[Any]:
         """Issue every call at once and wait for all; results in order, a dead host raises GroupLost."""
 
     @abstractmethod

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..config.models import ModelConfig, RunConfig
@@ -17,6 +15,7 @@ from ..llm import (
     ResponseCache,
     StructuredClient,
 )
+from ..llm.fake import FakeChatClient, FakeEmbeddingClient
 from ..llm.pool import ChatPool
 from ..llm.recording import CallSink
 from ..llm.types import ChatClient, ChatRequest, ChatResult, LLMError
@@ -32,7 +31,7 @@ class NoEndpointClient:
         self.kind = kind
         self.calls = 0
 
-    async def complete(self, request: ChatRequest, model: Any = None) -> ChatResult:
+    async def complete(self, request: ChatRequest) -> ChatResult:
         raise LLMError(NO_ENDPOINT.format(self.kind))
 
     async def embed(self, texts: list[str]) -> np.ndarray:
@@ -53,6 +52,9 @@ def build_chat_client(cfg: RunConfig, models: list[ModelConfig], sink: CallSink,
     s = cfg.simulation.llm
     if replay is not None:
         return RecordingClient(CachingClient(None, replay, replay_only=True), sink)
+    if s.backend == "fake":
+        recorded = RecordingClient(StructuredClient(FakeChatClient(), s.max_repairs), sink)
+        return recorded if warm is None else CachingClient(recorded, warm, remember=False)
     if not models:
         return RecordingClient(NoEndpointClient("chat"), sink)
     endpoints = [Endpoint(m.config_name, OpenAIChatClient(m.base_url, m.model_name, m.api_key, s.timeout_s,
@@ -86,6 +88,8 @@ def build_embeddings(cfg: RunConfig, models: list[ModelConfig], replay: dict[str
         pool = EmbeddingPool(None, cfg.simulation.embedding, cache, replay_only=True)
         warm_embeddings(pool, replay)
         return pool
+    if cfg.simulation.llm.backend == "fake":
+        return EmbeddingPool([Endpoint("fake", FakeEmbeddingClient(), 64)], cfg.simulation.embedding, cache)
     if not models:
         models_missing = Endpoint("none", NoEndpointClient("embedding"), 1)
         return EmbeddingPool([models_missing], cfg.simulation.embedding.model_copy(update={"max_retries": 0}), cache)

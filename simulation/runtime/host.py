@@ -23,6 +23,7 @@ from ..core.context import GroupServices, StepContext
 from ..core.errors import StepError
 from ..core.group import AgentGroup, active_set
 from ..core.phase import Phase
+from ..core.records import Message
 from ..core.scenario import load_scenario
 from ..llm import ResponseCache
 from ..llm.routing import ModelRouting, routing_from_settings
@@ -46,7 +47,7 @@ class GroupSpec:
 class PhaseOutput:
     """What one group produced in one phase; the driver applies it when every group is done."""
 
-    messages: list[dict[str, Any]]
+    messages: list[Message]
     actions: list[tuple]
     steps: int
     failed: int
@@ -117,7 +118,8 @@ class GroupHost:
                                       world=None, tokens=default_token_counter(), seed=self.sim.seed,
                                       prompts_dir=self.spec.prompts_dir,
                                       counts={t: a.count for t, a in self.sim.agents.items()},
-                                      routing=routing_from_settings(self.sim.llm, self.sim.seed))
+                                      routing=routing_from_settings(self.sim.llm, self.sim.seed),
+                                      id_digits=self.sim.id_digits)
         self.group = AgentGroup(self.services, self.cfg.memory, self.sim.concurrency)
         self._active: tuple[int, set[str] | None] | None = None
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.phase import Phase
-from .base import GroupLost, Runtime
+from .base import GroupCall, GroupLost, Runtime, host_method
 from .host import GroupHost, GroupSpec, PhaseOutput
 
 
@@ -31,12 +31,12 @@ class LocalRuntime(Runtime):
     async def start(self, specs: list[GroupSpec]) -> None:
         self.hosts = [GroupHost(s) for s in specs]
 
-    async def call(self, index: int, method: str, *args: Any) -> Any:
-        out = getattr(self.hosts[index], method)(*args)
+    async def _one(self, c: GroupCall) -> Any:
+        out = getattr(self.hosts[c.index], host_method(c.method))(*c.args)
         return await out if inspect.isawaitable(out) else out
 
-    async def gather(self, calls: list[tuple[int, str, tuple]]) -> list[Any]:
-        return list(await asyncio.gather(*(self.call(i, m, *a) for i, m, a in calls)))
+    async def gather(self, calls: list[GroupCall]) -> list[Any]:
+        return list(await asyncio.gather(*(self._one(c) for c in calls)))
 
     async def run_phase(self, phase: Phase, round_: int, inboxes: list[dict[str, list]],
                         on_step: Callable[[int], None] | None = None) -> list[PhaseOutput | GroupLost]:

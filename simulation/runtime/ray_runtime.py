@@ -19,7 +19,7 @@ from loguru import logger
 from ..core.phase import Phase
 from ..services.agent_servers import SLOT, launched_address
 from ..services.ray_node import keep_loopback
-from .base import GroupLost, Runtime
+from .base import GroupCall, GroupLost, Runtime, host_method
 from .host import GroupHost, GroupSpec, PhaseOutput
 
 
@@ -81,25 +81,23 @@ class RayRuntime(Runtime):
 
     async def start(self, specs: list[GroupSpec]) -> None:
         self.actors = [self._actor(s) for s in specs]
-        nodes = await self.gather([(i, "stats", ()) for i in range(len(specs))])  # waits until all are up
+        nodes = await self.gather([GroupCall(i, GroupHost.stats) for i in range(len(specs))])  # waits until all are up
         logger.info("{} agent servers on {} host process(es)", len(nodes), len({n["pid"] for n in nodes}))
 
-    async def call(self, index: int, method: str, *args: Any) -> Any:
-        return (await self.gather([(index, method, args)]))[0]
-
-    async def gather(self, calls: list[tuple[int, str, tuple]]) -> list[Any]:
-        refs = [self.actors[i].call.remote(m, *a) for i, m, a in calls]
+    async def gather(self, calls: list[GroupCall]) -> list[Any]:
+        refs = [self.actors[c.index].call.remote(host_method(c.method), *c.args) for c in calls]
         out = await asyncio.gather(*refs, return_exceptions=True)
-        for (i, _, _), r in zip(calls, out, strict=True):
+        for c, r in zip(calls, out, strict=True):
             if isinstance(r, ray.exceptions.RayActorError):
-                raise _lost(i, r)
+                raise _lost(c.index, r)
             if isinstance(r, BaseException):
                 raise r
         return list(out)
 
     async def run_phase(self, phase: Phase, round_: int, inboxes: list[dict[str, list]],
                         on_step: Callable[[int], None] | None = None) -> list[PhaseOutput | GroupLost]:
-        refs = [a.call.remote("run_phase", phase, round_, inboxes[i]) for i, a in enumerate(self.actors)]
+        refs = [a.call.remote(host_method(GroupHost.run_phase), phase, round_, inboxes[i])
+                for i, a in enumerate(self.actors)]
 
         async def one(i: int, ref: Any) -> PhaseOutput | GroupLost:
             try:
@@ -118,7 +116,7 @@ class RayRuntime(Runtime):
         except Exception:  # already gone
             pass
         self.actors[index] = self._actor(spec)
-        await self.call(index, "stats")
+        await self.call(index, GroupHost.stats)
 
     def share(self, value: Any) -> Any:
         return ray.put(value)
@@ -126,7 +124,7 @@ class RayRuntime(Runtime):
     async def close(self) -> None:
         if self.actors:
             try:
-                await asyncio.wait_for(self.broadcast("aclose"), 10)
+                await asyncio.wait_for(self.broadcast(GroupHost.aclose), 10)
             except Exception:  # a dead actor must not keep the run from finishing
                 pass
             for a in self.actors:

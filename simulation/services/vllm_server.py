@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,10 +195,32 @@ def start_server(spec: ServerSpec, wait: bool = True, timeout: float = 300.0) ->
     return server
 
 
-def wait_healthy(server: ServerProcess, timeout: float) -> None:
+def log_stage(server: ServerProcess) -> str:
+    """The last line of the server's log, shortened: what it is doing while it starts."""
+    path = server.spec.log_file
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4096))
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    last = lines[-1] if lines else ""
+    last = last.split("] ", 1)[-1] if "] " in last else last  # drop vLLM's "INFO 12-01 10:00:00 [file.py:12]"
+    return last[:90]
+
+
+def wait_healthy(server: ServerProcess, timeout: float,
+                 on_wait: Callable[[ServerProcess, float], None] | None = None) -> None:
+    """Wait until the server answers ``/health``; ``on_wait(server, elapsed_s)`` is called while waiting."""
     url = server.base_url.removesuffix("/v1") + "/health"
-    deadline = time.monotonic() + timeout
+    t0 = time.monotonic()
+    deadline = t0 + timeout
     while time.monotonic() < deadline:
+        if on_wait is not None:
+            on_wait(server, time.monotonic() - t0)
         if not server.alive():
             hint = f"; see {server.spec.log_file}" if server.spec.log_file else ""
             raise ServerStartError(f"{server.spec.kind} server '{server.spec.served_name}' exited during start{hint}")

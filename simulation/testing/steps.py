@@ -11,28 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..config.models import LLMSettings, MemoryConfig
 from ..core.agent import Agent
 from ..core.checks import Check, CheckContext, Verdict
 from ..core.context import GroupServices, StepContext
 from ..core.records import Action
 from ..llm import FakeChatClient, StructuredClient
+from ..llm.fake import FakeEmbeddingClient
 from ..llm.types import ChatRequest
 from ..memory import AgentMemory
 from ..memory.tokens import ByteTokenCounter
-
-
-class FakeEmbeddings:
-    """Seeded unit vectors of each text (384-d), like the stub server's."""
-
-    async def embed(self, texts: list[str]) -> np.ndarray:
-        out = []
-        for t in texts:
-            v = np.random.default_rng(abs(hash(t)) % (2**32)).standard_normal(384).astype(np.float32)
-            out.append(v / np.linalg.norm(v))
-        return np.stack(out) if out else np.zeros((0, 384), np.float32)
 
 
 async def run_step(agent_cls: type[Agent], agent_id: str, profile: dict[str, Any], method: str,
@@ -40,7 +28,7 @@ async def run_step(agent_cls: type[Agent], agent_id: str, profile: dict[str, Any
                    inbox: list[dict[str, Any]] | None = None, state: dict[str, Any] | None = None,
                    prompts_dir: Path | None = None, round_: int = 1, counts: dict[str, int] | None = None) -> StepContext:
     """Run ``agent.<method>(ctx)`` once with memory off; returns the context (``ctx.actions``, ``ctx.messages``)."""
-    services = GroupServices(llm_client=StructuredClient(FakeChatClient(responder)), embeddings=FakeEmbeddings(),
+    services = GroupServices(llm_client=StructuredClient(FakeChatClient(responder)), embeddings=FakeEmbeddingClient(),
                              llm_settings=LLMSettings(), world=world, tokens=ByteTokenCounter(), seed=0,
                              prompts_dir=prompts_dir, counts=counts or {})
     agent = agent_cls(agent_id, profile, AgentMemory(MemoryConfig(type="none")))

@@ -74,6 +74,27 @@ CASES = {
     "profile_bad_entry": (lambda f: (_write(f, "bad_seekers.json", json.dumps([{"class": "SeekerAgent", "args": {"name": ""}}])),
                                      _edit_yaml(f, lambda d: d["agents"]["seeker"].update(profiles="bad_seekers.json"))),
                           "bad_seekers.json", "[0]"),
+    "empty_simulation_config": (lambda f: _write(f, "simulation_config.yml", ""), "simulation_config.yml",
+                                "empty file"),
+    "simulation_config_a_list": (lambda f: _write(f, "simulation_config.yml", "- name: x\n"),
+                                 "simulation_config.yml", "mapping"),
+    "id_digits_zero": (lambda f: _edit_yaml(f, lambda d: d.update(id_digits=0)), "simulation_config.yml", "id_digits"),
+    "llm_backend_unknown": (lambda f: _edit_yaml(f, lambda d: d["llm"].update(backend="oracle")),
+                            "simulation_config.yml", "llm.backend"),
+    "profile_age_in_words": (lambda f: (_write(f, "words.json", json.dumps([{"class": "SeekerAgent", "args": {
+        "name": "Ann", "cv": {"Education": "BA"}, "trait": {"Age": "thirty"}}}])),
+        _edit_yaml(f, lambda d: d["agents"]["seeker"].update(profiles="words.json"))), "words.json", "[0].trait.Age"),
+    "template_syntax": (lambda f: (f / "prompts" / "search.j2").write_text("{% if memory %}unclosed"),
+                        "search.j2", "line 1"),
+    "template_missing": (lambda f: (f / "prompts" / "screen.j2").unlink(), "agents.py", "render('screen.j2')"),
+    "template_undefined_variable": (lambda f: (f / "prompts" / "job_count.j2").write_text("Pick 1 to {{ kk }}."),
+                                    "job_count.j2", "kk: undefined variable"),
+    "phase_method_not_async": (lambda f: (f / "agents.py").write_text((f / "agents.py").read_text().replace(
+        "    async def screen(self, ctx: StepContext) -> None:\n",
+        "    def screen(self, ctx: StepContext) -> None:\n        return None\n\n"
+        "    async def _screen(self, ctx: StepContext) -> None:\n")), "environment.py", "must be 'async def'"),
+    "scenario_code_syntax_error": (lambda f: (f / "agents.py").write_text((f / "agents.py").read_text().replace(
+        "async def screen(", "def screen(")), "agents.py", "line"),
 }
 
 

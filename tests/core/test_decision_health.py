@@ -46,6 +46,6 @@ def test_shuffled_options_are_recorded_stated_and_replayed(stub_scenario, tmp_pa
     assert metrics["decision.job_count.share.1"] == 1.0
     summary = json.loads(out.strip().splitlines()[-1])
     assert any("'job_count'" in line for line in summary["skewed_decisions"]) and "decision 'job_count'" in err
-    assert main(["run", "--replay", str(run), "--out", str(replay), "--no-progress"]) == 0
+    assert main(["run", str(stub_scenario), "--replay", str(run), "--out", str(replay), "--no-progress"]) == 0
     assert rows(replay, "SELECT prompt, choices, completion FROM llm_calls ORDER BY round, phase, agent_id, seq") == \
         rows(run, "SELECT prompt, choices, completion FROM llm_calls ORDER BY round, phase, agent_id, seq")

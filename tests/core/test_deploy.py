@@ -63,18 +63,18 @@ def test_deploy_mid_run_then_fork_resume_and_replay(polling, stub, tmp_path):
 
     # a fork from round 3 starts from the checkpoint of round 2: the deployment is part of it
     fork = tmp_path / "fork"
-    assert main(["run", "--fork", str(out), "--from-round", "3", "--out", str(fork), "--no-progress"]) == 0
+    assert main(["run", str(polling), "--fork", str(out), "--from-round", "3", "--out", str(fork), "--no-progress"]) == 0
     assert treated_of(fork, 3, "fix") == expected
     assert normalised(rows(fork, CALLS + "")) == normalised(rows(out, CALLS))
 
     # an interview after the run asks the agent's model of the last checkpoint
     agent = sorted(expected)[0]
-    assert main(["interview", str(fork), agent, "What do you think of the park?"]) == 0
+    assert main(["interview", str(fork), agent, "What do you think of the park?", "--scenario", str(polling)]) == 0
     assert rows(fork, "SELECT model FROM llm_calls WHERE phase = 'interview'") == [("fix",)]
 
     calls = stub_stats(stub)["chat"]
     replay = tmp_path / "replay"
-    assert main(["run", "--replay", str(out), "--out", str(replay), "--no-progress"]) == 0
+    assert main(["run", str(polling), "--replay", str(out), "--out", str(replay), "--no-progress"]) == 0
     assert stub_stats(stub)["chat"] == calls, "a replay calls nothing"
     assert rows(replay, CALLS) == rows(out, CALLS) and rows(replay, METRICS) == rows(out, METRICS)
 

@@ -71,7 +71,7 @@ def test_cli_intervene_set_and_interview(stub_scenario, tmp_path, capsys):
     before = read_checkpoint(round_dir(run, 2))["agents"]["seeker-05"]
     assert before["patch"] == {"traits.trust": "Very Low"}
     capsys.readouterr()
-    assert main(["interview", str(run), "seeker-05", "What matters most to you in a job?"]) == 0
+    assert main(["interview", str(run), "seeker-05", "--scenario", str(stub_scenario), "What matters most to you in a job?"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("seeker-05 (after round 2): ") and len(out.strip()) > len("seeker-05 (after round 2):")
     assert read_checkpoint(round_dir(run, 2))["agents"]["seeker-05"] == before

@@ -55,7 +55,7 @@ def test_scenario_bug_stops_the_run_then_resumes_after_the_fix(stub, tmp_path):
     # everything recorded so far is kept; round 2 was not checkpointed
     assert latest_checkpoint(run)[0] == 1 and count(run, "llm_calls", "WHERE round = 2") > 0
     agents.write_text(good)
-    assert gensim("run", "--resume", str(run), "--no-progress").returncode == 0
+    assert gensim("run", str(folder), "--resume", str(run), "--no-progress").returncode == 0
     assert gensim("run", str(folder), "--rounds", "3", "--out", str(full), "--no-progress").returncode == 0
     assert normalised(rows(run)) == normalised(rows(full)) and rows(run, METRICS) == rows(full, METRICS)
     assert normalised(rows(run, CALLS)) == normalised(rows(full, CALLS)) and not duplicates(run)
@@ -120,7 +120,7 @@ def test_no_decision_is_taken_for_a_model_that_answers_off_menu(stub, tmp_path):
                        "FROM llm_calls WHERE choices IS NOT NULL AND action = 'search_decision'")
     assert failed and all(c == "Hmm, hard to say." and v == 0 and r == 1 and a == 2 and f == "stop" and t > 0
                           and e.startswith("StructuredOutputError") for c, v, r, a, f, t, e in failed)
-    out = main(["run", "--replay", str(bad), "--out", str(tmp_path / "replay"), "--no-progress"])
+    out = main(["run", str(folder), "--replay", str(bad), "--out", str(tmp_path / "replay"), "--no-progress"])
     assert out == 0 and rows(tmp_path / "replay", CALLS) == rows(bad, CALLS)
 
 
@@ -159,7 +159,7 @@ def test_endpoint_outage_is_waited_out_or_stops_before_the_checkpoint(tmp_path):
         assert p.returncode == 4 and "no chat endpoint answered" in err and "--resume" in err, err[-2000:]
         assert latest_checkpoint(stopped)[0] == 1
         chat = start_stub(live=True, port=port)
-        assert gensim("run", "--resume", str(stopped), "--no-progress").returncode == 0
+        assert gensim("run", str(folder), "--resume", str(stopped), "--no-progress").returncode == 0
     finally:
         chat.stop()
         emb.stop()

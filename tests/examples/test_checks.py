@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from simulation.core import Action
+from simulation.core import Action, Message
 from simulation.examples.chatting import checks as chat_checks
 from simulation.examples.job_seeking import checks as job_checks
 from simulation.examples.job_seeking.agents import InterviewerAgent, SeekerAgent, cv_text
@@ -90,7 +90,7 @@ async def test_low_salary_application():
 
 
 async def screen(cv: dict, verdict: str) -> Action:
-    inbox = [{"from": "seeker-1", "to": "interviewer-1", "kind": "application", "cv": cv_text(cv)}]
+    inbox = [Message("seeker-1", "interviewer-1", "application", {"cv": cv_text(cv)})]
     ctx = await run_step(InterviewerAgent, "interviewer-1", JOBS["interviewer-1"], "screen",
                          answers(verdict=verdict), world=board(), inbox=inbox, prompts_dir=JOBS_PROMPTS)
     (act,) = [a for a in ctx.actions if a.action == "screen"]
@@ -113,7 +113,7 @@ async def test_screen_against_requirements():
 
 async def test_accepted_lower_offer():
     profiles = {"seeker-1": seeker(), **JOBS}
-    inbox = [{"from": j, "to": "seeker-1", "kind": "offer"} for j in JOBS]  # option 1 pays less than option 2
+    inbox = [Message(j, "seeker-1", "offer") for j in JOBS]  # option 1 pays less than option 2
     for pick, ok in (("1", False), ("2", True)):
         ctx = await run_step(SeekerAgent, "seeker-1", seeker(), "respond", answers(pick=pick), world=board(),
                              inbox=inbox, prompts_dir=JOBS_PROMPTS)
@@ -164,7 +164,7 @@ def test_chat_checks():
 async def test_offer_against_requirements():
     novice = seeker(education="High school diploma in Law", work_history=[])
     expert = seeker(education="Master's degree in Law", work_history=[{"company": "X", "position": "Y", "time": "2018-2024"}])
-    inbox = [{"from": "seeker-1", "to": "interviewer-1", "kind": "answer", "text": "I am keen."}]
+    inbox = [Message("seeker-1", "interviewer-1", "answer", {"text": "I am keen."})]
     for cv, said, ok in ((novice, "hire", False), (novice, "keep looking", True), (expert, "keep looking", False),
                          (expert, "hire", True)):
         ctx = await run_step(InterviewerAgent, "interviewer-1", JOBS["interviewer-1"], "decide", answers(verdict=said),
@@ -178,7 +178,7 @@ async def test_offer_against_requirements():
 
 
 async def test_accepted_far_below_desired():
-    inbox = [{"from": "interviewer-1", "to": "seeker-1", "kind": "offer"}]  # pays at most 50,000
+    inbox = [Message("interviewer-1", "seeker-1", "offer")]  # pays at most 50,000
     for desired, ok in ((120_000, False), (50_000, True)):
         profile = seeker(desired_salary=desired)
         ctx = await run_step(SeekerAgent, "seeker-1", profile, "respond", answers(pick="1"), world=board(),

@@ -60,3 +60,128 @@ def test_scenario_from_the_guide_runs_outside_the_repo(stub):
             prompt = db.execute("SELECT prompt FROM llm_calls WHERE action = 'vote' LIMIT 1").fetchone()[0]
         assert [r for r, _ in shares] == [1, 2] and all(abs(s - 1.0) < 1e-9 for _, s in shares)
         assert votes == 60 and "Lower the speed limit?" in prompt
+
+
+# -- what a newcomer writing a rumour scenario tripped on: each fact the guide states, shown true --
+
+PROBE = '''
+from typing import Any
+from simulation.core import Agent, Environment, Message, Phase, ScenarioSpec, StepContext
+
+SEEN: dict = {}
+
+
+class Person(Agent):
+    agent_type = "person"
+    __slots__ = ()
+
+    async def tell(self, ctx: StepContext) -> None:
+        SEEN.setdefault("agent_is_self", []).append(ctx.agent is self and ctx.agent.id == self.id)
+        if self.id.endswith("0"):
+            ctx.send(ctx.random_agent("person") or self.id, "rumour", text="the mill closes")
+        ctx.act("tell")
+
+    async def hear(self, ctx: StepContext) -> None:
+        SEEN.setdefault("hear", []).extend((m.sender, m.to, m.kind, dict(m.data)) for m in ctx.inbox)
+        ctx.act("hear", heard=len(ctx.inbox))
+
+    async def later(self, ctx: StepContext) -> None:
+        SEEN.setdefault("later", []).extend(ctx.inbox)
+        ctx.act("later")
+
+
+class Village(Environment):
+    async_setup = True
+
+    async def setup(self, sim: Any) -> None:
+        SEEN["profiles"] = sim.profiles("person")[:2]
+
+    def phases(self, round_: int) -> list[Phase]:
+        return [Phase("tell", "person", "tell"), Phase("hear", "person", "hear", "inbox"),
+                Phase("later", "person", "later")]
+
+    def observe(self, phase, round_, actions, messages) -> None:
+        SEEN.setdefault("actions", []).extend((a.agent_id, a.action, a.valid, a.data) for a in actions)
+
+
+SCENARIO = ScenarioSpec(name="probe", agent_classes={"person": Person}, environment=Village,
+                        generators={"person": lambda seed, i: {"name": f"P{i}"}})
+'''
+
+
+def _probe(tmp: Path, name: str, code: str = PROBE) -> Path:
+    folder = tmp / name
+    (folder / "configs").mkdir(parents=True)
+    (folder / "scenario.py").write_text(code)
+    (folder / "configs" / "simulation_config.yml").write_text("name: probe\nrounds: 1\nagents: {person: {count: 10}}\n")
+    (folder / "configs" / "memory_config.json").write_text('{"type": "none"}')
+    (folder / "configs" / "model_configs.json").write_text("[]")
+    return folder
+
+
+def test_guide_facts_hold(tmp_path):
+    """setup is awaited and gets (agent_id, profile) pairs; ctx.agent is the agent; a message has
+    sender/to/kind/data and lasts the next phase only; actions are read by field name."""
+    from simulation.cli import main
+
+    folder = _probe(tmp_path, "probe_facts")
+    assert main(["run", str(folder), "--llm", "fake", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    seen = next(m for m in sys.modules.values()
+                if getattr(m, "__file__", None) == str((folder / "scenario.py").resolve())).SEEN
+    assert seen["profiles"] == [("person-0", {"name": "P0"}), ("person-1", {"name": "P1"})]
+    assert seen["agent_is_self"] and all(seen["agent_is_self"])
+    assert seen["hear"] and all(s == "person-0" and k == "rumour" and d == {"text": "the mill closes"}
+                                for s, _, k, d in seen["hear"])
+    assert seen["later"] == []  # the phase after next: the message is gone
+    assert ("person-0", "tell", True, {}) in seen["actions"]
+
+
+def test_check_says_setup_and_phase_methods_must_be_async(tmp_path, capsys):
+    from simulation.cli import main
+
+    code = PROBE.replace("async def setup(self, sim", "def setup(self, sim").replace("async def later", "def later")
+    folder = _probe(tmp_path, "probe_sync", code)
+    assert main(["check", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "Village.setup: must be 'async def" in err and "Person.later must be 'async def'" in err
+
+
+def test_templates_trim_blocks_as_the_guide_says(tmp_path):
+    from simulation.config.models import LLMSettings
+    from simulation.core.context import GroupServices
+
+    (tmp_path / "t.j2").write_text("A{% if x %}\n  B{% endif %}\nC\n{{ x }}\nD")
+    services = GroupServices(None, None, LLMSettings(), None, None, 0, prompts_dir=tmp_path)
+    assert services.template("t.j2").render(x=1) == "A  BC\n1\nD"
+
+
+def test_id_digits_keep_ids_across_scaling(tmp_path):
+    from simulation.cli import main
+
+    ids = []
+    for n in (8, 150):
+        run = tmp_path / f"run{n}"
+        assert main(["run", "polling", "--llm", "fake", "--agents", str(n), "--rounds", "1", "--out", str(run),
+                     "--no-progress", "id_digits=4"]) == 0
+        with sqlite3.connect(run / "run.sqlite") as db:
+            ids.append({a for (a,) in db.execute("SELECT agent_id FROM agents")})
+    assert "voter-0003" in ids[0] and "voter-0003" in ids[1] and "voter-0149" in ids[1]
+
+
+def test_gensim_debug_shows_the_traceback(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "run.sqlite").write_bytes(b"not a database, but a run folder's name for one" * 40)
+    args = [sys.executable, "-m", "simulation.cli", "export", str(bad)]
+    quiet = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    loud = subprocess.run(args, capture_output=True, text=True, timeout=120, env={**os.environ, "GENSIM_DEBUG": "1"})
+    assert quiet.returncode != 0 and "GENSIM_DEBUG=1" in quiet.stderr and "Traceback" not in quiet.stderr
+    assert loud.returncode != 0 and "Traceback (most recent call last)" in loud.stderr
+
+
+def test_guide_states_each_fact():
+    text = GUIDE.read_text()
+    for fact in ("must be `async`", "`(agent_id, profile)` pairs", "`ctx.agent` is the agent itself",
+                 "`m.sender`, `m.to`, `m.kind`", "next phase only", "`a.agent_id`, `a.action`", "trim_blocks",
+                 "GENSIM_DEBUG=1", "--llm fake", "--dry-run", "id_digits", "neighbours(sim", "StepContext[YourWorld]"):
+        assert fact in text, fact

@@ -50,7 +50,8 @@ def expected_metrics(run: Path) -> dict[tuple[int, str], float]:
 
 def test_run_records_everything_and_replay_reproduces(stub, stub_scenario, tmp_path, capsys):
     run, replay = tmp_path / "run", tmp_path / "replay"
-    assert main(["run", str(stub_scenario), "--rounds", "3", "--out", str(run), "--no-progress"]) == 0
+    # 30 agents: enough that the stub's hashed decisions make hires (16 happened to make none)
+    assert main(["run", str(stub_scenario), "--rounds", "3", "--agents", "30", "--out", str(run), "--no-progress"]) == 0
     out = capsys.readouterr().out
     for key in ("agents", "applications", "offers", "hires", "llm calls", "tokens", "wall s", "run dir"):
         assert key in out
@@ -65,7 +66,7 @@ def test_run_records_everything_and_replay_reproduces(stub, stub_scenario, tmp_p
     assert expected[(3, "employment_rate")] > 0 and expected[(1, "applications")] > 0
     assert done(run, 3) and (run / "config.json").exists()
     asked = stub_stats(stub)["chat"]
-    assert main(["run", "--replay", str(run), "--out", str(replay), "--no-progress"]) == 0
+    assert main(["run", str(stub_scenario), "--replay", str(run), "--out", str(replay), "--no-progress"]) == 0
     assert rows(replay) == recorded
     assert rows(replay, CALLS) == rows(run, CALLS)
     assert count(replay, "llm_calls", "WHERE cached = 0") == 0 and stub_stats(stub)["chat"] == asked
@@ -86,7 +87,7 @@ def test_plain_openai_server_records_failures_and_replays_them(tmp_path):
         assert sum(n for (c, v, _), n in outcomes.items() if c and not v) > 0, "some choices stay off-menu"
         assert outcomes[(0, 1, 1)] > 0, "JSON recovered from prose by the repair step"
         asked = stub_stats(plain)["chat"]
-        assert main(["run", "--replay", str(run), "--out", str(replay), "--no-progress"]) == 0
+        assert main(["run", str(folder), "--replay", str(run), "--out", str(replay), "--no-progress"]) == 0
     finally:
         plain.stop()
     assert rows(replay) == rows(run)
@@ -152,7 +153,7 @@ def test_live_run_killed_mid_round_then_resumed_equals_uninterrupted(stub, stub_
     cut = kill_mid_round(p, crashed, 3, stub)
     assert cut <= 4
     asked = stub_stats(stub)["chat"]
-    assert main(["run", "--resume", str(crashed), "--no-progress"]) == 0
+    assert main(["run", str(stub_scenario), "--resume", str(crashed), "--no-progress"]) == 0
     # every call after the checkpoint was asked again exactly once: nothing of the killed round is kept
     assert stub_stats(stub)["chat"] - asked == count(crashed, "llm_calls", f"WHERE round >= {cut}")
     assert not duplicates(crashed)
@@ -167,10 +168,10 @@ def test_replay_killed_mid_round_resumes_from_the_recording(stub, stub_scenario,
     rec, crashed = tmp_path / "rec", tmp_path / "crashed"
     assert main(["run", str(stub_scenario), "--agents", "300", "--rounds", "4", "--out", str(rec), "--no-progress"]) == 0
     asked = stub_stats(stub)["chat"]
-    p = gensim("run", "--replay", str(rec), "--out", str(crashed), "--no-progress")
+    p = gensim("run", str(stub_scenario), "--replay", str(rec), "--out", str(crashed), "--no-progress")
     kill_mid_round(p, crashed, 3)
     # the live stub is still up: a resume that went live would get new answers, and be counted
-    assert main(["run", "--resume", str(crashed), "--no-progress"]) == 0
+    assert main(["run", str(stub_scenario), "--resume", str(crashed), "--no-progress"]) == 0
     assert stub_stats(stub)["chat"] == asked
     assert rows(crashed) == rows(rec)
     assert rows(crashed, METRICS) == rows(rec, METRICS)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from simulation.cli import main
+from simulation.core import Action
 from tests.conftest import EXAMPLES, copy_scenario, set_models
 
 SCENARIOS = {  # name -> (extra arguments, metrics every round must have)
@@ -47,7 +48,7 @@ def test_every_shipped_scenario_is_listed():
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_check_passes(name, capsys):
     assert main(["check", name]) == 0
-    assert capsys.readouterr().out.startswith(f"ok: {name}")
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(f"ok: {name}")
 
 
 @pytest.mark.parametrize("scenario_run", sorted(SCENARIOS), indirect=True)
@@ -63,7 +64,7 @@ def test_scenario_runs_valid_and_replays_identically(scenario_run, tmp_path):
     assert q(run, "SELECT COUNT(*) FROM llm_calls WHERE error IS NOT NULL")[0][0] == 0
     assert json.loads(q(run, "SELECT value FROM meta WHERE key = 'population'")[0][0])
     replay = tmp_path / "replay"
-    assert main(["run", "--replay", str(run), "--out", str(replay), "--no-progress"]) == 0
+    assert main(["run", str(tmp_path / name), "--replay", str(run), "--out", str(replay), "--no-progress"]) == 0
     assert q(replay, "SELECT round, phase, agent_id, action, valid, data FROM actions ORDER BY id") == actions
 
 
@@ -148,14 +149,14 @@ def test_chat_room_rules_unit():
 
     env = ChatRooms({"room_size": 3}, 1)
     asyncio.run(env.setup(Sim()))
-    env.observe(Phase("join", "member", "join"), 1, [(f"member-{i}", "join", True, {}) for i in range(3)], [])
+    env.observe(Phase("join", "member", "join"), 1, [Action(f"member-{i}", "join", True, {}) for i in range(3)], [])
     assert list(env.route(Phase("join", "member", "join"), [])) == ["member-0"]
-    env.observe(Phase("turn_1", "member", "speak"), 1, [("member-0", "say", True, {"text": "@Cy what is the plan?"})], [])
+    env.observe(Phase("turn_1", "member", "speak"), 1, [Action("member-0", "say", True, {"text": "@Cy what is the plan?"})], [])
     assert list(env.route(Phase("turn_1", "member", "speak"), [])) == ["member-2"], "an @mention takes the turn"
-    env.observe(Phase("turn_2", "member", "speak"), 1, [("member-2", "say", True, {"text": "Goodbye all"})], [])
+    env.observe(Phase("turn_2", "member", "speak"), 1, [Action("member-2", "say", True, {"text": "Goodbye all"})], [])
     assert env.rooms["room-0"].present == ["member-0", "member-1"] and env.counts["goodbyes"] == 1
     assert list(env.route(Phase("turn_2", "member", "speak"), [])) == ["member-0"]
-    env.observe(Phase("turn_3", "member", "speak"), 1, [("member-0", "say", True, {"text": "bye"})], [])
+    env.observe(Phase("turn_3", "member", "speak"), 1, [Action("member-0", "say", True, {"text": "bye"})], [])
     assert env.route(Phase("turn_3", "member", "speak"), []) == {}, "one member left: the session ends"
     assert own_words("Ann Lee: sure thing\nBo Kim: me too", "Ann Lee", ["Bo Kim"]) == "sure thing"
     assert own_words("ok. Bo: I agree", "Ann Lee", ["Bo Kim"]) == "ok."

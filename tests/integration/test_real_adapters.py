@@ -106,7 +106,7 @@ def test_train_deploy_lora_then_merge_then_replay(real_servers, tmp_path):
     assert all(json.loads(d)["seconds"] > 0 for _, _, d in deploys)
 
     replay = tmp_path / "replay"
-    assert main(["run", "--replay", str(run), "--out", str(replay), "--no-progress"]) == 0
+    assert main(["run", str(folder), "--replay", str(run), "--out", str(replay), "--no-progress"]) == 0
     assert rows(replay, CALLS) == rows(run, CALLS)
     assert rows(replay, METRICS) == rows(run, METRICS)
     assert rows(replay, "SELECT model FROM llm_calls ORDER BY round, agent_id, seq") == \

@@ -46,7 +46,7 @@ def test_job_seeking_real_model_then_offline_replay(real_servers, tmp_path, caps
     chat.stop()
     emb.stop()
     replay = tmp_path / "replay"
-    assert main(["run", "--replay", str(run), "--out", str(replay), "--no-progress"]) == 0
+    assert main(["run", str(folder), "--replay", str(run), "--out", str(replay), "--no-progress"]) == 0
     with sqlite3.connect(replay / "run.sqlite") as db2:
         assert db2.execute("SELECT round, phase, agent_id, action, valid, data FROM actions ORDER BY id").fetchall() == recorded
         assert db2.execute("SELECT COUNT(*) FROM llm_calls WHERE cached = 0").fetchone()[0] == 0

@@ -40,10 +40,16 @@ def test_scale_counts_keeps_proportions():
 
 
 def test_gensim_importers():
-    s = import_seekers(CFG / "SeekerAgent_configs.json")
+    got = import_seekers(CFG / "SeekerAgent_configs.json")
+    s = got.profiles
     assert s[0]["name"] == "Sophia Chen" and s[0]["traits"]["risk_tolerance"] == "Low" and s[0]["age"] == 32
-    j = import_jobs(CFG / "InterviewerAgent_configs.json")
+    assert s[0]["gender"] == "Female" and all("desired_salary" not in p for p in s)  # none stated, none invented
+    assert any("no desired salary" in a for a in got.assumed)
+    jobs = import_jobs(CFG / "InterviewerAgent_configs.json")
+    j = jobs.profiles
     assert j[0]["title"] == "Data Analyst" and j[0]["location"].startswith("Stockholm")
+    # the company text is kept whole, not cut at its first comma
+    assert j[0]["company"] == "Spotify Technology S.A." and j[0]["company_about"].endswith("a digital music service.")
 
 
 def test_person_synthesis_is_unique_seeded_and_reaches_a_million():
@@ -90,3 +96,49 @@ def test_small_world_graph():
     assert sum(len(v) for v in g.values()) / len(ids) == pytest.approx(4, abs=0.2)
     ring = small_world(ids, 4, 0.0, seed=5)
     assert ring["u0"] == ["u1", "u2", "u198", "u199"]
+
+
+def test_imported_profiles_reach_prompts_and_a_seeded_draw_is_taken(tmp_path, capsys):
+    """GenSim files: gender, job descriptions, benefits and company text reach prompts; no salary is
+    invented; an unused field is listed; a smaller count takes a seeded draw, not the first N."""
+    import json
+    import sqlite3
+
+    from simulation.cli import main
+    from tests.conftest import copy_scenario
+
+    folder = copy_scenario(tmp_path, "job_seeking")
+    seekers = [{"class": "SeekerAgent", "args": {
+        "name": f"Seeker {i}", "cv": {"Education": "BA", "Work Experience": [], "Skills": ["Excel"]},
+        "trait": {"Age": 20 + i, "Gender": ["Female", "Male"][i % 2], "Patience": "High", "Hobby": "chess"}}}
+        for i in range(30)]
+    jobs = [{"class": "InterviewerAgent", "args": {
+        "name": f"Clerk {i}", "jd": f"File the ledgers of branch {i}.", "jr": ["BA"],
+        "company": f"Bank {i}, a lender since 1900", "salary": "USD 50,000 - 60,000 annually",
+        "benefits": [f"Perk {i}"], "location": "Oslo"}} for i in range(4)]
+    (folder / "configs" / "s.json").write_text(json.dumps(seekers))
+    (folder / "configs" / "j.json").write_text(json.dumps(jobs))
+    args = ["agents.seeker.profiles=s.json", "agents.interviewer.profiles=j.json", "agents.seeker.count=10",
+            "agents.interviewer.count=4", "--llm", "fake", "--rounds", "1", "--no-progress"]
+    assert main(["check", str(folder), "agents.seeker.profiles=s.json", "agents.seeker.count=10"]) == 0
+    assert "seeker: 30 profiles in s.json, 10 taken (a seeded draw, in file order), 0 generated" in capsys.readouterr().out
+    names = []
+    for i in (1, 2):
+        run = tmp_path / f"run{i}"
+        assert main(["run", str(folder), *args, "--out", str(run)]) == 0
+        out = capsys.readouterr().out
+        assert "not used by any prompt: trait.Hobby" in out
+        with sqlite3.connect(run / "run.sqlite") as db:
+            profiles = {a: json.loads(p) for a, p in db.execute("SELECT agent_id, profile FROM agents")}
+            prompts = [p for (p,) in db.execute("SELECT prompt FROM llm_calls")]
+            applying = [p for (p,) in db.execute("SELECT prompt FROM llm_calls WHERE action = 'apply'")]
+        names.append(sorted(p["name"] for a, p in profiles.items() if a.startswith("seeker")))
+    assert names[0] == names[1] and names[0] != [f"Seeker {i}" for i in range(10)]
+    text = "\n".join(prompts)
+    for a, p in profiles.items():
+        if a.startswith("seeker"):
+            assert f"You are {p['name']}, a job seeker ({p['gender']})" in text
+    assert "want about USD" not in text
+    seen_by_seekers = "\n".join(applying)  # what a seeker reads when choosing where to apply
+    assert "File the ledgers of branch" in seen_by_seekers and "Benefits: Perk" in seen_by_seekers
+    assert "a lender since 1900" in text  # the interviewer's own company text

@@ -18,7 +18,8 @@ from simulation.cli import main
 from simulation.config.models import RunConfig
 from simulation.core.checkpoint import read_msgpack, round_dir
 from simulation.runner import RunOptions, run_simulation
-from simulation.runtime import GroupSpec, make_runtime
+from simulation.runtime import GroupHost, GroupSpec, make_runtime
+from simulation.runtime.base import GroupCall
 from simulation.testing.procs import start_stub, stub_models, stub_stats
 from tests.conftest import copy_scenario, set_models
 from tests.runs import CALLS, METRICS, duplicates, normalised, rows
@@ -42,7 +43,8 @@ def recorded(tmp_path_factory) -> Path:
 
 
 def replay(rec: Path, out: Path, runtime: str, **hooks) -> dict:
-    opts = RunOptions(replay=str(rec), out=str(out), runtime=runtime, overrides=["servers=2"], progress=False,
+    opts = RunOptions(scenario=str(rec.parent / "job_seeking"), replay=str(rec), out=str(out), runtime=runtime,
+                      overrides=["servers=2"], progress=False,
                       hooks={k: [v] for k, v in hooks.items()})
     return asyncio.run(run_simulation(opts))
 
@@ -76,24 +78,26 @@ def test_contract_bulk_create_checkpoint_restore(recorded, tmp_path, runtime):
         assert rt.connect() == 2
         try:
             await rt.start(specs)
-            calls = [(i % 2, "add_agents", (t, [(a, json.loads(p))])) for i, (a, t, p) in enumerate(agents)]
+            calls = [GroupCall(i % 2, GroupHost.add_agents, (t, [(a, json.loads(p))]))
+                     for i, (a, t, p) in enumerate(agents)]
             await rt.gather(calls)
-            stats = await rt.broadcast("stats")
+            stats = await rt.broadcast(GroupHost.stats)
             # the recorded run's last checkpoint (memories, applications, employment), then an intervention
-            await rt.broadcast("restore", str(round_dir(recorded, 3)))
-            await rt.call(group_of["seeker-001"], "set_attribute", "seeker-001", "traits.trust", "Very Low")
-            loaded = dict(zip(ids, await rt.gather([(group_of[a], "agent_state", (a,)) for a in ids]), strict=True))
+            await rt.broadcast(GroupHost.restore, str(round_dir(recorded, 3)))
+            await rt.call(group_of["seeker-001"], GroupHost.set_attribute, "seeker-001", "traits.trust", "Very Low")
+            loaded = dict(zip(ids, await rt.gather([GroupCall(group_of[a], GroupHost.agent_state, (a,)) for a in ids]),
+                              strict=True))
             d = tmp_path / "ck" / "round_000000"
             d.mkdir(parents=True)
-            sizes = await rt.broadcast("checkpoint", str(d))
+            sizes = await rt.broadcast(GroupHost.checkpoint, str(d))
             await rt.replace(1, specs[1])  # a fresh, empty host takes group 1's place
-            assert (await rt.call(1, "stats"))["agents"] == 0
+            assert (await rt.call(1, GroupHost.stats))["agents"] == 0
             mine = [(a, t, p) for a, t, p in agents if group_of[a] == 1]
             for agent_type in ("seeker", "interviewer"):
-                await rt.call(1, "add_agents", agent_type, [(a, json.loads(p)) for a, t, p in mine if t == agent_type])
-            restored = await rt.call(1, "restore", str(d))
-            back = dict(zip([a for a, _, _ in mine], await rt.gather([(1, "agent_state", (a,)) for a, _, _ in mine]),
-                            strict=True))
+                await rt.call(1, GroupHost.add_agents, agent_type, [(a, json.loads(p)) for a, t, p in mine if t == agent_type])
+            restored = await rt.call(1, GroupHost.restore, str(d))
+            back = dict(zip([a for a, _, _ in mine],
+                            await rt.gather([GroupCall(1, GroupHost.agent_state, (a,)) for a, _, _ in mine]), strict=True))
             return stats, [sizes, restored], loaded, back
         finally:
             await rt.close()

@@ -41,13 +41,13 @@ class MemberAgent(Agent):
         ctx.act("join", room=ctx.world["room_of"][self.id])
 
     async def speak(self, ctx: StepContext) -> None:
-        turn = next(m for m in ctx.inbox if m["kind"] == "turn")
-        others = [n for n in turn["present"] if n != self.name]
+        turn = next(m for m in ctx.inbox if m.kind == "turn")
+        others = [n for n in turn.data["present"] if n != self.name]
         memory = await self.memory.recall(ctx)
         raw = await ctx.llm.chat("speak", ctx.messages_for(self.persona(ctx), ctx.render(
-            "speak.j2", transcript=turn["transcript"], present=others, memory=memory,
+            "speak.j2", transcript=turn.data["transcript"], present=others, memory=memory,
             topic=ctx.world["params"].topic)), max_tokens=ctx.world["params"].message_max_tokens)
         text = own_words(raw, self.name, others)
         self.state["messages"] += 1
-        ctx.act("say", calls=["speak"], room=turn["from"], text=text, trimmed=text != raw.strip())
-        await self.memory.add(ctx, f"In the {turn['from']} chat I said: {text}", importance=3.0)
+        ctx.act("say", calls=["speak"], room=turn.sender, text=text, trimmed=text != raw.strip())
+        await self.memory.add(ctx, f"In the {turn.sender} chat I said: {text}", importance=3.0)

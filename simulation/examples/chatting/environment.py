@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulation.core import Action, Environment, Phase
+from simulation.core import Action, Environment, Message, Phase
 
 GOODBYE = re.compile(r"\b(goodbye|bye)\b", re.IGNORECASE)
 
@@ -65,13 +65,14 @@ class ChatRooms(Environment):
         return [Phase("join", "member", "join")] + [Phase(f"turn_{t}", "member", "speak", "inbox")
                                                      for t in range(1, self.p.max_turns + 1)]
 
-    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[dict[str, Any]]) -> None:
+    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[Message]) -> None:
         if phase.name == "join":
             self.counts.clear()
             for room in self.rooms.values():
                 room.present, room.transcript, room.last_speaker = [], [], None
         spoke: set[str] = set()
-        for member, action, _valid, data, *_ in actions:
+        for a in actions:
+            member, action, data = a.agent_id, a.action, a.data
             room = self.rooms[self.room_of[member]]
             if action == "join":
                 room.present.append(member)
@@ -110,13 +111,13 @@ class ChatRooms(Environment):
                 room.next_speaker = m
                 return
 
-    def route(self, phase: Phase, messages: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-        inbox: dict[str, list[dict[str, Any]]] = {}
+    def route(self, phase: Phase, messages: list[Message]) -> dict[str, list[Message]]:
+        inbox: dict[str, list[Message]] = {}
         for room in self.rooms.values():
             if room.next_speaker is not None:
-                inbox[room.next_speaker] = [{"from": room.id, "to": room.next_speaker, "kind": "turn",
-                                             "present": [self.names[m] for m in room.present],
-                                             "transcript": room.transcript[-self.p.context_lines:]}]
+                inbox[room.next_speaker] = [Message(room.id, room.next_speaker, "turn", {
+                    "present": [self.names[m] for m in room.present],
+                    "transcript": room.transcript[-self.p.context_lines:]})]
         return inbox
 
     def metrics(self, round_: int) -> dict[str, float]:

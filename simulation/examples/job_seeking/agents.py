@@ -18,7 +18,8 @@ def cv_text(p: dict[str, Any]) -> str:
     years = experience_years(p)
     # the summed figure, stated: a small model compares numbers it is given, but does not add up date spans
     total = f" Total experience: {years} years." if years is not None else ""
-    return f"{p['name']}, {p['age']}, {p['education']}. Experience: {work}.{total} Skills: {', '.join(p['skills'])}."
+    age = f", {p['age']}" if p.get("age") is not None else ""
+    return f"{p['name']}{age}, {p['education']}. Experience: {work}.{total} Skills: {', '.join(p['skills'])}."
 
 
 @functools.lru_cache(maxsize=256)
@@ -83,17 +84,17 @@ class SeekerAgent(Agent):
 
     async def answer(self, ctx: StepContext) -> None:
         system = self.persona(ctx)
-        questions = [m for m in ctx.inbox if m["kind"] == "question"]
+        questions = [m for m in ctx.inbox if m.kind == "question"]
         replies = await asyncio.gather(*(ctx.llm.chat(
-            "answer", ctx.messages_for(system, ctx.render("answer.j2", job=ctx.world.jobs[m["from"]], question=m["text"])),
+            "answer", ctx.messages_for(system, ctx.render("answer.j2", job=ctx.world.jobs[m.sender], question=m.data["text"])),
             max_tokens=ctx.world.params.dialogue_max_tokens) for m in questions))
         for m, reply in zip(questions, replies, strict=True):
-            ctx.send(m["from"], "answer", text=reply)
-            ctx.act("answer", job=m["from"], text=reply)
+            ctx.send(m.sender, "answer", text=reply)
+            ctx.act("answer", job=m.sender, text=reply)
 
     async def respond(self, ctx: StepContext) -> None:
-        offers = [m["from"] for m in ctx.inbox if m["kind"] == "offer"]
-        rejected = [ctx.world.jobs[m["from"]]["name"] for m in ctx.inbox if m["kind"] == "rejection"]
+        offers = [m.sender for m in ctx.inbox if m.kind == "offer"]
+        rejected = [ctx.world.jobs[m.sender]["name"] for m in ctx.inbox if m.kind == "rejection"]
         if rejected:  # one memory for the round's rejections, not a chain of them
             await self.memory.add(ctx, f"Rejected after the interview in round {ctx.round}: {'; '.join(rejected)}.")
         if not offers:
@@ -140,15 +141,15 @@ class InterviewerAgent(Agent):
         self.state["candidates"] = {}
         system = self.persona(ctx)
         memory = await self.memory.recall(ctx)
-        apps = [m for m in ctx.inbox if m["kind"] == "application"]
+        apps = [m for m in ctx.inbox if m.kind == "application"]
         # every CV is judged on its own, so the calls go out together
         verdicts = await asyncio.gather(*(ctx.llm.choose("screen", ctx.messages_for(
-            system, ctx.render("screen.j2", cv=m["cv"], memory=memory)), ["pass", "reject"]) for m in apps))
+            system, ctx.render("screen.j2", cv=m.data["cv"], memory=memory)), ["pass", "reject"]) for m in apps))
         for m, (result, ok) in zip(apps, verdicts, strict=True):
-            ctx.act("screen", valid=ok, seeker=m["from"], result=result)  # None: no decision, no interview
+            ctx.act("screen", valid=ok, seeker=m.sender, result=result)  # None: no decision, no interview
             if result == "pass":
-                self.state["candidates"][m["from"]] = {"cv": m["cv"], "dialogue": []}
-                ctx.send(self.id, "interview", seeker=m["from"])
+                self.state["candidates"][m.sender] = {"cv": m.data["cv"], "dialogue": []}
+                ctx.send(self.id, "interview", seeker=m.sender)
         n = len(self.state["candidates"])
         await self.memory.add(ctx, f"Round {ctx.round}: screened {len(apps)} CVs, invited {n}.")
 
@@ -156,14 +157,14 @@ class InterviewerAgent(Agent):
         system = self.persona(ctx)
         turns = []
         for m in ctx.inbox:
-            seeker = m["seeker"] if m["kind"] == "interview" else m["from"]
+            seeker = m.data["seeker"] if m.kind == "interview" else m.sender
             cand = self.state["candidates"].get(seeker)
             if cand is None:
                 continue
-            if m["kind"] == "interview":
+            if m.kind == "interview":
                 ctx.act("interview", seeker=seeker)
             else:
-                cand["dialogue"].append(["candidate", m["text"]])
+                cand["dialogue"].append(["candidate", m.data["text"]])
             turns.append((seeker, cand))
         questions = await asyncio.gather(*(ctx.llm.chat(
             "ask", ctx.messages_for(system, ctx.render("ask.j2", cv=cand["cv"], dialogue=cand["dialogue"])),
@@ -178,11 +179,11 @@ class InterviewerAgent(Agent):
         openings = ctx.world.params.openings_per_job - self.state["hires"]
         interviewed = []
         for m in ctx.inbox:
-            cand = self.state["candidates"].get(m["from"])
-            if cand is None or m["kind"] != "answer":
+            cand = self.state["candidates"].get(m.sender)
+            if cand is None or m.kind != "answer":
                 continue
-            cand["dialogue"].append(["candidate", m["text"]])
-            interviewed.append((m["from"], cand))
+            cand["dialogue"].append(["candidate", m.data["text"]])
+            interviewed.append((m.sender, cand))
         if openings <= 0:
             verdicts = [("reject", True)] * len(interviewed)
         else:
@@ -204,10 +205,10 @@ class InterviewerAgent(Agent):
 
     async def notify(self, ctx: StepContext) -> None:
         for m in ctx.inbox:
-            if m["kind"] == "accept":
+            if m.kind == "accept":
                 self.state["hires"] += 1
-                ctx.act("hire", seeker=m["from"])
-                await self.memory.add(ctx, f"Round {ctx.round}: {m['from']} accepted our offer.", importance=7.0)
-            elif m["kind"] == "decline":
-                ctx.act("declined", seeker=m["from"])
-                await self.memory.add(ctx, f"Round {ctx.round}: {m['from']} declined our offer.", importance=5.0)
+                ctx.act("hire", seeker=m.sender)
+                await self.memory.add(ctx, f"Round {ctx.round}: {m.sender} accepted our offer.", importance=7.0)
+            elif m.kind == "decline":
+                ctx.act("declined", seeker=m.sender)
+                await self.memory.add(ctx, f"Round {ctx.round}: {m.sender} declined our offer.", importance=5.0)

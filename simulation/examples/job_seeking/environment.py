@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulation.core import Action, Environment, Phase
+from simulation.core import Action, Environment, Message, Phase
 from simulation.embedding.index import VectorIndex
 
 
@@ -83,13 +83,14 @@ class JobMarket(Environment):
                Phase("notify", "interviewer", "notify", "inbox")]
         return ph
 
-    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[dict[str, Any]]) -> None:
+    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[Message]) -> None:
         if phase.name == "search":
             self.round_counts.clear()
             self._applied.clear()
             self._offered.clear()
         c = self.round_counts
-        for agent_id, action, valid, data, *_ in actions:
+        for a in actions:
+            agent_id, action, valid, data = a.agent_id, a.action, a.valid, a.data
             ok = valid and self._consistent(agent_id, action, data)
             if not ok:
                 c["invalid_actions"] += 1

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulation.config.errors import ConfigProblem, problems_from_validation
+from simulation.core import ImportedProfiles
 from simulation.population.synth import TRAITS, UniqueSpace, person, rng_for
 
 DEGREES = ["High school diploma", "Associate degree", "Bachelor's degree", "Master's degree", "PhD"]
@@ -105,10 +106,24 @@ class _Strictish(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class GenSimTraits(_Strictish):
+    """A seeker's ``trait`` section: typed where a prompt or rule reads a number; the levels are text."""
+
+    age: int | None = Field(default=None, alias="Age", ge=14, le=100)
+    gender: str | None = Field(default=None, alias="Gender")
+    desired_salary: int | None = Field(default=None, alias="Desired Salary", gt=0)
+
+
+class GenSimCV(_Strictish):
+    education: str = Field(default="", alias="Education")
+    work: list[dict[str, Any]] = Field(default_factory=list, alias="Work Experience")
+    skills: list[str] = Field(default_factory=list, alias="Skills")
+
+
 class GenSimSeekerArgs(_Strictish):
     name: str = Field(min_length=1)
-    cv: dict[str, Any]
-    trait: dict[str, Any] = Field(default_factory=dict)
+    cv: GenSimCV
+    trait: GenSimTraits = Field(default_factory=GenSimTraits)
 
 
 class GenSimInterviewerArgs(_Strictish):
@@ -147,32 +162,63 @@ def _level(v: Any) -> str:
     return str(v) if v is not None else "Average"
 
 
-def import_seekers(path: Path) -> list[dict[str, Any]]:
+SEEKER_FIELDS = {"name", "cv", "trait"}
+CV_FIELDS = {"Education", "Work Experience", "Skills"}
+WORK_FIELDS = {"Company", "Position", "Time"}
+TRAIT_NAMES = {t.replace("_", " ").title(): t for t in TRAITS}  # "Risk Tolerance" -> risk_tolerance
+
+
+def import_seekers(path: Path) -> ImportedProfiles:
+    """GenSim ``SeekerAgent`` entries. Every field reaches a prompt (the CV goes to interviewers; name,
+    age, gender, traits and a stated desired salary to the seeker's own system prompt); fields this
+    scenario has no use for are listed as ignored, and nothing is invented: a seeker whose entry states
+    no desired salary has none (no prompt mentions one, and the salary checks skip that seeker)."""
     entries, problems = _entries(path, GenSimSeekerArgs)
     if problems:
         raise ValueError(str(problems[0]))
-    out = []
+    out, ignored, missing_traits = [], set(), 0
     for e in entries:
-        cv, tr = e.cv, {k.lower().replace(" ", "_"): v for k, v in e.trait.items()}
-        out.append({
-            "name": e.name, "age": int(tr.get("age", 30)), "gender": str(tr.get("gender", "Unknown")),
-            "education": str(cv.get("Education", "")),
-            "work_history": [{"company": w.get("Company", ""), "position": w.get("Position", ""), "time": w.get("Time", "")}
-                             for w in cv.get("Work Experience", []) if isinstance(w, dict)],
-            "skills": [str(s) for s in cv.get("Skills", [])],
-            "traits": {t: _level(tr.get(t)) for t in TRAITS},
-            "desired_salary": int(tr.get("desired_salary", 60_000)),
-        })
-    return out
+        assert isinstance(e, GenSimSeekerArgs)
+        tr = e.trait
+        extra_traits = {k: v for k, v in (tr.model_extra or {}).items() if k not in TRAIT_NAMES}
+        levels = {TRAIT_NAMES[k]: v for k, v in (tr.model_extra or {}).items() if k in TRAIT_NAMES}
+        missing_traits += len(TRAITS) - len(levels)
+        ignored |= {f"args.{k}" for k in (e.model_extra or {})} | {f"cv.{k}" for k in (e.cv.model_extra or {})}
+        ignored |= {f"trait.{k}" for k in extra_traits}
+        ignored |= {f"cv.Work Experience.{k}" for w in e.cv.work for k in w if k not in WORK_FIELDS}
+        profile: dict[str, Any] = {
+            "name": e.name, "age": tr.age, "gender": tr.gender, "education": e.cv.education,
+            "work_history": [{"company": w.get("Company", ""), "position": w.get("Position", ""),
+                              "time": w.get("Time", "")} for w in e.cv.work],
+            "skills": [str(s) for s in e.cv.skills],
+            "traits": {t: _level(levels.get(t)) for t in TRAITS},
+        }
+        if tr.desired_salary is not None:
+            profile["desired_salary"] = tr.desired_salary
+        out.append({k: v for k, v in profile.items() if v is not None})
+    assumed = []
+    if missing_traits:
+        assumed.append(f"{missing_traits} trait level(s) the file leaves out are 'Average'")
+    if not any("desired_salary" in p for p in out):
+        assumed.append("no desired salary (the file states none): prompts and salary checks leave it out")
+    return ImportedProfiles(out, tuple(sorted(ignored)), tuple(assumed))
 
 
-def import_jobs(path: Path) -> list[dict[str, Any]]:
+def import_jobs(path: Path) -> ImportedProfiles:
+    """GenSim ``InterviewerAgent`` entries. The company text is kept whole (``company_about``; its part
+    before the first comma is the short ``company`` name); description and benefits reach seekers."""
     entries, problems = _entries(path, GenSimInterviewerArgs)
     if problems:
         raise ValueError(str(problems[0]))
-    return [{"name": f"{e.name} at {e.company.split(',')[0]}", "title": e.name, "company": e.company.split(",")[0],
-             "description": e.jd, "requirements": e.jr, "salary": e.salary, "benefits": e.benefits,
-             "location": e.location} for e in entries]
+    out, ignored = [], set()
+    for e in entries:
+        assert isinstance(e, GenSimInterviewerArgs)
+        short = e.company.split(",")[0].strip() or e.company
+        ignored |= {f"args.{k}" for k in (e.model_extra or {})}
+        out.append({"name": f"{e.name} at {short}", "title": e.name, "company": short, "company_about": e.company,
+                    "description": e.jd, "requirements": e.jr, "salary": e.salary, "benefits": e.benefits,
+                    "location": e.location})
+    return ImportedProfiles(out, tuple(sorted(ignored)))
 
 
 def check_seekers(path: Path) -> list[ConfigProblem]:

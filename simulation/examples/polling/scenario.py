@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from simulation.core import Action, Agent, Environment, Phase, ScenarioSpec, StepContext
+from simulation.core import Action, Agent, Environment, Message, Phase, ScenarioSpec, StepContext
 from simulation.population import person
 
 
@@ -26,7 +26,7 @@ class Voter(Agent):
     def persona(self, ctx: StepContext) -> str:
         return ctx.render("voter.j2")
 
-    async def vote(self, ctx: StepContext) -> None:
+    async def vote(self, ctx: StepContext[PollParams]) -> None:
         poll = ctx.world
         memory = await self.memory.recall(ctx)
         prompt = ctx.render("vote.j2", question=poll.question, options=poll.options, memory=memory)
@@ -39,9 +39,9 @@ class Voter(Agent):
             ctx.send(neighbour, "opinion", answer=answer)
         await self.memory.add(ctx, f"In round {ctx.round} I voted {answer}.")
 
-    async def listen(self, ctx: StepContext) -> None:
+    async def listen(self, ctx: StepContext[PollParams]) -> None:
         for m in ctx.inbox:
-            await self.memory.add(ctx, f"A neighbour told me they voted {m['answer']}.", importance=2.0)
+            await self.memory.add(ctx, f"A neighbour told me they voted {m.data['answer']}.", importance=2.0)
         ctx.act("heard", opinions=len(ctx.inbox))
 
 
@@ -59,7 +59,7 @@ class Town(Environment):
     def phases(self, round_: int) -> list[Phase]:
         return [Phase("vote", "voter", "vote"), Phase("listen", "voter", "listen", trigger="inbox")]
 
-    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[dict]) -> None:
+    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[Message]) -> None:
         if phase.name == "vote":
             self.tally = Counter(a.data["answer"] for a in actions if a.action == "vote")
 

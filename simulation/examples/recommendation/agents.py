@@ -95,22 +95,22 @@ class UserAgent(Agent):
 
     async def reply(self, ctx: StepContext) -> None:
         """A friend spoke to me (I answer in my own words) or posted (I take it in)."""
-        posts = [m for m in ctx.inbox if m["kind"] == "post"][: ctx.world.params.posts_remembered]
+        posts = [m for m in ctx.inbox if m.kind == "post"][: ctx.world.params.posts_remembered]
         for m in posts:
-            ctx.act("read_post", author=m["from"])
-            await self.memory.add(ctx, f"{ctx.world.names[m['from']]} posted: {m['text']}")
+            ctx.act("read_post", author=m.sender)
+            await self.memory.add(ctx, f"{ctx.world.names[m.sender]} posted: {m.data['text']}")
         for m in ctx.inbox:
-            if m["kind"] != "chat":
+            if m.kind != "chat":
                 continue
-            name = ctx.world.names[m["from"]]
+            name = ctx.world.names[m.sender]
             text = await ctx.llm.chat("chat_reply", ctx.messages_for(self.persona(ctx), ctx.render(
-                "chat_reply.j2", friend=name, said=m["text"])), max_tokens=ctx.world.params.text_max_tokens)
-            ctx.send(m["from"], "chat_reply", text=text)
-            ctx.act("chat_reply", to=m["from"], text=text)
-            await self.memory.add(ctx, f"{name} told me: {m['text']}")
+                "chat_reply.j2", friend=name, said=m.data["text"])), max_tokens=ctx.world.params.text_max_tokens)
+            ctx.send(m.sender, "chat_reply", text=text)
+            ctx.act("chat_reply", to=m.sender, text=text)
+            await self.memory.add(ctx, f"{name} told me: {m.data['text']}")
 
     async def hear(self, ctx: StepContext) -> None:
         for m in ctx.inbox:
-            if m["kind"] == "chat_reply":
-                ctx.act("heard_reply", frm=m["from"])
-                await self.memory.add(ctx, f"{ctx.world.names[m['from']]} replied: {m['text']}")
+            if m.kind == "chat_reply":
+                ctx.act("heard_reply", frm=m.sender)
+                await self.memory.add(ctx, f"{ctx.world.names[m.sender]} replied: {m.data['text']}")

@@ -11,9 +11,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulation.config.errors import ConfigError, ConfigProblem
-from simulation.core import Action, Environment, Phase
+from simulation.core import Action, Environment, Message, Phase
 from simulation.embedding.index import VectorIndex
-from simulation.population.graph import small_world
+from simulation.population import neighbours
 
 from .catalogue import GENRES, film_text, generate_catalogue, import_movielens
 
@@ -58,7 +58,7 @@ class FilmSite(Environment):
             films = generate_catalogue(self.seed, self.p.catalogue_size)
         users = sim.profiles("user")
         vectors = await sim.embeddings.embed([film_text(f) for f in films])
-        friends = small_world([u for u, _ in users], self.p.friends_degree, self.p.rewire, self.seed)
+        friends = neighbours(sim, "user", self.p.friends_degree, self.p.rewire)
         self.world_view = SiteView(films, vectors, friends, {u: p["name"] for u, p in users}, self.p)
 
     def world(self) -> SiteView | None:
@@ -68,14 +68,15 @@ class FilmSite(Environment):
         return [Phase("act", "user", "act"), Phase("reply", "user", "reply", "inbox"),
                 Phase("hear", "user", "hear", "inbox")]
 
-    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[dict[str, Any]]) -> None:
+    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[Message]) -> None:
         if phase.name == "act":
             self.round_counts.clear()
             self.round_genres.clear()
             self.round_stars = []
         assert self.world_view is not None
         films = self.world_view.films
-        for user, action, valid, data, *_ in actions:
+        for a in actions:
+            user, action, valid, data = a.agent_id, a.action, a.valid, a.data
             seen = self.watched.setdefault(user, set())
             ok = valid
             if action == "watch":

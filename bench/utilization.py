@@ -7,7 +7,9 @@ tokens/s over its rounds (agent creation and the job board's setup excluded) is 
 plain load generator keeps ``--concurrency`` requests in flight, replaying the simulation's own
 requests shuffled (same prompts, constraints and completion lengths), and measures generated
 tokens/s. The server's prefix cache is emptied before each side, so neither is served from what the
-other left there. The last line is JSON with both and their ratio.
+other left there. The last line is JSON with both, their ratio, and the simulation side's prefix-cache
+hit rate (vLLM's ``prefix_cache_hits`` over ``prefix_cache_queries``, in tokens, while the rounds ran;
+target: at least 0.6, since every agent's prompts start with its fixed system part).
 
 ``--trace FILE`` also prints, per phase, the server's mean running and waiting requests and its
 prompt and generated tokens/s (sampled from ``/metrics``), and saves the samples to FILE.
@@ -68,6 +70,16 @@ async def load_generator(base_url: str, model: str, bodies: list[dict], concurre
 def reset_prefix_cache(base_url: str) -> None:
     req = urllib.request.Request(base_url.removesuffix("/v1") + "/reset_prefix_cache", method="POST")
     urllib.request.urlopen(req, timeout=30).read()
+
+
+def metric_totals(base_url: str) -> dict[str, float]:
+    """vLLM's counters from ``/metrics``, summed over their labels (``vllm:prefix_cache_hits`` ...)."""
+    out: dict[str, float] = {}
+    for line in urllib.request.urlopen(base_url.removesuffix("/v1") + "/metrics", timeout=10).read().decode().splitlines():
+        if line.startswith("vllm:"):
+            name = line.split("{", 1)[0].split(" ", 1)[0].removesuffix("_total")
+            out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
 
 
 class ServerSampler(threading.Thread):
@@ -144,8 +156,13 @@ def main() -> None:
 
         hooks = {"before_phase": [phase_starts], "after_round": [round_ends]}
         reset_prefix_cache(chat.base_url)
+        before = metric_totals(chat.base_url)
         summary = asyncio.run(run_simulation(RunOptions(scenario=str(folder), agents=a.agents, rounds=a.rounds,
                                                         out=str(tmp / "run"), progress=False, hooks=hooks)))
+        after = metric_totals(chat.base_url)
+        queries = after.get("vllm:prefix_cache_queries", 0) - before.get("vllm:prefix_cache_queries", 0)
+        hits = after.get("vllm:prefix_cache_hits", 0) - before.get("vllm:prefix_cache_hits", 0)
+        hit_rate = round(hits / queries, 3) if queries else None
         sim_s = summary["wall_s"]  # the rounds themselves
         with sqlite3.connect(tmp / "run" / "run.sqlite") as db:
             rows = db.execute("SELECT prompt, completion_tokens, choices, json_schema FROM llm_calls").fetchall()
@@ -171,7 +188,8 @@ def main() -> None:
             shutil.copytree(tmp / "run", a.keep, dirs_exist_ok=True)
         print(json.dumps({"agents": summary["agents"], "llm_calls": summary["llm_calls"],
                           "sim_wall_s": round(sim_s, 2), "sim_gen_tok_s": round(sim_tps, 1),
-                          "plain_gen_tok_s": round(plain_tps, 1), "ratio": round(sim_tps / plain_tps, 3)}))
+                          "plain_gen_tok_s": round(plain_tps, 1), "ratio": round(sim_tps / plain_tps, 3),
+                          "sim_prefix_cache_hit_rate": hit_rate, "sim_prefix_cache_queried_tokens": queries}))
     finally:
         chat.stop()
         emb.stop()

@@ -109,10 +109,25 @@ def endpoint_problems(cfg: RunConfig, timeout_s: float = 5.0) -> list[ConfigProb
             problems.append(ConfigProblem(path, where, f"{url} is not an OpenAI-compatible /models "
                                           f"(reply starts {r.text[:60]!r})"))
             continue
-        if m.model_name not in served:
+        if m.model_name not in served and not _answers_anyway(m, timeout_s):
             problems.append(ConfigProblem(path, f"[{i}] ({m.config_name}).model_name",
                                           f"{url} serves {', '.join(served) or 'nothing'}, not '{m.model_name}'"))
     return problems
+
+
+def _answers_anyway(m: Any, timeout_s: float) -> bool:
+    """Some servers (llama.cpp) list a file path yet answer any model name: ask them once."""
+    base = m.base_url.rstrip("/")
+    if m.model_type == "openai_embedding":
+        url, body = base + "/embeddings", {"model": m.model_name, "input": ["ping"]}
+    else:
+        url, body = base + "/chat/completions", {"model": m.model_name, "max_tokens": 1,
+                                                 "messages": [{"role": "user", "content": "ping"}]}
+    try:
+        return httpx.post(url, json=body, timeout=max(timeout_s, 30.0),
+                          headers={"Authorization": f"Bearer {m.api_key}"}).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def dry_run(scenario: str, overrides: list[str], agents: int | None) -> dict[str, Any]:

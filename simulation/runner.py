@@ -519,8 +519,9 @@ def format_summary(s: dict[str, Any]) -> str:
     keys = ["agents", "rounds", "actions", "applications", "interviews", "offers", "hires", "employment_rate",
             "llm_calls", "llm_calls_from_replay", "tokens", "failed_steps", "wall_s", "server_start_s", "setup_s", "run_dir"]
     lines = ["", "Summary"]
+    quiet_when_zero = ("invalid_calls", "truncated_calls")
     for k in keys + [k for k in s if k not in keys and k not in ("prompt_tokens", "completion_tokens", "llm_call_errors")]:
-        if k in s:
+        if k in s and not (k in quiet_when_zero and not s[k]):
             v = s[k]
             if isinstance(v, dict):  # e.g. invalid actions per action name
                 v = ", ".join(f"{name} {n}" for name, n in v.items()) or "none"

@@ -177,3 +177,22 @@ def test_replay_of_an_interrupted_run_ends_where_its_recording_does(tmp_path, re
     out = capsys.readouterr()
     summary = json.loads(out.out.strip().splitlines()[-1])
     assert summary["rounds"] == 1 and summary["failed_steps"] == 0 and "stopped after round 1 of 2" in out.err
+
+
+def test_check_endpoints_probes_each_configured_endpoint(tmp_path, capsys, stub):
+    from simulation.services.vllm_server import free_port
+    from simulation.testing.procs import stub_models
+    from tests.conftest import set_models
+
+    folder = copy_scenario(tmp_path, "polling")
+    set_models(folder, stub_models([stub], embed=stub))
+    capsys.readouterr()
+    assert main(["check", str(folder), "--endpoints"]) == 0
+    assert "endpoints: 2 answered" in capsys.readouterr().out
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    models = stub_models([stub], embed=stub)
+    models[0]["client_args"]["base_url"] = dead
+    set_models(folder, models)
+    assert main(["check", str(folder)]) == 0  # without --endpoints nothing is asked
+    line = one_line_error(capsys, "check", str(folder), "--endpoints")
+    assert "model_configs.json" in line and "client_args.base_url" in line and "unreachable" in line and dead in line

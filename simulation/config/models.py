@@ -28,7 +28,10 @@ class ModelConfig(Strict):
     client_args: dict[str, Any] = Field(default_factory=dict)
     generate_args: dict[str, Any] = Field(default_factory=dict)
     max_concurrency: int = Field(default=16, ge=1, le=4096)
-    vllm_extras: Literal["auto", "on", "off"] = "auto"
+    vllm_extras: Literal["auto", "on", "off"] = Field(default="auto", description=(
+        "on: vLLM's structured_outputs; off: the portable OpenAI response_format JSON schema (a choice as "
+        "a string enum), falling back to prompt-and-repair where the server rejects or ignores it; "
+        "auto: on when the server answers GET /version (vLLM), else off"))
     host: str | None = None
     adapters: list[str] = Field(default_factory=list, description=(
         "LoRA adapters loaded on this endpoint at run time (vLLM --enable-lora); agents may name them"))

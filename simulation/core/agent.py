@@ -26,10 +26,12 @@ class Agent:
         self.state: dict[str, Any] = self.initial_state()
 
     def initial_state(self) -> dict[str, Any]:
+        """The agent's ``self.state`` before round 1 (override to add your own keys)."""
         return {}
 
     @property
     def name(self) -> str:
+        """The profile's ``name``, or the id when the profile has none."""
         return str(self.profile.get("name", self.id))
 
     def persona(self, ctx: Any) -> str:
@@ -55,12 +57,14 @@ class Agent:
         self.patch[path] = value
 
     def get_state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of this agent: state, memory and intervention patches."""
         out = {"state": self.state, "memory": self.memory.get_state()}
         if self.patch:
             out["patch"] = self.patch
         return out
 
     def set_state(self, s: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned (patches are applied again)."""
         self.state = s["state"]
         self.memory.set_state(s["memory"])
         for path, value in s.get("patch", {}).items():

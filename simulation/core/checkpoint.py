@@ -17,10 +17,12 @@ DRIVER = "driver.msgpack"
 
 
 def round_dir(run_dir: Path, round_: int) -> Path:
+    """The folder of round ``round_``'s checkpoint inside a run folder."""
     return Path(run_dir) / "checkpoints" / f"round_{round_:06d}"
 
 
 def write_msgpack(path: Path, data: Any) -> int:
+    """Write ``data`` atomically (temporary file, then rename); returns the bytes written."""
     blob = msgpack.packb(data, use_bin_type=True)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as f:
@@ -32,16 +34,19 @@ def write_msgpack(path: Path, data: Any) -> int:
 
 
 def read_msgpack(path: Path) -> Any:
+    """Read a file :func:`write_msgpack` wrote."""
     with open(path, "rb") as f:
         return msgpack.unpackb(f.read(), raw=False, strict_map_key=False)
 
 
 def write_driver_state(d: Path, data: dict[str, Any]) -> Path:
+    """Write the driver's part of a checkpoint (environment, totals, routing) into ``d``."""
     write_msgpack(d / DRIVER, data)
     return d
 
 
 def read_driver_state(d: Path) -> dict[str, Any]:
+    """The driver's part of the checkpoint in ``d``."""
     return read_msgpack(d / DRIVER)
 
 

@@ -34,8 +34,11 @@ Verdict = Failed | bool | None  # PASS, a Failed, or None when the rule does not
 
 @dataclass
 class CheckContext:
-    """What a check sees: the action, the actor's profile, any agent's profile, the environment,
-    the actor's other actions in the same step, and its earlier actions in the run."""
+    """What a check sees.
+
+    The action, the actor's profile, any agent's profile, the environment, the actor's other
+    actions in the same step, and its earlier actions in the run.
+    """
 
     action: Action
     round: int
@@ -47,6 +50,7 @@ class CheckContext:
 
     @property
     def profile(self) -> dict[str, Any]:
+        """The acting agent's profile."""
         return self._profile_of(self.action.agent_id)
 
     def profile_of(self, agent_id: str) -> dict[str, Any]:
@@ -65,9 +69,9 @@ class Check:
     name: str
     action: str
     fn: Callable[[CheckContext], Verdict]
-    doc: str = ""
 
     def __call__(self, ctx: CheckContext) -> Verdict:
+        """Apply the rule to one action."""
         return self.fn(ctx)
 
 
@@ -75,7 +79,7 @@ def check(action: str, name: str | None = None) -> Callable[[Callable[[CheckCont
     """Decorator: the function becomes a :class:`Check` over actions named ``action``."""
 
     def wrap(fn: Callable[[CheckContext], Verdict]) -> Check:
-        return Check(name or fn.__name__, action, fn, (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "")
+        return Check(name or fn.__name__, action, fn)
 
     return wrap
 

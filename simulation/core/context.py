@@ -36,6 +36,7 @@ class GroupServices:
     _jinja: jinja2.Environment | None = field(default=None, repr=False)
 
     def template(self, name: str) -> jinja2.Template:
+        """The prompt template ``name`` from the scenario's ``prompts/`` (compiled once per group)."""
         if self._jinja is None:
             loader = jinja2.FileSystemLoader(str(self.prompts_dir)) if self.prompts_dir else jinja2.DictLoader({})
             self._jinja = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined,
@@ -74,6 +75,7 @@ class StepContext(Generic[W]):
 
     @property
     def rng(self) -> random.Random:
+        """The step's seeded random generator: the same draws on every re-run and replay."""
         if self._rng is None:
             self._rng = agent_rng(self.services.seed, self.agent.id, self.round, self.phase)
         return self._rng
@@ -94,10 +96,12 @@ class StepContext(Generic[W]):
 
     @property
     def tokens(self) -> TokenCounter:
+        """The token counter prompts and memory budgets are measured with."""
         return self.services.tokens
 
     @property
     def intervention(self) -> str | None:
+        """The researcher's news line in force this round, or None."""
         return self.services.intervention
 
     def random_agent(self, agent_type: str, exclude_self: bool = True) -> str | None:
@@ -112,11 +116,14 @@ class StepContext(Generic[W]):
         return None
 
     async def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors of ``texts`` (batched with other agents' requests, recorded for replay)."""
         return await self.services.embeddings.embed(texts)
 
     def send(self, to: str, kind: str, **data: Any) -> None:
         """Send a :class:`Message` to agent ``to``: in its inbox during the next phase only.
-        ``data`` is the scenario's own fields: ``m.data["text"]`` in the inbox."""
+
+        ``data`` is the scenario's own fields: ``m.data["text"]`` in the inbox.
+        """
         self.messages.append(Message(self.agent.id, to, kind, data))
 
     def act(self, action: str, valid: bool = True, calls: list[str] | None = None, **data: Any) -> None:
@@ -138,6 +145,7 @@ class StepContext(Generic[W]):
         self.actions.append(Action(self.agent.id, action, valid, data, len(self.actions), tuple(linked)))
 
     def render(self, template: str, **variables: Any) -> str:
+        """Render a prompt template; ``agent``, ``profile`` and ``intervention`` are always given."""
         return self.services.template(template).render(agent=self.agent, profile=self.agent.profile,
                                                        intervention=self.intervention, **variables)
 

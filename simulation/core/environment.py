@@ -22,9 +22,11 @@ class Environment:
         self.seed = seed
 
     async def setup(self, sim: Any) -> None:
+        """Run once before round 1: build the world from ``sim.profiles(type)`` and embeddings."""
         return None
 
     def world(self) -> Any:
+        """The read-only view every agent group receives as ``ctx.world`` (it must pickle)."""
         return None
 
     def world_update(self, round_: int) -> Any:
@@ -32,6 +34,7 @@ class Environment:
         return None
 
     def phases(self, round_: int) -> list[Phase]:
+        """The phases of round ``round_``, in order."""
         raise NotImplementedError
 
     def route(self, phase: Phase, messages: list[Message]) -> dict[str, list[Message]]:
@@ -46,13 +49,17 @@ class Environment:
         return None
 
     def metrics(self, round_: int) -> dict[str, float]:
+        """Numbers recorded for the round that just ended (the ``metrics`` table)."""
         return {}
 
     def summary(self) -> dict[str, Any]:
+        """What the environment adds to the run's final summary."""
         return {}
 
     def get_state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the environment (plain data)."""
         return {}
 
     def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
         return None

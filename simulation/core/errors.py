@@ -23,6 +23,7 @@ class StepError:
 
     @classmethod
     def from_exception(cls, agent_id: str, phase: str, e: BaseException) -> StepError:
+        """The record of an exception raised in ``agent_id``'s step, with where it was raised."""
         frames = traceback.extract_tb(e.__traceback__)
         where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
         return cls(agent_id, phase, where, f"{type(e).__name__}: {e}",

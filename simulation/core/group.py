@@ -46,6 +46,7 @@ class AgentGroup:
         self.by_type: dict[str, list[Agent]] = {}
 
     def add_agents(self, cls: type[Agent], items: Iterable[tuple[str, dict[str, Any]]]) -> int:
+        """Create agents of ``cls`` from ``(agent_id, profile)`` pairs; returns how many."""
         n = 0
         lst = self.by_type.setdefault(cls.agent_type, [])
         for agent_id, profile in items:
@@ -56,6 +57,7 @@ class AgentGroup:
         return n
 
     def scheduled(self, phase: Phase, inboxes: dict[str, list], active: set[str] | None) -> list[Agent]:
+        """The group's agents that act in ``phase``: of its type, active, and (for inbox phases) with mail."""
         agents = self.by_type.get(phase.agent_type, [])
         if phase.trigger == "inbox":
             return [a for a in agents if a.id in inboxes]
@@ -65,6 +67,7 @@ class AgentGroup:
 
     async def run_phase(self, phase: Phase, round_: int, inboxes: dict[str, list], active: set[str] | None,
                         on_step: Callable[[int], None] | None = None) -> PhaseResult:
+        """Run every scheduled agent's step concurrently; effects are collected, not applied."""
         todo = self.scheduled(phase, inboxes, active)
         result = PhaseResult()
         it = iter(todo)
@@ -95,9 +98,11 @@ class AgentGroup:
         return result
 
     def get_states(self) -> dict[str, Any]:
+        """Every agent's checkpoint state, by id."""
         return {aid: a.get_state() for aid, a in self.agents.items()}
 
     def set_states(self, states: dict[str, Any]) -> None:
+        """Restore agents from :meth:`get_states`."""
         for aid, s in states.items():
             self.agents[aid].set_state(s)
 
@@ -110,6 +115,7 @@ def active_set(agents: Iterable[str], activation: ActivationConfig, seed: int, r
 
 
 def action_rows(round_: int, phase: str, actions: list[Action]) -> list[tuple]:
+    """``actions`` table rows for a phase's recorded actions."""
     return [(round_, phase, a.agent_id, a.action, int(a.valid),
              json.dumps(a.data, ensure_ascii=False, separators=(",", ":")), a.seq,
              json.dumps(list(a.calls)) if a.calls else None)

@@ -29,8 +29,10 @@ class Health:
 
 
 def decision_health(store: Any, round_: int) -> Health:
-    """Compute the round's decision health from its recorded ``choose`` calls (framework memory
-    bookkeeping, ``memory.*``, left out)."""
+    """Compute the round's decision health from its recorded ``choose`` calls.
+
+    Framework memory bookkeeping (``memory.*``) is left out.
+    """
     store.flush()
     rows = store.db.execute("SELECT action, agent_id, choices, completion, valid FROM llm_calls "
                             "WHERE round = ? AND choices IS NOT NULL AND action NOT LIKE 'memory.%'", (round_,))

@@ -27,6 +27,8 @@ ProfileImporter = Callable[[Path], "list[dict[str, Any]] | ImportedProfiles"]
 
 
 class NoParams(BaseModel):
+    """The ``scenario:`` section of a scenario that takes no parameters (it must be empty)."""
+
     model_config = {"extra": "forbid"}
 
 
@@ -41,12 +43,12 @@ class ScenarioSpec:
     generators: dict[str, ProfileGenerator] = field(default_factory=dict)
     importers: dict[str, ProfileImporter] = field(default_factory=dict)
     validators: dict[str, Callable[[Path], list[ConfigProblem]]] = field(default_factory=dict)
-    summary_keys: tuple[str, ...] = ()
     checks: list[Check] = field(default_factory=list)  # the scenario's rules over recorded actions
     folder: Path | None = None
 
     @property
     def prompts_dir(self) -> Path | None:
+        """The scenario's ``prompts/`` folder."""
         return self.folder / "prompts" if self.folder else None
 
 

@@ -56,15 +56,15 @@ class Simulator:
                  progress: bool = True):
         self.spec = spec
         self.cfg = cfg
-        self.sim = cfg.simulation
+        self.simulation = cfg.simulation
         self.run_dir = Path(run_dir)
         self.store = store
         self.runtime = runtime
         self.group_specs = group_specs
         self.embeddings = embeddings  # the driver's own (the environment's setup uses it)
-        self.counts = counts or {t: a.count for t, a in self.sim.agents.items()}
+        self.counts = counts or {t: a.count for t, a in self.simulation.agents.items()}
         self.progress = progress
-        self.env = spec.environment(cfg.params, self.sim.seed)
+        self.env = spec.environment(cfg.params, self.simulation.seed)
         self.where: dict[str, int] = {}  # agent id -> group index
         self.groups: list[dict[str, Any]] = []  # where each group runs (node, pid)
         self.n_agents = 0
@@ -86,8 +86,8 @@ class Simulator:
         self._pause = asyncio.Event()
         self._pause.set()
         # which model answers which agent; adapters deployed by name -> folder
-        self.routing = routing_from_settings(self.sim.llm, self.sim.seed)
-        self.adapters: dict[str, str] = adapter_paths(self.sim.llm)
+        self.routing = routing_from_settings(self.simulation.llm, self.simulation.seed)
+        self.adapters: dict[str, str] = adapter_paths(self.simulation.llm)
         self.deployer: Any = None  # a ModelDeployer (live runs); a replay only re-routes
         self.deployments: list[Deployment] = []
         self._deployed: list[Assignment] = []  # assignments made while running (the config's come first)
@@ -96,6 +96,7 @@ class Simulator:
 
     # -- control --
     def add_hook(self, when: str, fn: Hook) -> None:
+        """Call ``fn(sim, ...)`` at ``when`` (``before_round``, ``after_round``, ``before_phase``...)."""
         self.hooks[when].append(fn)
 
     def request_stop(self) -> None:
@@ -103,9 +104,11 @@ class Simulator:
         self._stop = True
 
     def pause(self) -> None:
+        """Hold the run before its next round until :meth:`resume_running`."""
         self._pause.clear()
 
     def resume_running(self) -> None:
+        """Let a paused run go on."""
         self._pause.set()
 
     def set_intervention(self, text: str | None) -> None:
@@ -162,7 +165,7 @@ class Simulator:
             raise KeyError(f"no agent type {bad_types[0]!r} in this run")
         t0 = time.perf_counter()
         if self.deployer is not None:
-            mode = self.deployer.resolve_mode(mode or self.sim.llm.deploy_mode)
+            mode = self.deployer.resolve_mode(mode or self.simulation.llm.deploy_mode)
             await self._put_on_servers({name: str(path)}, mode)  # a failure leaves the routing as it was
         mode = mode or "replay"
         self._deployed.append(self.routing.assign(name, share, types, agents))
@@ -175,11 +178,14 @@ class Simulator:
         return dep
 
     async def deploy_routed(self) -> None:
-        """Serve the adapters the routing names (from the config, or a resumed checkpoint), check that
-        every model an agent may ask for is served, and give the groups the routing."""
+        """Serve the adapters the routing names, and give the groups the routing.
+
+        The routing comes from the config or a resumed checkpoint; every model an agent may ask for
+        must be served.
+        """
         needed = [n for n in self.routing.used_names() if n in self.adapters] if self.deployer is not None else []
         t0 = time.perf_counter()
-        mode = self.deployer.resolve_mode(self.sim.llm.deploy_mode) if needed else "replay"
+        mode = self.deployer.resolve_mode(self.simulation.llm.deploy_mode) if needed else "replay"
         await self._put_on_servers({n: self.adapters[n] for n in needed}, mode)
         await self._route()
         seconds = round(time.perf_counter() - t0, 3)
@@ -193,8 +199,10 @@ class Simulator:
             await asyncio.to_thread(self.deployer.deploy, Path(path), name, mode)
 
     async def _route(self) -> None:
-        """Check that every model an agent may ask for is served, give the groups the endpoints and
-        routing, then stop the servers no agent uses any more (a replay touches no server)."""
+        """Give the groups the endpoints and routing, and stop servers no agent uses any more.
+
+        Every model an agent may ask for must be served (a replay touches no server).
+        """
         if self.deployer is not None:
             self._check_served()
         await self._push_models()
@@ -236,7 +244,7 @@ class Simulator:
 
     # -- setup --
     def _streams(self) -> dict[str, Iterator[tuple[str, dict[str, Any]]]]:
-        return build_profiles(self.spec, self.counts, self.cfg.profiles, self.sim.seed, self.sim.id_digits)
+        return build_profiles(self.spec, self.counts, self.cfg.profiles, self.simulation.seed, self.simulation.id_digits)
 
     async def setup(self) -> None:
         """Create every agent (in bulk, spread over the groups), then the environment and its world."""
@@ -282,7 +290,7 @@ class Simulator:
         self.groups = await self.runtime.broadcast(GroupHost.stats)
         self.store.set_meta(groups=[{k: s[k] for k in ("group", "node", "host", "pid", "agents")} for s in self.groups])
         self.store.set_meta(population=self.population.summary())
-        sources, _ = profile_sources(self.spec, self.counts, self.cfg.profiles, self.sim.seed)
+        sources, _ = profile_sources(self.spec, self.counts, self.cfg.profiles, self.simulation.seed)
         self.store.set_meta(profile_sources=[asdict(s) for s in sources.values()])
         # printed with or without progress bars: what the run is made of belongs with its results
         for line in [*(s.line() for s in sources.values()), *self.population.lines()]:
@@ -302,7 +310,8 @@ class Simulator:
 
     # -- the loop --
     async def run(self, until_round: int | None = None) -> dict[str, Any]:
-        last = until_round or self.sim.rounds
+        """Run rounds up to ``until_round`` (default: the configured rounds); returns the summary."""
+        last = until_round or self.simulation.rounds
         t0 = time.perf_counter()
         self._round_task = asyncio.current_task()
         while self.round < last and not self._stop:
@@ -313,6 +322,7 @@ class Simulator:
         return self.summary()
 
     async def run_round(self, r: int) -> dict[str, float]:
+        """Run round ``r``: its phases, checks, metrics and checkpoint; returns its metrics."""
         await self._run_hooks("before_round", r)
         self._round_update = self.env.world_update(r)
         self._round_inputs = []
@@ -323,7 +333,7 @@ class Simulator:
             await self._rebuild_group(e.index, r)
             await self.runtime.call(e.index, GroupHost.cold)
             self.recoveries += 1
-        bar = tqdm(total=0, desc=f"round {r}/{self.sim.rounds}", unit="step", disable=not self.progress,
+        bar = tqdm(total=0, desc=f"round {r}/{self.simulation.rounds}", unit="step", disable=not self.progress,
                    dynamic_ncols=True, leave=True)
         inboxes: dict[str, list] = {}
         round_actions = round_failed = round_steps = 0
@@ -372,10 +382,10 @@ class Simulator:
                         time.perf_counter() - t_phase)
         bar.close()
         share = round_failed / round_steps if round_steps else 0.0
-        if share > self.sim.max_failed_step_share:
+        if share > self.simulation.max_failed_step_share:
             raise self._stopped(FailedStepsExceeded(
                 f"round {r}: {round_failed} of {round_steps} steps failed on the model's side ({share:.1%}, "
-                f"max_failed_step_share is {self.sim.max_failed_step_share:.1%}); "
+                f"max_failed_step_share is {self.simulation.max_failed_step_share:.1%}); "
                 f"the round was not checkpointed: fix the endpoints, then gensim run --resume {self.run_dir}"))
         self.failed_steps += round_failed
         metrics = self.env.metrics(r)
@@ -391,7 +401,7 @@ class Simulator:
         self.store.set_metrics(r, metrics)
         self.totals["actions"] += round_actions
         self.round = r
-        if r % self.sim.checkpoint_every == 0 or r == self.sim.rounds:
+        if r % self.simulation.checkpoint_every == 0 or r == self.simulation.rounds:
             await self.checkpoint()
         await self._run_hooks("after_round", r)
         return metrics
@@ -435,8 +445,10 @@ class Simulator:
                 self.skewed.append(line)
 
     def _stop_if_broken(self, r: int, phase: Phase, outs: list[Any]) -> None:
-        """After a phase: a step whose own code raised, or an endpoint outage, stops the run. What
-        was recorded stays; the round is not checkpointed, so a resume redoes it."""
+        """After a phase: a step whose own code raised, or an endpoint outage, stops the run.
+
+        What was recorded stays; the round is not checkpointed, so a resume redoes it.
+        """
         errors = [e for out in outs for e in out.errors]
         if errors:
             for e in errors:
@@ -524,6 +536,7 @@ class Simulator:
 
     # -- checkpoints --
     def state(self) -> dict[str, Any]:
+        """The driver's checkpoint state."""
         return {"round": self.round, "env": self.env.get_state(), "totals": dict(self.totals),
                 "failed_steps": self.failed_steps, "intervention": self.intervention,
                 "groups": self.runtime.n_groups, "agents": self.n_agents,
@@ -552,7 +565,7 @@ class Simulator:
         self.intervention = data.get("intervention")
         # the config's routing (a fork's may name a new adapter), then what was deployed while running
         deployed = data.get("deployed") or []
-        self.routing = routing_with_deployed(self.sim.llm, self.sim.seed, deployed)
+        self.routing = routing_with_deployed(self.simulation.llm, self.simulation.seed, deployed)
         self._deployed = self.routing.assignments[len(self.routing.assignments) - len(deployed):]
         self.adapters.update(data.get("adapters") or {})
         restored = await self.runtime.broadcast(GroupHost.restore, str(d))
@@ -564,13 +577,14 @@ class Simulator:
         return r
 
     def summary(self) -> dict[str, Any]:
+        """The run's summary: counts, the scenario's figures, invalid actions and calls, times."""
         out: dict[str, Any] = {"agents": self.n_agents, "rounds": self.round, "actions": self.totals["actions"],
                                "failed_steps": self.failed_steps}
         if self.recoveries:
             out["recovered_groups"] = self.recoveries
         out.update(self.env.summary())
         out["invalid_actions"] = self.store.invalid_actions()
-        if self.sim.llm.backend == "fake":
+        if self.simulation.llm.backend == "fake":
             out["llm_backend"] = "fake (in-process; the answers mean nothing)"
         if self.skewed:
             out["skewed_decisions"] = self.skewed

@@ -90,8 +90,6 @@ class EmbeddingPool:
         self._pending: dict[str, list[asyncio.Future]] = {}
         self._order: list[tuple[str, str]] = []
         self._flusher: asyncio.Task | None = None
-        self.requests = 0
-        self.texts_sent = 0
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         keys = [text_key(t) for t in texts]
@@ -131,8 +129,6 @@ class EmbeddingPool:
         try:
             assert self.pool is not None
             vecs, _ep, _n = await self.pool.call(lambda c: c.embed(texts))
-            self.requests += 1
-            self.texts_sent += len(texts)
             norms = np.linalg.norm(vecs, axis=1, keepdims=True)
             vecs = vecs / np.maximum(norms, 1e-12)
             for (k, _), v in zip(batch, vecs, strict=True):

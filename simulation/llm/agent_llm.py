@@ -60,12 +60,16 @@ class AgentLLM:
                            temperature=self.settings.temperature, seed=seed, tag=tag, model=self.model, **kw)
 
     async def chat(self, action: str, messages: list[dict[str, str]], max_tokens: int | None = None) -> str:
+        """Free text for ``action`` (stripped)."""
         res = await self.client.complete(self._req(action, messages, max_tokens))
         return res.text.strip()
 
     async def choose(self, action: str, messages: list[dict[str, str]], choices: list[str]) -> Answer:
-        """One of ``choices``. An answer that stays off-menu after the repairs is ``Answer(None, False)``:
-        the scenario decides what "no decision" means; nothing is chosen on the model's behalf."""
+        """One of ``choices``.
+
+        An answer that stays off-menu after the repairs is ``Answer(None, False)``: the scenario
+        decides what "no decision" means; nothing is chosen on the model's behalf.
+        """
         if not choices:
             raise ValueError("choose() needs at least one choice")
         max_tokens = max(4, max(len(c) for c in choices) // 2 + 4)

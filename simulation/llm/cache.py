@@ -14,8 +14,11 @@ class ReplayMiss(LLMError):
 
 @dataclass(frozen=True, slots=True)
 class CachedAnswer:
-    """A recorded answer; with ``error`` set, the call gave no valid structured answer and ``text``
-    is the model's last raw answer, so a replay fails the same way and records the same row."""
+    """A recorded answer.
+
+    With ``error`` set, the call gave no valid structured answer and ``text`` is the model's last
+    raw answer, so a replay fails the same way and records the same row.
+    """
 
     text: str
     prompt_tokens: int = 0
@@ -26,6 +29,7 @@ class CachedAnswer:
     model: str | None = None
 
     def result(self) -> ChatResult:
+        """The recorded answer as a result (marked cached)."""
         return ChatResult(text=self.text, prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
                           endpoint="cache", cached=True, valid=self.error is None, repairs=self.repairs,
                           finish_reason=self.finish_reason, model=self.model)
@@ -41,9 +45,11 @@ class ResponseCache:
         return len(self.entries)
 
     def get(self, key: str) -> CachedAnswer | None:
+        """The recorded answer for a request key, or None."""
         return self.entries.get(key)
 
     def put(self, key: str, result: ChatResult, error: str | None = None) -> None:
+        """Record an answer (or, with ``error``, a call that gave no valid answer)."""
         self.entries[key] = CachedAnswer(result.text, result.prompt_tokens, result.completion_tokens, error,
                                          result.repairs, result.finish_reason, result.model)
 
@@ -63,13 +69,12 @@ class CachingClient:
         self.cache = cache
         self.replay_only = replay_only
         self.remember = remember
-        self.hits = 0
 
     async def complete(self, request: ChatRequest) -> ChatResult:
+        """The cached answer when there is one, else the inner client's (remembered)."""
         key = request.key()
         hit = self.cache.get(key)
         if hit is not None:
-            self.hits += 1
             if hit.error is not None:
                 raise StructuredOutputError(hit.error, hit.result())
             return hit.result()
@@ -87,5 +92,6 @@ class CachingClient:
         return result
 
     async def aclose(self) -> None:
+        """Close the inner client."""
         if self.inner is not None:
             await self.inner.aclose()

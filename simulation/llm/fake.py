@@ -43,6 +43,7 @@ class FakeChatClient:
         self.calls = 0
 
     async def complete(self, request: ChatRequest) -> ChatResult:
+        """An answer computed from the request alone."""
         self.calls += 1
         h = int(hashlib.blake2b(json.dumps(request.messages).encode(), digest_size=4).hexdigest(), 16)
         if self.responder is not None:
@@ -56,6 +57,7 @@ class FakeChatClient:
         return ChatResult(text=text, prompt_tokens=10, completion_tokens=3, endpoint="fake")
 
     async def aclose(self) -> None:
+        """Nothing to close."""
         return None
 
 
@@ -65,6 +67,7 @@ class FakeEmbeddingClient:
     dim = 384
 
     async def embed(self, texts: list[str]) -> np.ndarray:
+        """One unit vector per text."""
         out = []
         for t in texts:
             seed = int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "big")
@@ -73,4 +76,5 @@ class FakeEmbeddingClient:
         return np.stack(out) if out else np.zeros((0, self.dim), np.float32)
 
     async def aclose(self) -> None:
+        """Nothing to close."""
         return None

@@ -21,8 +21,10 @@ R = TypeVar("R")
 
 
 class EndpointOutage(LLMError):
-    """No endpoint answered for longer than the outage limit: the run stops rather than record
-    every step of the outage as failed."""
+    """No endpoint answered for longer than the outage limit.
+
+    The run stops rather than record every step of the outage as failed.
+    """
 
 
 @dataclass
@@ -46,12 +48,15 @@ class Endpoint(Generic[C]):
         self.sem = asyncio.Semaphore(self.max_concurrency)
 
     def serves(self, model: str | None) -> bool:
+        """Whether this endpoint answers requests for ``model`` (None: the default model)."""
         return self.default if model is None else model in self.models
 
     def healthy(self, now: float) -> bool:
+        """Whether the endpoint is not being routed around at time ``now``."""
         return now >= self.down_until
 
     def load(self) -> float:
+        """Calls in flight and queued, per unit of capacity."""
         # queued callers count: otherwise, once every endpoint is full, all later calls would queue
         # on whichever endpoint sorts first while a faster one drains and stays idle
         return (self.in_flight + self.queued) / self.max_concurrency
@@ -76,11 +81,11 @@ class EndpointPool(Generic[C]):
         self.prefer_host = prefer_host
         self.outage_limit_s = outage_limit_s
         self.kind = kind
-        self.failovers = 0
         self._outage_since: float | None = None
         self._outage_said = 0.0
 
     def pick(self, model: str | None = None) -> Endpoint[C] | None:
+        """The least-loaded healthy endpoint serving ``model`` (local ones first), or None."""
         now = time.monotonic()
         best, best_key = None, None
         for ep in self.endpoints:
@@ -144,9 +149,11 @@ class EndpointPool(Generic[C]):
                 await asyncio.sleep(delay * (0.5 + self._rng.random()))
 
     def _mark_down(self, ep: Endpoint[C], e: Exception, started: float) -> None:
-        """Route around ``ep`` for a while. Calls that were in flight when it failed do not lengthen
-        the cooldown (one dropped connection under 64 calls is one failure, not 64), and with no
-        other endpoint left it is probed again within ``backoff_max_s``."""
+        """Route around ``ep`` for a while.
+
+        Calls that were in flight when it failed do not lengthen the cooldown (one dropped connection under 64 calls is one failure, not 64), and with no
+        other endpoint left it is probed again within ``backoff_max_s``.
+        """
         now = time.monotonic()
         if ep.down_until > started:  # already marked down by a call that failed at the same time
             return
@@ -155,7 +162,6 @@ class EndpointPool(Generic[C]):
         cap = self.backoff_max_s * 4 if others else self.backoff_max_s
         cool = min(cap, self.backoff_base_s * (2 ** min(ep.failures - 1, 8)))
         ep.down_until = now + cool
-        self.failovers += 1
         logger.warning("{} endpoint {} failing ({}); routing around it for {:.1f}s", self.kind, ep.name, e, cool)
 
     async def _wait_out_outage(self, last: RetriableError | None, candidates: list[Endpoint[C]]) -> None:
@@ -177,6 +183,7 @@ class EndpointPool(Generic[C]):
         first.down_until = min(first.down_until, time.monotonic())
 
     def stats(self) -> list[dict[str, Any]]:
+        """Per endpoint: calls, failures, load, whether healthy."""
         return [{"endpoint": e.name, "calls": e.calls, "failures": e.failures} for e in self.endpoints]
 
 
@@ -187,10 +194,12 @@ class ChatPool:
         self.pool = pool
 
     async def complete(self, request: ChatRequest) -> ChatResult:
+        """Complete on the pool's best endpoint, with retries and failover."""
         result, _ep, attempts = await self.pool.call(lambda c: c.complete(request), request.model)
         result.attempts = attempts
         return result
 
     async def aclose(self) -> None:
+        """Close every endpoint's client."""
         for ep in self.pool.endpoints:
             await ep.client.aclose()

@@ -10,13 +10,17 @@ from .types import ChatClient, ChatRequest, ChatResult
 
 
 class CallSink(Protocol):
-    def add_llm_call(self, row: tuple) -> None: ...
+    """Where recorded LLM call rows go (the run store, or a group's buffer)."""
+
+    def add_llm_call(self, row: tuple) -> None:
+        """Take one ``llm_calls`` row."""
 
 
 class NoSink:
     """For calls that belong to no run (a judge's): the recorder counts them, nothing stores them."""
 
     def add_llm_call(self, row: tuple) -> None:
+        """Drop the row."""
         return None
 
 
@@ -31,6 +35,7 @@ class RecordingClient:
         self.completion_tokens = 0
 
     async def complete(self, request: ChatRequest) -> ChatResult:
+        """Complete through the inner client and record the call, failed or not."""
         t0 = time.perf_counter()
         error = None
         result: ChatResult | None = None
@@ -58,4 +63,5 @@ class RecordingClient:
             ))
 
     async def aclose(self) -> None:
+        """Close the inner client."""
         await self.inner.aclose()

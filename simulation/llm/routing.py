@@ -36,24 +36,31 @@ def routing_from_settings(settings: Any, seed: int) -> ModelRouting:
 
 
 def routing_with_deployed(settings: Any, seed: int, deployed: list[dict[str, Any]]) -> ModelRouting:
-    """The config's routing followed by the assignments deployed while running (a checkpoint's
-    ``deployed``): what a resumed run, a fork or an interview continues with."""
+    """The config's routing followed by the assignments deployed while running.
+
+    These are a checkpoint's ``deployed``: what a resumed run, a fork or an interview continues with.
+    """
     routing = routing_from_settings(settings, seed)
     routing.assignments += [Assignment.from_data(a) for a in deployed]
     return routing
 
 
 def ab_unit(seed: int, agent_id: str) -> float:
-    """An agent's fixed draw in [0, 1) for share-based splits: the same agents stay treated (and the
-    same stay in the control group) across deployments and iterations of one run seed."""
+    """An agent's fixed draw in [0, 1) for share-based splits.
+
+    The same agents stay treated (and the same stay in the control group) across deployments and
+    iterations of one run seed.
+    """
     d = hashlib.blake2b(f"{seed}:ab:{agent_id}".encode(), digest_size=8).digest()
     return int.from_bytes(d, "big") / 2**64
 
 
 @dataclass(frozen=True, slots=True)
 class Assignment:
-    """Agents that use ``model``: those listed, else those of ``types`` (all types when empty) whose
-    draw falls below ``share``."""
+    """Agents that use ``model``.
+
+    Those listed, else those of ``types`` (all types when empty) whose draw falls below ``share``.
+    """
 
     model: str
     share: float = 1.0
@@ -61,6 +68,7 @@ class Assignment:
     agents: tuple[str, ...] = ()
 
     def covers(self, seed: int, agent_id: str, agent_type: str) -> bool:
+        """Whether this assignment applies to the agent."""
         if self.agents:
             return agent_id in self.agents
         if self.types and agent_type not in self.types:
@@ -69,6 +77,7 @@ class Assignment:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Assignment:
+        """The assignment :func:`dataclasses.asdict` gave (lists back to tuples)."""
         return cls(data["model"], data["share"], tuple(data["types"]), tuple(data["agents"]))
 
 
@@ -82,6 +91,7 @@ class ModelRouting:
     assignments: list[Assignment] = field(default_factory=list)
 
     def model_for(self, agent_id: str, agent_type: str) -> str | None:
+        """The model the agent's calls name: the last assignment covering it, its type's, or the default."""
         for a in reversed(self.assignments):
             if a.covers(self.seed, agent_id, agent_type):
                 return a.model
@@ -113,14 +123,17 @@ class ModelRouting:
 
     def assign(self, model: str, share: float = 1.0, types: list[str] | None = None,
                agents: list[str] | None = None) -> Assignment:
+        """Add an assignment (it overrides earlier ones for the agents it covers); returns it."""
         a = Assignment(model, share, tuple(types or ()), tuple(agents or ()))
         self.assignments.append(a)
         return a
 
     def to_data(self) -> dict[str, Any]:
+        """Plain data, for checkpoints and for sending to groups."""
         return asdict(self)
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> ModelRouting:
+        """The routing :meth:`to_data` gave."""
         return cls(data.get("seed", 0), data.get("default"), dict(data.get("by_type") or {}),
                    [Assignment.from_data(a) for a in data.get("assignments") or []])

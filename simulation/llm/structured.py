@@ -72,6 +72,7 @@ class StructuredClient:
         self.max_repairs = max_repairs
 
     async def complete(self, request: ChatRequest) -> ChatResult:
+        """Complete, then validate a choice or JSON answer and repair it up to ``max_repairs`` times."""
         if not request.choices and request.json_schema is None:
             return await self.inner.complete(request)
         req = request
@@ -119,4 +120,5 @@ class StructuredClient:
         return f"{why}. Answer with only a JSON value matching this schema: {json.dumps(req.json_schema)}"
 
     async def aclose(self) -> None:
+        """Close the inner client."""
         await self.inner.aclose()

@@ -79,6 +79,8 @@ class ChatResult:
 class ChatClient(Protocol):
     """Anything that completes a chat request: a server, a pool, or a wrapper around one."""
 
-    async def complete(self, request: ChatRequest) -> ChatResult: ...
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        """Complete one request (its validation model, if any, travels on the request)."""
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release connections."""

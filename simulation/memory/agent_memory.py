@@ -24,7 +24,8 @@ class MemoryHost(Protocol):
     llm: Any
     tokens: TokenCounter
 
-    async def embed(self, texts: list[str]) -> np.ndarray: ...
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors of ``texts``."""
 
 
 class AgentMemory:
@@ -44,6 +45,7 @@ class AgentMemory:
 
     @property
     def long_term(self) -> bool:
+        """Whether this memory type keeps a long-term store (retrieved by similarity)."""
         return self.cfg.type in ("short_long", "short_long_reflection")
 
     def __len__(self) -> int:
@@ -124,6 +126,7 @@ class AgentMemory:
         return fit_budget(lines, self.cfg.token_budget, ctx.tokens)
 
     def get_state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the memory (plain data; vectors as lists)."""
         return {
             "short": self.short, "texts": self.texts, "rounds": self.rounds, "importance": self.importance,
             "vecs": None if self.vecs is None else self.vecs.tobytes(),
@@ -132,6 +135,7 @@ class AgentMemory:
         }
 
     def set_state(self, s: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
         self.short = [list(x) for x in s["short"]]
         self.texts, self.rounds, self.importance = list(s["texts"]), list(s["rounds"]), list(s["importance"])
         self.vecs = None if s["vecs"] is None else np.frombuffer(s["vecs"], dtype=np.float16).reshape(-1, s["dim"]).copy()

@@ -8,18 +8,24 @@ from typing import Protocol
 
 
 class TokenCounter(Protocol):
-    def count(self, text: str) -> int: ...
+    """Counts and cuts text in tokens (prompt and memory budgets are measured with it)."""
 
-    def truncate(self, text: str, max_tokens: int) -> str: ...
+    def count(self, text: str) -> int:
+        """Tokens in ``text``."""
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        """``text`` cut to at most ``max_tokens`` tokens."""
 
 
 class ByteTokenCounter:
     """Counts UTF-8 bytes: an upper bound on BPE tokens, so a budget it enforces is never exceeded."""
 
     def count(self, text: str) -> int:
+        """UTF-8 bytes in ``text``."""
         return len(text.encode("utf-8"))
 
     def truncate(self, text: str, max_tokens: int) -> str:
+        """``text`` cut to at most ``max_tokens`` bytes, on a character boundary."""
         return text.encode("utf-8")[:max(0, max_tokens)].decode("utf-8", errors="ignore")
 
 
@@ -32,9 +38,11 @@ class HFTokenCounter:
         self.tok = Tokenizer.from_file(str(tokenizer_file))
 
     def count(self, text: str) -> int:
+        """Tokens of the chat model's tokenizer in ``text``."""
         return len(self.tok.encode(text, add_special_tokens=False).ids)
 
     def truncate(self, text: str, max_tokens: int) -> str:
+        """``text`` cut to its first ``max_tokens`` tokens."""
         if max_tokens <= 0:
             return ""
         enc = self.tok.encode(text, add_special_tokens=False)
@@ -49,13 +57,11 @@ class HFTokenCounter:
 
 @lru_cache(maxsize=1)
 def default_token_counter() -> TokenCounter:
-    """The bundled chat model's tokenizer if it is prepared, else the byte upper bound."""
-    try:
-        from ..services.model_assets import chat_model_dir
+    """The bundled chat model's tokenizer, on every host and in every process.
 
-        tok = chat_model_dir(convert=False) / "tokenizer.json"
-        if tok.exists():
-            return HFTokenCounter(tok)
-    except Exception:  # no model prepared: the byte bound is still a hard limit
-        pass
-    return ByteTokenCounter()
+    Prompts and memory are cut by it, and replay keys hold the prompts, so it never depends on what
+    a host happens to have prepared: the tokenizer is extracted from the bundled GGUF when missing.
+    """
+    from ..services.model_assets import chat_tokenizer_file
+
+    return HFTokenCounter(chat_tokenizer_file())

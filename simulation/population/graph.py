@@ -36,5 +36,5 @@ def neighbours(sim: Any, agent_type: str, degree: int = 4, rewire: float = 0.1) 
     """Every agent of ``agent_type`` in ``sim`` (the Simulator ``Environment.setup`` receives) with its
     neighbours in a seeded small-world graph: one call, for a world view that agents read as
     ``ctx.world.friends[self.id]``. Seeded by the run seed; the same on every re-run and replay."""
-    ids = list(agent_ids(agent_type, sim.counts.get(agent_type, 0), sim.sim.id_digits))
-    return small_world(ids, degree, rewire, sim.sim.seed)
+    ids = list(agent_ids(agent_type, sim.counts.get(agent_type, 0), sim.simulation.id_digits))
+    return small_world(ids, degree, rewire, sim.simulation.seed)

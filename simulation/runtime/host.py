@@ -97,7 +97,7 @@ class GroupHost:
         self.gspec = gspec
         self.index = gspec.index
         self.cfg = RunConfig.model_validate_json(gspec.run_config)
-        self.sim = self.cfg.simulation
+        self.simulation = self.cfg.simulation
         self.spec = load_scenario(Path(self.cfg.scenario_dir))
         self.hostname = socket.gethostname()
         self.calls = CallBuffer()
@@ -114,13 +114,13 @@ class GroupHost:
         self._retired: list[Any] = []
         self.llm = build_chat_client(self.cfg, chat, self.calls, replay_calls, prefer_host=self.hostname)
         self.embeddings = build_embeddings(self.cfg, emb, replay_vecs, prefer_host=self.hostname)
-        self.services = GroupServices(llm_client=self.llm, embeddings=self.embeddings, llm_settings=self.sim.llm,
-                                      world=None, tokens=default_token_counter(), seed=self.sim.seed,
+        self.services = GroupServices(llm_client=self.llm, embeddings=self.embeddings, llm_settings=self.simulation.llm,
+                                      world=None, tokens=default_token_counter(), seed=self.simulation.seed,
                                       prompts_dir=self.spec.prompts_dir,
-                                      counts={t: a.count for t, a in self.sim.agents.items()},
-                                      routing=routing_from_settings(self.sim.llm, self.sim.seed),
-                                      id_digits=self.sim.id_digits)
-        self.group = AgentGroup(self.services, self.cfg.memory, self.sim.concurrency)
+                                      counts={t: a.count for t, a in self.simulation.agents.items()},
+                                      routing=routing_from_settings(self.simulation.llm, self.simulation.seed),
+                                      id_digits=self.simulation.id_digits)
+        self.group = AgentGroup(self.services, self.cfg.memory, self.simulation.concurrency)
         self._active: tuple[int, set[str] | None] | None = None
 
     # -- population and world --
@@ -176,7 +176,7 @@ class GroupHost:
     # -- phases --
     def active(self, round_: int) -> set[str] | None:
         if self._active is None or self._active[0] != round_:
-            self._active = (round_, active_set(self.group.agents, self.sim.activation, self.sim.seed, round_))
+            self._active = (round_, active_set(self.group.agents, self.simulation.activation, self.simulation.seed, round_))
         return self._active[1]
 
     async def run_phase(self, phase: Phase, round_: int, inboxes: dict[str, list[dict[str, Any]]],

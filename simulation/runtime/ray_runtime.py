@@ -48,7 +48,6 @@ class RayRuntime(Runtime):
         self.address = address or launched_address()
         self.servers = servers
         self.actors: list[Any] = []
-        self.started_ray = False
 
     @property
     def n_groups(self) -> int:
@@ -68,7 +67,6 @@ class RayRuntime(Runtime):
             else:
                 ray.init(address="local", num_cpus=max(2, self.servers), resources={SLOT: self.servers}, include_dashboard=False,
                          log_to_driver=False, logging_level="warning", _node_ip_address="127.0.0.1")
-                self.started_ray = True
         slots = int(ray.cluster_resources().get(SLOT, 0))
         if slots < 1:
             raise RuntimeError(f"the Ray cluster at {self.address} offers no '{SLOT}' resource: "

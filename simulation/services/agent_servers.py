@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from .procid import identity, same_process
+
 SLOT = "gensim_slot"
 READY = "block forever"  # what `ray start --block` prints once the node is up
 
@@ -89,13 +91,16 @@ def start(n: int, base_port: int, scenario: str, head: str | None, host: str, ti
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", MALLOC_ARENA_MAX="2")
     if head is None:  # the cluster's token: created once, then copied to every host that joins
         subprocess.run([ray_bin(), "get-auth-token", "--generate"], env=env, capture_output=True, check=False)
+        if token_file().is_file():  # Ray writes it world-readable; it is the cluster's only secret
+            token_file().chmod(0o600)
     elif not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or token_file().is_file()):
         return fail(f"no Ray auth token here: copy {token_file()} from the head host (or set RAY_AUTH_TOKEN)")
     with open(log, "w") as out:
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              start_new_session=True, env=env)
     address = head or f"{host}:{base_port}"
-    node_file.write_text(json.dumps({"pid": p.pid, "pgid": p.pid, "address": address, "host": host,
+    node_file.write_text(json.dumps({"pid": p.pid, "pgid": p.pid, "identity": identity(p.pid), "address": address,
+                                     "host": host,
                                      "base_port": base_port, "slots": n, "scenario": scenario,
                                      "role": "head" if head is None else "worker"}))
     deadline = time.monotonic() + timeout
@@ -146,8 +151,12 @@ def stop() -> int:
     nodes = sorted(d.glob("node_*.json"), key=lambda f: json.loads(f.read_text()).get("role") == "head")
     for f in nodes:  # workers first, the head last
         info = json.loads(f.read_text())
-        _stop_group(int(info["pgid"]))
+        ours, why = same_process(int(info["pid"]), info.get("identity"), "ray_node")
         f.unlink(missing_ok=True)
+        if not ours:  # a stale file: the number may belong to someone else's process now
+            print(f"skipped agent-server node {info['address']}: {why}; removed the stale {f.name}")
+            continue
+        _stop_group(int(info["pgid"]))
         print(f"stopped agent-server node {info['address']} (base port {info['base_port']}, pid {info['pid']})")
     (d / "cluster.json").unlink(missing_ok=True)
     if not nodes:

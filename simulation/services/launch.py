@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .manifest import model_entry, read_manifest, write_manifest
+from .procid import identity, same_process
 from .vllm_server import ServerSpec, chat_spec, embedding_spec, log_dir, start_server, stop_pid, wait_healthy
 
 
@@ -85,7 +86,7 @@ def start(kind: str, cfg: LaunchConfig) -> list[dict]:
                 t.stop()
             raise SystemExit(f"error: {kind} server on port {s.spec.port} failed to start: {e}") from None
         entries.append(model_entry(kind, f"{s.spec.served_name}@{s.spec.port}", s.base_url, s.pid,
-                                   socket.gethostname(), cfg.max_concurrency))
+                                   socket.gethostname(), cfg.max_concurrency) | {"identity": identity(s.pid)})
         print(f"{kind} server ready: {s.base_url} (pid {s.pid}, {s.spec.device})")
     for e in entries:  # the run addresses the model by its served name
         e["model_name"] = e["config_name"].rsplit("@", 1)[0]
@@ -97,6 +98,10 @@ def start(kind: str, cfg: LaunchConfig) -> list[dict]:
 def stop(kind: str) -> int:
     entries = read_manifest(kind, alive_only=False)
     for e in entries:
+        ours, why = same_process(int(e["pid"]), e.get("identity"), "vllm")
+        if not ours:  # a stale manifest: never signal a process that only reuses the number
+            print(f"skipped {kind} server {e['client_args']['base_url']}: {why}")
+            continue
         stop_pid(int(e["pid"]))
         print(f"stopped {kind} server pid {e['pid']} ({e['client_args']['base_url']})")
     write_manifest(kind, [])

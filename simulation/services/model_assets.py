@@ -78,6 +78,29 @@ def chat_model_dir(convert: bool = True) -> Path:
     return target
 
 
+def chat_tokenizer_file() -> Path:
+    """The chat model's ``tokenizer.json``: from the converted folder, else extracted once from the
+    bundled GGUF (seconds; the weights are not converted for it)."""
+    converted = cache_root() / "models" / CHAT_MODEL_NAME / "tokenizer.json"
+    if converted.exists():
+        return converted
+    target = cache_root() / "tokenizers" / CHAT_MODEL_NAME / "tokenizer.json"
+    if target.exists():
+        return target
+    gguf = bundled_gguf()
+    from transformers import AutoTokenizer  # heavy: import here only
+
+    tmp = target.parent.with_name(f"{target.parent.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(str(tmp))
+    target.parent.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.rename(target.parent)  # atomic; another process may have won the race
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def main() -> None:
     """``python -m simulation.services.model_assets``: prepare both models and print their folders."""
     print(chat_model_dir())

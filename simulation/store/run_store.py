@@ -78,9 +78,6 @@ class RunStore:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {'INTEGER' if column == 'seq' else 'TEXT'}")
 
     # -- buffered writes (hot path) --
-    def add_action(self, row: tuple) -> None:
-        self._actions.append(row)
-
     def add_llm_call(self, row: tuple) -> None:
         self._calls.append(row)
 
@@ -202,9 +199,11 @@ class RunStore:
         self.flush()
         row = self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
-            "COALESCE(SUM(cached),0), COALESCE(SUM(error IS NOT NULL),0) FROM llm_calls").fetchone()
+            "COALESCE(SUM(cached),0), COALESCE(SUM(error IS NOT NULL),0), COALESCE(SUM(valid = 0),0), "
+            "COALESCE(SUM(finish_reason = 'length'),0) FROM llm_calls").fetchone()
         return {"llm_calls": row[0], "tokens": row[1] + row[2], "prompt_tokens": row[1], "completion_tokens": row[2],
-                "llm_calls_from_replay": row[3], "llm_call_errors": row[4]}
+                "llm_calls_from_replay": row[3], "llm_call_errors": row[4], "invalid_calls": row[5],
+                "truncated_calls": row[6]}
 
     def invalid_actions(self) -> dict[str, int]:
         """Actions recorded as invalid (no valid model answer, or inconsistent), per action name."""

@@ -14,15 +14,19 @@ from ..services.vllm_server import ServerProcess, ServerSpec, free_port, stop_pi
 
 
 def start_stub(extras: bool = True, port: int | None = None, timeout: float = 30.0, live: bool = False,
-               off_menu: bool = False, fail_share: float = 0.0) -> ServerProcess:
+               off_menu: bool = False, fail_share: float = 0.0, schema_only: bool = False,
+               misbehave: str = "", misbehave_share: float = 0.3) -> ServerProcess:
     """A stub server in its own process (see :mod:`simulation.testing.stub_server` for the options)."""
     port = port or free_port()
     cmd = [sys.executable, "-m", "simulation.testing.stub_server", "--port", str(port)]
-    for flag, on in (("--no-extras", not extras), ("--live", live), ("--off-menu", off_menu)):
+    for flag, on in (("--no-extras", not extras), ("--live", live), ("--off-menu", off_menu),
+                     ("--schema-only", schema_only)):
         if on:
             cmd.append(flag)
     if fail_share:
         cmd += ["--fail-share", str(fail_share)]
+    if misbehave:
+        cmd += ["--misbehave", misbehave, "--misbehave-share", str(misbehave_share)]
     p = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL)
     server = ServerProcess(ServerSpec(model="stub", served_name="stub", port=port), p.pid, p)
     deadline = time.monotonic() + timeout
@@ -82,3 +86,24 @@ def descendants(root: int, table: dict[int, tuple[int, str, float]], exclude: se
         out.append(pid)
         todo += children.get(pid, [])
     return out
+
+
+def start_llamacpp(timeout: float = 120.0, parallel: int = 8) -> ServerProcess:
+    """llama.cpp's OpenAI-compatible server on the bundled GGUF (see :mod:`simulation.testing.llamacpp`)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "simulation.testing.llamacpp", "--port", str(port), "--parallel", str(parallel)]
+    p = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    server = ServerProcess(ServerSpec(model="gguf", served_name="smollm2-gguf", port=port), p.pid, p)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise RuntimeError(f"llama.cpp server exited with {p.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop_pid(p.pid)
+    raise RuntimeError("llama.cpp server did not start")

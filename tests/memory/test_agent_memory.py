@@ -56,3 +56,23 @@ async def test_none_memory_stores_nothing():
     mem, host = AgentMemory(MemoryConfig(type="none")), Host()
     await mem.add(host, "x")
     assert len(mem) == 0 and await mem.recall(host, "x") == ""
+
+
+def test_token_counting_is_the_same_on_a_host_with_nothing_prepared(tmp_path, monkeypatch):
+    """A fresh cache (no converted model) counts with the model's tokenizer too, not the byte bound:
+    prompts cut by it, and so replay keys, do not depend on what a host prepared."""
+    import simulation.services.model_assets as assets
+    from simulation.memory.tokens import ByteTokenCounter, HFTokenCounter, default_token_counter
+
+    text = "Sophia Chen, 32, Master's in Data Science. Experience: Data Analyst at Data Insights Co."
+    prepared = default_token_counter()
+    monkeypatch.setenv("GENSIM_CACHE", str(tmp_path))
+    monkeypatch.setattr(assets, "cache_root", lambda: tmp_path)
+    default_token_counter.cache_clear()
+    try:
+        fresh = default_token_counter()
+        assert isinstance(fresh, HFTokenCounter) and isinstance(prepared, HFTokenCounter)
+        assert fresh.count(text) == prepared.count(text) < ByteTokenCounter().count(text)
+        assert (tmp_path / "tokenizers").is_dir() and not (tmp_path / "models").exists()
+    finally:
+        default_token_counter.cache_clear()

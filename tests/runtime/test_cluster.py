@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,13 +82,16 @@ def test_two_node_cluster_cross_node_interactions_and_loopback_only(cluster, tmp
     env, state, before = cluster
     nodes = [json.loads(f.read_text()) for f in sorted(state.glob("node_*.json"))]
     assert sorted(n["role"] for n in nodes) == ["head", "worker"]
+    token = Path.home() / ".ray" / "auth_token"
+    assert token.is_file() and token.stat().st_mode & 0o077 == 0, "the cluster token must be private (0600)"
     stub = start_stub()
     try:
         folder = copy_scenario(tmp_path)
         set_models(folder, stub_models([stub], embed=stub))
         run = tmp_path / "run"
+        # a relative run folder (the actors' working directories differ from the driver's)
         p = subprocess.run([sys.executable, "-m", "simulation.cli", "run", str(folder), "--agents", "120",
-                            "--rounds", "2", "--runtime", "ray", "--out", str(run), "--no-progress"],
+                            "--rounds", "2", "--runtime", "ray", "--out", os.path.relpath(run, ROOT), "--no-progress"],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr[-2000:]
         # listening while the cluster, the stub and the run's workers were up: loopback only
@@ -134,3 +138,38 @@ def test_launch_server_rejects_bad_arguments(tmp_path):
                          (["1", "30000", "no_such_scenario"], "no_such_scenario")):
         p = sh("simulation/launch_server.sh", *args, env=env)
         assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr
+
+
+def test_agent_servers_of_a_killed_driver_end_within_seconds(cluster, tmp_path):
+    """SIGKILL a driver using the cluster: its agent-server processes end within seconds (Ray ends
+    actors whose owner is gone), and the cluster stays up for the next run."""
+    from simulation.services.vllm_server import pid_alive
+
+    env, state, _ = cluster
+    run = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "simulation.cli", "run", "polling", "--llm", "fake", "--runtime", "ray",
+                          "--agents", "60", "--rounds", "100000", "--out", str(run), "--no-progress"],
+                         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        groups, deadline = None, time.monotonic() + 180
+        while groups is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                with sqlite3.connect(run / "run.sqlite") as db:
+                    row = db.execute("SELECT value FROM meta WHERE key = 'groups'").fetchone()
+                groups = json.loads(row[0]) if row else None
+            except sqlite3.Error:
+                pass
+        assert groups, "the run never created its agent servers"
+        pids = {g["pid"] for g in groups}
+        assert all(pid_alive(x) for x in pids)
+        p.kill()
+        p.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while any(pid_alive(x) for x in pids) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(pid_alive(x) for x in pids), "agent servers outlived their driver"
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert all(group_alive(json.loads(f.read_text())["pgid"]) for f in state.glob("node_*.json"))

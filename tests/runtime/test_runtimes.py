@@ -7,6 +7,7 @@ and embedding call from the recording, so any difference in actions or metrics i
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from pathlib import Path
@@ -72,7 +73,6 @@ def test_contract_bulk_create_checkpoint_restore(recorded, tmp_path, runtime):
     ids = [a for a, _, _ in agents]
 
     async def go() -> tuple[list, list, dict, dict]:
-        import json
 
         rt = make_runtime(runtime, servers=2)
         assert rt.connect() == 2
@@ -228,3 +228,4 @@ def test_ray_group_killed_mid_phase_of_a_live_run(stub, tmp_path):
 
 def runtime_of(sim) -> str:
     return sim.runtime.name
+

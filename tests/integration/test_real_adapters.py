@@ -48,7 +48,7 @@ def poll_prompts(tmp: Path, seed: int, n: int) -> list[list[dict]]:
     return [json.loads(p) for (p,) in rows(run, "SELECT prompt FROM llm_calls WHERE action = 'vote' ORDER BY id")]
 
 
-def test_train_deploy_lora_then_merge_then_replay(real_servers, tmp_path):
+def test_train_deploy_lora_then_merge_then_replay(real_servers, tmp_path, capsys):
     data = tmp_path / "unsure.jsonl"
     with open(data, "w") as f:
         for p in poll_prompts(tmp_path, seed=7, n=40):
@@ -80,6 +80,10 @@ def test_train_deploy_lora_then_merge_then_replay(real_servers, tmp_path):
         scenario=str(folder), agents=16, rounds=3, out=str(run), progress=False, hooks={"after_round": [swap]},
         overrides=["memory.type=none", "embedded.enable_lora=true"])))
     assert summary["rounds"] == 3 and len(set(pids)) == 1 and pids[0] == os.getpid()
+    # minutes of server start are announced, and timed in the summary next to the rounds' wall time
+    err = capsys.readouterr().err
+    assert "starting the embedded CPU vLLM servers" in err and "embedded servers ready in" in err, err[-2000:]
+    assert summary["server_start_s"] > 0 and summary["wall_s"] > 0
     assert not servers_of(run / "models"), "the run stops the servers its deployments started"
 
     votes = rows(run, "SELECT round, agent_id, completion, model FROM llm_calls WHERE action = 'vote' AND valid = 1")

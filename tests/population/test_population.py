@@ -128,6 +128,8 @@ def test_imported_profiles_reach_prompts_and_a_seeded_draw_is_taken(tmp_path, ca
         assert main(["run", str(folder), *args, "--out", str(run)]) == 0
         out = capsys.readouterr().out
         assert "not used by any prompt: trait.Hobby" in out
+        # with --no-progress too: the population's statistics, and the fields they leave out, named
+        assert "population  seeker: 10 agents" in out and "not summarised (free text, lists or one value each)" in out
         with sqlite3.connect(run / "run.sqlite") as db:
             profiles = {a: json.loads(p) for a, p in db.execute("SELECT agent_id, profile FROM agents")}
             prompts = [p for (p,) in db.execute("SELECT prompt FROM llm_calls")]

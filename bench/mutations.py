@@ -169,7 +169,7 @@ MUTATIONS = [
              ("tests/test_cli.py",)),
     Mutation("fake-backend-ignored", "--llm fake", "simulation/runtime/clients.py",
              '    if s.backend == "fake":', '    if False:',
-             ("tests/examples/test_guide.py::test_guide_facts_hold",)),
+             ("tests/examples/test_guide.py::test_id_digits_keep_ids_across_scaling",)),
     Mutation("first-n-profiles", "profile import", "simulation/population/build.py",
              "    if count >= n_file:\n", "    if True:\n        return list(range(min(count, n_file)))\n",
              ("tests/population/test_population.py",)),

@@ -33,14 +33,14 @@ class MemberAgent(Agent):
     def initial_state(self) -> dict[str, Any]:
         return {"sessions": 0, "messages": 0}
 
-    def persona(self, ctx: StepContext) -> str:
+    def persona(self, ctx: StepContext[dict[str, Any]]) -> str:
         return ctx.render("member_system.j2")
 
-    async def join(self, ctx: StepContext) -> None:
+    async def join(self, ctx: StepContext[dict[str, Any]]) -> None:
         self.state["sessions"] += 1
         ctx.act("join", room=ctx.world["room_of"][self.id])
 
-    async def speak(self, ctx: StepContext) -> None:
+    async def speak(self, ctx: StepContext[dict[str, Any]]) -> None:
         turn = next(m for m in ctx.inbox if m.kind == "turn")
         others = [n for n in turn.data["present"] if n != self.name]
         memory = await self.memory.recall(ctx)

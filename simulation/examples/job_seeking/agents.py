@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, create_model
 
 from simulation.core import Agent, StepContext
 
+from .environment import JobBoard
 from .population import experience_years
 
 
@@ -37,10 +38,10 @@ class SeekerAgent(Agent):
     def initial_state(self) -> dict[str, Any]:
         return {"job": None, "applied": []}
 
-    def persona(self, ctx: StepContext) -> str:
+    def persona(self, ctx: StepContext[JobBoard]) -> str:
         return ctx.render("seeker_system.j2", cv=cv_text(self.profile))
 
-    async def search(self, ctx: StepContext) -> None:
+    async def search(self, ctx: StepContext[JobBoard]) -> None:
         if self.state["job"]:
             ctx.act("idle", reason="employed")
             return
@@ -82,7 +83,7 @@ class SeekerAgent(Agent):
         names = ", ".join(jobs[i - 1][1]["title"] for i in chosen) or "nothing"
         await self.memory.add(ctx, f"In round {ctx.round} I searched and applied to: {names}.")
 
-    async def answer(self, ctx: StepContext) -> None:
+    async def answer(self, ctx: StepContext[JobBoard]) -> None:
         system = self.persona(ctx)
         questions = [m for m in ctx.inbox if m.kind == "question"]
         replies = await asyncio.gather(*(ctx.llm.chat(
@@ -92,7 +93,7 @@ class SeekerAgent(Agent):
             ctx.send(m.sender, "answer", text=reply)
             ctx.act("answer", job=m.sender, text=reply)
 
-    async def respond(self, ctx: StepContext) -> None:
+    async def respond(self, ctx: StepContext[JobBoard]) -> None:
         offers = [m.sender for m in ctx.inbox if m.kind == "offer"]
         rejected = [ctx.world.jobs[m.sender]["name"] for m in ctx.inbox if m.kind == "rejection"]
         if rejected:  # one memory for the round's rejections, not a chain of them
@@ -134,10 +135,10 @@ class InterviewerAgent(Agent):
     def initial_state(self) -> dict[str, Any]:
         return {"hires": 0, "candidates": {}}
 
-    def persona(self, ctx: StepContext) -> str:
+    def persona(self, ctx: StepContext[JobBoard]) -> str:
         return ctx.render("interviewer_system.j2", job=self.profile)
 
-    async def screen(self, ctx: StepContext) -> None:
+    async def screen(self, ctx: StepContext[JobBoard]) -> None:
         self.state["candidates"] = {}
         system = self.persona(ctx)
         memory = await self.memory.recall(ctx)
@@ -153,7 +154,7 @@ class InterviewerAgent(Agent):
         n = len(self.state["candidates"])
         await self.memory.add(ctx, f"Round {ctx.round}: screened {len(apps)} CVs, invited {n}.")
 
-    async def ask(self, ctx: StepContext) -> None:
+    async def ask(self, ctx: StepContext[JobBoard]) -> None:
         system = self.persona(ctx)
         turns = []
         for m in ctx.inbox:
@@ -174,7 +175,7 @@ class InterviewerAgent(Agent):
             ctx.send(seeker, "question", text=q)
             ctx.act("question", calls=["ask"], seeker=seeker, text=q)
 
-    async def decide(self, ctx: StepContext) -> None:
+    async def decide(self, ctx: StepContext[JobBoard]) -> None:
         system = self.persona(ctx)
         openings = ctx.world.params.openings_per_job - self.state["hires"]
         interviewed = []
@@ -203,7 +204,7 @@ class InterviewerAgent(Agent):
             ctx.send(seeker, "offer" if result == "offer" else "rejection")
             ctx.act("offer_decision", valid=ok, seeker=seeker, result=result, **({"reason": "no openings"} if full else {}))
 
-    async def notify(self, ctx: StepContext) -> None:
+    async def notify(self, ctx: StepContext[JobBoard]) -> None:
         for m in ctx.inbox:
             if m.kind == "accept":
                 self.state["hires"] += 1

@@ -7,7 +7,7 @@ from typing import Any
 from simulation.core import Agent, StepContext
 
 from .catalogue import film_text
-from .environment import STARS
+from .environment import STARS, SiteView
 
 ACTIONS = ["watch", "feel", "rate", "chat", "post"]
 
@@ -21,17 +21,17 @@ class UserAgent(Agent):
     def initial_state(self) -> dict[str, Any]:
         return {"watched": [], "unrated": [], "felt": [], "ratings": {}}
 
-    def persona(self, ctx: StepContext) -> str:
+    def persona(self, ctx: StepContext[SiteView]) -> str:
         return ctx.render("user_system.j2")
 
-    def _options(self, ctx: StepContext) -> list[str]:
+    def _options(self, ctx: StepContext[SiteView]) -> list[str]:
         s = self.state
         can = {"watch": True, "feel": bool(s["watched"]) and s["watched"][-1] not in s["felt"],
                "rate": bool(s["unrated"]), "chat": bool(ctx.world.friends.get(self.id)),
                "post": bool(ctx.world.friends.get(self.id))}
         return [a for a in ACTIONS if can[a]]
 
-    async def act(self, ctx: StepContext) -> None:
+    async def act(self, ctx: StepContext[SiteView]) -> None:
         memory = await self.memory.recall(ctx, query=self.profile["bio"])
         options = self._options(ctx)
         choice, ok = await ctx.llm.choose("choose_action", ctx.messages_for(
@@ -93,7 +93,7 @@ class UserAgent(Agent):
             ctx.send(f, "post", text=text)
         ctx.act("post", valid=ok, text=text, audience=len(friends))
 
-    async def reply(self, ctx: StepContext) -> None:
+    async def reply(self, ctx: StepContext[SiteView]) -> None:
         """A friend spoke to me (I answer in my own words) or posted (I take it in)."""
         posts = [m for m in ctx.inbox if m.kind == "post"][: ctx.world.params.posts_remembered]
         for m in posts:
@@ -109,7 +109,7 @@ class UserAgent(Agent):
             ctx.act("chat_reply", to=m.sender, text=text)
             await self.memory.add(ctx, f"{name} told me: {m.data['text']}")
 
-    async def hear(self, ctx: StepContext) -> None:
+    async def hear(self, ctx: StepContext[SiteView]) -> None:
         for m in ctx.inbox:
             if m.kind == "chat_reply":
                 ctx.act("heard_reply", frm=m.sender)

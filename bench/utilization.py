@@ -127,9 +127,11 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64, help="requests in flight: the plain generator and the simulation alike")
     ap.add_argument("--trace", metavar="JSON", help="print the server's load per phase (stderr) and save the samples here")
     ap.add_argument("--keep", metavar="DIR", help="keep the simulation's run folder here")
+    ap.add_argument("--kv-cache-gib", type=int, default=1, help="the chat server's KV cache (embedded.kv_cache_gib)")
     a = ap.parse_args()
     os.environ["VLLM_SERVER_DEV_MODE"] = "1"  # for /reset_prefix_cache: each side starts with a cold prefix cache
-    chat = start_server(chat_spec(log_file=str(log_dir() / "bench_chat.log")), wait=False)
+    chat = start_server(chat_spec(log_file=str(log_dir() / "bench_chat.log"),
+                                  extra_env={"VLLM_CPU_KVCACHE_SPACE": str(a.kv_cache_gib)}), wait=False)
     emb = start_server(embedding_spec(log_file=str(log_dir() / "bench_emb.log")), wait=False)
     tmp = Path(tempfile.mkdtemp(prefix="gensim-util-"))
     try:
@@ -189,7 +191,8 @@ def main() -> None:
         print(json.dumps({"agents": summary["agents"], "llm_calls": summary["llm_calls"],
                           "sim_wall_s": round(sim_s, 2), "sim_gen_tok_s": round(sim_tps, 1),
                           "plain_gen_tok_s": round(plain_tps, 1), "ratio": round(sim_tps / plain_tps, 3),
-                          "sim_prefix_cache_hit_rate": hit_rate, "sim_prefix_cache_queried_tokens": queries}))
+                          "sim_prefix_cache_hit_rate": hit_rate, "sim_prefix_cache_queried_tokens": queries,
+                          "kv_cache_gib": a.kv_cache_gib}))
     finally:
         chat.stop()
         emb.stop()

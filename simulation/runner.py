@@ -204,8 +204,9 @@ class Services:
             lora_args, lora_env = lora_env_args(s.embedded.max_lora_rank, s.embedded.max_loras)
         if chat:
             for i in range(cfg.simulation.embedded.chat_servers):
+                kv = {"VLLM_CPU_KVCACHE_SPACE": str(s.embedded.kv_cache_gib)} if s.embedded.kv_cache_gib > 1 else {}
                 specs.append(("chat", chat_spec(log_file=str(log_dir() / f"embedded_chat_{os.getpid()}_{i}.log"),
-                                                extra_args=list(lora_args), extra_env=dict(lora_env))))
+                                                extra_args=list(lora_args), extra_env={**lora_env, **kv})))
         if emb:
             specs.append(("emb", embedding_spec(log_file=str(log_dir() / f"embedded_emb_{os.getpid()}.log"))))
         t0 = time.perf_counter()

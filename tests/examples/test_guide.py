@@ -185,3 +185,25 @@ def test_guide_states_each_fact():
                  "`m.sender`, `m.to`, `m.kind`", "next phase only", "`a.agent_id`, `a.action`", "trim_blocks",
                  "GENSIM_DEBUG=1", "--llm fake", "--dry-run", "id_digits", "neighbours(sim", "StepContext[YourWorld]"):
         assert fact in text, fact
+
+
+def test_check_dry_run_catches_code_that_crashes(tmp_path, capsys):
+    """``check`` alone passes a setup that raises; ``check --dry-run`` runs it on the fake model and
+    names the file and line, as it does for a step that raises."""
+    from simulation.cli import main
+
+    code = PROBE.replace('        SEEN["profiles"] = sim.profiles("person")[:2]',
+                         '        SEEN["profiles"] = sim.profiles("person")[:2]\n        {}["missing"]')
+    folder = _probe(tmp_path, "probe_setup_bug", code)
+    assert main(["check", str(folder)]) == 0
+    capsys.readouterr()
+    assert main(["check", str(folder), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    line = PROBE.splitlines().index('        SEEN["profiles"] = sim.profiles("person")[:2]') + 2
+    assert len(err) == 1 and "setup failed at scenario.py:" + str(line) in err[0] and "KeyError" in err[0], err
+
+    code = PROBE.replace('        SEEN.setdefault("later", []).extend(ctx.inbox)', '        ctx.inbox[5]')
+    folder = _probe(tmp_path, "probe_step_bug", code)
+    assert main(["check", str(folder), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "phase later" in err[0] and "IndexError" in err[0] and "scenario.py:" in err[0], err

@@ -20,3 +20,22 @@ def test_chat_and_gpu_servers_keep_vllm_defaults():
     gpu_emb = ServerSpec(model="/m", served_name="emb", port=1, kind="embedding", device="cuda:0")
     assert "--distributed-executor-backend" not in gpu_emb.command()
     assert gpu_emb.env()["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_cpu_chat_server_block_size_and_kv_cache(monkeypatch):
+    """Prefix caching reuses whole blocks: CPU chat servers use 32-token blocks (the default 128 cached
+    little of prompts with a 100-200-token shared part); the KV cache is 1 GiB unless raised."""
+    from simulation.services.vllm_server import chat_spec, embedding_spec
+
+    spec = chat_spec(model="/m", served_name="m", port=1)
+    cmd = spec.command()
+    assert cmd[cmd.index("--block-size") + 1] == "32"
+    assert "--block-size" not in embedding_spec(port=2).command()
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    assert spec.env()["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "3")
+    assert spec.env()["VLLM_CPU_KVCACHE_SPACE"] == "3"
+    raised = chat_spec(model="/m", served_name="m", port=1, extra_env={"VLLM_CPU_KVCACHE_SPACE": "4"})
+    assert raised.env()["VLLM_CPU_KVCACHE_SPACE"] == "4"
+    own = chat_spec(model="/m", served_name="m", port=1, extra_args=["--block-size", "64"]).command()
+    assert own.count("--block-size") == 1

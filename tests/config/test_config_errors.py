@@ -90,9 +90,9 @@ CASES = {
     "template_undefined_variable": (lambda f: (f / "prompts" / "job_count.j2").write_text("Pick 1 to {{ kk }}."),
                                     "job_count.j2", "kk: undefined variable"),
     "phase_method_not_async": (lambda f: (f / "agents.py").write_text((f / "agents.py").read_text().replace(
-        "    async def screen(self, ctx: StepContext) -> None:\n",
-        "    def screen(self, ctx: StepContext) -> None:\n        return None\n\n"
-        "    async def _screen(self, ctx: StepContext) -> None:\n")), "environment.py", "must be 'async def'"),
+        "    async def screen(self, ctx: StepContext[JobBoard]) -> None:\n",
+        "    def screen(self, ctx: StepContext[JobBoard]) -> None:\n        return None\n\n"
+        "    async def _screen(self, ctx: StepContext[JobBoard]) -> None:\n")), "environment.py", "must be 'async def'"),
     "scenario_code_syntax_error": (lambda f: (f / "agents.py").write_text((f / "agents.py").read_text().replace(
         "async def screen(", "def screen(")), "agents.py", "line"),
 }

@@ -38,7 +38,7 @@ def test_scenario_bug_stops_the_run_then_resumes_after_the_fix(stub, tmp_path):
     set_models(folder, stub_models([stub], embed=stub))
     agents = folder / "agents.py"
     good = agents.read_text()
-    anchor = "    async def screen(self, ctx: StepContext) -> None:\n"
+    anchor = "    async def screen(self, ctx: StepContext[JobBoard]) -> None:\n"
     bug = '        if ctx.round == 2 and self.id == "interviewer-3":\n            self.profile["salary_floor"]\n'
     line = good[: good.index(anchor)].count("\n") + 3
     agents.write_text(good.replace(anchor, anchor + bug))

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from simulation.core import Action, Agent, Environment, Phase, ScenarioSpec, StepContext
+from simulation.core import Action, Agent, Environment, Message, Phase, ScenarioSpec, StepContext
 
 
 class Person(Agent):
@@ -31,7 +31,7 @@ class Town(Environment):
     def phases(self, round_: int) -> list[Phase]:
         return [Phase("tell", "person", "tell"), Phase("hear", "person", "hear", "inbox")]
 
-    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[dict[str, Any]]) -> None:
+    def observe(self, phase: Phase, round_: int, actions: list[Action], messages: list[Message]) -> None:
         if phase.name == "tell":
             self.delivered = len(messages)
 

@@ -216,14 +216,17 @@ class Services:
         # printed with or without progress bars: minutes of silence look like a hang
         say("starting the embedded CPU vLLM servers (about 2 minutes): " + ", ".join(
             f"{p.spec.kind} {p.spec.served_name} on {p.base_url.removesuffix('/v1')}" for _, p in procs))
-        shown: dict[int, tuple[float, str]] = {}
+        last_said: dict[int, float] = {}
+        stages_said: set[str] = set()
 
         def on_wait(p: Any, elapsed: float) -> None:
+            # each new line of the server's log once, or a heartbeat every 15 s while nothing new comes
             stage = log_stage(p)
-            last_t, last_stage = shown.get(p.spec.port, (-1e9, ""))
-            if self.progress and (stage != last_stage or elapsed - last_t >= 15) and elapsed - last_t >= 3:
-                say(f"  {p.spec.kind} server: {elapsed:4.0f}s  {stage}")
-                shown[p.spec.port] = (elapsed, stage)
+            new = bool(stage) and stage not in stages_said
+            if self.progress and elapsed - last_said.get(p.spec.port, 0.0) >= (3 if new else 15):
+                say(f"  {p.spec.kind} server: {elapsed:4.0f}s  {stage if new else 'still starting'}")
+                last_said[p.spec.port] = elapsed
+                stages_said.add(stage)
 
         for _, p in procs:
             wait_healthy(p, cfg.simulation.embedded.startup_timeout_s, on_wait)

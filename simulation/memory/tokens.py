@@ -55,6 +55,15 @@ class HFTokenCounter:
         return out
 
 
+def token_counter_for(backend: str) -> TokenCounter:
+    """How a run counts tokens, decided by its config alone.
+
+    The fake model's runs count bytes (no model is needed, so a bare ``pip install`` can run
+    ``--llm fake``); every other run uses the chat model's tokenizer.
+    """
+    return ByteTokenCounter() if backend == "fake" else default_token_counter()
+
+
 @lru_cache(maxsize=1)
 def default_token_counter() -> TokenCounter:
     """The bundled chat model's tokenizer, on every host and in every process.

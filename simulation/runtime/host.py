@@ -27,7 +27,7 @@ from ..core.records import Message
 from ..core.scenario import load_scenario
 from ..llm import ResponseCache
 from ..llm.routing import ModelRouting, routing_from_settings
-from ..memory.tokens import default_token_counter
+from ..memory.tokens import token_counter_for
 from ..store import RunStore
 from .clients import build_chat_client, build_embeddings, warm_embeddings
 
@@ -115,7 +115,8 @@ class GroupHost:
         self.llm = build_chat_client(self.cfg, chat, self.calls, replay_calls, prefer_host=self.hostname)
         self.embeddings = build_embeddings(self.cfg, emb, replay_vecs, prefer_host=self.hostname)
         self.services = GroupServices(llm_client=self.llm, embeddings=self.embeddings, llm_settings=self.simulation.llm,
-                                      world=None, tokens=default_token_counter(), seed=self.simulation.seed,
+                                      world=None, tokens=token_counter_for(self.simulation.llm.backend),
+                                      seed=self.simulation.seed,
                                       prompts_dir=self.spec.prompts_dir,
                                       counts={t: a.count for t, a in self.simulation.agents.items()},
                                       routing=routing_from_settings(self.simulation.llm, self.simulation.seed),

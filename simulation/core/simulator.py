@@ -20,7 +20,7 @@ from ..config.models import ADAPTER_NAME, RunConfig
 from ..llm.routing import Assignment, adapter_paths, routing_from_settings, routing_with_deployed
 from ..llm.types import LLMError
 from ..population import PopulationStats, build_profiles
-from ..population.build import profile_sources
+from ..population.build import profile_sources, profile_streams
 from ..runtime.base import GroupCall, GroupLost
 from ..runtime.host import GroupHost
 from ..store import RunStore
@@ -254,7 +254,10 @@ class Simulator:
         pending: list[list[tuple[str, list]]] = [[] for _ in range(n)]
         size = 0
         i = 0
-        for agent_type, stream in self._streams().items():
+        # the profile files are read once here: for the streams and for the report of where profiles came from
+        sources, taken = profile_sources(self.spec, self.counts, self.cfg.profiles, self.simulation.seed)
+        streams = profile_streams(self.spec, self.counts, taken, self.simulation.seed, self.simulation.id_digits)
+        for agent_type, stream in streams.items():
             rows = []
             for aid, prof in stream:
                 g = i % n  # round robin: every type on every group, so interactions cross groups
@@ -290,7 +293,6 @@ class Simulator:
         self.groups = await self.runtime.broadcast(GroupHost.stats)
         self.store.set_meta(groups=[{k: s[k] for k in ("group", "node", "host", "pid", "agents")} for s in self.groups])
         self.store.set_meta(population=self.population.summary())
-        sources, _ = profile_sources(self.spec, self.counts, self.cfg.profiles, self.simulation.seed)
         self.store.set_meta(profile_sources=[asdict(s) for s in sources.values()])
         # printed with or without progress bars: what the run is made of belongs with its results
         for line in [*(s.line() for s in sources.values()), *self.population.lines()]:

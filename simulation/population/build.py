@@ -127,8 +127,13 @@ def build_profiles(spec: Any, counts: dict[str, int], profile_files: dict[str, s
                    seed: int, digits: int | None = None) -> dict[str, Iterator[tuple[str, dict[str, Any]]]]:
     """Per type, a lazy stream of ``(agent_id, profile)``: imported profiles first (see
     :func:`pick_imported`), then generated ones."""
+    return profile_streams(spec, counts, profile_sources(spec, counts, profile_files, seed)[1], seed, digits)
+
+
+def profile_streams(spec: Any, counts: dict[str, int], taken: dict[str, list[dict[str, Any]]], seed: int,
+                    digits: int | None = None) -> dict[str, Iterator[tuple[str, dict[str, Any]]]]:
+    """:func:`build_profiles` from imported profiles already read (``profile_sources``'s second part)."""
     out: dict[str, Iterator[tuple[str, dict[str, Any]]]] = {}
-    _, taken = profile_sources(spec, counts, profile_files, seed)
     for agent_type, count in counts.items():
         imported = taken[agent_type]
         gen = spec.generators.get(agent_type)

@@ -51,17 +51,22 @@ def test_every_misbehaviour_is_repaired_or_counted_and_retries_are_bounded(tmp_p
     assert "Traceback" not in out.err
 
 
-def test_llamacpp_like_server_gets_json_schemas(tmp_path, capsys):
-    """No /version, honours response_format only: every choice and JSON answer valid without repair."""
-    srv = start_stub(schema_only=True)
+def _job_seeking_on(server, tmp_path, rounds: int) -> dict:
+    """Run 20 job seekers against ``server`` (chat and embeddings) into ``tmp_path/run``, stop the
+    server, and return its counters."""
     try:
         folder = copy_scenario(tmp_path, "job_seeking")
-        set_models(folder, stub_models([srv], embed=srv))
-        assert main(["run", str(folder), "--agents", "20", "--rounds", "2", "--out", str(tmp_path / "run"),
+        set_models(folder, stub_models([server], embed=server))
+        assert main(["run", str(folder), "--agents", "20", "--rounds", str(rounds), "--out", str(tmp_path / "run"),
                      "--no-progress"]) == 0
-        stats = stub_stats(srv)
+        return stub_stats(server)
     finally:
-        srv.stop()
+        server.stop()
+
+
+def test_llamacpp_like_server_gets_json_schemas(tmp_path, capsys):
+    """No /version, honours response_format only: every choice and JSON answer valid without repair."""
+    stats = _job_seeking_on(start_stub(schema_only=True), tmp_path, rounds=2)
     with sqlite3.connect(tmp_path / "run" / "run.sqlite") as db:
         bad = db.execute("SELECT COUNT(*) FROM llm_calls WHERE valid = 0 OR repairs > 0").fetchone()[0]
         structured = db.execute("SELECT COUNT(*) FROM llm_calls WHERE choices IS NOT NULL OR json_schema IS NOT NULL"
@@ -72,15 +77,7 @@ def test_llamacpp_like_server_gets_json_schemas(tmp_path, capsys):
 
 
 def test_server_ignoring_schemas_falls_back_to_prose_once(tmp_path, capsys):
-    plain = start_stub(extras=False)
-    try:
-        folder = copy_scenario(tmp_path, "job_seeking")
-        set_models(folder, stub_models([plain], embed=plain))
-        assert main(["run", str(folder), "--agents", "20", "--rounds", "1", "--out", str(tmp_path / "run"),
-                     "--no-progress"]) == 0
-        stats = stub_stats(plain)
-    finally:
-        plain.stop()
+    stats = _job_seeking_on(start_stub(extras=False), tmp_path, rounds=1)
     err = capsys.readouterr().err
     assert err.count("ignores response_format") == 1, err
     with sqlite3.connect(tmp_path / "run" / "run.sqlite") as db:

@@ -220,7 +220,7 @@ def log_stage(server: ServerProcess) -> str:
 
 
 def wait_healthy(server: ServerProcess, timeout: float,
-                 on_wait: Callable[[ServerProcess, float], None] | None = None) -> None:
+                 on_wait: Callable[[ServerProcess, float], None] | None = None, poll_s: float = 0.5) -> None:
     """Wait until the server answers ``/health``; ``on_wait(server, elapsed_s)`` is called while waiting."""
     url = server.base_url.removesuffix("/v1") + "/health"
     t0 = time.monotonic()
@@ -236,7 +236,7 @@ def wait_healthy(server: ServerProcess, timeout: float,
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
+        time.sleep(poll_s)
     raise ServerStartError(f"{server.spec.kind} server did not become healthy within {timeout:.0f} s")
 
 

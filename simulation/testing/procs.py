@@ -6,11 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 
-from ..services.vllm_server import ServerProcess, ServerSpec, free_port, stop_pid
+from ..services.vllm_server import (
+    ServerProcess,
+    ServerSpec,
+    ServerStartError,
+    free_port,
+    stop_pid,
+    wait_healthy,
+)
 
 
 def start_stub(extras: bool = True, port: int | None = None, timeout: float = 30.0, live: bool = False,
@@ -28,16 +34,17 @@ def start_stub(extras: bool = True, port: int | None = None, timeout: float = 30
     if misbehave:
         cmd += ["--misbehave", misbehave, "--misbehave-share", str(misbehave_share)]
     p = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL)
-    server = ServerProcess(ServerSpec(model="stub", served_name="stub", port=port), p.pid, p)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    stop_pid(p.pid)
-    raise RuntimeError("stub server did not start")
+    return _healthy(ServerProcess(ServerSpec(model="stub", served_name="stub", port=port), p.pid, p), timeout, 0.1)
+
+
+def _healthy(server: ServerProcess, timeout: float, poll_s: float) -> ServerProcess:
+    """``server`` once it answers ``/health``; stopped, and an error raised, if it dies or times out."""
+    try:
+        wait_healthy(server, timeout, poll_s=poll_s)
+    except ServerStartError:
+        stop_pid(server.pid)
+        raise
+    return server
 
 
 def stub_stats(server: ServerProcess) -> dict:
@@ -94,16 +101,5 @@ def start_llamacpp(timeout: float = 120.0, parallel: int = 8) -> ServerProcess:
     cmd = [sys.executable, "-m", "simulation.testing.llamacpp", "--port", str(port), "--parallel", str(parallel)]
     p = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
-    server = ServerProcess(ServerSpec(model="gguf", served_name="smollm2-gguf", port=port), p.pid, p)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if p.poll() is not None:
-            raise RuntimeError(f"llama.cpp server exited with {p.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    stop_pid(p.pid)
-    raise RuntimeError("llama.cpp server did not start")
+    return _healthy(ServerProcess(ServerSpec(model="gguf", served_name="smollm2-gguf", port=port), p.pid, p),
+                    timeout, 0.5)

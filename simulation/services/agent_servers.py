@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from .procid import identity, same_process
+from .procid import identity, same_process, session_members
 
 SLOT = "gensim_slot"
 READY = "block forever"  # what `ray start --block` prints once the node is up
@@ -133,17 +133,29 @@ def group_alive(pgid: int) -> bool:
 
 
 def _stop_group(pgid: int, grace: float = 5.0) -> None:
-    """SIGTERM the node's process group (ray cleans up its children), then SIGKILL what is left."""
+    """SIGTERM the node's process group (ray cleans up its children), then SIGKILL what is left of it
+    and of its session: Ray's worker processes move to process groups of their own and, once their
+    raylet is gone, would linger for about a minute, holding ports a new node may be given."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pgid, sig)
         except ProcessLookupError:
-            return
+            break
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and group_alive(pgid):
             time.sleep(0.1)
         if not group_alive(pgid):
-            return
+            break
+    stragglers = session_members(pgid)  # the node was started as its own session: pgid == sid
+    for pid in stragglers:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5.0
+    while stragglers and time.monotonic() < deadline:
+        time.sleep(0.1)
+        stragglers = session_members(pgid)
 
 
 def stop() -> int:

@@ -25,9 +25,27 @@ def same_process(pid: int, recorded: dict[str, Any] | None, marker: str) -> tupl
     if now is None:
         return False, f"pid {pid} is gone"
     if recorded and "start" in recorded:
-        if now["start"] != recorded["start"] or now["cmd"] != recorded.get("cmd", now["cmd"]):
+        # pid and start time name one process; the command line may differ from the one recorded,
+        # which can be read before the child's exec
+        if now["start"] != recorded["start"]:
             return False, f"pid {pid} is now another process ({now['cmd'][:60]!r})"
         return True, ""
     if marker not in now["cmd"]:
         return False, f"pid {pid} is now another process ({now['cmd'][:60]!r})"
     return True, ""
+
+
+def session_members(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (Linux ``/proc``), zombies left out."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # state, ppid, pgrp, session, ...
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            out.append(int(d.name))
+    return out

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from simulation.services.agent_servers import group_alive
+from simulation.services.procid import session_members
 from simulation.services.vllm_server import free_port
 from simulation.testing.procs import start_stub, stub_models
 from tests.conftest import copy_scenario, set_models
@@ -74,8 +75,12 @@ def cluster(tmp_path):
         assert worker.returncode == 0, worker.stderr
         yield env, state, before
     finally:
+        pids = [json.loads(f.read_text())["pid"] for f in state.glob("node_*.json")]
         stop = sh("simulation/kill_all_server.sh", env=env)
         assert stop.returncode == 0, stop.stderr
+        # every node this fixture started is stopped: none skipped as "another process", nothing left
+        assert "skipped" not in stop.stdout, stop.stdout
+        assert not [p for n in pids for p in session_members(n)], "a node outlived kill_all_server.sh"
 
 
 def test_two_node_cluster_cross_node_interactions_and_loopback_only(cluster, tmp_path):
@@ -126,6 +131,7 @@ def test_kill_all_server_stops_exactly_what_was_started(tmp_path):
         out = sh("simulation/kill_all_server.sh", env=env)
         assert out.returncode == 0 and "stopped" in out.stdout
         assert not group_alive(info["pgid"]) and not list(state.glob("node_*.json"))
+        assert not session_members(info["pid"]), "a process of the node outlived kill_all_server.sh"
         assert bystander.poll() is None
     finally:
         bystander.kill()
@@ -173,3 +179,8 @@ def test_agent_servers_of_a_killed_driver_end_within_seconds(cluster, tmp_path):
         if p.poll() is None:
             p.kill()
     assert all(group_alive(json.loads(f.read_text())["pgid"]) for f in state.glob("node_*.json"))
+    nodes = [json.loads(f.read_text())["pid"] for f in state.glob("node_*.json")]
+    stop = sh("simulation/kill_all_server.sh", env=env)
+    assert stop.returncode == 0, stop.stderr
+    # the run's Ray workers left the node's process group; stopping the node ends them too
+    assert not [p for n in nodes for p in session_members(n)], "Ray workers outlived kill_all_server.sh"

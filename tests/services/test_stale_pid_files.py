@@ -36,7 +36,9 @@ def test_stale_manifest_and_node_files_spare_other_processes(tmp_path):
         manifest = tmp_path / "llm.json"
         entry = {"config_name": "x@1", "client_args": {"base_url": "http://127.0.0.1:1/v1"}}
         manifest.write_text(json.dumps([
-            {**entry, "pid": stranger.pid, "identity": {"start": me["start"] - 1, "cmd": "python -m vllm..."}},
+            # the number a vLLM server once had, now reused: another start time (an hour earlier)
+            {**entry, "pid": stranger.pid, "identity": {"start": identity(stranger.pid)["start"] - 360_000,
+                                                        "cmd": "python -m vllm..."}},
             {**entry, "pid": legacy.pid},  # an older file: no identity, and not a vLLM command line
             {**entry, "pid": ours.pid, "identity": me}]))
         out = _run(["simulation.services.launch", "stop", "llm"], {"GENSIM_LLM_MANIFEST": str(manifest)})

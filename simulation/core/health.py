@@ -13,11 +13,60 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 SKEW = 0.9
 MIN_AGENTS = 20
+
+
+@dataclass
+class Spread:
+    """How one decision's calls fell over its options."""
+
+    calls: int = 0
+    counts: Counter[str] = field(default_factory=Counter)  # option -> valid answers
+    first: int = 0  # valid answers that took the option listed first
+    agents: set[str] = field(default_factory=set)  # agents with a valid answer
+
+    @property
+    def valid(self) -> int:
+        """Calls with a valid answer."""
+        return sum(self.counts.values())
+
+    def shares(self) -> dict[str, float]:
+        """Each option's share of the valid answers."""
+        n = self.valid
+        return {o: k / n for o, k in self.counts.items()} if n else {}
+
+    def top(self) -> tuple[str, float]:
+        """The option with the largest share (ties: the greater name), and its share."""
+        return max(self.shares().items(), key=lambda kv: (kv[1], kv[0]), default=("", 0.0))
+
+
+def decision_spreads(rows: Iterable[tuple[str, str, str, str, int]],
+                     agents: Container[str] | None = None) -> dict[str, Spread]:
+    """Per decision, the spread of recorded ``choose`` calls.
+
+    ``rows`` are (action, agent_id, choices JSON, completion, valid); only ``agents``' calls count when given.
+    """
+    out: dict[str, Spread] = defaultdict(Spread)
+    for action, agent, choices, completion, valid in rows:
+        if agents is not None and agent not in agents:
+            continue
+        s = out[action]
+        s.calls += 1
+        if valid:
+            opts = json.loads(choices)
+            s.counts[completion] += 1
+            s.first += bool(opts) and completion == opts[0]
+            s.agents.add(agent)
+    return dict(sorted(out.items()))
+
+
+CHOOSE_CALLS = ("SELECT action, agent_id, choices, completion, valid FROM llm_calls "
+                "WHERE choices IS NOT NULL AND action NOT LIKE 'memory.%'")
 
 
 @dataclass
@@ -34,30 +83,21 @@ def decision_health(store: Any, round_: int) -> Health:
     Framework memory bookkeeping (``memory.*``) is left out.
     """
     store.flush()
-    rows = store.db.execute("SELECT action, agent_id, choices, completion, valid FROM llm_calls "
-                            "WHERE round = ? AND choices IS NOT NULL AND action NOT LIKE 'memory.%'", (round_,))
-    by_action: dict[str, list[tuple[str, list[str], str, int]]] = defaultdict(list)
-    for action, agent, choices, completion, valid in rows:
-        by_action[action].append((agent, json.loads(choices), completion, valid))
     out = Health()
-    for action, calls in sorted(by_action.items()):
-        answers = [(c, opts) for _, opts, c, v in calls if v]
-        counts = Counter(c for c, _ in answers)
-        n_valid = len(answers)
-        m = out.metrics
-        m[f"decision.{action}.n"] = float(len(calls))
-        m[f"decision.{action}.invalid_share"] = round(1 - n_valid / len(calls), 6)
-        if not n_valid:
+    m = out.metrics
+    for action, s in decision_spreads(store.db.execute(CHOOSE_CALLS + " AND round = ?", (round_,))).items():
+        m[f"decision.{action}.n"] = float(s.calls)
+        m[f"decision.{action}.invalid_share"] = round(1 - s.valid / s.calls, 6)
+        if not s.valid:
             continue
-        shares = {o: k / n_valid for o, k in counts.items()}
+        shares = s.shares()
         for option, share in sorted(shares.items()):
             m[f"decision.{action}.share.{option}"] = round(share, 6)
         m[f"decision.{action}.entropy"] = round(-sum(p * math.log2(p) for p in shares.values()), 6)
-        first = sum(1 for c, opts in answers if opts and c == opts[0]) / n_valid
+        first = s.first / s.valid
         m[f"decision.{action}.first_share"] = round(first, 6)
-        top, top_share = max(shares.items(), key=lambda kv: (kv[1], kv[0]))
-        agents = len({a for a, _, _, v in calls if v})
-        if top_share > SKEW and agents >= MIN_AGENTS:
-            out.skewed.append(f"decision '{action}': '{top}' took {counts[top]} of {n_valid} answers "
-                              f"({top_share:.0%}) from {agents} agents; the option listed first took {first:.0%}")
+        top, top_share = s.top()
+        if top_share > SKEW and len(s.agents) >= MIN_AGENTS:
+            out.skewed.append(f"decision '{action}': '{top}' took {s.counts[top]} of {s.valid} answers "
+                              f"({top_share:.0%}) from {len(s.agents)} agents; the option listed first took {first:.0%}")
     return out

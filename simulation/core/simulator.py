@@ -72,6 +72,7 @@ class Simulator:
         self.totals: Counter[str] = Counter()
         self.failed_steps = 0
         self.recoveries = 0
+        self._phase_calls = 0  # LLM calls recorded in the running phase (for its log line)
         self.setup_s = 0.0
         self.population = PopulationStats()
         self.intervention: str | None = None
@@ -353,6 +354,7 @@ class Simulator:
                 except GroupLost:  # the phase itself will find it lost and recover it
                     pass
             t_phase = time.perf_counter()
+            self._phase_calls = 0
             collector = asyncio.ensure_future(self._collect_rows())
             try:
                 outs = await self.runtime.run_phase(phase, r, per_group, bar.update if self.progress else None)
@@ -368,6 +370,7 @@ class Simulator:
                 actions += out.actions
                 round_failed += out.failed
                 round_steps += out.steps
+                self._phase_calls += len(out.llm_rows)
                 self.store.add_rows((), out.llm_rows)
                 self.store.flush(out.embeddings)
             self._stop_if_broken(r, phase, outs)
@@ -380,7 +383,7 @@ class Simulator:
             self._check(r, phase, actions, round_checks)
             inboxes = self.env.route(phase, messages)
             logger.info("round {} phase {}: {} steps, {} actions, {} LLM calls in {:.2f}s", r, phase.name,
-                        sum(o.steps for o in outs), len(actions), sum(len(o.llm_rows) for o in outs),
+                        sum(o.steps for o in outs), len(actions), self._phase_calls,
                         time.perf_counter() - t_phase)
         bar.close()
         share = round_failed / round_steps if round_steps else 0.0
@@ -477,6 +480,7 @@ class Simulator:
             except GroupLost:  # the phase will report it and recover the group
                 continue
             for rows, vectors in drained:
+                self._phase_calls += len(rows)
                 self.store.add_rows((), rows)
                 self.store.flush(vectors)
 

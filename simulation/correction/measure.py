@@ -7,12 +7,15 @@ so the same agents are treated, held out or in the control group in every iterat
 from __future__ import annotations
 
 import hashlib
-import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.health import SKEW  # one option above this share is a collapsed decision
+from ..core.health import (  # SKEW: one option above this share is a collapsed decision
+    CHOOSE_CALLS,
+    SKEW,
+    decision_spreads,
+)
 from ..llm.routing import ab_unit
 from ..store import RunStore
 
@@ -79,19 +82,10 @@ def measure(run: Path, agents: frozenset[str], judge_rater: str | None = None) -
         out.by_check = {k: (v[0], v[1]) for k, v in sorted(per.items())}
         out.failed = sum(v[0] for v in per.values())
         out.checked = sum(v[1] for v in per.values())
-        answers: dict[str, Counter[str]] = defaultdict(Counter)
-        first: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for agent, action, choices, completion in store.db.execute(
-                "SELECT agent_id, action, choices, completion FROM llm_calls WHERE choices IS NOT NULL AND valid = 1 "
-                "AND action NOT LIKE 'memory.%'"):
-            if agent in agents:
-                answers[action][completion] += 1
-                opts = json.loads(choices)
-                first[action][0] += bool(opts) and completion == opts[0]
-                first[action][1] += 1
-        out.decisions = {a: {o: round(k / sum(c.values()), 4) for o, k in c.items()} for a, c in sorted(answers.items())}
-        out.answers = {a: sum(c.values()) for a, c in answers.items()}
-        out.first_share = {a: round(v[0] / v[1], 4) for a, v in sorted(first.items()) if v[1]}
+        spreads = decision_spreads(store.db.execute(CHOOSE_CALLS), agents)
+        out.decisions = {a: {o: round(v, 4) for o, v in s.shares().items()} for a, s in spreads.items() if s.valid}
+        out.answers = {a: s.valid for a, s in spreads.items() if s.valid}
+        out.first_share = {a: round(s.first / s.valid, 4) for a, s in spreads.items() if s.valid}
         if judge_rater:
             scores = [s for agent, s in store.db.execute(
                 "SELECT l.agent_id, r.score FROM ratings r JOIN llm_calls l ON l.id = r.llm_call_id "

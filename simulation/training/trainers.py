@@ -29,8 +29,20 @@ def tokenizer_for(base: str) -> Any:
     tok = AutoTokenizer.from_pretrained(base)
     if tok.pad_token_id is None or tok.pad_token_id == tok.eos_token_id:
         candidates = [t for t in (tok.unk_token, "<|endoftext|>") if t is not None]
-        tok.pad_token = next(t for t in candidates if tok.convert_tokens_to_ids(t) != tok.eos_token_id)
+        pad = next((t for t in candidates if _in_vocab(tok, t) and tok.convert_tokens_to_ids(t) != tok.eos_token_id), None)
+        if pad is None:
+            from ..config.errors import ConfigError, ConfigProblem
+
+            raise ConfigError([ConfigProblem(base, "--base", "its tokenizer has no token to pad with other than its "
+                                             "end token (no unk_token, no <|endoftext|>), so the answer's end would be masked out")])
+        tok.pad_token = pad
     return tok
+
+
+def _in_vocab(tok: Any, token: str) -> bool:
+    """Whether ``token`` has an id of its own (an unknown token maps to ``unk``'s id, or to None)."""
+    i = tok.convert_tokens_to_ids(token)
+    return i is not None and (token == tok.unk_token or i != tok.unk_token_id)
 
 
 def lora_config(rank: int, task: str = "CAUSAL_LM") -> Any:

@@ -187,10 +187,14 @@ def test_guide_states_each_fact():
         assert fact in text, fact
 
 
-def test_check_dry_run_catches_code_that_crashes(tmp_path, capsys):
+def test_check_dry_run_catches_code_that_crashes(tmp_path, capsys, monkeypatch):
     """``check`` alone passes a setup that raises; ``check --dry-run`` runs it on the fake model and
-    names the file and line, as it does for a step that raises."""
+    names the file and line, as it does for a step that raises; the failed run's folder is kept."""
+    import tempfile
+
     from simulation.cli import main
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the kept scratch folders land here
 
     code = PROBE.replace('        SEEN["profiles"] = sim.profiles("person")[:2]',
                          '        SEEN["profiles"] = sim.profiles("person")[:2]\n        {}["missing"]')
@@ -201,6 +205,8 @@ def test_check_dry_run_catches_code_that_crashes(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     line = PROBE.splitlines().index('        SEEN["profiles"] = sim.profiles("person")[:2]') + 2
     assert len(err) == 1 and "setup failed at scenario.py:" + str(line) in err[0] and "KeyError" in err[0], err
+    kept = sorted(tmp_path.glob("gensim-dry-run-*"))
+    assert len(kept) == 1 and str(kept[0]) in err[0] and (kept[0] / "run" / "run.log").exists(), err
 
     code = PROBE.replace('        SEEN.setdefault("later", []).extend(ctx.inbox)', '        ctx.inbox[5]')
     folder = _probe(tmp_path, "probe_step_bug", code)

@@ -147,3 +147,19 @@ def test_ppo_smoke_gives_a_loadable_adapter(tmp_path, tiny_base):
     assert m.method == "ppo" and len(m.losses) >= 2 and m.reward_model_loss
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base), str(tmp_path / "ppo"))
     assert any("lora" in n for n, _ in model.named_parameters())
+
+
+def test_pad_token_is_distinct_from_the_end_token_or_the_base_is_refused(tmp_path):
+    from transformers import AutoTokenizer
+
+    from simulation.config.errors import ConfigError
+    from simulation.services.model_assets import chat_model_dir
+    from simulation.training.trainers import tokenizer_for
+
+    tok = tokenizer_for(str(chat_model_dir()))  # SmolLM2 pads with its end token: another one is chosen
+    assert tok.pad_token_id is not None and tok.pad_token_id != tok.eos_token_id
+    # a base whose every candidate is its end token: a clear refusal, not a bare StopIteration
+    bad = AutoTokenizer.from_pretrained(str(chat_model_dir()), eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    bad.save_pretrained(tmp_path / "bad")
+    with pytest.raises(ConfigError, match="no token to pad with"):
+        tokenizer_for(str(tmp_path / "bad"))

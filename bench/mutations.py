@@ -205,6 +205,16 @@ MUTATIONS = [
     Mutation("setup-not-awaited-check", "gensim check", "simulation/core/scenario.py",
              "    if not inspect.iscoroutinefunction(spec.environment.setup):", "    if False:",
              ("tests/examples/test_guide.py::test_check_says_setup_and_phase_methods_must_be_async",)),
+    Mutation("phase-log-misses-drained-calls", "run log", "simulation/core/simulator.py",
+             "                self._phase_calls += len(rows)\n", "",
+             ("tests/core/test_phase_log.py",)),
+    Mutation("decision-spread-counts-invalid", "decision health", "simulation/core/health.py",
+             "        if valid:\n            opts = json.loads(choices)",
+             "        if True:\n            opts = json.loads(choices)",
+             ("tests/core/test_decision_health.py", "tests/correction/test_measure.py")),
+    Mutation("pad-token-may-be-end-token", "training", "simulation/training/trainers.py",
+             "        if pad is None:\n", "        if pad is None and False:\n",
+             ("tests/training/test_training.py::test_pad_token_is_distinct_from_the_end_token_or_the_base_is_refused",)),
 ]
 
 

@@ -161,3 +161,42 @@ def test_chat_room_rules_unit():
     assert own_words("Ann Lee: sure thing\nBo Kim: me too", "Ann Lee", ["Bo Kim"]) == "sure thing"
     assert own_words("ok. Bo: I agree", "Ann Lee", ["Bo Kim"]) == "ok."
     assert own_words("Bo Kim: Ah, hello there", "Ann Lee", ["Bo Kim"]) == "Ah, hello there", "never in another's name"
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_prompts_put_the_question_before_the_memory(name, tmp_path):
+    """vLLM reuses a prompt's longest seen prefix: a prompt that recalls memory states its question
+    first, so the agent's prompts of that action share it from round to round; memory changes every round."""
+    extra, _ = SCENARIOS[name]
+    run = tmp_path / "run"
+    assert main(["run", name, *extra, "--llm", "fake", "--rounds", "3", "--out", str(run), "--no-progress"]) == 0
+    recalled = 0
+    for action, prompt in q(run, "SELECT action, prompt FROM llm_calls WHERE action NOT LIKE 'memory.%'"):
+        user = json.loads(prompt)[-1]["content"]
+        if "What you remember:" in user:
+            recalled += 1
+            assert user.split("What you remember:")[0].strip(), f"{name} {action}: the prompt starts with the memory"
+    assert recalled, f"{name}: no prompt recalled a memory in 3 rounds"
+
+
+def test_job_seeking_interview_prompts_start_as_the_screening_did(tmp_path):
+    """The interview (ask, decide) of a candidate starts with the screening prompt's opening, CV included,
+    so it reuses the work vLLM did for the screening."""
+    run = tmp_path / "run"
+    assert main(["run", "job_seeking", "--llm", "fake", "--agents", "40", "--rounds", "2", "--out", str(run),
+                 "--no-progress"]) == 0
+    screened: dict[tuple[str, str], str] = {}  # (interviewer, CV) -> the screening's opening
+    later: list[tuple[str, str, str]] = []
+    for agent, action, prompt in q(run, "SELECT agent_id, action, prompt FROM llm_calls WHERE action IN "
+                                        "('screen', 'ask', 'offer_decision') ORDER BY id"):
+        msgs = json.loads(prompt)
+        user = msgs[1]["content"]
+        cv = user.split("CV: ", 1)[1].split("\n", 1)[0]
+        head = msgs[0]["content"] + user.split(cv, 1)[0] + cv
+        if action == "screen":
+            screened[(agent, cv)] = head
+        else:
+            later.append((agent, cv, msgs[0]["content"] + user))
+    assert later and screened
+    for agent, cv, text in later:
+        assert text.startswith(screened[(agent, cv)]), (agent, cv)

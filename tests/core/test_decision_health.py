@@ -10,20 +10,23 @@ from simulation.store import RunStore
 from tests.runs import rows
 
 
-def call_row(agent: str, choices: list[str], answer: str, action: str = "screen") -> tuple:
+def call_row(agent: str, choices: list[str], answer: str, action: str = "screen", valid: bool = True) -> tuple:
     return (1, "p", agent, action, 1, f"k-{agent}-{answer}-{action}", "[]", answer, json.dumps(choices), None, "e",
-            1.0, 1, 1, 0, 1, 0, 1, None, "stop", None)
+            1.0, 1, 1, 0, int(valid), 0, 1, None if valid else "StructuredOutputError: off the menu", "stop", None)
 
 
 def test_health_metrics_and_skew(tmp_path):
     store = RunStore(tmp_path / "run.sqlite")
     store.add_rows((), [call_row(f"a{i}", ["pass", "reject"], "pass") for i in range(24)]
                    + [call_row(f"b{i}", ["yes", "no"] if i % 2 else ["no", "yes"], "yes", "vote") for i in range(10)]
-                   + [call_row("m", ["1", "2"], "1", "memory.importance")])
+                   + [call_row("m", ["1", "2"], "1", "memory.importance")]
+                   + [call_row(f"c{i}", ["pass", "reject"], "maybe", valid=False) for i in range(6)])
     h = decision_health(store, 1)
     m = h.metrics
+    # the 6 invalid answers count as calls, never as an option or toward an agent's answers
     assert m["decision.screen.share.pass"] == 1.0 and m["decision.screen.first_share"] == 1.0
-    assert m["decision.screen.entropy"] == 0.0 and m["decision.screen.n"] == 24
+    assert m["decision.screen.entropy"] == 0.0 and m["decision.screen.n"] == 30
+    assert m["decision.screen.invalid_share"] == 0.2 and "decision.screen.share.maybe" not in m
     assert m["decision.vote.share.yes"] == 1.0 and m["decision.vote.first_share"] == 0.5  # option, not position
     assert not any(k.startswith("decision.memory") for k in m)
     assert len(h.skewed) == 1 and "'screen': 'pass' took 24 of 24" in h.skewed[0]  # the vote had 10 agents only

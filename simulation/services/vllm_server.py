@@ -7,6 +7,7 @@ session so that stopping one kills its whole process group and nothing else.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -45,6 +46,29 @@ def free_port(host: str = "127.0.0.1") -> int:
 def cpu_threads_bind() -> str:
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return f"0-{max(0, n - 1)}"
+
+
+def auto_kv_cache_gib(agents: int, chat_servers: int = 1, available_gib: float | None = None) -> int:
+    """The CPU chat server's KV cache for a population (``embedded.kv_cache_gib: auto``).
+
+    1 GiB per 60 agents, from 1 to 4 (240 agents x 3 rounds of job seeking reach the prefix-cache
+    ceiling at 4), and at most a quarter of the memory available now per chat server: each GiB of KV
+    cache is a GiB more of the server's resident memory.
+    """
+    if available_gib is None:
+        available_gib = available_memory_gib()
+    want = min(4, max(1, math.ceil(agents / 60)))
+    return max(1, min(want, int(available_gib / (4 * chat_servers))))
+
+
+def available_memory_gib() -> float:
+    """``MemAvailable`` from ``/proc/meminfo`` in GiB (8 where there is no such file)."""
+    try:
+        with open("/proc/meminfo") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+        return kib / 2**20
+    except (OSError, StopIteration, ValueError, IndexError):
+        return 8.0
 
 
 def cpu_dtype() -> str:

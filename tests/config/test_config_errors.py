@@ -44,6 +44,8 @@ CASES = {
                                "simulation_config.yml", "scenario.colour"),
     "missing_profiles_file": (lambda f: _edit_yaml(f, lambda d: d["agents"]["seeker"].update(profiles="nope.json")),
                               "simulation_config.yml", "agents.seeker.profiles"),
+    "kv_cache_text": (lambda f: _edit_yaml(f, lambda d: d.update(embedded={"kv_cache_gib": "lots"})),
+                      "simulation_config.yml", "embedded.kv_cache_gib"),
     "name_escapes_out_dir": (lambda f: _edit_yaml(f, lambda d: d.update(name="../../escaped")),
                              "simulation_config.yml", "name"),
     "name_absolute": (lambda f: _edit_yaml(f, lambda d: d.update(name="/tmp/elsewhere")), "simulation_config.yml",

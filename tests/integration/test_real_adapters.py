@@ -83,6 +83,7 @@ def test_train_deploy_lora_then_merge_then_replay(real_servers, tmp_path, capsys
     # minutes of server start are announced, and timed in the summary next to the rounds' wall time
     err = capsys.readouterr().err
     assert "starting the embedded CPU vLLM servers" in err and "embedded servers ready in" in err, err[-2000:]
+    assert "(KV cache 1 GiB)" in err, "16 agents: auto gives the smallest KV cache, and says so"
     assert summary["server_start_s"] > 0 and summary["wall_s"] > 0
     assert not servers_of(run / "models"), "the run stops the servers its deployments started"
 

@@ -39,3 +39,27 @@ def test_cpu_chat_server_block_size_and_kv_cache(monkeypatch):
     assert raised.env()["VLLM_CPU_KVCACHE_SPACE"] == "4"
     own = chat_spec(model="/m", served_name="m", port=1, extra_args=["--block-size", "64"]).command()
     assert own.count("--block-size") == 1
+
+
+def test_kv_cache_grows_with_the_population_within_memory(monkeypatch):
+    """``embedded.kv_cache_gib: auto``: 1 GiB per 60 agents, 1 to 4, at most a quarter of the available
+    memory per chat server; a number or the operator's environment variable wins."""
+    from simulation.config.models import SimulationConfig
+    from simulation.runner import kv_cache_env
+    from simulation.services.vllm_server import auto_kv_cache_gib
+
+    assert [auto_kv_cache_gib(n, 1, 20.0) for n in (1, 20, 60, 61, 120, 240, 100_000)] == [1, 1, 1, 2, 2, 4, 4]
+    assert auto_kv_cache_gib(240, 3, 20.0) == 1 and auto_kv_cache_gib(240, 1, 9.0) == 2
+    assert auto_kv_cache_gib(240, 1, 1.0) == 1  # never below 1 GiB
+
+    def sim(**embedded):
+        return SimulationConfig.model_validate({"name": "t", "agents": {"seeker": {"count": 200}, "interviewer": {"count": 40}},
+                                                "embedded": embedded})
+
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    monkeypatch.setattr("simulation.services.vllm_server.available_memory_gib", lambda: 20.0)
+    assert kv_cache_env(sim()) == {"VLLM_CPU_KVCACHE_SPACE": "4"}  # 240 agents
+    assert kv_cache_env(sim(kv_cache_gib=2)) == {"VLLM_CPU_KVCACHE_SPACE": "2"}
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "3")
+    assert kv_cache_env(sim()) == {}  # the server inherits the operator's 3
+    assert kv_cache_env(sim(kv_cache_gib=2)) == {"VLLM_CPU_KVCACHE_SPACE": "2"}

@@ -19,8 +19,8 @@ from ..config.loader import apply_override
 from ..config.models import ADAPTER_NAME, RunConfig
 from ..llm.routing import Assignment, adapter_paths, routing_from_settings, routing_with_deployed
 from ..llm.types import LLMError
-from ..population import PopulationStats, build_profiles
-from ..population.build import profile_sources, profile_streams
+from ..population import PopulationStats
+from ..population.build import ProfileSource, profile_sources, profile_streams
 from ..runtime.base import GroupCall, GroupLost
 from ..runtime.host import GroupHost
 from ..store import RunStore
@@ -73,6 +73,7 @@ class Simulator:
         self.failed_steps = 0
         self.recoveries = 0
         self._phase_calls = 0  # LLM calls recorded in the running phase (for its log line)
+        self._imported: tuple[dict[str, ProfileSource], dict[str, list[dict[str, Any]]]] | None = None
         self.setup_s = 0.0
         self.population = PopulationStats()
         self.intervention: str | None = None
@@ -244,8 +245,18 @@ class Simulator:
                 await out
 
     # -- setup --
+    def _imported_profiles(self) -> tuple[dict[str, ProfileSource], dict[str, list[dict[str, Any]]]]:
+        """Where each type's profiles come from, and the imported ones it takes.
+
+        The files are read once per run, for setup's report, ``profiles()`` and group rebuilds alike.
+        """
+        if self._imported is None:
+            self._imported = profile_sources(self.spec, self.counts, self.cfg.profiles, self.simulation.seed)
+        return self._imported
+
     def _streams(self) -> dict[str, Iterator[tuple[str, dict[str, Any]]]]:
-        return build_profiles(self.spec, self.counts, self.cfg.profiles, self.simulation.seed, self.simulation.id_digits)
+        return profile_streams(self.spec, self.counts, self._imported_profiles()[1], self.simulation.seed,
+                               self.simulation.id_digits)
 
     async def setup(self) -> None:
         """Create every agent (in bulk, spread over the groups), then the environment and its world."""
@@ -255,10 +266,8 @@ class Simulator:
         pending: list[list[tuple[str, list]]] = [[] for _ in range(n)]
         size = 0
         i = 0
-        # the profile files are read once here: for the streams and for the report of where profiles came from
-        sources, taken = profile_sources(self.spec, self.counts, self.cfg.profiles, self.simulation.seed)
-        streams = profile_streams(self.spec, self.counts, taken, self.simulation.seed, self.simulation.id_digits)
-        for agent_type, stream in streams.items():
+        sources, _ = self._imported_profiles()
+        for agent_type, stream in self._streams().items():
             rows = []
             for aid, prof in stream:
                 g = i % n  # round robin: every type on every group, so interactions cross groups

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -142,7 +143,8 @@ def profile_streams(spec: Any, counts: dict[str, int], taken: dict[str, list[dic
 
         def stream(agent_type=agent_type, count=count, imported=imported, gen=gen):
             for i, aid in enumerate(agent_ids(agent_type, count, digits)):
-                yield aid, (imported[i] if i < len(imported) else gen(seed, i))
+                # a copy: an agent's profile changes (--set) must not reach the profiles read later
+                yield aid, (copy.deepcopy(imported[i]) if i < len(imported) else gen(seed, i))
 
         out[agent_type] = stream()
     return out

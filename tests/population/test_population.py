@@ -144,3 +144,37 @@ def test_imported_profiles_reach_prompts_and_a_seeded_draw_is_taken(tmp_path, ca
     seen_by_seekers = "\n".join(applying)  # what a seeker reads when choosing where to apply
     assert "File the ledgers of branch" in seen_by_seekers and "Benefits: Perk" in seen_by_seekers
     assert "a lender since 1900" in text  # the interviewer's own company text
+
+
+def test_a_run_reads_each_profile_file_once_and_hands_out_copies(tmp_path, monkeypatch):
+    """Setup's report, the agents and ``sim.profiles()`` (job seeking's setup calls it per type) share
+    one read of each file; each gets its own copy of a profile, so changing one changes no other."""
+    import json
+
+    import simulation.population.build as build
+    from simulation.cli import main
+    from tests.conftest import copy_scenario
+
+    folder = copy_scenario(tmp_path, "job_seeking")
+    jobs = [{"class": "InterviewerAgent", "args": {
+        "name": f"Clerk {i}", "jd": f"File the ledgers of branch {i}.", "jr": ["BA"], "company": f"Bank {i}",
+        "salary": "USD 50,000 - 60,000 annually", "benefits": [], "location": "Oslo"}} for i in range(4)]
+    (folder / "configs" / "j.json").write_text(json.dumps(jobs))
+    reads: list[str] = []
+    real = build.read_imported
+
+    def counted(spec, agent_type, path):
+        reads.append(path.name)
+        return real(spec, agent_type, path)
+
+    monkeypatch.setattr(build, "read_imported", counted)
+    assert main(["run", str(folder), "agents.interviewer.profiles=j.json", "agents.interviewer.count=4",
+                 "--llm", "fake", "--rounds", "1", "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    assert reads == ["j.json"]
+
+    spec = type("Spec", (), {"generators": {}})()
+    taken = {"t": [{"traits": {"trust": "Low"}}]}  # one read, streamed twice
+    _, first = next(build.profile_streams(spec, {"t": 1}, taken, 1)["t"])
+    first["traits"]["trust"] = "High"  # as --set does to an agent's profile
+    _, again = next(build.profile_streams(spec, {"t": 1}, taken, 1)["t"])
+    assert again["traits"]["trust"] == "Low" and taken["t"][0]["traits"]["trust"] == "Low"

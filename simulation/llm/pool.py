@@ -151,8 +151,9 @@ class EndpointPool(Generic[C]):
     def _mark_down(self, ep: Endpoint[C], e: Exception, started: float) -> None:
         """Route around ``ep`` for a while.
 
-        Calls that were in flight when it failed do not lengthen the cooldown (one dropped connection under 64 calls is one failure, not 64), and with no
-        other endpoint left it is probed again within ``backoff_max_s``.
+        Calls that were in flight when it failed do not lengthen the cooldown (one dropped connection
+        under 64 calls is one failure, not 64), and with no other endpoint left it is probed again
+        within ``backoff_max_s``.
         """
         now = time.monotonic()
         if ep.down_until > started:  # already marked down by a call that failed at the same time
@@ -183,7 +184,7 @@ class EndpointPool(Generic[C]):
         first.down_until = min(first.down_until, time.monotonic())
 
     def stats(self) -> list[dict[str, Any]]:
-        """Per endpoint: calls, failures, load, whether healthy."""
+        """Per endpoint: its name, calls and failures."""
         return [{"endpoint": e.name, "calls": e.calls, "failures": e.failures} for e in self.endpoints]
 
 

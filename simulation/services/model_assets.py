@@ -54,9 +54,14 @@ def embedding_model_dir() -> Path:
     return folder
 
 
+def converted_chat_dir() -> Path:
+    """Where the chat model's HF folder is (or will be) converted to."""
+    return cache_root() / "models" / CHAT_MODEL_NAME
+
+
 def chat_model_dir(convert: bool = True) -> Path:
     """HF folder of SmolLM2-135M-Instruct, converted from the bundled GGUF on first use."""
-    target = cache_root() / "models" / CHAT_MODEL_NAME
+    target = converted_chat_dir()
     if (target / "config.json").exists() and any(target.glob("*.safetensors")):
         return target
     if not convert:
@@ -81,7 +86,7 @@ def chat_model_dir(convert: bool = True) -> Path:
 def chat_tokenizer_file() -> Path:
     """The chat model's ``tokenizer.json``: from the converted folder, else extracted once from the
     bundled GGUF (seconds; the weights are not converted for it)."""
-    converted = cache_root() / "models" / CHAT_MODEL_NAME / "tokenizer.json"
+    converted = converted_chat_dir() / "tokenizer.json"
     if converted.exists():
         return converted
     target = cache_root() / "tokenizers" / CHAT_MODEL_NAME / "tokenizer.json"

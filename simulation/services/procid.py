@@ -7,15 +7,21 @@ from pathlib import Path
 from typing import Any
 
 
+def _stat_fields(proc: Path) -> list[str]:
+    """``/proc/PID/stat`` after "pid (comm) ": state, ppid, pgrp, session, ... (raises OSError when gone)."""
+    stat = (proc / "stat").read_text()
+    return stat[stat.rindex(")") + 2:].split()
+
+
 def identity(pid: int) -> dict[str, Any] | None:
     """``{"start": ticks since boot, "cmd": command line}`` of a live process (Linux ``/proc``), or None."""
+    proc = Path(f"/proc/{pid}")
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        fields = _stat_fields(proc)
+        cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace").strip()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "; field 22 overall is the start time
-    return {"start": int(fields[19]), "cmd": cmd[:500]}
+    return {"start": int(fields[19]), "cmd": cmd[:500]}  # field 22 of the whole line: the start time
 
 
 def same_process(pid: int, recorded: dict[str, Any] | None, marker: str) -> tuple[bool, str]:
@@ -42,10 +48,9 @@ def session_members(sid: int) -> list[int]:
         if not d.name.isdigit():
             continue
         try:
-            stat = (d / "stat").read_text()
+            fields = _stat_fields(d)
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()  # state, ppid, pgrp, session, ...
         if fields[0] != "Z" and int(fields[3]) == sid:
             out.append(int(d.name))
     return out

@@ -73,10 +73,10 @@ def reset_prefix_cache(base_url: str) -> None:
     urllib.request.urlopen(req, timeout=30).read()
 
 
-def metric_totals(base_url: str) -> dict[str, float]:
-    """vLLM's counters from ``/metrics``, summed over their labels (``vllm:prefix_cache_hits`` ...)."""
+def metric_totals(base_url: str, timeout: float = 10.0) -> dict[str, float]:
+    """vLLM's metrics from ``/metrics``, summed over their labels, ``_total`` dropped (``vllm:prefix_cache_hits`` ...)."""
     out: dict[str, float] = {}
-    for line in urllib.request.urlopen(base_url.removesuffix("/v1") + "/metrics", timeout=10).read().decode().splitlines():
+    for line in urllib.request.urlopen(base_url.removesuffix("/v1") + "/metrics", timeout=timeout).read().decode().splitlines():
         if line.startswith("vllm:"):
             name = line.split("{", 1)[0].split(" ", 1)[0].removesuffix("_total")
             out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
@@ -88,22 +88,18 @@ class ServerSampler(threading.Thread):
 
     def __init__(self, base_url: str, every_s: float = 0.2):
         super().__init__(daemon=True)
-        self.url = base_url.removesuffix("/v1") + "/metrics"
+        self.base_url = base_url
         self.every_s = every_s
         self.samples: list[tuple[float, ...]] = []  # (t, running, waiting, generated, prompt, cache hits)
         self.halt = threading.Event()
 
     def run(self) -> None:
-        want = {"vllm:num_requests_running": 0, "vllm:num_requests_waiting": 1, "vllm:generation_tokens_total": 2,
-                "vllm:prompt_tokens_total": 3, "vllm:prefix_cache_hits_total": 4}
+        want = ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:generation_tokens",
+                "vllm:prompt_tokens", "vllm:prefix_cache_hits")
         while not self.halt.is_set():
-            vals = [0.0] * len(want)
             try:
-                for line in urllib.request.urlopen(self.url, timeout=2).read().decode().splitlines():
-                    name = line.split("{", 1)[0].split(" ", 1)[0]
-                    if name in want:
-                        vals[want[name]] += float(line.rsplit(" ", 1)[1])
-                self.samples.append((time.perf_counter(), *vals))
+                totals = metric_totals(self.base_url, timeout=2)
+                self.samples.append((time.perf_counter(), *(totals.get(n, 0.0) for n in want)))
             except OSError:
                 pass
             self.halt.wait(self.every_s)

@@ -152,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {p}", file=sys.stderr)
         return 2
     except RunStopped as e:  # what was recorded stays, and the run can be resumed
+        from .runner import Interrupted, format_summary
+
+        if isinstance(e, Interrupted):  # Ctrl-C: the summary of what ran, then where it stopped
+            print(format_summary(e.summary))
+            return _fail(str(e), 130)
         return _fail(f"stopped: {e}", 4)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
@@ -245,6 +250,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                       interventions=[parse_intervention(x) for x in args.intervene],
                       attributes=[parse_attribute(x) for x in args.set_attr])
     summary = asyncio.run(run_simulation(opts))
+    if "already_finished" in summary:
+        print(summary["already_finished"])
+        return 0
     print(format_summary(summary))
     if args.json:
         print(dump_json(summary))

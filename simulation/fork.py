@@ -44,8 +44,12 @@ def forked_config(parent: RunConfig, overrides: list[str], seed: int | None) -> 
         raise ConfigError(problems_from_validation(e, "<command line>")) from None
 
 
-def make_fork(parent_dir: Path, from_round: int, out: Path, cfg: RunConfig, replay: bool) -> Path:
-    """Create the fork's folder: config, the records of rounds before ``from_round``, and the checkpoint."""
+def make_fork(parent_dir: Path, from_round: int, out: Path, cfg: RunConfig, replay: bool,
+              plan: list[dict[str, Any]] | None = None) -> Path:
+    """Create the fork's folder: config, the records of rounds before ``from_round``, and the checkpoint.
+
+    ``plan`` is the fork's intervention schedule (``meta.schedule``), which running it applies.
+    """
     if from_round < 1:
         raise ConfigError([ConfigProblem("<command line>", "--from-round", "rounds are numbered from 1")])
     src = round_dir(parent_dir, from_round - 1)
@@ -72,7 +76,7 @@ def make_fork(parent_dir: Path, from_round: int, out: Path, cfg: RunConfig, repl
         parent_meta = store.meta()
         store.set_meta(parent=str(parent_dir.resolve()), from_round=from_round, created=time.time(),
                        seed=cfg.simulation.seed, replay_from=str(parent_dir.resolve()) if replay else None,
-                       parent_replay_from=parent_meta.get("replay_from"))
+                       parent_replay_from=parent_meta.get("replay_from"), schedule=plan or [])
     finally:
         store.close()
     shutil.copytree(src, round_dir(out, from_round - 1))

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -16,18 +17,20 @@ from typing import Any
 from loguru import logger
 from pydantic import ValidationError
 
+from . import schedule
 from .config import ConfigError, ConfigProblem, RunConfig, load_run_config, resolve_scenario_dir
 from .config.errors import problems_from_validation
 from .config.loader import EXAMPLES_DIR, SIM_CONFIG
 from .config.models import ModelConfig, SimulationConfig
 from .core.checkpoint import latest_checkpoint
+from .core.errors import RunStopped
 from .core.scenario import ScenarioSpec, load_scenario, phase_problems
 from .core.simulator import Simulator
 from .population import scale_counts
 from .runtime import GroupSpec, Runtime, make_runtime
 from .runtime.clients import build_embeddings
 from .services.manifest import read_manifest
-from .store import RunStore
+from .store import RunLock, RunStore
 
 
 def kv_cache_env(s: SimulationConfig) -> dict[str, str]:
@@ -61,6 +64,7 @@ class RunOptions:
     hooks: dict[str, list[Any]] = field(default_factory=dict)  # Simulator hooks, for library use
     interventions: list[tuple[int, str | None]] = field(default_factory=list)  # (round, text or None: clear)
     attributes: list[tuple[int, str, str, Any]] = field(default_factory=list)  # (round, agent, path, value)
+    created: bool = False  # the folder to resume was made by this command (a fork): bad input removes it
 
 
 def prepare_config(opts: RunOptions) -> tuple[ScenarioSpec, RunConfig]:
@@ -266,7 +270,11 @@ class Services:
 
 
 def start_fork(opts: RunOptions) -> RunOptions:
-    """Create the fork's run folder (see :mod:`simulation.fork`); the returned options resume it."""
+    """Create the fork's run folder (see :mod:`simulation.fork`); the returned options resume it.
+
+    The fork repeats the interventions its parent applied from ``--from-round`` on (and those the
+    parent had scheduled but not reached); a fork that is not a replay may add its own.
+    """
     from dataclasses import replace
 
     from .fork import forked_config, make_fork
@@ -284,29 +292,103 @@ def start_fork(opts: RunOptions) -> RunOptions:
     else:
         cfg = forked_config(read_run_config(parent), opts.overrides, opts.seed)
     _, cfg = recorded_scenario(parent, cfg, opts.scenario)
+    last = last_round(parent)
+    if opts.from_round > last + 1:
+        raise ConfigError([ConfigProblem("<command line>", "--from-round", (
+            f"round {opts.from_round} is past {parent.name}'s last recorded round ({last}): a fork re-runs "
+            f"rounds 1 to {last + 1}"))])
+    inherited = parent_schedule(parent, opts.from_round)
+    given = schedule.from_options(opts.interventions, opts.attributes)
+    if opts.replay:
+        schedule.check_same(given, inherited, "a fork replaying its parent")
+        plan = inherited
+    else:
+        plan = sorted([*inherited, *(g for g in given if g not in inherited)], key=lambda x: x.round)
+    late = [x.label() for x in plan if x.round > cfg.simulation.rounds or x.round < opts.from_round]
+    if late:
+        raise ConfigError([ConfigProblem("<command line>", "--intervene/--set", (
+            f"{late[0]} is outside the rounds the fork runs ({opts.from_round} to {cfg.simulation.rounds})"))])
     out = Path(opts.out) if opts.out else parent.parent / f"{parent.name}-fork{opts.from_round}-{time.strftime('%H%M%S')}"
-    make_fork(parent, opts.from_round, out, cfg, replay=bool(opts.replay))
-    return replace(opts, fork=None, replay=None, resume=str(out), overrides=[], seed=None, from_round=None)
+    make_fork(parent, opts.from_round, out, cfg, replay=bool(opts.replay), plan=[x.to_data() for x in plan])
+    return replace(opts, fork=None, replay=None, resume=str(out), overrides=[], seed=None, from_round=None,
+                   interventions=[], attributes=[], created=True)
+
+
+def last_round(run_dir: Path) -> int:
+    """The last round a run checkpointed (0 when it has none)."""
+    found = latest_checkpoint(run_dir)
+    return found[0] if found else 0
+
+
+def parent_schedule(parent: Path, from_round: int) -> list[schedule.Scheduled]:
+    """What a fork of ``parent`` from ``from_round`` repeats: the interventions the parent applied from
+    that round on, then those its schedule names for rounds it did not reach."""
+    store = RunStore(parent / "run.sqlite", readonly=True)
+    try:
+        applied = schedule.recorded(store, from_round)
+        planned = schedule.from_data(store.meta().get("schedule"))
+    finally:
+        store.close()
+    reached = max([last_round(parent), *(x.round for x in applied)])
+    return [*applied, *(x for x in planned if x.round > reached and x.round >= from_round)]
+
+
+class Interrupted(RunStopped):
+    """The user stopped the run (Ctrl-C): it ended after a checkpointed round and can be resumed."""
+
+    def __init__(self, summary: dict[str, Any], run_dir: Path, round_: int, rounds: int):
+        super().__init__(f"interrupted after round {round_} of {rounds} (checkpointed); to go on: "
+                         f"gensim run --resume {run_dir}")
+        self.summary = summary
+
+
+def finished_summary(run_dir: Path, cfg: RunConfig) -> dict[str, Any] | None:
+    """A finished run's recorded summary, marked as such (None when the run has rounds left)."""
+    store = RunStore(run_dir / "run.sqlite", readonly=True)
+    try:
+        meta = store.meta()
+    finally:
+        store.close()
+    if not meta.get("finished") or last_round(run_dir) < cfg.simulation.rounds:
+        return None
+    return {**(meta.get("summary") or {}), "already_finished": (
+        f"{run_dir} finished all {cfg.simulation.rounds} rounds: nothing to resume, nothing changed "
+        f"(gensim run --fork {run_dir} --from-round R re-runs rounds in a new folder)")}
+
+
+def validate_attributes(sim: Simulator, plan: list[schedule.Scheduled]) -> None:
+    """Every ``--set`` names an agent of the run and a field its profile has, with a value of that field's type."""
+    problems = []
+    for x in plan:
+        if x.kind != "attribute":
+            continue
+        if x.target not in sim.where:
+            problems.append(ConfigProblem("<command line>", "--set", f"no agent '{x.target}' in this run"))
+            continue
+        why = schedule.attribute_problem(sim.store.profile(x.target), x.path or "", x.value)
+        if why:
+            problems.append(ConfigProblem("<command line>", "--set", f"{x.label().removeprefix('--set ')}: {why}"))
+    if problems:
+        raise ConfigError(problems)
 
 
 async def run_simulation(opts: RunOptions) -> dict[str, Any]:
-    """Run (or replay, resume, or fork) a simulation and return its summary."""
+    """Run (or replay, resume, or fork) a simulation and return its summary.
+
+    One process per run folder: the folder is locked while this runs. Bad input found after the
+    folder was made removes it again; Ctrl-C ends the run after its round with :class:`Interrupted`.
+    """
     replay_from: Path | None = None
     restart = False
+    created = opts.created
+    given = schedule.from_options(opts.interventions, opts.attributes)
     if opts.fork:
         opts = start_fork(opts)
+        created = True
     if opts.resume:
         run_dir = Path(opts.resume).resolve()  # absolute: group actors on a cluster have other cwds
         cfg = read_run_config(run_dir, opts)
-        store = RunStore(run_dir / "run.sqlite")
-        rf = store.meta().get("replay_from")
-        replay_from = Path(rf).resolve() if rf else None
-        spec, cfg = recorded_scenario(run_dir, cfg, opts.scenario)
-        check_schedule(opts, cfg)
-        if latest_checkpoint(run_dir) is None:  # stopped before its first checkpoint: start it again
-            logger.warning("{}: no checkpoint yet (stopped during setup); running it from the start", run_dir)
-            store.truncate_after(-1)
-            restart = True
+        lock = RunLock(run_dir, "resume").acquire()
     else:
         if opts.replay:
             replay_from = Path(opts.replay).resolve()
@@ -315,17 +397,65 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
                 raise ConfigError([ConfigProblem(str(replay_from), "run.sqlite", "missing: nothing to replay")])
             spec, cfg = recorded_scenario(replay_from, cfg, opts.scenario)
             cfg = recorded_rounds(replay_from, cfg)
+            src = RunStore(replay_from / "run.sqlite", readonly=True)
+            try:
+                plan = schedule.recorded(src)
+            finally:
+                src.close()
+            schedule.check_same(given, plan, "a replay")
         else:
             spec, cfg = prepare_config(opts)
-        check_schedule(opts, cfg)
+            plan = given
+        check_schedule(plan, cfg)
         run_dir = (Path(opts.out) if opts.out else default_run_dir(cfg)).resolve()
         if (run_dir / "run.sqlite").exists():
             raise ConfigError([ConfigProblem(str(run_dir), "--out", "already holds a run; use --resume or another folder")])
+        created = not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(run_dir, "replay" if replay_from else "run").acquire()
+    try:
+        return await _run_locked(opts, run_dir, cfg, replay_from, restart, plan if not opts.resume else None,
+                                 given, spec if not opts.resume else None)
+    except ConfigError:
+        if created:  # bad input found after the folder was made: leave nothing half-made behind
+            lock.release()
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    finally:
+        lock.release()
+
+
+async def _run_locked(opts: RunOptions, run_dir: Path, cfg: RunConfig, replay_from: Path | None, restart: bool,
+                      plan: list[schedule.Scheduled] | None, given: list[schedule.Scheduled],
+                      spec: ScenarioSpec | None) -> dict[str, Any]:
+    """:func:`run_simulation` once the run folder is locked (``plan`` and ``spec`` are None on a resume)."""
+    if opts.resume:
+        spec, cfg = recorded_scenario(run_dir, cfg, opts.scenario)
+        done = finished_summary(run_dir, cfg)
+        if done is not None:
+            return done
+        store = RunStore(run_dir / "run.sqlite")
+        meta = store.meta()
+        rf = meta.get("replay_from")
+        replay_from = Path(rf).resolve() if rf else None
+        # a run recorded before schedules were kept: the command line's, as it used to be
+        plan = schedule.from_data(meta["schedule"]) if "schedule" in meta else given
+        try:
+            schedule.check_same(given, plan, "a resume")
+            check_schedule(plan, cfg)
+        except ConfigError:
+            store.close()
+            raise
+        if latest_checkpoint(run_dir) is None:  # stopped before its first checkpoint: start it again
+            logger.warning("{}: no checkpoint yet (stopped during setup); running it from the start", run_dir)
+            store.truncate_after(-1)
+            restart = True
+    else:
+        assert spec is not None and plan is not None
         (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2, by_alias=True))
         store = RunStore(run_dir / "run.sqlite")
         store.set_meta(scenario=spec.name, created=time.time(), replay_from=str(replay_from) if replay_from else None,
-                       seed=cfg.simulation.seed)
+                       seed=cfg.simulation.seed, schedule=[x.to_data() for x in plan])
 
     services = Services(progress=opts.progress)
     runtime: Runtime | None = None
@@ -361,26 +491,43 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
         for when, fns in opts.hooks.items():
             for fn in fns:
                 sim.add_hook(when, fn)
-        if opts.interventions or opts.attributes:
-            sim.add_hook("before_round", scheduled_interventions(opts))
+        if plan:
+            sim.add_hook("before_round", schedule.hook(plan))
         await sim.setup()
-        unknown = sorted({a for _, a, _, _ in opts.attributes if a not in sim.where})
-        if unknown:
-            raise ConfigError([ConfigProblem("<command line>", "--set", f"no agent '{a}' in this run") for a in unknown])
+        validate_attributes(sim, plan)
         if opts.resume and not restart:
             await sim.restore()
         elif sim.round == 0:
             await sim.checkpoint()
         await sim.deploy_routed()  # the adapters the config or the checkpoint names
         loop = asyncio.get_running_loop()
+        interrupted = False
+
+        def on_sigint() -> None:  # the first Ctrl-C ends the run after its round; a second one at once
+            nonlocal interrupted
+            interrupted = True
+            sim.request_stop()
+            print(f"\nstopping after round {sim.round + 1} (Ctrl-C again stops at once)", file=sys.stderr, flush=True)
+            loop.remove_signal_handler(signal.SIGINT)
+
         try:
-            loop.add_signal_handler(signal.SIGINT, sim.request_stop)
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
         except (NotImplementedError, RuntimeError):
             pass
-        summary = await sim.run()
+        try:
+            summary = await sim.run()
+        finally:
+            try:
+                loop.remove_signal_handler(signal.SIGINT)
+            except (NotImplementedError, RuntimeError):
+                pass
         if services.start_s is not None:
             summary["server_start_s"] = services.start_s
-        store.set_meta(finished=sim.round >= cfg.simulation.rounds, summary=summary)
+        finished = sim.round >= cfg.simulation.rounds
+        store.set_meta(finished=finished, summary=summary)
+        if interrupted and not finished:
+            store.set_meta(stopped={"round": sim.round + 1, "reason": "interrupted (Ctrl-C)"})
+            raise Interrupted(summary, run_dir, sim.round, cfg.simulation.rounds)
         return summary
     finally:
         if runtime is not None:
@@ -413,9 +560,9 @@ def recorded_rounds(source: Path, cfg: RunConfig) -> RunConfig:
     return cfg
 
 
-def check_schedule(opts: RunOptions, cfg: RunConfig) -> None:
+def check_schedule(plan: list[schedule.Scheduled], cfg: RunConfig) -> None:
     """``--intervene``/``--set`` rounds must fall within the run (a later one would be dropped silently)."""
-    late = sorted({r for r, *_ in [*opts.interventions, *opts.attributes] if r > cfg.simulation.rounds})
+    late = sorted({x.round for x in plan if x.round > cfg.simulation.rounds})
     if late:
         raise ConfigError([ConfigProblem("<command line>", "--intervene/--set", f"round {late[0]} is after the run's "
                                          f"last round ({cfg.simulation.rounds})")])
@@ -446,20 +593,6 @@ def replayed_deployments(source: Path) -> Any:
                 await sim.deploy_adapter(data["path"], name, agents=data.get("agents") or None,
                                          share=data.get("share", 1.0), types=data.get("types") or None,
                                          mode=data.get("mode"))
-
-    return hook
-
-
-def scheduled_interventions(opts: RunOptions) -> Any:
-    """A before-round hook applying the command line's ``--intervene`` and ``--set`` in their rounds."""
-
-    async def hook(sim: Simulator, r: int) -> None:
-        for when, text in opts.interventions:
-            if when == r:
-                sim.set_intervention(text)
-        for when, agent, path, value in opts.attributes:
-            if when == r:
-                await sim.set_attribute(agent, path, value)
 
     return hook
 

@@ -20,14 +20,15 @@ class StepError:
     where: str  # file:line where it was raised
     error: str  # "KeyError: 'salary'"
     traceback: str
+    replay_miss: bool = False  # a replay asked for a call its recording lacks: not a bug in the step
 
     @classmethod
-    def from_exception(cls, agent_id: str, phase: str, e: BaseException) -> StepError:
+    def from_exception(cls, agent_id: str, phase: str, e: BaseException, replay_miss: bool = False) -> StepError:
         """The record of an exception raised in ``agent_id``'s step, with where it was raised."""
         frames = traceback.extract_tb(e.__traceback__)
         where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
         return cls(agent_id, phase, where, f"{type(e).__name__}: {e}",
-                   "".join(traceback.format_exception(type(e), e, e.__traceback__)))
+                   "".join(traceback.format_exception(type(e), e, e.__traceback__)), replay_miss)
 
 
 class RunStopped(RuntimeError):
@@ -42,6 +43,21 @@ class ScenarioError(RunStopped):
         more = f" (and {len(errors) - 1} more step(s))" if len(errors) > 1 else ""
         super().__init__(f"agent {first.agent_id} failed in round {round_} phase {first.phase} at {first.where}: "
                          f"{first.error}{more}; traceback in {log_file}")
+        self.errors = errors
+
+
+class ReplayDiverged(RunStopped):
+    """A replay asked for an LLM call its recording does not hold: the run no longer follows it.
+
+    The message names the call's key and the first line where its prompt differs from the
+    nearest recorded one (a changed prompt template, intervention or setting, usually).
+    """
+
+    def __init__(self, round_: int, errors: list[StepError]):
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more call(s))" if len(errors) > 1 else ""
+        super().__init__(f"round {round_} phase {first.phase}: "
+                         f"{first.error.removeprefix('ReplayMiss: ')}{more}")
         self.errors = errors
 
 

@@ -82,7 +82,7 @@ class AgentGroup:
                 except EndpointOutage as e:
                     result.outage = str(e)
                 except ReplayMiss as e:  # the run no longer follows its recording: a divergence, not a flake
-                    result.errors.append(StepError.from_exception(agent.id, phase.name, e))
+                    result.errors.append(StepError.from_exception(agent.id, phase.name, e, replay_miss=True))
                 except LLMError as e:  # the model's side failed: counted, and the round goes on
                     logger.warning("agent {} failed in {}: {}: {}", agent.id, phase.name, type(e).__name__, e)
                     result.failed += 1

@@ -24,9 +24,24 @@ from ..population.build import ProfileSource, profile_sources, profile_streams
 from ..runtime.base import GroupCall, GroupLost
 from ..runtime.host import GroupHost
 from ..store import RunStore
-from .checkpoint import latest_checkpoint, read_driver_state, round_dir, write_driver_state
+from .checkpoint import (
+    FILES,
+    group_sizes,
+    latest_checkpoint,
+    read_driver_state,
+    round_dir,
+    write_driver_state,
+)
 from .checks import run_checks
-from .errors import FailedStepsExceeded, OutageStop, RunStopped, ScenarioError, SetupError, StepError
+from .errors import (
+    FailedStepsExceeded,
+    OutageStop,
+    ReplayDiverged,
+    RunStopped,
+    ScenarioError,
+    SetupError,
+    StepError,
+)
 from .group import action_rows
 from .health import decision_health
 from .phase import Phase
@@ -464,6 +479,10 @@ class Simulator:
         What was recorded stays; the round is not checkpointed, so a resume redoes it.
         """
         errors = [e for out in outs for e in out.errors]
+        misses = [e for e in errors if e.replay_miss]
+        if misses and len(misses) == len(errors):
+            raise self._stopped(ReplayDiverged(r, misses))
+        errors = [e for e in errors if not e.replay_miss] or errors
         if errors:
             for e in errors:
                 logger.bind(run_log_only=True).error("agent {} raised in round {} phase {}:\n{}", e.agent_id, r,
@@ -563,7 +582,7 @@ class Simulator:
         d = round_dir(self.run_dir, self.round)
         d.mkdir(parents=True, exist_ok=True)
         await self.runtime.broadcast(GroupHost.checkpoint, str(d))
-        write_driver_state(d, self.state())
+        write_driver_state(d, {**self.state(), FILES: group_sizes(d)})
         self._patches = []
         return d
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from .structured import StructuredOutputError
 from .types import ChatClient, ChatRequest, ChatResult, LLMError
@@ -35,11 +39,63 @@ class CachedAnswer:
                           finish_reason=self.finish_reason, model=self.model)
 
 
-class ResponseCache:
-    """Recorded answers by request key, filled from a run store or as calls happen."""
+def _lines(messages: Any) -> list[str]:
+    """A chat request's messages as text lines (``role: first line``, then the content's other lines)."""
+    out: list[str] = []
+    for m in messages or ():
+        text = str(m.get("content", "")) if isinstance(m, dict) else str(m)
+        first, *rest = text.split("\n") or [""]
+        out += [f"{m.get('role', '?') if isinstance(m, dict) else '?'}: {first}", *rest]
+    return out
 
-    def __init__(self, entries: dict[str, CachedAnswer] | None = None):
+
+def _clip(text: str, n: int = 100) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def explain_miss(source: Path, request: ChatRequest) -> str:
+    """What differs between a request a replay cannot answer and the nearest recorded one.
+
+    The nearest is the same caller's call of the same round, action and number when recorded,
+    else its nearest call of that action; the first differing line of the two prompts is named.
+    """
+    t = request.tag
+    db = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        rows = list(db.execute(
+            "SELECT round, seq, prompt, key FROM llm_calls WHERE agent_id = ? AND action = ? "
+            "ORDER BY (round = ? AND seq = ?) DESC, ABS(round - ?), ABS(seq - ?) LIMIT 1",
+            (t.agent_id, t.action, t.round, t.seq, t.round, t.seq)))
+    finally:
+        db.close()
+    if not rows:
+        return f"the recording has no {t.action} call of {t.agent_id} at all"
+    r, seq, prompt, key = rows[0]
+    where = f"round {r} #{seq}" if (r, seq) != (t.round, t.seq) else "the same call"
+    try:
+        old = _lines(json.loads(prompt))
+    except (TypeError, ValueError):
+        old = str(prompt).split("\n")
+    new = _lines(request.messages)
+    for i, (a, b) in enumerate(zip(old, new, strict=False)):
+        if a != b:
+            return f"nearest recorded call ({where}) differs at prompt line {i + 1}: recorded {_clip(a)!r}, now {_clip(b)!r}"
+    if len(old) != len(new):
+        return (f"nearest recorded call ({where}) has {len(old)} prompt lines, now {len(new)}: "
+                f"the first {min(len(old), len(new))} are the same")
+    return (f"nearest recorded call ({where}, key {key}) has the same prompt; the request differs in its "
+            f"settings (max_tokens {request.max_tokens}, temperature {request.temperature}, choices, schema or model)")
+
+
+class ResponseCache:
+    """Recorded answers by request key, filled from a run store or as calls happen.
+
+    ``source`` is the run store they came from: a replay that misses names the nearest recorded call.
+    """
+
+    def __init__(self, entries: dict[str, CachedAnswer] | None = None, source: Path | None = None):
         self.entries: dict[str, CachedAnswer] = dict(entries or {})
+        self.source = source
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -80,7 +136,14 @@ class CachingClient:
             return hit.result()
         if self.replay_only:
             t = request.tag
-            raise ReplayMiss(f"replay has no recorded response for {t.agent_id} round {t.round} {t.action} #{t.seq}")
+            why = ""
+            if self.cache.source is not None:
+                try:
+                    why = "; " + explain_miss(self.cache.source, request)
+                except sqlite3.Error as e:  # the explanation is a courtesy: the miss is reported anyway
+                    why = f"; (could not read {self.cache.source}: {e})"
+            raise ReplayMiss(f"the replay left its recording: no recorded response for {t.agent_id} round {t.round} "
+                             f"{t.action} #{t.seq} (key {key}){why}")
         try:
             result = await self.inner.complete(request)
         except StructuredOutputError as e:

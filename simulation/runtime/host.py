@@ -107,7 +107,8 @@ class GroupHost:
         if gspec.replay_from:
             src = RunStore(Path(gspec.replay_from) / "run.sqlite", readonly=True)
             try:
-                replay_calls, replay_vecs = ResponseCache(src.response_cache()), src.embeddings()
+                replay_calls = ResponseCache(src.response_cache(), source=src.path)
+                replay_vecs = src.embeddings()
             finally:
                 src.close()
         self._chat_models, self._replay_calls = chat, replay_calls

@@ -1,5 +1,6 @@
 """The run folder and its SQLite database."""
 
+from .lock import RunLock
 from .run_store import RunStore
 
-__all__ = ["RunStore"]
+__all__ = ["RunLock", "RunStore"]

@@ -293,10 +293,10 @@ def start_fork(opts: RunOptions) -> RunOptions:
         cfg = forked_config(read_run_config(parent), opts.overrides, opts.seed)
     _, cfg = recorded_scenario(parent, cfg, opts.scenario)
     last = last_round(parent)
-    if opts.from_round > last + 1:
+    if opts.from_round > min(last + 1, cfg.simulation.rounds):
         raise ConfigError([ConfigProblem("<command line>", "--from-round", (
-            f"round {opts.from_round} is past {parent.name}'s last recorded round ({last}): a fork re-runs "
-            f"rounds 1 to {last + 1}"))])
+            f"round {opts.from_round} is past what a fork can re-run: {parent.name} has {cfg.simulation.rounds} "
+            f"rounds and its last recorded round is {last}"))])
     inherited = parent_schedule(parent, opts.from_round)
     given = schedule.from_options(opts.interventions, opts.attributes)
     if opts.replay:
@@ -413,6 +413,9 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
         created = not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = RunLock(run_dir, "replay" if replay_from else "run").acquire()
+        if (run_dir / "run.sqlite").exists():  # another process made a run there since the check above
+            lock.release()
+            raise ConfigError([ConfigProblem(str(run_dir), "--out", "already holds a run; use --resume or another folder")])
     try:
         return await _run_locked(opts, run_dir, cfg, replay_from, restart, plan if not opts.resume else None,
                                  given, spec if not opts.resume else None)
@@ -607,6 +610,7 @@ async def interview_agent(run_dir: Path, agent_id: str, question: str, scenario:
     found = latest_checkpoint(run_dir)
     if found is None:
         raise ConfigError([ConfigProblem(str(run_dir), "checkpoints", "no checkpoint: nothing to interview")])
+    lock = RunLock(run_dir, "interview").acquire()
     store = RunStore(run_dir / "run.sqlite")
     services = Services()
     host = None
@@ -643,6 +647,7 @@ async def interview_agent(run_dir: Path, agent_id: str, question: str, scenario:
             await host.aclose()
         services.stop()
         store.close()
+        lock.release()
 
 
 def parse_intervention(arg: str) -> tuple[int, str | None]:

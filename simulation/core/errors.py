@@ -69,6 +69,16 @@ class SetupError(RunStopped):
         super().__init__(f"the scenario's setup failed at {where}: {type(e).__name__}: {e}; traceback in {log_file}")
 
 
+class EnvironmentCodeError(RunStopped):
+    """The scenario's environment raised in ``observe``, ``route``, ``metrics``, ``phases`` or ``world_update``."""
+
+    def __init__(self, method: str, round_: int, phase: str | None, e: BaseException, log_file: Path):
+        where = StepError.from_exception("", method, e).where
+        at = f"round {round_}" + (f" phase {phase}" if phase else "")
+        super().__init__(f"the environment's {method} failed in {at} at {where}: {type(e).__name__}: {e}; "
+                         f"traceback in {log_file}")
+
+
 class FailedStepsExceeded(RunStopped):
     """More steps failed on the model's side in one round than ``simulation.max_failed_step_share`` allows."""
 

@@ -34,6 +34,7 @@ from .checkpoint import (
 )
 from .checks import run_checks
 from .errors import (
+    EnvironmentCodeError,
     FailedStepsExceeded,
     OutageStop,
     ReplayDiverged,
@@ -351,7 +352,7 @@ class Simulator:
     async def run_round(self, r: int) -> dict[str, float]:
         """Run round ``r``: its phases, checks, metrics and checkpoint; returns its metrics."""
         await self._run_hooks("before_round", r)
-        self._round_update = self.env.world_update(r)
+        self._round_update = self._env("world_update", r, None, r)
         self._round_inputs = []
         try:
             await self.runtime.broadcast(GroupHost.begin_round, self._round_update, self.intervention)
@@ -360,12 +361,15 @@ class Simulator:
             await self._rebuild_group(e.index, r)
             await self.runtime.call(e.index, GroupHost.cold)
             self.recoveries += 1
+        except Exception as e:  # the world's update(data), the scenario's code, raised in a group
+            logger.bind(run_log_only=True).opt(exception=e).error("the world's update raised in round {}", r)
+            raise self._stopped(EnvironmentCodeError("world update", r, None, e, self.run_dir / "run.log")) from None
         bar = tqdm(total=0, desc=f"round {r}/{self.simulation.rounds}", unit="step", disable=not self.progress,
                    dynamic_ncols=True, leave=True)
         inboxes: dict[str, list] = {}
         round_actions = round_failed = round_steps = 0
         round_checks: Counter[tuple[str, str]] = Counter()  # (check, "covered" | "failed") -> actions
-        for phase in self.env.phases(r):
+        for phase in self._env("phases", r, None, r):
             await self._run_hooks("before_phase", r, phase)
             bar.set_postfix_str(phase.name)
             per_group = self._split(inboxes)
@@ -403,9 +407,9 @@ class Simulator:
             actions.sort(key=lambda a: a.agent_id)
             round_actions += len(actions)
             self.store.add_rows(action_rows(r, phase.name, actions), ())
-            self.env.observe(phase, r, actions, messages)
+            self._env("observe", r, phase.name, phase, r, actions, messages)
             self._check(r, phase, actions, round_checks)
-            inboxes = self.env.route(phase, messages)
+            inboxes = self._env("route", r, phase.name, phase, messages)
             logger.info("round {} phase {}: {} steps, {} actions, {} LLM calls in {:.2f}s", r, phase.name,
                         sum(o.steps for o in outs), len(actions), self._phase_calls,
                         time.perf_counter() - t_phase)
@@ -417,7 +421,7 @@ class Simulator:
                 f"max_failed_step_share is {self.simulation.max_failed_step_share:.1%}); "
                 f"the round was not checkpointed: fix the endpoints, then gensim run --resume {self.run_dir}"))
         self.failed_steps += round_failed
-        metrics = self.env.metrics(r)
+        metrics = self._env("metrics", r, None, r)
         metrics["actions"] = round_actions
         metrics["failed_steps"] = self.failed_steps
         for c in self.spec.checks:
@@ -434,6 +438,16 @@ class Simulator:
             await self.checkpoint()
         await self._run_hooks("after_round", r)
         return metrics
+
+    def _env(self, method: str, r: int, phase: str | None, *args: Any) -> Any:
+        """Call the environment's ``method``; a bug there stops the run like one in an agent step."""
+        try:
+            return getattr(self.env, method)(*args)
+        except (ConfigError, RunStopped, LLMError):
+            raise
+        except Exception as e:
+            logger.bind(run_log_only=True).opt(exception=e).error("the environment's {} raised in round {}", method, r)
+            raise self._stopped(EnvironmentCodeError(method, r, phase, e, self.run_dir / "run.log")) from None
 
     def _check(self, r: int, phase: Phase, actions: list[Action], counts: Counter) -> None:
         """Run the scenario's checks over the phase's actions and store every verdict."""
@@ -616,7 +630,7 @@ class Simulator:
                                "failed_steps": self.failed_steps}
         if self.recoveries:
             out["recovered_groups"] = self.recoveries
-        out.update(self.env.summary())
+        out.update(self._env("summary", self.round, None))
         out["invalid_actions"] = self.store.invalid_actions()
         if self.simulation.llm.backend == "fake":
             out["llm_backend"] = "fake (in-process; the answers mean nothing)"

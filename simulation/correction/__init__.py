@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, ConfigProblem
-from ..store import RunStore
+from ..store import RunLock, RunStore
 from .datasets import KINDS, dataset_rows, write_dataset
 from .ratings import (
     Rating,
@@ -37,6 +37,7 @@ def rate_run(run_dir: str | Path, by: str, judge: str | None = None, sample: int
     run = Path(run_dir)
     if not (run / "run.sqlite").is_file():
         raise ConfigError([ConfigProblem(str(run), "run.sqlite", "not a run folder")])
+    lock = RunLock(run, f"rate --by {by}").acquire()  # a resume truncating rounds would orphan ratings
     store = RunStore(run / "run.sqlite")
     unanswered = 0  # calls the judge was asked about and gave no valid score for
     try:
@@ -57,6 +58,7 @@ def rate_run(run_dir: str | Path, by: str, judge: str | None = None, sample: int
         added = add_ratings(store, ratings)
     finally:
         store.close()
+        lock.release()
     scores = [r.score for r in ratings if r.score is not None]
     out = {"rated_calls": len({r.llm_call_id for r in ratings}), "ratings_added": added,
            "rewrites": sum(r.rewrite is not None for r in ratings),

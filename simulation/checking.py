@@ -71,12 +71,22 @@ def template_problems(spec: ScenarioSpec) -> list[ConfigProblem]:
             continue
         rel = path.relative_to(prompts).as_posix()
         try:
-            tree = env.parse(path.read_text(encoding="utf-8"))
+            source = path.read_text(encoding="utf-8")
+            tree = env.parse(source)
+            env.compile(source)  # what parsing leaves out: filters and tests that do not exist
+        except jinja2.TemplateAssertionError as e:
+            problems.append(ConfigProblem(str(path), f"line {e.lineno}", f"{e.message} (jinja2's built-in filters "
+                                          "and tests only: a scenario cannot add its own)"))
+            continue
         except jinja2.TemplateSyntaxError as e:
             problems.append(ConfigProblem(str(path), f"line {e.lineno}", f"template syntax error: {e.message}"))
             continue
         except UnicodeDecodeError as e:
             problems.append(ConfigProblem(str(path), "", f"cannot read: {e}"))
+            continue
+        if not source.strip():
+            problems.append(ConfigProblem(str(path), "", "empty template: every prompt rendered from it would be "
+                                          "empty"))
             continue
         kws = given.get(rel, set())
         if kws is None or rel not in given:

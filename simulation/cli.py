@@ -60,8 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate a scenario's configs and profiles without starting anything")
     c.add_argument("scenario")
     c.add_argument("overrides", nargs="*", metavar="key=value")
-    c.add_argument("--dry-run", action="store_true", help="also run the setup and one round on the fake model "
-                   "(no servers, a scratch run folder): catches code that crashes")
+    c.add_argument("--dry-run", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run the setup and one round on the fake model (no servers, a scratch run folder, "
+                   "about a second): catches code that crashes; --no-dry-run checks the files only (default: on)")
     c.add_argument("--agents", type=_count, help="scale the population to N agents (as run --agents does)")
     c.add_argument("--endpoints", action="store_true", help="also ask each configured endpoint for its models")
     i = sub.add_parser("interview", help="ask an agent of a run a question; it answers in character")

@@ -38,15 +38,49 @@ def resolve_scenario_dir(name_or_path: str) -> Path:
     )])
 
 
+class DuplicateKey(ValueError):
+    """A mapping names the same key twice (YAML and JSON parsers would keep the later one silently)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key repeated within one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise DuplicateKey(f"line {key_node.start_mark.line + 1}: duplicate key '{key}' (first on line "
+                                   f"{seen[key]}; the later value would silently win)")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    dup = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+    if dup is not None:
+        raise DuplicateKey(f"duplicate key '{dup}' (the later value would silently win)")
+    return dict(pairs)
+
+
+def load_structured_text(text: str, yaml_file: bool) -> Any:
+    """Parse YAML or JSON text, refusing duplicate keys (:class:`DuplicateKey`)."""
+    if yaml_file:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    return json.loads(text, object_pairs_hook=_unique_pairs)
+
+
 def _read_structured(path: Path, problems: list[ConfigProblem]) -> Any:
     if not path.is_file():
         problems.append(ConfigProblem(str(path), "", "file not found"))
         return None
     try:
         text = path.read_text(encoding="utf-8")
-        if path.suffix in (".yml", ".yaml"):
-            return yaml.safe_load(text)
-        return json.loads(text)
+        return load_structured_text(text, path.suffix in (".yml", ".yaml"))
+    except DuplicateKey as e:
+        where, _, why = str(e).partition(": ") if str(e).startswith("line ") else ("", "", str(e))
+        problems.append(ConfigProblem(str(path), where, why))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
@@ -208,7 +242,58 @@ def load_run_config(
         elif profile_validators and agent_type in profile_validators:
             problems += profile_validators[agent_type](ppath)
 
+    if sim is not None:
+        problems += _llm_problems(sim, models, agent_types, str(sim_path))
     if problems or sim is None:
         raise ConfigError(problems)
     return RunConfig(scenario_dir=str(scenario_dir), simulation=sim, memory=memory, models=models,
                      params=params, profiles=profiles)
+
+
+def _served_names(models: list[ModelConfig], sim: SimulationConfig) -> set[str] | None:
+    """The model names agents may ask for: the chat entries' (or the launch manifest's, or the embedded
+    servers') names and adapters, and ``llm.adapter``'s name. None: not known before the run."""
+    from ..services.manifest import read_manifest
+
+    chat = [m for m in models if m.model_type == "openai_chat"]
+    if not chat:
+        entries = [e for e in read_manifest("llm")]
+        if entries:
+            names = {n for e in entries for n in (e.get("config_name"), e.get("model_name")) if n}
+        elif sim.embedded.enabled:
+            from ..services.model_assets import CHAT_MODEL_NAME
+
+            names = {CHAT_MODEL_NAME, *(f"embedded-chat-{i}" for i in range(sim.embedded.chat_servers))}
+        else:
+            return None
+    else:
+        names = {n for m in chat for n in (m.config_name, m.model_name, *m.adapters)}
+    if sim.llm.adapter:
+        names.add(sim.llm.adapter_name or Path(sim.llm.adapter).name)
+    return names
+
+
+def _llm_problems(sim: SimulationConfig, models: list[ModelConfig], agent_types: Iterable[str] | None,
+                  file: str) -> list[ConfigProblem]:
+    """``llm.model``, ``llm.model_by_type`` and ``llm.adapter_types`` name served models and real agent types.
+
+    A typo in a model name would otherwise split the calls between endpoints, and an adapter for a
+    type that does not exist would be listed as deployed while no agent used it.
+    """
+    out: list[ConfigProblem] = []
+    types = set(agent_types) if agent_types is not None else set(sim.agents)
+    for t in sorted(set(sim.llm.model_by_type) - types):
+        out.append(ConfigProblem(file, f"llm.model_by_type.{t}", f"no agent type '{t}' (types: {', '.join(sorted(types))})"))
+    for t in sorted(set(sim.llm.adapter_types) - types):
+        out.append(ConfigProblem(file, "llm.adapter_types", f"no agent type '{t}' (types: {', '.join(sorted(types))})"))
+    if sim.llm.backend == "fake":
+        return out
+    names = _served_names(models, sim)
+    if names is None:
+        return out
+    wanted = [("llm.model", sim.llm.model)] + [(f"llm.model_by_type.{t}", m) for t, m in sim.llm.model_by_type.items()]
+    for field, name in wanted:
+        if name is not None and name not in names:
+            out.append(ConfigProblem(file, field, f"'{name}' is not a configured chat model (served: "
+                                     f"{', '.join(sorted(names))})"))
+    return out

@@ -95,6 +95,28 @@ CASES = {
         "    async def screen(self, ctx: StepContext[JobBoard]) -> None:\n",
         "    def screen(self, ctx: StepContext[JobBoard]) -> None:\n        return None\n\n"
         "    async def _screen(self, ctx: StepContext[JobBoard]) -> None:\n")), "environment.py", "must be 'async def'"),
+    "yaml_duplicate_key": (lambda f: (f / "configs" / "simulation_config.yml").write_text(
+        (f / "configs" / "simulation_config.yml").read_text() + "rounds: 9\n"), "simulation_config.yml",
+        "duplicate key 'rounds'"),
+    "yaml_duplicate_nested_key": (lambda f: (f / "configs" / "simulation_config.yml").write_text(
+        (f / "configs" / "simulation_config.yml").read_text().replace("llm:\n", "llm:\n  temperature: 0.5\n")),
+        "simulation_config.yml", "duplicate key 'temperature'"),
+    "json_duplicate_key": (lambda f: _write(f, "memory_config.json", '{"type": "none", "type": "short"}'),
+                           "memory_config.json", "duplicate key 'type'"),
+    "template_empty": (lambda f: (f / "prompts" / "screen.j2").write_text("  \n"), "screen.j2", "empty template"),
+    "template_unknown_filter": (lambda f: (f / "prompts" / "screen.j2").write_text("{{ profile | shout }}"),
+                                "screen.j2", "No filter named 'shout'"),
+    "llm_model_typo": (lambda f: _edit_yaml(f, lambda d: d["llm"].update(model="smollm2-135m-instruc")),
+                       "simulation_config.yml", "llm.model: 'smollm2-135m-instruc' is not a configured chat model"),
+    "llm_model_typo_configured": (lambda f: (_write(f, "model_configs.json", json.dumps(
+        [{"config_name": "a", "model_name": "m", "client_args": {"base_url": "http://h/v1"}}])),
+        _edit_yaml(f, lambda d: d["llm"].update(model="mm"))), "simulation_config.yml", "served: a, m"),
+    "llm_model_by_type_unknown_type": (lambda f: _edit_yaml(f, lambda d: d["llm"].update(
+        model_by_type={"robot": "smollm2-135m-instruct"})), "simulation_config.yml", "llm.model_by_type.robot"),
+    "llm_model_by_type_unknown_model": (lambda f: _edit_yaml(f, lambda d: d["llm"].update(
+        model_by_type={"seeker": "gpt-9"})), "simulation_config.yml", "llm.model_by_type.seeker: 'gpt-9'"),
+    "llm_adapter_types_unknown": (lambda f: _edit_yaml(f, lambda d: d["llm"].update(adapter_types=["seekr"])),
+                                  "simulation_config.yml", "llm.adapter_types: no agent type 'seekr'"),
     "scenario_code_syntax_error": (lambda f: (f / "agents.py").write_text((f / "agents.py").read_text().replace(
         "async def screen(", "def screen(")), "agents.py", "line"),
 }
@@ -156,3 +178,31 @@ def test_cli_subprocess_has_no_traceback(tmp_path):
 def test_shipped_scenario_checks_clean(capsys):
     assert main(["check", "job_seeking"]) == 0
     assert "ok: job_seeking" in capsys.readouterr().out
+
+
+def test_named_models_and_types_that_exist_pass(tmp_path, capsys):
+    folder = copy_scenario(tmp_path)
+    _edit_yaml(folder, lambda d: d["llm"].update(model="smollm2-135m-instruct", adapter_types=["seeker"],
+                                                 model_by_type={"interviewer": "embedded-chat-0"}))
+    assert main(["check", str(folder), "--no-dry-run"]) == 0, capsys.readouterr().err
+
+
+def test_scenario_settings_win_over_llm_max_tokens(tmp_path):
+    """Job seeking's interview answers are sized by scenario.dialogue_max_tokens (the README's example sets
+    it); llm.max_tokens sizes calls that set nothing. The fake model answers from the messages alone, so
+    two runs take the same path and their call keys differ only by the length asked."""
+    import sqlite3
+
+    def keys(name: str, *overrides: str) -> dict:
+        run = tmp_path / name
+        assert main(["run", "job_seeking", "--llm", "fake", "--agents", "12", "--rounds", "1", "--out", str(run),
+                     "--no-progress", *overrides]) == 0
+        with sqlite3.connect(run / "run.sqlite") as db:
+            return {(a, r, act, q): k for a, r, act, q, k in db.execute(
+                "SELECT agent_id, round, action, seq, key FROM llm_calls WHERE choices IS NULL AND json_schema IS NULL")}
+
+    base = keys("base")
+    assert base, "job seeking makes free-text calls"
+    assert keys("llm", "llm.max_tokens=7") == base
+    other = keys("scenario", "scenario.dialogue_max_tokens=32")
+    assert other.keys() == base.keys() and all(other[k] != base[k] for k in base)

@@ -188,8 +188,9 @@ def test_guide_states_each_fact():
 
 
 def test_check_dry_run_catches_code_that_crashes(tmp_path, capsys, monkeypatch):
-    """``check`` alone passes a setup that raises; ``check --dry-run`` runs it on the fake model and
-    names the file and line, as it does for a step that raises; the failed run's folder is kept."""
+    """``check --no-dry-run`` passes a setup that raises; ``check`` (the dry run is on by default) runs it
+    on the fake model and names the file and line, as it does for a step that raises; the failed run's
+    folder is kept."""
     import tempfile
 
     from simulation.cli import main
@@ -199,9 +200,9 @@ def test_check_dry_run_catches_code_that_crashes(tmp_path, capsys, monkeypatch):
     code = PROBE.replace('        SEEN["profiles"] = sim.profiles("person")[:2]',
                          '        SEEN["profiles"] = sim.profiles("person")[:2]\n        {}["missing"]')
     folder = _probe(tmp_path, "probe_setup_bug", code)
-    assert main(["check", str(folder)]) == 0
+    assert main(["check", str(folder), "--no-dry-run"]) == 0
     capsys.readouterr()
-    assert main(["check", str(folder), "--dry-run"]) == 2
+    assert main(["check", str(folder)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     line = PROBE.splitlines().index('        SEEN["profiles"] = sim.profiles("person")[:2]') + 2
     assert len(err) == 1 and "setup failed at scenario.py:" + str(line) in err[0] and "KeyError" in err[0], err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 from pathlib import Path
@@ -26,6 +27,17 @@ def _count(text: str) -> int:
     return n
 
 
+def _positive(text: str) -> float:
+    """A finite number above 0 (epochs, learning rates)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(x) and x > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return x
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with the project's one-line errors (exit 2; ``--help`` shows the usage)."""
 
@@ -33,99 +45,126 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
+class _Help(argparse.HelpFormatter):
+    """Help lines end with the option's default, unless it is off, empty, or the text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        d = action.default
+        if "default" in text or d is None or d is False or d == [] or d is argparse.SUPPRESS or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="gensim", description="GenSim: LLM-agent social simulations.")
+    ap = _Parser(prog="gensim", description="GenSim: LLM-agent social simulations.", formatter_class=_Help)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="run a scenario (or replay / resume a run)")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=_Help)
+
+    r = command("run", "run a scenario (or replay / resume / fork a run)")
     r.add_argument("scenario", nargs="?", help="scenario name (under simulation/examples) or folder")
     r.add_argument("overrides", nargs="*", metavar="key=value", help="override any config field by dotted path")
-    r.add_argument("--agents", type=_count, help="scale the population to N agents in its configured proportions")
-    r.add_argument("--rounds", type=_count)
-    r.add_argument("--seed", type=int)
-    r.add_argument("--runtime", choices=["local", "ray"])
+    r.add_argument("--agents", type=_count, help="scale the population to N agents in its configured proportions "
+                   "(default: the config's counts)")
+    r.add_argument("--rounds", type=_count, help="rounds to run (default: the config's rounds)")
+    r.add_argument("--seed", type=int, help="the seed of every random choice (default: the config's seed)")
+    r.add_argument("--runtime", choices=["local", "ray"], help="where agent groups run (default: the config's runtime)")
     r.add_argument("--llm", choices=["servers", "fake"], help="fake: an in-process fake model, no servers (its answers "
-                   "mean nothing: for writing and testing a scenario)")
-    r.add_argument("--replay", metavar="RUN_DIR", help="re-run a recorded run from its recorded LLM responses")
+                   "mean nothing: for writing and testing a scenario) (default: servers)")
+    r.add_argument("--replay", metavar="RUN_DIR", help="re-run a recorded run from its recorded LLM responses, "
+                   "with its recorded interventions")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
-    r.add_argument("--fork", metavar="RUN_DIR", help="start a new run from RUN_DIR's checkpoint before --from-round "
-                   "(key=value changes its config; with --replay RUN_DIR it answers from the parent's recording)")
+    r.add_argument("--fork", metavar="RUN_DIR", help="start a new run from RUN_DIR's checkpoint before --from-round, "
+                   "repeating its interventions (key=value changes its config; with --replay RUN_DIR it answers "
+                   "from the parent's recording)")
     r.add_argument("--from-round", type=_count, metavar="R", help="the first round a fork runs again")
     r.add_argument("--out", metavar="DIR", help="run folder (default: <out_dir>/<name>-<time>-seed<seed>)")
     r.add_argument("--intervene", action="append", default=[], metavar="ROUND:TEXT",
                    help="from ROUND on, every agent's prompts carry TEXT (an empty TEXT clears it); repeatable")
     r.add_argument("--set", action="append", default=[], metavar="ROUND:AGENT:PATH=VALUE", dest="set_attr",
-                   help="before ROUND, change an agent's profile field (e.g. 2:seeker-03:traits.patience=High)")
+                   help="before ROUND, change a field the agent's profile has, to a value of its type "
+                   "(e.g. 2:seeker-03:traits.patience=High); repeatable")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
-    c = sub.add_parser("check", help="validate a scenario's configs and profiles without starting anything")
-    c.add_argument("scenario")
-    c.add_argument("overrides", nargs="*", metavar="key=value")
+    c = command("check", "validate a scenario's configs, profiles and templates, then dry-run it on the fake model")
+    c.add_argument("scenario", help="scenario name (under simulation/examples) or folder")
+    c.add_argument("overrides", nargs="*", metavar="key=value", help="override any config field by dotted path")
     c.add_argument("--dry-run", action=argparse.BooleanOptionalAction, default=True,
                    help="also run the setup and one round on the fake model (no servers, a scratch run folder, "
                    "about a second): catches code that crashes; --no-dry-run checks the files only (default: on)")
-    c.add_argument("--agents", type=_count, help="scale the population to N agents (as run --agents does)")
+    c.add_argument("--agents", type=_count, help="scale the population to N agents, as run --agents does "
+                   "(default: the config's counts)")
     c.add_argument("--endpoints", action="store_true", help="also ask each configured endpoint for its models")
-    i = sub.add_parser("interview", help="ask an agent of a run a question; it answers in character")
-    i.add_argument("run_dir")
-    i.add_argument("agent")
-    i.add_argument("question")
+    i = command("interview", "ask an agent of a run a question; it answers in character")
+    i.add_argument("run_dir", help="the run folder")
+    i.add_argument("agent", help="the agent's id")
+    i.add_argument("question", help="the question")
     i.add_argument("--scenario", metavar="FOLDER", help="the run's scenario, when it is not a bundled one")
-    ra = sub.add_parser("rate", help="rate a run's LLM calls: from its checks, an LLM judge, or a file of human ratings")
-    ra.add_argument("run_dir")
-    ra.add_argument("--by", required=True, choices=["checks", "judge", "file"])
+    ra = command("rate", "rate a run's LLM calls: from its checks, an LLM judge, or a file of human ratings")
+    ra.add_argument("run_dir", help="the run folder")
+    ra.add_argument("--by", required=True, choices=["checks", "judge", "file"], help="where the ratings come from")
     ra.add_argument("--judge", metavar="CONFIG_NAME", help="the judge's model_configs.json entry (default: the run's model)")
-    ra.add_argument("--sample", type=_count, metavar="N", help="judge N calls (seeded, spread over actions, failed checks first)")
-    ra.add_argument("--action", help="only calls (or checks) of this action")
-    ra.add_argument("--round", type=int, dest="round_", metavar="R", help="only round R")
-    ra.add_argument("--seed", type=int, default=0)
-    ra.add_argument("--file", metavar="F", help="CSV or JSONL: llm_call_id, score and/or rewrite, [rater, reason]")
+    ra.add_argument("--sample", type=_count, metavar="N", help="judge N calls, seeded, spread over actions, failed "
+                    "checks first (default: every call)")
+    ra.add_argument("--action", help="only calls (or checks) of this action (default: all actions)")
+    ra.add_argument("--round", type=int, dest="round_", metavar="R", help="only round R (default: every round)")
+    ra.add_argument("--seed", type=int, default=0, help="the judge's sample")
+    ra.add_argument("--file", metavar="F", help="CSV (comma, semicolon or tab) or JSONL: llm_call_id, score and/or "
+                    "rewrite, [rater, reason]")
+    ra.add_argument("--scenario", metavar="FOLDER", help="the run's scenario, for the judge's rubric, when it is not "
+                    "a bundled one")
     ra.add_argument("--no-rewrite", action="store_true", help="the judge scores only")
-    ds = sub.add_parser("dataset", help="write a training dataset (JSONL, Hugging Face conventions) from a run's ratings")
-    ds.add_argument("run_dir")
-    ds.add_argument("--kind", required=True, choices=["sft", "preference", "reward"])
-    ds.add_argument("--out", required=True, metavar="FILE.jsonl")
+    ds = command("dataset", "write a training dataset (JSONL, Hugging Face conventions) from a run's ratings")
+    ds.add_argument("run_dir", help="the run folder")
+    ds.add_argument("--kind", required=True, choices=["sft", "preference", "reward"], help="the dataset's format")
+    ds.add_argument("--out", required=True, metavar="FILE.jsonl", help="where to write it")
     ds.add_argument("--min-score", type=float, default=4.0, help="sft: keep original answers scored at least this")
-    ds.add_argument("--rater", metavar="PREFIX", help="only ratings whose rater starts with PREFIX (e.g. check:, human:)")
+    ds.add_argument("--rater", metavar="PREFIX", help="only ratings whose rater starts with PREFIX, e.g. check: or "
+                    "human: (default: every rater)")
     ds.add_argument("--anchor", action="store_true", help="sft: keep the recorded answers of decisions nobody rated")
     ds.add_argument("--balance", action="store_true", help="sft: repeat each decision's rarer answers (up to 4x)")
-    t = sub.add_parser("train", help="train a LoRA adapter on a dataset: sft (sft kind) or ppo (reward kind)")
-    t.add_argument("method", choices=["sft", "ppo"])
+    t = command("train", "train a LoRA adapter on a dataset: sft (sft kind) or ppo (reward kind)")
+    t.add_argument("method", choices=["sft", "ppo"], help="sft or ppo")
     t.add_argument("--data", required=True, metavar="FILE.jsonl", help="a gensim dataset file")
-    t.add_argument("--out", required=True, metavar="ADAPTER_DIR")
+    t.add_argument("--out", required=True, metavar="ADAPTER_DIR", help="the adapter folder to write")
     t.add_argument("--base", metavar="MODEL_DIR", help="base model folder (default: the served chat model)")
-    t.add_argument("--from", dest="parent", metavar="ADAPTER_DIR", help="continue training this adapter")
-    t.add_argument("--epochs", type=float, default=1.0)
-    t.add_argument("--lora-rank", type=_count, default=16)
-    t.add_argument("--lr", type=float, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
-    t.add_argument("--batch-size", type=_count, default=8)
-    t.add_argument("--max-samples", type=_count, help="train on a seeded sample of at most N rows")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--no-progress", action="store_true")
-    co = sub.add_parser("correct", help="the correction loop: run, rate, dataset, train, deploy, re-run; measured "
-                        "on held-out agents against a control group")
-    co.add_argument("scenario")
-    co.add_argument("overrides", nargs="*", metavar="key=value")
-    co.add_argument("--iterations", type=_count, default=1)
-    co.add_argument("--method", choices=["sft", "ppo"], default="sft")
-    co.add_argument("--rater", choices=["checks", "judge"], default="checks")
+    t.add_argument("--from", dest="parent", metavar="ADAPTER_DIR", help="continue training this adapter "
+                   "(default: a new adapter)")
+    t.add_argument("--epochs", type=_positive, default=1.0, help="passes over the data")
+    t.add_argument("--lora-rank", type=_count, default=16, help="the adapter's LoRA rank")
+    t.add_argument("--lr", type=_positive, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
+    t.add_argument("--batch-size", type=_count, default=8, help="examples per step")
+    t.add_argument("--max-samples", type=_count, help="train on a seeded sample of at most N rows (default: all rows)")
+    t.add_argument("--seed", type=int, default=0, help="the sample's and the training's seed")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    co = command("correct", "the correction loop: run, rate, dataset, train, deploy, re-run; measured on held-out "
+                 "agents against a control group")
+    co.add_argument("scenario", help="scenario name (under simulation/examples) or folder")
+    co.add_argument("overrides", nargs="*", metavar="key=value", help="override any config field by dotted path")
+    co.add_argument("--iterations", type=_count, default=1, help="rate-train-deploy cycles")
+    co.add_argument("--method", choices=["sft", "ppo"], default="sft", help="how each adapter is trained")
+    co.add_argument("--rater", choices=["checks", "judge"], default="checks", help="where the ratings come from")
     co.add_argument("--judge", metavar="CONFIG_NAME", help="judge model (model_configs.json; default: the run's model)")
     co.add_argument("--judge-score", action="store_true", help="also give every run a judge score (a second column)")
-    co.add_argument("--base", metavar="RUN_DIR", help="start from this one-round base run instead of running one")
-    co.add_argument("--samples", type=_count, default=24, help="calls the judge rates per run")
+    co.add_argument("--base", metavar="RUN_DIR", help="start from this one-round base run (default: run one)")
+    co.add_argument("--samples", type=_count, default=24, help="LLM calls the judge rates per run, with --rater judge "
+                    "or --judge-score (--rater checks rates every checked call and ignores it)")
     co.add_argument("--holdout", type=float, default=0.3, help="share of agents never trained on")
     co.add_argument("--control", type=float, default=0.3, help="share of agents that keep the base model")
-    co.add_argument("--agents", type=_count)
-    co.add_argument("--seed", type=int)
-    co.add_argument("--epochs", type=float, default=1.0)
-    co.add_argument("--lr", type=float)
+    co.add_argument("--agents", type=_count, help="scale the population to N agents (default: the config's counts)")
+    co.add_argument("--seed", type=int, help="the seed of every random choice (default: the config's seed)")
+    co.add_argument("--epochs", type=_positive, default=1.0, help="training passes per iteration")
+    co.add_argument("--lr", type=_positive, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
     co.add_argument("--max-samples", type=_count, default=1000, help="training rows per iteration, at most")
-    co.add_argument("--out", metavar="DIR")
-    co.add_argument("--no-progress", action="store_true")
+    co.add_argument("--out", metavar="DIR", help="the loop's folder (default: runs/correct-<scenario>-<time>)")
+    co.add_argument("--no-progress", action="store_true", help="no progress bars")
     co.add_argument("--json", action="store_true", help="print the results as JSON on the last line")
-    e = sub.add_parser("export", help="export a run's tables to CSV or JSONL")
-    e.add_argument("run_dir")
-    e.add_argument("--format", choices=["csv", "jsonl"], default="csv")
-    e.add_argument("--out", default=None)
+    e = command("export", "export a run's tables to CSV or JSONL")
+    e.add_argument("run_dir", help="the run folder")
+    e.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="the files' format")
+    e.add_argument("--out", default=None, help="the folder to write (default: <run_dir>/export)")
     return ap
 
 
@@ -193,7 +232,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .correction import rate_run
 
         out = rate_run(args.run_dir, args.by, args.judge, args.sample, args.action, args.round_, args.seed,
-                       args.file, rewrite=not args.no_rewrite)
+                       args.file, rewrite=not args.no_rewrite, scenario=args.scenario)
         print(" ".join(f"{k}={v}" for k, v in out.items()))
         return 0
     if args.cmd == "dataset":

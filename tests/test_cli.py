@@ -196,3 +196,43 @@ def test_check_endpoints_probes_each_configured_endpoint(tmp_path, capsys, stub)
     assert main(["check", str(folder)]) == 0  # without --endpoints nothing is asked
     line = one_line_error(capsys, "check", str(folder), "--endpoints")
     assert "model_configs.json" in line and "client_args.base_url" in line and "unreachable" in line and dead in line
+
+
+def _options():
+    from simulation.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    for name, p in sub.choices.items():
+        for a in p._actions:
+            if a.option_strings and a.dest != "help":
+                yield name, p, a
+
+
+def test_every_flag_has_help_with_its_default():
+    import argparse
+
+    for name, p, a in _options():
+        assert a.help, (name, a.option_strings)
+        shown = p._get_formatter()._get_help_string(a)
+        if a.nargs == 0 or isinstance(a, argparse.BooleanOptionalAction) and a.default is True:
+            continue  # a switch: off unless given (--dry-run says it is on)
+        if a.required or a.default == []:
+            continue  # required, or repeatable with nothing by default
+        if a.default is not None:
+            assert "(default: %(default)s)" in shown or "default" in a.help, (name, a.option_strings, shown)
+        else:
+            assert "default" in a.help or a.option_strings[0] in ("--replay", "--resume", "--fork", "--from-round",
+                                                                 "--file", "--scenario"), (name, a.option_strings)
+
+
+def test_correct_help_lists_defaults(capsys):
+    helps = {a.option_strings[0]: p._get_formatter()._get_help_string(a) % {"default": a.default}
+             for name, p, a in _options() if name == "correct"}
+    for flag, default in (("--iterations", "1"), ("--method", "sft"), ("--epochs", "1.0"), ("--samples", "24"),
+                          ("--holdout", "0.3"), ("--max-samples", "1000")):
+        assert helps[flag].endswith(f"(default: {default})"), (flag, helps[flag])
+    for flag in ("--agents", "--lr", "--seed", "--judge", "--base"):
+        assert "default: " in helps[flag], flag
+    assert "--rater checks rates every checked call and ignores it" in helps["--samples"]
+    assert gensim("correct", "--help") == 0
+    assert "(default: 24)" in " ".join(capsys.readouterr().out.split())

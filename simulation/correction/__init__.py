@@ -32,8 +32,12 @@ __all__ = ["KINDS", "Rating", "dataset_rows", "rate_run", "write_dataset"]
 
 def rate_run(run_dir: str | Path, by: str, judge: str | None = None, sample: int | None = None,
              action: str | None = None, round_: int | None = None, seed: int = 0, file: str | Path | None = None,
-             rewrite: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Add ratings to a run (``by``: checks, judge or file); returns what was added."""
+             rewrite: bool = True, progress: bool = True, scenario: str | None = None) -> dict[str, Any]:
+    """Add ratings to a run (``by``: checks, judge or file); returns what was added.
+
+    A judge's rubric comes from the scenario: a bundled one found by the name the run recorded, or
+    the folder ``scenario`` names; never from a folder a received run's config points at.
+    """
     run = Path(run_dir)
     if not (run / "run.sqlite").is_file():
         raise ConfigError([ConfigProblem(str(run), "run.sqlite", "not a run folder")])
@@ -51,7 +55,8 @@ def rate_run(run_dir: str | Path, by: str, judge: str | None = None, sample: int
                 raise ConfigError([ConfigProblem("<command line>", "--file", "--by file needs --file F")])
             ratings = ratings_from_file(store, Path(file))
         elif by == "judge":
-            ratings, asked = asyncio.run(_judge(run, store, judge, sample, action, round_, seed, rewrite, progress))
+            ratings, asked = asyncio.run(_judge(run, store, judge, sample, action, round_, seed, rewrite, progress,
+                                                      scenario))
             unanswered = asked - len(ratings)
         else:
             raise ConfigError([ConfigProblem("<command line>", "--by", f"one of checks, judge, file; got {by!r}")])
@@ -69,12 +74,13 @@ def rate_run(run_dir: str | Path, by: str, judge: str | None = None, sample: int
 
 
 async def _judge(run: Path, store: RunStore, judge: str | None, sample: int | None, action: str | None,
-                 round_: int | None, seed: int, rewrite: bool, progress: bool) -> tuple[list[Rating], int]:
+                 round_: int | None, seed: int, rewrite: bool, progress: bool,
+                 scenario: str | None = None) -> tuple[list[Rating], int]:
     from ..llm.recording import NoSink
-    from ..runner import Services, read_run_config
+    from ..runner import Services, read_run_config, recorded_scenario
     from ..runtime.clients import build_chat_client
 
-    cfg = read_run_config(run)
+    spec, cfg = recorded_scenario(run, read_run_config(run), scenario)  # the rubric's folder: never the run's word
     where, args = ["valid = 1 OR error LIKE 'StructuredOutputError%'"], []
     if action:
         where.append("action = ?")
@@ -98,10 +104,10 @@ async def _judge(run: Path, store: RunStore, judge: str | None, sample: int | No
                                                  f"no chat model named {judge!r} (there: {names})")])
         else:
             models = services.resolve(cfg, embeddings=False)[0]
-            if not models:
+            if not models and cfg.simulation.llm.backend != "fake":  # a fake run is judged by the fake model
                 raise ConfigError([ConfigProblem(str(run), "--judge", "no chat endpoint to judge with")])
         client = build_chat_client(cfg, models, NoSink())  # rating never adds to what the run recorded
-        prompts = Path(cfg.scenario_dir) / "prompts"
+        prompts = spec.prompts_dir or Path(cfg.scenario_dir) / "prompts"
 
         def rubric_for(c: Any) -> str:
             for name in (f"rubric_{c.action}.txt", "rubric.txt"):
@@ -112,7 +118,7 @@ async def _judge(run: Path, store: RunStore, judge: str | None, sample: int | No
         def profile_of(agent_id: str) -> str:
             return json.dumps(store.profile(agent_id), ensure_ascii=False)
 
-        rater = f"judge:{judge or models[0].config_name}"
+        rater = f"judge:{judge or (models[0].config_name if models else 'fake')}"
         try:
             ratings = await ratings_from_judge(chosen, client, rater, rubric_for, profile_of, rewrite, progress=progress)
             return ratings, len(chosen)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,10 +87,27 @@ def _record(run: Path, metrics: dict[str, float]) -> None:
 def _measures(run: Path, groups: Groups, opts: CorrectOptions) -> tuple[GroupMeasure, GroupMeasure]:
     judged = opts.judge_score or opts.rater == "judge"
     if judged:
-        rate_run(run, by="judge", judge=opts.judge, sample=opts.samples, rewrite=opts.rater == "judge",
+        rate_run(run, by="judge", judge=opts.judge, sample=opts.samples, rewrite=opts.rater == "judge", scenario=opts.scenario,
                  progress=opts.progress)
     return (measure(run, groups.holdout_treated, "judge:" if judged else None),
             measure(run, groups.control, "judge:" if judged else None))
+
+
+def _base_problem(base: Path) -> str | None:
+    """Why ``--base`` is not a run to start the loop from (None: it is)."""
+    if not base.is_dir():
+        return "no such folder"
+    if not (base / "run.sqlite").is_file() or not (base / "config.json").is_file():
+        return "not a run folder (no run.sqlite and config.json): give a run made by gensim run"
+    store = RunStore(base / "run.sqlite", readonly=True)
+    try:
+        agents, actions = store.count("agents"), store.count("actions")
+        seed = store.meta().get("seed")
+    finally:
+        store.close()
+    if not agents or not actions or seed is None:
+        return f"an empty run ({agents} agents, {actions} actions): it stopped before recording a round"
+    return None
 
 
 def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[str, Any]:
@@ -99,6 +117,13 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     if opts.iterations < 1 or not 0 < opts.holdout < 1 or not 0 < opts.control < 1:
         raise ConfigError([ConfigProblem("<command line>", "--iterations/--holdout/--control",
                                          "iterations >= 1; holdout and control strictly between 0 and 1")])
+    for name, v in (("--epochs", opts.epochs), ("--lr", opts.lr)):
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ConfigError([ConfigProblem("<command line>", name, f"must be a finite number above 0, got {v}")])
+    if opts.base:
+        base_problem = _base_problem(Path(opts.base))
+        if base_problem:
+            raise ConfigError([ConfigProblem(opts.base, "--base", base_problem)])
     out = Path(opts.out or f"runs/correct-{Path(opts.scenario).name}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     if opts.base:
@@ -130,6 +155,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     lr = opts.lr
     for i in range(1, opts.iterations + 1):
         rate_run(source, by=opts.rater, judge=opts.judge, sample=opts.samples if opts.rater == "judge" else None,
+                 scenario=opts.scenario,
                  progress=opts.progress)
         data = out / f"data-{i}.jsonl"
         rows = write_dataset(source, KIND[opts.method], data, rater="check:" if opts.rater == "checks" else "judge:",

@@ -113,44 +113,90 @@ def ratings_from_checks(store: RunStore, action: str | None = None, round_: int 
 # -- from a file -----------------------------------------------------------------------------------
 
 
+def _read_rows(path: Path) -> list[tuple[int, Any]]:
+    """``(line number, row)`` of a CSV (comma, semicolon or tab; a byte-order mark is fine) or JSONL file."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # spreadsheets often start a CSV with a BOM
+    except UnicodeDecodeError as e:
+        raise ConfigError([ConfigProblem(str(path), "", f"not UTF-8 text: {e.reason}")]) from None
+    if path.suffix.lower() == ".csv":
+        lines = text.splitlines()
+        header = lines[0] if lines else ""
+        delimiter = max(",;\t", key=header.count) if header else ","  # the header names llm_call_id and score
+        return list(enumerate(csv.DictReader(lines, delimiter=delimiter), start=2))
+    rows = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append((n, json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise ConfigError([ConfigProblem(str(path), f"line {n}", f"invalid JSON: {e.msg}")]) from None
+    return rows
+
+
+def _score(raw: Any) -> float | str:
+    """A 1-5 score from a file's cell, or why it is not one."""
+    if isinstance(raw, bool):  # JSON true is not 1
+        return f"must be a number 1-5, got {json.dumps(raw)}"
+    try:
+        score = float(raw)
+    except (TypeError, ValueError):
+        return f"must be a number 1-5, got {raw!r}"
+    return score if 1 <= score <= 5 else f"must be 1-5, got {raw!r}"
+
+
+def _rewrite(call: Call, raw: Any) -> str | None:
+    """A file's rewrite as text: a number naming one of a choice's options is read as that option."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise ValueError(f"must be text (an answer the call could give), got {json.dumps(raw)}")
+    if isinstance(raw, int | float):
+        text = str(raw)
+        if call.choices and text in call.choices:
+            return text
+        raise ValueError(f"must be text (an answer the call could give), got the number {raw}"
+                         + (f" (options: {call.choices})" if call.choices else ""))
+    return raw
+
+
 def ratings_from_file(store: RunStore, path: Path) -> list[Rating]:
     """Human ratings from CSV or JSONL: ``llm_call_id``, ``score`` (1-5) and/or ``rewrite``, optional
     ``rater`` (default ``human:<file name>``) and ``reason``. Every problem names the file and line."""
     if not path.is_file():
         raise ConfigError([ConfigProblem(str(path), "--file", "file not found")])
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".csv":
-        rows = list(enumerate(csv.DictReader(text.splitlines()), start=2))
-    else:
-        rows = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append((n, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise ConfigError([ConfigProblem(str(path), f"line {n}", f"invalid JSON: {e.msg}")]) from None
+    rows = _read_rows(path)
     if not rows:
         raise ConfigError([ConfigProblem(str(path), "", "no ratings in the file")])
     calls = {c.id: c for c in load_calls(store)}
     problems, out = [], []
+    seen: dict[tuple[int, str], int] = {}
     for n, row in rows:
         where = f"line {n}"
-        try:
-            call = calls[int(row.get("llm_call_id") or row.get("call_id") or "")]
-        except (KeyError, ValueError):
-            problems.append(ConfigProblem(str(path), f"{where}: llm_call_id", f"no such call in the run: {row.get('llm_call_id')!r}"))
+        if not isinstance(row, dict):
+            problems.append(ConfigProblem(str(path), where, f"must be a JSON object with llm_call_id, score "
+                                          f"and/or rewrite, got {type(row).__name__}"))
             continue
-        raw_score = row.get("score")
+        raw_id = row.get("llm_call_id", row.get("call_id"))
+        try:
+            if isinstance(raw_id, bool) or isinstance(raw_id, float) and not raw_id.is_integer():
+                raise ValueError
+            call = calls[int(raw_id)]
+        except (KeyError, ValueError, TypeError):
+            problems.append(ConfigProblem(str(path), f"{where}: llm_call_id", f"no such call in the run: {raw_id!r}"))
+            continue
         score = None
-        if raw_score not in (None, ""):
-            try:
-                score = float(raw_score)
-            except ValueError:
-                score = -1.0
-            if not 1 <= score <= 5:
-                problems.append(ConfigProblem(str(path), f"{where}: score", f"must be 1-5, got {raw_score!r}"))
+        if row.get("score") not in (None, ""):
+            got = _score(row["score"])
+            if isinstance(got, str):
+                problems.append(ConfigProblem(str(path), f"{where}: score", got))
                 continue
-        rewrite = row.get("rewrite") or None
+            score = got
+        try:
+            rewrite = _rewrite(call, row.get("rewrite"))
+        except ValueError as e:
+            problems.append(ConfigProblem(str(path), f"{where}: rewrite", str(e)))
+            continue
         if score is None and rewrite is None:
             problems.append(ConfigProblem(str(path), where, "needs a score, a rewrite, or both"))
             continue
@@ -158,7 +204,13 @@ def ratings_from_file(store: RunStore, path: Path) -> list[Rating]:
             problems.append(ConfigProblem(str(path), f"{where}: rewrite", f"not a valid answer for call {call.id} "
                                           f"(options: {call.choices})"))
             continue
-        out.append(Rating(call.id, row.get("rater") or f"human:{path.stem}", score, rewrite, row.get("reason") or ""))
+        rater = str(row.get("rater") or f"human:{path.stem}")
+        if (call.id, rater) in seen:
+            problems.append(ConfigProblem(str(path), f"{where}: llm_call_id", f"call {call.id} is rated by {rater} "
+                                          f"on line {seen[(call.id, rater)]} already: one rating per call and rater"))
+            continue
+        seen[(call.id, rater)] = n
+        out.append(Rating(call.id, rater, score, rewrite, str(row.get("reason") or "")))
     if problems:
         raise ConfigError(problems)
     return out

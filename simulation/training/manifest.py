@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from ..config import ConfigError, ConfigProblem
+from ..config.errors import problems_from_validation
 
 MANIFEST = "gensim_adapter.json"
 
@@ -46,9 +47,13 @@ def read_manifest(folder: Path, arg: str = "--from") -> AdapterManifest:
     if not path.is_file():
         raise ConfigError([ConfigProblem(str(folder), arg, f"no {MANIFEST}: not trained by gensim train")])
     try:
-        return AdapterManifest.model_validate(json.loads(path.read_text()))
-    except (ValueError, ValidationError) as e:
-        raise ConfigError([ConfigProblem(str(path), arg, f"unreadable manifest: {str(e).splitlines()[0]}")]) from None
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError([ConfigProblem(str(path), arg, f"unreadable manifest: {e}")]) from None
+    try:
+        return AdapterManifest.model_validate(data)
+    except ValidationError as e:  # every field's problem, named, as config files get
+        raise ConfigError(problems_from_validation(e, str(path))) from None
 
 
 def same_base(a: str, b: str) -> bool:

@@ -89,7 +89,8 @@ def test_adapter_at_start_by_type_and_errors(polling, stub, tmp_path, capsys):
     assert main(["run", str(polling), "--rounds", "1", "--out", str(tmp_path / "r2"), "--no-progress",
                  "llm.model_by_type.voter=nobody"]) == 2
     err = capsys.readouterr().err
-    assert "no chat endpoint serves 'nobody'" in err and len(err.strip().splitlines()) == 1
+    assert "llm.model_by_type.voter: 'nobody' is not a configured chat model (served: stub, stub-0)" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r2").exists(), "refused before a folder is made"
     assert main(["run", str(polling), "--rounds", "1", "--out", str(tmp_path / "r3"), "--no-progress",
                  f"llm.adapter={tmp_path}"]) == 2
     assert "llm.adapter: not a PEFT adapter folder" in capsys.readouterr().err

@@ -11,6 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def migration_hint(e: BaseException) -> str:
+    """A note for an exception that scenario code written for an older GenSim raises (see simulation/CHANGELOG.md)."""
+    from .records import Action
+
+    if isinstance(e, ValueError) and "values to unpack" in str(e):
+        tb = e.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        names = tb.tb_frame.f_locals.values() if tb is not None else ()
+        if any(isinstance(v, Action) or isinstance(v, list | tuple) and v and isinstance(v[0], Action) for v in names):
+            return (" (an Action is a record of 6 fields since GenSim 0.2: agent_id, action, valid, data, seq, "
+                    "calls; read them by name, a.agent_id, a.data, instead of unpacking 4; see simulation/CHANGELOG.md)")
+    return ""
+
+
 @dataclass(frozen=True, slots=True)
 class StepError:
     """An exception raised by scenario or framework code in one agent's step."""
@@ -27,7 +42,7 @@ class StepError:
         """The record of an exception raised in ``agent_id``'s step, with where it was raised."""
         frames = traceback.extract_tb(e.__traceback__)
         where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
-        return cls(agent_id, phase, where, f"{type(e).__name__}: {e}",
+        return cls(agent_id, phase, where, f"{type(e).__name__}: {e}{migration_hint(e)}",
                    "".join(traceback.format_exception(type(e), e, e.__traceback__)), replay_miss)
 
 
@@ -75,8 +90,8 @@ class EnvironmentCodeError(RunStopped):
     def __init__(self, method: str, round_: int, phase: str | None, e: BaseException, log_file: Path):
         where = StepError.from_exception("", method, e).where
         at = f"round {round_}" + (f" phase {phase}" if phase else "")
-        super().__init__(f"the environment's {method} failed in {at} at {where}: {type(e).__name__}: {e}; "
-                         f"traceback in {log_file}")
+        super().__init__(f"the environment's {method} failed in {at} at {where}: {type(e).__name__}: {e}"
+                         f"{migration_hint(e)}; traceback in {log_file}")
 
 
 class FailedStepsExceeded(RunStopped):

@@ -7,7 +7,8 @@ indices below ``space.size`` share a tuple.
 
 A person (:func:`person`) has these fields, which scenario generators extend:
 
-- ``name``: first and last name (from the unique tuple, with a numeric suffix once names run out)
+- ``name``: first and last name (from the unique tuple, the first name one that fits the gender; a
+  numeric suffix once names run out)
 - ``age``: 18 to 77, ``gender``: Female / Male / Non-binary
 - ``traits``: ``patience``, ``risk_tolerance``, ``positive_reciprocity``, ``negative_reciprocity``,
   ``altruism``, ``trust``, each one of ``Very Low`` .. ``Very High``
@@ -21,10 +22,16 @@ import random
 from collections import Counter
 from typing import Any
 
-FIRST = ["Sophia", "Marcus", "Ava", "Ethan", "Liam", "Alice", "Brian", "Carmen", "David", "Ella", "Frank", "Grace",
-         "Hana", "Ivan", "Julia", "Kofi", "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sami",
-         "Tara", "Uma", "Victor", "Wen", "Xavier", "Yara", "Zane", "Amara", "Bruno", "Chloe", "Dmitri", "Esther",
-         "Farid", "Gita", "Hugo", "Ines", "Jonas", "Kira", "Luca", "Mei", "Nils", "Olga", "Pablo", "Rania"]
+# first names by generated gender (the same index into each list), so a name fits its person
+FIRST_BY_GENDER = {
+    "Female": ["Sophia", "Ava", "Alice", "Carmen", "Ella", "Grace", "Hana", "Julia", "Lena", "Nadia", "Priya", "Rosa",
+               "Tara", "Uma", "Leila", "Yara", "Amara", "Chloe", "Esther", "Gita", "Ines", "Mei", "Olga", "Rania"],
+    "Male": ["Marcus", "Ethan", "Liam", "Brian", "David", "Frank", "Ivan", "Kofi", "Mateo", "Omar", "Victor", "Xavier",
+             "Zane", "Bruno", "Dmitri", "Farid", "Hugo", "Jonas", "Luca", "Nils", "Pablo", "Kenji", "Tomas", "Yusuf"],
+    "Non-binary": ["Quinn", "Sami", "Wen", "Alex", "Robin", "Jordan", "Casey", "Riley", "Avery", "Morgan", "Sasha",
+                   "Kai", "Rowan", "Ash", "Noor", "Eden", "Jules", "Remy", "Sky", "Charlie", "Drew", "Emery", "Finley",
+                   "Ari"],
+}
 LAST = ["Chen", "Lee", "Patel", "Rodriguez", "Johnson", "Smith", "Kim", "Jones", "White", "Garcia", "Nguyen",
         "Okafor", "Muller", "Rossi", "Silva", "Kowalski", "Novak", "Haddad", "Sato", "Ivanova", "Brown", "Dubois",
         "Hansen", "Costa", "Yilmaz", "Khan", "Singh", "Lopez", "Moreau", "Tanaka", "Ali", "Cohen", "Fischer",
@@ -33,6 +40,8 @@ LAST = ["Chen", "Lee", "Patel", "Rodriguez", "Johnson", "Smith", "Kim", "Jones",
 LEVELS = ["Very Low", "Low", "Average", "High", "Very High"]
 TRAITS = ["patience", "risk_tolerance", "positive_reciprocity", "negative_reciprocity", "altruism", "trust"]
 GENDERS = ["Female", "Male", "Non-binary"]
+N_FIRST = len(FIRST_BY_GENDER["Female"])
+assert all(len(names) == N_FIRST for names in FIRST_BY_GENDER.values())
 
 
 class UniqueSpace:
@@ -65,11 +74,11 @@ def rng_for(kind: str, seed: int, index: int) -> random.Random:
 
 def person(kind: str, seed: int, index: int, extra_radices: list[int] | None = None) -> tuple[dict[str, Any], list[int]]:
     """A unique person and the extra digits of its tuple (a scenario's own unique fields)."""
-    space = UniqueSpace([len(FIRST), len(LAST), 60, len(GENDERS), *(extra_radices or [])], salt=seed)
+    space = UniqueSpace([N_FIRST, len(LAST), 60, len(GENDERS), *(extra_radices or [])], salt=seed)
     f, la, age, g, *extra = space.combo(index % space.size)
     rng = rng_for(kind, seed, index)
-    name = f"{FIRST[f]} {LAST[la]}"
-    if index >= len(FIRST) * len(LAST) * 60 * len(GENDERS):
+    name = f"{FIRST_BY_GENDER[GENDERS[g]][f]} {LAST[la]}"
+    if index >= N_FIRST * len(LAST) * 60 * len(GENDERS):
         name += f" {index}"
     return {"name": name, "age": 18 + age, "gender": GENDERS[g],
             "traits": {t: rng.choice(LEVELS) for t in TRAITS}}, extra

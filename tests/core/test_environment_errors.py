@@ -64,3 +64,18 @@ def test_world_update_contract_bug_is_named(tmp_path, capsys):
                  "--no-progress"]) == 4
     err = capsys.readouterr().err.strip()
     assert "the environment's world update failed in round 1" in err and "AttributeError" in err and "update" in err
+
+
+def test_a_scenario_written_for_the_4_tuple_action_is_told_what_changed(tmp_path, capsys):
+    folder = tmp_path / "poll_old_api"
+    shutil.copytree(EXAMPLES / "polling", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    src = folder / "scenario.py"
+    head = BUGS["observe"]
+    src.write_text(src.read_text().replace(head, head + "        for agent_id, name, valid, data in actions:\n"
+                                                        "            pass\n"))
+    capsys.readouterr()
+    assert main(["run", str(folder), "--llm", "fake", "--agents", "4", "--rounds", "1", "--out", str(tmp_path / "r"),
+                 "--no-progress"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert "too many values to unpack (expected 4)" in err and "record of 6 fields" in err and "CHANGELOG.md" in err
+    assert "scenario.py:" in err

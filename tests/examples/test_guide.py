@@ -183,8 +183,24 @@ def test_guide_states_each_fact():
     text = GUIDE.read_text()
     for fact in ("must be `async`", "`(agent_id, profile)` pairs", "`ctx.agent` is the agent itself",
                  "`m.sender`, `m.to`, `m.kind`", "next phase only", "`a.agent_id`, `a.action`", "trim_blocks",
-                 "GENSIM_DEBUG=1", "--llm fake", "--dry-run", "id_digits", "neighbours(sim", "StepContext[YourWorld]"):
+                 "GENSIM_DEBUG=1", "--llm fake", "--no-dry-run", "id_digits", "neighbours(sim", "StepContext[YourWorld]",
+                 'sim.add_hook("before_round"', "RunOptions(hooks=", "`update(data)` on its copy",
+                 "`self.sim.intervention`", "`ctx.intervention`", "returns `(profile, extra)`", "`list[int]`",
+                 "`dict[str, list[str]]`", "simulation/CHANGELOG.md"):
         assert fact in text, fact
+
+
+def test_guide_documents_every_memory_field():
+    from simulation.config.models import MemoryConfig, ReflectionConfig
+
+    text = GUIDE.read_text()
+    table = text.split("### Memory", 1)[1].split("## 5.", 1)[0]
+    for name, f in MemoryConfig.model_fields.items():
+        if name == "reflection":
+            for sub, g in ReflectionConfig.model_fields.items():
+                assert f"`reflection.{sub}` | {g.default} |" in table, sub
+        else:
+            assert f"`{name}`" in table and str(f.default) in table, name
 
 
 def test_check_dry_run_catches_code_that_crashes(tmp_path, capsys, monkeypatch):

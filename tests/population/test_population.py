@@ -178,3 +178,13 @@ def test_a_run_reads_each_profile_file_once_and_hands_out_copies(tmp_path, monke
     first["traits"]["trust"] = "High"  # as --set does to an agent's profile
     _, again = next(build.profile_streams(spec, {"t": 1}, taken, 1)["t"])
     assert again["traits"]["trust"] == "Low" and taken["t"][0]["traits"]["trust"] == "Low"
+
+
+def test_generated_names_fit_the_generated_gender():
+    from simulation.population.synth import FIRST_BY_GENDER, person
+
+    people = [person("voter", 7, i)[0] for i in range(3000)]
+    assert {p["gender"] for p in people} == set(FIRST_BY_GENDER)
+    for p in people:
+        assert p["name"].split()[0] in FIRST_BY_GENDER[p["gender"]], p
+    assert len({(p["name"], p["age"], p["gender"]) for p in people}) == len(people), "still unique"

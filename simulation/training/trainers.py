@@ -68,9 +68,9 @@ def _losses(history: list[dict[str, Any]], key: str = "loss") -> list[float]:
     return [float(f"{float(h[key]):.6g}") for h in history if key in h and math.isfinite(float(h[key]))]
 
 
-def train_sft(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,
-              lr: float, batch_size: int, seed: int, progress: bool) -> list[float]:
-    """Fine-tune a LoRA adapter on prompt/completion pairs (loss on the answers only); returns the losses."""
+def sft_trainer(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,
+                lr: float, batch_size: int, seed: int, progress: bool) -> Any:
+    """trl's SFTTrainer for prompt/completion pairs, the loss on the answers only (not yet trained)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -81,11 +81,17 @@ def train_sft(examples: list[Example], base: str, parent: Path | None, out: Path
                      learning_rate=lr, logging_steps=1, save_strategy="no", report_to=[], seed=seed,
                      completion_only_loss=True, max_length=2048, disable_tqdm=not progress, use_cpu=dev == "cpu",
                      lr_scheduler_type="constant", dataset_num_proc=None)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(sft_records(examples)),
-                         processing_class=tok, peft_config=None if parent else lora_config(rank))
+    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(sft_records(examples)),
+                      processing_class=tok, peft_config=None if parent else lora_config(rank))
+
+
+def train_sft(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,
+              lr: float, batch_size: int, seed: int, progress: bool) -> list[float]:
+    """Fine-tune a LoRA adapter on prompt/completion pairs (loss on the answers only); returns the losses."""
+    trainer = sft_trainer(examples, base, parent, out, epochs, rank, lr, batch_size, seed, progress)
     trainer.train()
     trainer.model.save_pretrained(str(out))
-    tok.save_pretrained(str(out))
+    trainer.processing_class.save_pretrained(str(out))
     return _losses(trainer.state.log_history)
 
 

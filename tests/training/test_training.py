@@ -163,3 +163,21 @@ def test_pad_token_is_distinct_from_the_end_token_or_the_base_is_refused(tmp_pat
     bad.save_pretrained(tmp_path / "bad")
     with pytest.raises(ConfigError, match="no token to pad with"):
         tokenizer_for(str(tmp_path / "bad"))
+
+
+def test_sft_loss_covers_the_answer_only(tmp_path, tiny_base):
+    """The batches trl trains on: every prompt token is masked out of the loss (-100), the answer's
+    tokens are not, so the adapter learns the answer and not the prompt."""
+    from simulation.training.trainers import sft_trainer
+
+    ex = load_examples(write(tmp_path / "d.jsonl", [sft_row("reject because the CV lacks a degree")]), "sft")
+    trainer = sft_trainer(ex, str(tiny_base), None, tmp_path / "out", 1.0, 4, 1e-3, 1, 0, False)
+    batch = next(iter(trainer.get_train_dataloader()))
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    scored = [i for i, x in zip(ids, labels, strict=True) if x != -100]
+    tok = trainer.processing_class
+    answer = tok.decode(scored)
+    assert "reject because the CV lacks a degree" in answer
+    assert "Hire?" not in answer and "You are Ann" not in answer, answer
+    first = labels.index(next(x for x in labels if x != -100))
+    assert all(x == -100 for x in labels[:first]) and first > len(tok(PROMPT[1]["content"])["input_ids"])

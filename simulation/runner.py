@@ -144,7 +144,7 @@ def recorded_scenario(run_dir: Path, cfg: RunConfig, given: str | None) -> tuple
         raise ConfigError([ConfigProblem(where, "scenario_dir", (
             f"{recorded} is not a bundled scenario, and GenSim never runs code a run folder names: give the "
             f"scenario folder yourself (gensim run FOLDER --resume/--replay RUN_DIR, gensim interview RUN_DIR "
-            f"AGENT QUESTION --scenario FOLDER)"))])
+            f"AGENT QUESTION --scenario FOLDER, gensim rate RUN_DIR --by judge --scenario FOLDER)"))])
     spec = load_scenario(folder)
     name = None
     if (run_dir / "run.sqlite").is_file():

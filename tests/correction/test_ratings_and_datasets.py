@@ -90,8 +90,9 @@ def test_datasets_refuse_empty_or_contradictory_ratings(rated_run, tmp_path, cap
     assert main(["dataset", str(rated_run), "--kind", "sft", "--out", str(out), "--rater", "human:ann"]) == 0
 
 
-def test_judge_scores_and_rewrites_within_the_calls_own_options(rated_run, capsys):
-    assert main(["rate", str(rated_run), "--by", "judge", "--judge", "stub-0", "--sample", "12", "--seed", "3"]) == 0
+def test_judge_scores_and_rewrites_within_the_calls_own_options(rated_run, stub_scenario, capsys):
+    assert main(["rate", str(rated_run), "--by", "judge", "--judge", "stub-0", "--sample", "12", "--seed", "3",
+                 "--scenario", str(stub_scenario)]) == 0
     assert "judge_gave_no_score=0" in capsys.readouterr().out
     got = rows(rated_run, "SELECT r.rater, r.score, r.rewrite, l.choices, l.json_schema, l.action FROM ratings r "
                           "JOIN llm_calls l ON l.id = r.llm_call_id")
@@ -104,8 +105,11 @@ def test_judge_scores_and_rewrites_within_the_calls_own_options(rated_run, capsy
         elif schema:
             json.loads(rewrite)
     capsys.readouterr()
-    assert main(["rate", str(rated_run), "--by", "judge", "--judge", "nobody"]) == 2
+    assert main(["rate", str(rated_run), "--by", "judge", "--judge", "nobody", "--scenario", str(stub_scenario)]) == 2
     assert "no chat model named 'nobody'" in capsys.readouterr().err
+    # the rubric is the scenario's, so a run of an unbundled scenario needs the folder named
+    assert main(["rate", str(rated_run), "--by", "judge", "--judge", "stub-0"]) == 2
+    assert "--scenario FOLDER" in capsys.readouterr().err
 
 
 def _sft(path) -> list[dict]:

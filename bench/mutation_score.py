@@ -31,16 +31,28 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTMUT = "mutmut==3.8.1"
-MODULES = ["simulation/core/checks.py", "simulation/core/health.py", "simulation/correction/__init__.py",
-           "simulation/correction/datasets.py", "simulation/correction/loop.py", "simulation/correction/measure.py",
-           "simulation/correction/ratings.py", "simulation/fork.py", "simulation/llm/routing.py",
-           "simulation/llm/structured.py", "simulation/training/data.py", "simulation/config/models.py"]
-# the non-integration tests that exercise those modules (mutmut runs, per mutant, the ones that cover it)
-TESTS = ["tests/core/test_decision_health.py", "tests/core/test_checks.py", "tests/examples/test_checks.py",
-         "tests/correction", "tests/test_fork.py", "tests/test_reproducibility.py", "tests/llm", "tests/training",
-         "tests/config"]
-# tests that train a model (a minute or more each): run for every mutant they cover, they would take
-# hours; the modules they cover are scored on the fast tests alone, and say so by their survivors
+# each module with the non-integration tests that exercise it: mutmut runs, per mutant, those of
+# them that cover the mutated function; small sets keep a run near an hour on 2 cores
+GROUPS: dict[str, list[str]] = {
+    "simulation/core/checks.py": ["tests/examples/test_checks.py", "tests/correction/test_guards.py"],
+    "simulation/core/health.py": ["tests/core/test_decision_health.py"],
+    "simulation/correction/__init__.py": ["tests/correction/test_ratings_and_datasets.py",
+                                          "tests/correction/test_bad_inputs.py"],
+    "simulation/correction/datasets.py": ["tests/correction/test_ratings_and_datasets.py",
+                                          "tests/correction/test_guards.py"],
+    "simulation/correction/loop.py": ["tests/correction/test_correct_loop_fast.py", "tests/correction/test_bad_inputs.py"],
+    "simulation/correction/measure.py": ["tests/correction/test_measure.py", "tests/correction/test_correct_loop_fast.py"],
+    "simulation/correction/ratings.py": ["tests/correction/test_ratings_and_datasets.py",
+                                         "tests/correction/test_bad_inputs.py"],
+    "simulation/fork.py": ["tests/test_fork.py", "tests/test_reproducibility.py"],
+    "simulation/llm/routing.py": ["tests/llm/test_routing.py"],
+    "simulation/llm/structured.py": ["tests/llm/test_llm_clients.py", "tests/correction/test_guards.py"],
+    "simulation/training/data.py": ["tests/training/test_training.py"],
+    "simulation/config/models.py": ["tests/config"],
+}
+MODULES = list(GROUPS)
+# tests that train a model or wait on purpose (a minute or more each): run for every mutant they cover
+# they would take hours; what only they cover counts as survived
 SLOW = ["test_manifest_and_from_chaining", "test_from_an_adapter_of_another_base_is_refused",
         "test_cancelled_training_leaves_nothing", "test_ppo_smoke_gives_a_loadable_adapter",
         "test_correct_two_iterations_on_the_stub", "test_ctrl_c_exits_130_and_says_how_to_resume"]
@@ -64,20 +76,25 @@ def mutmut_python() -> Path:
     return py
 
 
-def setup_work(work: Path, modules: list[str], tests: list[str], fresh: bool) -> None:
-    """A scratch copy of the checkout with mutmut's settings; ``mutants/`` (mutmut's cache) is kept
-    between runs unless ``fresh``."""
+def setup_work(work: Path, modules: list[str], tests: list[str], fresh: bool, ref: str | None = None) -> None:
+    """A scratch copy of the checkout (or of commit ``ref``) with mutmut's settings; ``mutants/``
+    (mutmut's cache) is kept between runs unless ``fresh``."""
     if fresh and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     for name in ("simulation", "tests"):
         if (work / name).exists():
             shutil.rmtree(work / name)
-        shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__", "runs"))
+        if ref is None:
+            shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__", "runs"))
+    if ref is not None:
+        archive = subprocess.run(["git", "archive", ref, "simulation", "tests", "pyproject.toml"], cwd=ROOT,
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
     # pyproject without a [tool.mutmut] table, so that setup.cfg below is read
-    text = (ROOT / "pyproject.toml").read_text()
+    text = (work / "pyproject.toml").read_text() if ref is not None else (ROOT / "pyproject.toml").read_text()
     (work / "pyproject.toml").write_text(re.sub(r"\n\[tool\.mutmut\][^\[]*", "\n", text))
-    tests = [t for t in tests if (ROOT / t).exists()]
+    tests = [t for t in tests if (work / t).exists()]
     lines = ["[mutmut]", "source_paths = simulation/", "only_mutate ="] + [f"    {m}" for m in modules]
     lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests] + ["    -m", "    not integration"]
     lines += ["    -k", "    " + " and ".join(f"not {t}" for t in SLOW)]
@@ -123,28 +140,38 @@ def results(py: Path, work: Path) -> dict[str, dict[str, list[str]]]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modules", nargs="+", default=MODULES, help="source files to mutate (default: the eight areas)")
-    ap.add_argument("--tests", nargs="+", default=TESTS, help="test files and folders to run (non-integration)")
+    ap.add_argument("--tests", nargs="+", help="test files and folders to run (default: each module's in GROUPS)")
+    ap.add_argument("--ref", help="measure the code and tests of this git commit instead of the working tree")
     ap.add_argument("--work", type=Path, default=Path("/tmp/gensim-mutmut"), help="scratch copy (default: %(default)s)")
     ap.add_argument("--fresh", action="store_true", help="forget mutmut's cached results")
     ap.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="parallel mutants")
     ap.add_argument("--no-run", action="store_true", help="only report the results cached in --work")
     ap.add_argument("--diffs", action="store_true", help="print each survivor's diff")
+    ap.add_argument("--verbose", action="store_true", help="show mutmut's own progress")
     a = ap.parse_args()
     py = mutmut_python()
-    if not a.no_run:
-        setup_work(a.work, a.modules, a.tests, a.fresh)
-        before = stub_pids()
-        env = {**os.environ, "TQDM_DISABLE": "1"}
-        run = subprocess.run([py, "-m", "mutmut", "run", "--max-children", str(a.max_children)], cwd=a.work, env=env)
-        for pid in stub_pids() - before:  # left by test workers mutmut killed
-            try:
-                os.kill(pid, 15)
-            except OSError:
-                pass
-        if run.returncode not in (0, 1):
-            print(f"mutmut run exited {run.returncode}", file=sys.stderr)
+    measured: dict[str, dict[str, list[str]]] = {}
+    for module in a.modules:
+        work = a.work / Path(module).with_suffix("").as_posix().replace("/", "_")
+        if not a.no_run:
+            tests = a.tests or GROUPS.get(module) or ["tests"]
+            setup_work(work, [module], tests, a.fresh, a.ref)
+            before = stub_pids()
+            env = {**os.environ, "TQDM_DISABLE": "1"}
+            print(f"== {module}: {' '.join(tests)}", flush=True)
+            run = subprocess.run([py, "-m", "mutmut", "run", "--max-children", str(a.max_children)], cwd=work, env=env,
+                                 stdout=subprocess.DEVNULL if not a.verbose else None)
+            for pid in stub_pids() - before:  # left by test workers mutmut killed
+                try:
+                    os.kill(pid, 15)
+                except OSError:
+                    pass
+            if run.returncode not in (0, 1):
+                print(f"mutmut run exited {run.returncode} for {module}", file=sys.stderr)
+        if work.exists():
+            measured.update({k: v for k, v in results(py, work).items() if k == module})
     scores: dict[str, dict[str, float | int]] = {}
-    for path, by_status in sorted(results(py, a.work).items()):
+    for path, by_status in sorted(measured.items()):
         killed = sum(len(v) for s, v in by_status.items() if s in KILLED)
         survivors = by_status.get("survived", []) + by_status.get("no tests", [])
         equivalent = [m for m in survivors if m in EQUIVALENT]
@@ -152,7 +179,8 @@ def main() -> int:
         for m in survived:
             print(f"survived  {m}")
             if a.diffs:
-                print(subprocess.run([py, "-m", "mutmut", "show", m], cwd=a.work, capture_output=True,
+                work = a.work / Path(path).with_suffix("").as_posix().replace("/", "_")
+                print(subprocess.run([py, "-m", "mutmut", "show", m], cwd=work, capture_output=True,
                                      text=True).stdout)
         for m in equivalent:
             print(f"equivalent  {m}: {EQUIVALENT[m]}")

@@ -43,12 +43,14 @@ def train(method: str, data: Path, out: Path, base: str | None = None, parent: P
     """Train an adapter on ``data`` (a ``gensim dataset`` file) into ``out``; returns its manifest."""
     if method not in ("sft", "ppo"):
         raise ConfigError([ConfigProblem("<command line>", "method", f"sft or ppo, got {method!r}")])
-    for name, v, low in (("--epochs", epochs, 0), ("--lora-rank", lora_rank, 0), ("batch_size", batch_size, 0),
-                         ("--lr", learning_rate if learning_rate is not None else 1.0, 0)):
+    for name, v, low in (("--epochs", epochs, 0), ("--lora-rank", lora_rank, 0), ("batch_size", batch_size, 0)):
         if not v > low:
             raise ConfigError([ConfigProblem("<command line>", name, f"must be above {low}, got {v}")])
         if not math.isfinite(v):
             raise ConfigError([ConfigProblem("<command line>", name, f"must be a finite number, got {v}")])
+    # 0 is allowed from Python (an adapter copied unchanged onto a new parent); the CLI asks for > 0
+    if learning_rate is not None and not (math.isfinite(learning_rate) and learning_rate >= 0):
+        raise ConfigError([ConfigProblem("<command line>", "--lr", f"must be a finite number >= 0, got {learning_rate}")])
     examples = load_examples(Path(data), method)
     if max_samples is not None and len(examples) > max_samples:
         import random

@@ -49,7 +49,7 @@ def test_loop_refuses_an_adapter_then_retries_at_half_the_rate(stub_scenario, tm
 
     monkeypatch.setattr(loop, "collapsed", collapsed)
     out = tmp_path / "loop"
-    res = correct(CorrectOptions(str(stub_scenario), iterations=3, agents=40, holdout=0.3, control=0.3, out=str(out),
+    res = correct(CorrectOptions(str(stub_scenario), iterations=3, agents=24, holdout=0.3, control=0.3, out=str(out),
                                  lr=0.002, max_samples=50, progress=False))
     printed = capsys.readouterr().out
     report = json.loads((out / "correction.json").read_text())
@@ -101,7 +101,7 @@ def test_loop_with_a_base_run_and_ppo(stub_scenario, tmp_path, fake_training):
     from simulation.cli import main
 
     base = tmp_path / "base"
-    assert main(["run", str(stub_scenario), "--agents", "30", "--rounds", "1", "--out", str(base), "--no-progress"]) == 0
+    assert main(["run", str(stub_scenario), "--agents", "20", "--rounds", "1", "--out", str(base), "--no-progress"]) == 0
     out = tmp_path / "loop"
     res = correct(CorrectOptions(str(stub_scenario), iterations=1, method="ppo", base=str(base), out=str(out),
                                  progress=False))

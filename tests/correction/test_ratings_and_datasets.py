@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import datasets
 import pytest
 
 from simulation.cli import main
+from simulation.testing.procs import start_stub, stub_models
+from tests.conftest import copy_scenario, set_models
 from tests.runs import count, rows
 
 
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """One 80-agent live stub run for the module (its stub stays up: the judge test asks it)."""
+    stub = start_stub(live=True)
+    try:
+        tmp = tmp_path_factory.mktemp("rated")
+        folder = copy_scenario(tmp)
+        set_models(folder, stub_models([stub], embed=stub))
+        run = tmp / "run"
+        assert main(["run", str(folder), "--agents", "80", "--rounds", "2", "--out", str(run), "--no-progress"]) == 0
+        yield run
+    finally:
+        stub.stop()
+
+
 @pytest.fixture()
-def rated_run(stub_scenario, tmp_path):
+def rated_run(recorded, tmp_path):
+    """A copy of the recorded run for one test to rate."""
     run = tmp_path / "run"
-    assert main(["run", str(stub_scenario), "--agents", "80", "--rounds", "2", "--out", str(run), "--no-progress"]) == 0
+    shutil.copytree(recorded, run)
     return run
 
 

@@ -34,7 +34,7 @@ MUTMUT = "mutmut==3.8.1"
 # each module with the non-integration tests that exercise it: mutmut runs, per mutant, those of
 # them that cover the mutated function; small sets keep a run near an hour on 2 cores
 GROUPS: dict[str, list[str]] = {
-    "simulation/core/checks.py": ["tests/examples/test_checks.py", "tests/correction/test_guards.py"],
+    "simulation/core/checks.py": ["tests/core/test_checks.py", "tests/examples/test_checks.py"],
     "simulation/core/health.py": ["tests/core/test_decision_health.py"],
     "simulation/correction/__init__.py": ["tests/correction/test_ratings_and_datasets.py",
                                           "tests/correction/test_bad_inputs.py"],

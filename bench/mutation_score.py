@@ -44,7 +44,7 @@ GROUPS: dict[str, list[str]] = {
     "simulation/correction/measure.py": ["tests/correction/test_measure.py", "tests/correction/test_correct_loop_fast.py"],
     "simulation/correction/ratings.py": ["tests/correction/test_ratings_and_datasets.py",
                                          "tests/correction/test_bad_inputs.py"],
-    "simulation/fork.py": ["tests/test_fork.py", "tests/test_reproducibility.py"],
+    "simulation/fork.py": ["tests/test_fork.py"],
     "simulation/llm/routing.py": ["tests/llm/test_routing.py"],
     "simulation/llm/structured.py": ["tests/llm/test_llm_clients.py", "tests/correction/test_guards.py"],
     "simulation/training/data.py": ["tests/training/test_training.py"],

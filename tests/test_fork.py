@@ -49,3 +49,74 @@ def test_fork_with_a_change_differs_from_the_round_it_starts(stub, stub_scenario
                         (["--from-round", "2", "agents.seeker.count=3"], "agents.seeker.count")):
         assert main(["run", str(stub_scenario), "--fork", str(parent), *args, "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
         assert field in capsys.readouterr().err
+
+
+def _fake_run(tmp_path, name="parent", rounds=3):
+    run = tmp_path / name
+    assert main(["run", "polling", "--llm", "fake", "--agents", "6", "--rounds", str(rounds), "--out", str(run),
+                 "--no-progress", "--intervene", "3:Rain tomorrow"]) == 0
+    return run
+
+
+def test_forked_config_changes_only_what_it_may(tmp_path):
+    import pytest
+
+    from simulation.config import ConfigError
+    from simulation.fork import forked_config
+    from simulation.runner import read_run_config
+
+    parent = read_run_config(_fake_run(tmp_path))
+    cfg = forked_config(parent, ["llm.temperature=0.5", "memory.retrieve_k=7", "scenario.question=Why?"], 99)
+    assert cfg.simulation.llm.temperature == 0.5 and cfg.memory.retrieve_k == 7 and cfg.simulation.seed == 99
+    assert cfg.simulation.scenario["question"] == "Why?" and cfg.simulation.agents == parent.simulation.agents
+    assert forked_config(parent, [], None).simulation.seed == parent.simulation.seed
+    assert parent.simulation.llm.temperature == 0.0 and parent.memory.retrieve_k != 7, "the parent's config is untouched"
+    for key in ("agents.voter.count=3", "name=other", "scenario_dir=/x"):
+        with pytest.raises(ConfigError, match="keeps its parent's population and scenario"):
+            forked_config(parent, [key], None)
+    with pytest.raises(ConfigError) as e:
+        forked_config(parent, ["llm.temperature=hot"], None)
+    assert "llm.temperature" in str(e.value) and "<command line>" in str(e.value)
+
+
+def test_make_fork_copies_records_before_the_round_and_nothing_after(tmp_path):
+    import pytest
+
+    from simulation.config import ConfigError
+    from simulation.fork import make_fork
+    from simulation.runner import read_run_config
+
+    parent = _fake_run(tmp_path)
+    assert main(["rate", str(parent), "--by", "file", "--file", str(_ratings(parent, tmp_path))]) == 0
+    cfg = read_run_config(parent)
+    before = digest(parent / "run.sqlite")
+    out = make_fork(parent, 3, tmp_path / "f", cfg, replay=False, plan=[{"round": 3, "kind": "global"}])
+    assert digest(parent / "run.sqlite") == before
+    assert rows(out, "SELECT DISTINCT round FROM actions ORDER BY round") == [(1,), (2,)]
+    assert rows(out, "SELECT COUNT(*) FROM llm_calls WHERE round >= 3") == [(0,)]
+    assert rows(out, "SELECT COUNT(*) FROM metrics WHERE round >= 3") == [(0,)]
+    assert rows(out, "SELECT COUNT(*) FROM interventions WHERE round >= 3") == [(0,)]
+    kept = rows(out, "SELECT l.round FROM ratings r JOIN llm_calls l ON l.id = r.llm_call_id")
+    assert kept and {r for (r,) in kept} <= {1, 2} and rows(out, "SELECT COUNT(*) FROM ratings")[0][0] == len(kept)
+    meta = dict(rows(out, "SELECT key, value FROM meta"))
+    assert json.loads(meta["parent"]) == str(parent.resolve()) and json.loads(meta["from_round"]) == 3
+    assert json.loads(meta["replay_from"]) is None and json.loads(meta["schedule"]) == [{"round": 3, "kind": "global"}]
+    assert json.loads(meta["seed"]) == cfg.simulation.seed and "finished" not in meta and "summary" not in meta
+    assert done(out, 2) and not done(out, 3) and not (out / "checkpoints" / "round_000001").exists()
+    assert json.loads((out / "config.json").read_text())["simulation"]["seed"] == cfg.simulation.seed
+    replayed = make_fork(parent, 2, tmp_path / "r", cfg, replay=True)
+    meta = dict(rows(replayed, "SELECT key, value FROM meta"))
+    assert json.loads(meta["replay_from"]) == str(parent.resolve()) and json.loads(meta["schedule"]) == []
+    for r, field in ((0, "rounds are numbered from 1"), (5, "no complete checkpoint of round 4")):
+        with pytest.raises(ConfigError, match=field):
+            make_fork(parent, r, tmp_path / f"bad{r}", cfg, replay=False)
+        assert not (tmp_path / f"bad{r}").exists()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        make_fork(parent, 2, out, cfg, replay=False)
+
+
+def _ratings(run, tmp_path):
+    ids = [i for (i,) in rows(run, "SELECT id FROM llm_calls WHERE action = 'vote' ORDER BY id")]
+    f = tmp_path / "r.jsonl"
+    f.write_text("".join(json.dumps({"llm_call_id": i, "score": 3}) + "\n" for i in ids))
+    return f

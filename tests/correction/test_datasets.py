@@ -1,0 +1,151 @@
+"""``dataset_rows`` on a hand-made run store: which rating becomes which row of each kind, exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simulation.config import ConfigError
+from simulation.correction.datasets import _balanced, dataset_rows, write_dataset
+from simulation.correction.ratings import GOOD
+from simulation.store import RunStore
+
+SCREEN = ["pass", "reject"]
+
+
+def prompt(agent: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": f"You are {agent}."}, {"role": "user", "content": "Hire?"}]
+
+
+def call(agent: str, action: str, completion: str, choices: list[str] | None = SCREEN, valid: bool = True,
+         round_: int = 1) -> tuple:
+    return (round_, "p", agent, action, 1, f"k-{agent}-{action}", json.dumps(prompt(agent)), completion,
+            json.dumps(choices) if choices else None, None, "e", 1.0, 1, 1, 0, int(valid), 0, 1,
+            None if valid else "StructuredOutputError: off", "stop", None)
+
+
+@pytest.fixture()
+def run(tmp_path) -> Path:
+    store = RunStore(tmp_path / "run.sqlite")
+    store.add_rows((), [
+        call("a", "screen", "pass"),            # 1: rated low, rewritten
+        call("b", "screen", "reject"),          # 2: one rater 5, another 2 (low)
+        call("c", "screen", "pass"),            # 3: held out
+        call("d", "apply", '{"apply":[1]}', None),  # 4: scored 4
+        call("e", "screen", "maybe", valid=False),  # 5: invalid, rewritten
+        call("f", "vote", "yes", ["yes", "no"], round_=2),  # 6: unrated, another action: an anchor
+        call("g", "memory.importance", "3", ["1", "3"]),    # 7: framework bookkeeping: never an anchor
+        call("h", "screen", "pass"),            # 8: unrated, but its action is rated: not an anchor
+        call("c", "vote", "no", ["yes", "no"]),  # 9: unrated, of a held-out agent
+        call("i", "vote", "no", ["yes", "no"], valid=False),  # 10: invalid: not an anchor
+    ])
+    store.flush()
+    with store.db:
+        store.db.executemany("INSERT INTO ratings (llm_call_id, rater, score, rewrite) VALUES (?,?,?,?)", [
+            (1, "check:x", 1.0, "reject"), (2, "check:x", 5.0, None), (3, "check:x", 1.0, "reject"),
+            (4, "human:ann", 4.0, None), (5, "check:x", None, "pass"), (2, "human:bob", 2.0, None)])
+    store.close()
+    return tmp_path
+
+
+def ids(rows: list[dict]) -> list[int]:
+    return [r["meta"]["call_id"] for r in rows]
+
+
+def test_sft_takes_rewrites_and_good_answers_only(run):
+    rows = dataset_rows(run, "sft", exclude_agents={"c"})
+    assert ids(rows) == [1, 4, 5]
+    assert [r["messages"][-1] for r in rows] == [{"role": "assistant", "content": "reject"},
+                                                  {"role": "assistant", "content": '{"apply":[1]}'},
+                                                  {"role": "assistant", "content": "pass"}]
+    assert rows[0]["messages"][:-1] == prompt("a")
+    assert rows[0]["meta"] == {"run": str(run), "call_id": 1, "rater": "check:x", "action": "screen", "round": 1}
+    # without the hold-out, call 3's correction is in; a higher bar drops the 4-scored answer
+    assert ids(dataset_rows(run, "sft")) == [1, 3, 4, 5]
+    assert ids(dataset_rows(run, "sft", min_score=4.5, exclude_agents={"c"})) == [1, 5]
+    # one rater's view: bob's low score is not seen, so check:x's 5 keeps call 2's answer
+    assert ids(dataset_rows(run, "sft", rater="check:", exclude_agents={"c"})) == [1, 2, 5]
+
+
+def test_sft_anchors_and_balance(run):
+    rows = dataset_rows(run, "sft", exclude_agents={"c"}, anchor=True)
+    assert ids(rows) == [1, 4, 5, 6]
+    assert rows[-1]["meta"] == {"run": str(run), "call_id": 6, "rater": "anchor", "action": "vote", "round": 2}
+    assert rows[-1]["messages"][-1]["content"] == "yes"
+    assert ids(dataset_rows(run, "sft", anchor=True)) == [1, 3, 4, 5, 6, 9]
+    balanced = dataset_rows(run, "sft", balance=True)  # screen: reject twice, pass once -> pass twice
+    assert sorted((r["meta"]["call_id"], r["meta"].get("repeat", 0)) for r in balanced) == \
+        [(1, 0), (3, 0), (4, 0), (5, 0), (5, 1)]
+
+
+def test_balance_repeats_rare_answers_up_to_a_cap():
+    def row(action: str, answer: str, i: int) -> dict:
+        return {"messages": [{"role": "assistant", "content": answer}], "meta": {"action": action, "call_id": i}}
+
+    rows = [row("s", "x", i) for i in range(10)] + [row("s", "y", 10)] + [row("s", "z", 11), row("s", "z", 12)] \
+        + [row("t", "x", 20), row("t", "y", 21)]
+    out = _balanced(rows)
+    counts: dict[tuple[str, str], int] = {}
+    for r in out:
+        key = (r["meta"]["action"], r["messages"][-1]["content"])
+        counts[key] = counts.get(key, 0) + 1
+    assert counts == {("s", "x"): 10, ("s", "y"): 4, ("s", "z"): 8, ("t", "x"): 1, ("t", "y"): 1}
+    assert [r["meta"].get("repeat") for r in out if r["meta"]["call_id"] == 10] == [None, 1, 2, 3]
+    assert rows[10]["meta"] == {"action": "s", "call_id": 10}, "the input rows are not changed"
+
+
+def test_preference_pairs_and_reward_rows(run):
+    pref = dataset_rows(run, "preference", exclude_agents={"c"})
+    assert ids(pref) == [1, 5]
+    assert pref[0]["prompt"] == prompt("a") and pref[0]["chosen"] == [{"role": "assistant", "content": "reject"}]
+    assert pref[0]["rejected"] == [{"role": "assistant", "content": "pass"}]
+    assert pref[1]["rejected"] == [{"role": "assistant", "content": "maybe"}]
+    assert ids(dataset_rows(run, "preference", min_score=1.0, exclude_agents={"c"})) == [5], \
+        "a rewrite of an answer scored at the bar is no preference"
+    reward = dataset_rows(run, "reward", exclude_agents={"c"})
+    got = [(r["meta"]["call_id"], r["completion"][0]["content"], r["reward"], r["meta"].get("rewrite", False))
+           for r in reward]
+    assert got == [(1, "pass", 1.0, False), (1, "reject", GOOD, True), (2, "reject", 5.0, False),
+                   (4, '{"apply":[1]}', 4.0, False), (5, "pass", GOOD, True), (2, "reject", 2.0, False)]
+    assert all(r["prompt"] == prompt(r["meta"]["call_id"] and "abcdefgh"[r["meta"]["call_id"] - 1]) for r in reward)
+
+
+def test_contradicting_rewrites_and_errors(run, tmp_path):
+    from simulation.store import RunStore
+
+    store = RunStore(run / "run.sqlite")
+    with store.db:
+        store.db.execute("INSERT INTO ratings (llm_call_id, rater, score, rewrite) VALUES (1, 'human:zoe', 1, 'pass')")
+    store.close()
+    for kind in ("sft", "preference"):
+        with pytest.raises(ConfigError, match=r"calls \[1\] have contradicting rewrites"):
+            dataset_rows(run, kind)
+    assert dataset_rows(run, "reward"), "reward rows may disagree"
+    assert ids(dataset_rows(run, "sft", rater="check:", exclude_agents={"c"})) == [1, 2, 5]
+    with pytest.raises(ConfigError, match="one of sft, preference, reward, got 'dpo'"):
+        dataset_rows(run, "dpo")
+    for bad in (0.5, 5.5):
+        with pytest.raises(ConfigError, match="--min-score"):
+            dataset_rows(run, "sft", min_score=bad)
+    with pytest.raises(ConfigError, match=r"ratings: none by judge:\*: rate the run first"):
+        dataset_rows(run, "sft", rater="judge:")
+    with pytest.raises(ConfigError, match=r"no preference rows: the ratings hold no rewrites of low-scored answers "
+                                          r"\(min score 4.0\)"):
+        dataset_rows(run, "preference", rater="human:ann")
+    with pytest.raises(ConfigError, match=r"no sft rows: the ratings hold no usable answers \(min score 5.0\)"):
+        dataset_rows(run, "sft", rater="human:ann", min_score=5.0)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    RunStore(empty / "run.sqlite").close()
+    with pytest.raises(ConfigError, match="ratings: none: rate the run first"):
+        dataset_rows(empty, "sft")
+
+
+def test_write_dataset_is_jsonl_written_whole(run, tmp_path):
+    out = tmp_path / "sub" / "d.jsonl"
+    n = write_dataset(run, "sft", out, exclude_agents={"c"}, anchor=True)
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert n == len(lines) == 4 and [json.loads(x)["meta"]["call_id"] for x in lines] == [1, 4, 5, 6]
+    assert not list(out.parent.glob("*.tmp"))

@@ -91,23 +91,46 @@ def add_ratings(store: RunStore, ratings: list[Rating]) -> int:
 
 
 def ratings_from_checks(store: RunStore, action: str | None = None, round_: int | None = None) -> list[Rating]:
-    """A failed check gives the action's calls a low score (and its rewrite); a passed one a high score."""
-    q = "SELECT check_name, ok, reason, rewrite, llm_call_id, choices FROM check_calls WHERE 1 = 1"
+    """A failed check gives the action's calls a low score (and its rewrite); a passed one a high score.
+
+    A check's rewrite is an answer to one of the action's calls: when the action links several, the
+    calls whose options hold it get it, and the others (free text beside a choice, say) get none.
+    """
+    q = ("SELECT c.check_id, c.check_name, c.ok, c.reason, c.rewrite, c.llm_call_id, c.choices, l.json_schema "
+         "FROM check_calls c JOIN llm_calls l ON l.id = c.llm_call_id WHERE 1 = 1")
     args: list[Any] = []
     if action:
-        q += " AND action = ?"
+        q += " AND c.action = ?"
         args.append(action)
     if round_ is not None:
-        q += " AND round = ?"
+        q += " AND c.round = ?"
         args.append(round_)
+    rows = list(store.db.execute(q + " ORDER BY check_id, llm_call_id", args))
+    by_check: dict[int, list[tuple]] = {}
+    for r in rows:
+        by_check.setdefault(r[0], []).append(r)
     out = []
-    for name, ok, reason, rewrite, call_id, choices in store.db.execute(q + " ORDER BY check_id", args):
-        opts = json.loads(choices) if choices else None
-        if rewrite is not None and opts is not None and rewrite not in opts:
-            rewrite = None  # the check's answer is not one of this call's options (the action had several calls)
-        out.append(Rating(call_id, f"check:{name}", GOOD if ok else BAD, None if ok else rewrite,
-                          reason or ("passed" if ok else "failed")))
+    for group in by_check.values():
+        rewrite = group[0][4]
+        opts = {r[5]: json.loads(r[6]) if r[6] else None for r in group}
+        holders = {cid for cid, o in opts.items() if o is not None and rewrite in o}
+        for _, name, ok, reason, _, call_id, _, schema in group:
+            mine = None
+            if not ok and rewrite is not None:
+                if holders:
+                    mine = rewrite if call_id in holders else None
+                elif opts[call_id] is None and (schema is None or _json_ok(rewrite)):
+                    mine = rewrite
+            out.append(Rating(call_id, f"check:{name}", GOOD if ok else BAD, mine, reason or ("passed" if ok else "failed")))
     return out
+
+
+def _json_ok(text: str) -> bool:
+    try:
+        parse_json(text)
+    except ValueError:
+        return False
+    return True
 
 
 # -- from a file -----------------------------------------------------------------------------------

@@ -1,0 +1,152 @@
+"""Ratings in isolation: rewrites that are valid, idempotent storage, check verdicts as ratings, the
+judge's sample, and the judge's two questions, with a scripted model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from simulation.correction.ratings import (
+    BAD,
+    GOOD,
+    JUDGE_SYSTEM,
+    Call,
+    Rating,
+    add_ratings,
+    judge_call,
+    load_calls,
+    ratings_from_checks,
+    ratings_from_judge,
+    render_call,
+    sample_calls,
+    valid_rewrite,
+)
+from simulation.llm.structured import StructuredOutputError
+from simulation.llm.types import ChatResult, LLMError
+from simulation.store import RunStore
+
+MSGS = [{"role": "system", "content": "You are Ann."}, {"role": "user", "content": "Hire?"}]
+
+
+def mk(i: int, action: str = "screen", choices: list[str] | None = None, schema: dict | None = None,
+       completion: str = "pass", agent: str = "a") -> Call:
+    return Call(i, 1, "p", agent, action, MSGS, completion, choices, schema, True)
+
+
+def test_valid_rewrite():
+    choice, js, text = mk(1, choices=["pass", "reject"]), mk(2, schema={"type": "object"}), mk(3)
+    assert valid_rewrite(choice, None) and valid_rewrite(choice, "reject") and not valid_rewrite(choice, "maybe")
+    assert valid_rewrite(js, '{"a": 1}') and valid_rewrite(js, 'Sure: {"a": 1}') and not valid_rewrite(js, "no json")
+    assert valid_rewrite(text, "a sentence") and not valid_rewrite(text, "   ")
+    assert render_call(choice) == "[system] You are Ann.\n[user] Hire?"
+
+
+def row(agent: str, action: str, seq: int, choices: list[str] | None) -> tuple:
+    return (1, "p", agent, action, seq, f"k{agent}{seq}", json.dumps(MSGS), "pass",
+            json.dumps(choices) if choices else None, None, "e", 1.0, 1, 1, 0, 1, 0, 1, None, "stop", None)
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = RunStore(tmp_path / "run.sqlite")
+    s.add_rows((), [row("a", "screen", 0, ["pass", "reject"]), row("a", "note", 1, None),
+                    row("b", "screen", 0, ["pass", "reject"]), row("c", "apply", 0, None)])
+    s.flush()
+    with s.db:
+        s.db.executemany("INSERT INTO checks (round, phase, agent_id, act_seq, action, check_name, ok, reason, rewrite, "
+                         "calls) VALUES (?,?,?,?,?,?,?,?,?,?)", [
+                             (1, "p", "a", 0, "screen", "req", 0, "lacks a degree", "reject", "[0, 1]"),
+                             (1, "p", "b", 0, "screen", "req", 1, "", None, "[0]"),
+                             (1, "p", "c", 0, "apply", "twice", 0, "", '{"apply":[1]}', "[0]"),
+                             (2, "p", "b", 0, "screen", "req", 0, "x", "reject", "[0]")])
+    yield s
+    s.close()
+
+
+def test_check_verdicts_become_ratings_of_the_calls_behind_them(store):
+    got = [(r.llm_call_id, r.rater, r.score, r.rewrite, r.reason) for r in ratings_from_checks(store)]
+    # the failed screen of a links two calls: the choice call gets the rewrite, the free-text one cannot
+    assert got == [(1, "check:req", BAD, "reject", "lacks a degree"), (2, "check:req", BAD, None, "lacks a degree"),
+                   (3, "check:req", GOOD, None, "passed"), (4, "check:twice", BAD, '{"apply":[1]}', "failed")]
+    assert [r.llm_call_id for r in ratings_from_checks(store, action="apply")] == [4]
+    assert [r.llm_call_id for r in ratings_from_checks(store, round_=1)] == [1, 2, 3, 4]
+    assert ratings_from_checks(store, round_=2) == [], "round 2's verdict names no recorded call"
+
+
+def test_add_ratings_is_idempotent_per_rater(store):
+    rs = [Rating(1, "human:ann", 2.0, "reject", "why"), Rating(1, "human:bob", 4.0), Rating(3, "human:ann", None, "pass")]
+    assert add_ratings(store, rs) == 3
+    assert add_ratings(store, rs + [Rating(2, "human:ann", 5.0)]) == 1
+    got = list(store.db.execute("SELECT llm_call_id, rater, score, rewrite, reason, created IS NOT NULL FROM ratings "
+                                "ORDER BY id"))
+    assert got == [(1, "human:ann", 2.0, "reject", "why", 1), (1, "human:bob", 4.0, None, "", 1),
+                   (3, "human:ann", None, "pass", "", 1), (2, "human:ann", 5.0, None, "", 1)]
+    assert [c.id for c in load_calls(store, "WHERE action = ?", ("screen",))] == [1, 3]
+
+
+def test_sample_calls_is_seeded_spread_and_puts_failed_first():
+    calls = [mk(i, "screen") for i in range(1, 21)] + [mk(i, "apply") for i in range(21, 25)]
+    s = sample_calls(calls, 8, seed=1)
+    assert len(s) == 8 and [c.id for c in s] == sorted(c.id for c in s)
+    assert sum(c.action == "apply" for c in s) == 4, "spread evenly over actions while they last"
+    assert [c.id for c in sample_calls(calls, 8, seed=1)] == [c.id for c in s]
+    assert [c.id for c in sample_calls(calls, 8, seed=2)] != [c.id for c in s]
+    first = sample_calls(calls, 3, seed=1, failed_first={5, 6, 7, 8})
+    assert len(first) == 3 and {c.id for c in first} <= {5, 6, 7, 8}
+    mixed = sample_calls(calls, 6, seed=1, failed_first={5})
+    assert 5 in {c.id for c in mixed} and sum(c.id == 5 for c in mixed) == 1
+    assert len(sample_calls(calls, 100, seed=1)) == len(calls)
+
+
+class Scripted:
+    """Answers the judge's score question with ``score`` and the rewrite question with ``better``."""
+
+    def __init__(self, score: str | Exception, better: str | Exception = "reject"):
+        self.score, self.better, self.requests = score, better, []
+
+    async def complete(self, req):
+        self.requests.append(req)
+        out = self.score if req.choices == ["1", "2", "3", "4", "5"] else self.better
+        if isinstance(out, Exception):
+            raise out
+        return ChatResult(text=out)
+
+
+def test_judge_asks_a_score_then_a_rewrite_within_the_calls_options():
+    call = mk(7, choices=["pass", "reject"])
+    client = Scripted("2", " reject ")
+    r = asyncio.run(judge_call(client, call, "Hire only with a degree.", '{"name": "Ann"}', rewrite=True))
+    assert r == Rating(7, "", 2.0, "reject", "judged against the rubric")
+    score_req, rewrite_req = client.requests
+    assert score_req.messages[0] == {"role": "system", "content": JUDGE_SYSTEM} and score_req.max_tokens == 4
+    text = score_req.messages[1]["content"]
+    for part in ('Agent profile: {"name": "Ann"}', "[user] Hire?", "The agent answered: 'pass'",
+                 "Rubric: Hire only with a degree.", "from 1 (wrong for this person) to 5"):
+        assert part in text, part
+    assert rewrite_req.choices == ["pass", "reject"] and rewrite_req.max_tokens == 48
+    assert "Give the answer this person should have given" in rewrite_req.messages[1]["content"]
+    # no rewrite asked; a rewrite off the options, an empty one or a failed one is dropped
+    assert asyncio.run(judge_call(Scripted("5"), call, "r", "p", rewrite=False)).rewrite is None
+    assert len(Scripted("5").requests) == 0
+    for better in ("maybe", "  ", StructuredOutputError("off")):
+        got = asyncio.run(judge_call(Scripted("1", better), call, "r", "p", rewrite=True))
+        assert got is not None and got.score == 1.0 and got.rewrite is None
+    assert asyncio.run(judge_call(Scripted(StructuredOutputError("off")), call, "r", "p", rewrite=True)) is None
+
+
+def test_ratings_from_judge_names_the_rater_and_drops_failures():
+    calls = [mk(1, choices=["pass", "reject"]), mk(2, choices=["pass", "reject"], agent="b")]
+
+    class PerCall(Scripted):
+        async def complete(self, req):
+            if "[user] Hire?" in req.messages[1]["content"] and "Bob" in req.messages[1]["content"]:
+                raise LLMError("endpoint down")
+            return await super().complete(req)
+
+    seen = []
+    out = asyncio.run(ratings_from_judge(calls, PerCall("4"), "judge:j", lambda c: f"rubric {c.action}",
+                                         lambda a: seen.append(a) or ("Bob" if a == "b" else "Ann"), progress=False))
+    assert [(r.llm_call_id, r.rater, r.score, r.rewrite) for r in out] == [(1, "judge:j", 4.0, "reject")]
+    assert sorted(seen) == ["a", "b"]

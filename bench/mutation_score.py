@@ -61,6 +61,8 @@ EQUIVALENT: dict[str, str] = {
     "simulation.core.health.xǁSpreadǁshares__mutmut_3": "with no valid answer the counts are empty: {} either way",
     "simulation.core.health.x_decision_health__mutmut_10": "SQL keywords are case-insensitive (and/AND)",
     "simulation.core.health.x_decision_health__mutmut_11": "SQL column names are case-insensitive (round/ROUND)",
+    "simulation.llm.routing.xǁModelRoutingǁ_covering__mutmut_10": "stopping at -2 adds a second look at the last "
+    "assignment (index -1), already looked at first: same answer",
 }
 
 

@@ -108,3 +108,64 @@ async def test_agents_calls_go_to_their_model_and_are_recorded_with_it():
         await AgentLLM(replay, settings, "a2", 1, "p", 1, None).chat("talk", [{"role": "user", "content": "hi"}])
     with pytest.raises(LLMError, match="no chat endpoint serves model 'nope'"):
         await AgentLLM(client, settings, "a3", 1, "p", 1, "nope").chat("talk", [{"role": "user", "content": "hi"}])
+
+
+def test_routing_from_settings_and_deployed_assignments():
+    from simulation.llm.routing import Assignment, adapter_paths, adapter_route, routing_with_deployed
+
+    plain = LLMSettings()
+    assert adapter_route(plain) is None and adapter_paths(plain) == {}
+    s = LLMSettings(adapter="/ads/fix-1", adapter_share=0.5, adapter_types=["seeker"], model_by_type={"employer": "big"})
+    assert adapter_route(s) == "fix-1" and adapter_paths(s) == {"fix-1": "/ads/fix-1"}
+    assert adapter_route(LLMSettings(adapter="/ads/fix-1", adapter_name="named")) == "named"
+    r = routing_from_settings(s, seed=5)
+    assert r.seed == 5 and r.default is None and r.by_type == {"employer": "big"}
+    assert r.assignments == [Assignment("fix-1", 0.5, ("seeker",), ())]
+    treated = {a for a in AGENTS if r.model_for(a, "seeker") == "fix-1"}
+    assert treated == {a for a in AGENTS if ab_unit(5, a) < 0.5}
+    assert all(r.model_for(a, "other") is None for a in AGENTS), "adapter_types limits the adapter"
+    deployed = [{"model": "fix-2", "share": 1.0, "types": [], "agents": ["a001"]}]
+    rd = routing_with_deployed(s, 5, deployed)
+    assert rd.assignments == [*r.assignments, Assignment("fix-2", 1.0, (), ("a001",))]
+    assert rd.model_for("a001", "other") == "fix-2" and rd.seed == 5
+
+
+def test_assignment_share_edges_and_defaults():
+    from simulation.llm.routing import Assignment
+
+    full, none = Assignment("m", 1.0), Assignment("m", 0.0)
+    assert all(full.covers(1, a, "t") for a in AGENTS) and not any(none.covers(1, a, "t") for a in AGENTS)
+    # the draw is strict: an agent whose draw equals the share is not covered
+    a0 = AGENTS[0]
+    assert not Assignment("m", ab_unit(1, a0)).covers(1, a0, "t")
+    assert Assignment("m", min(1.0, ab_unit(1, a0) + 1e-9)).covers(1, a0, "t")
+    assert 0.0 <= ab_unit(1, a0) < 1.0 and ab_unit(1, a0) != ab_unit(2, a0)
+    assert ab_unit(7, "x") == int.from_bytes(__import__("hashlib").blake2b(b"7:ab:x", digest_size=8).digest(),
+                                             "big") / 2**64
+    r = ModelRouting(seed=1, default="base", by_type={"employer": "big"})
+    assert r.model_for("a", "seeker") == "base" and r.model_for("e", "employer") == "big"
+    assert r.names() == {"base", "big"} and ModelRouting().names() == set()
+    back = ModelRouting.from_data({"seed": 3, "default": "base", "by_type": {"t": "m"},
+                                   "assignments": [{"model": "x", "share": 0.5, "types": ["t"], "agents": []}]})
+    assert back == ModelRouting(3, "base", {"t": "m"}, [Assignment("x", 0.5, ("t",), ())])
+    assert ModelRouting.from_data({}) == ModelRouting(0, None, {}, [])
+
+
+def test_covering_finds_the_first_assignment_too():
+    r = ModelRouting()
+    r.assign("all")
+    r.assign("half", share=0.5)
+    r.assign("some", agents=["a1"])
+    assert r.used_names() == {"all", "half", "some"} and not r.default_needed()
+    r2 = ModelRouting(default="base")
+    r2.assign("half", share=0.5)
+    assert r2.used_names() == {"base", "half"} and not r2.default_needed()
+    r3 = ModelRouting()
+    r3.assign("half", share=0.5)
+    r3.assign("x", types=["t"])
+    r3.assign("y", share=0.3)
+    assert r3.default_needed() and r3.used_names() == {"half", "x", "y"}
+    r4 = ModelRouting()
+    r4.assign("all")
+    r4.assign("half", share=0.5)
+    assert not r4.default_needed() and r4.used_names() == {"all", "half"}

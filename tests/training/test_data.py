@@ -1,0 +1,83 @@
+"""Training data in isolation: reading dataset files into examples, every refusal, and the pairs a
+reward model learns from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simulation.config import ConfigError
+from simulation.training.data import Example, file_hash, load_examples, reward_pairs, sft_records
+
+P = [{"role": "system", "content": "You are Ann."}, {"role": "user", "content": "Hire?"}]
+A = [{"role": "assistant", "content": "reject"}]
+
+
+def write(tmp: Path, rows: list, name: str = "d.jsonl") -> Path:
+    path = tmp / name
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def test_sft_and_reward_examples(tmp_path):
+    f = write(tmp_path, [{"messages": [*P, *A], "meta": {"action": "screen"}}, "", {"messages": [P[1], *A]}])
+    ex = load_examples(f, "sft")
+    assert ex == [Example(P, "reject", None, "screen"), Example([P[1]], "reject", None, "")]
+    assert sft_records(ex)[0] == {"prompt": P, "completion": A}
+    r = write(tmp_path, [{"prompt": P, "completion": A, "reward": 2, "meta": {"action": 7}}], "r.jsonl")
+    (e,) = load_examples(r, "ppo")
+    assert e == Example(P, "reject", 2.0, "7") and isinstance(e.reward, float)
+
+
+@pytest.mark.parametrize("rows, method, where, says", [
+    ([{"messages": [*P, *A]}, "[1, 2]"], "sft", "line 2", "a row must be a JSON object"),
+    ([{"messages": [*P, *A]}, "{bad"], "sft", "line 2", "invalid JSON"),
+    ([{"messages": [{"role": "assistant", "content": "x"}]}], "sft", "line 1: messages", "ending with the assistant"),
+    ([{"messages": [*P]}], "sft", "line 1: messages", "ending with the assistant"),
+    ([{"messages": [{"role": "user", "content": 3}, *A]}], "sft", "line 1: messages", "a list of chat messages"),
+    ([{"messages": "hi"}], "sft", "line 1: messages", "a list of chat messages"),
+    ([{"messages": [*P, *A], "extra": 1}], "sft", "line 1", "expected keys messages (the sft kind), got extra, messages"),
+    ([{"meta": {}}], "sft", "line 1", "got none"),
+    ([{"prompt": "hi", "completion": A, "reward": 1}], "ppo", "line 1: prompt", "a list of chat messages"),
+    ([{"prompt": P, "completion": [{"role": "user", "content": "x"}], "reward": 1}], "ppo", "line 1: completion",
+     "one assistant message"),
+    ([{"prompt": P, "completion": [], "reward": 1}], "ppo", "line 1: completion", "one assistant message"),
+    ([{"prompt": P, "completion": A, "reward": True}], "ppo", "line 1: reward", "a number, got True"),
+    ([{"prompt": P, "completion": A, "reward": None}], "ppo", "line 1: reward", "a number, got None"),
+    ([{"prompt": P, "chosen": A, "rejected": A}], "ppo", "line 1", "expected keys prompt, completion, reward"),
+])
+def test_each_refusal_names_line_and_field(tmp_path, rows, method, where, says):
+    f = write(tmp_path, rows)
+    with pytest.raises(ConfigError) as e:
+        load_examples(f, method)
+    (problem,) = e.value.problems
+    assert problem.file == str(f) and problem.field == where and says in problem.reason, problem
+
+
+def test_missing_and_empty_files(tmp_path):
+    with pytest.raises(ConfigError, match="--data: file not found"):
+        load_examples(tmp_path / "nope.jsonl", "sft")
+    with pytest.raises(ConfigError, match="--data: the file is empty"):
+        load_examples(write(tmp_path, ["", "  "]), "sft")
+    with pytest.raises(ConfigError, match="this is sft data; gensim train ppo needs the reward kind"):
+        load_examples(write(tmp_path, [{"messages": [*P, *A]}]), "ppo")
+
+
+def test_reward_pairs_order_each_prompts_answers():
+    other = [{"role": "user", "content": "Apply?"}]
+    ex = [Example(P, "pass", 1.0), Example(P, "reject", 5.0), Example(P, "maybe", 3.0), Example(P, "reject", 4.0),
+          Example(other, "yes", 2.0), Example(P, "unrated", None)]
+    pairs = [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in reward_pairs(ex)]
+    assert sorted(pairs) == sorted([("reject", "pass"), ("reject", "maybe"), ("maybe", "pass"), ("reject", "pass"),
+                                    ("reject", "maybe")])
+    assert all(p["prompt"] == P for p in reward_pairs(ex))
+    assert reward_pairs([Example(other, "a", 1.0), Example(other, "b", 1.0)]) == [], "equal scores: no pair"
+
+
+def test_file_hash_is_the_files_sha256(tmp_path):
+    import hashlib
+
+    f = write(tmp_path, [{"messages": [*P, *A]}] * 3)
+    assert file_hash(f) == hashlib.sha256(f.read_bytes()).hexdigest()

@@ -40,7 +40,7 @@ GROUPS: dict[str, list[str]] = {
                                           "tests/correction/test_bad_inputs.py"],
     "simulation/correction/datasets.py": ["tests/correction/test_datasets.py"],
     "simulation/correction/loop.py": ["tests/correction/test_correct_loop_fast.py", "tests/correction/test_bad_inputs.py"],
-    "simulation/correction/measure.py": ["tests/correction/test_measure.py", "tests/correction/test_correct_loop_fast.py"],
+    "simulation/correction/measure.py": ["tests/correction/test_measure.py"],
     "simulation/correction/ratings.py": ["tests/correction/test_ratings.py", "tests/correction/test_bad_inputs.py",
                                          "tests/correction/test_ratings_and_datasets.py"],
     "simulation/fork.py": ["tests/test_fork.py"],

@@ -32,3 +32,66 @@ def test_collapse_rule():
     assert collapsed(few, base) == [], "six answers tell nothing"
     worse = m(base.decisions, base.answers, {"screen_rule": (20, 40)})
     assert any("fails more" in r for r in collapsed(worse, base))
+
+
+def test_measure_counts_one_groups_checks_decisions_and_judge(tmp_path):
+    import json
+
+    from simulation.correction.measure import measure
+    from simulation.store import RunStore
+
+    def call(agent, action, choices, answer, valid=1):
+        return (1, "p", agent, action, 0, f"k{agent}{action}{answer}", "[]", answer, json.dumps(choices), None, "e",
+                1.0, 1, 1, 0, valid, 0, 1, None, "stop", None)
+
+    store = RunStore(tmp_path / "run.sqlite")
+    store.add_rows((), [call("a", "screen", ["pass", "reject"], "pass"), call("b", "screen", ["reject", "pass"], "pass"),
+                        call("c", "screen", ["pass", "reject"], "reject"), call("a", "screen", ["pass", "reject"], "x", 0),
+                        call("z", "screen", ["pass", "reject"], "reject"), call("a", "memory.importance", ["1"], "1")])
+    store.flush()
+    with store.db:
+        store.db.executemany("INSERT INTO checks (round, phase, agent_id, act_seq, action, check_name, ok) "
+                             "VALUES (1, 'p', ?, 0, 'screen', ?, ?)",
+                             [("a", "rule", 0), ("b", "rule", 1), ("c", "rule", 0), ("c", "other", 1), ("z", "rule", 0)])
+        store.db.executemany("INSERT INTO ratings (llm_call_id, rater, score) VALUES (?, ?, ?)",
+                             [(1, "judge:j", 2.0), (2, "judge:j", 5.0), (3, "judge:k", 4.0), (5, "judge:j", 1.0),
+                              (1, "check:rule", 1.0), (2, "judge:j", None)])
+    store.close()
+    g = measure(tmp_path, frozenset({"a", "b", "c"}), "judge:")
+    assert g.by_check == {"other": (0, 1), "rule": (2, 3)} and (g.failed, g.checked) == (2, 4) and g.fail == 0.5
+    assert g.decisions == {"screen": {"pass": 0.6667, "reject": 0.3333}} and g.answers == {"screen": 3}
+    assert g.first_share == {"screen": 0.3333} and g.judge == round((2 + 5 + 4) / 3, 3)
+    assert measure(tmp_path, frozenset({"a", "b", "c"})).judge is None
+    assert measure(tmp_path, frozenset({"a"}), "judge:k").judge is None, "only the group's ratings"
+    empty = measure(tmp_path, frozenset({"nobody"}), "judge:")
+    assert empty.fail is None and empty.decisions == {} and empty.judge is None and empty.top("screen") == ("", 0.0)
+
+
+def test_fail_rounding_top_and_holdout_draw():
+    from simulation.correction.measure import holdout_unit
+    from simulation.llm.routing import ab_unit
+
+    assert GroupMeasure(checked=3, failed=1).fail == 0.3333
+    assert m({"s": {"a": 0.5, "b": 0.5}}, {"s": 2}).top("s") == ("b", 0.5)
+    assert 0 <= holdout_unit(1, "x") < 1 and holdout_unit(1, "x") == holdout_unit(1, "x") != holdout_unit(2, "x")
+    assert holdout_unit(1, "x") != ab_unit(1, "x")
+    g = split_agents(AGENTS, 5, holdout=0.3, control=0.3)
+    assert g.holdout == {a for a in AGENTS if holdout_unit(5, a) < 0.3}
+    assert g.control == {a for a in AGENTS if ab_unit(5, a) >= 0.7}
+
+
+def test_collapse_rule_edges():
+    from simulation.correction.measure import MIN_ANSWERS, SKEW
+
+    base = m({"s": {"a": 0.5, "b": 0.5}}, {"s": MIN_ANSWERS}, {"r": (5, 100)})
+    at_skew = m({"s": {"a": SKEW, "b": 1 - SKEW}}, {"s": MIN_ANSWERS})
+    assert collapsed(at_skew, base) == [], "exactly at SKEW is no collapse"
+    over = m({"s": {"a": 0.95, "b": 0.05}}, {"s": MIN_ANSWERS})
+    assert collapsed(over, base) == ["decision 's' collapsed onto 'a' (95%; base 50%)"]
+    assert collapsed(m(over.decisions, {"s": MIN_ANSWERS - 1}), base) == []
+    assert collapsed(over, m(base.decisions, {"s": MIN_ANSWERS - 1})) == [], "the base needs enough answers too"
+    assert collapsed(over, m({"s": {"a": SKEW, "b": 0.1}}, {"s": MIN_ANSWERS})) != [], "a base at SKEW is not skewed"
+    assert collapsed(m({}, {}, {"r": (10, 100)}), base) == [], "five points more is still within the margin"
+    assert collapsed(m({}, {}, {"r": (11, 100)}), base) == ["check 'r' fails more (11/100 vs base 5/100)"]
+    assert collapsed(m({}, {}, {"r": (50, 100)}), m({}, {}, {})) == [], "no base figure to compare with"
+    assert collapsed(m({}, {}, {"r": (0, 0)}), base) == []

@@ -128,9 +128,12 @@ def test_adapter_manifest_errors_name_the_field(tmp_path):
 
 def test_the_judges_rubric_comes_from_the_named_scenario(run, tmp_path, monkeypatch):
     seen: list[str] = []
+    actions: list[str] = []
 
     async def judge(calls, client, rater, rubric_for, profile_of, rewrite, progress=True):
         seen.extend(rubric_for(c) for c in calls)
+        actions.extend(c.action for c in calls)
+        assert all(json.loads(profile_of(c.agent_id))["name"] for c in calls), "the judge sees each profile"
         return []
 
     monkeypatch.setattr(correction, "ratings_from_judge", judge)
@@ -150,6 +153,62 @@ def test_the_judges_rubric_comes_from_the_named_scenario(run, tmp_path, monkeypa
     shutil.copytree(Path(correction.__file__).parent.parent / "examples" / "job_seeking", mine,
                     ignore=shutil.ignore_patterns("__pycache__"))
     (mine / "prompts" / "rubric.txt").write_text("MY RUBRIC")
+    (mine / "prompts" / "rubric_screen.txt").write_text("  SCREEN RUBRIC\n")
     seen.clear()
-    assert gensim("rate", str(received), "--by", "judge", "--sample", "3", "--scenario", str(mine)) == 0
-    assert seen and all(r == "MY RUBRIC" for r in seen)
+    actions.clear()
+    assert gensim("rate", str(received), "--by", "judge", "--sample", "12", "--scenario", str(mine)) == 0
+    pairs = set(zip(actions, seen, strict=True))
+    assert ("screen", "SCREEN RUBRIC") in pairs and any(r == "MY RUBRIC" for a, r in pairs if a != "screen")
+    assert all(r == ("SCREEN RUBRIC" if a == "screen" else "MY RUBRIC") for a, r in pairs)
+    # the bundled job seeking has no rubric file: the default one
+    seen.clear()
+    assert gensim("rate", str(received), "--by", "judge", "--sample", "3") == 0
+    assert seen and all(r == correction.DEFAULT_RUBRIC for r in seen)
+
+
+def test_rate_run_reports_what_it_added(run, tmp_path, monkeypatch):
+    """rate_run on a copy of the fake run: checks, a file and the (fake) judge, with their filters."""
+    rated = tmp_path / "rated"
+    shutil.copytree(run, rated)
+    got = correction.rate_run(rated, "checks", progress=False)
+    n_checks = rows(rated, "SELECT COUNT(*) FROM check_calls")[0][0]
+    assert got["ratings_added"] == n_checks and got["rated_calls"] == len(set(rows(rated, "SELECT llm_call_id FROM "
+                                                                                            "check_calls")))
+    scores = [s for (s,) in rows(rated, "SELECT score FROM ratings WHERE rater LIKE 'check:%'")]
+    assert got["mean_score"] == round(sum(scores) / len(scores), 3)
+    assert got["rewrites"] == rows(rated, "SELECT COUNT(*) FROM ratings WHERE rewrite IS NOT NULL AND rater LIKE "
+                                          "'check:%'")[0][0]
+    assert "judge_gave_no_score" not in got
+    assert correction.rate_run(rated, "checks", progress=False)["ratings_added"] == 0, "idempotent"
+    only = tmp_path / "only"
+    shutil.copytree(run, only)
+    got = correction.rate_run(only, "checks", action="screen", round_=1, progress=False)
+    assert {a for (a,) in rows(only, "SELECT l.action FROM ratings r JOIN llm_calls l ON l.id = r.llm_call_id "
+                                     "WHERE r.rater LIKE 'check:%'")} == {"screen"}
+    with pytest.raises(ConfigError, match="no check results to rate from"):
+        correction.rate_run(only, "checks", action="no_such_action", progress=False)
+    # the judge: a seeded sample, every call answered by the fake model
+    judged = tmp_path / "judged"
+    shutil.copytree(run, judged)
+    got = correction.rate_run(judged, "judge", sample=5, seed=2, progress=False)
+    assert got["rated_calls"] == got["ratings_added"] == 5 and got["judge_gave_no_score"] == 0
+    raters = {r for (r,) in rows(judged, "SELECT rater FROM ratings WHERE rater LIKE 'judge:%'")}
+    assert raters == {"judge:fake"}
+    again = tmp_path / "again"
+    shutil.copytree(run, again)
+    correction.rate_run(again, "judge", sample=5, seed=2, progress=False)
+    q = "SELECT llm_call_id, score FROM ratings WHERE rater LIKE 'judge:%' ORDER BY id"
+    assert rows(again, q) == rows(judged, q), "the sample is seeded"
+    got = correction.rate_run(judged, "judge", action="screen", round_=1, sample=2, seed=1, rewrite=False,
+                              progress=False)
+    assert got["rewrites"] == 0
+    with pytest.raises(ConfigError, match="no calls to judge for that selection"):
+        correction.rate_run(judged, "judge", action="no_such_action", progress=False)
+    with pytest.raises(ConfigError, match="--by file needs --file F"):
+        correction.rate_run(judged, "file", progress=False)
+    with pytest.raises(ConfigError, match="one of checks, judge, file; got 'vibes'"):
+        correction.rate_run(judged, "vibes", progress=False)
+    with pytest.raises(ConfigError, match="not a run folder"):
+        correction.rate_run(tmp_path / "nothing", "checks", progress=False)
+    with pytest.raises(ConfigError, match="no chat model named 'nobody'"):
+        correction.rate_run(judged, "judge", judge="nobody", progress=False)

@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         from .runner import Interrupted, format_summary
 
         if isinstance(e, Interrupted):  # Ctrl-C: the summary of what ran, then where it stopped
-            print(format_summary(e.summary))
+            if e.summary:
+                print(format_summary(e.summary))
             return _fail(str(e), 130)
         return _fail(f"stopped: {e}", 4)
     except KeyboardInterrupt:

@@ -424,6 +424,8 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
             lock.release()
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    except KeyboardInterrupt:  # before the run's own handler was set (servers starting, setup), or a second Ctrl-C
+        raise Interrupted({}, run_dir, last_round(run_dir), cfg.simulation.rounds) from None
     finally:
         lock.release()
 

@@ -223,3 +223,20 @@ def test_fork_past_the_last_round_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "past" in err and "last recorded round is 2" in err and not (tmp_path / "f").exists()
     assert os.listdir(tmp_path) == ["run"]
+
+
+def test_an_interrupt_outside_the_round_loop_names_the_resume_command(tmp_path):
+    import asyncio
+
+    from simulation.runner import Interrupted, RunOptions, run_simulation
+
+    def ctrl_c(sim, r):
+        if r == 2:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(Interrupted) as e:
+        asyncio.run(run_simulation(RunOptions(scenario="polling", overrides=["llm.backend=fake"], agents=4, rounds=3,
+                                              out=str(run), progress=False, hooks={"before_round": [ctrl_c]})))
+    assert str(e.value) == f"interrupted after round 1 of 3 (checkpointed); to go on: gensim run --resume {run}"
+    assert gensim("run", "--resume", str(run), "--no-progress") == 0 and done(run, 3)

@@ -61,6 +61,15 @@ EQUIVALENT: dict[str, str] = {
     "simulation.core.health.xǁSpreadǁshares__mutmut_3": "with no valid answer the counts are empty: {} either way",
     "simulation.core.health.x_decision_health__mutmut_10": "SQL keywords are case-insensitive (and/AND)",
     "simulation.core.health.x_decision_health__mutmut_11": "SQL column names are case-insensitive (round/ROUND)",
+    "simulation.llm.structured.x_match_choice__mutmut_24": "both options the answer starts with are prefixes of "
+    "each other, so the longer also sorts last by name: the same option either way",
+    "simulation.llm.structured.x_match_choice__mutmut_27": "as mutmut_24 (sorted by name, descending)",
+    "simulation.llm.structured.x_parse_json__mutmut_17": "-1 and -2 both mean 'not found' (start < 0)",
+    "simulation.llm.structured.xǁStructuredClientǁ_check__mutmut_8": "the value is not used when the check fails",
+    "simulation.llm.structured.xǁStructuredClientǁ_check__mutmut_29": "the reason is not used when the check passes",
+    "simulation.llm.structured.xǁStructuredClientǁ_check__mutmut_31": "the value is not used when the check fails",
+    "simulation.llm.structured.xǁStructuredClientǁ_check__mutmut_34": "the first line of every error parse_json or "
+    "pydantic raises here is under 120 characters ('1 validation error for X', json's 'Expecting ...')",
     "simulation.llm.routing.xǁModelRoutingǁ_covering__mutmut_10": "stopping at -2 adds a second look at the last "
     "assignment (index -1), already looked at first: same answer",
 }

@@ -111,3 +111,44 @@ async def test_free_text_passes_through_untouched():
     inner = Script("  Hello there  ")
     res = await StructuredClient(inner, 3).complete(ChatRequest([{"role": "user", "content": "hi"}]))
     assert res.text == "  Hello there  " and res.repairs == 0 and len(inner.requests) == 1
+
+
+def test_match_choice_overlapping_options():
+    # exact after stripping quotes, and case-insensitive exact, before looking for mentions
+    assert match_choice("'a b'", ["a", "a b"]) == "a b"
+    assert match_choice("A B", ["a", "a b"]) == "a b"
+    # no whole-word mention: the longest option the answer starts with
+    assert match_choice("abcd", ["ab", "abc"]) == "abc" and match_choice("abcd", ["abc", "ab"]) == "abc"
+
+
+def test_parse_json_takes_the_first_whole_value():
+    assert parse_json('Sure: {"a": {"b": 1}} ok') == {"a": {"b": 1}}
+    assert parse_json("x [[1], [2]]") == [[1], [2]]
+    assert parse_json('{"a": 1} and more') == {"a": 1}, "a value at the very start, with trailing prose"
+    assert parse_json("[1] and more") == [1]
+
+
+async def test_defaults_and_what_each_request_carries():
+    import datetime
+
+    class Dated(BaseModel):
+        d: datetime.date
+
+    inner = Script("maybe", "perhaps", "pass")
+    with pytest.raises(StructuredOutputError):
+        await StructuredClient(inner).complete(ChatRequest([{"role": "user", "content": "?"}], choices=CHOICES))
+    assert len(inner.requests) == 2, "one repair by default"
+    req = ChatRequest([{"role": "user", "content": "hi"}])
+    free = Script("hello")
+    await StructuredClient(free).complete(req)
+    assert free.requests == [req]
+    schema = {"type": "object"}
+    js = Script("no", '{"d": "2024-01-02"}')
+    res = await StructuredClient(js, 1).complete(ChatRequest([{"role": "user", "content": "?"}], json_schema=schema,
+                                                             validator=Dated))
+    assert js.requests[1].json_schema == schema and res.text == '{"d":"2024-01-02"}'
+    long = "x" * 200
+    with pytest.raises(StructuredOutputError) as e:
+        await StructuredClient(Script(long), 0).complete(ChatRequest([{"role": "user", "content": "?"}],
+                                                                     choices=CHOICES))
+    assert str(e.value).endswith(f"last: {'x' * 80!r}")

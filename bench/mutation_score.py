@@ -46,7 +46,7 @@ GROUPS: dict[str, list[str]] = {
     "simulation/fork.py": ["tests/test_fork.py"],
     "simulation/llm/routing.py": ["tests/llm/test_routing.py"],
     "simulation/llm/structured.py": ["tests/llm/test_structured.py", "tests/llm/test_llm_clients.py"],
-    "simulation/training/data.py": ["tests/training/test_data.py", "tests/training/test_training.py"],
+    "simulation/training/data.py": ["tests/training/test_data.py"],
     "simulation/config/models.py": ["tests/config"],
 }
 MODULES = list(GROUPS)

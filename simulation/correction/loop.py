@@ -200,8 +200,9 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     return result
 
 
-def plot_correction(result: dict[str, Any], path: Path) -> Path:
-    """Failure share per iteration, held-out vs control (and the judge score when there is one)."""
+def correction_figure(result: dict[str, Any]) -> Any:
+    """The figure of :func:`plot_correction`: failure share per iteration, held-out vs control, and the
+    judge score on a second axis when there is one."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -227,6 +228,14 @@ def plot_correction(result: dict[str, Any], path: Path) -> Path:
     ax.legend(loc="best", fontsize=8)
     ax.set_title("GenSim correction loop")
     fig.tight_layout()
+    return fig
+
+
+def plot_correction(result: dict[str, Any], path: Path) -> Path:
+    """Failure share per iteration, held-out vs control (and the judge score when there is one), as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = correction_figure(result)
     fig.savefig(path)
     plt.close(fig)
     return path

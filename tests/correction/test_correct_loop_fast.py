@@ -111,3 +111,98 @@ def test_loop_with_a_base_run_and_ppo(stub_scenario, tmp_path, fake_training):
     assert set(first) == {"prompt", "completion", "reward", "meta"}, "ppo trains on reward rows"
     assert not (out / "base").exists(), "the given base run is used, not a new one"
     assert len(res["iterations"]) == 1
+
+
+def test_group_line_states_the_figures():
+    from simulation.correction.measure import GroupMeasure
+
+    g = GroupMeasure(checked=10, failed=3, by_check={"rule": (2, 6), "other": (1, 4)},
+                     decisions={"screen": {"pass": 0.75, "reject": 0.25}}, answers={"screen": 8},
+                     first_share={"screen": 0.5}, judge=3.25)
+    assert loop._group_line("held-out", g) == (
+        "  held-out  fail 0.3 (rule 2/6, other 1/4); worst first-option share 50%; judge 3.25\n"
+        "            decisions: screen pass 75% (first-listed 50%)")
+    assert loop._group_line("control", GroupMeasure()) == (
+        "  control   fail n/a (no checks); worst first-option share n/a (no decisions)\n            decisions: none")
+
+
+def test_correction_figure_shows_both_groups_and_the_judge():
+    import matplotlib.pyplot as plt
+
+    result = {"base_holdout_fail": 0.4, "base_control_fail": 0.35, "judge_base": 2.5,
+              "iterations": [{"holdout_fail": 0.2, "control_fail": 0.3, "judge": None},
+                             {"holdout_fail": 0.1, "control_fail": None, "judge": 4.0}]}
+    fig = loop.correction_figure(result)
+    ax, ax2 = fig.axes
+    (hold, ctl), (judge,) = ax.get_lines(), ax2.get_lines()
+    assert list(hold.get_xdata()) == [0, 1, 2] and list(hold.get_ydata()) == [0.4, 0.2, 0.1]
+    assert list(ctl.get_ydata())[:2] == [0.35, 0.3] and hold.get_label() == "held-out agents (adapter)"
+    assert ctl.get_label() == "control agents (base model)" and ctl.get_linestyle() == "--"
+    ys = list(judge.get_ydata())
+    assert ys[0] == 2.5 and ys[1] != ys[1] and ys[2] == 4.0, "a missing judge score is a gap"
+    assert ax.get_xlabel() == "correction iteration (0 = base model)" and ax.get_ylim()[0] == 0
+    assert ax.get_ylabel() == "share of checked actions failing" and ax.get_title() == "GenSim correction loop"
+    assert ax2.get_ylim() == (1, 5) and ax2.get_ylabel() == "judge score (held-out)"
+    assert list(ax.get_xticks()) == [0, 1, 2] and ax.get_legend() is not None
+    plt.close(fig)
+    no_judge = loop.correction_figure({**result, "judge_base": None,
+                                       "iterations": [{**i, "judge": None} for i in result["iterations"]]})
+    assert len(no_judge.axes) == 1
+    plt.close(no_judge)
+
+
+def test_loop_options_are_checked_before_anything_runs(tmp_path):
+    from simulation.config import ConfigError
+
+    base = CorrectOptions("job_seeking", out=str(tmp_path / "c"))
+    bad = [dict(method="dpo"), dict(rater="people"), dict(iterations=0), dict(holdout=0.0), dict(holdout=1.0),
+           dict(control=0.0), dict(control=1.0), dict(epochs=0.0), dict(epochs=float("inf")), dict(lr=-1.0),
+           dict(lr=float("nan")), dict(base=str(tmp_path / "nope"))]
+    from dataclasses import replace
+
+    for change in bad:
+        with pytest.raises(ConfigError):
+            correct(replace(base, **change))
+        assert not (tmp_path / "c").exists(), change
+
+
+def test_swap_seconds_and_recorded_figures(tmp_path):
+    from simulation.store import RunStore
+
+    store = RunStore(tmp_path / "run.sqlite")
+    store.add_intervention(1, "deploy", "a", {"seconds": 1.25})
+    store.add_intervention(1, "deploy", "b", {"seconds": 0.5})
+    store.add_intervention(1, "global", "*", {"seconds": 9})
+    store.close()
+    assert loop._swap_s(tmp_path) == 1.75
+    loop._record(tmp_path, {"correction.a": 0.5, "correction.none": None})
+    assert rows(tmp_path, "SELECT round, name, value FROM metrics") == [(1, "correction.a", 0.5)]
+
+
+def test_loop_rated_by_the_judge(stub_scenario, tmp_path, fake_training, monkeypatch):
+    seen: list[dict] = []
+    real = loop.rate_run
+
+    def rate_run(run, **kw):
+        seen.append({"run": Path(run).name, **{k: kw.get(k) for k in ("by", "sample", "rewrite", "scenario")}})
+        return real(run, **kw)
+
+    monkeypatch.setattr(loop, "rate_run", rate_run)
+    out = tmp_path / "loop"
+    res = correct(CorrectOptions(str(stub_scenario), iterations=1, rater="judge", samples=6, agents=24, out=str(out),
+                                 progress=False), emit=lambda line: None)
+    # the base is judged (with rewrites, as the rater), the judge's ratings become the data, the fork is judged
+    assert [(s["run"], s["by"]) for s in seen] == [("base", "judge"), ("base", "judge"), ("iter-1", "judge")]
+    assert all(s["sample"] == 6 and s["scenario"] == str(stub_scenario) for s in seen)
+    assert seen[0]["rewrite"] is True
+    assert res["judge_base"] is not None and res["iterations"][0]["judge"] is not None
+    rated = {r for (r,) in rows(out / "base", "SELECT DISTINCT rater FROM ratings")}
+    assert rated == {"judge:stub-0"}
+    first = json.loads((out / "data-1.jsonl").read_text().splitlines()[0])
+    assert first["meta"]["rater"].startswith("judge:")
+    seen.clear()
+    out2 = tmp_path / "loop2"
+    correct(CorrectOptions(str(stub_scenario), iterations=1, judge_score=True, samples=5, agents=24, out=str(out2),
+                           progress=False), emit=lambda line: None)
+    by = [(s["run"], s["by"], s["rewrite"]) for s in seen]
+    assert by == [("base", "judge", False), ("base", "checks", None), ("iter-1", "judge", False)]

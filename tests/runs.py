@@ -58,3 +58,30 @@ def duplicates(run: Path) -> list[tuple]:
 def done(run: Path, r: int) -> bool:
     """Round ``r``'s checkpoint is complete."""
     return (round_dir(run, r) / DRIVER).exists()
+
+
+def gensim(*args: str) -> int:
+    """``gensim ARGS``'s exit status, in-process (argparse exits through SystemExit)."""
+    from simulation.cli import main
+
+    try:
+        return main(list(args))
+    except SystemExit as e:
+        return int(e.code or 0)
+
+
+def one_line_error(capsys: Any, *args: str) -> str:
+    """Run ``gensim ARGS``; it must fail with exit 2 and one ``error:`` line, no traceback. Returns the line."""
+    capsys.readouterr()
+    code = gensim(*args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, (code, err)
+    assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], err
+    return err[0]
+
+
+def fake_run(out: Path, scenario: str = "job_seeking", agents: int = 12, rounds: int = 1, *extra: str) -> Path:
+    """A run on the in-process fake model (no servers, about a second) into ``out``."""
+    assert gensim("run", scenario, "--llm", "fake", "--agents", str(agents), "--rounds", str(rounds), "--out", str(out),
+                  "--no-progress", *extra) == 0
+    return out

@@ -16,32 +16,13 @@ import pytest
 from simulation.cli import main
 from simulation.core.checkpoint import round_dir
 from tests.conftest import copy_scenario
-
-
-def gensim(*args: str) -> int:
-    """``main(args)``'s exit status (argparse exits through SystemExit)."""
-    try:
-        return main(list(args))
-    except SystemExit as e:
-        return int(e.code or 0)
-
-
-def one_line_error(capsys, *args: str) -> str:
-    capsys.readouterr()
-    code = gensim(*args)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2, (code, err)
-    assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], err
-    return err[0]
+from tests.runs import fake_run, gensim, one_line_error
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> Path:
     """A 2-round polling run on the fake model."""
-    run = tmp_path_factory.mktemp("runs") / "polling"
-    assert main(["run", "polling", "--llm", "fake", "--agents", "8", "--rounds", "2", "--out", str(run),
-                 "--no-progress"]) == 0
-    return run
+    return fake_run(tmp_path_factory.mktemp("runs") / "polling", "polling", 8, 2)
 
 
 CASES = {

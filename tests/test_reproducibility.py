@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from simulation.cli import main
 from simulation.core.checkpoint import DRIVER, round_dir
 from simulation.store import RunLock
 from simulation.testing.procs import stub_stats
-from tests.runs import CALLS, done, rows
+from tests.runs import CALLS, done, gensim, rows
 
 NEWS = "A new factory opened in town."
 INTERVENTIONS = "SELECT round, kind, target, data FROM interventions WHERE kind != 'deploy' ORDER BY id"
@@ -31,13 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def gensim(*args: str) -> int:
-    try:
-        return main(list(args))
-    except SystemExit as e:
-        return int(e.code or 0)
 
 
 def meta(run: Path) -> dict:

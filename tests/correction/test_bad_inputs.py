@@ -10,34 +10,17 @@ from pathlib import Path
 import pytest
 
 import simulation.correction as correction
-from simulation.cli import main
 from simulation.config import ConfigError
 from simulation.training import train
 from simulation.training.manifest import read_manifest
-from tests.runs import rows
+from tests.runs import fake_run, gensim, one_line_error, rows
 
-
-def gensim(*args: str) -> int:
-    try:
-        return main(list(args))
-    except SystemExit as e:
-        return int(e.code or 0)
-
-
-def one_line(capsys, *args: str) -> str:
-    capsys.readouterr()
-    code = gensim(*args)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("error: "), (code, err)
-    return err[0]
+one_line = one_line_error
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "js"
-    assert main(["run", "job_seeking", "--llm", "fake", "--agents", "12", "--rounds", "1", "--out", str(out),
-                 "--no-progress"]) == 0
-    return out
+    return fake_run(tmp_path_factory.mktemp("runs") / "js")
 
 
 def call_of(run: Path, action: str) -> tuple[int, list[str]]:

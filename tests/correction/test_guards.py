@@ -13,7 +13,7 @@ from aiohttp import web
 from simulation.cli import main
 from simulation.llm import ChatRequest, OpenAIChatClient, StructuredClient
 from simulation.services.vllm_server import free_port
-from tests.runs import rows
+from tests.runs import fake_run, rows
 
 
 def q(run: Path, sql: str, *args) -> list[tuple]:
@@ -24,10 +24,7 @@ def q(run: Path, sql: str, *args) -> list[tuple]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """Job seeking on the fake model, 3 rounds: every check covers some actions."""
-    out = tmp_path_factory.mktemp("runs") / "js"
-    assert main(["run", "job_seeking", "--llm", "fake", "--agents", "30", "--rounds", "3", "--out", str(out),
-                 "--no-progress"]) == 0
-    return out
+    return fake_run(tmp_path_factory.mktemp("runs") / "js", agents=30, rounds=3)
 
 
 def test_check_fail_rates_are_the_checks_tables_shares(run):

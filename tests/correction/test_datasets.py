@@ -149,3 +149,56 @@ def test_write_dataset_is_jsonl_written_whole(run, tmp_path):
     lines = out.read_text(encoding="utf-8").splitlines()
     assert n == len(lines) == 4 and [json.loads(x)["meta"]["call_id"] for x in lines] == [1, 4, 5, 6]
     assert not list(out.parent.glob("*.tmp"))
+
+
+def problem_of(fn, *args, **kw) -> tuple[str, str, str]:
+    with pytest.raises(ConfigError) as e:
+        fn(*args, **kw)
+    (p,) = e.value.problems
+    return p.file, p.field, p.reason
+
+
+def test_each_refusal_names_file_and_field(run):
+    assert problem_of(dataset_rows, run, "dpo") == ("<command line>", "--kind", "one of sft, preference, reward, got 'dpo'")
+    assert problem_of(dataset_rows, run, "sft", min_score=0.5) == ("<command line>", "--min-score",
+                                                                   "must be between 1 and 5")
+    assert problem_of(dataset_rows, run, "sft", rater="judge:") == (
+        str(run), "ratings", "none by judge:*: rate the run first (gensim rate RUN --by checks|judge|file)")
+    assert problem_of(dataset_rows, run, "sft", rater="human:ann", min_score=5.0) == (
+        str(run), "ratings", "no sft rows: the ratings hold no usable answers (min score 5.0)")
+    store = RunStore(run / "run.sqlite")
+    with store.db:
+        store.db.executemany("INSERT INTO ratings (llm_call_id, rater, score, rewrite) VALUES (?, 'human:zoe', 1, ?)",
+                             [(i, f"x{i}") for i in (1, 2, 3, 4, 5, 8)])
+    store.close()
+    file, field, reason = problem_of(dataset_rows, run, "sft")
+    assert (file, field) == (str(run), "ratings")
+    assert reason == "calls [1, 3, 5] have contradicting rewrites from different raters: choose one with --rater"
+
+
+def test_a_call_rated_twice_is_one_sft_row_and_anchors_are_sft_only(run):
+    store = RunStore(run / "run.sqlite")
+    with store.db:
+        store.db.execute("INSERT INTO ratings (llm_call_id, rater, score, rewrite) VALUES (4, 'human:bob', 5.0, NULL)")
+    store.close()
+    assert ids(dataset_rows(run, "sft", exclude_agents={"c"})) == [1, 4, 5]
+    assert all("messages" not in r for r in dataset_rows(run, "reward", anchor=True))
+    assert all("messages" not in r for r in dataset_rows(run, "preference", anchor=True))
+
+
+def test_write_dataset_passes_every_option_and_keeps_text(run, tmp_path):
+    out = tmp_path / "a" / "b" / "d.jsonl"
+
+    def written() -> list[int]:
+        return [json.loads(x)["meta"]["call_id"] for x in out.read_text(encoding="utf-8").splitlines()]
+
+    assert write_dataset(run, "sft", out) == 4 and written() == [1, 3, 4, 5], "no anchors unless asked"
+    assert write_dataset(run, "sft", out, rater="check:", exclude_agents={"c"}) == 3 and written() == [1, 2, 5]
+    assert write_dataset(run, "sft", out, balance=True) == 5 and sorted(written()) == [1, 3, 4, 5, 5]
+    assert write_dataset(run, "sft", out, min_score=4.5, exclude_agents={"c"}) == 2 and written() == [1, 5]
+    store = RunStore(run / "run.sqlite")
+    with store.db:
+        store.db.execute("UPDATE ratings SET rewrite = 'réjéct ✓' WHERE llm_call_id = 1")
+    store.close()
+    write_dataset(run, "sft", out, exclude_agents={"c"})
+    assert "réjéct ✓" in out.read_text(encoding="utf-8"), "written as UTF-8 text, not escaped"

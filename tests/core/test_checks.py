@@ -25,8 +25,14 @@ def always_passes(c: CheckContext):
 
 
 def test_check_decorator_names_and_binds_the_action():
-    assert isinstance(applied_twice, Check)
-    assert (applied_twice.name, applied_twice.action) == ("applied_twice", "apply")
+    # decorated here, at test time (a decorator run at import is out of a mutation tool's sight)
+    def rule(c):
+        return PASS
+
+    plain, named = check("apply")(rule), check("vote", name="my_rule")(rule)
+    assert isinstance(plain, Check) and (plain.name, plain.action, plain.fn) == ("rule", "apply", rule)
+    assert (named.name, named.action, named.fn) == ("my_rule", "vote", rule)
+    assert plain(None) is PASS
     assert (always_passes.name, always_passes.action) == ("named_rule", "apply")
 
 

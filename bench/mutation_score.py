@@ -76,6 +76,10 @@ EQUIVALENT: dict[str, str] = {
     "simulation.correction.datasets.x_dataset_rows__mutmut_96": "the unrated calls are read but used only with anchor",
     "simulation.correction.datasets.x_write_dataset__mutmut_28": "the temporary file's name: renamed over the output either way",
     "simulation.correction.datasets.x_write_dataset__mutmut_29": "the temporary file's name: renamed over the output either way",
+    "simulation.training.data.x_file_hash__mutmut_13": "the read size: the same bytes are hashed in any chunks",
+    "simulation.training.data.x_file_hash__mutmut_15": "the read size: the same bytes are hashed in any chunks",
+    "simulation.training.data.x_file_hash__mutmut_16": "the read size: the same bytes are hashed in any chunks",
+    "simulation.training.data.x_load_examples__mutmut_22": "UTF-8 and utf-8 name the same codec",
     "simulation.llm.structured.x_match_choice__mutmut_24": "both options the answer starts with are prefixes of "
     "each other, so the longer also sorts last by name: the same option either way",
     "simulation.llm.structured.x_match_choice__mutmut_27": "as mutmut_24 (sorted by name, descending)",

@@ -31,13 +31,19 @@ def test_sft_and_reward_examples(tmp_path):
     assert e == Example(P, "reject", 2.0, "7") and isinstance(e.reward, float)
 
 
+EXACT = {"a row must be a JSON object", "a list of chat messages ending with the assistant's answer",
+         "a list of chat messages", "one assistant message"}
+
+
 @pytest.mark.parametrize("rows, method, where, says", [
     ([{"messages": [*P, *A]}, "[1, 2]"], "sft", "line 2", "a row must be a JSON object"),
     ([{"messages": [*P, *A]}, "{bad"], "sft", "line 2", "invalid JSON"),
-    ([{"messages": [{"role": "assistant", "content": "x"}]}], "sft", "line 1: messages", "ending with the assistant"),
-    ([{"messages": [*P]}], "sft", "line 1: messages", "ending with the assistant"),
-    ([{"messages": [{"role": "user", "content": 3}, *A]}], "sft", "line 1: messages", "a list of chat messages"),
-    ([{"messages": "hi"}], "sft", "line 1: messages", "a list of chat messages"),
+    ([{"messages": [{"role": "assistant", "content": "x"}]}], "sft", "line 1: messages",
+     "a list of chat messages ending with the assistant's answer"),
+    ([{"messages": [*P]}], "sft", "line 1: messages", "a list of chat messages ending with the assistant's answer"),
+    ([{"messages": [{"role": "user", "content": 3}, *A]}], "sft", "line 1: messages",
+     "a list of chat messages ending with the assistant's answer"),
+    ([{"messages": "hi"}], "sft", "line 1: messages", "a list of chat messages ending with the assistant's answer"),
     ([{"messages": [*P, *A], "extra": 1}], "sft", "line 1", "expected keys messages (the sft kind), got extra, messages"),
     ([{"meta": {}}], "sft", "line 1", "got none"),
     ([{"prompt": "hi", "completion": A, "reward": 1}], "ppo", "line 1: prompt", "a list of chat messages"),
@@ -54,13 +60,15 @@ def test_each_refusal_names_line_and_field(tmp_path, rows, method, where, says):
         load_examples(f, method)
     (problem,) = e.value.problems
     assert problem.file == str(f) and problem.field == where and says in problem.reason, problem
+    assert problem.reason == says if says in EXACT else True, problem.reason
 
 
 def test_missing_and_empty_files(tmp_path):
-    with pytest.raises(ConfigError, match="--data: file not found"):
-        load_examples(tmp_path / "nope.jsonl", "sft")
-    with pytest.raises(ConfigError, match="--data: the file is empty"):
-        load_examples(write(tmp_path, ["", "  "]), "sft")
+    for path, reason in ((tmp_path / "nope.jsonl", "file not found"), (write(tmp_path, ["", "  "]), "the file is empty")):
+        with pytest.raises(ConfigError) as e:
+            load_examples(path, "sft")
+        (p,) = e.value.problems
+        assert (p.file, p.field, p.reason) == (str(path), "--data", reason)
     with pytest.raises(ConfigError, match="this is sft data; gensim train ppo needs the reward kind"):
         load_examples(write(tmp_path, [{"messages": [*P, *A]}]), "ppo")
 
@@ -73,6 +81,12 @@ def test_reward_pairs_order_each_prompts_answers():
     assert sorted(pairs) == sorted([("reject", "pass"), ("reject", "maybe"), ("maybe", "pass"), ("reject", "pass"),
                                     ("reject", "maybe")])
     assert all(p["prompt"] == P for p in reward_pairs(ex))
+    first = reward_pairs([Example(P, "a", 2.0), Example(P, "b", 1.0)])
+    assert first == [{"prompt": P, "chosen": [{"role": "assistant", "content": "a"}],
+                      "rejected": [{"role": "assistant", "content": "b"}]}]
+    # the same prompt written with its keys in another order is the same prompt
+    shuffled = [{"content": m["content"], "role": m["role"]} for m in P]
+    assert len(reward_pairs([Example(P, "a", 2.0), Example(shuffled, "b", 1.0)])) == 1
     assert reward_pairs([Example(other, "a", 1.0), Example(other, "b", 1.0)]) == [], "equal scores: no pair"
 
 

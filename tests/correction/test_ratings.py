@@ -150,3 +150,66 @@ def test_ratings_from_judge_names_the_rater_and_drops_failures():
                                          lambda a: seen.append(a) or ("Bob" if a == "b" else "Ann"), progress=False))
     assert [(r.llm_call_id, r.rater, r.score, r.rewrite) for r in out] == [(1, "judge:j", 4.0, "reject")]
     assert sorted(seen) == ["a", "b"]
+
+
+def _file(tmp_path, name: str, text: str | bytes):
+    p = tmp_path / name
+    if isinstance(text, bytes):
+        p.write_bytes(text)
+    else:
+        p.write_text(text, encoding="utf-8")
+    return p
+
+
+def _problems(store, path) -> list[tuple[str, str, str]]:
+    from simulation.config import ConfigError
+    from simulation.correction.ratings import ratings_from_file
+
+    with pytest.raises(ConfigError) as e:
+        ratings_from_file(store, path)
+    return [(p.file, p.field, p.reason) for p in e.value.problems]
+
+
+def test_ratings_file_refusals_exactly(store, tmp_path):
+    nope = tmp_path / "nope.csv"
+    assert _problems(store, nope) == [(str(nope), "--file", "file not found")]
+    empty = _file(tmp_path, "empty.jsonl", "\n  \n")
+    assert _problems(store, empty) == [(str(empty), "", "no ratings in the file")]
+    header = _file(tmp_path, "header.csv", "llm_call_id,score\n")
+    assert _problems(store, header) == [(str(header), "", "no ratings in the file")]
+    latin = _file(tmp_path, "latin.csv", "llm_call_id,reason\n1,caf\xe9\n".encode("latin-1"))
+    ((f, field, why),) = _problems(store, latin)
+    assert (f, field) == (str(latin), "") and why.startswith("not UTF-8 text: ")
+    broken = _file(tmp_path, "broken.jsonl", '{"llm_call_id": 1, "score": 3}\n{oops\n')
+    ((f, field, why),) = _problems(store, broken)
+    assert (f, field) == (str(broken), "line 2") and why.startswith("invalid JSON: ")
+    # every bad row is reported, each with its line (CSV lines count the header)
+    bad = _file(tmp_path, "bad.csv", "llm_call_id;score;rewrite\n99;3;\n1;6;\n1;;\n3;abc;\n1;0.5;\n")
+    assert _problems(store, bad) == [
+        (str(bad), "line 2: llm_call_id", "no such call in the run: '99'"),
+        (str(bad), "line 3: score", "must be 1-5, got '6'"),
+        (str(bad), "line 4", "needs a score, a rewrite, or both"),
+        (str(bad), "line 5: score", "must be a number 1-5, got 'abc'"),
+        (str(bad), "line 6: score", "must be 1-5, got '0.5'")]
+    rows_ = [[1, 2], {"llm_call_id": 2.5, "score": 3}, {"llm_call_id": 1, "rewrite": {"a": 1}},
+             {"llm_call_id": 2, "rewrite": 7}, {"llm_call_id": 1, "rewrite": 5}, {"llm_call_id": 1, "score": None}]
+    js = _file(tmp_path, "bad.jsonl", "".join(json.dumps(r) + "\n" for r in rows_))
+    assert _problems(store, js) == [
+        (str(js), "line 1", "must be a JSON object with llm_call_id, score and/or rewrite, got list"),
+        (str(js), "line 2: llm_call_id", "no such call in the run: 2.5"),
+        (str(js), "line 3: rewrite", 'must be text (an answer the call could give), got {"a": 1}'),
+        (str(js), "line 4: rewrite", "must be text (an answer the call could give), got the number 7"),
+        (str(js), "line 5: rewrite", "must be text (an answer the call could give), got the number 5 "
+                                     "(options: ['pass', 'reject'])"),
+        (str(js), "line 6", "needs a score, a rewrite, or both")]
+
+
+def test_ratings_file_rows_read(store, tmp_path):
+    from simulation.correction.ratings import ratings_from_file
+
+    tsv = _file(tmp_path, "people.csv", "llm_call_id\tscore\trewrite\trater\treason\n1\t2\treject\t\ttoo junior\n"
+                                       "3\t\tpass\thuman:zoe\t\n")
+    got = ratings_from_file(store, tsv)
+    assert got == [Rating(1, "human:people", 2.0, "reject", "too junior"), Rating(3, "human:zoe", None, "pass", "")]
+    js = _file(tmp_path, "alias.jsonl", json.dumps({"call_id": 2.0, "score": 5, "rewrite": ""}) + "\n")
+    assert ratings_from_file(store, js) == [Rating(2, "human:alias", 5.0, None, "")]

@@ -78,6 +78,8 @@ EQUIVALENT: dict[str, str] = {
     "simulation.training.data.x_file_hash__mutmut_15": "the read size: the same bytes are hashed in any chunks",
     "simulation.training.data.x_file_hash__mutmut_16": "the read size: the same bytes are hashed in any chunks",
     "simulation.training.data.x_load_examples__mutmut_22": "UTF-8 and utf-8 name the same codec",
+    "simulation.fork.x_forked_config__mutmut_1": "the config validates by field name as by alias (populate_by_name)",
+    "simulation.fork.x_forked_config__mutmut_2": "the config validates by field name as by alias (populate_by_name)",
     "simulation.llm.structured.x_match_choice__mutmut_24": "both options the answer starts with are prefixes of "
     "each other, so the longer also sorts last by name: the same option either way",
     "simulation.llm.structured.x_match_choice__mutmut_27": "as mutmut_24 (sorted by name, descending)",

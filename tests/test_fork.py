@@ -120,3 +120,37 @@ def _ratings(run, tmp_path):
     f = tmp_path / "r.jsonl"
     f.write_text("".join(json.dumps({"llm_call_id": i, "score": 3}) + "\n" for i in ids))
     return f
+
+
+def test_fork_errors_name_file_and_field_and_round_one_is_allowed(tmp_path):
+    import pytest
+
+    from simulation.config import ConfigError
+    from simulation.fork import forked_config, make_fork
+    from simulation.runner import read_run_config
+
+    parent = _fake_run(tmp_path)
+    cfg = read_run_config(parent)
+
+    def problem(fn, *args, **kw):
+        with pytest.raises(ConfigError) as e:
+            fn(*args, **kw)
+        return [(p.file, p.field, p.reason) for p in e.value.problems]
+
+    assert problem(make_fork, parent, 0, tmp_path / "x", cfg, False) == [
+        ("<command line>", "--from-round", "rounds are numbered from 1")]
+    assert problem(make_fork, parent, 5, tmp_path / "x", cfg, False) == [
+        (str(parent), "--from-round", "the parent has no complete checkpoint of round 4")]
+    assert problem(forked_config, cfg, ["agents.voter.count=2"], None) == [
+        ("<command line>", "agents.voter.count", "a fork keeps its parent's population and scenario")]
+    assert problem(forked_config, cfg, ["rounds=0"], None)[0][0] == "<command line>"
+    # from round 1: the checkpoint of round 0 (after setup); into a nested folder that exists but holds no run
+    out = tmp_path / "deep" / "er" / "f"
+    out.mkdir(parents=True)
+    assert make_fork(parent, 1, out, cfg, replay=False) == out and done(out, 0)
+    assert rows(out, "SELECT COUNT(*) FROM actions") == [(0,)]
+    text = (out / "config.json").read_text()
+    assert '\n  "simulation": {' in text and '"model_config": ' in text, "indented, with the config's own names"
+    assert problem(make_fork, parent, 1, out, cfg, False) == [(str(out), "--out", "already holds a run; use another folder")]
+    nested = make_fork(parent, 2, tmp_path / "new" / "deeper" / "g", cfg, replay=False)
+    assert done(nested, 1)

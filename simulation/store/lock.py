@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from loguru import logger
+
 from ..config import ConfigError, ConfigProblem
 
 LOCK_FILE = ".gensim.lock"
@@ -36,6 +38,8 @@ class RunLock:
             os.close(fd)
             raise ConfigError([ConfigProblem(str(self.path.parent), "run folder", (
                 f"in use by {holder}: one process per run folder (wait for it to end, or stop it)"))]) from None
+        except OSError as e:  # a file system without locks (some network mounts): say so, and go on
+            logger.warning("{}: cannot lock the run folder ({}); make sure no other process writes it", self.path.parent, e)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} ({self.what})".encode(), 0)
         self._fd = fd

@@ -213,3 +213,62 @@ def test_ratings_file_rows_read(store, tmp_path):
     assert got == [Rating(1, "human:people", 2.0, "reject", "too junior"), Rating(3, "human:zoe", None, "pass", "")]
     js = _file(tmp_path, "alias.jsonl", json.dumps({"call_id": 2.0, "score": 5, "rewrite": ""}) + "\n")
     assert ratings_from_file(store, js) == [Rating(2, "human:alias", 5.0, None, "")]
+
+
+def test_check_rewrites_go_to_calls_that_can_take_them(tmp_path):
+    s = RunStore(tmp_path / "run.sqlite")
+    schema = json.dumps({"type": "object"})
+    s.add_rows((), [row("a", "apply", 0, None), row("b", "apply", 0, None), row("c", "note", 0, None),
+                    row("d", "screen", 0, ["pass", "reject"]), row("e", "screen", 0, ["pass", "reject"])])
+    s.flush()
+    with s.db:
+        s.db.execute("UPDATE llm_calls SET json_schema = ? WHERE action = 'apply'", (schema,))
+        s.db.executemany("INSERT INTO checks (round, phase, agent_id, act_seq, action, check_name, ok, reason, rewrite, "
+                         "calls) VALUES (1, 'p', ?, 0, ?, ?, 0, 'x', ?, '[0]')", [
+                             ("a", "apply", "twice", '{"apply":[1]}'), ("b", "apply", "twice", "not json"),
+                             ("c", "note", "rude", "Be polite."),
+                             ("d", "screen", "req", "reject"), ("e", "screen", "req", "pass")])
+    got = {r.llm_call_id: r.rewrite for r in ratings_from_checks(s)}
+    assert got == {1: '{"apply":[1]}', 2: None, 3: "Be polite.", 4: "reject", 5: "pass"}, \
+        "JSON calls take JSON only; free text takes text; each verdict keeps its own rewrite"
+    s.close()
+
+
+def test_ratings_file_rewrite_off_the_options_and_every_problem(store, tmp_path):
+    rows_ = [{"llm_call_id": 1, "rewrite": "maybe"}, {"llm_call_id": 1, "score": 2}, {"llm_call_id": 1, "score": 3},
+             {"llm_call_id": 3, "rewrite": "perhaps"}]
+    f = _file(tmp_path, "off.jsonl", "".join(json.dumps(r) + "\n" for r in rows_))
+    assert _problems(store, f) == [
+        (str(f), "line 1: rewrite", "not a valid answer for call 1 (options: ['pass', 'reject'])"),
+        (str(f), "line 3: llm_call_id", "call 1 is rated by human:off on line 2 already: one rating per call and rater"),
+        (str(f), "line 4: rewrite", "not a valid answer for call 3 (options: ['pass', 'reject'])")]
+    empty_csv = _file(tmp_path, "empty.csv", "")
+    assert _problems(store, empty_csv) == [(str(empty_csv), "", "no ratings in the file")]
+
+
+def test_judge_requests_exactly_and_progress(capsys):
+    js = mk(8, "apply", schema={"type": "object"}, completion='{"apply":[9]}')
+    client = Scripted("4", '{"apply":[1]}')
+    r = asyncio.run(judge_call(client, js, "R", "P", rewrite=True))
+    assert r == Rating(8, "", 4.0, '{"apply":[1]}', "judged against the rubric")
+    score_req, rewrite_req = client.requests
+    context = ("Agent profile: P\n\nWhat the agent was asked:\n[system] You are Ann.\n[user] Hire?\n\n"
+               "The agent answered: '{\"apply\":[9]}'\n\nRubric: R")
+    assert score_req.messages == [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": context + (
+        "\n\nScore the answer from 1 (wrong for this person) to 5 (exactly right). Answer with the number.")}]
+    assert rewrite_req.messages == [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": context + (
+        "\n\nGive the answer this person should have given, and nothing else.")}]
+    assert rewrite_req.json_schema == {"type": "object"} and rewrite_req.choices is None and rewrite_req.max_tokens == 48
+    assert asyncio.run(judge_call(Scripted("4", "x y"), mk(9), "R", "P", True, max_tokens=7)).rewrite == "x y"
+    calls = [mk(1, choices=["pass", "reject"]), mk(2, choices=["pass", "reject"])]
+    rubrics = Scripted("3")
+    capsys.readouterr()
+    out = asyncio.run(ratings_from_judge(calls, rubrics, "judge:j", lambda c: f"rubric {c.id}", lambda a: "P",
+                                         rewrite=False, progress=True))
+    err = capsys.readouterr().err
+    assert "judging" in err and "2/2" in err and "call" in err, err
+    assert [r.reason for r in out] == ["judged against the rubric"] * 2
+    assert {req.messages[1]["content"].split("Rubric: ")[1].split("\n")[0] for req in rubrics.requests} == \
+        {"rubric 1", "rubric 2"}
+    asyncio.run(ratings_from_judge(calls, Scripted("3"), "judge:j", lambda c: "r", lambda a: "P", progress=False))
+    assert "judging" not in capsys.readouterr().err

@@ -36,7 +36,7 @@ MUTMUT = "mutmut==3.8.1"
 GROUPS: dict[str, list[str]] = {
     "simulation/core/checks.py": ["tests/core/test_checks.py", "tests/examples/test_checks.py"],
     "simulation/core/health.py": ["tests/core/test_decision_health.py"],
-    "simulation/correction/__init__.py": ["tests/correction/test_bad_inputs.py"],
+    "simulation/correction/__init__.py": ["tests/correction/test_bad_inputs.py"],  # fake runs, and one stub
     "simulation/correction/datasets.py": ["tests/correction/test_datasets.py"],
     "simulation/correction/loop.py": ["tests/correction/test_correct_loop_fast.py", "tests/correction/test_bad_inputs.py"],
     "simulation/correction/measure.py": ["tests/correction/test_measure.py"],
@@ -99,6 +99,16 @@ EQUIVALENT: dict[str, str] = {
     "simulation.correction.ratings.x_judge_call__mutmut_39": "an empty rewrite and no rewrite both become None",
     "simulation.correction.ratings.x_judge_call__mutmut_69": "an empty rewrite and no rewrite both become None",
     "simulation.correction.ratings.x_ratings_from_judge__mutmut_2": "how many judge calls run at once: the same ratings",
+    "simulation.correction.x__judge__mutmut_11": "SQL keywords and names are case-insensitive",
+    "simulation.correction.x__judge__mutmut_12": "SQL keywords and names are case-insensitive",
+    "simulation.correction.x__judge__mutmut_15": "SQL keywords and names are case-insensitive",
+    "simulation.correction.x__judge__mutmut_20": "SQL keywords and names are case-insensitive",
+    "simulation.correction.x__judge__mutmut_31": "SQL keywords and names are case-insensitive",
+    "simulation.correction.x__judge__mutmut_34": "SQL keywords and names are case-insensitive",
+    "simulation.correction.x__judge__mutmut_56": "SQL keywords and names are case-insensitive",
+    "simulation.correction.x__judge__mutmut_57": "SQL keywords and names are case-insensitive",
+    "simulation.correction.x_rate_run__mutmut_24": "the lock file's note of what holds it ('rate --by X' or None): the lock is the same",
+    "simulation.correction.x_rate_run__mutmut_26": "the lock file's note of what holds it: the lock is the same",
     "simulation.llm.structured.x_match_choice__mutmut_24": "both options the answer starts with are prefixes of "
     "each other, so the longer also sorts last by name: the same option either way",
     "simulation.llm.structured.x_match_choice__mutmut_27": "as mutmut_24 (sorted by name, descending)",

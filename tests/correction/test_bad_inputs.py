@@ -195,3 +195,71 @@ def test_rate_run_reports_what_it_added(run, tmp_path, monkeypatch):
         correction.rate_run(tmp_path / "nothing", "checks", progress=False)
     with pytest.raises(ConfigError, match="no chat model named 'nobody'"):
         correction.rate_run(judged, "judge", judge="nobody", progress=False)
+
+
+def _problem(fn, *args, **kw) -> list[tuple[str, str, str]]:
+    with pytest.raises(ConfigError) as e:
+        fn(*args, **kw)
+    return [(p.file, p.field, p.reason) for p in e.value.problems]
+
+
+def test_rate_run_refusals_exactly(run, tmp_path):
+    rated = tmp_path / "r"
+    shutil.copytree(run, rated)
+    nothing = tmp_path / "nothing"
+    assert _problem(correction.rate_run, nothing, "checks") == [(str(nothing), "run.sqlite", "not a run folder")]
+    assert _problem(correction.rate_run, rated, "checks", action="nope", progress=False) == [
+        (str(rated), "checks", "no check results to rate from (the scenario declares no checks, or none covered "
+                               "these actions)")]
+    assert _problem(correction.rate_run, rated, "file", progress=False) == [
+        ("<command line>", "--file", "--by file needs --file F")]
+    assert _problem(correction.rate_run, rated, "judge", action="nope", progress=False) == [
+        (str(rated), "llm_calls", "no calls to judge for that selection")]
+    assert _problem(correction.rate_run, rated, "judge", judge="nobody", progress=False) == [
+        (str(rated / "config.json"), "--judge", "no chat model named 'nobody' (there: none)")]
+    # a run on servers with no endpoint and no embedded servers: nothing to judge with
+    cfg = json.loads((rated / "config.json").read_text())
+    cfg["simulation"]["llm"]["backend"] = "servers"
+    cfg["simulation"]["embedded"] = {"enabled": False}
+    (rated / "config.json").write_text(json.dumps(cfg))
+    assert _problem(correction.rate_run, rated, "judge", progress=False) == [
+        (str(rated), "--judge", "no chat endpoint to judge with")]
+    assert rows(rated, "SELECT COUNT(*) FROM ratings WHERE rater LIKE 'judge:%'") == [(0,)]
+
+
+def test_rate_run_with_a_named_judge_on_a_real_endpoint(run, tmp_path, stub):
+    from simulation.testing.procs import stub_models, stub_stats
+
+    rated = tmp_path / "r"
+    shutil.copytree(run, rated)
+    cfg = json.loads((rated / "config.json").read_text())
+    cfg["simulation"]["llm"]["backend"] = "servers"
+    cfg["models"] = stub_models([stub], embed=stub)
+    (rated / "config.json").write_text(json.dumps(cfg))
+    before = stub_stats(stub)["chat"]
+    got = correction.rate_run(rated, "judge", judge="stub-0", sample=4, seed=1, rewrite=False, progress=False)
+    assert got["rated_calls"] == 4 and stub_stats(stub)["chat"] == before + 4, "one score question per call"
+    assert {r for (r,) in rows(rated, "SELECT DISTINCT rater FROM ratings WHERE rater LIKE 'judge:%'")} == {"judge:stub-0"}
+    # the default judge is the run's own (first) chat model; a rewrite is a second question per call
+    fresh = tmp_path / "f"
+    shutil.copytree(run, fresh)
+    (fresh / "config.json").write_text(json.dumps(cfg))
+    got = correction.rate_run(fresh, "judge", sample=2, seed=2, rewrite=True, progress=False)
+    assert got["ratings_added"] == 2 and stub_stats(stub)["chat"] == before + 4 + 2 * 2
+    judged = {i for (i,) in rows(fresh, "SELECT llm_call_id FROM ratings WHERE rater = 'judge:stub-0'")}
+    # failed checks come first in the sample
+    failed = {i for (i,) in rows(fresh, "SELECT llm_call_id FROM check_calls WHERE ok = 0")}
+    assert len(judged) == 2 and (judged <= failed if len(failed) >= 2 else failed <= judged)
+
+
+def test_rate_run_defaults(run, tmp_path, capfd):
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(run, a)
+    shutil.copytree(run, b)
+    capfd.readouterr()
+    got = correction.rate_run(a, "judge", sample=3)
+    assert "judging" in capfd.readouterr().err, "a progress bar by default"
+    assert got["rewrites"] > 0, "the judge rewrites by default"
+    correction.rate_run(b, "judge", sample=3, seed=0, progress=False)
+    q = "SELECT llm_call_id FROM ratings WHERE rater LIKE 'judge:%' ORDER BY llm_call_id"
+    assert rows(a, q) == rows(b, q), "seed 0 by default"

@@ -487,11 +487,14 @@ async def _run_locked(opts: RunOptions, run_dir: Path, cfg: RunConfig, replay_fr
                            str(replay_from) if replay_from else None) for i in range(n_groups)]
         counts = {t: a.count for t, a in cfg.simulation.agents.items()}
         sim = Simulator(spec, cfg, run_dir, store, runtime, specs, emb, counts, progress=opts.progress)
-        if replay_from is None:
+        if replay_from is None and cfg.simulation.llm.backend != "fake":
             from .services.deploy import ModelDeployer
 
             sim.deployer = ModelDeployer(cfg, chat_models, services.owned, run_dir)
+        elif replay_from is None:  # the fake model serves any name: an adapter only re-routes (and is recorded)
+            check_adapter_setting(cfg)
         else:
+            sim.replaying = True
             sim.add_hook("before_round", replayed_deployments(replay_from))
         for when, fns in opts.hooks.items():
             for fn in fns:

@@ -106,7 +106,8 @@ class Simulator:
         # which model answers which agent; adapters deployed by name -> folder
         self.routing = routing_from_settings(self.simulation.llm, self.simulation.seed)
         self.adapters: dict[str, str] = adapter_paths(self.simulation.llm)
-        self.deployer: Any = None  # a ModelDeployer (live runs); a replay only re-routes
+        self.deployer: Any = None  # a ModelDeployer (live runs); a replay or the fake model only re-routes
+        self.replaying = False  # answered from a recorded run (set by the runner)
         self.deployments: list[Deployment] = []
         self._deployed: list[Assignment] = []  # assignments made while running (the config's come first)
         self._round_lock = asyncio.Lock()
@@ -185,7 +186,7 @@ class Simulator:
         if self.deployer is not None:
             mode = self.deployer.resolve_mode(mode or self.simulation.llm.deploy_mode)
             await self._put_on_servers({name: str(path)}, mode)  # a failure leaves the routing as it was
-        mode = mode or "replay"
+        mode = mode or ("fake" if self.simulation.llm.backend == "fake" else "replay")
         self._deployed.append(self.routing.assign(name, share, types, agents))
         self.adapters[name] = str(path)
         await self._route()
@@ -201,10 +202,15 @@ class Simulator:
         The routing comes from the config or a resumed checkpoint; every model an agent may ask for
         must be served.
         """
-        needed = [n for n in self.routing.used_names() if n in self.adapters] if self.deployer is not None else []
+        route_only = self.deployer is None and self.simulation.llm.backend == "fake" and not self.replaying
+        needed = ([n for n in self.routing.used_names() if n in self.adapters]
+                  if self.deployer is not None or route_only else [])
         t0 = time.perf_counter()
-        mode = self.deployer.resolve_mode(self.simulation.llm.deploy_mode) if needed else "replay"
-        await self._put_on_servers({n: self.adapters[n] for n in needed}, mode)
+        if self.deployer is not None and needed:
+            mode = self.deployer.resolve_mode(self.simulation.llm.deploy_mode)
+            await self._put_on_servers({n: self.adapters[n] for n in needed}, mode)
+        else:  # the fake model answers any name; a replay answers from its recording
+            mode = "fake" if route_only else "replay"
         await self._route()
         seconds = round(time.perf_counter() - t0, 3)
         for n in needed:

@@ -1,5 +1,6 @@
-"""The correction loop's bookkeeping, fast: the live stub answers, training is replaced by a stand-in
-that writes an adapter folder (the real training runs in ``test_correct_loop.py``). What is checked:
+"""The correction loop's bookkeeping, fast: the in-process fake model answers (the live stub in the judge
+test), training is replaced by a stand-in that writes an adapter folder (the real training runs in
+``test_correct_loop.py``). What is checked:
 which data each iteration trains on and from which parent, the refusal of an adapter and the smaller
 step after it, the A/B share of each fork, and the figures written to the forks and the report."""
 
@@ -37,8 +38,7 @@ def fake_training(monkeypatch):
     return calls
 
 
-def test_loop_refuses_an_adapter_then_retries_at_half_the_rate(stub_scenario, tmp_path, fake_training, monkeypatch,
-                                                                capsys):
+def test_loop_refuses_an_adapter_then_retries_at_half_the_rate(tmp_path, fake_training, monkeypatch, capsys):
     real = loop.collapsed
     verdicts: list[list[str]] = []
 
@@ -49,8 +49,8 @@ def test_loop_refuses_an_adapter_then_retries_at_half_the_rate(stub_scenario, tm
 
     monkeypatch.setattr(loop, "collapsed", collapsed)
     out = tmp_path / "loop"
-    res = correct(CorrectOptions(str(stub_scenario), iterations=3, agents=24, holdout=0.3, control=0.3, out=str(out),
-                                 lr=0.002, max_samples=50, progress=False))
+    res = correct(CorrectOptions("job_seeking", iterations=3, agents=24, holdout=0.3, control=0.3, out=str(out),
+                                 lr=0.002, max_samples=50, progress=False, overrides=["llm.backend=fake"]))
     printed = capsys.readouterr().out
     report = json.loads((out / "correction.json").read_text())
     details = report["details"]
@@ -97,13 +97,12 @@ def test_loop_refuses_an_adapter_then_retries_at_half_the_rate(stub_scenario, tm
     assert (out / "correction.png").stat().st_size > 1000
 
 
-def test_loop_with_a_base_run_and_ppo(stub_scenario, tmp_path, fake_training):
-    from simulation.cli import main
+def test_loop_with_a_base_run_and_ppo(tmp_path, fake_training):
+    from tests.runs import fake_run
 
-    base = tmp_path / "base"
-    assert main(["run", str(stub_scenario), "--agents", "20", "--rounds", "1", "--out", str(base), "--no-progress"]) == 0
+    base = fake_run(tmp_path / "base", agents=20)
     out = tmp_path / "loop"
-    res = correct(CorrectOptions(str(stub_scenario), iterations=1, method="ppo", base=str(base), out=str(out),
+    res = correct(CorrectOptions("job_seeking", iterations=1, method="ppo", base=str(base), out=str(out),
                                  progress=False))
     assert fake_training[0]["method"] == "ppo" and fake_training[0]["batch_size"] == 4
     assert fake_training[0]["data"] == "data-1.jsonl" and fake_training[0]["lr"] is None

@@ -109,6 +109,13 @@ EQUIVALENT: dict[str, str] = {
     "simulation.correction.x__judge__mutmut_57": "SQL keywords and names are case-insensitive",
     "simulation.correction.x_rate_run__mutmut_24": "the lock file's note of what holds it ('rate --by X' or None): the lock is the same",
     "simulation.correction.x_rate_run__mutmut_26": "the lock file's note of what holds it: the lock is the same",
+    "simulation.correction.loop.x__base_problem__mutmut_27": "SQL table names are case-insensitive",
+    "simulation.correction.loop.x__base_problem__mutmut_30": "SQL table names are case-insensitive",
+    "simulation.correction.loop.x__base_problem__mutmut_17": "the base is only read: opened read-only or not, a valid run is left as it was",
+    "simulation.correction.loop.x__base_problem__mutmut_19": "the base is only read: opened read-only or not, a valid run is left as it was",
+    "simulation.correction.loop.x__base_problem__mutmut_23": "the base is only read: opened read-only or not, a valid run is left as it was",
+    "simulation.correction.loop.x__swap_s__mutmut_17": "SQL keywords and names are case-insensitive",
+    "simulation.correction.loop.x_plot_correction__mutmut_4": "closing no figure leaves one open until exit: the PNG is the same",
     "simulation.llm.structured.x_match_choice__mutmut_24": "both options the answer starts with are prefixes of "
     "each other, so the longer also sorts last by name: the same option either way",
     "simulation.llm.structured.x_match_choice__mutmut_27": "as mutmut_24 (sorted by name, descending)",

@@ -205,3 +205,64 @@ def test_loop_rated_by_the_judge(stub_scenario, tmp_path, fake_training, monkeyp
                            progress=False), emit=lambda line: None)
     by = [(s["run"], s["by"], s["rewrite"]) for s in seen]
     assert by == [("base", "judge", False), ("base", "checks", None), ("iter-1", "judge", False)]
+
+
+def test_helpers_edge_cases(tmp_path, monkeypatch):
+    from simulation.correction.measure import GroupMeasure, Groups
+    from simulation.store import RunStore
+
+    two = GroupMeasure(decisions={"a": {"x": 1.0}, "b": {"y": 0.5, "z": 0.5}}, answers={"a": 5, "b": 4},
+                       first_share={"a": 0.2})
+    assert loop._group_line("held-out", two).endswith("decisions: a x 100% (first-listed 20%), b z 50% (first-listed 0%)")
+    store = RunStore(tmp_path / "run.sqlite")
+    store.add_intervention(1, "deploy", "a", {"mode": "merge"})
+    store.add_intervention(1, "deploy", "b", {"seconds": 1.23456})
+    store.close()
+    assert loop._swap_s(tmp_path) == 1.235
+    # _measures: the judge is asked (with the options given) only when judged; both groups read judge ratings then
+    calls: list[dict] = []
+    monkeypatch.setattr(loop, "rate_run", lambda run, **kw: calls.append(kw))
+    seen: list = []
+    monkeypatch.setattr(loop, "measure", lambda run, agents, rater: seen.append((sorted(agents), rater)) or rater)
+    g = Groups(frozenset({"h"}), frozenset({"h", "t"}), frozenset({"c"}))
+    plain = CorrectOptions("s", judge="j", samples=7)
+    assert loop._measures(tmp_path, g, plain) == (None, None) and calls == []
+    assert seen == [(["h"], None), (["c"], None)]
+    seen.clear()
+    scored = CorrectOptions("s", judge="j", samples=7, judge_score=True, progress=False)
+    assert loop._measures(tmp_path, g, scored) == ("judge:", "judge:")
+    assert calls == [{"by": "judge", "judge": "j", "sample": 7, "rewrite": False, "scenario": "s", "progress": False}]
+
+
+def test_base_problems_exactly(tmp_path):
+    from simulation.store import RunStore
+
+    assert loop._base_problem(tmp_path / "nope") == "no such folder"
+    only_db = tmp_path / "only_db"
+    only_db.mkdir()
+    RunStore(only_db / "run.sqlite").close()
+    only_cfg = tmp_path / "only_cfg"
+    only_cfg.mkdir()
+    (only_cfg / "config.json").write_text("{}")
+    for d in (only_db, only_cfg):
+        assert loop._base_problem(d) == ("not a run folder (no run.sqlite and config.json): give a run made by "
+                                         "gensim run")
+
+    def base(name: str, agents: int, actions: int, seed: int | None) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text("{}")
+        s = RunStore(d / "run.sqlite")
+        s.add_agents([(f"a{i}", "t", "{}", 0) for i in range(agents)])
+        s.add_rows([(1, "p", "a0", "x", 1, "{}", 0, None)] * actions, ())
+        s.flush()
+        if seed is not None:
+            s.set_meta(seed=seed)
+        s.close()
+        return d
+
+    assert loop._base_problem(base("ok", 2, 3, 1)) is None
+    assert loop._base_problem(base("no_actions", 2, 0, 1)) == ("an empty run (2 agents, 0 actions): it stopped before "
+                                                              "recording a round")
+    assert loop._base_problem(base("no_agents", 0, 3, 1)).startswith("an empty run (0 agents, 3 actions)")
+    assert loop._base_problem(base("no_seed", 2, 3, None)).startswith("an empty run (2 agents, 3 actions)")

@@ -185,6 +185,37 @@ def stub_pids() -> set[int]:
     return out
 
 
+def recheck(py: Path, work: Path, module: str, names: list[str], tests: list[str]) -> list[str]:
+    """Survivors of an earlier run that still survive the tests as they are now.
+
+    Each mutant is applied to the scratch copy's source (``mutmut apply``), the module's tests run on
+    it, and the file is restored: the same verdict mutmut gives, for tests added after its run.
+    """
+    src = work / module
+    original = src.read_bytes()
+    setup_work_tests(work, tests)
+    still = []
+    try:
+        for name in names:
+            subprocess.run([py, "-m", "mutmut", "apply", name], cwd=work, capture_output=True, check=True)
+            got = subprocess.run([py, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests, "-m",
+                                  "not integration", "-k", " and ".join(f"not {t}" for t in SLOW)],
+                                 cwd=work, capture_output=True, text=True)
+            src.write_bytes(original)
+            if got.returncode == 0:
+                still.append(name)
+    finally:
+        src.write_bytes(original)
+    return still
+
+
+def setup_work_tests(work: Path, tests: list[str]) -> None:
+    """The checkout's tests, as they are now, in the scratch copy."""
+    if (work / "tests").exists():
+        shutil.rmtree(work / "tests")
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+
+
 def results(py: Path, work: Path) -> dict[str, dict[str, list[str]]]:
     """Per module: mutant names by status."""
     out: dict[str, dict[str, list[str]]] = {}
@@ -217,6 +248,8 @@ def main() -> int:
     ap.add_argument("--no-run", action="store_true", help="only report the results cached in --work")
     ap.add_argument("--diffs", action="store_true", help="print each survivor's diff")
     ap.add_argument("--verbose", action="store_true", help="show mutmut's own progress")
+    ap.add_argument("--recheck", action="store_true", help="with --no-run: run the current tests against each "
+                    "survivor of the cached run (tests added since), and count those they kill")
     a = ap.parse_args()
     py = mutmut_python()
     measured: dict[str, dict[str, list[str]]] = {}
@@ -238,7 +271,18 @@ def main() -> int:
             if run.returncode not in (0, 1):
                 print(f"mutmut run exited {run.returncode} for {module}", file=sys.stderr)
         if work.exists():
-            measured.update({k: v for k, v in results(py, work).items() if k == module})
+            got = {k: v for k, v in results(py, work).items() if k == module}
+            if a.recheck and module in got:
+                before = got[module].get("survived", []) + got[module].get("no tests", [])
+                names = [m for m in before if m not in EQUIVALENT]
+                tests = a.tests or GROUPS.get(module) or ["tests"]
+                still = set(recheck(py, work, module, names, tests))
+                killed = [m for m in names if m not in still]
+                print(f"== {module}: {len(killed)} of {len(names)} survivors killed by the current tests", flush=True)
+                got[module]["killed"] = got[module].get("killed", []) + killed
+                got[module]["survived"] = [m for m in got[module].get("survived", []) if m not in killed]
+                got[module]["no tests"] = [m for m in got[module].get("no tests", []) if m not in killed]
+            measured.update(got)
     scores: dict[str, dict[str, float | int]] = {}
     for path, by_status in sorted(measured.items()):
         killed = sum(len(v) for s, v in by_status.items() if s in KILLED)

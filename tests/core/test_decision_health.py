@@ -81,7 +81,9 @@ def test_health_values_are_exact_to_six_places_and_skew_bounds(tmp_path):
     # 3 options, 1/3 each: shares and entropy are rounded to 6 places
     store.add_rows((), [call_row(f"t{i}", ["a", "b", "c"], "abc"[i % 3], "three") for i in range(9)]
                    + [call_row("t9", ["a", "b", "c"], "x", "three", valid=False)]
-                   + [call_row("z", ["a"], "zz", "none_valid", valid=False)])
+                   + [call_row("z", ["a"], "zz", "none_valid", valid=False)]
+                   + [call_row("u", ["a", "b"], "a", "third"), call_row("v", ["a", "b"], "b", "third"),
+                      call_row("w", ["a", "b"], "x", "third", valid=False)])
     # exactly 90% on one option from 20 agents: not over SKEW, so not reported
     store.add_rows((), [call_row(f"s{i}", ["p", "q"], "p" if i < 18 else "q", "edge") for i in range(20)])
     # over 90% from 19 agents: too few agents
@@ -94,6 +96,7 @@ def test_health_values_are_exact_to_six_places_and_skew_bounds(tmp_path):
     assert m["decision.three.entropy"] == round(math.log2(3), 6) == 1.584963
     assert m["decision.three.first_share"] == 0.333333 and m["decision.three.invalid_share"] == 0.1
     assert m["decision.none_valid.n"] == 1.0 and m["decision.none_valid.invalid_share"] == 1.0
+    assert m["decision.third.invalid_share"] == 0.333333
     assert "decision.none_valid.entropy" not in m and "decision.none_valid.first_share" not in m
     assert m["decision.edge.share.p"] == 0.9 and m["decision.edge.entropy"] > 0
     assert [line.split("'")[1] for line in h.skewed] == ["many"]

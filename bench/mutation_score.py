@@ -163,7 +163,7 @@ def setup_work(work: Path, modules: list[str], tests: list[str], fresh: bool, re
     # pyproject without a [tool.mutmut] table, so that setup.cfg below is read
     text = (work / "pyproject.toml").read_text() if ref is not None else (ROOT / "pyproject.toml").read_text()
     (work / "pyproject.toml").write_text(re.sub(r"\n\[tool\.mutmut\][^\[]*", "\n", text))
-    tests = [t for t in tests if (work / t).exists()]
+    tests = [t for t in tests if (work / t.split("::")[0]).exists()]
     lines = ["[mutmut]", "source_paths = simulation/", "only_mutate ="] + [f"    {m}" for m in modules]
     lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests] + ["    -m", "    not integration"]
     lines += ["    -k", "    " + " and ".join(f"not {t}" for t in SLOW)]

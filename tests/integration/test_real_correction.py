@@ -25,7 +25,8 @@ def test_checks_decision_health_and_judge_on_the_real_model(real_servers, tmp_pa
     assert decisions and all(v > 0 for v in decisions.values())
     assert any(k.endswith(".first_share") for k in metrics)
     capsys.readouterr()
-    assert main(["rate", str(run), "--by", "judge", "--judge", "vllm", "--sample", "12", "--seed", "1"]) == 0
+    assert main(["rate", str(run), "--by", "judge", "--judge", "vllm", "--sample", "12", "--seed", "1",
+                 "--scenario", str(folder)]) == 0  # a copied scenario: its rubric comes from the folder named
     with sqlite3.connect(run / "run.sqlite") as db:
         got = db.execute("SELECT r.score, r.rewrite, l.choices, l.json_schema FROM ratings r "
                          "JOIN llm_calls l ON l.id = r.llm_call_id WHERE r.rater = 'judge:vllm'").fetchall()

@@ -30,6 +30,7 @@ from .population import scale_counts
 from .runtime import GroupSpec, Runtime, make_runtime
 from .runtime.clients import build_embeddings
 from .services.manifest import read_manifest
+from .services.model_assets import embedded_chat_name
 from .store import RunLock, RunStore
 
 
@@ -250,7 +251,7 @@ class Services:
             wait_healthy(p, cfg.simulation.embedded.startup_timeout_s, on_wait)
         self.start_s = round(time.perf_counter() - t0, 1)
         say(f"embedded servers ready in {self.start_s:.0f}s")
-        out_chat = [ModelConfig(config_name=f"embedded-chat-{i}", model_name=p.spec.served_name,
+        out_chat = [ModelConfig(config_name=embedded_chat_name(i), model_name=p.spec.served_name,
                                 client_args={"base_url": p.base_url}, max_concurrency=32, vllm_extras="on")
                     for i, (k, p) in enumerate(procs) if k == "chat"]
         chat_procs = [p for k, p in procs if k == "chat"]
@@ -312,6 +313,12 @@ def start_fork(opts: RunOptions) -> RunOptions:
     make_fork(parent, opts.from_round, out, cfg, replay=bool(opts.replay), plan=[x.to_data() for x in plan])
     return replace(opts, fork=None, replay=None, resume=str(out), overrides=[], seed=None, from_round=None,
                    interventions=[], attributes=[], created=True)
+
+
+def refuse_occupied(run_dir: Path) -> None:
+    """A new run's folder must not hold a run already."""
+    if (run_dir / "run.sqlite").exists():
+        raise ConfigError([ConfigProblem(str(run_dir), "--out", "already holds a run; use --resume or another folder")])
 
 
 def last_round(run_dir: Path) -> int:
@@ -379,7 +386,6 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
     folder was made removes it again; Ctrl-C ends the run after its round with :class:`Interrupted`.
     """
     replay_from: Path | None = None
-    restart = False
     created = opts.created
     given = schedule.from_options(opts.interventions, opts.attributes)
     if opts.fork:
@@ -408,16 +414,17 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
             plan = given
         check_schedule(plan, cfg)
         run_dir = (Path(opts.out) if opts.out else default_run_dir(cfg)).resolve()
-        if (run_dir / "run.sqlite").exists():
-            raise ConfigError([ConfigProblem(str(run_dir), "--out", "already holds a run; use --resume or another folder")])
+        refuse_occupied(run_dir)
         created = not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = RunLock(run_dir, "replay" if replay_from else "run").acquire()
-        if (run_dir / "run.sqlite").exists():  # another process made a run there since the check above
+        try:
+            refuse_occupied(run_dir)  # another process may have made a run there since the check above
+        except ConfigError:
             lock.release()
-            raise ConfigError([ConfigProblem(str(run_dir), "--out", "already holds a run; use --resume or another folder")])
+            raise
     try:
-        return await _run_locked(opts, run_dir, cfg, replay_from, restart, plan if not opts.resume else None,
+        return await _run_locked(opts, run_dir, cfg, replay_from, plan if not opts.resume else None,
                                  given, spec if not opts.resume else None)
     except ConfigError:
         if created:  # bad input found after the folder was made: leave nothing half-made behind
@@ -430,10 +437,11 @@ async def run_simulation(opts: RunOptions) -> dict[str, Any]:
         lock.release()
 
 
-async def _run_locked(opts: RunOptions, run_dir: Path, cfg: RunConfig, replay_from: Path | None, restart: bool,
+async def _run_locked(opts: RunOptions, run_dir: Path, cfg: RunConfig, replay_from: Path | None,
                       plan: list[schedule.Scheduled] | None, given: list[schedule.Scheduled],
                       spec: ScenarioSpec | None) -> dict[str, Any]:
     """:func:`run_simulation` once the run folder is locked (``plan`` and ``spec`` are None on a resume)."""
+    restart = False
     if opts.resume:
         spec, cfg = recorded_scenario(run_dir, cfg, opts.scenario)
         done = finished_summary(run_dir, cfg)

@@ -39,7 +39,14 @@ def resolve_scenario_dir(name_or_path: str) -> Path:
 
 
 class DuplicateKey(ValueError):
-    """A mapping names the same key twice (YAML and JSON parsers would keep the later one silently)."""
+    """A mapping names the same key twice (YAML and JSON parsers would keep the later one silently).
+
+    ``where`` is the line (YAML), ``why`` the reason: a :class:`ConfigProblem`'s field and reason.
+    """
+
+    def __init__(self, where: str, why: str):
+        super().__init__(f"{where}: {why}" if where else why)
+        self.where, self.why = where, why
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -50,7 +57,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
             if key in seen:
-                raise DuplicateKey(f"line {key_node.start_mark.line + 1}: duplicate key '{key}' (first on line "
+                raise DuplicateKey(f"line {key_node.start_mark.line + 1}", f"duplicate key '{key}' (first on line "
                                    f"{seen[key]}; the later value would silently win)")
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
@@ -60,7 +67,7 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [k for k, _ in pairs]
     dup = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
     if dup is not None:
-        raise DuplicateKey(f"duplicate key '{dup}' (the later value would silently win)")
+        raise DuplicateKey("", f"duplicate key '{dup}' (the later value would silently win)")
     return dict(pairs)
 
 
@@ -79,8 +86,7 @@ def _read_structured(path: Path, problems: list[ConfigProblem]) -> Any:
         text = path.read_text(encoding="utf-8")
         return load_structured_text(text, path.suffix in (".yml", ".yaml"))
     except DuplicateKey as e:
-        where, _, why = str(e).partition(": ") if str(e).startswith("line ") else ("", "", str(e))
-        problems.append(ConfigProblem(str(path), where, why))
+        problems.append(ConfigProblem(str(path), e.where, e.why))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
@@ -253,24 +259,24 @@ def load_run_config(
 def _served_names(models: list[ModelConfig], sim: SimulationConfig) -> set[str] | None:
     """The model names agents may ask for: the chat entries' (or the launch manifest's, or the embedded
     servers') names and adapters, and ``llm.adapter``'s name. None: not known before the run."""
+    from ..llm.routing import adapter_route
     from ..services.manifest import read_manifest
 
     chat = [m for m in models if m.model_type == "openai_chat"]
     if not chat:
-        entries = [e for e in read_manifest("llm")]
+        entries = read_manifest("llm")
         if entries:
             names = {n for e in entries for n in (e.get("config_name"), e.get("model_name")) if n}
         elif sim.embedded.enabled:
-            from ..services.model_assets import CHAT_MODEL_NAME
+            from ..services.model_assets import CHAT_MODEL_NAME, embedded_chat_name
 
-            names = {CHAT_MODEL_NAME, *(f"embedded-chat-{i}" for i in range(sim.embedded.chat_servers))}
+            names = {CHAT_MODEL_NAME, *(embedded_chat_name(i) for i in range(sim.embedded.chat_servers))}
         else:
             return None
     else:
         names = {n for m in chat for n in (m.config_name, m.model_name, *m.adapters)}
-    if sim.llm.adapter:
-        names.add(sim.llm.adapter_name or Path(sim.llm.adapter).name)
-    return names
+    adapter = adapter_route(sim.llm)
+    return names | {adapter} if adapter else names
 
 
 def _llm_problems(sim: SimulationConfig, models: list[ModelConfig], agent_types: Iterable[str] | None,

@@ -502,7 +502,7 @@ class Simulator:
         misses = [e for e in errors if e.replay_miss]
         if misses and len(misses) == len(errors):
             raise self._stopped(ReplayDiverged(r, misses))
-        errors = [e for e in errors if not e.replay_miss] or errors
+        errors = [e for e in errors if not e.replay_miss]
         if errors:
             for e in errors:
                 logger.bind(run_log_only=True).error("agent {} raised in round {} phase {}:\n{}", e.agent_id, r,

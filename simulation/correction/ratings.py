@@ -68,11 +68,8 @@ def valid_rewrite(call: Call, rewrite: str | None) -> bool:
         return True
     if call.choices:
         return rewrite in call.choices
-    if call.json_schema is not None:
-        try:
-            parse_json(rewrite)
-        except ValueError:
-            return False
+    if call.json_schema is not None and not _json_ok(rewrite):
+        return False
     return bool(rewrite.strip())
 
 

@@ -44,7 +44,7 @@ def _lines(messages: Any) -> list[str]:
     out: list[str] = []
     for m in messages or ():
         text = str(m.get("content", "")) if isinstance(m, dict) else str(m)
-        first, *rest = text.split("\n") or [""]
+        first, *rest = text.split("\n")
         out += [f"{m.get('role', '?') if isinstance(m, dict) else '?'}: {first}", *rest]
     return out
 

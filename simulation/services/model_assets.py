@@ -21,6 +21,11 @@ CHAT_MODEL_NAME = "smollm2-135m-instruct"
 EMBED_MODEL_NAME = "all-minilm-l6-v2"
 
 
+def embedded_chat_name(i: int) -> str:
+    """The ``config_name`` of embedded chat server ``i`` (what ``llm.model`` may name)."""
+    return f"embedded-chat-{i}"
+
+
 class ModelAssetError(RuntimeError):
     """A bundled model could not be found or prepared."""
 

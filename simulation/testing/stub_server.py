@@ -115,9 +115,8 @@ def make_app(extras: bool = True, dim: int = 384, live: bool = False, off_menu: 
             stats["failed"] += 1  # the same requests fail every time: retries cannot rescue them
             return web.json_response({"error": "stub: internal error"}, status=500)
         model = body.get("model", "stub")
-        if model not in adapters:  # the first name asked that is no adapter is the base model's
-            served.setdefault("base", model)
-        if model != served.get("base", model) and model not in adapters:
+        # the first name asked that is no adapter is the base model's
+        if model not in adapters and model != served.setdefault("base", model):
             return web.json_response({"error": f"The model `{model}` does not exist."}, status=404)
         fault = None
         if misbehave:

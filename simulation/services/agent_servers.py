@@ -67,6 +67,34 @@ def fail(msg: str) -> int:
     return 2
 
 
+def ephemeral_range() -> tuple[int, int] | None:
+    """The ports this kernel hands to outgoing connections (Linux), or None where it does not say."""
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return None
+
+
+def ephemeral_overlap(base_port: int, eph: tuple[int, int] | None) -> str | None:
+    """Why a node's ports ``base_port``..``base_port+999`` may be taken: outgoing connections get
+    ports of the ephemeral range at random. None when they lie outside it."""
+    if eph is None or base_port > eph[1] or base_port + 999 < eph[0]:
+        return None
+    return (f"base port {base_port}: ports {base_port}..{base_port + 999} overlap the ephemeral range "
+            f"{eph[0]}..{eph[1]}, where outgoing connections may take them; choose a base port below {eph[0] - 999}")
+
+
+def log_reason(log: Path, lines: int = 40) -> str:
+    """The line of a node's log that says why it stopped: the last error Ray printed, else its last line."""
+    try:
+        tail = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-lines:]
+    except OSError:
+        return ""
+    errors = [ln for ln in tail if "error" in ln.lower() or "failed" in ln.lower()]
+    return (errors or tail or [""])[-1][:300]
+
+
 def start(n: int, base_port: int, scenario: str, head: str | None, host: str, timeout: float = 120.0) -> int:
     if n < 1:
         return fail(f"server_num_per_host must be at least 1, got {n}")
@@ -79,6 +107,8 @@ def start(n: int, base_port: int, scenario: str, head: str | None, host: str, ti
         load_scenario(resolve_scenario_dir(scenario))
     except ConfigError as e:
         return fail(str(e.problems[0]))
+    if warning := ephemeral_overlap(base_port, ephemeral_range()):
+        print(f"warning: {warning}", file=sys.stderr)
     d = state_dir()
     d.mkdir(parents=True, exist_ok=True)
     node_file = d / f"node_{base_port}.json"
@@ -107,7 +137,8 @@ def start(n: int, base_port: int, scenario: str, head: str | None, host: str, ti
     while time.monotonic() < deadline:
         if p.poll() is not None:
             node_file.unlink(missing_ok=True)
-            return fail(f"ray start exited with {p.returncode}; see {log}")
+            why = log_reason(log)
+            return fail(f"ray start exited with {p.returncode}{': ' + why if why else ''}; see {log}")
         if READY in log.read_text(errors="replace"):
             break
         time.sleep(0.2)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +20,6 @@ import pytest
 
 from simulation.services.agent_servers import group_alive
 from simulation.services.procid import session_members
-from simulation.services.vllm_server import free_port
 from simulation.testing.procs import start_stub, stub_models
 from tests.conftest import copy_scenario, set_models
 
@@ -26,12 +27,27 @@ ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}  # 127.0.0.1, ::1, ::ffff:127.0.0.1
 
 
-def free_base() -> int:
-    """A free base port with room for the 1,000 ports a node derives from it."""
-    while True:
-        port = free_port()
-        if 20000 <= port <= 60000:
-            return port
+def free_base(avoid: int | None = None) -> int:
+    """A base port whose 1,000 derived ports are all free, below the ephemeral range (outgoing
+    connections of a busy machine take ports there at random, and a node's port taken so fails
+    ``ray start``), and at least 1,000 away from ``avoid``."""
+    rng = random.Random(os.getpid())
+    for _ in range(200):
+        base = rng.randrange(20000, 31000, 10)
+        if avoid is not None and abs(base - avoid) < 1000:
+            continue
+        if all(port_free(p) for p in range(base, base + 1000)):
+            return base
+    raise RuntimeError("no free block of 1,000 ports between 20000 and 32000")
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 def listening() -> set[tuple[str, str]]:
@@ -63,9 +79,8 @@ def sh(*args: str, env: dict) -> subprocess.CompletedProcess:
 def cluster(tmp_path):
     state = tmp_path / "servers"
     env = scripts_env(state)
-    head_port, worker_port = free_base(), free_base()
-    while abs(worker_port - head_port) < 1000:  # each node uses ports base .. base+999
-        worker_port = free_base()
+    head_port = free_base()
+    worker_port = free_base(avoid=head_port)  # each node uses ports base .. base+999
     before = listening()
     head = sh("simulation/launch_server.sh", "1", str(head_port), "job_seeking", env=env)
     assert head.returncode == 0, head.stderr

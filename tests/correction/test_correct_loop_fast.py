@@ -151,18 +151,102 @@ def test_correction_figure_shows_both_groups_and_the_judge():
 
 
 def test_loop_options_are_checked_before_anything_runs(tmp_path):
+    from dataclasses import replace
+
     from simulation.config import ConfigError
 
     base = CorrectOptions("job_seeking", out=str(tmp_path / "c"))
-    bad = [dict(method="dpo"), dict(rater="people"), dict(iterations=0), dict(holdout=0.0), dict(holdout=1.0),
-           dict(control=0.0), dict(control=1.0), dict(epochs=0.0), dict(epochs=float("inf")), dict(lr=-1.0),
-           dict(lr=float("nan")), dict(base=str(tmp_path / "nope"))]
-    from dataclasses import replace
-
-    for change in bad:
-        with pytest.raises(ConfigError):
+    kinds = ("--method/--rater", "sft|ppo and checks|judge")
+    ranges = ("--iterations/--holdout/--control", "iterations >= 1; holdout and control strictly between 0 and 1")
+    bad = [(dict(method="dpo"), kinds), (dict(rater="people"), kinds), (dict(iterations=0), ranges),
+           (dict(holdout=0.0), ranges), (dict(holdout=1.0), ranges), (dict(control=0.0), ranges),
+           (dict(control=1.0), ranges), (dict(control=-0.5), ranges),
+           (dict(epochs=0.0), ("--epochs", "must be a finite number above 0, got 0.0")),
+           (dict(epochs=float("inf")), ("--epochs", "must be a finite number above 0, got inf")),
+           (dict(lr=-1.0), ("--lr", "must be a finite number above 0, got -1.0")),
+           (dict(lr=float("nan")), ("--lr", "must be a finite number above 0, got nan"))]
+    for change, (name, reason) in bad:
+        with pytest.raises(ConfigError) as e:
             correct(replace(base, **change))
+        (problem,) = e.value.problems
+        assert (problem.file, problem.field, problem.reason) == ("<command line>", name, reason), change
         assert not (tmp_path / "c").exists(), change
+    nope = str(tmp_path / "nope")
+    with pytest.raises(ConfigError) as e:
+        correct(replace(base, base=nope))
+    (problem,) = e.value.problems
+    assert (problem.file, problem.field, problem.reason) == (nope, "--base", "no such folder")
+    assert not (tmp_path / "c").exists()
+
+
+def test_too_few_agents_for_the_groups_is_one_error(tmp_path, fake_training):
+    from simulation.config import ConfigError
+    from tests.runs import fake_run
+
+    base = fake_run(tmp_path / "base", agents=2)
+    with pytest.raises(ConfigError) as e:
+        correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / "c"), progress=False),
+                emit=lambda line: None)
+    (problem,) = e.value.problems
+    assert (problem.file, problem.field) == ("<command line>", "--agents")
+    assert problem.reason == ("2 agents leave no held-out treated agent or no control agent: use more agents")
+    assert fake_training == []
+
+
+def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypatch):
+    """What the loop hands the rater, the dataset writer and the trainer, for sft and for ppo, and the
+    lines it prints, in order."""
+    from tests.runs import fake_run
+
+    base = fake_run(tmp_path / "base", agents=20)
+    rated: list[tuple[str, dict]] = []
+    written: list[dict] = []
+    real_rate, real_write = loop.rate_run, loop.write_dataset
+
+    def rate_run(run, **kw):
+        rated.append((Path(run).name, kw))
+        return real_rate(run, **kw)
+
+    def write_dataset(run, kind, out, **kw):
+        written.append({"run": Path(run).name, "kind": kind, "out": Path(out).name, **kw})
+        return real_write(run, kind, out, **kw)
+
+    monkeypatch.setattr(loop, "rate_run", rate_run)
+    monkeypatch.setattr(loop, "write_dataset", write_dataset)
+    for method, kind, batch in (("sft", "sft", 8), ("ppo", "reward", 4)):
+        rated.clear(), written.clear(), fake_training.clear()
+        out = tmp_path / f"loop-{method}"
+        lines: list[str] = []
+        res = correct(CorrectOptions("job_seeking", method=method, base=str(base), out=str(out), samples=9,
+                                     progress=False, max_samples=77), emit=lines.append)
+        assert rated == [("base", {"by": "checks", "judge": None, "sample": None, "scenario": "job_seeking",
+                                   "progress": False})], "checks rate every call: --samples is for the judge"
+        report = json.loads((out / "correction.json").read_text())
+        hold = set(report["groups"]["holdout"])
+        (w,) = written
+        assert w == {"run": "base", "kind": kind, "out": "data-1.jsonl", "rater": "check:", "exclude_agents": w["exclude_agents"],
+                     "anchor": method == "sft", "balance": method == "sft"}
+        assert set(w["exclude_agents"]) == hold
+        (t,) = fake_training
+        assert (t["method"], t["batch_size"], t["max_samples"], t["parent"], t["lr"]) == (method, batch, 77, None, None)
+        (d,) = report["details"]
+        assert set(d) == {"holdout_fail", "control_fail", "judge", "judge_control", "train_s", "swap_s", "samples",
+                          "worst_first_share", "by_check", "adopted", "refused_because", "learning_rate"}
+        assert d["train_s"] == 0.5 and d["samples"] == t["rows"] and d["learning_rate"] == 1e-3
+        assert d["judge"] is None and d["judge_control"] is None
+        assert d["adopted"] is (not d["refused_because"])
+        assert all(isinstance(v, str) and "/" in v for v in d["by_check"].values())
+        assert res["iterations"] == [{k: d[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s")}]
+        assert set(report) == {"base_holdout_fail", "base_control_fail", "judge_base", "iterations", "details", "groups"}
+        n_hold = len(set(report["groups"]["treated"]) & hold)
+        assert lines[0] == f"correct: starting from base run {base}"
+        assert lines[1] == (f"iteration 0 (base model; {n_hold} held-out treated, {len(report['groups']['control'])} "
+                            "control agents)")
+        assert lines[2].startswith("  held-out  fail ")
+        assert lines[3] == f"iteration 1: {t['rows']} {kind} rows from base; training {method}"
+        assert lines[4].startswith("  held-out  fail ") and lines[5].startswith("  control   fail ")
+        assert lines[6].startswith(f"  train 0s, swap {d['swap_s']:.1f}s")
+        assert lines[-1] == f"correct: {out / 'correction.json'}, {out / 'correction.png'}"
 
 
 def test_swap_seconds_and_recorded_figures(tmp_path):

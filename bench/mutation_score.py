@@ -136,7 +136,9 @@ def mutmut_python() -> Path:
     py = env / "bin" / "python"
     if not py.exists():
         venv.create(env, with_pip=True)
-    if subprocess.run([py, "-c", "import mutmut"], capture_output=True).returncode != 0:
+    # the installed version, not an import: a half-removed install leaves an importable empty folder
+    probe = f"import importlib.metadata as m; assert m.version('mutmut') == '{MUTMUT.split('==')[1]}'"
+    if subprocess.run([py, "-c", probe], capture_output=True).returncode != 0:
         subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", MUTMUT], check=True)
     project = ROOT / os.environ.get("GENSIM_VENV", ".venv")
     site = next((project / "lib").glob("python3.*/site-packages"))

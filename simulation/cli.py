@@ -149,8 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--judge", metavar="CONFIG_NAME", help="judge model (model_configs.json; default: the run's model)")
     co.add_argument("--judge-score", action="store_true", help="also give every run a judge score (a second column)")
     co.add_argument("--base", metavar="RUN_DIR", help="start from this one-round base run (default: run one)")
-    co.add_argument("--samples", type=_count, default=24, help="LLM calls the judge rates per run, with --rater judge "
-                    "or --judge-score (--rater checks rates every checked call and ignores it)")
+    co.add_argument("--judge-samples", "--samples", dest="samples", metavar="N", type=_count, default=None,
+                    help="LLM calls the judge rates per run, with --rater judge or --judge-score (default 24; "
+                    "--rater checks rates every checked call)")
     co.add_argument("--holdout", type=float, default=0.3, help="share of agents never trained on")
     co.add_argument("--control", type=float, default=0.3, help="share of agents that keep the base model")
     co.add_argument("--agents", type=_count, help="scale the population to N agents (default: the config's counts)")
@@ -246,9 +247,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "correct":
         from .correction.loop import CorrectOptions, correct
 
+        if args.samples is not None and args.rater == "checks" and not args.judge_score:
+            return _fail("--judge-samples: sizes the judge's sample, and no judge rates this loop (--rater checks "
+                         "rates every checked call): add --judge-score or --rater judge, or leave it out", 2)
         res = correct(CorrectOptions(
             args.scenario, iterations=args.iterations, method=args.method, rater=args.rater, judge=args.judge,
-            judge_score=args.judge_score, samples=args.samples, holdout=args.holdout, control=args.control,
+            judge_score=args.judge_score, samples=args.samples or 24, holdout=args.holdout, control=args.control,
             agents=args.agents, seed=args.seed, overrides=args.overrides, out=args.out, epochs=args.epochs, lr=args.lr,
             max_samples=args.max_samples, progress=not args.no_progress, base=args.base))
         if args.json:

@@ -209,11 +209,19 @@ def test_every_flag_has_help_with_its_default():
 def test_correct_help_lists_defaults(capsys):
     helps = {a.option_strings[0]: p._get_formatter()._get_help_string(a) % {"default": a.default}
              for name, p, a in _options() if name == "correct"}
-    for flag, default in (("--iterations", "1"), ("--method", "sft"), ("--epochs", "1.0"), ("--samples", "24"),
+    for flag, default in (("--iterations", "1"), ("--method", "sft"), ("--epochs", "1.0"),
                           ("--holdout", "0.3"), ("--max-samples", "1000")):
         assert helps[flag].endswith(f"(default: {default})"), (flag, helps[flag])
     for flag in ("--agents", "--lr", "--seed", "--judge", "--base"):
         assert "default: " in helps[flag], flag
-    assert "--rater checks rates every checked call and ignores it" in helps["--samples"]
+    assert helps["--judge-samples"].startswith("LLM calls the judge rates per run") and "(default 24;" in \
+        helps["--judge-samples"]
     assert gensim("correct", "--help") == 0
-    assert "(default: 24)" in " ".join(capsys.readouterr().out.split())
+    assert "--judge-samples N, --samples N" in " ".join(capsys.readouterr().out.split())
+
+
+def test_judge_samples_without_a_judge_is_refused(capsys, tmp_path):
+    for flag in ("--judge-samples", "--samples"):
+        line = one_line_error(capsys, "correct", "job_seeking", flag, "50", "--out", str(tmp_path / "c"))
+        assert line.startswith("error: --judge-samples: sizes the judge's sample, and no judge rates"), line
+    assert not (tmp_path / "c").exists()

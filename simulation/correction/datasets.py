@@ -39,7 +39,8 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
       from a decision's option shares were tried: the model cannot fit labels unrelated to the
       prompt and learns the commonest option, collapsing the decision; job seeking, 2026-11-30.)
     - ``balance`` repeats each rated decision's rarer answers (up to 4 times), so that the few
-      corrections are not drowned by the many kept answers.
+      corrections are not drowned by the many kept answers. A kept answer (not a rewrite) that was
+      rated wrong on another call of the decision is never repeated: it would teach the error louder.
     """
     if kind not in KINDS:
         raise ConfigError([ConfigProblem("<command line>", "--kind", f"one of {', '.join(KINDS)}, got {kind!r}")])
@@ -98,7 +99,10 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
                 out.append({"prompt": call.messages, "completion": _assistant(rw), "reward": GOOD,
                             "meta": {**meta, "rewrite": True}})
     if kind == "sft" and balance:
-        out = _balanced(out)
+        wrong: dict[str, set[str]] = {}
+        for call_id in low:
+            wrong.setdefault(calls[call_id].action, set()).add(calls[call_id].completion)
+        out = _balanced(out, wrong, set(rewrites))
     if kind == "sft" and anchor:
         out += [{"messages": [*c.messages, *_assistant(c.completion)],
                  "meta": {"run": str(run_dir), "call_id": c.id, "rater": "anchor", "action": c.action, "round": c.round}}
@@ -110,17 +114,22 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
     return out
 
 
-def _balanced(rows: list[dict[str, Any]], cap: int = 4) -> list[dict[str, Any]]:
-    """Per action, repeat the rows of rarer answers towards the commonest answer's count (at most ``cap`` times)."""
+def _balanced(rows: list[dict[str, Any]], wrong: dict[str, set[str]] | None = None,
+              rewritten: set[int] = frozenset(), cap: int = 4) -> list[dict[str, Any]]:
+    """Per action, repeat the rows of rarer answers towards the commonest answer's count (at most ``cap``
+    times). A kept answer in ``wrong[action]`` (rated wrong on some call) appears once; rows of
+    ``rewritten`` calls (corrections) are repeated whatever their text."""
     by: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for r in rows:
         by.setdefault(r["meta"]["action"], {}).setdefault(r["messages"][-1]["content"], []).append(r)
     out: list[dict[str, Any]] = []
-    for answers in by.values():
+    for action, answers in by.items():
         top = max(len(v) for v in answers.values())
-        for v in answers.values():
+        bad = (wrong or {}).get(action, set())
+        for answer, v in answers.items():
             times = min(cap, max(1, round(top / len(v))))
-            out += [r if k == 0 else {**r, "meta": {**r["meta"], "repeat": k}} for r in v for k in range(times)]
+            out += [r if k == 0 else {**r, "meta": {**r["meta"], "repeat": k}} for r in v
+                    for k in range(times if answer not in bad or r["meta"]["call_id"] in rewritten else 1)]
     return out
 
 

@@ -28,6 +28,7 @@ from .datasets import write_dataset
 from .measure import GroupMeasure, Groups, collapsed, measure, split_agents
 
 KIND = {"sft": "sft", "ppo": "reward"}
+SHUFFLE = "llm.shuffle_options=true"
 
 
 @dataclass
@@ -40,7 +41,7 @@ class CorrectOptions:
     rater: str = "checks"
     judge: str | None = None  # a model_configs.json entry for the judge (default: the run's own model)
     judge_score: bool = False  # also score every run with the judge (always, with --rater judge)
-    samples: int = 24  # calls the judge rates per run
+    samples: int = 24  # calls the judge rates per run (--judge-samples)
     holdout: float = 0.3
     control: float = 0.3
     agents: int | None = None
@@ -132,8 +133,14 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     else:
         base = out / "base"
         emit(f"correct: base run -> {base}")
+        # options in a seeded order per call, unless the user says otherwise (a later override wins):
+        # with one fixed order, position bias and a preference for an option cannot be told apart
         asyncio.run(run_simulation(RunOptions(scenario=opts.scenario, agents=opts.agents, rounds=1, seed=opts.seed,
-                                              overrides=list(opts.overrides), out=str(base), progress=opts.progress)))
+                                              overrides=[SHUFFLE, *opts.overrides], out=str(base),
+                                              progress=opts.progress)))
+    if opts.base and not json.loads((base / "config.json").read_text())["simulation"]["llm"].get("shuffle_options"):
+        emit("correct: warning: the base run lists every call's options in one order (llm.shuffle_options=false): "
+             "position bias and option bias cannot be told apart")
     store = RunStore(base / "run.sqlite")
     try:
         agent_ids = [a for (a,) in store.db.execute("SELECT agent_id FROM agents ORDER BY agent_id")]
@@ -185,7 +192,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         emit(_group_line("control", ctl))
         emit(f"  train {manifest.train_s:.0f}s, swap {it['swap_s']:.1f}s"
              + ("" if not refused else "; NOT adopted: " + "; ".join(refused)))
-        result["iterations"].append({k: it[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s")})
+        result["iterations"].append({k: it[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s",
+                                                         "worst_first_share", "adopted")} | {"reasons": refused})
         history.append(it)
         if not refused:
             adopted, source = adapter, fork

@@ -52,6 +52,9 @@ def test_loop_refuses_an_adapter_then_retries_at_half_the_rate(tmp_path, fake_tr
     res = correct(CorrectOptions("job_seeking", iterations=3, agents=24, holdout=0.3, control=0.3, out=str(out),
                                  lr=0.002, max_samples=50, progress=False, overrides=["llm.backend=fake"]))
     printed = capsys.readouterr().out
+    assert "warning" not in printed
+    for run in ("base", "iter-1"):  # options are shuffled by default, in the base run and its forks
+        assert json.loads((out / run / "config.json").read_text())["simulation"]["llm"]["shuffle_options"] is True
     report = json.loads((out / "correction.json").read_text())
     details = report["details"]
     # iteration 1 refused: iteration 2 trains the same data from the same (no) parent at half the rate
@@ -236,10 +239,14 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         assert d["judge"] is None and d["judge_control"] is None
         assert d["adopted"] is (not d["refused_because"])
         assert all(isinstance(v, str) and "/" in v for v in d["by_check"].values())
-        assert res["iterations"] == [{k: d[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s")}]
+        assert res["iterations"] == [{**{k: d[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s",
+                                                           "worst_first_share", "adopted")},
+                                      "reasons": d["refused_because"]}]
         assert set(report) == {"base_holdout_fail", "base_control_fail", "judge_base", "iterations", "details", "groups"}
         n_hold = len(set(report["groups"]["treated"]) & hold)
         assert lines[0] == f"correct: starting from base run {base}"
+        assert lines.pop(1) == ("correct: warning: the base run lists every call's options in one order "
+                                "(llm.shuffle_options=false): position bias and option bias cannot be told apart")
         assert lines[1] == (f"iteration 0 (base model; {n_hold} held-out treated, {len(report['groups']['control'])} "
                             "control agents)")
         assert lines[2].startswith("  held-out  fail ")
@@ -350,3 +357,10 @@ def test_base_problems_exactly(tmp_path):
                                                               "recording a round")
     assert loop._base_problem(base("no_agents", 0, 3, 1)).startswith("an empty run (0 agents, 3 actions)")
     assert loop._base_problem(base("no_seed", 2, 3, None)).startswith("an empty run (2 agents, 3 actions)")
+
+
+def test_the_user_may_turn_shuffling_off(tmp_path, fake_training):
+    out = tmp_path / "loop"
+    correct(CorrectOptions("job_seeking", agents=20, out=str(out), progress=False,
+                           overrides=["llm.backend=fake", "llm.shuffle_options=false"]), emit=lambda line: None)
+    assert json.loads((out / "base" / "config.json").read_text())["simulation"]["llm"]["shuffle_options"] is False

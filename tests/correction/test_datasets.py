@@ -94,6 +94,29 @@ def test_balance_repeats_rare_answers_up_to_a_cap():
     assert counts == {("s", "x"): 10, ("s", "y"): 4, ("s", "z"): 8, ("t", "x"): 1, ("t", "y"): 1}
     assert [r["meta"].get("repeat") for r in out if r["meta"]["call_id"] == 10] == [None, 1, 2, 3]
     assert rows[10]["meta"] == {"action": "s", "call_id": 10}, "the input rows are not changed"
+    # "y" was rated wrong on another call: its kept row appears once; a rewrite saying "y" is still repeated
+    kept = _balanced(rows, {"s": {"y"}})
+    assert [r["meta"].get("repeat") for r in kept if r["meta"]["call_id"] == 10] == [None]
+    assert len(kept) == len(out) - 3
+    fixed = _balanced(rows, {"s": {"y"}}, rewritten={10})
+    assert [r["meta"].get("repeat") for r in fixed if r["meta"]["call_id"] == 10] == [None, 1, 2, 3]
+    assert len(_balanced(rows, {"t": {"y"}, "s": {"x"}})) == len(out), "only the action it was rated wrong in"
+
+
+def test_balance_never_repeats_a_kept_answer_rated_wrong_elsewhere(tmp_path):
+    store = RunStore(tmp_path / "run.sqlite")
+    store.add_rows((), [call("a", "apply", '{"apply":[1,1]}', None), call("b", "apply", '{"apply":[1,1]}', None),
+                        *[call(x, "apply", '{"apply":[2]}', None) for x in "cdefgh"]])
+    store.flush()
+    with store.db:  # a's [1,1] is wrong (corrected); b's identical answer was passed by another rule
+        store.db.executemany("INSERT INTO ratings (llm_call_id, rater, score, rewrite) VALUES (?,?,?,?)",
+                             [(1, "check:dup", 1.0, '{"apply":[1]}'), (2, "check:pay", 5.0, None),
+                              *[(i, "check:pay", 5.0, None) for i in range(3, 9)]])
+    store.close()
+    rows = dataset_rows(tmp_path, "sft", balance=True)
+    answers = [(r["meta"]["call_id"], r["messages"][-1]["content"]) for r in rows]
+    assert answers.count((2, '{"apply":[1,1]}')) == 1, "the wrong answer is not repeated"
+    assert answers.count((1, '{"apply":[1]}')) == 4, "the correction is"
 
 
 def test_preference_pairs_and_reward_rows(run):

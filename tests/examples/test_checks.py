@@ -173,17 +173,43 @@ async def test_offer_against_requirements():
         (act,) = [a for a in ctx.actions if a.action == "offer_decision"]
         verdict = apply_check(job_checks.offer_against_requirements, act, {"seeker-1": cv, **JOBS})
         assert verdict is True if ok else verdict.rewrite == ("keep looking" if said == "hire" else "hire"), (said, verdict)
-    full = Action("interviewer-1", "offer_decision", True, {"seeker": "seeker-1", "result": "reject", "reason": "no openings"})
-    assert apply_check(job_checks.offer_against_requirements, full, {"seeker-1": expert, **JOBS}) is True
+
+
+async def test_the_offer_check_grades_the_model_s_answer_not_the_capped_outcome():
+    """Two openings, three novices hired: the third is told "no" (the job is full), and its "hire" still
+    fails; a job already full asks nobody, and nothing is graded."""
+    novice = seeker(education="High school diploma in Law", work_history=[])
+    profiles = {f"seeker-{i}": novice for i in (1, 2, 3)}
+    inbox = [Message(s, "interviewer-1", "answer", {"text": "I am keen."}) for s in profiles]
+    cands = {s: {"cv": cv_text(novice), "dialogue": []} for s in profiles}
+    ctx = await run_step(InterviewerAgent, "interviewer-1", JOBS["interviewer-1"], "decide", answers(verdict="hire"),
+                         world=board(), inbox=inbox, prompts_dir=JOBS_PROMPTS, state={"hires": 0, "candidates": cands})
+    acts = [a for a in ctx.actions if a.action == "offer_decision"]
+    assert [(a.data["decision"], a.data["result"], a.data.get("reason")) for a in acts] == [
+        ("hire", "offer", None), ("hire", "offer", None), ("hire", "reject", "no openings")]
+    for a in acts:
+        verdict = apply_check(job_checks.offer_against_requirements, a, {**profiles, **JOBS})
+        assert verdict.rewrite == "keep looking" and verdict.reason.startswith("hired a candidate meeting none"), a
+    ctx = await run_step(InterviewerAgent, "interviewer-1", JOBS["interviewer-1"], "decide", answers(verdict="hire"),
+                         world=board(), inbox=inbox, prompts_dir=JOBS_PROMPTS, state={"hires": 2, "candidates": cands})
+    acts = [a for a in ctx.actions if a.action == "offer_decision"]
+    assert [(a.data["decision"], a.data["result"], a.calls) for a in acts] == [(None, "reject", ())] * 3
+    assert all(apply_check(job_checks.offer_against_requirements, a, {**profiles, **JOBS}) is None for a in acts)
 
 
 async def test_accepted_far_below_desired():
     inbox = [Message("interviewer-1", "seeker-1", "offer")]  # pays at most 50,000
     for desired, ok in ((120_000, False), (50_000, True)):
         profile = seeker(desired_salary=desired)
-        ctx = await run_step(SeekerAgent, "seeker-1", profile, "respond", answers(pick="1"), world=board(),
-                             inbox=inbox, prompts_dir=JOBS_PROMPTS)
+        asked: list = []
+        pick = answers(pick="1")
+        ctx = await run_step(SeekerAgent, "seeker-1", profile, "respond",
+                             lambda req, asked=asked, pick=pick: asked.append(req) or pick(req),
+                             world=board(), inbox=inbox, prompts_dir=JOBS_PROMPTS)
         (act,) = [a for a in ctx.actions if a.action == "accept"]
+        (req,) = asked
+        assert "1. " + JOBS["interviewer-1"]["name"] + ", USD 30,000 - 50,000 annually" in req.messages[-1]["content"], \
+            "the check grades salaries: the prompt shows them"
         verdict = apply_check(job_checks.accepted_far_below_desired, act, {"seeker-1": profile, **JOBS})
         assert verdict is True if ok else verdict.rewrite == "decline all", verdict
 

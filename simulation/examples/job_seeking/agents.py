@@ -105,7 +105,9 @@ class SeekerAgent(Agent):
                 ctx.send(job, "decline")
             ctx.act("decline_all", offers=offers, reason="already employed")
             return
-        titles = {f"{i + 1}": ctx.world.jobs[j]["name"] for i, j in enumerate(offers)}
+        # each offer with its pay: the seeker weighs (and the salary checks grade) what the prompt shows
+        titles = {f"{i + 1}": f"{ctx.world.jobs[j]['name']}, {ctx.world.jobs[j]['salary']}" if ctx.world.jobs[j].get("salary")
+                  else ctx.world.jobs[j]["name"] for i, j in enumerate(offers)}
         choices = [*titles, "decline all"]
         msgs = ctx.messages_for(self.persona(ctx), ctx.render("respond.j2", offers=titles))
         pick, ok = await ctx.llm.choose("respond_offers", msgs, choices)
@@ -185,24 +187,28 @@ class InterviewerAgent(Agent):
                 continue
             cand["dialogue"].append(["candidate", m.data["text"]])
             interviewed.append((m.sender, cand))
-        if openings <= 0:
-            verdicts = [("reject", True)] * len(interviewed)
-        else:
+        asked = openings > 0
+        if asked:
             verdicts = await asyncio.gather(*(ctx.llm.choose("offer_decision", ctx.messages_for(
                 system, ctx.render("decide.j2", cv=cand["cv"], dialogue=cand["dialogue"])), ["hire", "keep looking"])
                 for _, cand in interviewed))
+        else:  # the job is full: nobody is asked, every candidate hears "no"
+            verdicts = [(None, True)] * len(interviewed)
         offered = 0
         for (seeker, _), (verdict, ok) in zip(interviewed, verdicts, strict=True):
-            if verdict is None:  # no decision: the candidate hears nothing this round
-                ctx.act("offer_decision", valid=False, seeker=seeker, result=None)
+            if asked and verdict is None:  # no decision: the candidate hears nothing this round
+                ctx.act("offer_decision", valid=False, seeker=seeker, decision=None, result=None)
                 continue
             result = "offer" if verdict == "hire" else "reject"
-            full = openings <= 0 or (result == "offer" and offered >= openings)
+            full = not asked or (result == "offer" and offered >= openings)
             if full:  # the job has fewer openings than good candidates; first come first served
                 result = "reject"
             offered += result == "offer"
             ctx.send(seeker, "offer" if result == "offer" else "rejection")
-            ctx.act("offer_decision", valid=ok, seeker=seeker, result=result, **({"reason": "no openings"} if full else {}))
+            # decision: the model's own answer (None when it was not asked), which checks grade;
+            # result: what the candidate was told, after the openings capped it
+            ctx.act("offer_decision", valid=ok, seeker=seeker, decision=verdict, result=result,
+                    **({"reason": "no openings"} if full else {}))
 
     async def notify(self, ctx: StepContext[JobBoard]) -> None:
         for m in ctx.inbox:

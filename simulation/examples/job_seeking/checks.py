@@ -74,7 +74,7 @@ def low_salary_application(c: CheckContext) -> Verdict:
 
 
 def judged_against_requirements(c: CheckContext, took: bool, took_what: str, refused_what: str,
-                                 take: str, refuse: str, refusal_counts: bool = True) -> Verdict:
+                                 take: str, refuse: str) -> Verdict:
     """Taking a candidate who meets none of the job's requirements, or refusing one who meets them
     all, fails (with the call's other option as the rewrite)."""
     fit = meets_requirements(c.profile_of(c.action.data["seeker"]), c.profile)
@@ -83,7 +83,7 @@ def judged_against_requirements(c: CheckContext, took: bool, took_what: str, ref
     met, known = fit
     if took and met == 0:
         return Failed(f"{took_what} meeting none of the {known} requirements", refuse)
-    if not took and met == known and refusal_counts:
+    if not took and met == known:
         return Failed(f"{refused_what} meeting all {known} requirements", take)
     return PASS
 
@@ -115,13 +115,15 @@ def accepted_lower_offer(c: CheckContext) -> Verdict:
 
 @check("offer_decision")
 def offer_against_requirements(c: CheckContext) -> Verdict:
-    """Offers the job to a candidate meeting none of its requirements, or turns down one meeting them all."""
-    result = c.action.data.get("result")
-    if result is None:
+    """Hires a candidate meeting none of its requirements, or keeps looking past one meeting them all.
+
+    Grades the model's own answer (``decision``), not the outcome after the job's openings capped it:
+    a "hire" turned into a rejection because the job was full is still a "hire"."""
+    decision = c.action.data.get("decision")
+    if decision is None:  # not asked (the job was full), or no valid answer
         return None
-    return judged_against_requirements(c, result == "offer", "offered the job to a candidate",
-                                       "turned down a candidate", "hire", "keep looking",
-                                       refusal_counts=c.action.data.get("reason") != "no openings")
+    return judged_against_requirements(c, decision == "hire", "hired a candidate", "kept looking past a candidate",
+                                       "hire", "keep looking")
 
 
 @check("accept")

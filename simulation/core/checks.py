@@ -62,24 +62,46 @@ class CheckContext:
         return self._history(self.action.agent_id, action)
 
 
+AnswerMap = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Check:
-    """A named rule over the actions called ``action``."""
+    """A named rule over the actions called ``action``.
+
+    ``answer`` says where the action holds the answer of its (first) LLM call: a data field that
+    records the answer as given (``"decision"``), or a function ``(answer, data) -> data`` that puts
+    another answer in its place. With it, any answer to the call can be graded (every option of a
+    choice, or another model's answer, as the correction exam does); without it, only the recorded one.
+    """
 
     name: str
     action: str
     fn: Callable[[CheckContext], Verdict]
+    answer: str | AnswerMap | None = None
 
     def __call__(self, ctx: CheckContext) -> Verdict:
         """Apply the rule to one action."""
         return self.fn(ctx)
 
+    def with_answer(self, data: dict[str, Any], answer: str) -> dict[str, Any]:
+        """The action's data as it would be had its call answered ``answer`` (needs ``answer=``)."""
+        if self.answer is None:
+            raise ValueError(f"check {self.name} does not say where its action holds the call's answer (answer=)")
+        if isinstance(self.answer, str):
+            return {**data, self.answer: answer}
+        return self.answer(answer, dict(data))
 
-def check(action: str, name: str | None = None) -> Callable[[Callable[[CheckContext], Verdict]], Check]:
-    """Decorator: the function becomes a :class:`Check` over actions named ``action``."""
+
+def check(action: str, name: str | None = None,
+          answer: str | AnswerMap | None = None) -> Callable[[Callable[[CheckContext], Verdict]], Check]:
+    """Decorator: the function becomes a :class:`Check` over actions named ``action``.
+
+    ``answer`` says where the action holds its call's answer (see :class:`Check`).
+    """
 
     def wrap(fn: Callable[[CheckContext], Verdict]) -> Check:
-        return Check(name or fn.__name__, action, fn)
+        return Check(name or fn.__name__, action, fn, answer)
 
     return wrap
 

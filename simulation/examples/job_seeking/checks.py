@@ -45,7 +45,16 @@ def meets_requirements(cv: dict[str, Any], job: dict[str, Any]) -> tuple[int, in
     return (met, known) if known else None
 
 
-@check("apply_decision")
+def applied(answer: str, data: dict[str, Any]) -> dict[str, Any]:
+    """apply_decision's data had its call answered ``answer`` (JSON ``{"apply": [...]}``)."""
+    try:
+        picks = json.loads(answer)["apply"]
+    except (ValueError, KeyError, TypeError):
+        picks = None
+    return {**data, "apply": picks}
+
+
+@check("apply_decision", answer=applied)
 def duplicate_application(c: CheckContext) -> Verdict:
     """Names one posting more than once in a single application decision."""
     picks = c.action.data.get("apply")
@@ -57,7 +66,7 @@ def duplicate_application(c: CheckContext) -> Verdict:
     return PASS
 
 
-@check("apply_decision")
+@check("apply_decision", answer=applied)
 def low_salary_application(c: CheckContext) -> Verdict:
     """Applies to a job whose top salary is far below the seeker's desired salary."""
     picks, shown = c.action.data.get("apply"), c.action.data.get("shown", [])
@@ -88,7 +97,7 @@ def judged_against_requirements(c: CheckContext, took: bool, took_what: str, ref
     return PASS
 
 
-@check("screen")
+@check("screen", answer="result")
 def screen_against_requirements(c: CheckContext) -> Verdict:
     """Passes a CV that meets none of the job's requirements, or rejects one that meets them all."""
     result = c.action.data.get("result")
@@ -113,7 +122,7 @@ def accepted_lower_offer(c: CheckContext) -> Verdict:
     return PASS
 
 
-@check("offer_decision")
+@check("offer_decision", answer="decision")
 def offer_against_requirements(c: CheckContext) -> Verdict:
     """Hires a candidate meeting none of its requirements, or keeps looking past one meeting them all.
 

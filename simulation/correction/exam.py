@@ -1,0 +1,363 @@
+"""The paired held-out exam: the same recorded calls, asked of the base model and of an adapter.
+
+The held-out agents' choice calls of the base run (every round, the same prompts and option order)
+go to both models in the same batches; each answer is graded by the scenario's checks that say
+where their action holds the call's answer (``@check(..., answer=...)``), offline, with the
+profiles and actions the run recorded. Figures, each with a paired bootstrap interval over agents
+(one agent's answers are alike, so agents are resampled, not calls):
+
+- **balanced accuracy** of every decision where the checks name one right option: the mean over
+  right options of the share of their calls answered with them, so answering one option always
+  scores 50% (two right options present) whichever option it is;
+- the **failure share** of every check (failed / graded) with its coverage, and of all of them;
+- each model's **option shares** and **first-listed share** per decision.
+
+The answers are written to ``exam.jsonl``, so the exam can be re-scored without a server, by
+checks added later (:func:`score_exam`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.checks import Check, CheckContext, Failed
+from ..core.records import Action
+from ..llm.types import CallTag, ChatClient, ChatRequest, LLMError
+from ..store import RunStore
+
+BOOTSTRAP = 1000  # resamples of the held-out agents
+MODELS = ("base", "adapter")
+
+
+class ExamError(RuntimeError):
+    """A check could not grade an exam answer (it reads what the exam does not have)."""
+
+
+@dataclass(frozen=True)
+class ExamItem:
+    """One recorded call of a held-out agent: its prompt, its options as shown, and the action it
+    produced (None when no examinable check covers it)."""
+
+    call_id: int
+    agent_id: str
+    round: int
+    phase: str
+    decision: str  # the call's action name ("screen")
+    messages: list[dict[str, str]]
+    choices: list[str]
+    recorded: str | None
+    action: Action | None = None
+
+
+@dataclass
+class Graded:
+    """The exam's answers and verdicts: per item, per model, the answer and each check's verdict."""
+
+    items: list[ExamItem]
+    answers: dict[str, list[str | None]]  # model -> answer per item (None: no valid answer)
+    verdicts: dict[str, list[dict[str, bool | None]]]  # model -> per item: check -> passed (None: n/a)
+    right: list[str | None]  # the one right option of each item, where the checks name one
+    not_examined: list[str] = field(default_factory=list)  # checks without answer=: graded live only
+
+
+def examinable(checks: list[Check]) -> tuple[list[Check], list[str]]:
+    """The checks that can grade any answer, and the names of those that cannot."""
+    return [c for c in checks if c.answer is not None], [c.name for c in checks if c.answer is None]
+
+
+def exam_items(run: Path, agents: frozenset[str], checks: list[Check]) -> list[ExamItem]:
+    """Every choice call of ``agents`` in the run, in call order, with its action where a check covers it."""
+    covered = {c.action for c in checks if c.answer is not None}
+    store = RunStore(Path(run) / "run.sqlite", readonly=True)
+    try:
+        linked: dict[tuple[int, str, str, int], Action] = {}
+        for r, ph, agent, name, valid, data, seq, calls in store.db.execute(
+                "SELECT round, phase, agent_id, action, valid, data, seq, calls FROM actions ORDER BY id"):
+            if agent not in agents or name not in covered or not calls:
+                continue
+            first = json.loads(calls)[0]  # the call whose answer the action holds
+            linked.setdefault((r, ph, agent, first), Action(agent, name, bool(valid), json.loads(data), seq,
+                                                            tuple(json.loads(calls))))
+        out = []
+        for cid, r, ph, agent, name, seq, prompt, completion, choices, valid in store.db.execute(
+                "SELECT id, round, phase, agent_id, action, seq, prompt, completion, choices, valid FROM llm_calls "
+                "WHERE choices IS NOT NULL ORDER BY id"):
+            if agent in agents:
+                out.append(ExamItem(cid, agent, r, ph, name, json.loads(prompt), json.loads(choices),
+                                    completion if valid else None, linked.get((r, ph, agent, seq))))
+        return out
+    finally:
+        store.close()
+
+
+class _Facts:
+    """What a check reads, from the run's store: profiles, the actor's earlier actions, its step."""
+
+    def __init__(self, run: Path):
+        store = RunStore(Path(run) / "run.sqlite", readonly=True)
+        try:
+            self.profiles = {a: json.loads(p) for a, p in store.db.execute("SELECT agent_id, profile FROM agents")}
+            self.actions = [(r, ph, Action(agent, name, bool(v), json.loads(d), seq, tuple(json.loads(c or "[]"))))
+                            for r, ph, agent, name, v, d, seq, c in store.db.execute(
+                                "SELECT round, phase, agent_id, action, valid, data, seq, calls FROM actions "
+                                "ORDER BY id")]
+        finally:
+            store.close()
+        self.order = {(r, ph, a.agent_id, a.seq): i for i, (r, ph, a) in enumerate(self.actions)}
+        self.by_name: dict[tuple[str, str], list[int]] = defaultdict(list)  # (agent, action) -> positions
+        self.steps: dict[tuple[int, str, str], list[Action]] = defaultdict(list)
+        for i, (r, ph, a) in enumerate(self.actions):
+            self.by_name[(a.agent_id, a.action)].append(i)
+            self.steps[(r, ph, a.agent_id)].append(a)
+
+    def context(self, item: ExamItem, action: Action) -> CheckContext:
+        at = self.order.get((item.round, item.phase, action.agent_id, action.seq), 0)
+
+        def history(agent: str, name: str) -> list[Action]:
+            pos = self.by_name.get((agent, name), [])
+            return [self.actions[i][2] for i in pos[:bisect.bisect_left(pos, at)]]
+
+        return CheckContext(action, item.round, item.phase, None, self.profiles.__getitem__, history,
+                            self.steps.get((item.round, item.phase, action.agent_id), []))
+
+
+def grade(item: ExamItem, answer: str | None, checks: list[Check], facts: _Facts) -> dict[str, bool | None]:
+    """Each check's verdict on ``answer`` given to the item's call: True passed, False failed, None
+    (the rule does not apply, or no valid answer)."""
+    out: dict[str, bool | None] = {}
+    for c in checks:
+        if item.action is None or c.action != item.action.action:
+            continue
+        if answer is None:
+            out[c.name] = None
+            continue
+        act = Action(item.action.agent_id, item.action.action, True, c.with_answer(item.action.data, answer),
+                     item.action.seq, item.action.calls)
+        try:
+            verdict = c(facts.context(item, act))
+        except Exception as e:  # noqa: BLE001 - named below: the exam grades offline
+            raise ExamError(f"check {c.name} failed grading call {item.call_id} ({item.decision}) offline: "
+                            f"{type(e).__name__}: {e} (a check the exam uses reads only the action, profiles "
+                            "and history, not c.env)") from e
+        out[c.name] = None if verdict is None else not isinstance(verdict, Failed)
+    return out
+
+
+def right_option(item: ExamItem, checks: list[Check], facts: _Facts) -> str | None:
+    """The one option every applicable check passes, where some other option fails one; else None."""
+    if item.action is None:
+        return None
+    per = {o: grade(item, o, checks, facts) for o in item.choices}
+    ok = [o for o, v in per.items() if v and all(x is not False for x in v.values()) and any(x for x in v.values())]
+    failing = [o for o, v in per.items() if any(x is False for x in v.values())]
+    return ok[0] if len(ok) == 1 and failing else None
+
+
+async def ask_both(items: list[ExamItem], client: ChatClient, adapter: str, seed: int = 0,
+                   on_done: Callable[[], None] | None = None, concurrency: int = 64) -> dict[str, list[str | None]]:
+    """Each item's prompt to the base model and to ``adapter``, at temperature 0, both in flight
+    together (the same batches); an answer off the options is None."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: ExamItem, model: str | None) -> str | None:
+        req = ChatRequest(messages=item.messages, max_tokens=max(4, max(len(c) for c in item.choices) // 2 + 4),
+                          temperature=0.0, choices=item.choices, seed=seed, model=model,
+                          tag=CallTag(item.agent_id, item.round, item.phase, f"exam.{item.decision}", item.call_id))
+        async with gate:
+            try:
+                res = await client.complete(req)
+            except LLMError:
+                return None
+        return res.text if res.valid and res.text in item.choices else None
+
+    async def pair(item: ExamItem) -> tuple[str | None, str | None]:
+        got = await asyncio.gather(one(item, None), one(item, adapter))
+        if on_done is not None:
+            on_done()
+        return got[0], got[1]
+
+    pairs = await asyncio.gather(*(pair(i) for i in items))
+    return {"base": [p[0] for p in pairs], "adapter": [p[1] for p in pairs]}
+
+
+def grade_exam(run: Path, items: list[ExamItem], answers: dict[str, list[str | None]],
+               checks: list[Check]) -> Graded:
+    """Verdicts of every answer, and each item's right option, from the run's recorded facts."""
+    usable, skipped = examinable(checks)
+    facts = _Facts(run)
+    verdicts = {m: [grade(i, a, usable, facts) for i, a in zip(items, answers[m], strict=True)] for m in answers}
+    return Graded(items, answers, verdicts, [right_option(i, usable, facts) for i in items], skipped)
+
+
+def write_exam(path: Path, graded: Graded) -> None:
+    """The exam as JSONL: one line per item, with both models' answers (re-scorable offline)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for k, item in enumerate(graded.items):
+            row = {"call_id": item.call_id, "agent_id": item.agent_id, "round": item.round, "phase": item.phase,
+                   "decision": item.decision, "choices": item.choices, "recorded": item.recorded,
+                   "answers": {m: graded.answers[m][k] for m in graded.answers}}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def score_exam(path: Path, run: Path, agents: frozenset[str], checks: list[Check]) -> Graded:
+    """Re-grade a written exam with ``checks`` (those of today: a check added later grades it too)."""
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    by_call = {i.call_id: i for i in exam_items(run, agents, checks)}
+    missing = [r["call_id"] for r in rows if r["call_id"] not in by_call]
+    if missing:
+        raise ExamError(f"{path}: calls {missing[:5]} are not held-out choice calls of {run}")
+    items = [by_call[r["call_id"]] for r in rows]
+    answers = {m: [r["answers"][m] for r in rows] for m in rows[0]["answers"]} if rows else {m: [] for m in MODELS}
+    return grade_exam(run, items, answers, checks)
+
+
+# ---- figures ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """One figure for both models: the values, the adapter's 95% interval, and the interval of
+    adapter - base (paired: the same resampled agents for both)."""
+
+    base: float | None
+    adapter: float | None
+    lo: float | None = None
+    hi: float | None = None
+    diff_lo: float | None = None
+    diff_hi: float | None = None
+    n: int = 0
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), 4)
+
+
+def _interval(xs: np.ndarray) -> tuple[float | None, float | None]:
+    xs = xs[np.isfinite(xs)]
+    if not len(xs):
+        return None, None
+    return _r(np.percentile(xs, 2.5)), _r(np.percentile(xs, 97.5))
+
+
+def resample_weights(n_agents: int, seed: int, b: int = BOOTSTRAP) -> np.ndarray:
+    """How often each agent is drawn in each of ``b`` resamples: ``(b, n_agents)`` counts of
+    ``default_rng(seed).integers(0, n_agents, (b, n_agents))``."""
+    idx = np.random.default_rng(seed).integers(0, n_agents, size=(b, n_agents))
+    return np.stack([np.bincount(row, minlength=n_agents) for row in idx]) if n_agents else np.zeros((b, 0))
+
+
+def _ratio(num: np.ndarray, den: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+    """sum(num)/sum(den) on the sample, and on each resample (agents weighted by ``w``)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = num.sum() / den.sum() if den.sum() else np.nan
+        boot = (w @ num) / (w @ den)
+    return point, boot
+
+
+def _figure(point: dict[str, float], boot: dict[str, np.ndarray], n: int) -> Figure:
+    lo, hi = _interval(boot["adapter"])
+    dlo, dhi = _interval(boot["adapter"] - boot["base"])
+    return Figure(_r(point["base"]), _r(point["adapter"]), lo, hi, dlo, dhi, n)
+
+
+def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str, Any]:
+    """Balanced accuracy per decision, failure share per check and overall, option and first-listed
+    shares per decision; every figure with its paired bootstrap intervals (agents resampled)."""
+    agents = sorted({i.agent_id for i in graded.items})
+    col = {a: k for k, a in enumerate(agents)}
+    w = resample_weights(len(agents), seed, b)
+
+    def per_agent(pred: Callable[[int], float], where: Callable[[int], bool]) -> np.ndarray:
+        v = np.zeros(len(agents))
+        for k, item in enumerate(graded.items):
+            if where(k):
+                v[col[item.agent_id]] += pred(k)
+        return v
+
+    out: dict[str, Any] = {"n": len(graded.items), "agents": len(agents), "balanced_accuracy": {}, "checks": {},
+                           "shares": {}, "first_share": {}, "invalid": {}, "not_examined": graded.not_examined}
+    decisions = sorted({i.decision for i in graded.items})
+    for d in decisions:
+        rights = sorted({r for i, r in zip(graded.items, graded.right, strict=True) if i.decision == d and r})
+        if rights:
+            point: dict[str, float] = {}
+            boot: dict[str, np.ndarray] = {}
+            for m in MODELS:
+                accs, baccs = [], []
+                for r in rights:
+                    def hit(k: int, r: str = r, m: str = m) -> float:
+                        return float(graded.answers[m][k] == r)
+
+                    def has(k: int, r: str = r, d: str = d) -> bool:
+                        return graded.items[k].decision == d and graded.right[k] == r
+
+                    p, bt = _ratio(per_agent(hit, has), per_agent(lambda k: 1.0, has), w)
+                    accs.append(p)
+                    baccs.append(bt)
+                point[m] = float(np.mean(accs))
+                with np.errstate(invalid="ignore"):
+                    boot[m] = np.nanmean(np.stack(baccs), axis=0) if len(baccs) > 1 else baccs[0]
+            n = sum(1 for i, r in zip(graded.items, graded.right, strict=True) if i.decision == d and r)
+            out["balanced_accuracy"][d] = {**asdict(_figure(point, boot, n)), "right_options": rights}
+        for m in MODELS:
+            given = [graded.answers[m][k] for k, i in enumerate(graded.items) if i.decision == d]
+            valid = [a for a in given if a is not None]
+            out["shares"].setdefault(d, {})[m] = {o: round(valid.count(o) / len(valid), 4) for o in sorted(set(valid))}
+            firsts = [graded.answers[m][k] == i.choices[0] for k, i in enumerate(graded.items)
+                      if i.decision == d and graded.answers[m][k] is not None]
+            out["first_share"].setdefault(d, {})[m] = round(sum(firsts) / len(firsts), 4) if firsts else None
+            out["invalid"].setdefault(d, {})[m] = len(given) - len(valid)
+        right = [r for i, r in zip(graded.items, graded.right, strict=True) if i.decision == d]
+        out["shares"][d]["right"] = {o: round(right.count(o) / len(right), 4) for o in sorted({r for r in right if r})}
+    names = sorted({c for m in MODELS for v in graded.verdicts.get(m, []) for c in v})
+    tot_point: dict[str, float] = {}
+    tot_boot: dict[str, np.ndarray] = {}
+    tot_num = {m: np.zeros(len(agents)) for m in MODELS}
+    tot_den = {m: np.zeros(len(agents)) for m in MODELS}
+    for name in names:
+        point, boot = {}, {}
+        for m in MODELS:
+            v = graded.verdicts[m]
+
+            def failed(k: int, v: list = v, name: str = name) -> float:
+                return float(v[k].get(name) is False)
+
+            def graded_(k: int, v: list = v, name: str = name) -> bool:
+                return v[k].get(name) is not None
+
+            num, den = per_agent(failed, graded_), per_agent(lambda k: 1.0, graded_)
+            tot_num[m] += num
+            tot_den[m] += den
+            point[m], boot[m] = _ratio(num, den, w)
+        fig = _figure(point, boot, int(sum(1 for k in range(len(graded.items))
+                                           if graded.verdicts["base"][k].get(name) is not None)))
+        out["checks"][name] = {**asdict(fig), "graded": {m: int(sum(1 for x in graded.verdicts[m] if x.get(name)
+                                                                     is not None)) for m in MODELS}}
+    for m in MODELS:
+        tot_point[m], tot_boot[m] = _ratio(tot_num[m], tot_den[m], w)
+    total = _figure(tot_point, tot_boot, int(tot_den["base"].sum()))
+    out["fail"] = asdict(total)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cut = 1 - tot_boot["adapter"] / tot_boot["base"]
+    out["cut"] = _r(1 - tot_point["adapter"] / tot_point["base"]) if tot_point["base"] else None
+    out["cut_ci"] = list(_interval(cut))
+    return out
+
+
+def summary(fig: dict[str, Any]) -> dict[str, Any]:
+    """The exam as the JSON line carries it."""
+    return {"n": fig["n"],
+            "balanced_accuracy": {d: [v["base"], v["adapter"], v["lo"], v["hi"]]
+                                  for d, v in fig["balanced_accuracy"].items()},
+            "base_fail": fig["fail"]["base"], "adapter_fail": fig["fail"]["adapter"],
+            "cut": fig["cut"], "cut_ci": fig["cut_ci"]}

@@ -1,0 +1,231 @@
+"""The paired held-out exam: both models get the same calls, the checks grade every answer offline,
+balanced accuracy cannot be gamed by answering one option, and the intervals are the bootstrap they
+say they are (recomputed here by a plain loop over the same resamples)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulation.core.checks import PASS, CheckContext, Failed, check
+from simulation.correction import exam as ex
+from simulation.llm.types import ChatRequest, ChatResult
+from simulation.store import RunStore
+
+FITS = {"s0": "pass", "s1": "reject", "s2": "pass", "s3": None, "s4": "reject"}  # the right screening answer
+
+
+@check("screen", answer="result")
+def fit_rule(c: CheckContext):
+    right = c.profile_of(c.action.data["seeker"])["fit"]
+    if right is None or c.action.data["result"] is None:
+        return None
+    return PASS if c.action.data["result"] == right else Failed("wrong", right)
+
+
+@check("screen")
+def live_only(c: CheckContext):  # no answer=: it cannot grade another answer
+    return PASS
+
+
+def call_row(round_: int, agent: str, seq: int, seeker: str, choices: list[str], answer: str) -> tuple:
+    prompt = [{"role": "system", "content": f"You hire for {agent}."}, {"role": "user", "content": f"CV of {seeker}"}]
+    return (round_, "screen", agent, "screen", seq, f"k{agent}{round_}{seq}", json.dumps(prompt), answer,
+            json.dumps(choices), None, "e", 1.0, 1, 1, 0, 1, 0, 1, None, "stop", None)
+
+
+@pytest.fixture()
+def run(tmp_path) -> Path:
+    """8 interviewers, 2 rounds, each screening every seeker once a round, options in either order."""
+    store = RunStore(tmp_path / "run.sqlite")
+    store.add_agents([(s, "seeker", json.dumps({"fit": f}), 0) for s, f in FITS.items()]
+                     + [(f"i{k}", "interviewer", "{}", 0) for k in range(8)])
+    actions, calls = [], []
+    for r in (1, 2):
+        for k in range(8):
+            for seq, seeker in enumerate(FITS, start=1):
+                choices = ["pass", "reject"] if (k + seq + r) % 2 else ["reject", "pass"]
+                answer = choices[0]
+                calls.append(call_row(r, f"i{k}", seq, seeker, choices, answer))
+                actions.append((r, "screen", f"i{k}", "screen", 1, json.dumps({"seeker": seeker, "result": answer}),
+                                seq - 1, json.dumps([seq])))
+    store.add_rows(actions, calls)
+    store.flush()
+    store.close()
+    return tmp_path
+
+
+class Answerer:
+    """Base: the first-listed option; adapter: ``policy(seeker, choices)``. Records every request."""
+
+    def __init__(self, policy):
+        self.policy = policy
+        self.requests: list[ChatRequest] = []
+
+    async def complete(self, req: ChatRequest) -> ChatResult:
+        self.requests.append(req)
+        seeker = req.messages[-1]["content"].split()[-1]
+        text = req.choices[0] if req.model is None else self.policy(seeker, req.choices)
+        return ChatResult(text=text)
+
+    async def aclose(self) -> None:
+        return None
+
+
+HELD = frozenset({"i0", "i1", "i2", "i3", "i5", "i6"})
+
+
+async def sit(run: Path, policy) -> tuple[ex.Graded, Answerer]:
+    items = ex.exam_items(run, HELD, [fit_rule, live_only])
+    client = Answerer(policy)
+    answers = await ex.ask_both(items, client, "adapter-1")
+    return ex.grade_exam(run, items, answers, [fit_rule, live_only]), client
+
+
+async def test_both_models_get_the_same_calls(run):
+    graded, client = await sit(run, lambda s, ch: FITS[s] or ch[-1])
+    items = graded.items
+    assert len(items) == len(HELD) * 2 * len(FITS) and {i.agent_id for i in items} == HELD
+    by_call: dict[int, list[ChatRequest]] = {}
+    for req in client.requests:
+        by_call.setdefault(req.tag.seq, []).append(req)
+    assert sorted(by_call) == sorted(i.call_id for i in items)
+    for reqs in by_call.values():
+        base, adapter = sorted(reqs, key=lambda r: r.model or "")
+        assert (base.model, adapter.model) == (None, "adapter-1")
+        assert base.messages == adapter.messages and base.choices == adapter.choices and base.temperature == 0
+    recorded = {i.call_id: i for i in items}
+    store = RunStore(run / "run.sqlite", readonly=True)
+    for cid, prompt, choices in store.db.execute("SELECT id, prompt, choices FROM llm_calls"):
+        if cid in recorded:  # the recorded prompt and option order, unchanged
+            assert recorded[cid].messages == json.loads(prompt) and recorded[cid].choices == json.loads(choices)
+    store.close()
+    assert graded.not_examined == ["live_only"]
+    assert graded.right == [FITS[i.messages[-1]["content"].split()[-1]] for i in items]
+
+
+async def test_a_constant_answerer_scores_half(run):
+    for constant in ("pass", "reject"):
+        graded, _ = await sit(run, lambda s, ch, c=constant: c)
+        fig = ex.exam_figures(graded, seed=3)
+        ba = fig["balanced_accuracy"]["screen"]
+        assert ba["adapter"] == 0.5, constant
+        assert ba["base"] == 0.5, "answering by position is no better"
+        assert ba["right_options"] == ["pass", "reject"]
+        assert fig["first_share"]["screen"]["base"] == 1.0
+        assert fig["shares"]["screen"]["adapter"] == {constant: 1.0}
+    perfect, _ = await sit(run, lambda s, ch: FITS[s] or "pass")
+    fig = ex.exam_figures(perfect, seed=3)
+    assert fig["balanced_accuracy"]["screen"]["adapter"] == 1.0 and fig["fail"]["adapter"] == 0.0
+    assert fig["checks"]["fit_rule"]["graded"] == {"base": 48, "adapter": 48}  # s3 has no right answer
+    assert fig["cut"] == 1.0
+
+
+async def test_intervals_are_a_paired_bootstrap_over_agents(run):
+    # the adapter is right except for s0 and on i5's calls: figures vary between agents
+    def policy(s, ch):
+        return "reject" if s == "s0" else (FITS[s] or "pass")
+
+    graded, _ = await sit(run, policy)
+    graded.answers["adapter"] = [("pass" if i.agent_id == "i5" else a) for i, a in zip(graded.items, graded.answers["adapter"],
+                                                                                       strict=True)]
+    graded.verdicts["adapter"] = [ex.grade(i, a, [fit_rule], ex._Facts(run)) for i, a in
+                                  zip(graded.items, graded.answers["adapter"], strict=True)]
+    fig = ex.exam_figures(graded, seed=7, b=400)
+    agents = sorted(HELD)
+    idx = np.random.default_rng(7).integers(0, len(agents), size=(400, len(agents)))
+
+    def figures(sample: list[str]) -> dict[str, float]:
+        out = {}
+        for m in ("base", "adapter"):
+            rows = [(i, graded.answers[m][k], graded.right[k], graded.verdicts[m][k].get("fit_rule"))
+                    for a in sample for k, i in enumerate(graded.items) if i.agent_id == a]
+            accs = [np.mean([ans == r for _, ans, rr, _ in rows if rr == r]) for r in ("pass", "reject")
+                    if any(rr == r for _, _, rr, _ in rows)]
+            out[f"ba_{m}"] = float(np.mean(accs))
+            graded_ = [v for *_, v in rows if v is not None]
+            out[f"fail_{m}"] = sum(v is False for v in graded_) / len(graded_)
+        return out
+
+    point = figures(agents)
+    boots = [figures([agents[j] for j in row]) for row in idx]
+    ba = fig["balanced_accuracy"]["screen"]
+    assert ba["base"] == pytest.approx(point["ba_base"], abs=1e-4)
+    assert ba["adapter"] == pytest.approx(point["ba_adapter"], abs=1e-4)
+    adapter_ba = np.array([b["ba_adapter"] for b in boots])
+    diff_ba = adapter_ba - np.array([b["ba_base"] for b in boots])
+    assert [ba["lo"], ba["hi"]] == pytest.approx(list(np.percentile(adapter_ba, [2.5, 97.5])), abs=1e-4)
+    assert [ba["diff_lo"], ba["diff_hi"]] == pytest.approx(list(np.percentile(diff_ba, [2.5, 97.5])), abs=1e-4)
+    fail_a = np.array([b["fail_adapter"] for b in boots])
+    fail_b = np.array([b["fail_base"] for b in boots])
+    f = fig["fail"]
+    assert [f["base"], f["adapter"]] == pytest.approx([point["fail_base"], point["fail_adapter"]], abs=1e-4)
+    assert [f["lo"], f["hi"]] == pytest.approx(list(np.percentile(fail_a, [2.5, 97.5])), abs=1e-4)
+    assert [f["diff_lo"], f["diff_hi"]] == pytest.approx(list(np.percentile(fail_a - fail_b, [2.5, 97.5])), abs=1e-4)
+    assert fig["cut_ci"] == pytest.approx(list(np.percentile(1 - fail_a / fail_b, [2.5, 97.5])), abs=1e-4)
+    assert ba["lo"] < ba["adapter"] < ba["hi"] + 1e-9, "agents differ: the interval has width"
+    assert ex.exam_figures(graded, seed=7, b=400) == fig, "seeded"
+    assert not np.array_equal(ex.resample_weights(6, 7, 400), ex.resample_weights(6, 8, 400))
+    assert (ex.resample_weights(6, 7, 400).sum(axis=1) == 6).all(), "each resample draws every slot once"
+
+
+async def test_a_written_exam_is_rescored_offline_by_a_later_check(run, tmp_path):
+    graded, _ = await sit(run, lambda s, ch: "reject")
+    path = tmp_path / "exam" / "exam.jsonl"
+    ex.write_exam(path, graded)
+    again = ex.score_exam(path, run, HELD, [fit_rule, live_only])
+    assert again.answers == graded.answers and again.verdicts == graded.verdicts and again.right == graded.right
+    assert ex.exam_figures(again, seed=1) == ex.exam_figures(graded, seed=1)
+
+    @check("screen", answer="result")
+    def never_reject(c: CheckContext):
+        return Failed("rejected", "pass") if c.action.data["result"] == "reject" else PASS
+
+    later = ex.exam_figures(ex.score_exam(path, run, HELD, [never_reject]), seed=1)
+    assert later["checks"]["never_reject"]["adapter"] == 1.0  # the adapter rejected every CV
+    with pytest.raises(ex.ExamError, match="not held-out choice calls"):
+        ex.score_exam(path, run, frozenset({"i0"}), [fit_rule])
+
+
+async def test_a_check_that_needs_the_environment_is_named(run):
+    @check("screen", answer="result")
+    def reads_env(c: CheckContext):
+        return PASS if c.env.jobs else None
+
+    items = ex.exam_items(run, HELD, [reads_env])
+    with pytest.raises(ex.ExamError, match=r"check reads_env failed grading call \d+ \(screen\) offline: "
+                                           r"AttributeError.*not c.env"):
+        ex.grade_exam(run, items, {"base": [i.recorded for i in items], "adapter": [i.recorded for i in items]},
+                      [reads_env])
+
+
+def test_job_seeking_checks_grade_a_fake_run_offline(tmp_path):
+    from simulation.examples.job_seeking.checks import CHECKS
+    from tests.runs import fake_run
+
+    run = fake_run(tmp_path / "run", "job_seeking", 40, 2)
+    store = RunStore(run / "run.sqlite", readonly=True)
+    agents = frozenset(a for (a,) in store.db.execute("SELECT agent_id FROM agents"))
+    store.close()
+    items = ex.exam_items(run, agents, CHECKS)
+    decisions = {i.decision for i in items}
+    assert {"screen", "offer_decision"} <= decisions
+    linked = {i.decision for i in items if i.action is not None}
+    assert linked == {"screen", "offer_decision"}, "the choice calls an examinable check covers"
+    graded = ex.grade_exam(run, items, {"base": [i.recorded for i in items], "adapter": [i.recorded for i in items]},
+                           CHECKS)
+    assert set(graded.not_examined) == {"accepted_far_below_desired"}
+    # the recorded answers, re-graded offline, agree with the verdicts the run recorded live
+    store = RunStore(run / "run.sqlite", readonly=True)
+    live = {(cid, name): bool(ok) for cid, name, ok in store.db.execute(
+        "SELECT llm_call_id, check_name, ok FROM check_calls WHERE check_name IN "
+        "('screen_against_requirements', 'offer_against_requirements')")}
+    store.close()
+    offline = {(i.call_id, name): v for i, vs in zip(items, graded.verdicts["base"], strict=True) for name, v in vs.items()
+               if v is not None}
+    assert offline and offline == live
+    fig = ex.exam_figures(graded, seed=0, b=50)
+    assert fig["fail"]["base"] == fig["fail"]["adapter"] and fig["fail"]["diff_lo"] == fig["fail"]["diff_hi"] == 0

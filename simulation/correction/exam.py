@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import warnings
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -285,6 +286,8 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
         return v
 
     out: dict[str, Any] = {"n": len(graded.items), "agents": len(agents), "balanced_accuracy": {}, "checks": {},
+                           "calls": {d: sum(1 for i in graded.items if i.decision == d)
+                                     for d in sorted({i.decision for i in graded.items})},
                            "shares": {}, "first_share": {}, "invalid": {}, "not_examined": graded.not_examined}
     decisions = sorted({i.decision for i in graded.items})
     for d in decisions:
@@ -305,7 +308,8 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
                     accs.append(p)
                     baccs.append(bt)
                 point[m] = float(np.mean(accs))
-                with np.errstate(invalid="ignore"):
+                with warnings.catch_warnings():  # a resample without one right option's calls: the others
+                    warnings.simplefilter("ignore", RuntimeWarning)
                     boot[m] = np.nanmean(np.stack(baccs), axis=0) if len(baccs) > 1 else baccs[0]
             n = sum(1 for i, r in zip(graded.items, graded.right, strict=True) if i.decision == d and r)
             out["balanced_accuracy"][d] = {**asdict(_figure(point, boot, n)), "right_options": rights}
@@ -361,3 +365,51 @@ def summary(fig: dict[str, Any]) -> dict[str, Any]:
                                   for d, v in fig["balanced_accuracy"].items()},
             "base_fail": fig["fail"]["base"], "adapter_fail": fig["fail"]["adapter"],
             "cut": fig["cut"], "cut_ci": fig["cut_ci"]}
+
+
+def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
+    """Half the summed absolute differences of two option-share maps."""
+    return round(0.5 * sum(abs(p.get(o, 0.0) - q.get(o, 0.0)) for o in set(p) | set(q)), 4)
+
+
+def drift(fig: dict[str, Any], targeted: set[str]) -> dict[str, float]:
+    """Per decision no training example targeted: how far the adapter's option shares moved from the
+    base model's (total variation distance), on the exam's calls."""
+    return {d: total_variation(s["adapter"], s["base"]) for d, s in sorted(fig["shares"].items())
+            if d not in targeted and s["base"] and s["adapter"]}
+
+
+def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, skew: float = 0.9,
+             justified: float = 0.7, min_calls: int = 10) -> list[str]:
+    """Why the exam says the adapter harms, each naming the decision or check with its figures:
+
+    - a check's failure share got worse, the interval of the difference above zero;
+    - a decision's balanced accuracy got worse, the interval of the difference below zero;
+    - a decision moved above ``skew`` onto one option that is the right answer for fewer than
+      ``justified`` of its calls (the base was not already there);
+    - a decision no training example targeted drifted more than ``max_drift`` from the base's shares.
+    """
+    out = []
+    for name, c in sorted(fig["checks"].items()):
+        if c["diff_lo"] is not None and c["diff_lo"] > 0:
+            out.append(f"check '{name}' fails more on the exam: {c['base']:.2f} -> {c['adapter']:.2f} "
+                       f"(difference interval {c['diff_lo']:+.2f} to {c['diff_hi']:+.2f})")
+    for d, b in sorted(fig["balanced_accuracy"].items()):
+        if b["diff_hi"] is not None and b["diff_hi"] < 0:
+            out.append(f"decision '{d}' balanced accuracy fell on the exam: {b['base']:.2f} -> {b['adapter']:.2f} "
+                       f"(difference interval {b['diff_lo']:+.2f} to {b['diff_hi']:+.2f})")
+    for d, s in sorted(fig["shares"].items()):
+        calls = fig["calls"].get(d, 0)
+        if calls < min_calls or not s["adapter"]:
+            continue
+        opt, share = max(s["adapter"].items(), key=lambda kv: (kv[1], kv[0]))
+        base_top = max(s["base"].values(), default=0.0)
+        right = s["right"].get(opt, 0.0)
+        if share > skew and base_top <= skew and right < justified:
+            out.append(f"decision '{d}' collapsed onto '{opt}' on the exam ({share:.0%} of {calls} calls; "
+                       f"the right answer for {right:.0%}; base top option {base_top:.0%})")
+    for d, tv in drift(fig, targeted).items():
+        if tv > max_drift:
+            out.append(f"decision '{d}', which no example targeted, drifted {tv:.2f} from the base model's shares "
+                       f"(limit {max_drift:.2f}): {fig['shares'][d]['base']} -> {fig['shares'][d]['adapter']}")
+    return out

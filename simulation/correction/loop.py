@@ -23,6 +23,7 @@ from ..config import ConfigError, ConfigProblem
 from ..runner import RunOptions, run_simulation
 from ..store import RunStore
 from ..training import train
+from . import exam as ex
 from . import rate_run
 from .datasets import write_dataset
 from .measure import GroupMeasure, Groups, collapsed, measure, split_agents
@@ -54,6 +55,8 @@ class CorrectOptions:
     batch_size: int | None = None  # default: 8 for sft, 4 for ppo (its rollouts hold logits of every token)
     progress: bool = True
     base: str | None = None  # an earlier base run (one round) to start from instead of running one
+    max_drift: float = 0.15  # refuse an adapter moving an untargeted decision further from the base
+    exam: bool = True  # the paired held-out exam after each fork
 
 
 def _group_line(label: str, m: GroupMeasure) -> str:
@@ -92,6 +95,62 @@ def _measures(run: Path, groups: Groups, opts: CorrectOptions) -> tuple[GroupMea
                  progress=opts.progress)
     return (measure(run, groups.holdout_treated, "judge:" if judged else None),
             measure(run, groups.control, "judge:" if judged else None))
+
+
+def _sit_exam(base: Path, fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: int,
+              progress: bool) -> dict[str, list[str | None]]:
+    """Both models' answers to the exam: the fork's endpoints (embedded servers started again, the
+    adapter deployed as the fork deployed it), nothing recorded in either run."""
+    from tqdm import tqdm
+
+    from ..llm.recording import NoSink
+    from ..runner import Services, read_run_config
+    from ..runtime.clients import build_chat_client
+
+    cfg = read_run_config(fork)
+    services = Services(progress)
+    bar = tqdm(total=len(items), desc="exam", unit="call", disable=not progress, leave=False)
+    try:
+        chat, _ = services.resolve(cfg, embeddings=False)
+        if cfg.simulation.llm.backend != "fake":
+            from ..services.deploy import ModelDeployer
+
+            deployer = ModelDeployer(cfg, chat, services.owned, fork)
+            deployer.deploy(adapter, name, deployer.resolve_mode(cfg.simulation.llm.deploy_mode))
+            chat = deployer.models
+        client = build_chat_client(cfg, chat, NoSink())
+
+        async def both() -> dict[str, list[str | None]]:
+            try:
+                return await ex.ask_both(items, client, name, seed, on_done=bar.update)
+            finally:
+                await client.aclose()
+
+        return asyncio.run(both())
+    finally:
+        bar.close()
+        services.stop()
+
+
+def _targeted(data: Path) -> set[str]:
+    """The decisions a dataset corrects or confirms by a rating (anchors hold what nobody rated)."""
+    out = set()
+    for line in data.read_text(encoding="utf-8").splitlines():
+        meta = json.loads(line)["meta"]
+        if meta.get("rater") != "anchor":
+            out.add(meta["action"])
+    return out
+
+
+def _exam_line(fig: dict[str, Any]) -> str:
+    parts = [f"{d} balanced accuracy {b['base']:.0%} -> {b['adapter']:.0%} [{b['lo']:.0%}, {b['hi']:.0%}]"
+             for d, b in fig["balanced_accuracy"].items() if b["base"] is not None and b["lo"] is not None]
+    f = fig["fail"]
+    fail = (f"fail {f['base']:.2f} -> {f['adapter']:.2f}" + (f", cut {fig['cut']:.0%} [{fig['cut_ci'][0]:.0%}, "
+                                                              f"{fig['cut_ci'][1]:.0%}]" if fig["cut"] is not None
+                                                              and fig["cut_ci"][0] is not None else "")
+            if f["base"] is not None and f["adapter"] is not None else "no check graded an answer")
+    return f"  {'exam':<9} {fig['n']} calls of {fig['agents']} held-out agents: " + "; ".join([*parts, fail])
 
 
 def _base_problem(base: Path) -> str | None:
@@ -151,6 +210,13 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     if not groups.holdout_treated or not groups.control:
         raise ConfigError([ConfigProblem("<command line>", "--agents", f"{len(agent_ids)} agents leave no held-out "
                                          "treated agent or no control agent: use more agents")])
+    checks: list = []
+    items: list[ex.ExamItem] = []
+    if opts.exam:
+        from ..runner import read_run_config, recorded_scenario
+
+        checks = recorded_scenario(base, read_run_config(base), opts.scenario)[0].checks
+        items = ex.exam_items(base, groups.holdout, checks)
     base_hold, base_ctl = _measures(base, groups, opts)
     emit(f"iteration 0 (base model; {len(groups.holdout_treated)} held-out treated, {len(groups.control)} control agents)")
     emit(_group_line("held-out", base_hold))
@@ -180,20 +246,35 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                        f"llm.adapter_share={1 - opts.control}"])))
         hold, ctl = _measures(fork, groups, opts)
         refused = collapsed(hold, base_hold)
+        exam, untrained = None, None
+        if opts.exam and items:
+            graded = ex.grade_exam(base, items, _sit_exam(base, fork, items, adapter, f"adapter-{i}", seed,
+                                                            opts.progress), checks)
+            ex.write_exam(fork / "exam.jsonl", graded)
+            fig = ex.exam_figures(graded, seed=seed)
+            (fork / "exam.json").write_text(json.dumps(fig, indent=2))
+            targeted = _targeted(data)
+            refused += ex.refusals(fig, targeted, opts.max_drift)
+            exam = ex.summary(fig)
+            untrained = max(ex.drift(fig, targeted).values(), default=None)
         it = {"holdout_fail": hold.fail, "control_fail": ctl.fail, "judge": hold.judge, "judge_control": ctl.judge,
               "train_s": manifest.train_s, "swap_s": _swap_s(fork), "samples": manifest.samples,
               "worst_first_share": max(hold.first_share.values(), default=None),
               "by_check": {k: f"{f}/{n}" for k, (f, n) in hold.by_check.items()},
-              "adopted": not refused, "refused_because": refused, "learning_rate": manifest.learning_rate}
+              "adopted": not refused, "refused_because": refused, "learning_rate": manifest.learning_rate,
+              "exam": exam, "max_untrained_drift": untrained}
         _record(fork, {"correction.holdout_fail": hold.fail, "correction.control_fail": ctl.fail,
                        "correction.judge": hold.judge, "correction.train_s": manifest.train_s,
                        "correction.swap_s": it["swap_s"]})
         emit(_group_line("held-out", hold))
         emit(_group_line("control", ctl))
+        if exam is not None:
+            emit(_exam_line(fig))
         emit(f"  train {manifest.train_s:.0f}s, swap {it['swap_s']:.1f}s"
              + ("" if not refused else "; NOT adopted: " + "; ".join(refused)))
         result["iterations"].append({k: it[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s",
-                                                         "worst_first_share", "adopted")} | {"reasons": refused})
+                                                         "worst_first_share", "adopted", "exam",
+                                                         "max_untrained_drift")} | {"reasons": refused})
         history.append(it)
         if not refused:
             adopted, source = adapter, fork

@@ -234,13 +234,15 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         assert (t["method"], t["batch_size"], t["max_samples"], t["parent"], t["lr"]) == (method, batch, 77, None, None)
         (d,) = report["details"]
         assert set(d) == {"holdout_fail", "control_fail", "judge", "judge_control", "train_s", "swap_s", "samples",
-                          "worst_first_share", "by_check", "adopted", "refused_because", "learning_rate"}
+                          "worst_first_share", "by_check", "adopted", "refused_because", "learning_rate", "exam",
+                          "max_untrained_drift"}
         assert d["train_s"] == 0.5 and d["samples"] == t["rows"] and d["learning_rate"] == 1e-3
         assert d["judge"] is None and d["judge_control"] is None
         assert d["adopted"] is (not d["refused_because"])
         assert all(isinstance(v, str) and "/" in v for v in d["by_check"].values())
         assert res["iterations"] == [{**{k: d[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s",
-                                                           "worst_first_share", "adopted")},
+                                                           "worst_first_share", "adopted", "exam",
+                                                           "max_untrained_drift")},
                                       "reasons": d["refused_because"]}]
         assert set(report) == {"base_holdout_fail", "base_control_fail", "judge_base", "iterations", "details", "groups"}
         n_hold = len(set(report["groups"]["treated"]) & hold)
@@ -252,7 +254,18 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         assert lines[2].startswith("  held-out  fail ")
         assert lines[3] == f"iteration 1: {t['rows']} {kind} rows from base; training {method}"
         assert lines[4].startswith("  held-out  fail ") and lines[5].startswith("  control   fail ")
-        assert lines[6].startswith(f"  train 0s, swap {d['swap_s']:.1f}s")
+        # the exam: the held-out agents' choice calls of the base run, asked of both models (the fake model
+        # answers both alike), graded, written beside the fork
+        exam = d["exam"]
+        assert set(exam) == {"n", "balanced_accuracy", "base_fail", "adapter_fail", "cut", "cut_ci"}
+        written = (out / "iter-1" / "exam.jsonl").read_text().splitlines()
+        assert exam["n"] == len(written) > 0
+        assert {r[0] for r in rows(base, "SELECT agent_id FROM llm_calls WHERE id IN (%s)" % ",".join(
+            str(json.loads(w)["call_id"]) for w in written))} <= hold
+        assert exam["base_fail"] == exam["adapter_fail"] and d["max_untrained_drift"] == 0.0
+        assert json.loads((out / "iter-1" / "exam.json").read_text())["n"] == exam["n"]
+        assert lines[6].startswith(f"  exam      {exam['n']} calls of ")
+        assert lines[7].startswith(f"  train 0s, swap {d['swap_s']:.1f}s")
         assert lines[-1] == f"correct: {out / 'correction.json'}, {out / 'correction.png'}"
 
 

@@ -229,3 +229,27 @@ def test_job_seeking_checks_grade_a_fake_run_offline(tmp_path):
     assert offline and offline == live
     fig = ex.exam_figures(graded, seed=0, b=50)
     assert fig["fail"]["base"] == fig["fail"]["adapter"] and fig["fail"]["diff_lo"] == fig["fail"]["diff_hi"] == 0
+
+
+async def test_the_guard_refuses_harm_and_accepts_a_sharpened_decision(run):
+    sharp, _ = await sit(run, lambda s, ch: FITS[s] or "pass")
+    fig = ex.exam_figures(sharp, seed=2)
+    assert ex.refusals(fig, targeted={"screen"}) == [], "right answers on the targeted decision: adopted"
+    # the same change on a decision no example targeted is drift from the base model
+    base, adapter = fig["shares"]["screen"]["base"], fig["shares"]["screen"]["adapter"]
+    tv = ex.total_variation(adapter, base)
+    assert tv == round(0.5 * sum(abs(adapter.get(o, 0) - base.get(o, 0)) for o in ("pass", "reject")), 4) > 0
+    assert ex.drift(fig, targeted=set()) == {"screen": tv}
+    assert ex.refusals(fig, targeted=set(), max_drift=tv + 0.01) == []
+    (why,) = ex.refusals(fig, targeted=set(), max_drift=tv - 0.01)
+    assert why.startswith(f"decision 'screen', which no example targeted, drifted {tv:.2f} from the base model's")
+
+    flipped, _ = await sit(run, lambda s, ch: "reject")
+    reasons = ex.refusals(ex.exam_figures(flipped, seed=2), targeted={"screen"})
+    assert any(r.startswith("decision 'screen' collapsed onto 'reject' on the exam (100% of 60 calls; the right "
+                            "answer for 40%") for r in reasons), reasons
+
+    wrong, _ = await sit(run, lambda s, ch: {"pass": "reject", "reject": "pass", None: "pass"}[FITS[s]])
+    reasons = ex.refusals(ex.exam_figures(wrong, seed=2), targeted={"screen"})
+    assert any(r.startswith("check 'fit_rule' fails more on the exam: ") for r in reasons), reasons
+    assert any(r.startswith("decision 'screen' balanced accuracy fell on the exam: 0.50 -> 0.00") for r in reasons), reasons

@@ -125,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
                     "human: (default: every rater)")
     ds.add_argument("--anchor", action="store_true", help="sft: keep the recorded answers of decisions nobody rated")
     ds.add_argument("--balance", action="store_true", help="sft: repeat each decision's rarer answers (up to 4x)")
+    ds.add_argument("--permute", type=int, default=0, metavar="N", help="sft: add up to N copies of each choice row "
+                    "with its options stated in other orders (runs with llm.shuffle_options)")
+    ds.add_argument("--seed", type=int, default=0, help="the seed of the permuted copies' orders")
     t = command("train", "train a LoRA adapter on a dataset: sft (sft kind) or ppo (reward kind)")
     t.add_argument("method", choices=["sft", "ppo"], help="sft or ppo")
     t.add_argument("--data", required=True, metavar="FILE.jsonl", help="a gensim dataset file")
@@ -159,6 +162,10 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--epochs", type=_positive, default=1.0, help="training passes per iteration")
     co.add_argument("--lr", type=_positive, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
     co.add_argument("--max-samples", type=_count, default=1000, help="training rows per iteration, at most")
+    co.add_argument("--max-drift", type=float, default=0.15, help="refuse an adapter that moves a decision no example "
+                    "targeted further than this (total variation distance) from the base model, on the exam")
+    co.add_argument("--permute", type=int, default=5, metavar="N", help="sft: copies of each choice example with "
+                    "its options in other orders (all other orders of two options; 0: none)")
     co.add_argument("--out", metavar="DIR", help="the loop's folder (default: runs/correct-<scenario>-<time>)")
     co.add_argument("--no-progress", action="store_true", help="no progress bars")
     co.add_argument("--json", action="store_true", help="print the results as JSON on the last line")
@@ -241,7 +248,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .correction import write_dataset
 
         n = write_dataset(Path(args.run_dir), args.kind, Path(args.out), args.min_score, args.rater,
-                          anchor=args.anchor, balance=args.balance)
+                          anchor=args.anchor, balance=args.balance, permute=args.permute, seed=args.seed)
         print(f"{n} {args.kind} rows -> {args.out}")
         return 0
     if args.cmd == "correct":
@@ -254,7 +261,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.scenario, iterations=args.iterations, method=args.method, rater=args.rater, judge=args.judge,
             judge_score=args.judge_score, samples=args.samples or 24, holdout=args.holdout, control=args.control,
             agents=args.agents, seed=args.seed, overrides=args.overrides, out=args.out, epochs=args.epochs, lr=args.lr,
-            max_samples=args.max_samples, progress=not args.no_progress, base=args.base))
+            max_samples=args.max_samples, progress=not args.no_progress, base=args.base, max_drift=args.max_drift,
+            permute=args.permute))
         if args.json:
             print(dump_json(res))
         return 0

@@ -12,11 +12,14 @@ Every row carries ``meta``: the source run, the call id, the rater, the action a
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, ConfigProblem
+from ..llm.agent_llm import reordered
 from ..store import RunStore
 from .ratings import GOOD, load_calls
 
@@ -29,7 +32,7 @@ def _assistant(text: str) -> list[dict[str, str]]:
 
 def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | None = None,
                  exclude_agents: frozenset[str] | set[str] = frozenset(), anchor: bool = False,
-                 balance: bool = False) -> list[dict[str, Any]]:
+                 balance: bool = False, permute: int = 0, seed: int = 0) -> list[dict[str, Any]]:
     """The rows of one dataset kind (see the module docstring); a one-line error when there are none.
 
     Calls of ``exclude_agents`` (a hold-out set) are left out. For ``sft``:
@@ -41,6 +44,9 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
     - ``balance`` repeats each rated decision's rarer answers (up to 4 times), so that the few
       corrections are not drowned by the many kept answers. A kept answer (not a rewrite) that was
       rated wrong on another call of the decision is never repeated: it would teach the error louder.
+    - ``permute`` adds, for every choice row whose prompt states its option order (``llm.shuffle_options``),
+      up to that many copies under other orders (all other orders of two or three options, else a
+      seeded sample): the answer's content stays, its position moves, so position is no cue.
     """
     if kind not in KINDS:
         raise ConfigError([ConfigProblem("<command line>", "--kind", f"one of {', '.join(KINDS)}, got {kind!r}")])
@@ -107,6 +113,8 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
         out += [{"messages": [*c.messages, *_assistant(c.completion)],
                  "meta": {"run": str(run_dir), "call_id": c.id, "rater": "anchor", "action": c.action, "round": c.round}}
                 for c in unrated]
+    if kind == "sft" and permute:
+        out = _permuted(out, {c.id: c.choices for c in [*calls.values(), *unrated] if c.choices}, permute, seed)
     if not out:
         raise ConfigError([ConfigProblem(str(run_dir), "ratings", f"no {kind} rows: the ratings hold no "
                                          + ("rewrites of low-scored answers" if kind == "preference" else
@@ -133,11 +141,38 @@ def _balanced(rows: list[dict[str, Any]], wrong: dict[str, set[str]] | None = No
     return out
 
 
+def _permuted(rows: list[dict[str, Any]], choices: dict[int, list[str]], copies: int,
+              seed: int) -> list[dict[str, Any]]:
+    """Each row, then up to ``copies`` copies of it with its options stated in other orders."""
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        out.append(r)
+        shown = choices.get(r["meta"]["call_id"])
+        if not shown or len(shown) < 2:
+            continue
+        if len(shown) <= 3:
+            orders = [list(p) for p in itertools.permutations(shown) if list(p) != shown]
+        else:  # seeded per call: the same copies on every rebuild
+            rng = random.Random(f"{seed}:permute:{r['meta']['call_id']}:{r['meta'].get('repeat', 0)}")
+            orders = []
+            for _ in range(copies * 4):
+                o = rng.sample(shown, len(shown))
+                if o != shown and o not in orders:
+                    orders.append(o)
+        prompt, answer = r["messages"][:-1], r["messages"][-1]
+        for k, order in enumerate(orders[:copies], start=1):
+            moved = reordered(prompt, shown, order)
+            if moved is None:  # the prompt states no order: nothing to move
+                break
+            out.append({"messages": [*moved, answer], "meta": {**r["meta"], "permuted": k}})
+    return out
+
+
 def write_dataset(run_dir: Path, kind: str, out: Path, min_score: float = 4.0, rater: str | None = None,
                   exclude_agents: frozenset[str] | set[str] = frozenset(), anchor: bool = False,
-                  balance: bool = False) -> int:
+                  balance: bool = False, permute: int = 0, seed: int = 0) -> int:
     """Write a dataset as JSONL; returns the number of rows."""
-    rows = dataset_rows(run_dir, kind, min_score, rater, exclude_agents, anchor, balance)
+    rows = dataset_rows(run_dir, kind, min_score, rater, exclude_agents, anchor, balance, permute, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:

@@ -57,6 +57,7 @@ class CorrectOptions:
     base: str | None = None  # an earlier base run (one round) to start from instead of running one
     max_drift: float = 0.15  # refuse an adapter moving an untargeted decision further from the base
     exam: bool = True  # the paired held-out exam after each fork
+    permute: int = 5  # sft: copies of each choice example under other orders of its options
 
 
 def _group_line(label: str, m: GroupMeasure) -> str:
@@ -177,6 +178,9 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     if opts.iterations < 1 or not 0 < opts.holdout < 1 or not 0 < opts.control < 1:
         raise ConfigError([ConfigProblem("<command line>", "--iterations/--holdout/--control",
                                          "iterations >= 1; holdout and control strictly between 0 and 1")])
+    if not 0 <= opts.max_drift <= 1 or opts.permute < 0:
+        raise ConfigError([ConfigProblem("<command line>", "--max-drift/--permute",
+                                         "max-drift between 0 and 1; permute 0 or more")])
     for name, v in (("--epochs", opts.epochs), ("--lr", opts.lr)):
         if v is not None and not (math.isfinite(v) and v > 0):
             raise ConfigError([ConfigProblem("<command line>", name, f"must be a finite number above 0, got {v}")])
@@ -232,7 +236,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                  progress=opts.progress)
         data = out / f"data-{i}.jsonl"
         rows = write_dataset(source, KIND[opts.method], data, rater="check:" if opts.rater == "checks" else "judge:",
-                             exclude_agents=groups.holdout, anchor=opts.method == "sft", balance=opts.method == "sft")
+                             exclude_agents=groups.holdout, anchor=opts.method == "sft", balance=opts.method == "sft",
+                             permute=opts.permute if opts.method == "sft" else 0, seed=seed)
         adapter = out / f"adapter-{i}"
         emit(f"iteration {i}: {rows} {KIND[opts.method]} rows from {source.name}; training {opts.method}"
              + (f" from {adopted.name}" if adopted else ""))

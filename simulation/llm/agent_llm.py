@@ -28,6 +28,25 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema()
 
 
+OPTIONS_LINE = "\nOptions, in this order: "
+
+
+def options_line(shown: list[str]) -> str:
+    """The line ``llm.shuffle_options`` appends to a choice prompt, stating its options' order."""
+    return OPTIONS_LINE + ", ".join(shown) + "."
+
+
+def reordered(messages: list[dict[str, str]], shown: list[str], order: list[str]) -> list[dict[str, str]] | None:
+    """The prompt with its stated option order ``shown`` replaced by ``order``.
+
+    None when the prompt states no order (its options were not shuffled).
+    """
+    last = messages[-1]["content"]
+    if not last.endswith(options_line(shown)):
+        return None
+    return [*messages[:-1], {**messages[-1], "content": last[: -len(options_line(shown))] + options_line(order)}]
+
+
 class AgentLLM:
     """``choose`` / ``chat`` / ``json`` for one agent's step; numbers its calls for exact replay."""
 
@@ -79,8 +98,7 @@ class AgentLLM:
             # so position bias shows apart from option bias; a replay draws the same order
             rng = random.Random(f"{self.run_seed}:{self.agent_id}:{self.round}:{self.phase}:{action}:{self.seq + 1}")
             rng.shuffle(shown)
-            messages = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"]
-                                         + "\nOptions, in this order: " + ", ".join(shown) + "."}]
+            messages = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + options_line(shown)}]
         try:
             res = await self.client.complete(self._req(action, messages, max_tokens, choices=shown))
             return Answer(res.text, True)

@@ -161,13 +161,15 @@ def test_loop_options_are_checked_before_anything_runs(tmp_path):
     base = CorrectOptions("job_seeking", out=str(tmp_path / "c"))
     kinds = ("--method/--rater", "sft|ppo and checks|judge")
     ranges = ("--iterations/--holdout/--control", "iterations >= 1; holdout and control strictly between 0 and 1")
+    drift = ("--max-drift/--permute", "max-drift between 0 and 1; permute 0 or more")
     bad = [(dict(method="dpo"), kinds), (dict(rater="people"), kinds), (dict(iterations=0), ranges),
            (dict(holdout=0.0), ranges), (dict(holdout=1.0), ranges), (dict(control=0.0), ranges),
            (dict(control=1.0), ranges), (dict(control=-0.5), ranges),
            (dict(epochs=0.0), ("--epochs", "must be a finite number above 0, got 0.0")),
            (dict(epochs=float("inf")), ("--epochs", "must be a finite number above 0, got inf")),
            (dict(lr=-1.0), ("--lr", "must be a finite number above 0, got -1.0")),
-           (dict(lr=float("nan")), ("--lr", "must be a finite number above 0, got nan"))]
+           (dict(lr=float("nan")), ("--lr", "must be a finite number above 0, got nan")),
+           (dict(max_drift=1.5), drift), (dict(max_drift=-0.1), drift), (dict(permute=-1), drift)]
     for change, (name, reason) in bad:
         with pytest.raises(ConfigError) as e:
             correct(replace(base, **change))
@@ -228,7 +230,9 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         hold = set(report["groups"]["holdout"])
         (w,) = written
         assert w == {"run": "base", "kind": kind, "out": "data-1.jsonl", "rater": "check:", "exclude_agents": w["exclude_agents"],
-                     "anchor": method == "sft", "balance": method == "sft"}
+                     "anchor": method == "sft", "balance": method == "sft", "permute": 5 if method == "sft" else 0,
+                     "seed": w["seed"]}
+        assert w["seed"] == int(rows(base, "SELECT value FROM meta WHERE key = 'seed'")[0][0])
         assert set(w["exclude_agents"]) == hold
         (t,) = fake_training
         assert (t["method"], t["batch_size"], t["max_samples"], t["parent"], t["lr"]) == (method, batch, 77, None, None)

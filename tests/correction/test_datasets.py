@@ -225,3 +225,45 @@ def test_write_dataset_passes_every_option_and_keeps_text(run, tmp_path):
     store.close()
     write_dataset(run, "sft", out, exclude_agents={"c"})
     assert "réjéct ✓" in out.read_text(encoding="utf-8"), "written as UTF-8 text, not escaped"
+
+
+def test_permuted_copies_move_the_position_and_keep_the_answer(tmp_path):
+    from simulation.llm.agent_llm import options_line
+
+    def shuffled(agent: str, choices: list[str], answer: str) -> tuple:
+        row = list(call(agent, "pick", answer, choices))
+        msgs = prompt(agent)
+        msgs[-1]["content"] += options_line(choices)
+        row[6] = json.dumps(msgs)
+        return tuple(row)
+
+    store = RunStore(tmp_path / "run.sqlite")
+    store.add_rows((), [shuffled("a", ["pass", "reject"], "reject"), shuffled("b", ["x", "y", "z"], "y"),
+                        shuffled("c", list("abcde"), "c"), call("d", "pick", "pass")])
+    store.flush()
+    with store.db:
+        store.db.executemany("INSERT INTO ratings (llm_call_id, rater, score, rewrite) VALUES (?,?,?,?)",
+                             [(1, "check:x", 5.0, None), (2, "check:x", 1.0, "z"), (3, "check:x", 5.0, None),
+                              (4, "check:x", 5.0, None)])
+    store.close()
+    rows = dataset_rows(tmp_path, "sft", permute=3, seed=4)
+    by: dict[int, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["meta"]["call_id"], []).append(r)
+    orders = {cid: [r["messages"][-2]["content"].rsplit("Options, in this order: ", 1)[-1] for r in rs]
+              for cid, rs in by.items() if cid != 4}
+    assert orders[1] == ["pass, reject.", "reject, pass."], "binary: the other order"
+    assert sorted(orders[2]) == sorted(", ".join(p) + "." for p in
+                                       [("x", "y", "z"), ("x", "z", "y"), ("y", "x", "z"), ("y", "z", "x")]), \
+        "three options: the first three of the other five orders (copies capped at permute)"
+    assert len(orders[3]) == 4 and len(set(orders[3])) == 4
+    for cid, rs in by.items():  # the answer's content never changes; the copies are marked
+        assert {r["messages"][-1]["content"] for r in rs} == {rs[0]["messages"][-1]["content"]}
+        assert [r["meta"].get("permuted") for r in rs] == [None, *range(1, len(rs))]
+        assert all(r["messages"][:-2] == rs[0]["messages"][:-2] for r in rs)
+    assert by[2][0]["messages"][-1]["content"] == "z", "the rewrite, moved around"
+    assert len(by[4]) == 1, "a prompt that states no order is not copied"
+    assert dataset_rows(tmp_path, "sft", permute=3, seed=4) == rows, "seeded"
+    five = [r["messages"][-2]["content"] for r in dataset_rows(tmp_path, "sft", permute=3, seed=5) if r["meta"]["call_id"] == 3]
+    assert five != [r["messages"][-2]["content"] for r in by[3]]
+    assert len(dataset_rows(tmp_path, "sft")) == 4, "off by default"

@@ -242,7 +242,15 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         out = rate_run(args.run_dir, args.by, args.judge, args.sample, args.action, args.round_, args.seed,
                        args.file, rewrite=not args.no_rewrite, scenario=args.scenario)
+        agreement = out.pop("judge_vs_checks", None)
         print(" ".join(f"{k}={v}" for k, v in out.items()))
+        if agreement is not None:
+            from .correction.ratings import judge_warning
+
+            print(f"judge vs checks: {agreement['verdict']} (AUC {agreement['auc']}, {agreement['passed']} passing and "
+                  f"{agreement['failed']} failing calls, scores {agreement['distinct_scores']})")
+            if (warning := judge_warning(agreement)) is not None:
+                print(f"warning: {warning}", file=sys.stderr)
         return 0
     if args.cmd == "dataset":
         from .correction import write_dataset

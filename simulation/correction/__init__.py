@@ -17,6 +17,7 @@ from .datasets import KINDS, dataset_rows, write_dataset
 from .ratings import (
     Rating,
     add_ratings,
+    judge_agreement,
     load_calls,
     ratings_from_checks,
     ratings_from_file,
@@ -58,6 +59,9 @@ def rate_run(run_dir: str | Path, by: str, judge: str | None = None, sample: int
             ratings, asked = asyncio.run(_judge(run, store, judge, sample, action, round_, seed, rewrite, progress,
                                                       scenario))
             unanswered = asked - len(ratings)
+            checked = list(store.db.execute("SELECT llm_call_id, ok FROM check_calls"))
+            agreement = judge_agreement({r.llm_call_id: r.score for r in ratings if r.score is not None},
+                                        {c for c, ok in checked if ok}, {c for c, ok in checked if not ok})
         else:
             raise ConfigError([ConfigProblem("<command line>", "--by", f"one of checks, judge, file; got {by!r}")])
         added = add_ratings(store, ratings)
@@ -70,6 +74,7 @@ def rate_run(run_dir: str | Path, by: str, judge: str | None = None, sample: int
            "mean_score": round(sum(scores) / len(scores), 3) if scores else None}
     if by == "judge":
         out["judge_gave_no_score"] = unanswered
+        out["judge_vs_checks"] = agreement
     return out
 
 

@@ -27,6 +27,7 @@ from . import exam as ex
 from . import rate_run
 from .datasets import write_dataset
 from .measure import GroupMeasure, Groups, collapsed, measure, split_agents
+from .ratings import judge_warning
 
 KIND = {"sft": "sft", "ppo": "reward"}
 SHUFFLE = "llm.shuffle_options=true"
@@ -89,11 +90,15 @@ def _record(run: Path, metrics: dict[str, float]) -> None:
         store.close()
 
 
-def _measures(run: Path, groups: Groups, opts: CorrectOptions) -> tuple[GroupMeasure, GroupMeasure]:
+def _measures(run: Path, groups: Groups, opts: CorrectOptions,
+              emit: Callable[[str], None] | None = None) -> tuple[GroupMeasure, GroupMeasure]:
     judged = opts.judge_score or opts.rater == "judge"
     if judged:
-        rate_run(run, by="judge", judge=opts.judge, sample=opts.samples, rewrite=opts.rater == "judge", scenario=opts.scenario,
-                 progress=opts.progress)
+        got = rate_run(run, by="judge", judge=opts.judge, sample=opts.samples, rewrite=opts.rater == "judge",
+                       scenario=opts.scenario, progress=opts.progress)
+        warning = judge_warning(got["judge_vs_checks"]) if got and "judge_vs_checks" in got else None
+        if warning and emit is not None:
+            emit(f"  judge of {run.name}: warning: {warning}")
     return (measure(run, groups.holdout_treated, "judge:" if judged else None),
             measure(run, groups.control, "judge:" if judged else None))
 
@@ -221,7 +226,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
 
         checks = recorded_scenario(base, read_run_config(base), opts.scenario)[0].checks
         items = ex.exam_items(base, groups.holdout, checks)
-    base_hold, base_ctl = _measures(base, groups, opts)
+    base_hold, base_ctl = _measures(base, groups, opts, emit)
     emit(f"iteration 0 (base model; {len(groups.holdout_treated)} held-out treated, {len(groups.control)} control agents)")
     emit(_group_line("held-out", base_hold))
     result: dict[str, Any] = {"base_holdout_fail": base_hold.fail, "base_control_fail": base_ctl.fail,
@@ -249,7 +254,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
             scenario=opts.scenario, fork=str(base), from_round=1, out=str(fork), progress=opts.progress,
             overrides=[f"llm.adapter={adapter.resolve()}", f"llm.adapter_name=adapter-{i}",
                        f"llm.adapter_share={1 - opts.control}"])))
-        hold, ctl = _measures(fork, groups, opts)
+        hold, ctl = _measures(fork, groups, opts, emit)
         refused = collapsed(hold, base_hold)
         exam, untrained = None, None
         if opts.exam and items:

@@ -309,3 +309,46 @@ async def ratings_from_judge(calls: list[Call], client: Any, rater: str, rubric_
     out = [r for r in await asyncio.gather(*(one(c) for c in calls)) if r is not None]
     bar.close()
     return out
+
+
+def judge_agreement(scores: dict[int, float], passed: set[int], failed: set[int], min_each: int = 5) -> dict[str, Any]:
+    """How a judge's scores agree with the checks, on the judged calls the checks also graded.
+
+    ``auc``: the chance that a call passing its checks scores above one failing them (ties count
+    half): 0.5 is a judge unrelated to the checks, 1.0 one that always ranks them right.
+    ``verdict``: ``constant`` (one score for everything: it tells nothing), ``unrelated`` (auc
+    below 0.6), ``informative``, or ``too few checked calls`` (fewer than ``min_each`` of either).
+    """
+    distinct = sorted(set(scores.values()))
+    good = [s for c, s in scores.items() if c in passed and c not in failed]
+    bad = [s for c, s in scores.items() if c in failed]
+    out: dict[str, Any] = {"scored": len(scores), "distinct_scores": distinct[:10], "passed": len(good),
+                           "failed": len(bad), "mean_passed": round(sum(good) / len(good), 3) if good else None,
+                           "mean_failed": round(sum(bad) / len(bad), 3) if bad else None, "auc": None}
+    if good and bad:
+        wins = sum((g > b) + 0.5 * (g == b) for g in good for b in bad)
+        out["auc"] = round(wins / (len(good) * len(bad)), 3)
+    if len(distinct) <= 1 and scores:
+        out["verdict"] = "constant"
+    elif len(good) < min_each or len(bad) < min_each:
+        out["verdict"] = "too few checked calls"
+    elif out["auc"] < 0.6:
+        out["verdict"] = "unrelated"
+    else:
+        out["verdict"] = "informative"
+    return out
+
+
+def judge_warning(agreement: dict[str, Any]) -> str | None:
+    """One line saying why a judge's scores should not be trusted, or None when they can be."""
+    a = agreement
+    if a["verdict"] == "constant":
+        return (f"the judge gave every one of {a['scored']} calls the score {a['distinct_scores'][0]:g}: "
+                "it cannot tell answers apart (uninformative)")
+    if a["verdict"] == "unrelated":
+        return (f"the judge's scores are unrelated to the checks (AUC {a['auc']:.2f} on {a['passed']} passing and "
+                f"{a['failed']} failing calls; 0.5 is chance): uninformative")
+    if a["verdict"] == "too few checked calls":
+        return (f"the judge could not be scored against the checks ({a['passed']} passing and {a['failed']} failing "
+                "calls among those judged; 5 of each needed)")
+    return None

@@ -381,3 +381,16 @@ def test_the_user_may_turn_shuffling_off(tmp_path, fake_training):
     correct(CorrectOptions("job_seeking", agents=20, out=str(out), progress=False,
                            overrides=["llm.backend=fake", "llm.shuffle_options=false"]), emit=lambda line: None)
     assert json.loads((out / "base" / "config.json").read_text())["simulation"]["llm"]["shuffle_options"] is False
+
+
+def test_an_uninformative_judge_is_said_in_the_loop(tmp_path, monkeypatch):
+    from simulation.correction.measure import Groups
+
+    monkeypatch.setattr(loop, "rate_run", lambda run, **kw: {"judge_vs_checks": {
+        "verdict": "constant", "scored": 7, "distinct_scores": [1.0], "passed": 3, "failed": 4, "auc": 0.5}})
+    monkeypatch.setattr(loop, "measure", lambda run, agents, rater: None)
+    lines: list[str] = []
+    g = Groups(frozenset({"h"}), frozenset({"h"}), frozenset({"c"}))
+    loop._measures(tmp_path / "base", g, CorrectOptions("s", judge_score=True), lines.append)
+    assert lines == ["  judge of base: warning: the judge gave every one of 7 calls the score 1: it cannot tell "
+                     "answers apart (uninformative)"]

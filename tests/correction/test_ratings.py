@@ -272,3 +272,30 @@ def test_judge_requests_exactly_and_progress(capsys):
         {"rubric 1", "rubric 2"}
     asyncio.run(ratings_from_judge(calls, Scripted("3"), "judge:j", lambda c: "r", lambda a: "P", progress=False))
     assert "judging" not in capsys.readouterr().err
+
+
+def test_a_judge_is_scored_against_the_checks():
+    from simulation.correction.ratings import judge_agreement, judge_warning
+
+    passed, failed = set(range(10)), set(range(10, 20))
+    constant = judge_agreement({c: 1.0 for c in range(20)}, passed, failed)
+    assert constant["verdict"] == "constant" and constant["auc"] == 0.5 and constant["distinct_scores"] == [1.0]
+    assert judge_warning(constant) == ("the judge gave every one of 20 calls the score 1: it cannot tell answers "
+                                       "apart (uninformative)")
+    good = judge_agreement({**{c: 5.0 for c in passed}, **{c: 2.0 for c in failed}}, passed, failed)
+    assert (good["verdict"], good["auc"], good["mean_passed"], good["mean_failed"]) == ("informative", 1.0, 5.0, 2.0)
+    assert judge_warning(good) is None
+    # unrelated: the same spread of scores in both groups
+    mixed = judge_agreement({c: float(1 + c % 5) for c in range(20)}, passed, failed)
+    assert mixed["verdict"] == "unrelated" and mixed["auc"] == 0.5
+    assert judge_warning(mixed).startswith("the judge's scores are unrelated to the checks (AUC 0.50 on 10 passing "
+                                           "and 10 failing calls")
+    backwards = judge_agreement({**{c: 1.0 for c in passed}, **{c: 4.0 for c in failed}}, passed, failed)
+    assert backwards["verdict"] == "unrelated" and backwards["auc"] == 0.0
+    # ties count half; a call both passing one check and failing another counts as failing
+    tie = judge_agreement({0: 3.0, 1: 4.0, 10: 3.0}, {0, 1, 10}, {10}, min_each=1)
+    assert (tie["passed"], tie["failed"], tie["auc"]) == (2, 1, 0.75)
+    few = judge_agreement({0: 5.0, 1: 4.0, 10: 1.0}, passed, failed)
+    assert few["verdict"] == "too few checked calls"
+    assert judge_warning(few).startswith("the judge could not be scored against the checks (2 passing and 1 failing")
+    assert judge_agreement({}, passed, failed)["verdict"] == "too few checked calls"

@@ -5,6 +5,7 @@ Heavy imports happen inside the functions: the simulation itself never needs tor
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
@@ -85,10 +86,37 @@ def sft_trainer(examples: list[Example], base: str, parent: Path | None, out: Pa
                       processing_class=tok, peft_config=None if parent else lora_config(rank))
 
 
+def quiet(trainer: Any, out: Path) -> Any:
+    """The trainer's logs go to ``out/train_log.jsonl``, not to the console: without progress bars
+    transformers prints every step's dictionary, which buries a command's own lines. The one-off
+    bars of loading and tokenizing are off too; the training bar is the stage's one bar."""
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
+
+    class ToFile(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
+            with open(out / "train_log.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": state.global_step, **(logs or {})}, default=str) + "\n")
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(ToFile())
+    return trainer
+
+
+def quiet_libraries() -> None:
+    """No progress bars from weight loading and dataset preparation (sub-second stages)."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def train_sft(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,
               lr: float, batch_size: int, seed: int, progress: bool) -> list[float]:
     """Fine-tune a LoRA adapter on prompt/completion pairs (loss on the answers only); returns the losses."""
-    trainer = sft_trainer(examples, base, parent, out, epochs, rank, lr, batch_size, seed, progress)
+    quiet_libraries()
+    trainer = quiet(sft_trainer(examples, base, parent, out, epochs, rank, lr, batch_size, seed, progress), out)
     trainer.train()
     trainer.model.save_pretrained(str(out))
     trainer.processing_class.save_pretrained(str(out))
@@ -150,6 +178,7 @@ def train_ppo(examples: list[Example], base: str, parent: Path | None, out: Path
               reward_epochs: float = 1.0) -> tuple[list[float], list[float]]:
     """Fit a reward model on the ratings, then optimise the LoRA policy against it with PPO
     (``trl.experimental.ppo``); returns the policy losses and the reward model's losses."""
+    quiet_libraries()
     import copy
 
     import torch
@@ -178,9 +207,9 @@ def train_ppo(examples: list[Example], base: str, parent: Path | None, out: Path
                      stop_token="eos", missing_eos_penalty=1.0, num_sample_generations=0, report_to=[], seed=seed,
                      save_strategy="no", logging_steps=1, disable_tqdm=not progress, use_cpu=dev == "cpu",
                      temperature=0.7)
-    trainer = PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=None, reward_model=rm,
-                         train_dataset=Dataset.from_list(rows), value_model=value,
-                         peft_config=None if parent else lora_config(rank))
+    trainer = quiet(PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=None, reward_model=rm,
+                               train_dataset=Dataset.from_list(rows), value_model=value,
+                               peft_config=None if parent else lora_config(rank)), out)
     trainer.train()
     policy_model = trainer.model.policy if hasattr(trainer.model, "policy") else trainer.model
     policy_model.save_pretrained(str(out))

@@ -85,10 +85,17 @@ def adapter_weights(folder: Path) -> dict:
     return load_file(str(folder / "adapter_model.safetensors"))
 
 
-def test_manifest_and_from_chaining(tmp_path, tiny_base):
+def test_manifest_and_from_chaining(tmp_path, tiny_base, capfd):
     data = write(tmp_path / "d.jsonl", [sft_row()] * 6 + [sft_row("pass", "hire")] * 2)
     a = tmp_path / "a"
+    capfd.readouterr()
     m = train("sft", data, a, base=str(tiny_base), lora_rank=4, batch_size=4, progress=False)
+    printed = capfd.readouterr()
+    assert "'loss'" not in printed.out + printed.err, "the step logs go to the adapter folder, not the console"
+    assert "Tokenizing" not in printed.err
+    logged = [json.loads(line) for line in (a / "train_log.jsonl").read_text().splitlines()]
+    assert [float(x["loss"]) for x in logged if "loss" in x] == pytest.approx([float(x) for x in m.losses], rel=1e-4)
+    assert [x["step"] for x in logged if "loss" in x] == [1, 2]
     assert (a / "adapter_config.json").is_file() and not list(tmp_path.glob(".a.partial-*"))
     got = read_manifest(a)
     assert got == m and m.base_model == str(tiny_base.resolve()) and m.method == "sft" and m.samples == 8
@@ -145,6 +152,7 @@ def test_ppo_smoke_gives_a_loadable_adapter(tmp_path, tiny_base):
     data = write(tmp_path / "r.jsonl", [reward_row("reject", 5.0), reward_row("pass", 1.0)] * 2)
     m = train("ppo", data, tmp_path / "ppo", base=str(tiny_base), lora_rank=4, batch_size=2, epochs=2, progress=False)
     assert m.method == "ppo" and len(m.losses) >= 2 and m.reward_model_loss
+    assert any("loss/policy_avg" in json.loads(line) for line in (tmp_path / "ppo" / "train_log.jsonl").read_text().splitlines())
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base), str(tmp_path / "ppo"))
     assert any("lora" in n for n, _ in model.named_parameters())
 

@@ -151,7 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--rater", choices=["checks", "judge"], default="checks", help="where the ratings come from")
     co.add_argument("--judge", metavar="CONFIG_NAME", help="judge model (model_configs.json; default: the run's model)")
     co.add_argument("--judge-score", action="store_true", help="also give every run a judge score (a second column)")
-    co.add_argument("--base", metavar="RUN_DIR", help="start from this one-round base run (default: run one)")
+    co.add_argument("--base", metavar="RUN_DIR", help="start from this base run (default: run one)")
+    co.add_argument("--rounds", type=_count, default=3, help="the base run's rounds (each fork re-runs them all with "
+                    "the adapter): more rounds, more exam calls")
     co.add_argument("--judge-samples", "--samples", dest="samples", metavar="N", type=_count, default=None,
                     help="LLM calls the judge rates per run, with --rater judge or --judge-score (default 24; "
                     "--rater checks rates every checked call)")
@@ -270,7 +272,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             judge_score=args.judge_score, samples=args.samples or 24, holdout=args.holdout, control=args.control,
             agents=args.agents, seed=args.seed, overrides=args.overrides, out=args.out, epochs=args.epochs, lr=args.lr,
             max_samples=args.max_samples, progress=not args.no_progress, base=args.base, max_drift=args.max_drift,
-            permute=args.permute))
+            permute=args.permute, rounds=args.rounds))
         if args.json:
             print(dump_json(res))
         return 0

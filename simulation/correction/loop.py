@@ -55,7 +55,8 @@ class CorrectOptions:
     max_samples: int = 1000
     batch_size: int | None = None  # default: 8 for sft, 4 for ppo (its rollouts hold logits of every token)
     progress: bool = True
-    base: str | None = None  # an earlier base run (one round) to start from instead of running one
+    base: str | None = None  # an earlier base run to start from instead of running one
+    rounds: int = 3  # the base run's rounds; each fork re-runs them all with the adapter
     max_drift: float = 0.15  # refuse an adapter moving an untargeted decision further from the base
     exam: bool = True  # the paired held-out exam after each fork
     permute: int = 5  # sft: copies of each choice example under other orders of its options
@@ -183,6 +184,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     if opts.iterations < 1 or not 0 < opts.holdout < 1 or not 0 < opts.control < 1:
         raise ConfigError([ConfigProblem("<command line>", "--iterations/--holdout/--control",
                                          "iterations >= 1; holdout and control strictly between 0 and 1")])
+    if opts.rounds < 1:
+        raise ConfigError([ConfigProblem("<command line>", "--rounds", f"must be 1 or more, got {opts.rounds}")])
     if not 0 <= opts.max_drift <= 1 or opts.permute < 0:
         raise ConfigError([ConfigProblem("<command line>", "--max-drift/--permute",
                                          "max-drift between 0 and 1; permute 0 or more")])
@@ -203,7 +206,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         emit(f"correct: base run -> {base}")
         # options in a seeded order per call, unless the user says otherwise (a later override wins):
         # with one fixed order, position bias and a preference for an option cannot be told apart
-        asyncio.run(run_simulation(RunOptions(scenario=opts.scenario, agents=opts.agents, rounds=1, seed=opts.seed,
+        asyncio.run(run_simulation(RunOptions(scenario=opts.scenario, agents=opts.agents, rounds=opts.rounds, seed=opts.seed,
                                               overrides=[SHUFFLE, *opts.overrides], out=str(base),
                                               progress=opts.progress)))
     if opts.base and not json.loads((base / "config.json").read_text())["simulation"]["llm"].get("shuffle_options"):

@@ -53,6 +53,10 @@ def test_loop_refuses_an_adapter_then_retries_at_half_the_rate(tmp_path, fake_tr
                                  lr=0.002, max_samples=50, progress=False, overrides=["llm.backend=fake"]))
     printed = capsys.readouterr().out
     assert "warning" not in printed
+    assert rows(out / "base", "SELECT MAX(round) FROM actions") == [(3,)], "three rounds by default"
+    assert rows(out / "iter-1", "SELECT MIN(round), MAX(round) FROM llm_calls WHERE model = 'adapter-1'") == [(1, 3)]
+    exam_rounds = {json.loads(x)["round"] for x in (out / "iter-1" / "exam.jsonl").read_text().splitlines()}
+    assert exam_rounds == {1, 2, 3}, "the exam holds every round's calls"
     for run in ("base", "iter-1"):  # options are shuffled by default, in the base run and its forks
         assert json.loads((out / run / "config.json").read_text())["simulation"]["llm"]["shuffle_options"] is True
     report = json.loads((out / "correction.json").read_text())
@@ -169,7 +173,7 @@ def test_loop_options_are_checked_before_anything_runs(tmp_path):
            (dict(epochs=float("inf")), ("--epochs", "must be a finite number above 0, got inf")),
            (dict(lr=-1.0), ("--lr", "must be a finite number above 0, got -1.0")),
            (dict(lr=float("nan")), ("--lr", "must be a finite number above 0, got nan")),
-           (dict(max_drift=1.5), drift), (dict(max_drift=-0.1), drift), (dict(permute=-1), drift)]
+           (dict(rounds=0), ("--rounds", "must be 1 or more, got 0")), (dict(max_drift=1.5), drift), (dict(max_drift=-0.1), drift), (dict(permute=-1), drift)]
     for change, (name, reason) in bad:
         with pytest.raises(ConfigError) as e:
             correct(replace(base, **change))

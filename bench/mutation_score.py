@@ -261,7 +261,8 @@ def main() -> int:
             tests = a.tests or GROUPS.get(module) or ["tests"]
             setup_work(work, [module], tests, a.fresh, a.ref)
             before = stub_pids()
-            env = {**os.environ, "TQDM_DISABLE": "1"}
+            # a mutant that loses llm.backend=fake would start real servers: minutes per mutant; fail fast instead
+            env = {**os.environ, "TQDM_DISABLE": "1", "GENSIM_NO_EMBEDDED": "1"}
             print(f"== {module}: {' '.join(tests)}", flush=True)
             run = subprocess.run([py, "-m", "mutmut", "run", "--max-children", str(a.max_children)], cwd=work, env=env,
                                  stdout=subprocess.DEVNULL if not a.verbose else None)

@@ -202,6 +202,9 @@ class Services:
         return chat, emb
 
     def start_embedded(self, cfg: RunConfig, chat: bool, emb: bool) -> tuple[list[ModelConfig], list[ModelConfig]]:
+        if os.environ.get("GENSIM_NO_EMBEDDED"):  # set by harnesses whose runs must never start servers
+            raise ConfigError([ConfigProblem("<environment>", "GENSIM_NO_EMBEDDED",
+                                             "set: this process may not start the embedded vLLM servers")])
         from .services.vllm_server import (
             chat_spec,
             embedding_spec,

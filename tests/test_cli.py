@@ -225,3 +225,12 @@ def test_judge_samples_without_a_judge_is_refused(capsys, tmp_path):
         line = one_line_error(capsys, "correct", "job_seeking", flag, "50", "--out", str(tmp_path / "c"))
         assert line.startswith("error: --judge-samples: sizes the judge's sample, and no judge rates"), line
     assert not (tmp_path / "c").exists()
+
+
+def test_a_harness_can_forbid_the_embedded_servers(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("GENSIM_NO_EMBEDDED", "1")
+    line = one_line_error(capsys, "run", "job_seeking", "--agents", "4", "--rounds", "1", "--out", str(tmp_path / "r"),
+                          "--no-progress")
+    assert line == ("error: <environment>: GENSIM_NO_EMBEDDED: set: this process may not start the embedded vLLM "
+                    "servers")
+    assert not (tmp_path / "r").exists()

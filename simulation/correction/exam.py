@@ -413,3 +413,25 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
             out.append(f"decision '{d}', which no example targeted, drifted {tv:.2f} from the base model's shares "
                        f"(limit {max_drift:.2f}): {fig['shares'][d]['base']} -> {fig['shares'][d]['adapter']}")
     return out
+
+
+POWER = 200  # held-out exam calls a checked decision should have before its figures decide anything
+
+
+def undecided(fig: dict[str, Any]) -> list[str]:
+    """Figures the exam cannot decide: a difference interval that holds zero, and decisions with
+    fewer than ``POWER`` calls whose right answer is known (say so rather than read noise)."""
+    out = []
+    for d, b in sorted(fig["balanced_accuracy"].items()):
+        if b["diff_lo"] is not None and b["diff_lo"] <= 0 <= b["diff_hi"]:
+            out.append(f"{d} balanced accuracy: the difference interval [{b['diff_lo']:+.2f}, {b['diff_hi']:+.2f}] "
+                       f"holds no change ({b['n']} calls with a right answer; about {POWER} are needed)"
+                       if b["n"] < POWER else
+                       f"{d} balanced accuracy: the difference interval [{b['diff_lo']:+.2f}, {b['diff_hi']:+.2f}] "
+                       "holds no change")
+        elif b["n"] < POWER:
+            out.append(f"{d}: only {b['n']} calls with a right answer (about {POWER} are needed to read the interval)")
+    f = fig["fail"]
+    if f["diff_lo"] is not None and f["diff_lo"] <= 0 <= f["diff_hi"]:
+        out.append(f"failure share: the difference interval [{f['diff_lo']:+.2f}, {f['diff_hi']:+.2f}] holds no change")
+    return out

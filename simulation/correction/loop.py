@@ -268,7 +268,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
             (fork / "exam.json").write_text(json.dumps(fig, indent=2))
             targeted = _targeted(data)
             refused += ex.refusals(fig, targeted, opts.max_drift)
-            exam = ex.summary(fig)
+            exam = {**ex.summary(fig), "undecided": ex.undecided(fig)}
             untrained = max(ex.drift(fig, targeted).values(), default=None)
         it = {"holdout_fail": hold.fail, "control_fail": ctl.fail, "judge": hold.judge, "judge_control": ctl.judge,
               "train_s": manifest.train_s, "swap_s": _swap_s(fork), "samples": manifest.samples,
@@ -283,6 +283,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         emit(_group_line("control", ctl))
         if exam is not None:
             emit(_exam_line(fig))
+            for line in ex.undecided(fig):
+                emit(f"  {'':<9} undecided: {line}")
         emit(f"  train {manifest.train_s:.0f}s, swap {it['swap_s']:.1f}s"
              + ("" if not refused else "; NOT adopted: " + "; ".join(refused)))
         result["iterations"].append({k: it[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s",

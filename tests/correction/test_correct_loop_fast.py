@@ -265,7 +265,8 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         # the exam: the held-out agents' choice calls of the base run, asked of both models (the fake model
         # answers both alike), graded, written beside the fork
         exam = d["exam"]
-        assert set(exam) == {"n", "balanced_accuracy", "base_fail", "adapter_fail", "cut", "cut_ci"}
+        assert set(exam) == {"n", "balanced_accuracy", "base_fail", "adapter_fail", "cut", "cut_ci", "undecided"}
+        assert exam["undecided"] and all(isinstance(u, str) for u in exam["undecided"]), "fake answers: nothing moved"
         written = (out / "iter-1" / "exam.jsonl").read_text().splitlines()
         assert exam["n"] == len(written) > 0
         assert {r[0] for r in rows(base, "SELECT agent_id FROM llm_calls WHERE id IN (%s)" % ",".join(
@@ -273,7 +274,9 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         assert exam["base_fail"] == exam["adapter_fail"] and d["max_untrained_drift"] == 0.0
         assert json.loads((out / "iter-1" / "exam.json").read_text())["n"] == exam["n"]
         assert lines[6].startswith(f"  exam      {exam['n']} calls of ")
-        assert lines[7].startswith(f"  train 0s, swap {d['swap_s']:.1f}s")
+        undecided = [line for line in lines if line.startswith("            undecided: ")]
+        assert [line.removeprefix("            undecided: ") for line in undecided] == exam["undecided"]
+        assert lines[7 + len(undecided)].startswith(f"  train 0s, swap {d['swap_s']:.1f}s")
         assert lines[-1] == f"correct: {out / 'correction.json'}, {out / 'correction.png'}"
 
 

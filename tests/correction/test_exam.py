@@ -253,3 +253,15 @@ async def test_the_guard_refuses_harm_and_accepts_a_sharpened_decision(run):
     reasons = ex.refusals(ex.exam_figures(wrong, seed=2), targeted={"screen"})
     assert any(r.startswith("check 'fit_rule' fails more on the exam: ") for r in reasons), reasons
     assert any(r.startswith("decision 'screen' balanced accuracy fell on the exam: 0.50 -> 0.00") for r in reasons), reasons
+
+
+async def test_the_exam_says_what_it_cannot_decide(run):
+    same, _ = await sit(run, lambda s, ch: ch[0])  # the adapter answers as the base did
+    fig = ex.exam_figures(same, seed=2)
+    assert ex.undecided(fig) == [
+        "screen balanced accuracy: the difference interval [+0.00, +0.00] holds no change (48 calls with a right "
+        "answer; about 200 are needed)",
+        "failure share: the difference interval [+0.00, +0.00] holds no change"]
+    sharp, _ = await sit(run, lambda s, ch: FITS[s] or "pass")
+    assert ex.undecided(ex.exam_figures(sharp, seed=2)) == [
+        "screen: only 48 calls with a right answer (about 200 are needed to read the interval)"]

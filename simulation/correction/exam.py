@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import json
+import random
 import warnings
 from collections import defaultdict
 from collections.abc import Callable
@@ -32,6 +34,7 @@ import numpy as np
 
 from ..core.checks import Check, CheckContext, Failed
 from ..core.records import Action
+from ..llm.agent_llm import reordered
 from ..llm.types import CallTag, ChatClient, ChatRequest, LLMError
 from ..store import RunStore
 
@@ -68,6 +71,7 @@ class Graded:
     verdicts: dict[str, list[dict[str, bool | None]]]  # model -> per item: check -> passed (None: n/a)
     right: list[str | None]  # the one right option of each item, where the checks name one
     not_examined: list[str] = field(default_factory=list)  # checks without answer=: graded live only
+    base_orders: list[dict[str, str | None]] = field(default_factory=list)  # per item: order -> base's answer
 
 
 def examinable(checks: list[Check]) -> tuple[list[Check], list[str]]:
@@ -190,13 +194,55 @@ async def ask_both(items: list[ExamItem], client: ChatClient, adapter: str, seed
     return {"base": [p[0] for p in pairs], "adapter": [p[1] for p in pairs]}
 
 
+def other_orders(item: ExamItem, k: int, seed: int) -> list[list[str]]:
+    """Orders of the item's options other than the recorded one: all of them for two or three
+    options, else a seeded sample of ``k``; none when the prompt states no order to move."""
+    shown = item.choices
+    if len(shown) < 2 or reordered(item.messages, shown, shown) is None:
+        return []
+    if len(shown) <= 3:
+        return [list(p) for p in itertools.permutations(shown) if list(p) != shown]
+    rng = random.Random(f"{seed}:orders:{item.call_id}")
+    out: list[list[str]] = []
+    for _ in range(k * 4):
+        o = rng.sample(shown, len(shown))
+        if o != shown and o not in out:
+            out.append(o)
+    return out[:k]
+
+
+async def ask_orders(items: list[ExamItem], client: ChatClient, k: int = 5, seed: int = 0,
+                     concurrency: int = 32) -> list[dict[str, str | None]]:
+    """The base model's answer to each item under other orders of its options (content fixed):
+    with the recorded answer, its choice with position bias averaged out."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: ExamItem, order: list[str]) -> tuple[str, str | None]:
+        req = ChatRequest(messages=reordered(item.messages, item.choices, order) or item.messages,
+                          max_tokens=max(4, max(len(c) for c in order) // 2 + 4), temperature=0.0, choices=order,
+                          seed=seed, tag=CallTag(item.agent_id, item.round, item.phase, f"exam.order.{item.decision}",
+                                                 item.call_id))
+        async with gate:
+            try:
+                res = await client.complete(req)
+            except LLMError:
+                return ", ".join(order), None
+        return ", ".join(order), res.text if res.valid and res.text in order else None
+
+    async def all_of(item: ExamItem) -> dict[str, str | None]:
+        return dict(await asyncio.gather(*(one(item, o) for o in other_orders(item, k, seed))))
+
+    return list(await asyncio.gather(*(all_of(i) for i in items)))
+
+
 def grade_exam(run: Path, items: list[ExamItem], answers: dict[str, list[str | None]],
-               checks: list[Check]) -> Graded:
+               checks: list[Check], base_orders: list[dict[str, str | None]] | None = None) -> Graded:
     """Verdicts of every answer, and each item's right option, from the run's recorded facts."""
     usable, skipped = examinable(checks)
     facts = _Facts(run)
     verdicts = {m: [grade(i, a, usable, facts) for i, a in zip(items, answers[m], strict=True)] for m in answers}
-    return Graded(items, answers, verdicts, [right_option(i, usable, facts) for i in items], skipped)
+    return Graded(items, answers, verdicts, [right_option(i, usable, facts) for i in items], skipped,
+                  list(base_orders or []))
 
 
 def write_exam(path: Path, graded: Graded) -> None:
@@ -206,7 +252,8 @@ def write_exam(path: Path, graded: Graded) -> None:
         for k, item in enumerate(graded.items):
             row = {"call_id": item.call_id, "agent_id": item.agent_id, "round": item.round, "phase": item.phase,
                    "decision": item.decision, "choices": item.choices, "recorded": item.recorded,
-                   "answers": {m: graded.answers[m][k] for m in graded.answers}}
+                   "answers": {m: graded.answers[m][k] for m in graded.answers},
+                   "base_orders": graded.base_orders[k] if graded.base_orders else {}}
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
@@ -219,7 +266,8 @@ def score_exam(path: Path, run: Path, agents: frozenset[str], checks: list[Check
         raise ExamError(f"{path}: calls {missing[:5]} are not held-out choice calls of {run}")
     items = [by_call[r["call_id"]] for r in rows]
     answers = {m: [r["answers"][m] for r in rows] for m in rows[0]["answers"]} if rows else {m: [] for m in MODELS}
-    return grade_exam(run, items, answers, checks)
+    orders = [r.get("base_orders") or {} for r in rows]
+    return grade_exam(run, items, answers, checks, orders if any(orders) else None)
 
 
 # ---- figures ---------------------------------------------------------------------------------------
@@ -321,6 +369,9 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
                       if i.decision == d and graded.answers[m][k] is not None]
             out["first_share"].setdefault(d, {})[m] = round(sum(firsts) / len(firsts), 4) if firsts else None
             out["invalid"].setdefault(d, {})[m] = len(given) - len(valid)
+        averaged = order_averaged(graded, d)
+        if averaged is not None:
+            out["shares"][d]["base_averaged"] = averaged
         right = [r for i, r in zip(graded.items, graded.right, strict=True) if i.decision == d]
         out["shares"][d]["right"] = {o: round(right.count(o) / len(right), 4) for o in sorted({r for r in right if r})}
     names = sorted({c for m in MODELS for v in graded.verdicts.get(m, []) for c in v})
@@ -358,6 +409,25 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
     return out
 
 
+def order_averaged(graded: Graded, decision: str) -> dict[str, float] | None:
+    """The base model's option shares for ``decision`` with position bias averaged out: per call, the
+    share of its orders (the recorded one and the others asked) in which the base chose each option,
+    then the mean over calls. None when no call of it was asked in another order."""
+    if not graded.base_orders:
+        return None
+    per_call: list[dict[str, float]] = []
+    for k, item in enumerate(graded.items):
+        if item.decision != decision or not graded.base_orders[k]:
+            continue
+        picks = [a for a in [graded.answers["base"][k], *graded.base_orders[k].values()] if a is not None]
+        if picks:
+            per_call.append({o: picks.count(o) / len(picks) for o in set(picks)})
+    if not per_call:
+        return None
+    options = sorted({o for p in per_call for o in p})
+    return {o: round(sum(p.get(o, 0.0) for p in per_call) / len(per_call), 4) for o in options}
+
+
 def summary(fig: dict[str, Any]) -> dict[str, Any]:
     """The exam as the JSON line carries it."""
     return {"n": fig["n"],
@@ -374,8 +444,9 @@ def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
 
 def drift(fig: dict[str, Any], targeted: set[str]) -> dict[str, float]:
     """Per decision no training example targeted: how far the adapter's option shares moved from the
-    base model's (total variation distance), on the exam's calls."""
-    return {d: total_variation(s["adapter"], s["base"]) for d, s in sorted(fig["shares"].items())
+    base model's (total variation distance), on the exam's calls; from the base's order-averaged
+    shares where the exam asked it other orders (its preference, not its position bias)."""
+    return {d: total_variation(s["adapter"], s.get("base_averaged") or s["base"]) for d, s in sorted(fig["shares"].items())
             if d not in targeted and s["base"] and s["adapter"]}
 
 
@@ -410,8 +481,9 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
                        f"the right answer for {right:.0%}; base top option {base_top:.0%})")
     for d, tv in drift(fig, targeted).items():
         if tv > max_drift:
+            ref = fig["shares"][d].get("base_averaged") or fig["shares"][d]["base"]
             out.append(f"decision '{d}', which no example targeted, drifted {tv:.2f} from the base model's shares "
-                       f"(limit {max_drift:.2f}): {fig['shares'][d]['base']} -> {fig['shares'][d]['adapter']}")
+                       f"(limit {max_drift:.2f}): {ref} -> {fig['shares'][d]['adapter']}")
     return out
 
 

@@ -105,9 +105,10 @@ def _measures(run: Path, groups: Groups, opts: CorrectOptions,
 
 
 def _sit_exam(base: Path, fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: int,
-              progress: bool) -> dict[str, list[str | None]]:
-    """Both models' answers to the exam: the fork's endpoints (embedded servers started again, the
-    adapter deployed as the fork deployed it), nothing recorded in either run."""
+              progress: bool) -> tuple[dict[str, list[str | None]], list[dict[str, str | None]]]:
+    """Both models' answers to the exam, and the base's under other orders of the options: the fork's
+    endpoints (embedded servers started again, the adapter deployed as the fork deployed it),
+    nothing recorded in either run."""
     from tqdm import tqdm
 
     from ..llm.recording import NoSink
@@ -127,9 +128,10 @@ def _sit_exam(base: Path, fork: Path, items: list[ex.ExamItem], adapter: Path, n
             chat = deployer.models
         client = build_chat_client(cfg, chat, NoSink())
 
-        async def both() -> dict[str, list[str | None]]:
+        async def both() -> tuple[dict[str, list[str | None]], list[dict[str, str | None]]]:
             try:
-                return await ex.ask_both(items, client, name, seed, on_done=bar.update)
+                return await asyncio.gather(ex.ask_both(items, client, name, seed, on_done=bar.update),
+                                            ex.ask_orders(items, client, seed=seed))
             finally:
                 await client.aclose()
 
@@ -261,8 +263,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         refused = collapsed(hold, base_hold)
         exam, untrained = None, None
         if opts.exam and items:
-            graded = ex.grade_exam(base, items, _sit_exam(base, fork, items, adapter, f"adapter-{i}", seed,
-                                                            opts.progress), checks)
+            answers, orders = _sit_exam(base, fork, items, adapter, f"adapter-{i}", seed, opts.progress)
+            graded = ex.grade_exam(base, items, answers, checks, orders)
             ex.write_exam(fork / "exam.jsonl", graded)
             fig = ex.exam_figures(graded, seed=seed)
             (fork / "exam.json").write_text(json.dumps(fig, indent=2))

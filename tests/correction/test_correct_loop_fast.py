@@ -49,8 +49,9 @@ def test_loop_refuses_an_adapter_then_retries_at_half_the_rate(tmp_path, fake_tr
 
     monkeypatch.setattr(loop, "collapsed", collapsed)
     out = tmp_path / "loop"
+    # the fake model answers a reordered prompt at random: every decision "drifts"; --max-drift 1 lets it
     res = correct(CorrectOptions("job_seeking", iterations=3, agents=24, holdout=0.3, control=0.3, out=str(out),
-                                 lr=0.002, max_samples=50, progress=False, overrides=["llm.backend=fake"]))
+                                 lr=0.002, max_samples=50, progress=False, overrides=["llm.backend=fake"], max_drift=1.0))
     printed = capsys.readouterr().out
     assert "warning" not in printed
     assert rows(out / "base", "SELECT MAX(round) FROM actions") == [(3,)], "three rounds by default"

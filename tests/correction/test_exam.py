@@ -4,6 +4,7 @@ say they are (recomputed here by a plain loop over the same resamples)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -265,3 +266,84 @@ async def test_the_exam_says_what_it_cannot_decide(run):
     sharp, _ = await sit(run, lambda s, ch: FITS[s] or "pass")
     assert ex.undecided(ex.exam_figures(sharp, seed=2)) == [
         "screen: only 48 calls with a right answer (about 200 are needed to read the interval)"]
+
+
+@pytest.fixture()
+def shuffled_run(tmp_path) -> Path:
+    """As ``run``, with each prompt stating its option order (llm.shuffle_options)."""
+    from simulation.llm.agent_llm import options_line
+
+    store = RunStore(tmp_path / "run.sqlite")
+    store.add_agents([(s, "seeker", json.dumps({"fit": f}), 0) for s, f in FITS.items()]
+                     + [(f"i{k}", "interviewer", "{}", 0) for k in range(8)])
+    actions, calls = [], []
+    for k in range(8):
+        for seq, seeker in enumerate(FITS, start=1):
+            choices = ["pass", "reject"] if (k + seq) % 4 else ["reject", "pass"]  # mostly "pass" first
+            row = list(call_row(1, f"i{k}", seq, seeker, choices, choices[0]))
+            prompt = json.loads(row[6])
+            prompt[-1]["content"] += options_line(choices)
+            row[6] = json.dumps(prompt)
+            calls.append(tuple(row))
+            actions.append((1, "screen", f"i{k}", "screen", 1, json.dumps({"seeker": seeker, "result": choices[0]}),
+                            seq - 1, json.dumps([seq])))
+    store.add_rows(actions, calls)
+    store.flush()
+    store.close()
+    return tmp_path
+
+
+class Ordered(Answerer):
+    """The base answers by position, except that it rejects s0 in any order; it reads the order the
+    prompt states, so a reordered prompt moves its answer."""
+
+    async def complete(self, req: ChatRequest) -> ChatResult:
+        self.requests.append(req)
+        seeker = req.messages[-1]["content"].split("CV of ")[1].split()[0]
+        stated = req.messages[-1]["content"].rsplit("Options, in this order: ", 1)[1].rstrip(".").split(", ")
+        assert stated == req.choices, "the prompt states the order the request lists"
+        if req.model is not None:
+            return ChatResult(text=self.policy(seeker, req.choices))
+        return ChatResult(text="reject" if seeker == "s0" else req.choices[0])
+
+
+async def test_order_averaged_preferences_equal_every_order_by_hand(shuffled_run):
+    import itertools
+
+    items = ex.exam_items(shuffled_run, HELD, [fit_rule])
+    client = Ordered(lambda s, ch: "pass")
+    answers, orders = await asyncio.gather(ex.ask_both(items, client, "adapter-1"), ex.ask_orders(items, client))
+    for item, got in zip(items, orders, strict=True):  # every other order of two options: one
+        assert list(got) == [", ".join(reversed(item.choices))]
+    graded = ex.grade_exam(shuffled_run, items, answers, [fit_rule], orders)
+    fig = ex.exam_figures(graded, seed=1)
+    # by hand: each call under every order of its options, the base's pick counted per order
+    per_call = []
+    for item in items:
+        seeker = item.messages[-1]["content"].split("CV of ")[1].split()[0]
+        picks = ["reject" if seeker == "s0" else list(o)[0] for o in itertools.permutations(item.choices)]
+        per_call.append({o: picks.count(o) / len(picks) for o in ("pass", "reject")})
+    by_hand = {o: round(sum(p[o] for p in per_call) / len(per_call), 4) for o in ("pass", "reject")}
+    assert fig["shares"]["screen"]["base_averaged"] == by_hand == {"pass": 0.4, "reject": 0.6}
+    assert fig["shares"]["screen"]["base"]["pass"] >= 0.55, "the recorded orders alone carry the position bias"
+    # drift is measured from the order-averaged shares: the adapter's 100% pass is 0.6 away
+    assert ex.drift(fig, targeted=set()) == {"screen": 0.6}
+    path = shuffled_run / "exam.jsonl"
+    ex.write_exam(path, graded)
+    again = ex.score_exam(path, shuffled_run, HELD, [fit_rule])
+    assert again.base_orders == orders and ex.exam_figures(again, seed=1) == fig
+    assert ex.other_orders(items[0], 5, 0) == [list(reversed(items[0].choices))]
+
+
+def test_other_orders_of_many_options_are_a_seeded_sample():
+    from simulation.llm.agent_llm import options_line
+
+    opts = [str(i) for i in range(1, 11)]
+    item = ex.ExamItem(1, "a", 1, "p", "memory.importance", [{"role": "user", "content": "How important?"
+                                                               + options_line(opts)}], opts, "10")
+    got = ex.other_orders(item, 5, seed=3)
+    assert len(got) == 5 and all(sorted(o) == sorted(opts) and o != opts for o in got)
+    assert len({tuple(o) for o in got}) == 5 and ex.other_orders(item, 5, seed=3) == got
+    assert ex.other_orders(item, 5, seed=4) != got
+    plain = ex.ExamItem(2, "a", 1, "p", "x", [{"role": "user", "content": "Pick."}], ["a", "b"], "a")
+    assert ex.other_orders(plain, 5, 0) == [], "a prompt stating no order has none to move"

@@ -270,8 +270,8 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         assert exam["undecided"] and all(isinstance(u, str) for u in exam["undecided"]), "fake answers: nothing moved"
         written = (out / "iter-1" / "exam.jsonl").read_text().splitlines()
         assert exam["n"] == len(written) > 0
-        assert {r[0] for r in rows(base, "SELECT agent_id FROM llm_calls WHERE id IN (%s)" % ",".join(
-            str(json.loads(w)["call_id"]) for w in written))} <= hold
+        exam_calls = {json.loads(w)["call_id"] for w in written}
+        assert {a for c, a in rows(base, "SELECT id, agent_id FROM llm_calls") if c in exam_calls} <= hold
         assert exam["base_fail"] == exam["adapter_fail"] and d["max_untrained_drift"] == 0.0
         assert json.loads((out / "iter-1" / "exam.json").read_text())["n"] == exam["n"]
         assert lines[6].startswith(f"  exam      {exam['n']} calls of ")

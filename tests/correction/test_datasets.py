@@ -257,7 +257,7 @@ def test_permuted_copies_move_the_position_and_keep_the_answer(tmp_path):
                                        [("x", "y", "z"), ("x", "z", "y"), ("y", "x", "z"), ("y", "z", "x")]), \
         "three options: the first three of the other five orders (copies capped at permute)"
     assert len(orders[3]) == 4 and len(set(orders[3])) == 4
-    for cid, rs in by.items():  # the answer's content never changes; the copies are marked
+    for rs in by.values():  # the answer's content never changes; the copies are marked
         assert {r["messages"][-1]["content"] for r in rs} == {rs[0]["messages"][-1]["content"]}
         assert [r["meta"].get("permuted") for r in rs] == [None, *range(1, len(rs))]
         assert all(r["messages"][:-2] == rs[0]["messages"][:-2] for r in rs)

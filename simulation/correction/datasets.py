@@ -21,7 +21,7 @@ from typing import Any
 from ..config import ConfigError, ConfigProblem
 from ..llm.agent_llm import reordered
 from ..store import RunStore
-from .ratings import GOOD, load_calls
+from .ratings import GOOD, Call, load_calls
 
 KINDS = ("sft", "preference", "reward")
 
@@ -32,7 +32,8 @@ def _assistant(text: str) -> list[dict[str, str]]:
 
 def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | None = None,
                  exclude_agents: frozenset[str] | set[str] = frozenset(), anchor: bool = False,
-                 balance: bool = False, permute: int = 0, seed: int = 0) -> list[dict[str, Any]]:
+                 balance: bool = False, permute: int = 0, seed: int = 0,
+                 anchor_answers: dict[int, str] | None = None) -> list[dict[str, Any]]:
     """The rows of one dataset kind (see the module docstring); a one-line error when there are none.
 
     Calls of ``exclude_agents`` (a hold-out set) are left out. For ``sft``:
@@ -44,6 +45,10 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
     - ``balance`` repeats each rated decision's rarer answers (up to 4 times), so that the few
       corrections are not drowned by the many kept answers. A kept answer (not a rewrite) that was
       rated wrong on another call of the decision is never repeated: it would teach the error louder.
+    - ``anchor_answers`` (call id -> option) replaces an anchor's recorded answer, which its position
+      may have decided, with the base model's preference once position is averaged out (see
+      ``exam.preferred``); anchors of calls without one are left out, and ``memory.*`` decisions
+      are anchored too.
     - ``permute`` adds, for every choice row whose prompt states its option order (``llm.shuffle_options``),
       up to that many copies under other orders (all other orders of two or three options, else a
       seeded sample): the answer's content stays, its position moves, so position is no cue.
@@ -64,10 +69,7 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
             raise ConfigError([ConfigProblem(str(run_dir), "ratings", "none" + (f" by {rater}*" if rater else "")
                                              + ": rate the run first (gensim rate RUN --by checks|judge|file)")])
         calls = {c.id: c for c in load_calls(store, "WHERE id IN (SELECT llm_call_id FROM ratings)")}
-        rated_actions = {c.action for c in calls.values()}
-        unrated = [c for c in load_calls(store, "WHERE choices IS NOT NULL AND valid = 1 AND action NOT LIKE 'memory.%' "
-                                         "AND id NOT IN (SELECT llm_call_id FROM ratings)")
-                   if c.action not in rated_actions and c.agent_id not in exclude_agents] if anchor else []
+        unrated = _unrated(store, exclude_agents, memory=anchor_answers is not None) if anchor else []
     finally:
         store.close()
     rewrites: dict[int, set[str]] = {}
@@ -110,7 +112,9 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
             wrong.setdefault(calls[call_id].action, set()).add(calls[call_id].completion)
         out = _balanced(out, wrong, set(rewrites))
     if kind == "sft" and anchor:
-        out += [{"messages": [*c.messages, *_assistant(c.completion)],
+        if anchor_answers is not None:  # the base's order-averaged preference; calls it has none for go
+            unrated = [c for c in unrated if c.id in anchor_answers]
+        out += [{"messages": [*c.messages, *_assistant(c.completion if anchor_answers is None else anchor_answers[c.id])],
                  "meta": {"run": str(run_dir), "call_id": c.id, "rater": "anchor", "action": c.action, "round": c.round}}
                 for c in unrated]
     if kind == "sft" and permute:
@@ -120,6 +124,26 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
                                          + ("rewrites of low-scored answers" if kind == "preference" else
                                             "usable answers") + f" (min score {min_score})")])
     return out
+
+
+def _unrated(store: RunStore, exclude_agents: frozenset[str] | set[str], memory: bool = False) -> list[Call]:
+    """Valid choice calls of decisions nobody rated, outside ``exclude_agents`` (``memory.*`` only
+    when ``memory``: its recorded answers lean on position)."""
+    rated_actions = {a for (a,) in store.db.execute(
+        "SELECT DISTINCT action FROM llm_calls WHERE id IN (SELECT llm_call_id FROM ratings)")}
+    where = "WHERE choices IS NOT NULL AND valid = 1 AND id NOT IN (SELECT llm_call_id FROM ratings)"
+    if not memory:
+        where += " AND action NOT LIKE 'memory.%'"
+    return [c for c in load_calls(store, where) if c.action not in rated_actions and c.agent_id not in exclude_agents]
+
+
+def anchor_candidates(run_dir: Path, exclude_agents: frozenset[str] | set[str] = frozenset()) -> list[Call]:
+    """The calls ``dataset_rows(anchor=True, anchor_answers=...)`` may anchor (rate the run first)."""
+    store = RunStore(Path(run_dir) / "run.sqlite", readonly=True)
+    try:
+        return _unrated(store, exclude_agents, memory=True)
+    finally:
+        store.close()
 
 
 def _balanced(rows: list[dict[str, Any]], wrong: dict[str, set[str]] | None = None,
@@ -170,9 +194,11 @@ def _permuted(rows: list[dict[str, Any]], choices: dict[int, list[str]], copies:
 
 def write_dataset(run_dir: Path, kind: str, out: Path, min_score: float = 4.0, rater: str | None = None,
                   exclude_agents: frozenset[str] | set[str] = frozenset(), anchor: bool = False,
-                  balance: bool = False, permute: int = 0, seed: int = 0) -> int:
+                  balance: bool = False, permute: int = 0, seed: int = 0,
+                  anchor_answers: dict[int, str] | None = None) -> int:
     """Write a dataset as JSONL; returns the number of rows."""
-    rows = dataset_rows(run_dir, kind, min_score, rater, exclude_agents, anchor, balance, permute, seed)
+    rows = dataset_rows(run_dir, kind, min_score, rater, exclude_agents, anchor, balance, permute, seed,
+                        anchor_answers)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:

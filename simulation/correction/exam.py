@@ -507,3 +507,21 @@ def undecided(fig: dict[str, Any]) -> list[str]:
     if f["diff_lo"] is not None and f["diff_lo"] <= 0 <= f["diff_hi"]:
         out.append(f"failure share: the difference interval [{f['diff_lo']:+.2f}, {f['diff_hi']:+.2f}] holds no change")
     return out
+
+
+def preferred(recorded: str | None, orders: dict[str, str | None]) -> str | None:
+    """The option the base chose most often over the orders it was asked in (the recorded answer
+    and ``orders``' answers); None on a tie, where position alone decided it."""
+    picks = [a for a in [recorded, *orders.values()] if a is not None]
+    if not picks or not orders:
+        return None
+    counts = {o: picks.count(o) for o in set(picks)}
+    top = max(counts.values())
+    best = [o for o, n in counts.items() if n == top]
+    return best[0] if len(best) == 1 else None
+
+
+def as_item(call: Any) -> ExamItem:
+    """A recorded choice call (``ratings.Call``) as an exam item, to ask it again."""
+    return ExamItem(call.id, call.agent_id, call.round, call.phase, call.action, call.messages, call.choices,
+                    call.completion if call.valid else None)

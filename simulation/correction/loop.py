@@ -11,10 +11,11 @@ are measured on held-out agents (never trained on) that use the adapter, against
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from ..store import RunStore
 from ..training import train
 from . import exam as ex
 from . import rate_run
-from .datasets import write_dataset
+from .datasets import anchor_candidates, write_dataset
 from .measure import GroupMeasure, Groups, collapsed, measure, split_agents
 from .ratings import judge_warning
 
@@ -104,41 +105,67 @@ def _measures(run: Path, groups: Groups, opts: CorrectOptions,
             measure(run, groups.control, "judge:" if judged else None))
 
 
-def _sit_exam(base: Path, fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: int,
-              progress: bool) -> tuple[dict[str, list[str | None]], list[dict[str, str | None]]]:
-    """Both models' answers to the exam, and the base's under other orders of the options: the fork's
-    endpoints (embedded servers started again, the adapter deployed as the fork deployed it),
-    nothing recorded in either run."""
-    from tqdm import tqdm
-
+@contextlib.contextmanager
+def _serving(run: Path, adapter: Path | None, name: str | None, progress: bool) -> Iterator[Any]:
+    """A chat client on the run's endpoints (embedded servers started again where the run started
+    them), with ``adapter`` deployed as ``name`` when given; nothing it asks is recorded in a run."""
     from ..llm.recording import NoSink
     from ..runner import Services, read_run_config
     from ..runtime.clients import build_chat_client
 
-    cfg = read_run_config(fork)
+    cfg = read_run_config(run)
     services = Services(progress)
-    bar = tqdm(total=len(items), desc="exam", unit="call", disable=not progress, leave=False)
     try:
         chat, _ = services.resolve(cfg, embeddings=False)
-        if cfg.simulation.llm.backend != "fake":
+        if adapter is not None and cfg.simulation.llm.backend != "fake":
             from ..services.deploy import ModelDeployer
 
-            deployer = ModelDeployer(cfg, chat, services.owned, fork)
+            deployer = ModelDeployer(cfg, chat, services.owned, run)
             deployer.deploy(adapter, name, deployer.resolve_mode(cfg.simulation.llm.deploy_mode))
             chat = deployer.models
-        client = build_chat_client(cfg, chat, NoSink())
+        yield build_chat_client(cfg, chat, NoSink())
+    finally:
+        services.stop()
 
-        async def both() -> tuple[dict[str, list[str | None]], list[dict[str, str | None]]]:
+
+def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: int,
+              progress: bool) -> tuple[dict[str, list[str | None]], list[dict[str, str | None]]]:
+    """Both models' answers to the exam, and the base's under other orders of the options, on the
+    fork's endpoints with the adapter deployed as the fork deployed it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(items), desc="exam", unit="call", disable=not progress, leave=False)
+    try:
+        with _serving(fork, adapter, name, progress) as client:
+            async def both() -> tuple[dict[str, list[str | None]], list[dict[str, str | None]]]:
+                try:
+                    return await asyncio.gather(ex.ask_both(items, client, name, seed, on_done=bar.update),
+                                                ex.ask_orders(items, client, seed=seed))
+                finally:
+                    await client.aclose()
+
+            return asyncio.run(both())
+    finally:
+        bar.close()
+
+
+def _anchor_answers(source: Path, exclude: frozenset[str], seed: int, progress: bool) -> dict[int, str] | None:
+    """For the calls the dataset anchors: the option the base model prefers with position averaged
+    out (asked under the other orders of their options). None when no prompt states its order."""
+    items = [ex.as_item(c) for c in anchor_candidates(source, exclude)]
+    items = [i for i in items if ex.other_orders(i, 5, seed)]
+    if not items:
+        return None
+    with _serving(source, None, None, progress) as client:
+        async def ask() -> list[dict[str, str | None]]:
             try:
-                return await asyncio.gather(ex.ask_both(items, client, name, seed, on_done=bar.update),
-                                            ex.ask_orders(items, client, seed=seed))
+                return await ex.ask_orders(items, client, seed=seed)
             finally:
                 await client.aclose()
 
-        return asyncio.run(both())
-    finally:
-        bar.close()
-        services.stop()
+        orders = asyncio.run(ask())
+    got = {i.call_id: ex.preferred(i.recorded, o) for i, o in zip(items, orders, strict=True)}
+    return {k: v for k, v in got.items() if v is not None}
 
 
 def _targeted(data: Path) -> set[str]:
@@ -245,9 +272,10 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                  scenario=opts.scenario,
                  progress=opts.progress)
         data = out / f"data-{i}.jsonl"
+        anchors = _anchor_answers(source, groups.holdout, seed, opts.progress) if opts.method == "sft" else None
         rows = write_dataset(source, KIND[opts.method], data, rater="check:" if opts.rater == "checks" else "judge:",
                              exclude_agents=groups.holdout, anchor=opts.method == "sft", balance=opts.method == "sft",
-                             permute=opts.permute if opts.method == "sft" else 0, seed=seed)
+                             permute=opts.permute if opts.method == "sft" else 0, seed=seed, anchor_answers=anchors)
         adapter = out / f"adapter-{i}"
         emit(f"iteration {i}: {rows} {KIND[opts.method]} rows from {source.name}; training {opts.method}"
              + (f" from {adopted.name}" if adopted else ""))
@@ -263,7 +291,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         refused = collapsed(hold, base_hold)
         exam, untrained = None, None
         if opts.exam and items:
-            answers, orders = _sit_exam(base, fork, items, adapter, f"adapter-{i}", seed, opts.progress)
+            answers, orders = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress)
             graded = ex.grade_exam(base, items, answers, checks, orders)
             ex.write_exam(fork / "exam.jsonl", graded)
             fig = ex.exam_figures(graded, seed=seed)

@@ -236,7 +236,7 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         (w,) = written
         assert w == {"run": "base", "kind": kind, "out": "data-1.jsonl", "rater": "check:", "exclude_agents": w["exclude_agents"],
                      "anchor": method == "sft", "balance": method == "sft", "permute": 5 if method == "sft" else 0,
-                     "seed": w["seed"]}
+                     "seed": w["seed"], "anchor_answers": None}
         assert w["seed"] == int(rows(base, "SELECT value FROM meta WHERE key = 'seed'")[0][0])
         assert set(w["exclude_agents"]) == hold
         (t,) = fake_training
@@ -402,3 +402,36 @@ def test_an_uninformative_judge_is_said_in_the_loop(tmp_path, monkeypatch):
     loop._measures(tmp_path / "base", g, CorrectOptions("s", judge_score=True), lines.append)
     assert lines == ["  judge of base: warning: the judge gave every one of 7 calls the score 1: it cannot tell "
                      "answers apart (uninformative)"]
+
+
+def test_anchors_answer_with_the_base_model_s_order_averaged_preference(tmp_path):
+    """A run with shuffled options: each anchored call is asked again under the other orders of its
+    options; the anchor is the option the base chose in most orders, and a tie leaves the call out."""
+    import asyncio as aio
+    import itertools
+
+    from simulation.correction import rate_run
+    from simulation.correction.datasets import anchor_candidates
+    from simulation.llm.agent_llm import reordered
+    from simulation.llm.fake import FakeChatClient
+    from simulation.llm.types import ChatRequest
+    from tests.runs import fake_run
+
+    run = fake_run(tmp_path / "run", "job_seeking", 24, 1, "llm.shuffle_options=true")
+    rate_run(run, by="checks", progress=False)
+    got = loop._anchor_answers(run, frozenset(), seed=3, progress=False)
+    cands = [c for c in anchor_candidates(run) if len(c.choices) > 1]
+    assert got and {c.action for c in cands} >= {"search_decision", "memory.importance"}
+    fake = FakeChatClient()
+    for c in cands:
+        if len(c.choices) > 3:
+            continue  # sampled orders: checked in test_exam
+        picks = [c.completion]
+        for order in itertools.permutations(c.choices):
+            if list(order) != c.choices:
+                req = ChatRequest(messages=reordered(c.messages, c.choices, list(order)), choices=list(order))
+                picks.append(aio.run(fake.complete(req)).text)
+        counts = {o: picks.count(o) for o in set(picks)}
+        top = [o for o, n in counts.items() if n == max(counts.values())]
+        assert got.get(c.id) == (top[0] if len(top) == 1 else None), c.id
+    assert loop._anchor_answers(fake_run(tmp_path / "plain", "job_seeking", 12, 1), frozenset(), 3, False) is None

@@ -267,3 +267,17 @@ def test_permuted_copies_move_the_position_and_keep_the_answer(tmp_path):
     five = [r["messages"][-2]["content"] for r in dataset_rows(tmp_path, "sft", permute=3, seed=5) if r["meta"]["call_id"] == 3]
     assert five != [r["messages"][-2]["content"] for r in by[3]]
     assert len(dataset_rows(tmp_path, "sft")) == 4, "off by default"
+
+
+def test_anchor_answers_replace_the_recorded_ones(run):
+    rows = dataset_rows(run, "sft", exclude_agents={"c"}, anchor=True, anchor_answers={6: "no", 7: "1"})
+    anchors = [(r["meta"]["call_id"], r["meta"]["action"], r["messages"][-1]["content"]) for r in rows
+               if r["meta"]["rater"] == "anchor"]
+    assert anchors == [(6, "vote", "no"), (7, "memory.importance", "1")], "memory decisions anchored too"
+    # a call with no order-averaged preference (a tie) is not anchored at all
+    rows = dataset_rows(run, "sft", exclude_agents={"c"}, anchor=True, anchor_answers={7: "3"})
+    assert [(r["meta"]["call_id"], r["messages"][-1]["content"]) for r in rows if r["meta"]["rater"] == "anchor"] == \
+        [(7, "3")]
+    from simulation.correction.datasets import anchor_candidates
+
+    assert [c.id for c in anchor_candidates(run, {"c"})] == [6, 7]

@@ -40,6 +40,7 @@ GROUPS: dict[str, list[str]] = {
     "simulation/correction/datasets.py": ["tests/correction/test_datasets.py"],
     "simulation/correction/loop.py": ["tests/correction/test_correct_loop_fast.py", "tests/correction/test_bad_inputs.py"],
     "simulation/correction/measure.py": ["tests/correction/test_measure.py"],
+    "simulation/correction/exam.py": ["tests/correction/test_exam.py"],
     "simulation/correction/ratings.py": ["tests/correction/test_ratings.py", "tests/correction/test_bad_inputs.py"],
     "simulation/fork.py": ["tests/test_fork.py"],
     "simulation/llm/routing.py": ["tests/llm/test_routing.py"],

@@ -186,7 +186,10 @@ def _exam_line(fig: dict[str, Any]) -> str:
                                                               f"{fig['cut_ci'][1]:.0%}]" if fig["cut"] is not None
                                                               and fig["cut_ci"][0] is not None else "")
             if f["base"] is not None and f["adapter"] is not None else "no check graded an answer")
-    return f"  {'exam':<9} {fig['n']} calls of {fig['agents']} held-out agents: " + "; ".join([*parts, fail])
+    firsts = ", ".join(f"{d} {v['base']:.0%} -> {v['adapter']:.0%}" for d, v in fig["first_share"].items()
+                       if v["base"] is not None and v["adapter"] is not None)
+    return (f"  {'exam':<9} {fig['n']} calls of {fig['agents']} held-out agents: " + "; ".join([*parts, fail])
+            + (f"\n  {'':<9} first-listed share: {firsts}" if firsts else ""))
 
 
 def _base_problem(base: Path) -> str | None:

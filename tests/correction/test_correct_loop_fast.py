@@ -120,6 +120,17 @@ def test_loop_with_a_base_run_and_ppo(tmp_path, fake_training):
     assert len(res["iterations"]) == 1
 
 
+def test_exam_line_states_the_figures():
+    fig = {"n": 40, "agents": 6, "balanced_accuracy": {"screen": {"base": 0.5, "adapter": 0.75, "lo": 0.6, "hi": 0.9}},
+           "fail": {"base": 0.3, "adapter": 0.1}, "cut": 0.6667, "cut_ci": [0.2, 0.9],
+           "first_share": {"screen": {"base": 1.0, "adapter": 0.5}, "job_count": {"base": None, "adapter": None}}}
+    assert loop._exam_line(fig) == (
+        "  exam      40 calls of 6 held-out agents: screen balanced accuracy 50% -> 75% [60%, 90%]; "
+        "fail 0.30 -> 0.10, cut 67% [20%, 90%]\n            first-listed share: screen 100% -> 50%")
+    quiet = {**fig, "balanced_accuracy": {}, "fail": {"base": None, "adapter": None}, "first_share": {}}
+    assert loop._exam_line(quiet) == "  exam      40 calls of 6 held-out agents: no check graded an answer"
+
+
 def test_group_line_states_the_figures():
     from simulation.correction.measure import GroupMeasure
 
@@ -275,6 +286,7 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         assert exam["base_fail"] == exam["adapter_fail"] and d["max_untrained_drift"] == 0.0
         assert json.loads((out / "iter-1" / "exam.json").read_text())["n"] == exam["n"]
         assert lines[6].startswith(f"  exam      {exam['n']} calls of ")
+        assert "\n            first-listed share: " in lines[6]
         undecided = [line for line in lines if line.startswith("            undecided: ")]
         assert [line.removeprefix("            undecided: ") for line in undecided] == exam["undecided"]
         assert lines[7 + len(undecided)].startswith(f"  train 0s, swap {d['swap_s']:.1f}s")

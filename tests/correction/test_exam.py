@@ -38,25 +38,38 @@ def call_row(round_: int, agent: str, seq: int, seeker: str, choices: list[str],
             json.dumps(choices), None, "e", 1.0, 1, 1, 0, 1, 0, 1, None, "stop", None)
 
 
-@pytest.fixture()
-def run(tmp_path) -> Path:
-    """8 interviewers, 2 rounds, each screening every seeker once a round, options in either order."""
-    store = RunStore(tmp_path / "run.sqlite")
+def screening_run(folder: Path, rounds: tuple[int, ...], pass_first, shuffled: bool = False) -> Path:
+    """8 interviewers each screening every seeker once a round; ``pass_first(k, seq, r)`` says whether
+    "pass" is listed first; the recorded answer is the first-listed option; ``shuffled`` states the
+    order in the prompt, as llm.shuffle_options does."""
+    from simulation.llm.agent_llm import options_line
+
+    store = RunStore(folder / "run.sqlite")
     store.add_agents([(s, "seeker", json.dumps({"fit": f}), 0) for s, f in FITS.items()]
                      + [(f"i{k}", "interviewer", "{}", 0) for k in range(8)])
     actions, calls = [], []
-    for r in (1, 2):
+    for r in rounds:
         for k in range(8):
             for seq, seeker in enumerate(FITS, start=1):
-                choices = ["pass", "reject"] if (k + seq + r) % 2 else ["reject", "pass"]
-                answer = choices[0]
-                calls.append(call_row(r, f"i{k}", seq, seeker, choices, answer))
-                actions.append((r, "screen", f"i{k}", "screen", 1, json.dumps({"seeker": seeker, "result": answer}),
+                choices = ["pass", "reject"] if pass_first(k, seq, r) else ["reject", "pass"]
+                row = list(call_row(r, f"i{k}", seq, seeker, choices, choices[0]))
+                if shuffled:
+                    prompt = json.loads(row[6])
+                    prompt[-1]["content"] += options_line(choices)
+                    row[6] = json.dumps(prompt)
+                calls.append(tuple(row))
+                actions.append((r, "screen", f"i{k}", "screen", 1, json.dumps({"seeker": seeker, "result": choices[0]}),
                                 seq - 1, json.dumps([seq])))
     store.add_rows(actions, calls)
     store.flush()
     store.close()
-    return tmp_path
+    return folder
+
+
+@pytest.fixture()
+def run(tmp_path) -> Path:
+    """2 rounds, options in either order."""
+    return screening_run(tmp_path, (1, 2), lambda k, seq, r: (k + seq + r) % 2)
 
 
 class Answerer:
@@ -270,27 +283,8 @@ async def test_the_exam_says_what_it_cannot_decide(run):
 
 @pytest.fixture()
 def shuffled_run(tmp_path) -> Path:
-    """As ``run``, with each prompt stating its option order (llm.shuffle_options)."""
-    from simulation.llm.agent_llm import options_line
-
-    store = RunStore(tmp_path / "run.sqlite")
-    store.add_agents([(s, "seeker", json.dumps({"fit": f}), 0) for s, f in FITS.items()]
-                     + [(f"i{k}", "interviewer", "{}", 0) for k in range(8)])
-    actions, calls = [], []
-    for k in range(8):
-        for seq, seeker in enumerate(FITS, start=1):
-            choices = ["pass", "reject"] if (k + seq) % 4 else ["reject", "pass"]  # mostly "pass" first
-            row = list(call_row(1, f"i{k}", seq, seeker, choices, choices[0]))
-            prompt = json.loads(row[6])
-            prompt[-1]["content"] += options_line(choices)
-            row[6] = json.dumps(prompt)
-            calls.append(tuple(row))
-            actions.append((1, "screen", f"i{k}", "screen", 1, json.dumps({"seeker": seeker, "result": choices[0]}),
-                            seq - 1, json.dumps([seq])))
-    store.add_rows(actions, calls)
-    store.flush()
-    store.close()
-    return tmp_path
+    """1 round, each prompt stating its option order, "pass" listed first in most."""
+    return screening_run(tmp_path, (1,), lambda k, seq, r: (k + seq) % 4, shuffled=True)
 
 
 class Ordered(Answerer):

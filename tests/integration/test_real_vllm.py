@@ -32,6 +32,9 @@ def test_job_seeking_real_model_then_offline_replay(real_servers, tmp_path, caps
             assert data["result"] in ("pass", "reject")
         if a == "offer_decision":
             assert data["result"] in ("offer", "reject")
+            # the interviewer's own answer, which the offer check grades; an offer needs a "hire"
+            assert data["decision"] in ("hire", "keep looking", None)
+            assert data["result"] == "reject" or data["decision"] == "hire"
     calls = db.execute("SELECT prompt_tokens, completion_tokens, error, endpoint, agent_id FROM llm_calls").fetchall()
     assert len(calls) >= 20
     assert all(p > 0 and c > 0 and e is None and ep == chat.base_url and aid for p, c, e, ep, aid in calls)

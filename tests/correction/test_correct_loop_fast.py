@@ -398,8 +398,10 @@ def test_base_problems_exactly(tmp_path):
 
 def test_the_user_may_turn_shuffling_off(tmp_path, fake_training):
     out = tmp_path / "loop"
+    lines: list[str] = []
     correct(CorrectOptions("job_seeking", agents=20, out=str(out), progress=False,
-                           overrides=["llm.backend=fake", "llm.shuffle_options=false"]), emit=lambda line: None)
+                           overrides=["llm.backend=fake", "llm.shuffle_options=false"]), emit=lines.append)
+    assert not [line for line in lines if "warning" in line], "the user's own choice: no warning"
     assert json.loads((out / "base" / "config.json").read_text())["simulation"]["llm"]["shuffle_options"] is False
 
 
@@ -414,6 +416,11 @@ def test_an_uninformative_judge_is_said_in_the_loop(tmp_path, monkeypatch):
     loop._measures(tmp_path / "base", g, CorrectOptions("s", judge_score=True), lines.append)
     assert lines == ["  judge of base: warning: the judge gave every one of 7 calls the score 1: it cannot tell "
                      "answers apart (uninformative)"]
+    monkeypatch.setattr(loop, "rate_run", lambda run, **kw: {"judge_vs_checks": {
+        "verdict": "informative", "scored": 9, "distinct_scores": [1.0, 5.0], "passed": 5, "failed": 4, "auc": 0.9}})
+    lines.clear()
+    loop._measures(tmp_path / "base", g, CorrectOptions("s", judge_score=True), lines.append)
+    assert lines == [], "an informative judge: nothing to say"
 
 
 def test_anchors_answer_with_the_base_model_s_order_averaged_preference(tmp_path):
@@ -447,3 +454,153 @@ def test_anchors_answer_with_the_base_model_s_order_averaged_preference(tmp_path
         top = [o for o, n in counts.items() if n == max(counts.values())]
         assert got.get(c.id) == (top[0] if len(top) == 1 else None), c.id
     assert loop._anchor_answers(fake_run(tmp_path / "plain", "job_seeking", 12, 1), frozenset(), 3, False) is None
+
+
+def test_targeted_decisions_are_those_of_rated_rows(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps({"meta": m}) for m in [
+        {"rater": "check:x", "action": "screen"}, {"rater": "anchor", "action": "search_decision"},
+        {"rater": "judge:j", "action": "apply"}, {"rater": "anchor", "action": "screen"}]) + "\n")
+    assert loop._targeted(data) == {"screen", "apply"}
+
+
+def test_the_base_problem_check_only_reads(tmp_path):
+    import sqlite3
+
+    from simulation.store import RunStore
+
+    d = tmp_path / "base"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    s = RunStore(d / "run.sqlite")
+    s.add_agents([("a0", "t", "{}", 0)])
+    s.add_rows([(1, "p", "a0", "x", 1, "{}", 0, None)], ())
+    s.flush()
+    s.set_meta(seed=1)
+    s.close()
+    with sqlite3.connect(d / "run.sqlite") as db:
+        db.execute("DROP TABLE embeddings")
+        db.execute("PRAGMA journal_mode=DELETE")
+    assert loop._base_problem(d) is None
+    with sqlite3.connect(d / "run.sqlite") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete", "opened for writing"
+        assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'embeddings'").fetchall()
+
+
+def test_anchor_answers_pass_their_options_on(tmp_path, monkeypatch):
+    """Held-out agents are left out, the seed picks the orders of many-option calls, and progress
+    reaches the server session."""
+    import contextlib
+
+    from simulation.correction import exam as ex
+    from simulation.correction import rate_run
+    from simulation.correction.datasets import anchor_candidates
+    from simulation.llm.fake import FakeChatClient
+    from tests.runs import fake_run
+
+    run = fake_run(tmp_path / "run", "job_seeking", 24, 1, "llm.shuffle_options=true")
+    rate_run(run, by="checks", progress=False)
+    served: list[tuple] = []
+
+    @contextlib.contextmanager
+    def serving(where, adapter, name, progress):
+        served.append((where, adapter, name, progress))
+        yield FakeChatClient()
+
+    monkeypatch.setattr(loop, "_serving", serving)
+    cands = anchor_candidates(run)
+    held = frozenset(sorted({c.agent_id for c in cands})[:3])
+    got = loop._anchor_answers(run, held, seed=7, progress=True)
+    assert served == [(run, None, None, True)]
+    assert got and not {c.agent_id for c in cands if c.id in got} & held
+    many = [ex.as_item(c) for c in cands if len(c.choices) > 3 and c.agent_id not in held]
+    assert many, "memory.importance has ten options"
+    import asyncio as aio
+
+    by_hand = aio.run(ex.ask_orders(many, FakeChatClient(), k=5, seed=7))
+    for item, orders in zip(many, by_hand, strict=True):
+        assert got.get(item.call_id) == ex.preferred(item.recorded, orders)
+    other = loop._anchor_answers(run, held, seed=8, progress=False)
+    assert {k: v for k, v in other.items() if k in {i.call_id for i in many}} != \
+        {k: v for k, v in got.items() if k in {i.call_id for i in many}}, "the seed chooses the orders asked"
+
+
+def test_the_exam_is_sat_with_the_adapter_deployed(tmp_path, monkeypatch, capsys):
+    """_sit_exam: the fork's endpoints with the adapter deployed under its name; the base and the
+    adapter both asked, with the loop's seed; a bar only with progress."""
+    import contextlib
+
+    from simulation.correction import exam as ex
+    from simulation.llm.agent_llm import options_line
+    from simulation.llm.fake import FakeChatClient
+
+    asked: list = []
+
+    class Recording(FakeChatClient):
+        async def complete(self, req):
+            asked.append(req)
+            return await super().complete(req)
+
+    served: list[tuple] = []
+
+    @contextlib.contextmanager
+    def serving(where, adapter, name, progress):
+        served.append((where, adapter, name, progress))
+        yield Recording()
+
+    monkeypatch.setattr(loop, "_serving", serving)
+    opts = [str(i) for i in range(1, 8)]
+    items = [ex.ExamItem(k, f"a{k}", 1, "p", "pick", [{"role": "user", "content": f"Pick {k}." + options_line(opts)}],
+                         opts, "1") for k in range(3)]
+    fork, adapter = tmp_path / "iter-1", tmp_path / "adapter-1"
+    answers, orders = loop._sit_exam(fork, items, adapter, "adapter-1", seed=5, progress=False)
+    assert served == [(fork, adapter, "adapter-1", False)]
+    assert capsys.readouterr().err == "", "no bar without progress"
+    both = [r for r in asked if r.tag.action == "exam.pick"]
+    assert sorted((r.tag.seq, r.model or "") for r in both) == [(k, m) for k in range(3) for m in ("", "adapter-1")]
+    assert {r.seed for r in asked} == {5}
+    assert len(answers["base"]) == len(answers["adapter"]) == 3
+    assert [len(o) for o in orders] == [5, 5, 5] and [list(o) for o in orders] == \
+        [[", ".join(x) for x in ex.other_orders(i, 5, 5)] for i in items], "the loop's seed picks the orders"
+    loop._sit_exam(fork, items, adapter, "adapter-1", seed=5, progress=True)
+    err = capsys.readouterr().err
+    assert "exam: " in err and "/3 [" in err and "call/s" in err
+
+
+def test_limits_of_the_options_are_allowed(tmp_path):
+    """The edges of each range pass the option checks (the loop then stops at the missing --base)."""
+    from dataclasses import replace
+
+    from simulation.config import ConfigError
+
+    base = CorrectOptions("job_seeking", out=str(tmp_path / "c"), base=str(tmp_path / "nope"))
+    for ok in (dict(rounds=1), dict(max_drift=0.0), dict(max_drift=1.0), dict(permute=0), dict(iterations=1)):
+        with pytest.raises(ConfigError) as e:
+            correct(replace(base, **ok))
+        assert [p.field for p in e.value.problems] == ["--base"], ok
+
+
+def test_the_loop_s_own_folder_and_base_run(tmp_path, fake_training, monkeypatch):
+    """Without --out: runs/correct-<scenario>-<time> in the working directory; the base run gets the
+    loop's agents, seed and rounds; the first line names it."""
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    lines: list[str] = []
+    correct(CorrectOptions("job_seeking", agents=20, seed=9, rounds=2, progress=False, max_drift=1.0,
+                           overrides=["llm.backend=fake"]), emit=lines.append)
+    (out,) = (tmp_path / "runs").iterdir()
+    assert re.fullmatch(r"correct-job_seeking-\d{8}-\d{6}", out.name)
+    assert lines[0] == f"correct: base run -> {Path('runs') / out.name / 'base'}"
+    assert rows(out / "base", "SELECT COUNT(*) FROM agents") == [(20,)]
+    assert rows(out / "base", "SELECT value FROM meta WHERE key = 'seed'") == [("9",)]
+    assert rows(out / "base", "SELECT MAX(round) FROM actions") == [(2,)]
+    nested = tmp_path / "a" / "b"
+    correct(CorrectOptions("job_seeking", base=str(out / "base"), out=str(nested), progress=False, max_drift=1.0),
+            emit=lambda line: None)
+    assert (nested / "correction.json").is_file(), "parents are made"
+    made = tmp_path / "made"
+    made.mkdir()  # an existing (empty) folder is fine
+    correct(CorrectOptions("job_seeking", base=str(out / "base"), out=str(made), progress=False, max_drift=1.0),
+            emit=lambda line: None)
+    assert (made / "correction.json").is_file()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import json
 import shutil
 import sys
 import tempfile
@@ -140,15 +141,39 @@ def _answers_anyway(m: Any, timeout_s: float) -> bool:
         return False
 
 
-def dry_run(scenario: str, overrides: list[str], agents: int | None) -> dict[str, Any]:
-    """The setup and one round on the fake model in a scratch folder (kept, and named, if it fails)."""
+def answer_field_problems(spec: ScenarioSpec, run_dir: Path) -> list[ConfigProblem]:
+    """Checks whose ``answer=`` names a data field that none of their recorded actions has (a typo
+    there would make the correction exam grade the recorded answer in place of every other one)."""
+    from .store import RunStore
+
+    named = [c for c in spec.checks if isinstance(c.answer, str)]
+    if not named:
+        return []
+    store = RunStore(run_dir / "run.sqlite", readonly=True)
+    try:
+        fields: dict[str, set[str]] = {}
+        for action, data in store.db.execute("SELECT action, data FROM actions"):
+            fields.setdefault(action, set()).update(json.loads(data))
+    finally:
+        store.close()
+    return [ConfigProblem(f"check {c.name}", "answer", f"'{c.answer}' is no field of its '{c.action}' actions "
+                          f"(they have: {', '.join(sorted(fields[c.action])) or 'none'})")
+            for c in named if c.action in fields and c.answer not in fields[c.action]]
+
+
+def dry_run(scenario: str, overrides: list[str], agents: int | None, spec: ScenarioSpec | None = None) -> dict[str, Any]:
+    """The setup and one round on the fake model in a scratch folder (kept, and named, if it fails);
+    with ``spec``, its checks' ``answer=`` fields are checked against the actions recorded."""
     from .runner import RunOptions, run_simulation
 
     scratch = Path(tempfile.mkdtemp(prefix="gensim-dry-run-"))
     opts = RunOptions(scenario=scenario, agents=agents, rounds=1, out=str(scratch / "run"), progress=False,
                       overrides=[*overrides, "llm.backend=fake"])
     summary = asyncio.run(run_simulation(opts))
+    problems = answer_field_problems(spec, scratch / "run") if spec is not None else []
     shutil.rmtree(scratch, ignore_errors=True)
+    if problems:
+        raise ConfigError(problems)
     return summary
 
 
@@ -175,7 +200,7 @@ def check_scenario(scenario: str, overrides: list[str], dry_run_too: bool = Fals
               else "  endpoints: none configured (the embedded servers start with the run)")
     if dry_run_too:
         try:
-            summary = dry_run(scenario, overrides, agents)
+            summary = dry_run(scenario, overrides, agents, spec)
         except RunStopped as e:
             print(f"error: dry run (fake model): {e}", file=sys.stderr)
             return 2

@@ -234,3 +234,15 @@ def test_a_harness_can_forbid_the_embedded_servers(capsys, tmp_path, monkeypatch
     assert line == ("error: <environment>: GENSIM_NO_EMBEDDED: set: this process may not start the embedded vLLM "
                     "servers")
     assert not (tmp_path / "r").exists()
+
+
+def test_check_names_an_answer_field_no_action_has(capsys, tmp_path):
+    folder = copy_scenario(tmp_path)
+    checks = folder / "checks.py"
+    checks.write_text(checks.read_text().replace('@check("screen", answer="result")', '@check("screen", answer="resutl")'))
+    line = one_line_error(capsys, "check", str(folder))
+    assert line == ("error: check screen_against_requirements: answer: 'resutl' is no field of its 'screen' actions "
+                    "(they have: result, seeker)")
+    capsys.readouterr()
+    assert gensim("check", str(copy_scenario(tmp_path / "as_shipped"))) == 0
+    assert "error" not in capsys.readouterr().err

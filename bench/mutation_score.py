@@ -112,10 +112,15 @@ EQUIVALENT: dict[str, str] = {
     "simulation.correction.x_rate_run__mutmut_26": "the lock file's note of what holds it: the lock is the same",
     "simulation.correction.loop.x__base_problem__mutmut_27": "SQL table names are case-insensitive",
     "simulation.correction.loop.x__base_problem__mutmut_30": "SQL table names are case-insensitive",
-    "simulation.correction.loop.x__base_problem__mutmut_17": "the base is only read: opened read-only or not, a valid run is left as it was",
-    "simulation.correction.loop.x__base_problem__mutmut_19": "the base is only read: opened read-only or not, a valid run is left as it was",
-    "simulation.correction.loop.x__base_problem__mutmut_23": "the base is only read: opened read-only or not, a valid run is left as it was",
     "simulation.correction.loop.x__swap_s__mutmut_17": "SQL keywords and names are case-insensitive",
+    "simulation.correction.loop.x__targeted__mutmut_4": "UTF-8 and utf-8 name the same codec",
+    "simulation.correction.loop.x__anchor_answers__mutmut_14": "other_orders is only tested for being empty: 5 or 6 "
+    "orders, never empty for a prompt stating its order",
+    "simulation.correction.loop.x__anchor_answers__mutmut_10": "other_orders is only tested for being empty: the seed "
+    "picks which orders, not whether there are any",
+    "simulation.correction.loop.x__anchor_answers__mutmut_37": "zip of two lists of equal length by construction",
+    "simulation.correction.loop.x__anchor_answers__mutmut_40": "zip of two lists of equal length by construction",
+    "simulation.correction.loop.x__anchor_answers__mutmut_41": "zip of two lists of equal length by construction",
     "simulation.correction.loop.x_plot_correction__mutmut_4": "closing no figure leaves one open until exit: the PNG is the same",
     "simulation.llm.structured.x_match_choice__mutmut_24": "both options the answer starts with are prefixes of "
     "each other, so the longer also sorts last by name: the same option either way",

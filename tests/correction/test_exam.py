@@ -255,18 +255,24 @@ async def test_the_guard_refuses_harm_and_accepts_a_sharpened_decision(run):
     assert tv == round(0.5 * sum(abs(adapter.get(o, 0) - base.get(o, 0)) for o in ("pass", "reject")), 4) > 0
     assert ex.drift(fig, targeted=set()) == {"screen": tv}
     assert ex.refusals(fig, targeted=set(), max_drift=tv + 0.01) == []
-    (why,) = ex.refusals(fig, targeted=set(), max_drift=tv - 0.01)
-    assert why.startswith(f"decision 'screen', which no example targeted, drifted {tv:.2f} from the base model's")
+    assert ex.refusals(fig, targeted=set(), max_drift=tv - 0.01) == [
+        "decision 'screen', which no example targeted, drifted 0.10 from the base model's shares (limit 0.09): "
+        "{'pass': 0.5, 'reject': 0.5} -> {'pass': 0.6, 'reject': 0.4}"]
+    assert ex.refusals(fig, targeted=set(), max_drift=tv) == [], "at the limit: allowed"
 
     flipped, _ = await sit(run, lambda s, ch: "reject")
-    reasons = ex.refusals(ex.exam_figures(flipped, seed=2), targeted={"screen"})
-    assert any(r.startswith("decision 'screen' collapsed onto 'reject' on the exam (100% of 60 calls; the right "
-                            "answer for 40%") for r in reasons), reasons
+    assert ex.refusals(ex.exam_figures(flipped, seed=2), targeted={"screen"}) == [
+        "decision 'screen' collapsed onto 'reject' on the exam (100% of 60 calls; the right answer for 40%; base "
+        "top option 50%)"]
+    fig = ex.exam_figures(flipped, seed=2)
+    assert ex.refusals(fig, targeted={"screen"}, min_calls=61) == [], "too few calls to call it a collapse"
+    assert ex.refusals(fig, targeted={"screen"}, justified=0.4) == [], "justified by the right answers"
+    assert ex.refusals(fig, targeted={"screen"}, skew=1.0) == []
 
     wrong, _ = await sit(run, lambda s, ch: {"pass": "reject", "reject": "pass", None: "pass"}[FITS[s]])
-    reasons = ex.refusals(ex.exam_figures(wrong, seed=2), targeted={"screen"})
-    assert any(r.startswith("check 'fit_rule' fails more on the exam: ") for r in reasons), reasons
-    assert any(r.startswith("decision 'screen' balanced accuracy fell on the exam: 0.50 -> 0.00") for r in reasons), reasons
+    assert ex.refusals(ex.exam_figures(wrong, seed=2), targeted={"screen"}) == [
+        "check 'fit_rule' fails more on the exam: 0.50 -> 1.00 (difference interval +0.50 to +0.50)",
+        "decision 'screen' balanced accuracy fell on the exam: 0.50 -> 0.00 (difference interval -0.50 to -0.50)"]
 
 
 async def test_the_exam_says_what_it_cannot_decide(run):
@@ -341,3 +347,119 @@ def test_other_orders_of_many_options_are_a_seeded_sample():
     assert ex.other_orders(item, 5, seed=4) != got
     plain = ex.ExamItem(2, "a", 1, "p", "x", [{"role": "user", "content": "Pick."}], ["a", "b"], "a")
     assert ex.other_orders(plain, 5, 0) == [], "a prompt stating no order has none to move"
+
+
+def test_exam_items_hold_the_recorded_call_and_its_action(run):
+    store = RunStore(run / "run.sqlite")
+    with store.db:  # one invalid call, and one action no examinable check covers
+        store.db.execute("UPDATE llm_calls SET valid = 0 WHERE agent_id = 'i0' AND round = 1 AND seq = 2")
+        store.db.execute("UPDATE actions SET action = 'other' WHERE agent_id = 'i1' AND round = 2 AND seq = 0")
+    store.close()
+    items = ex.exam_items(run, frozenset({"i0", "i1"}), [fit_rule, live_only])
+    assert [(i.agent_id, i.round, i.call_id) for i in items] == sorted(
+        ((i.agent_id, i.round, i.call_id) for i in items), key=lambda x: x[2]), "in call order"
+    assert {i.agent_id for i in items} == {"i0", "i1"} and len(items) == 2 * 2 * len(FITS)
+    first = items[0]
+    assert (first.agent_id, first.round, first.phase, first.decision) == ("i0", 1, "screen", "screen")
+    assert first.messages[-1]["content"] == "CV of s0" and first.choices in (["pass", "reject"], ["reject", "pass"])
+    assert first.recorded == first.choices[0]
+    assert first.action.action == "screen" and first.action.data == {"seeker": "s0", "result": first.recorded}
+    assert first.action.seq == 0 and first.action.calls == (1,)
+    bad = next(i for i in items if i.agent_id == "i0" and i.round == 1 and i.messages[-1]["content"] == "CV of s1")
+    assert bad.recorded is None, "an invalid call has no recorded answer"
+    other = next(i for i in items if i.agent_id == "i1" and i.round == 2 and i.messages[-1]["content"] == "CV of s0")
+    assert other.action is None, "no examinable check covers it"
+    assert ex.exam_items(run, frozenset({"i0"}), [live_only]) and all(
+        i.action is None for i in ex.exam_items(run, frozenset({"i0"}), [live_only]))
+
+
+def test_checks_see_the_recorded_facts_offline(run):
+    """A check in the exam reads the actor's profile, any profile, its earlier actions (before this
+    one only) and its step, as it did live; it has no environment."""
+    facts = ex._Facts(run)
+    items = ex.exam_items(run, frozenset({"i2"}), [fit_rule])
+    item = next(i for i in items if i.round == 2 and i.messages[-1]["content"] == "CV of s2")
+    ctx = facts.context(item, item.action)
+    assert (ctx.round, ctx.phase, ctx.env) == (2, "screen", None)
+    assert ctx.profile == {} and ctx.profile_of("s0") == {"fit": "pass"}
+    assert [(a.data["seeker"]) for a in ctx.history("screen")] == [*FITS, "s0", "s1"], "round 1, then earlier in round 2"
+    assert ctx.history("other") == []
+    assert [a.data["seeker"] for a in ctx.step_actions] == list(FITS), "its own step: round 2's five screenings"
+    assert all(a.agent_id == "i2" for a in ctx.step_actions + ctx.history("screen"))
+    other = facts.context(item, ex.exam_items(run, frozenset({"i3"}), [fit_rule])[0].action)
+    assert [a.agent_id for a in other.step_actions] == ["i3"] * len(FITS)
+
+
+async def test_requests_and_failed_answers(run):
+    from simulation.llm.types import LLMError
+
+    items = ex.exam_items(run, frozenset({"i0"}), [fit_rule])[:4]
+
+    class Flaky(Answerer):
+        async def complete(self, req):
+            self.requests.append(req)
+            if req.tag.seq == items[0].call_id:
+                raise LLMError("down")
+            if req.tag.seq == items[1].call_id:
+                return ChatResult(text="maybe")  # off the options
+            if req.tag.seq == items[2].call_id:
+                return ChatResult(text=req.choices[0], valid=False)
+            return ChatResult(text=req.choices[-1])
+
+    client = Flaky(None)
+    done: list[int] = []
+    got = await ex.ask_both(items, client, "adapter-9", seed=4, on_done=lambda: done.append(1))
+    assert got == {"base": [None, None, None, items[3].choices[-1]], "adapter": [None, None, None, items[3].choices[-1]]}
+    assert len(done) == 4
+    for req in client.requests:
+        assert req.max_tokens == max(4, max(len(c) for c in req.choices) // 2 + 4) == 7
+        assert (req.temperature, req.seed, req.tag.action, req.tag.phase) == (0.0, 4, "exam.screen", "screen")
+        assert req.tag.agent_id == "i0" and req.tag.round == 1
+    client.requests.clear()
+    shuffled = [ex.ExamItem(i.call_id, i.agent_id, i.round, i.phase, i.decision,
+                            [*i.messages[:-1], {**i.messages[-1], "content": i.messages[-1]["content"]
+                                                + "\nOptions, in this order: " + ", ".join(i.choices) + "."}],
+                            i.choices, i.recorded, i.action) for i in items]
+    orders = await ex.ask_orders(shuffled, client, seed=4)
+    assert orders[0] == {", ".join(reversed(items[0].choices)): None}, "a failed call is no answer"
+    assert orders[1] == {", ".join(reversed(items[1].choices)): None}, "an answer off the options is none"
+    assert orders[2] == {", ".join(reversed(items[2].choices)): None}, "an invalid answer is none"
+    assert orders[3] == {", ".join(reversed(items[3].choices)): items[3].choices[0]}
+    for req in client.requests:
+        assert req.model is None and req.tag.action == "exam.order.screen" and req.seed == 4 and req.temperature == 0
+        assert req.messages[-1]["content"].endswith("Options, in this order: " + ", ".join(req.choices) + ".")
+
+
+async def test_the_written_exam_row(run, tmp_path):
+    graded, _ = await sit(run, lambda s, ch: "reject")
+    graded.base_orders = [{"x": "pass"}] * len(graded.items)
+    path = tmp_path / "deep" / "exam.jsonl"
+    ex.write_exam(path, graded)
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    item = graded.items[0]
+    assert rows[0] == {"call_id": item.call_id, "agent_id": item.agent_id, "round": item.round, "phase": item.phase,
+                       "decision": "screen", "choices": item.choices, "recorded": item.recorded,
+                       "answers": {"base": graded.answers["base"][0], "adapter": "reject"}, "base_orders": {"x": "pass"}}
+    assert len(rows) == len(graded.items)
+    graded.base_orders = []
+    ex.write_exam(path, graded)
+    assert json.loads(path.read_text().splitlines()[0])["base_orders"] == {}
+
+
+async def test_figures_hold_counts_and_shares(run):
+    graded, _ = await sit(run, lambda s, ch: "reject" if s != "s4" else None)
+    graded.answers["adapter"] = [None if i.messages[-1]["content"].endswith("s4") else a
+                                 for i, a in zip(graded.items, graded.answers["adapter"], strict=True)]
+    fig = ex.exam_figures(graded, seed=1, b=50)
+    assert (fig["n"], fig["agents"], fig["calls"]) == (60, 6, {"screen": 60})
+    assert fig["invalid"]["screen"] == {"base": 0, "adapter": 12}
+    assert fig["shares"]["screen"]["adapter"] == {"reject": 1.0}
+    assert fig["shares"]["screen"]["right"] == {"pass": 0.4, "reject": 0.4}
+    c = fig["checks"]["fit_rule"]
+    assert c["graded"] == {"base": 48, "adapter": 36} and c["n"] == 48
+    assert c["adapter"] == round(24 / 36, 4), "s0 and s2 (pass) answered reject; s4's answer was invalid"
+    assert fig["fail"]["n"] == 48 and fig["not_examined"] == ["live_only"]
+    assert ex.summary(fig) == {"n": 60, "balanced_accuracy": {"screen": [fig["balanced_accuracy"]["screen"][k] for k in
+                                                                        ("base", "adapter", "lo", "hi")]},
+                               "base_fail": fig["fail"]["base"], "adapter_fail": fig["fail"]["adapter"],
+                               "cut": fig["cut"], "cut_ci": fig["cut_ci"]}

@@ -70,3 +70,29 @@ def test_a_check_returning_something_else_is_a_scenario_bug():
     false = Check("falsy", "apply", lambda c: False)
     with pytest.raises(TypeError, match="returned False"):
         run_checks([false], [Action("a", "apply", True, {})], 1, "p", None, dict, lambda *_: [])
+
+
+def test_a_check_says_where_its_action_holds_the_answer():
+    from simulation.core.checks import PASS, check
+
+    @check("screen", answer="result")
+    def by_field(c):
+        return PASS
+
+    @check("apply", answer=lambda text, data: {**data, "apply": [int(x) for x in text.split(",")]})
+    def by_function(c):
+        return PASS
+
+    @check("screen")
+    def live_only(c):
+        return PASS
+
+    data = {"seeker": "s1", "result": "pass"}
+    assert by_field.answer == "result" and live_only.answer is None
+    assert by_field.with_answer(data, "reject") == {"seeker": "s1", "result": "reject"}
+    assert data == {"seeker": "s1", "result": "pass"}, "the recorded data is not changed"
+    assert by_function.with_answer({"shown": ["j1"], "apply": [9]}, "1,2") == {"shown": ["j1"], "apply": [1, 2]}
+    import pytest
+
+    with pytest.raises(ValueError, match=r"check live_only does not say where its action holds the call's answer"):
+        live_only.with_answer(data, "reject")

@@ -487,10 +487,24 @@ def test_the_base_problem_check_only_reads(tmp_path):
         assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'embeddings'").fetchall()
 
 
+def spy_serving(monkeypatch, client) -> list[tuple]:
+    """Replace the loop's server session by ``client``; returns the sessions' arguments as they come."""
+    import contextlib
+
+    served: list[tuple] = []
+
+    @contextlib.contextmanager
+    def serving(where, adapter, name, progress):
+        served.append((where, adapter, name, progress))
+        yield client
+
+    monkeypatch.setattr(loop, "_serving", serving)
+    return served
+
+
 def test_anchor_answers_pass_their_options_on(tmp_path, monkeypatch):
     """Held-out agents are left out, the seed picks the orders of many-option calls, and progress
     reaches the server session."""
-    import contextlib
 
     from simulation.correction import exam as ex
     from simulation.correction import rate_run
@@ -500,14 +514,7 @@ def test_anchor_answers_pass_their_options_on(tmp_path, monkeypatch):
 
     run = fake_run(tmp_path / "run", "job_seeking", 24, 1, "llm.shuffle_options=true")
     rate_run(run, by="checks", progress=False)
-    served: list[tuple] = []
-
-    @contextlib.contextmanager
-    def serving(where, adapter, name, progress):
-        served.append((where, adapter, name, progress))
-        yield FakeChatClient()
-
-    monkeypatch.setattr(loop, "_serving", serving)
+    served = spy_serving(monkeypatch, FakeChatClient())
     cands = anchor_candidates(run)
     held = frozenset(sorted({c.agent_id for c in cands})[:3])
     got = loop._anchor_answers(run, held, seed=7, progress=True)
@@ -528,7 +535,6 @@ def test_anchor_answers_pass_their_options_on(tmp_path, monkeypatch):
 def test_the_exam_is_sat_with_the_adapter_deployed(tmp_path, monkeypatch, capsys):
     """_sit_exam: the fork's endpoints with the adapter deployed under its name; the base and the
     adapter both asked, with the loop's seed; a bar only with progress."""
-    import contextlib
 
     from simulation.correction import exam as ex
     from simulation.llm.agent_llm import options_line
@@ -541,14 +547,7 @@ def test_the_exam_is_sat_with_the_adapter_deployed(tmp_path, monkeypatch, capsys
             asked.append(req)
             return await super().complete(req)
 
-    served: list[tuple] = []
-
-    @contextlib.contextmanager
-    def serving(where, adapter, name, progress):
-        served.append((where, adapter, name, progress))
-        yield Recording()
-
-    monkeypatch.setattr(loop, "_serving", serving)
+    served = spy_serving(monkeypatch, Recording())
     opts = [str(i) for i in range(1, 8)]
     items = [ex.ExamItem(k, f"a{k}", 1, "p", "pick", [{"role": "user", "content": f"Pick {k}." + options_line(opts)}],
                          opts, "1") for k in range(3)]

@@ -12,14 +12,12 @@ Every row carries ``meta``: the source run, the call id, the rater, the action a
 
 from __future__ import annotations
 
-import itertools
 import json
-import random
 from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, ConfigProblem
-from ..llm.agent_llm import reordered
+from ..llm.agent_llm import other_orders, reordered
 from ..store import RunStore
 from .ratings import GOOD, Call, load_calls
 
@@ -172,17 +170,9 @@ def _permuted(rows: list[dict[str, Any]], choices: dict[int, list[str]], copies:
     for r in rows:
         out.append(r)
         shown = choices.get(r["meta"]["call_id"])
-        if not shown or len(shown) < 2:
+        if not shown:
             continue
-        if len(shown) <= 3:
-            orders = [list(p) for p in itertools.permutations(shown) if list(p) != shown]
-        else:  # seeded per call: the same copies on every rebuild
-            rng = random.Random(f"{seed}:permute:{r['meta']['call_id']}:{r['meta'].get('repeat', 0)}")
-            orders = []
-            for _ in range(copies * 4):
-                o = rng.sample(shown, len(shown))
-                if o != shown and o not in orders:
-                    orders.append(o)
+        orders = other_orders(shown, copies, f"{seed}:permute:{r['meta']['call_id']}:{r['meta'].get('repeat', 0)}")
         prompt, answer = r["messages"][:-1], r["messages"][-1]
         for k, order in enumerate(orders[:copies], start=1):
             moved = reordered(prompt, shown, order)

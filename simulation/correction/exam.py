@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import itertools
 import json
-import random
 import warnings
 from collections import defaultdict
 from collections.abc import Callable
@@ -34,7 +32,8 @@ import numpy as np
 
 from ..core.checks import Check, CheckContext, Failed
 from ..core.records import Action
-from ..llm.agent_llm import reordered
+from ..llm.agent_llm import choice_max_tokens, reordered
+from ..llm.agent_llm import other_orders as option_orders
 from ..llm.types import CallTag, ChatClient, ChatRequest, LLMError
 from ..store import RunStore
 
@@ -174,7 +173,7 @@ async def ask_both(items: list[ExamItem], client: ChatClient, adapter: str, seed
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: ExamItem, model: str | None) -> str | None:
-        req = ChatRequest(messages=item.messages, max_tokens=max(4, max(len(c) for c in item.choices) // 2 + 4),
+        req = ChatRequest(messages=item.messages, max_tokens=choice_max_tokens(item.choices),
                           temperature=0.0, choices=item.choices, seed=seed, model=model,
                           tag=CallTag(item.agent_id, item.round, item.phase, f"exam.{item.decision}", item.call_id))
         async with gate:
@@ -197,18 +196,9 @@ async def ask_both(items: list[ExamItem], client: ChatClient, adapter: str, seed
 def other_orders(item: ExamItem, k: int, seed: int) -> list[list[str]]:
     """Orders of the item's options other than the recorded one: all of them for two or three
     options, else a seeded sample of ``k``; none when the prompt states no order to move."""
-    shown = item.choices
-    if len(shown) < 2 or reordered(item.messages, shown, shown) is None:
+    if reordered(item.messages, item.choices, item.choices) is None:
         return []
-    if len(shown) <= 3:
-        return [list(p) for p in itertools.permutations(shown) if list(p) != shown]
-    rng = random.Random(f"{seed}:orders:{item.call_id}")
-    out: list[list[str]] = []
-    for _ in range(k * 4):
-        o = rng.sample(shown, len(shown))
-        if o != shown and o not in out:
-            out.append(o)
-    return out[:k]
+    return option_orders(item.choices, k, f"{seed}:orders:{item.call_id}")
 
 
 async def ask_orders(items: list[ExamItem], client: ChatClient, k: int = 5, seed: int = 0,
@@ -219,7 +209,7 @@ async def ask_orders(items: list[ExamItem], client: ChatClient, k: int = 5, seed
 
     async def one(item: ExamItem, order: list[str]) -> tuple[str, str | None]:
         req = ChatRequest(messages=reordered(item.messages, item.choices, order) or item.messages,
-                          max_tokens=max(4, max(len(c) for c in order) // 2 + 4), temperature=0.0, choices=order,
+                          max_tokens=choice_max_tokens(order), temperature=0.0, choices=order,
                           seed=seed, tag=CallTag(item.agent_id, item.round, item.phase, f"exam.order.{item.decision}",
                                                  item.call_id))
         async with gate:
@@ -496,11 +486,9 @@ def undecided(fig: dict[str, Any]) -> list[str]:
     out = []
     for d, b in sorted(fig["balanced_accuracy"].items()):
         if b["diff_lo"] is not None and b["diff_lo"] <= 0 <= b["diff_hi"]:
+            few = f" ({b['n']} calls with a right answer; about {POWER} are needed)" if b["n"] < POWER else ""
             out.append(f"{d} balanced accuracy: the difference interval [{b['diff_lo']:+.2f}, {b['diff_hi']:+.2f}] "
-                       f"holds no change ({b['n']} calls with a right answer; about {POWER} are needed)"
-                       if b["n"] < POWER else
-                       f"{d} balanced accuracy: the difference interval [{b['diff_lo']:+.2f}, {b['diff_hi']:+.2f}] "
-                       "holds no change")
+                       f"holds no change{few}")
         elif b["n"] < POWER:
             out.append(f"{d}: only {b['n']} calls with a right answer (about {POWER} are needed to read the interval)")
     f = fig["fail"]

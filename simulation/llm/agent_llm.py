@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import random
 from typing import Any, NamedTuple
@@ -45,6 +46,30 @@ def reordered(messages: list[dict[str, str]], shown: list[str], order: list[str]
     if not last.endswith(options_line(shown)):
         return None
     return [*messages[:-1], {**messages[-1], "content": last[: -len(options_line(shown))] + options_line(order)}]
+
+
+def other_orders(shown: list[str], k: int, key: str) -> list[list[str]]:
+    """Orders of ``shown`` other than itself.
+
+    All of them for two or three options, else up to ``k`` distinct ones drawn with
+    ``random.Random(key)`` (the same on every rebuild and replay).
+    """
+    if len(shown) < 2:
+        return []
+    if len(shown) <= 3:
+        return [list(p) for p in itertools.permutations(shown) if list(p) != shown]
+    rng = random.Random(key)
+    out: list[list[str]] = []
+    for _ in range(k * 4):
+        o = rng.sample(shown, len(shown))
+        if o != shown and o not in out:
+            out.append(o)
+    return out[:k]
+
+
+def choice_max_tokens(choices: list[str]) -> int:
+    """Tokens a choice answer may take: room for the longest option."""
+    return max(4, max(len(c) for c in choices) // 2 + 4)
 
 
 class AgentLLM:
@@ -91,7 +116,7 @@ class AgentLLM:
         """
         if not choices:
             raise ValueError("choose() needs at least one choice")
-        max_tokens = max(4, max(len(c) for c in choices) // 2 + 4)
+        max_tokens = choice_max_tokens(choices)
         shown = list(choices)
         if self.settings.shuffle_options and len(shown) > 1:
             # a seeded order per call, stated in the prompt and recorded with the call (llm_calls.choices),

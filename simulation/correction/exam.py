@@ -34,7 +34,8 @@ from ..core.checks import Check, CheckContext, Failed
 from ..core.records import Action
 from ..llm.agent_llm import choice_max_tokens, reordered
 from ..llm.agent_llm import other_orders as option_orders
-from ..llm.types import CallTag, ChatClient, ChatRequest, LLMError
+from ..llm.structured import StructuredOutputError
+from ..llm.types import CallTag, ChatClient, ChatRequest
 from ..store import RunStore
 
 BOOTSTRAP = 1000  # resamples of the held-out agents
@@ -179,7 +180,7 @@ async def ask_both(items: list[ExamItem], client: ChatClient, adapter: str, seed
         async with gate:
             try:
                 res = await client.complete(req)
-            except LLMError:
+            except StructuredOutputError:  # no valid answer; an outage is raised, never a wrong answer
                 return None
         return res.text if res.valid and res.text in item.choices else None
 
@@ -215,7 +216,7 @@ async def ask_orders(items: list[ExamItem], client: ChatClient, k: int = 5, seed
         async with gate:
             try:
                 res = await client.complete(req)
-            except LLMError:
+            except StructuredOutputError:  # no valid answer; an outage is raised, never a wrong answer
                 return ", ".join(order), None
         return ", ".join(order), res.text if res.valid and res.text in order else None
 

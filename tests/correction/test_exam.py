@@ -391,6 +391,7 @@ def test_checks_see_the_recorded_facts_offline(run):
 
 
 async def test_requests_and_failed_answers(run):
+    from simulation.llm.structured import StructuredOutputError
     from simulation.llm.types import LLMError
 
     items = ex.exam_items(run, frozenset({"i0"}), [fit_rule])[:4]
@@ -399,7 +400,7 @@ async def test_requests_and_failed_answers(run):
         async def complete(self, req):
             self.requests.append(req)
             if req.tag.seq == items[0].call_id:
-                raise LLMError("down")
+                raise StructuredOutputError("off the options after the repairs")
             if req.tag.seq == items[1].call_id:
                 return ChatResult(text="maybe")  # off the options
             if req.tag.seq == items[2].call_id:
@@ -421,13 +422,23 @@ async def test_requests_and_failed_answers(run):
                                                 + "\nOptions, in this order: " + ", ".join(i.choices) + "."}],
                             i.choices, i.recorded, i.action) for i in items]
     orders = await ex.ask_orders(shuffled, client, seed=4)
-    assert orders[0] == {", ".join(reversed(items[0].choices)): None}, "a failed call is no answer"
+    assert orders[0] == {", ".join(reversed(items[0].choices)): None}, "no valid answer is no answer"
     assert orders[1] == {", ".join(reversed(items[1].choices)): None}, "an answer off the options is none"
     assert orders[2] == {", ".join(reversed(items[2].choices)): None}, "an invalid answer is none"
     assert orders[3] == {", ".join(reversed(items[3].choices)): items[3].choices[0]}
     for req in client.requests:
         assert req.model is None and req.tag.action == "exam.order.screen" and req.seed == 4 and req.temperature == 0
         assert req.messages[-1]["content"].endswith("Options, in this order: " + ", ".join(req.choices) + ".")
+
+    class Down(Answerer):
+        async def complete(self, req):
+            raise LLMError("endpoint down after its retries")
+
+    # an outage stops the exam: it is not a wrong answer
+    with pytest.raises(LLMError, match="endpoint down"):
+        await ex.ask_both(items, Down(None), "adapter-9")
+    with pytest.raises(LLMError, match="endpoint down"):
+        await ex.ask_orders(shuffled, Down(None))
 
 
 async def test_the_written_exam_row(run, tmp_path):

@@ -31,7 +31,8 @@ def _assistant(text: str) -> list[dict[str, str]]:
 def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | None = None,
                  exclude_agents: frozenset[str] | set[str] = frozenset(), anchor: bool = False,
                  balance: bool = False, permute: int = 0, seed: int = 0,
-                 anchor_answers: dict[int, str] | None = None) -> list[dict[str, Any]]:
+                 anchor_answers: dict[int, str] | None = None,
+                 unsure: frozenset[int] | set[int] = frozenset()) -> list[dict[str, Any]]:
     """The rows of one dataset kind (see the module docstring); a one-line error when there are none.
 
     Calls of ``exclude_agents`` (a hold-out set) are left out. For ``sft``:
@@ -47,6 +48,10 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
       may have decided, with the base model's preference once position is averaged out (see
       ``exam.preferred``); anchors of calls without one are left out, and ``memory.*`` decisions
       are anchored too.
+    - ``unsure`` (call ids): rated calls whose checks name no right option (every option passes, as a
+      screening of a CV meeting some of the requirements). Their kept answer was not judged right,
+      only not wrong, and its position may have decided it: it is replaced by ``anchor_answers``'
+      option for the call, or left out where there is none.
     - ``permute`` adds, for every choice row whose prompt states its option order (``llm.shuffle_options``),
       up to that many copies under other orders (all other orders of two or three options, else a
       seeded sample): the answer's content stays, its position moves, so position is no cue.
@@ -90,6 +95,9 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
             # a call some rater corrected trains on the correction only, never on the answer it replaced
             answer = next(iter(rewrites[call_id])) if call_id in rewrites else (
                 call.completion if call.valid and call_id not in low and score is not None else None)
+            if answer is not None and call_id in unsure and call_id not in rewrites:
+                answer = (anchor_answers or {}).get(call_id)
+                meta["anchored"] = True
             if answer is not None and call_id not in seen:
                 seen.add(call_id)
                 out.append({"messages": [*call.messages, *_assistant(answer)], "meta": meta})
@@ -185,10 +193,10 @@ def _permuted(rows: list[dict[str, Any]], choices: dict[int, list[str]], copies:
 def write_dataset(run_dir: Path, kind: str, out: Path, min_score: float = 4.0, rater: str | None = None,
                   exclude_agents: frozenset[str] | set[str] = frozenset(), anchor: bool = False,
                   balance: bool = False, permute: int = 0, seed: int = 0,
-                  anchor_answers: dict[int, str] | None = None) -> int:
+                  anchor_answers: dict[int, str] | None = None, unsure: frozenset[int] | set[int] = frozenset()) -> int:
     """Write a dataset as JSONL; returns the number of rows."""
     rows = dataset_rows(run_dir, kind, min_score, rater, exclude_agents, anchor, balance, permute, seed,
-                        anchor_answers)
+                        anchor_answers, unsure)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:

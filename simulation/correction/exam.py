@@ -167,6 +167,14 @@ def right_option(item: ExamItem, checks: list[Check], facts: _Facts) -> str | No
     return ok[0] if len(ok) == 1 and failing else None
 
 
+def unsure_items(run: Path, agents: frozenset[str], checks: list[Check]) -> list[ExamItem]:
+    """The checked calls of ``agents`` whose checks name no right option (every option passes them,
+    or none applies): a rating of their answer says "not wrong", not "right"."""
+    usable, _ = examinable(checks)
+    facts = _Facts(run)
+    return [i for i in exam_items(run, agents, usable) if i.action is not None and right_option(i, usable, facts) is None]
+
+
 async def ask_both(items: list[ExamItem], client: ChatClient, adapter: str, seed: int = 0,
                    on_done: Callable[[], None] | None = None, concurrency: int = 64) -> dict[str, list[str | None]]:
     """Each item's prompt to the base model and to ``adapter``, at temperature 0, both in flight

@@ -149,10 +149,12 @@ def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, se
         bar.close()
 
 
-def _anchor_answers(source: Path, exclude: frozenset[str], seed: int, progress: bool) -> dict[int, str] | None:
-    """For the calls the dataset anchors: the option the base model prefers with position averaged
-    out (asked under the other orders of their options). None when no prompt states its order."""
-    items = [ex.as_item(c) for c in anchor_candidates(source, exclude)]
+def _anchor_answers(source: Path, exclude: frozenset[str], seed: int, progress: bool,
+                    unsure: list[ex.ExamItem] = ()) -> dict[int, str] | None:
+    """For the calls the dataset anchors (and the ``unsure`` rated ones): the option the base model
+    prefers with position averaged out (asked under the other orders of their options). None when
+    no prompt states its order."""
+    items = [ex.as_item(c) for c in anchor_candidates(source, exclude)] + list(unsure)
     items = [i for i in items if ex.other_orders(i, 5, seed)]
     if not items:
         return None
@@ -254,13 +256,10 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     if not groups.holdout_treated or not groups.control:
         raise ConfigError([ConfigProblem("<command line>", "--agents", f"{len(agent_ids)} agents leave no held-out "
                                          "treated agent or no control agent: use more agents")])
-    checks: list = []
-    items: list[ex.ExamItem] = []
-    if opts.exam:
-        from ..runner import read_run_config, recorded_scenario
+    from ..runner import read_run_config, recorded_scenario
 
-        checks = recorded_scenario(base, read_run_config(base), opts.scenario)[0].checks
-        items = ex.exam_items(base, groups.holdout, checks)
+    checks = recorded_scenario(base, read_run_config(base), opts.scenario)[0].checks
+    items = ex.exam_items(base, groups.holdout, checks) if opts.exam else []
     base_hold, base_ctl = _measures(base, groups, opts, emit)
     emit(f"iteration 0 (base model; {len(groups.holdout_treated)} held-out treated, {len(groups.control)} control agents)")
     emit(_group_line("held-out", base_hold))
@@ -275,10 +274,14 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                  scenario=opts.scenario,
                  progress=opts.progress)
         data = out / f"data-{i}.jsonl"
-        anchors = _anchor_answers(source, groups.holdout, seed, opts.progress) if opts.method == "sft" else None
+        unsure = (ex.unsure_items(source, frozenset(agent_ids) - groups.holdout, checks)
+                  if opts.method == "sft" and opts.rater == "checks" else [])
+        anchors = (_anchor_answers(source, groups.holdout, seed, opts.progress, unsure)
+                   if opts.method == "sft" else None)
         rows = write_dataset(source, KIND[opts.method], data, rater="check:" if opts.rater == "checks" else "judge:",
                              exclude_agents=groups.holdout, anchor=opts.method == "sft", balance=opts.method == "sft",
-                             permute=opts.permute if opts.method == "sft" else 0, seed=seed, anchor_answers=anchors)
+                             permute=opts.permute if opts.method == "sft" else 0, seed=seed, anchor_answers=anchors,
+                             unsure=frozenset(i.call_id for i in unsure))
         adapter = out / f"adapter-{i}"
         emit(f"iteration {i}: {rows} {KIND[opts.method]} rows from {source.name}; training {opts.method}"
              + (f" from {adopted.name}" if adopted else ""))

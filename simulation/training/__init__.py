@@ -21,7 +21,7 @@ from .manifest import MANIFEST, AdapterManifest, read_manifest, same_base, write
 DEFAULT_LR = {"sft": 1e-3, "ppo": 1e-5}
 
 __all__ = ["MANIFEST", "AdapterManifest", "Example", "default_base", "load_examples", "merge_adapter",
-           "read_manifest", "sft_records", "train"]
+           "read_manifest", "sft_records", "spread_sample", "train"]
 
 
 def default_base() -> str:
@@ -29,6 +29,32 @@ def default_base() -> str:
     from ..services.model_assets import chat_model_dir
 
     return str(chat_model_dir())
+
+
+def spread_sample(examples: list[Example], n: int, seed: int) -> list[Example]:
+    """A seeded sample of ``n`` examples spread evenly over actions: each action gets an equal share
+    (all its rows when it has fewer, the rest going to the others), so a decision with many calls
+    (``memory.importance`` is most of a run's calls) does not crowd out the corrected ones.
+    The sample keeps the file's order."""
+    import random
+
+    rng = random.Random(seed)
+    by: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        by.setdefault(e.action, []).append(i)
+    quota = dict.fromkeys(by, 0)
+    left = n
+    while left > 0:
+        open_ = [a for a in sorted(by) if quota[a] < len(by[a])]
+        share = max(1, left // len(open_))
+        for a in open_:
+            take = min(share, len(by[a]) - quota[a], left)
+            quota[a] += take
+            left -= take
+            if left == 0:
+                break
+    keep = sorted(i for a, idx in by.items() for i in rng.sample(idx, quota[a]))
+    return [examples[i] for i in keep]
 
 
 def _check_base(base: str) -> str:
@@ -53,9 +79,7 @@ def train(method: str, data: Path, out: Path, base: str | None = None, parent: P
         raise ConfigError([ConfigProblem("<command line>", "--lr", f"must be a finite number >= 0, got {learning_rate}")])
     examples = load_examples(Path(data), method)
     if max_samples is not None and len(examples) > max_samples:
-        import random
-
-        examples = random.Random(seed).sample(examples, max_samples)
+        examples = spread_sample(examples, max_samples, seed)
     if method == "ppo" and len({e.reward for e in examples}) < 2:
         raise ConfigError([ConfigProblem(str(data), "reward", "every row has the same reward: "
                                          "a reward model can learn nothing from it")])

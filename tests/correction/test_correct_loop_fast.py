@@ -247,7 +247,11 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         (w,) = written
         assert w == {"run": "base", "kind": kind, "out": "data-1.jsonl", "rater": "check:", "exclude_agents": w["exclude_agents"],
                      "anchor": method == "sft", "balance": method == "sft", "permute": 5 if method == "sft" else 0,
-                     "seed": w["seed"], "anchor_answers": None}
+                     "seed": w["seed"], "anchor_answers": None, "unsure": w["unsure"]}
+        # sft: the training agents' checked calls whose checks name no right option; ppo trains on scores
+        unsure_agents = {a for (a,) in rows(base, "SELECT agent_id FROM llm_calls WHERE id IN "
+                                            f"({','.join(map(str, w['unsure'])) or '0'})")}
+        assert (bool(w["unsure"]), unsure_agents & hold) == (method == "sft", set())
         assert w["seed"] == int(rows(base, "SELECT value FROM meta WHERE key = 'seed'")[0][0])
         assert set(w["exclude_agents"]) == hold
         (t,) = fake_training

@@ -281,3 +281,15 @@ def test_anchor_answers_replace_the_recorded_ones(run):
     from simulation.correction.datasets import anchor_candidates
 
     assert [c.id for c in anchor_candidates(run, {"c"})] == [6, 7]
+
+
+def test_unsure_calls_take_the_order_averaged_answer_or_go(run):
+    # call 2 (kept "reject", scored 5 by check:x) is unsure: its checks name no right option
+    rows = dataset_rows(run, "sft", rater="check:", exclude_agents={"c"}, unsure={2}, anchor_answers={2: "pass"})
+    got = {r["meta"]["call_id"]: (r["messages"][-1]["content"], r["meta"].get("anchored")) for r in rows}
+    assert got == {1: ("reject", None), 2: ("pass", True), 5: ("pass", None)}
+    # no order-averaged answer for it (a tie): the row goes, never the kept answer
+    assert ids(dataset_rows(run, "sft", rater="check:", exclude_agents={"c"}, unsure={2}, anchor_answers={})) == [1, 5]
+    # a rewritten call keeps its rewrite: the check named the right option
+    rows = dataset_rows(run, "sft", rater="check:", exclude_agents={"c"}, unsure={1}, anchor_answers={1: "pass"})
+    assert [(r["meta"]["call_id"], r["messages"][-1]["content"]) for r in rows] == [(1, "reject"), (2, "reject"), (5, "pass")]

@@ -474,3 +474,12 @@ async def test_figures_hold_counts_and_shares(run):
                                                                         ("base", "adapter", "lo", "hi")]},
                                "base_fail": fig["fail"]["base"], "adapter_fail": fig["fail"]["adapter"],
                                "cut": fig["cut"], "cut_ci": fig["cut_ci"]}
+
+
+def test_unsure_items_are_the_checked_calls_without_a_right_option(run):
+    # s3's fit is unknown: fit_rule does not apply, so no option is right; the others have one
+    got = ex.unsure_items(run, frozenset({"i0", "i4"}), [fit_rule, live_only])
+    assert {(i.agent_id, i.round) for i in got} == {(a, r) for a in ("i0", "i4") for r in (1, 2)}
+    assert {i.messages[-1]["content"] for i in got} == {"CV of s3"}
+    assert all(i.action is not None for i in got)
+    assert ex.unsure_items(run, frozenset({"i0"}), [live_only]) == [], "only calls an examinable check covers"

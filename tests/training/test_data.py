@@ -95,3 +95,20 @@ def test_file_hash_is_the_files_sha256(tmp_path):
 
     f = write(tmp_path, [{"messages": [*P, *A]}] * 3)
     assert file_hash(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+
+
+def test_spread_sample_gives_each_action_an_equal_share():
+    from collections import Counter
+
+    from simulation.training import spread_sample
+
+    ex = ([Example(P, str(i), None, "memory.importance") for i in range(90)]
+          + [Example(P, str(i), None, "screen") for i in range(30)] + [Example(P, str(i), None, "offer") for i in range(4)])
+    got = spread_sample(ex, 40, seed=3)
+    # 40 rows over 3 actions: offer has only 4, so the other two share the remaining 36
+    assert Counter(e.action for e in got) == {"memory.importance": 18, "screen": 18, "offer": 4}
+    assert [ex.index(e) for e in got] == sorted(ex.index(e) for e in got), "the file's order is kept"
+    assert len({id(e) for e in got}) == 40
+    assert spread_sample(ex, 40, seed=3) == got and spread_sample(ex, 40, seed=4) != got
+    assert Counter(e.action for e in spread_sample(ex, 123, seed=0)) == {"memory.importance": 89, "screen": 30,
+                                                                          "offer": 4}

@@ -34,6 +34,7 @@ from ..core.checks import Check, CheckContext, Failed
 from ..core.records import Action
 from ..llm.agent_llm import choice_max_tokens, reordered
 from ..llm.agent_llm import other_orders as option_orders
+from ..llm.scoring import OptionScorer
 from ..llm.structured import StructuredOutputError
 from ..llm.types import CallTag, ChatClient, ChatRequest
 from ..store import RunStore
@@ -72,6 +73,8 @@ class Graded:
     right: list[str | None]  # the one right option of each item, where the checks name one
     not_examined: list[str] = field(default_factory=list)  # checks without answer=: graded live only
     base_orders: list[dict[str, str | None]] = field(default_factory=list)  # per item: order -> base's answer
+    # per item: the base's probability of each option averaged over orders of the options (item 4)
+    base_probs: list[dict[str, float] | None] = field(default_factory=list)
 
 
 def examinable(checks: list[Check]) -> tuple[list[Check], list[str]]:
@@ -234,14 +237,48 @@ async def ask_orders(items: list[ExamItem], client: ChatClient, k: int = 5, seed
     return list(await asyncio.gather(*(all_of(i) for i in items)))
 
 
+async def order_probs(items: list[ExamItem], scorer: OptionScorer, k: int = 5, seed: int = 0,
+                      concurrency: int = 16, on_done: Callable[[], None] | None = None) -> list[dict[str, float] | None]:
+    """Per item, the base model's probability of each option's content averaged over orders of the
+    options: the recorded order and :func:`other_orders` (all orders of two or three options, else a
+    seeded sample of ``k`` more). None where the prompt states no order to move."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(item: ExamItem, order: list[str]) -> dict[str, float]:
+        async with gate:
+            return await scorer.option_probs(reordered(item.messages, item.choices, order) or item.messages, order)
+
+    async def averaged(item: ExamItem) -> dict[str, float] | None:
+        others = other_orders(item, k, seed)
+        if not others:
+            got = None
+        else:
+            each = await asyncio.gather(*(one(item, o) for o in [item.choices, *others]))
+            got = {o: round(sum(p[o] for p in each) / len(each), 4) for o in item.choices}
+        if on_done is not None:
+            on_done()
+        return got
+
+    return list(await asyncio.gather(*(averaged(i) for i in items)))
+
+
+def preferred_option(probs: dict[str, float] | None, margin: float = 1e-3) -> str | None:
+    """The option with the highest order-averaged probability; None when two are within ``margin``."""
+    if not probs:
+        return None
+    ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+    return ranked[0][0] if len(ranked) == 1 or ranked[0][1] - ranked[1][1] > margin else None
+
+
 def grade_exam(run: Path, items: list[ExamItem], answers: dict[str, list[str | None]],
-               checks: list[Check], base_orders: list[dict[str, str | None]] | None = None) -> Graded:
+               checks: list[Check], base_orders: list[dict[str, str | None]] | None = None,
+               base_probs: list[dict[str, float] | None] | None = None) -> Graded:
     """Verdicts of every answer, and each item's right option, from the run's recorded facts."""
     usable, skipped = examinable(checks)
     facts = _Facts(run)
     verdicts = {m: [grade(i, a, usable, facts) for i, a in zip(items, answers[m], strict=True)] for m in answers}
     return Graded(items, answers, verdicts, [right_option(i, usable, facts) for i in items], skipped,
-                  list(base_orders or []))
+                  list(base_orders or []), list(base_probs or []))
 
 
 def write_exam(path: Path, graded: Graded) -> None:
@@ -252,7 +289,8 @@ def write_exam(path: Path, graded: Graded) -> None:
             row = {"call_id": item.call_id, "agent_id": item.agent_id, "round": item.round, "phase": item.phase,
                    "decision": item.decision, "choices": item.choices, "recorded": item.recorded,
                    "answers": {m: graded.answers[m][k] for m in graded.answers},
-                   "base_orders": graded.base_orders[k] if graded.base_orders else {}}
+                   "base_orders": graded.base_orders[k] if graded.base_orders else {},
+                   "base_probs": graded.base_probs[k] if graded.base_probs else None}
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
@@ -266,7 +304,9 @@ def score_exam(path: Path, run: Path, agents: frozenset[str], checks: list[Check
     items = [by_call[r["call_id"]] for r in rows]
     answers = {m: [r["answers"][m] for r in rows] for m in rows[0]["answers"]} if rows else {m: [] for m in MODELS}
     orders = [r.get("base_orders") or {} for r in rows]
-    return grade_exam(run, items, answers, checks, orders if any(orders) else None)
+    probs = [r.get("base_probs") for r in rows]
+    return grade_exam(run, items, answers, checks, orders if any(orders) else None,
+                      probs if any(p is not None for p in probs) else None)
 
 
 # ---- figures ---------------------------------------------------------------------------------------
@@ -409,9 +449,15 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
 
 
 def order_averaged(graded: Graded, decision: str) -> dict[str, float] | None:
-    """The base model's option shares for ``decision`` with position bias averaged out: per call, the
-    share of its orders (the recorded one and the others asked) in which the base chose each option,
-    then the mean over calls. None when no call of it was asked in another order."""
+    """The base model's option shares for ``decision`` with position bias averaged out: the mean over
+    its calls of each option's order-averaged probability where the exam has them (item 4), else
+    per call the share of its orders (the recorded one and the others asked) in which the base chose
+    each option. None when no call of it was asked in another order."""
+    if graded.base_probs:
+        got = [p for i, p in zip(graded.items, graded.base_probs, strict=True) if i.decision == decision and p]
+        if got:
+            options = sorted({o for p in got for o in p})
+            return {o: round(sum(p.get(o, 0.0) for p in got) / len(got), 4) for o in options}
     if not graded.base_orders:
         return None
     per_call: list[dict[str, float]] = []

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import math
+import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, ConfigProblem
+from ..llm.agent_llm import other_orders as option_orders
+from ..llm.scoring import FakeOptionScorer, OptionScorer, VLLMOptionScorer
+from ..llm.types import ChatClient
 from ..runner import RunOptions, run_simulation
 from ..store import RunStore
 from ..training import train
@@ -45,9 +49,11 @@ class CorrectOptions:
     judge: str | None = None  # a model_configs.json entry for the judge (default: the run's own model)
     judge_score: bool = False  # also score every run with the judge (always, with --rater judge)
     samples: int = 24  # calls the judge rates per run (--judge-samples)
-    holdout: float = 0.3
+    holdout: float = 0.5  # half the agents are never trained on: their calls are the exam
     control: float = 0.3
-    agents: int | None = None
+    # enough agents for about 200 held-out exam calls per checked decision (job seeking, 3 rounds:
+    # 262 screening, 170 offer decisions); None keeps the scenario's counts
+    agents: int | None = 320
     seed: int | None = None
     overrides: list[str] = field(default_factory=list)
     out: str | None = None
@@ -105,38 +111,90 @@ def _measures(run: Path, groups: Groups, opts: CorrectOptions,
             measure(run, groups.control, "judge:" if judged else None))
 
 
+@dataclass
+class Session:
+    """What :func:`_serving` hands out: a chat client, and the base model's option probabilities."""
+
+    client: ChatClient
+    scorer: OptionScorer
+
+
 @contextlib.contextmanager
-def _serving(run: Path, adapter: Path | None, name: str | None, progress: bool) -> Iterator[Any]:
+def _serving(run: Path, adapter: Path | None, name: str | None, progress: bool) -> Iterator[Session]:
     """A chat client on the run's endpoints (embedded servers started again where the run started
-    them), with ``adapter`` deployed as ``name`` when given; nothing it asks is recorded in a run."""
+    them), with ``adapter`` deployed as ``name`` when given, and a scorer of the base model's option
+    probabilities on its first default endpoint; nothing either asks is recorded in a run."""
     from ..llm.recording import NoSink
     from ..runner import Services, read_run_config
-    from ..runtime.clients import build_chat_client
+    from ..runtime.clients import build_chat_client, default_endpoints
 
     cfg = read_run_config(run)
     services = Services(progress)
     try:
         chat, _ = services.resolve(cfg, embeddings=False)
+        if cfg.simulation.llm.backend == "fake" or not chat:
+            scorer: OptionScorer = FakeOptionScorer()
+        else:
+            m = next(m for m, d in zip(chat, default_endpoints(cfg, chat), strict=True) if d)
+            scorer = VLLMOptionScorer(m.base_url, m.model_name, m.api_key, cfg.simulation.llm.timeout_s)
         if adapter is not None and cfg.simulation.llm.backend != "fake":
             from ..services.deploy import ModelDeployer
 
             deployer = ModelDeployer(cfg, chat, services.owned, run)
             deployer.deploy(adapter, name, deployer.resolve_mode(cfg.simulation.llm.deploy_mode))
             chat = deployer.models
-        yield build_chat_client(cfg, chat, NoSink())
+        yield Session(build_chat_client(cfg, chat, NoSink()), scorer)
     finally:
         services.stop()
 
 
+async def _probs(items: list[ex.ExamItem], scorer: OptionScorer, seed: int, progress: bool,
+                 what: str) -> list[dict[str, float] | None]:
+    """:func:`exam.order_probs` with a bar; a server without prompt log-probabilities (not vLLM)
+    gives none, said once, and the order-averaged answers stand in."""
+    from tqdm import tqdm
+
+    from ..llm.types import LLMError
+
+    bar = tqdm(total=len(items), desc=what, unit="call", disable=not progress, leave=False)
+    try:
+        return await ex.order_probs(items, scorer, seed=seed, on_done=bar.update)
+    except LLMError as e:
+        from loguru import logger
+
+        logger.warning("no option probabilities ({}): the base's answers under other orders stand in", e)
+        return [None] * len(items)
+    finally:
+        bar.close()
+        await scorer.aclose()
+
+
+PROB_CALLS = 100  # exam calls per decision whose option probabilities are averaged over orders
+
+
+def _prob_sample(items: list[ex.ExamItem], seed: int, per_decision: int = PROB_CALLS) -> list[int]:
+    """Indices of a seeded sample of at most ``per_decision`` items of each decision (in exam order):
+    the base's order-averaged preference of a decision is the mean over them."""
+    rng = random.Random(f"{seed}:probs")
+    by: dict[str, list[int]] = {}
+    for k, i in enumerate(items):
+        by.setdefault(i.decision, []).append(k)
+    return sorted(k for ks in by.values() for k in (ks if len(ks) <= per_decision else rng.sample(ks, per_decision)))
+
+
 def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: int,
-              progress: bool) -> tuple[dict[str, list[str | None]], list[dict[str, str | None]]]:
-    """Both models' answers to the exam, and the base's under other orders of the options, on the
-    fork's endpoints with the adapter deployed as the fork deployed it."""
+              progress: bool) -> tuple[dict[str, list[str | None]], list[dict[str, str | None]],
+                                       list[dict[str, float] | None]]:
+    """Both models' answers to the exam, the base's under other orders of the options, and its
+    order-averaged option probabilities, on the fork's endpoints with the adapter deployed as the
+    fork deployed it."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(items), desc="exam", unit="call", disable=not progress, leave=False)
     try:
-        with _serving(fork, adapter, name, progress) as client:
+        with _serving(fork, adapter, name, progress) as session:
+            client = session.client
+
             async def both() -> tuple[dict[str, list[str | None]], list[dict[str, str | None]]]:
                 try:
                     return await asyncio.gather(ex.ask_both(items, client, name, seed, on_done=bar.update),
@@ -144,29 +202,68 @@ def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, se
                 finally:
                     await client.aclose()
 
-            return asyncio.run(both())
+            answers, orders = asyncio.run(both())
+            bar.close()
+            sample = _prob_sample(items, seed)
+            got = asyncio.run(_probs([items[k] for k in sample], session.scorer, seed, progress, "option probabilities"))
+            probs: list[dict[str, float] | None] = [None] * len(items)
+            for k, p in zip(sample, got, strict=True):
+                probs[k] = p
+            return answers, orders, probs
     finally:
         bar.close()
 
 
+def _enough_calls(items: list[ex.ExamItem], rows: int, permute: int, seed: int) -> list[ex.ExamItem]:
+    """A seeded sample of each decision's calls giving about 1.5 times the rows training takes of one
+    decision (``rows`` spread over the decisions, each call written in ``1 + permute`` orders at most)."""
+    rng = random.Random(f"{seed}:anchors")
+    by: dict[str, list[ex.ExamItem]] = {}
+    for i in items:
+        by.setdefault(i.decision, []).append(i)
+    budget = max(50, math.ceil(1.5 * rows / max(1, len(by))))
+    keep: set[int] = set()
+    for calls in by.values():
+        got = 0
+        for i in rng.sample(calls, len(calls)):
+            if got >= budget:
+                break
+            keep.add(i.call_id)
+            got += 1 + len(option_orders(i.choices, permute, "")[:permute])
+    return [i for i in items if i.call_id in keep]
+
+
 def _anchor_answers(source: Path, exclude: frozenset[str], seed: int, progress: bool,
-                    unsure: list[ex.ExamItem] = ()) -> dict[int, str] | None:
+                    unsure: list[ex.ExamItem] = (), rows: int | None = None, permute: int = 5) -> dict[int, str] | None:
     """For the calls the dataset anchors (and the ``unsure`` rated ones): the option the base model
-    prefers with position averaged out (asked under the other orders of their options). None when
-    no prompt states its order."""
+    prefers with position averaged out (its option probabilities averaged over orders of the
+    options; where the server gives none, its answers under those orders). With ``rows`` (training's
+    row cap), only as many calls of each decision as training can use (:func:`_enough_calls`).
+    None when no prompt states its order."""
     items = [ex.as_item(c) for c in anchor_candidates(source, exclude)] + list(unsure)
     items = [i for i in items if ex.other_orders(i, 5, seed)]
+    if rows is not None:  # training samples a share of each decision's rows: ask only for as many
+        items = _enough_calls(items, rows, permute, seed)
     if not items:
         return None
-    with _serving(source, None, None, progress) as client:
-        async def ask() -> list[dict[str, str | None]]:
-            try:
-                return await ex.ask_orders(items, client, seed=seed)
-            finally:
-                await client.aclose()
+    with _serving(source, None, None, progress) as session:
+        await_close = session.client.aclose
+        try:
+            probs = asyncio.run(_probs(items, session.scorer, seed, progress, "base preferences"))
+        finally:
+            asyncio.run(await_close())
+    if all(p is None for p in probs):  # no probabilities from this server: its answers under other orders
+        with _serving(source, None, None, progress) as session:
+            async def ask() -> list[dict[str, str | None]]:
+                try:
+                    return await ex.ask_orders(items, session.client, seed=seed)
+                finally:
+                    await session.client.aclose()
 
-        orders = asyncio.run(ask())
-    got = {i.call_id: ex.preferred(i.recorded, o) for i, o in zip(items, orders, strict=True)}
+            orders = asyncio.run(ask())
+        got = {i.call_id: ex.preferred(i.recorded, o) for i, o in zip(items, orders, strict=True)}
+    else:
+        got = {i.call_id: ex.preferred_option(p) for i, p in zip(items, probs, strict=True)}
     return {k: v for k, v in got.items() if v is not None}
 
 
@@ -276,7 +373,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         data = out / f"data-{i}.jsonl"
         unsure = (ex.unsure_items(source, frozenset(agent_ids) - groups.holdout, checks)
                   if opts.method == "sft" and opts.rater == "checks" else [])
-        anchors = (_anchor_answers(source, groups.holdout, seed, opts.progress, unsure)
+        anchors = (_anchor_answers(source, groups.holdout, seed, opts.progress, unsure, rows=opts.max_samples,
+                                   permute=opts.permute)
                    if opts.method == "sft" else None)
         rows = write_dataset(source, KIND[opts.method], data, rater="check:" if opts.rater == "checks" else "judge:",
                              exclude_agents=groups.holdout, anchor=opts.method == "sft", balance=opts.method == "sft",
@@ -297,8 +395,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         refused = collapsed(hold, base_hold)
         exam, untrained = None, None
         if opts.exam and items:
-            answers, orders = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress)
-            graded = ex.grade_exam(base, items, answers, checks, orders)
+            answers, orders, probs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress)
+            graded = ex.grade_exam(base, items, answers, checks, orders, probs)
             ex.write_exam(fork / "exam.jsonl", graded)
             fig = ex.exam_figures(graded, seed=seed)
             (fork / "exam.json").write_text(json.dumps(fig, indent=2))

@@ -7,6 +7,7 @@ step after it, the A/B share of each fork, and the figures written to the forks 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -428,16 +429,16 @@ def test_an_uninformative_judge_is_said_in_the_loop(tmp_path, monkeypatch):
 
 
 def test_anchors_answer_with_the_base_model_s_order_averaged_preference(tmp_path):
-    """A run with shuffled options: each anchored call is asked again under the other orders of its
-    options; the anchor is the option the base chose in most orders, and a tie leaves the call out."""
+    """A run with shuffled options: each anchored call's option probabilities are averaged over every
+    order of its options (the fake backend's scorer favours the first-listed); the anchor is the
+    most probable option, and a call whose prompt states no order is not anchored."""
     import asyncio as aio
     import itertools
 
     from simulation.correction import rate_run
     from simulation.correction.datasets import anchor_candidates
     from simulation.llm.agent_llm import reordered
-    from simulation.llm.fake import FakeChatClient
-    from simulation.llm.types import ChatRequest
+    from simulation.llm.scoring import FakeOptionScorer
     from tests.runs import fake_run
 
     run = fake_run(tmp_path / "run", "job_seeking", 24, 1, "llm.shuffle_options=true")
@@ -445,18 +446,19 @@ def test_anchors_answer_with_the_base_model_s_order_averaged_preference(tmp_path
     got = loop._anchor_answers(run, frozenset(), seed=3, progress=False)
     cands = [c for c in anchor_candidates(run) if len(c.choices) > 1]
     assert got and {c.action for c in cands} >= {"search_decision", "memory.importance"}
-    fake = FakeChatClient()
+    scorer = FakeOptionScorer()
+    checked = 0
     for c in cands:
         if len(c.choices) > 3:
             continue  # sampled orders: checked in test_exam
-        picks = [c.completion]
-        for order in itertools.permutations(c.choices):
-            if list(order) != c.choices:
-                req = ChatRequest(messages=reordered(c.messages, c.choices, list(order)), choices=list(order))
-                picks.append(aio.run(fake.complete(req)).text)
-        counts = {o: picks.count(o) for o in set(picks)}
-        top = [o for o, n in counts.items() if n == max(counts.values())]
-        assert got.get(c.id) == (top[0] if len(top) == 1 else None), c.id
+        every = [aio.run(scorer.option_probs(reordered(c.messages, c.choices, list(o)), list(o)))
+                 for o in itertools.permutations(c.choices)]
+        mean = {o: sum(p[o] for p in every) / len(every) for o in c.choices}
+        ranked = sorted(mean.values(), reverse=True)
+        if ranked[0] - ranked[1] > 2e-3:  # clear of the rounding of the recorded figures
+            assert got.get(c.id) == max(mean, key=mean.get), c.id
+            checked += 1
+    assert checked > 10
     assert loop._anchor_answers(fake_run(tmp_path / "plain", "job_seeking", 12, 1), frozenset(), 3, False) is None
 
 
@@ -491,16 +493,19 @@ def test_the_base_problem_check_only_reads(tmp_path):
         assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'embeddings'").fetchall()
 
 
-def spy_serving(monkeypatch, client) -> list[tuple]:
-    """Replace the loop's server session by ``client``; returns the sessions' arguments as they come."""
+def spy_serving(monkeypatch, client, scorer=None) -> list[tuple]:
+    """Replace the loop's server session by ``client`` (and ``scorer``); returns the sessions' arguments
+    as they come."""
     import contextlib
+
+    from simulation.llm.scoring import FakeOptionScorer
 
     served: list[tuple] = []
 
     @contextlib.contextmanager
     def serving(where, adapter, name, progress):
         served.append((where, adapter, name, progress))
-        yield client
+        yield loop.Session(client, scorer or FakeOptionScorer())
 
     monkeypatch.setattr(loop, "_serving", serving)
     return served
@@ -528,12 +533,22 @@ def test_anchor_answers_pass_their_options_on(tmp_path, monkeypatch):
     assert many, "memory.importance has ten options"
     import asyncio as aio
 
-    by_hand = aio.run(ex.ask_orders(many, FakeChatClient(), k=5, seed=7))
-    for item, orders in zip(many, by_hand, strict=True):
-        assert got.get(item.call_id) == ex.preferred(item.recorded, orders)
+    from simulation.llm.scoring import FakeOptionScorer
+
+    # the base's order-averaged option probabilities (the fake favours the first-listed option)
+    by_hand = aio.run(ex.order_probs(many, FakeOptionScorer(), k=5, seed=7))
+    for item, probs in zip(many, by_hand, strict=True):
+        assert got.get(item.call_id) == ex.preferred_option(probs)
     other = loop._anchor_answers(run, held, seed=8, progress=False)
     assert {k: v for k, v in other.items() if k in {i.call_id for i in many}} != \
         {k: v for k, v in got.items() if k in {i.call_id for i in many}}, "the seed chooses the orders asked"
+    # with training's row cap: only as many calls of a decision as give about 50 rows (ten options:
+    # each call written in 6 orders, so 9 calls)
+    capped = loop._anchor_answers(run, held, seed=7, progress=False, rows=10, permute=5)
+    decision = {c.id: c.action for c in cands}
+    counts = Counter(decision[k] for k in capped)
+    assert 0 < counts["memory.importance"] <= 9 < Counter(decision[k] for k in got)["memory.importance"]
+    assert set(capped.items()) <= set(got.items())
 
 
 def test_the_exam_is_sat_with_the_adapter_deployed(tmp_path, monkeypatch, capsys):
@@ -556,7 +571,7 @@ def test_the_exam_is_sat_with_the_adapter_deployed(tmp_path, monkeypatch, capsys
     items = [ex.ExamItem(k, f"a{k}", 1, "p", "pick", [{"role": "user", "content": f"Pick {k}." + options_line(opts)}],
                          opts, "1") for k in range(3)]
     fork, adapter = tmp_path / "iter-1", tmp_path / "adapter-1"
-    answers, orders = loop._sit_exam(fork, items, adapter, "adapter-1", seed=5, progress=False)
+    answers, orders, probs = loop._sit_exam(fork, items, adapter, "adapter-1", seed=5, progress=False)
     assert served == [(fork, adapter, "adapter-1", False)]
     assert capsys.readouterr().err == "", "no bar without progress"
     both = [r for r in asked if r.tag.action == "exam.pick"]
@@ -565,6 +580,11 @@ def test_the_exam_is_sat_with_the_adapter_deployed(tmp_path, monkeypatch, capsys
     assert len(answers["base"]) == len(answers["adapter"]) == 3
     assert [len(o) for o in orders] == [5, 5, 5] and [list(o) for o in orders] == \
         [[", ".join(x) for x in ex.other_orders(i, 5, 5)] for i in items], "the loop's seed picks the orders"
+    import asyncio as aio
+
+    from simulation.llm.scoring import FakeOptionScorer
+
+    assert probs == aio.run(ex.order_probs(items, FakeOptionScorer(), seed=5)), "the base's probabilities, same orders"
     loop._sit_exam(fork, items, adapter, "adapter-1", seed=5, progress=True)
     err = capsys.readouterr().err
     assert "exam: " in err and "/3 [" in err and "call/s" in err
@@ -607,3 +627,15 @@ def test_the_loop_s_own_folder_and_base_run(tmp_path, fake_training, monkeypatch
     correct(CorrectOptions("job_seeking", base=str(out / "base"), out=str(made), progress=False, max_drift=1.0),
             emit=lambda line: None)
     assert (made / "correction.json").is_file()
+
+
+def test_option_probabilities_are_asked_for_a_seeded_sample_of_each_decision():
+    from simulation.correction import exam as ex
+
+    items = [ex.ExamItem(k, "a", 1, "p", "big" if k % 3 else "small", [], ["x", "y"], "x") for k in range(30)]
+    got = loop._prob_sample(items, seed=1, per_decision=5)
+    assert got == sorted(got) and len(got) == len(set(got))
+    assert Counter(items[k].decision for k in got) == {"big": 5, "small": 5}
+    assert loop._prob_sample(items, seed=1, per_decision=5) == got != loop._prob_sample(items, seed=2, per_decision=5)
+    small = [k for k in loop._prob_sample(items, seed=1, per_decision=10) if items[k].decision == "small"]
+    assert small == [k for k in range(30) if not k % 3], "a decision with few calls: all of them"

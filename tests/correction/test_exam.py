@@ -450,7 +450,8 @@ async def test_the_written_exam_row(run, tmp_path):
     item = graded.items[0]
     assert rows[0] == {"call_id": item.call_id, "agent_id": item.agent_id, "round": item.round, "phase": item.phase,
                        "decision": "screen", "choices": item.choices, "recorded": item.recorded,
-                       "answers": {"base": graded.answers["base"][0], "adapter": "reject"}, "base_orders": {"x": "pass"}}
+                       "answers": {"base": graded.answers["base"][0], "adapter": "reject"}, "base_orders": {"x": "pass"},
+                       "base_probs": None}
     assert len(rows) == len(graded.items)
     graded.base_orders = []
     ex.write_exam(path, graded)
@@ -483,3 +484,35 @@ def test_unsure_items_are_the_checked_calls_without_a_right_option(run):
     assert {i.messages[-1]["content"] for i in got} == {"CV of s3"}
     assert all(i.action is not None for i in got)
     assert ex.unsure_items(run, frozenset({"i0"}), [live_only]) == [], "only calls an examinable check covers"
+
+
+async def test_order_averaged_probabilities_are_recorded_and_replace_the_answers(shuffled_run):
+    """Item 4: each call's option probabilities averaged over every order of its options (two here)
+    equal a direct computation; they are written with the exam, and the base's averaged shares (the
+    drift's reference) come from them."""
+    from simulation.llm.agent_llm import reordered
+    from simulation.llm.scoring import FakeOptionScorer
+
+    items = ex.exam_items(shuffled_run, HELD, [fit_rule])
+    scorer = FakeOptionScorer(position_weight=1.5)
+    probs = await ex.order_probs(items, scorer, seed=2)
+    for item, got in zip(items, probs, strict=True):
+        each = [await scorer.option_probs(reordered(item.messages, item.choices, o), o)
+                for o in (["pass", "reject"], ["reject", "pass"])]
+        assert got == {o: round((each[0][o] + each[1][o]) / 2, 4) for o in item.choices}
+    client = Ordered(lambda s, ch: "pass")
+    answers = await ex.ask_both(items, client, "adapter-1")
+    graded = ex.grade_exam(shuffled_run, items, answers, [fit_rule], None, probs)
+    fig = ex.exam_figures(graded, seed=1)
+    mean = {o: round(sum(p[o] for p in probs) / len(probs), 4) for o in ("pass", "reject")}
+    assert fig["shares"]["screen"]["base_averaged"] == mean
+    assert ex.drift(fig, targeted=set()) == {"screen": ex.total_variation({"pass": 1.0}, mean)}
+    path = shuffled_run / "exam.jsonl"
+    ex.write_exam(path, graded)
+    again = ex.score_exam(path, shuffled_run, HELD, [fit_rule])
+    assert again.base_probs == probs and ex.exam_figures(again, seed=1) == fig
+    # a prompt stating no order has nothing to average over
+    unstated = ex.ExamItem(1, "a", 1, "p", "screen", [{"role": "user", "content": "Hire?"}], ["pass", "reject"], "pass")
+    assert await ex.order_probs([unstated], scorer) == [None]
+    assert ex.preferred_option({"a": 0.6, "b": 0.4}) == "a" and ex.preferred_option({"a": 0.5, "b": 0.5}) is None
+    assert ex.preferred_option(None) is None

@@ -1,0 +1,102 @@
+"""Option probabilities: the constrained decoder's arithmetic, the requests made of a vLLM server, and
+the fake's position bias averaging out over orders."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from aiohttp import web
+
+from simulation.llm.scoring import FakeOptionScorer, VLLMOptionScorer, constrained_probs
+from simulation.llm.types import LLMError
+
+L = math.log
+
+
+def test_constrained_probs_renormalise_where_options_part():
+    # pass | re-ject: they part at the first token; "ject" after "re" is forced, so it costs nothing
+    got = constrained_probs({"pass": [(1, L(0.6))], "reject": [(2, L(0.1)), (3, L(0.9))]})
+    assert got == pytest.approx({"pass": 6 / 7, "reject": 1 / 7})
+    # "1" is a prefix of "10": after "1" the end token and "0" part them
+    got = constrained_probs({"1": [(33, L(0.5)), (0, L(0.2))], "10": [(33, L(0.5)), (32, L(0.3))],
+                             "2": [(34, L(0.25))]})
+    assert got == pytest.approx({"1": 2 / 3 * 0.4, "10": 2 / 3 * 0.6, "2": 1 / 3})
+    assert sum(got.values()) == pytest.approx(1.0)
+
+
+PROMPT = [7, 8, 9]
+VOCAB = {"pass": [5467], "reject": [257, 680], "1": [33], "10": [33, 32]}
+LOGP = {5467: -1.0, 257: -2.0, 680: -0.1, 33: -0.5, 32: -1.5, 2: -0.7}  # 2: the end token
+
+
+@pytest.fixture()
+async def server():
+    seen: list[dict] = []
+
+    async def tokenize(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append({"path": "tokenize", **body})
+        if "messages" in body:
+            answered = body["messages"][-1]["role"] == "assistant"
+            return web.json_response({"tokens": PROMPT + ([2, 198] if answered else [])})
+        return web.json_response({"tokens": VOCAB[body["prompt"]]})
+
+    async def completions(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append({"path": "completions", **body})
+        if body["model"] == "llama":
+            return web.Response(status=400, text="unknown field prompt_logprobs")
+        lps = [None] + [{str(t): {"logprob": LOGP.get(t, -9.0), "rank": 1}} for t in body["prompt"][1:]]
+        return web.json_response({"choices": [{"text": "x", "prompt_logprobs": lps}]})
+
+    app = web.Application()
+    app.router.add_post("/tokenize", tokenize)
+    app.router.add_post("/v1/completions", completions)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}/v1", seen
+    await runner.cleanup()
+
+
+async def test_vllm_scorer_asks_one_request_per_option_and_ends_only_prefixes(server):
+    url, seen = server
+    s = VLLMOptionScorer(url, "smol")
+    msgs = [{"role": "user", "content": "Hire?"}]
+    got = await s.option_probs(msgs, ["pass", "reject"])
+    p, r = math.exp(-1.0), math.exp(-2.0)
+    assert got == pytest.approx({"pass": p / (p + r), "reject": r / (p + r)})
+    asked = sorted(tuple(x["prompt"]) for x in seen if x["path"] == "completions")
+    assert asked == [(*PROMPT, 257, 680), (*PROMPT, 5467)], "the prompt, then the option; no end token"
+    assert all(x["prompt_logprobs"] == 0 and x["max_tokens"] == 1 and x["model"] == "smol"
+               for x in seen if x["path"] == "completions")
+    seen.clear()
+    got = await s.option_probs(msgs, ["10", "1"])
+    e, z = math.exp(-0.7), math.exp(-1.5)
+    assert got == pytest.approx({"1": e / (e + z), "10": z / (e + z)})
+    asked = sorted(tuple(x["prompt"]) for x in seen if x["path"] == "completions")
+    assert asked == [(*PROMPT, 33, 2), (*PROMPT, 33, 32)], "the end token only after the option it tells apart"
+    with pytest.raises(LLMError, match="need a vLLM server"):
+        await s.option_probs(msgs, ["pass", "reject"], model="llama")
+    await s.aclose()
+
+
+async def test_the_fake_s_position_bias_averages_out_over_every_order():
+    s = FakeOptionScorer(position_weight=2.0)
+    msgs = [{"role": "system", "content": "You are Ann."}]
+    opts = ["a", "b", "c"]
+    every = [await s.option_probs(msgs, list(o)) for o in itertools.permutations(opts)]
+    assert all(max(p, key=p.get) == o[0] for p, o in zip(every, itertools.permutations(opts), strict=True)), \
+        "position dominates each order"
+    content = {o: math.exp(FakeOptionScorer.content_logit(msgs, o)) for o in opts}
+    # by hand: the mean over the 6 orders of softmax(content - 2 * place)
+    by_hand = {o: sum(content[o] * math.exp(-2.0 * order.index(o)) / sum(content[x] * math.exp(-2.0 * order.index(x))
+                                                                       for x in opts)
+                      for order in itertools.permutations(opts)) / 6 for o in opts}
+    averaged = {o: sum(p[o] for p in every) / 6 for o in opts}
+    assert averaged == pytest.approx(by_hand)
+    assert max(averaged, key=averaged.get) == max(content, key=content.get), "the content's preference is left"

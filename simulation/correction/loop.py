@@ -185,9 +185,10 @@ def _prob_sample(items: list[ex.ExamItem], seed: int, per_decision: int = PROB_C
 def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: int,
               progress: bool) -> tuple[dict[str, list[str | None]], list[dict[str, str | None]],
                                        list[dict[str, float] | None]]:
-    """Both models' answers to the exam, the base's under other orders of the options, and its
-    order-averaged option probabilities, on the fork's endpoints with the adapter deployed as the
-    fork deployed it."""
+    """Both models' answers to the exam and the base's order-averaged option probabilities (on a
+    seeded sample of each decision's calls), on the fork's endpoints with the adapter deployed as the
+    fork deployed it; the base's answers under other orders of the options only where the server
+    gives no probabilities (empty otherwise)."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(items), desc="exam", unit="call", disable=not progress, leave=False)
@@ -195,20 +196,22 @@ def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, se
         with _serving(fork, adapter, name, progress) as session:
             client = session.client
 
-            async def both() -> tuple[dict[str, list[str | None]], list[dict[str, str | None]]]:
+            async def ask(what: Any) -> Any:
                 try:
-                    return await asyncio.gather(ex.ask_both(items, client, name, seed, on_done=bar.update),
-                                                ex.ask_orders(items, client, seed=seed))
+                    return await what
                 finally:
                     await client.aclose()
 
-            answers, orders = asyncio.run(both())
+            answers = asyncio.run(ask(ex.ask_both(items, client, name, seed, on_done=bar.update)))
             bar.close()
             sample = _prob_sample(items, seed)
             got = asyncio.run(_probs([items[k] for k in sample], session.scorer, seed, progress, "option probabilities"))
             probs: list[dict[str, float] | None] = [None] * len(items)
             for k, p in zip(sample, got, strict=True):
                 probs[k] = p
+            orders: list[dict[str, str | None]] = []
+            if all(p is None for p in got):
+                orders = asyncio.run(ask(ex.ask_orders(items, client, seed=seed)))
             return answers, orders, probs
     finally:
         bar.close()
@@ -396,7 +399,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         exam, untrained = None, None
         if opts.exam and items:
             answers, orders, probs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress)
-            graded = ex.grade_exam(base, items, answers, checks, orders, probs)
+            graded = ex.grade_exam(base, items, answers, checks, orders or None, probs)
             ex.write_exam(fork / "exam.jsonl", graded)
             fig = ex.exam_figures(graded, seed=seed)
             (fork / "exam.json").write_text(json.dumps(fig, indent=2))

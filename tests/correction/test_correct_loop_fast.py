@@ -578,13 +578,25 @@ def test_the_exam_is_sat_with_the_adapter_deployed(tmp_path, monkeypatch, capsys
     assert sorted((r.tag.seq, r.model or "") for r in both) == [(k, m) for k in range(3) for m in ("", "adapter-1")]
     assert {r.seed for r in asked} == {5}
     assert len(answers["base"]) == len(answers["adapter"]) == 3
-    assert [len(o) for o in orders] == [5, 5, 5] and [list(o) for o in orders] == \
-        [[", ".join(x) for x in ex.other_orders(i, 5, 5)] for i in items], "the loop's seed picks the orders"
     import asyncio as aio
 
     from simulation.llm.scoring import FakeOptionScorer
+    from simulation.llm.types import LLMError
 
-    assert probs == aio.run(ex.order_probs(items, FakeOptionScorer(), seed=5)), "the base's probabilities, same orders"
+    assert probs == aio.run(ex.order_probs(items, FakeOptionScorer(), seed=5)), "the loop's seed picks the orders"
+    assert orders == [] and not [r for r in asked if r.tag.action.startswith("exam.order.")], \
+        "with probabilities, the base is not asked the other orders"
+
+    class NoLogprobs(FakeOptionScorer):  # a server that is not vLLM
+        async def option_probs(self, messages, options, model=None):
+            raise LLMError("HTTP 400: unknown field prompt_logprobs")
+
+    asked.clear()
+    spy_serving(monkeypatch, Recording(), NoLogprobs())
+    answers, orders, probs = loop._sit_exam(fork, items, adapter, "adapter-1", seed=5, progress=False)
+    assert probs == [None] * 3 and len(answers["base"]) == 3
+    assert [len(o) for o in orders] == [5, 5, 5] and [list(o) for o in orders] == \
+        [[", ".join(x) for x in ex.other_orders(i, 5, 5)] for i in items], "its answers under other orders stand in"
     loop._sit_exam(fork, items, adapter, "adapter-1", seed=5, progress=True)
     err = capsys.readouterr().err
     assert "exam: " in err and "/3 [" in err and "call/s" in err

@@ -239,7 +239,7 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         rated.clear(), written.clear(), fake_training.clear()
         out = tmp_path / f"loop-{method}"
         lines: list[str] = []
-        res = correct(CorrectOptions("job_seeking", method=method, base=str(base), out=str(out), samples=9,
+        res = correct(CorrectOptions("job_seeking", method=method, base=str(base), out=str(out), samples=9, holdout=0.3,
                                      progress=False, max_samples=77), emit=lines.append)
         assert rated == [("base", {"by": "checks", "judge": None, "sample": None, "scenario": "job_seeking",
                                    "progress": False})], "checks rate every call: --samples is for the judge"

@@ -7,9 +7,11 @@ next token renormalised over the tokens the options allow there (the end of the 
 a token where one option is a prefix of another: "1" against "10"). Positions where all remaining
 options agree cost nothing, so a long option is not penalised for its length.
 
-:class:`VLLMOptionScorer` reads the token log-probabilities from a vLLM server (``/tokenize`` and
-``prompt_logprobs`` on ``/v1/completions``: one request per option, the prompt shared, so prefix
-caching serves it); :class:`FakeOptionScorer` is the in-process stand-in of ``llm.backend=fake``.
+:class:`VLLMOptionScorer` reads the token log-probabilities from a vLLM server (``/tokenize``, and
+``/v1/completions`` with ``logprobs`` at each point where the options part: one request for two
+options that differ from their first token, the prompt served from the prefix cache; vLLM computes
+``prompt_logprobs`` without the cache, so those are kept for the rare token outside the top list);
+:class:`FakeOptionScorer` is the in-process stand-in of ``llm.backend=fake``.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ def constrained_probs(paths: dict[str, list[tuple[int, float]]]) -> dict[str, fl
     return {o: math.exp(v - top) / total for o, v in out.items()}
 
 
+TOP = 20  # log-probabilities per scored position (vLLM's default --max-logprobs)
+
+
 class VLLMOptionScorer:
     """Option probabilities from a vLLM server's prompt log-probabilities."""
 
@@ -110,7 +115,12 @@ class VLLMOptionScorer:
 
     async def option_probs(self, messages: list[dict[str, str]], options: list[str],
                            model: str | None = None) -> dict[str, float]:
-        """Each option's probability, from one scoring request per option (the prompt, then the option)."""
+        """Each option's probability, from one request per point where the options part.
+
+        Each request is the prompt and the tokens before that point, generating one token with the
+        top ``TOP`` log-probabilities, so the prompt comes from the prefix cache; a token the options
+        allow but the top list lacks is scored exactly by a prompt log-probability request.
+        """
         import asyncio
 
         name = self.aliases.get(model, model) if model else self.model
@@ -119,17 +129,32 @@ class VLLMOptionScorer:
         ids = {o: await self._tokenize(o, name) for o in options}
         end = await self._end_of_answer(messages, prompt, name)
         # the end token tells an option from a longer one it begins
-        ends = {o: any(p != o and ids[p][:len(ids[o])] == ids[o] for p in options) for o in options}
+        paths = {o: ids[o] + (end if any(p != o and ids[p][:len(ids[o])] == ids[o] for p in options) else [])
+                 for o in options}
+        branches: dict[tuple[int, ...], set[int]] = {}
+        for path in paths.values():
+            for k, tok in enumerate(path):
+                branches.setdefault(tuple(path[:k]), set()).add(tok)
+        branches = {pre: toks for pre, toks in branches.items() if len(toks) > 1}
 
-        async def score(o: str) -> list[tuple[int, float]]:
-            tail = ids[o] + (end if ends[o] else [])
+        async def node(prefix: tuple[int, ...], allowed: set[int]) -> dict[int, float]:
             got = await self._post(self.base_url + "/completions", {
-                "model": name, "prompt": prompt + tail, "max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 0})
-            lps = got["choices"][0]["prompt_logprobs"][-len(tail):]
-            return [(t, float(lp[str(t)]["logprob"])) for t, lp in zip(tail, lps, strict=True)]
+                "model": name, "prompt": prompt + list(prefix), "max_tokens": 1, "temperature": 0.0,
+                "logprobs": TOP, "return_tokens_as_token_ids": True})
+            top = got["choices"][0]["logprobs"]["top_logprobs"][0]
+            out = {int(k.removeprefix("token_id:")): float(v) for k, v in top.items()}
+            for tok in allowed - set(out):  # rarer than the top list: its exact log-probability
+                exact = await self._post(self.base_url + "/completions", {
+                    "model": name, "prompt": prompt + [*prefix, tok], "max_tokens": 1, "temperature": 0.0,
+                    "prompt_logprobs": 0})
+                out[tok] = float(exact["choices"][0]["prompt_logprobs"][-1][str(tok)]["logprob"])
+            return out
 
-        paths = dict(zip(options, await asyncio.gather(*(score(o) for o in options)), strict=True))
-        return constrained_probs(paths)
+        keys = list(branches)
+        found = dict(zip(keys, await asyncio.gather(*(node(pre, branches[pre]) for pre in keys)), strict=True))
+        scored = {o: [(t, found[tuple(path[:k])][t] if tuple(path[:k]) in found else 0.0)
+                      for k, t in enumerate(path)] for o, path in paths.items()}
+        return constrained_probs(scored)
 
     async def aclose(self) -> None:
         """Close the HTTP session."""

@@ -47,9 +47,14 @@ async def server():
         body = await request.json()
         seen.append({"path": "completions", **body})
         if body["model"] == "llama":
-            return web.Response(status=400, text="unknown field prompt_logprobs")
-        lps = [None] + [{str(t): {"logprob": LOGP.get(t, -9.0), "rank": 1}} for t in body["prompt"][1:]]
-        return web.json_response({"choices": [{"text": "x", "prompt_logprobs": lps}]})
+            return web.Response(status=400, text="unknown field logprobs")
+        if "prompt_logprobs" in body:  # the exact log-probability of every prompt token
+            lps = [None] + [{str(t): {"logprob": LOGP.get(t, -9.0), "rank": 1}} for t in body["prompt"][1:]]
+            return web.json_response({"choices": [{"text": "x", "prompt_logprobs": lps}]})
+        # the next token's top list; token 32 ("0") is never in it
+        top = {f"token_id:{t}": lp for t, lp in LOGP.items() if t != 32}
+        assert body["return_tokens_as_token_ids"] and body["logprobs"] == 20 and body["max_tokens"] == 1
+        return web.json_response({"choices": [{"text": "x", "logprobs": {"top_logprobs": [top]}}]})
 
     app = web.Application()
     app.router.add_post("/tokenize", tokenize)
@@ -63,23 +68,26 @@ async def server():
     await runner.cleanup()
 
 
-async def test_vllm_scorer_asks_one_request_per_option_and_ends_only_prefixes(server):
+async def test_vllm_scorer_asks_where_options_part_and_ends_only_prefixes(server):
     url, seen = server
     s = VLLMOptionScorer(url, "smol")
     msgs = [{"role": "user", "content": "Hire?"}]
     got = await s.option_probs(msgs, ["pass", "reject"])
     p, r = math.exp(-1.0), math.exp(-2.0)
     assert got == pytest.approx({"pass": p / (p + r), "reject": r / (p + r)})
-    asked = sorted(tuple(x["prompt"]) for x in seen if x["path"] == "completions")
-    assert asked == [(*PROMPT, 257, 680), (*PROMPT, 5467)], "the prompt, then the option; no end token"
-    assert all(x["prompt_logprobs"] == 0 and x["max_tokens"] == 1 and x["model"] == "smol"
-               for x in seen if x["path"] == "completions")
+    asked = [x for x in seen if x["path"] == "completions"]
+    assert [x["prompt"] for x in asked] == [PROMPT], "one request: the options part at their first token"
+    assert asked[0]["model"] == "smol" and "prompt_logprobs" not in asked[0]
     seen.clear()
-    got = await s.option_probs(msgs, ["10", "1"])
+    got = await s.option_probs(msgs, ["10", "1", "pass"])
+    # first token: "1"/"10" (33) against "pass"; then after 33: the end token (2) against "0" (32)
+    first = {33: math.exp(-0.5), 5467: math.exp(-1.0)}
     e, z = math.exp(-0.7), math.exp(-1.5)
-    assert got == pytest.approx({"1": e / (e + z), "10": z / (e + z)})
-    asked = sorted(tuple(x["prompt"]) for x in seen if x["path"] == "completions")
-    assert asked == [(*PROMPT, 33, 2), (*PROMPT, 33, 32)], "the end token only after the option it tells apart"
+    share = first[33] / sum(first.values())
+    assert got == pytest.approx({"1": share * e / (e + z), "10": share * z / (e + z), "pass": 1 - share})
+    asked = sorted((tuple(x["prompt"]), "prompt_logprobs" in x) for x in seen if x["path"] == "completions")
+    assert asked == [((*PROMPT,), False), ((*PROMPT, 33), False), ((*PROMPT, 33, 32), True)], \
+        "a branch point each, and the exact log-probability of the token the top list lacks"
     with pytest.raises(LLMError, match="need a vLLM server"):
         await s.option_probs(msgs, ["pass", "reject"], model="llama")
     await s.aclose()

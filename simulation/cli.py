@@ -187,6 +187,22 @@ def _fail(msg: str, code: int = 1) -> int:
     return code
 
 
+def _on_terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _terminate_like_interrupt() -> object:
+    """SIGTERM (``kill PID``, a job scheduler's stop) ends a command as Ctrl-C does: the run stops
+    resumable and the embedded servers it started are stopped (without it they outlive it).
+    Returns the handler it replaced (None off the main thread, where none can be set)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_terminate)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
@@ -199,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.remove()
     logger.add(sys.stderr, level=os.environ.get("GENSIM_LOG_LEVEL", "WARNING"),
                format="<level>{level: <7}</level> {message}", filter=lambda r: not r["extra"].get("run_log_only"))
+    previous = _terminate_like_interrupt()
     try:
         return _dispatch(args)
     except ConfigError as e:
@@ -219,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("GENSIM_DEBUG"):
             raise
         return _fail(f"{type(e).__name__}: {e} (GENSIM_DEBUG=1 shows the traceback)")
+    finally:
+        if previous is not None:  # main() called from Python (tests, notebooks) leaves no handler behind
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

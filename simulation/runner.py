@@ -343,6 +343,9 @@ def parent_schedule(parent: Path, from_round: int) -> list[schedule.Scheduled]:
     return [*applied, *(x for x in planned if x.round > reached and x.round >= from_round)]
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class Interrupted(RunStopped):
     """The user stopped the run (Ctrl-C): it ended after a checkpointed round and can be resumed."""
 
@@ -527,17 +530,20 @@ async def _run_locked(opts: RunOptions, run_dir: Path, cfg: RunConfig, replay_fr
             interrupted = True
             sim.request_stop()
             print(f"\nstopping after round {sim.round + 1} (Ctrl-C again stops at once)", file=sys.stderr, flush=True)
-            loop.remove_signal_handler(signal.SIGINT)
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
 
         try:
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
+            for sig in STOP_SIGNALS:  # SIGTERM (kill PID, a scheduler) stops it as Ctrl-C does
+                loop.add_signal_handler(sig, on_sigint)
         except (NotImplementedError, RuntimeError):
             pass
         try:
             summary = await sim.run()
         finally:
             try:
-                loop.remove_signal_handler(signal.SIGINT)
+                for sig in STOP_SIGNALS:
+                    loop.remove_signal_handler(sig)
             except (NotImplementedError, RuntimeError):
                 pass
         if services.start_s is not None:

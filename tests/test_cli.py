@@ -246,3 +246,28 @@ def test_check_names_an_answer_field_no_action_has(capsys, tmp_path):
     capsys.readouterr()
     assert gensim("check", str(copy_scenario(tmp_path / "as_shipped"))) == 0
     assert "error" not in capsys.readouterr().err
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path):
+    """``kill PID`` on a run: it stops between steps, resumable, with the interrupt's exit code (the
+    embedded servers it started are stopped by the same path; without the handler they outlived it)."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "simulation.cli", "run", "job_seeking", "--agents", "400",
+                             "--rounds", "200", "--out", str(out), "--no-progress", "llm.backend=fake"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoints" / "round_000001").is_dir() and time.monotonic() < deadline \
+                and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "resume" in err, err

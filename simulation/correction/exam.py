@@ -449,15 +449,20 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
 
 
 def order_averaged(graded: Graded, decision: str) -> dict[str, float] | None:
-    """The base model's option shares for ``decision`` with position bias averaged out: the mean over
-    its calls of each option's order-averaged probability where the exam has them (item 4), else
-    per call the share of its orders (the recorded one and the others asked) in which the base chose
-    each option. None when no call of it was asked in another order."""
+    """The base model's option shares for ``decision`` with position bias averaged out, as a model
+    answering at temperature 0 would have them: where the exam has option probabilities (item 4),
+    the share of calls whose most probable option, averaged over orders, is each option (calls with
+    a tie left out); else per call the share of its orders (the recorded one and the others asked)
+    in which the base chose each option. None when no call of it was asked in another order.
+
+    Greedy answers are compared with greedy answers: the mean probability itself (a call preferring
+    "1" at 0.34 against three options at 0.22) is not what any model answers at temperature 0."""
     if graded.base_probs:
-        got = [p for i, p in zip(graded.items, graded.base_probs, strict=True) if i.decision == decision and p]
+        got = [preferred_option(p) for i, p in zip(graded.items, graded.base_probs, strict=True)
+               if i.decision == decision and p]
+        got = [g for g in got if g is not None]
         if got:
-            options = sorted({o for p in got for o in p})
-            return {o: round(sum(p.get(o, 0.0) for p in got) / len(got), 4) for o in options}
+            return {o: round(got.count(o) / len(got), 4) for o in sorted(set(got))}
     if not graded.base_orders:
         return None
     per_call: list[dict[str, float]] = []

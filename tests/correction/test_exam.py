@@ -504,9 +504,12 @@ async def test_order_averaged_probabilities_are_recorded_and_replace_the_answers
     answers = await ex.ask_both(items, client, "adapter-1")
     graded = ex.grade_exam(shuffled_run, items, answers, [fit_rule], None, probs)
     fig = ex.exam_figures(graded, seed=1)
-    mean = {o: round(sum(p[o] for p in probs) / len(probs), 4) for o in ("pass", "reject")}
-    assert fig["shares"]["screen"]["base_averaged"] == mean
-    assert ex.drift(fig, targeted=set()) == {"screen": ex.total_variation({"pass": 1.0}, mean)}
+    # the shares a position-free base would answer at temperature 0: each call's likelier option
+    picks = [max(p, key=p.get) for p in probs]
+    shares = {o: round(picks.count(o) / len(picks), 4) for o in sorted(set(picks))}
+    assert len(shares) == 2, "the fake prefers pass for some interviewers and reject for others"
+    assert fig["shares"]["screen"]["base_averaged"] == shares
+    assert ex.drift(fig, targeted=set()) == {"screen": ex.total_variation({"pass": 1.0}, shares)}
     path = shuffled_run / "exam.jsonl"
     ex.write_exam(path, graded)
     again = ex.score_exam(path, shuffled_run, HELD, [fit_rule])

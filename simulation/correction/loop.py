@@ -154,11 +154,13 @@ async def _probs(items: list[ex.ExamItem], scorer: OptionScorer, seed: int, prog
     gives none, said once, and the order-averaged answers stand in."""
     from tqdm import tqdm
 
-    from ..llm.types import LLMError
+    from ..llm.types import LLMError, RetriableError
 
     bar = tqdm(total=len(items), desc=what, unit="call", disable=not progress, leave=False)
     try:
         return await ex.order_probs(items, scorer, seed=seed, on_done=bar.update)
+    except RetriableError:  # an outage after the scorer's retries stops the loop, never passes for "no probabilities"
+        raise
     except LLMError as e:
         from loguru import logger
 

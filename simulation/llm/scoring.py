@@ -80,7 +80,20 @@ class VLLMOptionScorer:
         self._session: aiohttp.ClientSession | None = None
         self._tokens: dict[str, list[int]] = {}
 
-    async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post(self, url: str, body: dict[str, Any], tries: int = 6) -> dict[str, Any]:
+        """POST with retries of transient failures (a dropped connection under load); the last one raises."""
+        import asyncio
+
+        for attempt in range(tries):
+            try:
+                return await self._post_once(url, body)
+            except RetriableError:
+                if attempt == tries - 1:
+                    raise
+                await asyncio.sleep(min(5.0, 0.2 * 2 ** attempt))
+        raise AssertionError("unreachable")
+
+    async def _post_once(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         try:

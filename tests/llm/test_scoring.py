@@ -48,6 +48,8 @@ async def server():
         seen.append({"path": "completions", **body})
         if body["model"] == "llama":
             return web.Response(status=400, text="unknown field logprobs")
+        if body["model"] == "flaky" and sum(x["path"] == "completions" for x in seen) == 1:
+            return web.Response(status=503, text="busy")  # the first request only: retried
         if "prompt_logprobs" in body:  # the exact log-probability of every prompt token
             lps = [None] + [{str(t): {"logprob": LOGP.get(t, -9.0), "rank": 1}} for t in body["prompt"][1:]]
             return web.json_response({"choices": [{"text": "x", "prompt_logprobs": lps}]})
@@ -88,6 +90,9 @@ async def test_vllm_scorer_asks_where_options_part_and_ends_only_prefixes(server
     asked = sorted((tuple(x["prompt"]), "prompt_logprobs" in x) for x in seen if x["path"] == "completions")
     assert asked == [((*PROMPT,), False), ((*PROMPT, 33), False), ((*PROMPT, 33, 32), True)], \
         "a branch point each, and the exact log-probability of the token the top list lacks"
+    seen.clear()
+    assert await s.option_probs(msgs, ["pass", "reject"], model="flaky") == pytest.approx(
+        {"pass": p / (p + r), "reject": r / (p + r)}), "a transient failure is retried"
     with pytest.raises(LLMError, match="need a vLLM server"):
         await s.option_probs(msgs, ["pass", "reject"], model="llama")
     await s.aclose()

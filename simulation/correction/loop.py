@@ -176,7 +176,7 @@ PROB_CALLS = 100  # exam calls per decision whose option probabilities are avera
 
 def _prob_sample(items: list[ex.ExamItem], seed: int, per_decision: int = PROB_CALLS) -> list[int]:
     """Indices of a seeded sample of at most ``per_decision`` items of each decision (in exam order):
-    the base's order-averaged preference of a decision is the mean over them."""
+    the base's order-averaged shares of a decision are taken over them."""
     rng = random.Random(f"{seed}:probs")
     by: dict[str, list[int]] = {}
     for k, i in enumerate(items):

@@ -175,9 +175,9 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--out", metavar="DIR", help="the loop's folder (default: runs/correct-<scenario>-<time>)")
     co.add_argument("--no-progress", action="store_true", help="no progress bars")
     co.add_argument("--json", action="store_true", help="print the results as JSON on the last line")
-    e = command("export", "export a run's tables to CSV or JSONL")
+    e = command("export", "export a run's tables to CSV, JSONL or Parquet")
     e.add_argument("run_dir", help="the run folder")
-    e.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="the files' format")
+    e.add_argument("--format", choices=["csv", "jsonl", "parquet"], default="csv", help="the files' format")
     e.add_argument("--out", default=None, help="the folder to write (default: <run_dir>/export)")
     return ap
 
@@ -313,11 +313,10 @@ def _dispatch(args: argparse.Namespace) -> int:
               f"parent {m.parent or 'none'})")
         return 0
     if args.cmd == "export":
-        from .store import RunStore
+        from .store.query import export_run
 
         run_dir = Path(args.run_dir)
-        store = RunStore(run_dir / "run.sqlite")
-        files = store.export(args.out or run_dir / "export", args.format)
+        files = export_run(run_dir, args.out or run_dir / "export", args.format)
         print("\n".join(str(f) for f in files))
         return 0
     if not (args.scenario or args.replay or args.resume or args.fork):

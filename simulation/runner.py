@@ -66,6 +66,7 @@ class RunOptions:
     interventions: list[tuple[int, str | None]] = field(default_factory=list)  # (round, text or None: clear)
     attributes: list[tuple[int, str, str, Any]] = field(default_factory=list)  # (round, agent, path, value)
     created: bool = False  # the folder to resume was made by this command (a fork): bad input removes it
+    on_simulator: Any = None  # called with the Simulator once it is set up (a controller's handle on a live run)
 
 
 def prepare_config(opts: RunOptions) -> tuple[ScenarioSpec, RunConfig]:
@@ -522,13 +523,12 @@ async def _run_locked(opts: RunOptions, run_dir: Path, cfg: RunConfig, replay_fr
         elif sim.round == 0:
             await sim.checkpoint()
         await sim.deploy_routed()  # the adapters the config or the checkpoint names
+        if opts.on_simulator is not None:
+            opts.on_simulator(sim)
         loop = asyncio.get_running_loop()
-        interrupted = False
 
         def on_sigint() -> None:  # the first Ctrl-C ends the run after its round; a second one at once
-            nonlocal interrupted
-            interrupted = True
-            sim.request_stop()
+            sim.request_stop("interrupted (Ctrl-C)")
             print(f"\nstopping after round {sim.round + 1} (Ctrl-C again stops at once)", file=sys.stderr, flush=True)
             for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
@@ -550,8 +550,8 @@ async def _run_locked(opts: RunOptions, run_dir: Path, cfg: RunConfig, replay_fr
             summary["server_start_s"] = services.start_s
         finished = sim.round >= cfg.simulation.rounds
         store.set_meta(finished=finished, summary=summary)
-        if interrupted and not finished:
-            store.set_meta(stopped={"round": sim.round + 1, "reason": "interrupted (Ctrl-C)"})
+        if sim.stop_reason and not finished:
+            store.set_meta(stopped={"round": sim.round + 1, "reason": sim.stop_reason})
             raise Interrupted(summary, run_dir, sim.round, cfg.simulation.rounds)
         return summary
     finally:

@@ -101,6 +101,7 @@ class Simulator:
         self._profiles: dict[str, dict[str, Any]] = {}  # profiles the checks asked for
         self.skewed: list[str] = []  # decisions where one option took over 90%
         self._stop = False
+        self.stop_reason: str | None = None  # why the run was asked to stop early
         self._pause = asyncio.Event()
         self._pause.set()
         # which model answers which agent; adapters deployed by name -> folder
@@ -118,13 +119,24 @@ class Simulator:
         """Call ``fn(sim, ...)`` at ``when`` (``before_round``, ``after_round``, ``before_phase``...)."""
         self.hooks[when].append(fn)
 
-    def request_stop(self) -> None:
-        """Stop after the current round (its checkpoint is still written)."""
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Stop after the current round (its checkpoint is still written); ``reason`` is recorded."""
         self._stop = True
+        self.stop_reason = reason
 
     def pause(self) -> None:
         """Hold the run before its next round until :meth:`resume_running`."""
         self._pause.clear()
+
+    @property
+    def pause_requested(self) -> bool:
+        """:meth:`pause` was called and :meth:`resume_running` not since."""
+        return not self._pause.is_set()
+
+    @property
+    def in_round(self) -> bool:
+        """A round is in progress (a pause or a deployment waits for it to end)."""
+        return self._round_lock.locked()
 
     def resume_running(self) -> None:
         """Let a paused run go on."""

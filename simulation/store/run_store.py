@@ -6,7 +6,6 @@ hot path only appends tuples. WAL mode lets readers (the UI, exports) look while
 
 from __future__ import annotations
 
-import csv
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -212,26 +211,6 @@ class RunStore:
 
     def count(self, table: str, where: str = "") -> int:
         return self.db.execute(f"SELECT COUNT(*) FROM {table} {where}").fetchone()[0]
-
-    def export(self, out_dir: str | Path, fmt: str = "csv") -> list[Path]:
-        """Write every table to ``out_dir`` as CSV or JSONL; returns the files written."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        files = []
-        for table in ("agents", "actions", "llm_calls", "metrics", "interventions", "ratings", "checks"):
-            cur = self.db.execute(f"SELECT * FROM {table}")
-            cols = [d[0] for d in cur.description]
-            path = out / f"{table}.{fmt}"
-            with open(path, "w", newline="", encoding="utf-8") as f:
-                if fmt == "csv":
-                    w = csv.writer(f)
-                    w.writerow(cols)
-                    w.writerows(cur)
-                else:
-                    for row in cur:
-                        f.write(json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) + "\n")
-            files.append(path)
-        return files
 
     def close(self) -> None:
         self.flush()

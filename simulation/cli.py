@@ -179,6 +179,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir", help="the run folder")
     e.add_argument("--format", choices=["csv", "jsonl", "parquet"], default="csv", help="the files' format")
     e.add_argument("--out", default=None, help="the folder to write (default: <run_dir>/export)")
+    u = command("ui", "serve the web interface: configure, run and watch, agents, interviews, ratings, training")
+    u.add_argument("--host", default="127.0.0.1", help="address to bind (any other than loopback needs --auth)")
+    u.add_argument("--port", type=int, default=7860, help="port")
+    u.add_argument("--auth", metavar="USER:PASSWORD", default=None, help="require this login")
+    u.add_argument("--runs", metavar="DIR", default="runs", help="the runs folder the page reads and writes")
+    u.add_argument("--scenarios", metavar="DIR", action="append", default=[],
+                   help="a folder of scenario folders to offer beside the bundled ones (repeatable)")
     return ap
 
 
@@ -254,6 +261,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         run_simulation,
     )
 
+    if args.cmd == "ui":
+        from .ui.security import UIError
+        from .ui.server import serve
+
+        try:
+            serve(args.host, args.port, args.auth, args.runs, args.scenarios)
+        except UIError as e:
+            return _fail(str(e), 2)
+        return 0
     if args.cmd == "check":
         from .checking import check_scenario
 

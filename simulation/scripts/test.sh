@@ -3,6 +3,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 bash "$ROOT/simulation/scripts/setup.sh"
+bash "$ROOT/simulation/scripts/browser.sh"
 cd "$ROOT"
 VENV="${GENSIM_VENV:-$ROOT/.venv}"
 "$VENV/bin/ruff" check simulation tests bench

@@ -1,0 +1,289 @@
+"""What the page's buttons do, as plain functions on a :class:`UIContext` (no Gradio here): they are the
+API the page calls and the tests drive. Reads go through :class:`~simulation.store.query.RunQuery`; writes
+through the same functions as the CLI (ratings, datasets, training, the live-run controller)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import ConfigError
+from ..config.loader import EXAMPLES_DIR
+from ..control import RunController
+from ..runner import RunOptions
+from ..store.query import CallFilter, RunQuery
+from .security import PathGuard, UIError, check_upload
+
+SETTING_SECTIONS = ("simulation", "memory", "scenario")
+
+
+@dataclass
+class UIContext:
+    """The interface's server-side state: where runs live, which scenarios it offers, the live run."""
+
+    runs_dir: Path
+    scenario_roots: list[Path] = field(default_factory=list)
+    controller: RunController = field(default_factory=RunController)
+
+    def __post_init__(self) -> None:
+        self.runs_dir = Path(self.runs_dir).resolve()
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.guard = PathGuard([self.runs_dir, *self.scenario_roots])
+
+    # -- scenarios and settings --
+    def scenarios(self) -> list[str]:
+        """Bundled scenario names, then folders with a ``configs/`` under the scenario roots."""
+        names = sorted(p.name for p in EXAMPLES_DIR.iterdir() if (p / "configs").is_dir())
+        for root in self.scenario_roots:
+            names += sorted(str(p) for p in Path(root).iterdir() if (p / "configs").is_dir())
+        return names
+
+    def _scenario(self, name: str) -> str:
+        if name in {p.name for p in EXAMPLES_DIR.iterdir()}:
+            return name
+        path = Path(name).resolve()
+        if not any(path.is_relative_to(Path(r).resolve()) for r in self.scenario_roots):
+            raise UIError(f"scenario {name}: not a bundled scenario nor under a scenario root")
+        return str(path)
+
+    def settings(self, scenario: str) -> pd.DataFrame:
+        """Every setting of a scenario's config as ``(setting, value)`` rows, keyed as overrides are."""
+        from ..runner import prepare_config
+
+        _, cfg = prepare_config(RunOptions(scenario=self._scenario(scenario)))
+        rows: list[tuple[str, str]] = []
+        sim = cfg.simulation.model_dump(by_alias=True, mode="json")
+        sim.pop("name", None)
+        _flatten("", sim, rows)
+        _flatten("memory.", cfg.memory.model_dump(mode="json"), rows)
+        _flatten("scenario.", cfg.params, rows)
+        return pd.DataFrame(rows, columns=["setting", "value"])
+
+    def overrides(self, scenario: str, edited: pd.DataFrame | None) -> list[str]:
+        """``key=value`` overrides for the rows whose value differs from the scenario's."""
+        if edited is None or len(edited) == 0:
+            return []
+        base = dict(self.settings(scenario).itertuples(index=False))
+        out = []
+        for key, value in edited[["setting", "value"]].itertuples(index=False):
+            key, value = str(key).strip(), "" if value is None else str(value)
+            if key and base.get(key) != value:
+                out.append(f"{key}={value}")
+        return out
+
+    def check(self, scenario: str, edited: pd.DataFrame | None, dry_run: bool = False) -> str:
+        """``gensim check`` on the edited settings: its report, or one line per problem."""
+        from ..checking import check_scenario
+
+        buf = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+                code = check_scenario(self._scenario(scenario), self.overrides(scenario, edited), dry_run)
+        except ConfigError as e:
+            return "problems:\n" + "\n".join(f"- {p}" for p in e.problems)
+        return buf.getvalue().strip() + ("" if code == 0 else f"\n(exit {code})")
+
+    def import_profiles(self, scenario: str, agent_type: str, upload: str | Path) -> tuple[str, str]:
+        """Validate an uploaded profile file with the scenario's importer, then keep it under the runs
+        folder; returns the import report and the setting that uses it (``agents.<type>.profiles=...``)."""
+        from ..config import resolve_scenario_dir
+        from ..core.scenario import load_scenario
+        from ..population.build import read_imported
+
+        src = Path(upload)
+        check_upload(src.name, src.stat().st_size)
+        spec = load_scenario(resolve_scenario_dir(self._scenario(scenario)))
+        try:
+            got = read_imported(spec, agent_type, src)
+        except (ConfigError, ValueError, KeyError, TypeError, OSError) as e:
+            raise UIError(f"upload {src.name}: {e}") from None
+        dest = self.runs_dir / "uploads" / src.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(src.read_bytes())  # written only once the importer accepted it
+        report = f"{agent_type}: {len(got.profiles):,} profiles read from {src.name}"
+        if got.ignored:
+            report += f"; not used by any prompt: {', '.join(got.ignored)}"
+        if got.assumed:
+            report += f"; assumed: {'; '.join(got.assumed)}"
+        return report, f"agents.{agent_type}.profiles={dest}"
+
+    # -- live run --
+    def start(self, scenario: str, edited: pd.DataFrame | None, name: str | None = None) -> Path:
+        """Start a run of the edited settings in the background; returns its folder."""
+        overrides = self.overrides(scenario, edited)
+        out = self.runs_dir / (name.strip() if name and name.strip() else
+                               f"{Path(scenario).name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        out = self.guard.resolve(str(out), "run name")
+        self.controller.start(RunOptions(scenario=self._scenario(scenario), overrides=overrides, out=str(out)))
+        return out
+
+    def resume(self, run: str, scenario: str | None = None) -> Path:
+        run_dir = self.run_dir(run)
+        self.controller.start(RunOptions(resume=str(run_dir), scenario=self._scenario(scenario) if scenario else None))
+        return run_dir
+
+    def fork(self, run: str, from_round: int, name: str | None = None, overrides: list[str] | None = None) -> Path:
+        """Roll a run back to the checkpoint before ``from_round`` and run it again from there."""
+        src = self.run_dir(run)
+        out = self.guard.resolve(name or f"{src.name}-fork{from_round}-{time.strftime('%H%M%S')}", "fork name")
+        self.controller.start(RunOptions(fork=str(src), from_round=int(from_round), out=str(out),
+                                         overrides=list(overrides or [])))
+        return out
+
+    # -- run folders --
+    def runs(self) -> pd.DataFrame:
+        """The run folders under the runs folder, newest first, with their state."""
+        rows = []
+        for db in sorted(self.runs_dir.glob("**/run.sqlite"), key=lambda p: p.stat().st_mtime, reverse=True):
+            if not self.guard.inside(db):
+                continue
+            try:
+                with RunQuery(db.parent) as rq:
+                    st = rq.status()
+            except Exception as e:  # a folder being created, a foreign file: listed, not fatal
+                rows.append({"run": str(db.parent.relative_to(self.runs_dir)), "scenario": "", "state": f"unreadable: {e}",
+                             "rounds": "", "agents": 0})
+                continue
+            live = self.controller.status()
+            state = live.state if live.active and live.run_dir == db.parent.resolve() else st.state
+            rows.append({"run": str(db.parent.relative_to(self.runs_dir)), "scenario": st.scenario or "",
+                         "state": state, "rounds": f"{st.rounds_done}/{st.rounds or '?'}", "agents": st.agents})
+        return pd.DataFrame(rows, columns=["run", "scenario", "state", "rounds", "agents"])
+
+    def run_dir(self, run: str) -> Path:
+        path = self.guard.resolve(run, "run")
+        if not (path / "run.sqlite").is_file():
+            raise UIError(f"run {run}: not a run folder (no run.sqlite)")
+        return path
+
+    def query(self, run: str) -> RunQuery:
+        return RunQuery(self.run_dir(run))
+
+    def metrics_long(self, runs: list[str], patterns: list[str] | None = None) -> pd.DataFrame:
+        """Per-round metrics of one or more runs as ``(run, round, metric, value)`` rows for a line plot."""
+        import fnmatch
+
+        frames = []
+        for run in runs:
+            with self.query(run) as rq:
+                df = rq.metrics_long().rename(columns={"name": "metric"})
+            if patterns:
+                df = df[[any(fnmatch.fnmatch(m, p) for p in patterns) for m in df["metric"]]]
+            df.insert(0, "run", run)
+            frames.append(df)
+        if not frames:
+            return pd.DataFrame(columns=["run", "round", "metric", "value"])
+        out = pd.concat(frames, ignore_index=True)
+        out["series"] = out["run"] + " · " + out["metric"] if len(runs) > 1 else out["metric"]
+        return out
+
+    # -- ratings and datasets --
+    def rate(self, run: str, call_id: int, rater: str, score: float | None, rewrite: str | None) -> str:
+        """A person's rating (1-5) or rewrite of one call, stored as ``gensim rate --file`` stores it."""
+        from ..correction.ratings import Rating, add_ratings, load_calls, valid_rewrite
+        from ..store import RunStore
+
+        rater = (rater or "").strip()
+        if not rater or rater in ("checks",) or rater.startswith("judge"):
+            raise UIError("rater: give your name (not 'checks' or a judge's name)")
+        if score is not None and not 1 <= float(score) <= 5:
+            raise UIError(f"score: between 1 and 5, got {score}")
+        rewrite = (rewrite or "").strip() or None
+        if score is None and rewrite is None:
+            raise UIError("give a score, a rewrite, or both")
+        store = RunStore(self.run_dir(run) / "run.sqlite")
+        try:
+            calls = load_calls(store, "WHERE id = ?", (int(call_id),))
+            if not calls:
+                raise UIError(f"call {call_id}: no such LLM call in this run")
+            if not valid_rewrite(calls[0], rewrite):
+                what = "one of the call's options" if calls[0].choices else "JSON matching the call's schema"
+                raise UIError(f"rewrite: must be {what}")
+            store.db.execute("DELETE FROM ratings WHERE llm_call_id = ? AND rater = ?", (int(call_id), rater))
+            add_ratings(store, [Rating(int(call_id), rater, float(score) if score is not None else None, rewrite)])
+        finally:
+            store.close()
+        return f"call {call_id} rated by {rater}" + (f": {score:g}" if score is not None else "") + (
+            f", rewritten as {rewrite!r}" if rewrite else "")
+
+    def rate_by_checks(self, run: str, action: str | None = None, round_: int | None = None) -> str:
+        from ..correction.ratings import add_ratings, ratings_from_checks
+        from ..store import RunStore
+
+        store = RunStore(self.run_dir(run) / "run.sqlite")
+        try:
+            ratings = ratings_from_checks(store, action or None, round_)
+            n = add_ratings(store, ratings)
+        finally:
+            store.close()
+        return f"checks rated {len(ratings)} calls ({n} new ratings)"
+
+    def export_dataset(self, run: str, kind: str, rater: str | None = None, min_score: float = 4.0) -> tuple[Path, int]:
+        from ..correction import write_dataset
+
+        run_dir = self.run_dir(run)
+        out = run_dir / "datasets" / f"{kind}{'-' + rater if rater else ''}.jsonl"
+        n = write_dataset(run_dir, kind, out, min_score, rater or None)
+        return out, n
+
+    # -- models --
+    def adapters(self) -> pd.DataFrame:
+        """Trained adapters under the runs folder, with their manifests and lineage."""
+        from ..training.manifest import read_manifest
+
+        rows = []
+        for f in sorted(self.runs_dir.glob("**/gensim_adapter.json")):
+            try:
+                m = read_manifest(f.parent, "adapter")
+            except ConfigError:
+                continue
+            rows.append({"adapter": str(f.parent.relative_to(self.runs_dir)), "method": m.method, "samples": m.samples,
+                         "epochs": m.epochs, "last_loss": round(m.losses[-1], 4) if m.losses else None,
+                         "train_s": round(m.train_s, 1), "parent": m.parent or "", "created": m.created})
+        return pd.DataFrame(rows, columns=["adapter", "method", "samples", "epochs", "last_loss", "train_s", "parent",
+                                           "created"])
+
+    def train(self, data: str, name: str, epochs: float = 1.0, lr: float | None = None,
+              max_samples: int | None = None) -> dict[str, Any]:
+        """SFT on a dataset file under the runs folder; the adapter goes to ``adapters/<name>``."""
+        from ..training import train
+
+        path = self.guard.resolve(data, "dataset")
+        if not path.is_file():
+            raise UIError(f"dataset {data}: no such file")
+        out = self.guard.resolve(f"adapters/{name}", "adapter name")
+        m = train("sft", path, out, epochs=float(epochs), learning_rate=lr, progress=True,
+                  max_samples=int(max_samples) if max_samples else None)
+        return {"adapter": str(out.relative_to(self.runs_dir)), "samples": m.samples, "losses": m.losses,
+                "train_s": m.train_s}
+
+    def deploy(self, adapter: str, share: float = 1.0, types: list[str] | None = None) -> dict[str, Any]:
+        path = self.guard.resolve(adapter, "adapter")
+        return self.controller.deploy(path, share=float(share), types=types or None)
+
+
+def _flatten(prefix: str, value: Any, rows: list[tuple[str, str]]) -> None:
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            _flatten(f"{prefix}{k}.", v, rows)
+        return
+    rows.append((prefix.rstrip("."), json.dumps(value) if isinstance(value, (list, dict)) else
+                 ("" if value is None else str(value).lower() if isinstance(value, bool) else str(value))))
+
+
+def call_filter(round_: Any, action: str | None, agent_type: str | None, model: str | None, failed: str | None,
+                rater: str | None) -> CallFilter:
+    """The calls page's filter widgets as a :class:`CallFilter` (blank and "any" mean no filter)."""
+    def norm(v: Any) -> Any:
+        return None if v in (None, "", "any") else v
+
+    r = norm(round_)
+    return CallFilter(round=int(r) if r is not None else None, action=norm(action), agent_type=norm(agent_type),
+                      model=norm(model), failed_check=norm(failed), rater=norm(rater))

@@ -1,0 +1,557 @@
+"""The page: one Gradio Blocks app whose handlers call :mod:`simulation.ui.actions` (no simulation logic here)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # else a version-check thread calls out
+
+import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..config import ConfigError  # noqa: E402
+from .actions import UIContext, call_filter  # noqa: E402
+from .security import UIError  # noqa: E402
+
+PAGE = 25  # rows per page of the long tables
+TRAIN_PROGRESS = gr.Progress(track_tqdm=True)  # training's tqdm bar, shown on the page
+MAP_POINTS = 3000  # agents drawn on the map at most (a seeded sample beyond)
+EMPTY_METRICS = pd.DataFrame({"round": pd.Series(dtype=int), "value": pd.Series(dtype=float),
+                              "series": pd.Series(dtype=str)})
+EMPTY_MAP = pd.DataFrame({"x": pd.Series(dtype=float), "y": pd.Series(dtype=float), "type": pd.Series(dtype=str),
+                          "agent_id": pd.Series(dtype=str), "last_action": pd.Series(dtype=str)})
+
+
+def _message(e: Exception) -> str:
+    if isinstance(e, ConfigError):
+        return "problems:\n" + "\n".join(f"- {p}" for p in e.problems)
+    return f"error: {e}"
+
+
+def _safe(fn: Any) -> Any:
+    """Handlers show a refused request as its one-line reason (gr.Error), never a traceback."""
+    @functools.wraps(fn)  # Gradio reads the signature (gr.Progress, gr.SelectData) through it
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (UIError, ConfigError, KeyError, ValueError, FileNotFoundError, RuntimeError) as e:
+            raise gr.Error(_message(e).removeprefix("error: ").strip("'\""), print_exception=False) from None
+
+    return wrapped
+
+
+def build_app(ctx: UIContext) -> gr.Blocks:
+    """The whole page for ``ctx``."""
+    scenarios = ctx.scenarios()
+    with gr.Blocks(title="GenSim", analytics_enabled=False) as demo:
+        gr.Markdown("# GenSim")
+        with gr.Row():
+            run_pick = gr.Dropdown(label="Run folder (what the tabs below show)", choices=_run_names(ctx), value=None,
+                                   allow_custom_value=True, elem_id="run-pick", scale=4)
+            refresh_runs = gr.Button("Refresh runs", scale=1)
+
+        # -- Configure --
+        with gr.Tab("Configure", id="configure"):
+            with gr.Row():
+                scenario = gr.Dropdown(label="Scenario", choices=scenarios, value=scenarios[0] if scenarios else None,
+                                       elem_id="scenario")
+                run_name = gr.Textbox(label="Run name (a folder under the runs folder; blank: scenario-time)",
+                                      elem_id="run-name")
+            settings = gr.Dataframe(label="Settings (edit a value; keys are those of `gensim run key=value`)",
+                                    headers=["setting", "value"], datatype=["str", "str"], interactive=True,
+                                    column_count=(2, "fixed"), max_height=420, elem_id="settings")
+            with gr.Row():
+                check_btn = gr.Button("Check", elem_id="check")
+                dry_btn = gr.Button("Check --dry-run", elem_id="dry-run")
+                start_btn = gr.Button("Start run", variant="primary", elem_id="start")
+            check_out = gr.Textbox(label="Check", lines=6, interactive=False, elem_id="check-out")
+            with gr.Accordion("Import profiles (GenSim format)", open=False):
+                with gr.Row():
+                    upload_type = gr.Textbox(label="Agent type", elem_id="upload-type")
+                    upload = gr.File(label="Profile file", file_types=[".json", ".jsonl", ".csv", ".yaml"],
+                                     type="filepath", elem_id="upload")
+                import_out = gr.Textbox(label="Import report", interactive=False, elem_id="import-out")
+
+        # -- Monitor --
+        with gr.Tab("Monitor", id="monitor"):
+            status = gr.Markdown("no live run", elem_id="status")
+            with gr.Row():
+                pause_btn = gr.Button("Pause", elem_id="pause")
+                resume_btn = gr.Button("Resume", elem_id="resume")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+            metric_pick = gr.Textbox(label="Metrics (glob patterns, comma-separated)",
+                                     value="check.*.fail_rate, health.*first*, hires, employment_rate",
+                                     elem_id="metric-pick")
+            plot = gr.LinePlot(EMPTY_METRICS, x="round", y="value", color="series", label="Per-round metrics",
+                               elem_id="metrics-plot", height=320)
+            metrics_table = gr.Dataframe(label="Metrics by round", interactive=False, elem_id="metrics-table")
+            timer = gr.Timer(2.0)
+
+        # -- Agents --
+        with gr.Tab("Agents", id="agents") as agents_tab:
+            with gr.Row():
+                search = gr.Textbox(label="Search id or name", elem_id="agent-search")
+                type_pick = gr.Dropdown(label="Type", choices=["any"], value="any", elem_id="agent-type")
+                page_no = gr.Number(label="Page", value=1, precision=0, minimum=1, elem_id="agent-page")
+            agents_info = gr.Markdown()
+            agents_table = gr.Dataframe(interactive=False, elem_id="agents-table", max_height=360)
+            gr.Markdown("Map: agents placed by their profiles (a seeded sample of at most "
+                        f"{MAP_POINTS:,}); drag across it to list the agents in that range.")
+            agent_map = gr.ScatterPlot(EMPTY_MAP, x="x", y="y", color="type", tooltip=["agent_id", "last_action"],
+                                       elem_id="agent-map", height=320)
+            in_range = gr.Dataframe(label="Agents in the selected range", interactive=False, elem_id="map-range")
+            with gr.Row():
+                agent_id = gr.Textbox(label="Agent id", elem_id="agent-id")
+                open_btn = gr.Button("Open agent", elem_id="open-agent")
+            profile = gr.JSON(label="Profile", elem_id="agent-profile")
+            agent_actions = gr.Dataframe(label="Actions", interactive=False, elem_id="agent-actions", max_height=260)
+            agent_checks = gr.Dataframe(label="Check verdicts", interactive=False, max_height=200)
+            agent_calls = gr.Dataframe(label="LLM calls", interactive=False, max_height=260)
+            with gr.Row():
+                question = gr.Textbox(label="Interview question", elem_id="question", scale=4)
+                ask_btn = gr.Button("Ask", elem_id="ask", scale=1)
+            answer = gr.Textbox(label="Answer (in character; memory untouched; recorded)", interactive=False,
+                                elem_id="answer")
+            with gr.Row():
+                attr_path = gr.Textbox(label="Attribute (dotted path)", elem_id="attr-path")
+                attr_value = gr.Textbox(label="Value (JSON or text)", elem_id="attr-value")
+                attr_btn = gr.Button("Set from next round", elem_id="set-attr")
+            attr_out = gr.Markdown(elem_id="attr-out")
+
+        # -- Events and interventions --
+        with gr.Tab("Events", id="events") as events_tab:
+            with gr.Row():
+                news = gr.Textbox(label="Global intervention (reaches every prompt from the next round)",
+                                  elem_id="news", scale=4)
+                news_btn = gr.Button("Set", elem_id="set-news", scale=1)
+                clear_btn = gr.Button("Clear", elem_id="clear-news", scale=1)
+            news_out = gr.Markdown(elem_id="news-out")
+            events = gr.Dataframe(label="Interventions, deployments, interviews, failed steps, stops", interactive=False,
+                                  elem_id="events")
+
+        # -- Feedback --
+        with gr.Tab("Feedback", id="feedback"):
+            with gr.Row():
+                f_round = gr.Textbox(label="Round", elem_id="f-round")
+                f_action = gr.Textbox(label="Action", elem_id="f-action")
+                f_type = gr.Textbox(label="Agent type", elem_id="f-type")
+                f_model = gr.Textbox(label="Model", elem_id="f-model")
+                f_failed = gr.Textbox(label="Failed check (* any)", elem_id="f-failed")
+                f_rater = gr.Textbox(label="Rated by (* anyone)", elem_id="f-rater")
+            with gr.Row():
+                f_page = gr.Number(label="Page", value=1, precision=0, minimum=1, elem_id="f-page")
+                show_btn = gr.Button("Show calls", elem_id="show-calls")
+                s_n = gr.Number(label="Sample size", value=10, precision=0, minimum=1)
+                s_seed = gr.Number(label="Seed", value=0, precision=0)
+                sample_btn = gr.Button("Random sample", elem_id="sample-calls")
+            calls_info = gr.Markdown()
+            calls_table = gr.Dataframe(interactive=False, elem_id="calls-table", max_height=360, wrap=True)
+            with gr.Row():
+                call_id = gr.Number(label="Call id", precision=0, elem_id="call-id")
+                rater = gr.Textbox(label="Your name (rater)", value="human", elem_id="rater")
+                score = gr.Radio(["1", "2", "3", "4", "5"], label="Score", elem_id="score")
+            call_prompt = gr.Textbox(label="Prompt", lines=6, interactive=False, elem_id="call-prompt")
+            call_answer = gr.Textbox(label="Answer", interactive=False, elem_id="call-answer")
+            rewrite_choice = gr.Dropdown(label="Rewrite: pick one of the call's options", choices=[],
+                                         allow_custom_value=False, elem_id="rewrite-choice")
+            rewrite_text = gr.Textbox(label="Rewrite (free text or JSON for its schema)", elem_id="rewrite-text")
+            with gr.Row():
+                rate_btn = gr.Button("Save rating", variant="primary", elem_id="save-rating")
+                checks_btn = gr.Button("Rate with the checks", elem_id="rate-checks")
+            rate_out = gr.Markdown(elem_id="rate-out")
+            with gr.Row():
+                ds_kind = gr.Dropdown(["sft", "preference", "reward"], value="sft", label="Dataset kind",
+                                      elem_id="ds-kind")
+                ds_rater = gr.Textbox(label="Only this rater (blank: all)", elem_id="ds-rater")
+                ds_btn = gr.Button("Export dataset", elem_id="export-dataset")
+            ds_out = gr.Markdown(elem_id="ds-out")
+            ds_file = gr.File(label="Dataset file", interactive=False, elem_id="ds-file")
+
+        # -- Model library --
+        with gr.Tab("Models", id="models") as models_tab:
+            with gr.Row():
+                tr_data = gr.Textbox(label="Dataset (path under the runs folder)", elem_id="tr-data")
+                tr_name = gr.Textbox(label="Adapter name", value="adapter-1", elem_id="tr-name")
+                tr_epochs = gr.Number(label="Epochs", value=1, elem_id="tr-epochs")
+                tr_max = gr.Number(label="Max rows (blank: all)", precision=0, elem_id="tr-max")
+            train_btn = gr.Button("Train SFT adapter", variant="primary", elem_id="train")
+            train_out = gr.Markdown(elem_id="train-out")
+            loss_plot = gr.LinePlot(pd.DataFrame({"step": pd.Series(dtype=int), "loss": pd.Series(dtype=float)}),
+                                    x="step", y="loss", label="Training loss", elem_id="loss-plot", height=240)
+            adapters = gr.Dataframe(label="Adapters", interactive=False, elem_id="adapters")
+            with gr.Row():
+                dep_adapter = gr.Textbox(label="Adapter (path under the runs folder)", elem_id="dep-adapter")
+                dep_share = gr.Slider(0, 1, value=1.0, step=0.05, label="Share of agents", elem_id="dep-share")
+                dep_types = gr.Textbox(label="Agent types (comma-separated; blank: all)", elem_id="dep-types")
+                dep_btn = gr.Button("Deploy into the live run", elem_id="deploy")
+            dep_out = gr.Markdown(elem_id="dep-out")
+
+        # -- Runs and compare --
+        with gr.Tab("Runs", id="runs") as runs_tab:
+            runs_table = gr.Dataframe(ctx.runs(), label="Run folders", interactive=False, elem_id="runs-table")
+            with gr.Row():
+                fork_round = gr.Number(label="Fork: re-run from round", value=2, precision=0, minimum=1,
+                                       elem_id="fork-round")
+                fork_btn = gr.Button("Fork the selected run", elem_id="fork")
+                resume_run_btn = gr.Button("Resume the selected run", elem_id="resume-run")
+            runs_out = gr.Markdown(elem_id="runs-out")
+            compare_pick = gr.Dropdown(label="Compare runs", choices=_run_names(ctx), multiselect=True,
+                                       elem_id="compare-pick")
+            compare_metric = gr.Textbox(label="Metrics (glob)", value="check.*.fail_rate", elem_id="compare-metric")
+            compare_btn = gr.Button("Compare", elem_id="compare")
+            compare_plot = gr.LinePlot(EMPTY_METRICS, x="round", y="value", color="series", label="Runs compared",
+                                       elem_id="compare-plot", height=320)
+
+        # ----------------------------------------------------------------- handlers
+        def runs_changed() -> tuple[Any, Any, Any]:
+            names = _run_names(ctx)
+            return gr.update(choices=names), gr.update(choices=names), ctx.runs()
+
+        refresh_runs.click(runs_changed, None, [run_pick, compare_pick, runs_table], api_name="runs")
+        runs_tab.select(runs_changed, None, [run_pick, compare_pick, runs_table])
+
+        @_safe
+        def load_settings(name: str) -> pd.DataFrame:
+            return ctx.settings(name) if name else pd.DataFrame(columns=["setting", "value"])
+
+        scenario.change(load_settings, scenario, settings, api_name="settings")
+        demo.load(load_settings, scenario, settings)
+
+        @_safe
+        def do_check(name: str, edited: pd.DataFrame) -> str:
+            return ctx.check(name, edited)
+
+        @_safe
+        def do_dry(name: str, edited: pd.DataFrame) -> str:
+            return ctx.check(name, edited, dry_run=True)
+
+        check_btn.click(do_check, [scenario, settings], check_out, api_name="check")
+        dry_btn.click(do_dry, [scenario, settings], check_out, api_name="dry_run")
+
+        @_safe
+        def do_start(name: str, edited: pd.DataFrame, run: str) -> tuple[str, Any]:
+            report = ctx.check(name, edited)
+            if report.startswith("problems:"):
+                return report + "\n(not started: fix the settings above)", gr.update()
+            out = ctx.start(name, edited, run)
+            rel = str(out.relative_to(ctx.runs_dir))
+            return f"{report}\nstarted: {rel}", gr.update(choices=_run_names(ctx) + [rel], value=rel)
+
+        start_btn.click(do_start, [scenario, settings, run_name], [check_out, run_pick], api_name="start")
+
+        @_safe
+        def do_import(name: str, agent_type: str, path: str | None, edited: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+            if not path:
+                return "", edited
+            report, override = ctx.import_profiles(name, agent_type.strip(), path)
+            key, _, value = override.partition("=")
+            df = edited.copy()
+            if key in set(df["setting"]):
+                df.loc[df["setting"] == key, "value"] = value
+            else:
+                df.loc[len(df)] = [key, value]
+            return report + f"\nsetting {key} = {value}", df
+
+        upload.upload(do_import, [scenario, upload_type, upload, settings], [import_out, settings], api_name="import")
+
+        def live_view(run: str | None, patterns: str) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+            st = ctx.controller.status()
+            lines = [f"**{st.state}**"]
+            if st.run_dir is not None:
+                rel = st.run_dir.relative_to(ctx.runs_dir) if ctx.guard.inside(st.run_dir) else st.run_dir
+                lines.append(f"run `{rel}`: round {st.round} of {st.rounds}" + (f", phase {st.phase}" if st.phase else ""))
+            if st.error:
+                lines.append(f"error: {st.error}")
+            if st.state == "starting":
+                lines.append("setting up (the embedded model servers take about 2 minutes to start)")
+            show = run or (str(st.run_dir.relative_to(ctx.runs_dir)) if st.run_dir and ctx.guard.inside(st.run_dir)
+                           else None)
+            if not show:
+                return "\n\n".join(lines), EMPTY_METRICS, pd.DataFrame()
+            try:
+                long = ctx.metrics_long([show], _patterns(patterns))
+                with ctx.query(show) as rq:
+                    wide = rq.metrics().reset_index()
+                    skewed = [c for c in wide.columns if c.startswith("health.") and c.endswith(".top_share")]
+            except (UIError, FileNotFoundError, Exception) as e:  # a folder still being made
+                return "\n\n".join(lines + [f"({e})"]), EMPTY_METRICS, pd.DataFrame()
+            if len(wide):
+                last = wide.iloc[-1]
+                warn = [c.removeprefix("health.").removesuffix(".top_share") for c in skewed if last[c] > 0.9]
+                if warn:
+                    lines.append("skewed decisions (one option over 90%): " + ", ".join(warn))
+                for col in ("failed_steps",):
+                    if col in wide:
+                        lines.append(f"{col.replace('_', ' ')}: {int(last[col])}")
+            return "\n\n".join(lines), long[["round", "value", "series"]], wide.round(4)
+
+        timer.tick(live_view, [run_pick, metric_pick], [status, plot, metrics_table], api_name="live",
+                   show_progress="hidden")
+        run_pick.change(live_view, [run_pick, metric_pick], [status, plot, metrics_table])
+        metric_pick.submit(live_view, [run_pick, metric_pick], [status, plot, metrics_table])
+
+        @_safe
+        def do_pause() -> str:
+            ctx.controller.pause()
+            return "**pausing** (after the round in progress)"
+
+        @_safe
+        def do_resume() -> str:
+            ctx.controller.resume()
+            return "**running**"
+
+        @_safe
+        def do_stop() -> str:
+            ctx.controller.stop()
+            return "**stopping** (after the round in progress; the folder can be resumed)"
+
+        pause_btn.click(do_pause, None, status, api_name="pause")
+        resume_btn.click(do_resume, None, status, api_name="resume")
+        stop_btn.click(do_stop, None, status, api_name="stop")
+
+        @_safe
+        def agents_page(run: str, text: str, typ: str, page: float) -> tuple[str, pd.DataFrame, Any]:
+            if not run:
+                return "pick a run folder above", pd.DataFrame(), gr.update()
+            with ctx.query(run) as rq:
+                p = rq.agents(text or None, None if typ in (None, "", "any") else typ, (int(page or 1) - 1) * PAGE, PAGE)
+                types = ["any", *rq.agent_types()]
+            pages = max(1, -(-p.total // PAGE))
+            return f"{p.total:,} agents · page {int(page or 1)} of {pages}", p.rows, gr.update(choices=types)
+
+        agent_inputs = [run_pick, search, type_pick, page_no]
+        for ev in (search.submit, type_pick.input, page_no.submit, run_pick.change, agents_tab.select):
+            ev(agents_page, agent_inputs, [agents_info, agents_table, type_pick])
+        demo.load(agents_page, agent_inputs, [agents_info, agents_table, type_pick])
+
+        @_safe
+        def open_agent(run: str, aid: str) -> tuple[Any, ...]:
+            with ctx.query(run) as rq:
+                a = rq.agent(aid.strip())
+            calls = a["calls"].copy()
+            for col in ("prompt", "completion"):
+                calls[col] = calls[col].astype(str).str.slice(0, 300)
+            return a["profile"], a["actions"], a["checks"], calls
+
+        open_btn.click(open_agent, [run_pick, agent_id], [profile, agent_actions, agent_checks, agent_calls],
+                       api_name="agent")
+        agent_id.submit(open_agent, [run_pick, agent_id], [profile, agent_actions, agent_checks, agent_calls])
+
+        def pick_row(evt: gr.SelectData) -> str:
+            row = evt.row_value or []
+            return str(row[0]) if row else gr.update()
+
+        agents_table.select(pick_row, None, agent_id).then(
+            open_agent, [run_pick, agent_id], [profile, agent_actions, agent_checks, agent_calls])
+        in_range.select(pick_row, None, agent_id).then(
+            open_agent, [run_pick, agent_id], [profile, agent_actions, agent_checks, agent_calls])
+
+        @_safe
+        def draw_map(run: str) -> pd.DataFrame:
+            if not run:
+                return EMPTY_MAP
+            with ctx.query(run) as rq:
+                return rq.agent_map(MAP_POINTS)
+
+        run_pick.change(draw_map, run_pick, agent_map)
+        agents_tab.select(draw_map, run_pick, agent_map)
+        demo.load(draw_map, run_pick, agent_map)
+
+        def map_range(run: str, data: pd.DataFrame, evt: gr.SelectData) -> pd.DataFrame:
+            lo, hi = sorted(evt.index) if isinstance(evt.index, (list, tuple)) else (evt.index, evt.index)
+            df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+            if df.empty:
+                return df
+            hit = df[(df["x"] >= lo) & (df["x"] <= hi)]
+            return hit[["agent_id", "type", "last_action", "x", "y"]].head(200)
+
+        agent_map.select(map_range, [run_pick, agent_map], in_range)
+
+        @_safe
+        def ask(run: str, aid: str, q: str) -> str:
+            if not aid.strip() or not q.strip():
+                raise UIError("give an agent id and a question")
+            st = ctx.controller.status()
+            if st.active and run and st.run_dir == ctx.run_dir(run):
+                return ctx.controller.interview(aid.strip(), q.strip())
+            import asyncio
+
+            from ..runner import interview_agent
+
+            out = asyncio.run(interview_agent(ctx.run_dir(run), aid.strip(), q.strip()))
+            return out["answer"]
+
+        ask_btn.click(ask, [run_pick, agent_id, question], answer, api_name="interview")
+
+        @_safe
+        def set_attr(aid: str, path: str, raw: str) -> str:
+            try:
+                value: Any = json.loads(raw)
+            except ValueError:
+                value = raw
+            r = ctx.controller.set_attribute(aid.strip(), path.strip(), value)
+            return f"{aid}.{path} = {value!r} from round {r}"
+
+        attr_btn.click(set_attr, [agent_id, attr_path, attr_value], attr_out, api_name="set_attribute")
+
+        @_safe
+        def intervene(text: str) -> str:
+            if not text.strip():
+                raise UIError("write the intervention's text (Clear removes it)")
+            return f"intervention from round {ctx.controller.intervene(text.strip())}: {text.strip()}"
+
+        @_safe
+        def clear_news() -> str:
+            return f"intervention cleared from round {ctx.controller.intervene(None)}"
+
+        news_btn.click(intervene, news, news_out, api_name="intervene")
+        clear_btn.click(clear_news, None, news_out, api_name="clear_intervention")
+
+        @_safe
+        def show_events(run: str) -> pd.DataFrame:
+            if not run:
+                return pd.DataFrame()
+            with ctx.query(run) as rq:
+                ev = rq.events()
+            ev["data"] = [json.dumps(d, ensure_ascii=False)[:300] for d in ev["data"]]
+            return ev
+
+        run_pick.change(show_events, run_pick, events)
+        news_out.change(show_events, run_pick, events)
+        events_tab.select(show_events, run_pick, events)
+        demo.load(show_events, run_pick, events)
+
+        filters = [f_round, f_action, f_type, f_model, f_failed, f_rater]
+
+        @_safe
+        def calls_page(run: str, r: str, a: str, t: str, m: str, fc: str, ra: str, page: float) -> tuple[str, pd.DataFrame]:
+            if not run:
+                return "pick a run folder above", pd.DataFrame()
+            with ctx.query(run) as rq:
+                p = rq.calls(call_filter(r, a, t, m, fc, ra), (int(page or 1) - 1) * PAGE, PAGE)
+            return f"{p.total:,} calls · page {int(page or 1)} of {max(1, -(-p.total // PAGE))}", _short(p.rows)
+
+        show_btn.click(calls_page, [run_pick, *filters, f_page], [calls_info, calls_table], api_name="calls")
+
+        @_safe
+        def calls_sample(run: str, r: str, a: str, t: str, m: str, fc: str, ra: str, n: float, seed: float) -> tuple[str, pd.DataFrame]:
+            with ctx.query(run) as rq:
+                df = rq.sample_calls(int(n or 10), int(seed or 0), call_filter(r, a, t, m, fc, ra))
+            return f"a seeded sample of {len(df)} calls (seed {int(seed or 0)})", _short(df)
+
+        sample_btn.click(calls_sample, [run_pick, *filters, s_n, s_seed], [calls_info, calls_table], api_name="sample")
+
+        @_safe
+        def show_call(run: str, cid: float) -> tuple[str, str, Any]:
+            if not run or cid is None:
+                return "", "", gr.update(choices=[], value=None)
+            with ctx.query(run) as rq:
+                c = rq.call(int(cid))
+            try:
+                msgs = json.loads(c["prompt"])
+                prompt = "\n\n".join(f"[{m.get('role')}] {m.get('content')}" for m in msgs)
+            except (ValueError, TypeError, AttributeError):
+                prompt = str(c["prompt"])
+            return prompt, c["completion"] or "", gr.update(choices=c["choices"] or [], value=None)
+
+        call_id.change(show_call, [run_pick, call_id], [call_prompt, call_answer, rewrite_choice], api_name="call")
+
+        def pick_call(evt: gr.SelectData) -> Any:
+            row = evt.row_value or []
+            return int(row[0]) if row else gr.update()
+
+        calls_table.select(pick_call, None, call_id)
+
+        @_safe
+        def save_rating(run: str, cid: float, who: str, s: str | None, choice: str | None, text: str) -> str:
+            if cid is None:
+                raise UIError("pick a call (its id) first")
+            rewrite = choice or (text or "").strip() or None
+            return ctx.rate(run, int(cid), who, float(s) if s else None, rewrite)
+
+        rate_btn.click(save_rating, [run_pick, call_id, rater, score, rewrite_choice, rewrite_text], rate_out,
+                       api_name="rate")
+
+        @_safe
+        def rate_checks(run: str, a: str, r: str) -> str:
+            return ctx.rate_by_checks(run, a or None, int(r) if (r or "").strip() else None)
+
+        checks_btn.click(rate_checks, [run_pick, f_action, f_round], rate_out, api_name="rate_checks")
+
+        @_safe
+        def export_ds(run: str, kind: str, who: str) -> tuple[str, str | None]:
+            path, n = ctx.export_dataset(run, kind, (who or "").strip() or None)
+            return f"{n} {kind} rows → `{path.relative_to(ctx.runs_dir)}`", str(path)
+
+        ds_btn.click(export_ds, [run_pick, ds_kind, ds_rater], [ds_out, ds_file], api_name="export_dataset")
+
+        @_safe
+        def do_train(data: str, name: str, epochs: float, max_rows: float | None,
+                     progress: gr.Progress = TRAIN_PROGRESS) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+            out = ctx.train(data, name.strip(), epochs or 1, None, int(max_rows) if max_rows else None)
+            losses = pd.DataFrame({"step": range(1, len(out["losses"]) + 1), "loss": out["losses"]})
+            return (f"adapter `{out['adapter']}`: {out['samples']} rows in {out['train_s']:.1f}s", losses,
+                    ctx.adapters())
+
+        train_btn.click(do_train, [tr_data, tr_name, tr_epochs, tr_max], [train_out, loss_plot, adapters],
+                        api_name="train")
+
+        @_safe
+        def do_deploy(adapter: str, share: float, types: str) -> str:
+            got = ctx.deploy(adapter, share, [t.strip() for t in (types or "").split(",") if t.strip()])
+            return (f"deployed `{got['name']}` ({got['mode']}) to {got['share']:.0%} of the agents from round "
+                    f"{got['round']}")
+
+        dep_btn.click(do_deploy, [dep_adapter, dep_share, dep_types], dep_out, api_name="deploy")
+        demo.load(ctx.adapters, None, adapters)
+        models_tab.select(ctx.adapters, None, adapters)
+
+        @_safe
+        def do_fork(run: str, r: float) -> tuple[str, Any]:
+            out = ctx.fork(run, int(r))
+            rel = str(out.relative_to(ctx.runs_dir))
+            return f"fork `{rel}` of `{run}` from round {int(r)} started", gr.update(choices=_run_names(ctx) + [rel])
+
+        fork_btn.click(do_fork, [run_pick, fork_round], [runs_out, compare_pick], api_name="fork")
+
+        @_safe
+        def do_resume_run(run: str, name: str) -> str:
+            ctx.resume(run, name)
+            return f"resuming `{run}`"
+
+        resume_run_btn.click(do_resume_run, [run_pick, scenario], runs_out, api_name="resume_run")
+
+        def pick_run(evt: gr.SelectData) -> Any:
+            row = evt.row_value or []
+            return str(row[0]) if row else gr.update()
+
+        runs_table.select(pick_run, None, run_pick)
+
+        @_safe
+        def compare(runs: list[str], patterns: str) -> pd.DataFrame:
+            if not runs:
+                raise UIError("pick one or more runs to compare")
+            return ctx.metrics_long(list(runs), _patterns(patterns))[["round", "value", "series"]]
+
+        compare_btn.click(compare, [compare_pick, compare_metric], compare_plot, api_name="compare")
+    return demo
+
+
+def _patterns(text: str | None) -> list[str] | None:
+    pats = [p.strip() for p in (text or "").split(",") if p.strip()]
+    return pats or None
+
+
+def _short(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.drop(columns=[c for c in ("choices",) if c in df]).copy()
+    for col in ("prompt", "completion"):
+        if col in out:
+            out[col] = out[col].astype(str).str.slice(-240 if col == "prompt" else 0, None if col == "prompt" else 240)
+    return out
+
+
+def _run_names(ctx: UIContext) -> list[str]:
+    return list(ctx.runs()["run"])

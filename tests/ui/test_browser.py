@@ -1,0 +1,171 @@
+"""The web interface in a real headless Chromium (Debian's, driven by Playwright), on the stub LLM: configure,
+fix an inline error, run and watch, pause, intervene, open an agent and interview it, stop, rate calls and
+rewrite one, rate with the checks, export a dataset, compare runs. Asserts on the page and on run.sqlite;
+screenshots go to the test's folder."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import copy_scenario, set_models
+from tests.ui.serving import serving
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+NEWS = "The town's largest employer announced layoffs."
+
+
+@pytest.fixture()
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: simulation/scripts/browser.sh installs it (test.sh runs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def q(run: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(run / "run.sqlite") as db:
+        return list(db.execute(sql))
+
+
+def field(page, elem_id: str):
+    return page.locator(f"#{elem_id}").locator("textarea, input").first
+
+
+def tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def edit_setting(page, key: str, value: str) -> None:
+    """Double-click the value cell of ``key`` in the settings table and type ``value``."""
+    page.locator("#settings [data-testid='cell-0-0']").wait_for()
+    row = page.evaluate("""(key) => {
+        for (const c of document.querySelectorAll("#settings [data-col='0'][data-testid^='cell-']"))
+            if (c.innerText.trim() === key) return c.dataset.row;
+        return null; }""", key)
+    assert row is not None, f"no setting {key!r} in the table"
+    cell = page.locator(f"#settings [data-testid='cell-{row}-1']")
+    cell.dblclick()
+    box = cell.locator("textarea, input").first
+    box.fill(value)
+    box.press("Enter")
+
+
+def test_the_journey(browser, stub, tmp_path):
+    roots = tmp_path / "scenarios"
+    roots.mkdir()
+    scen = copy_scenario(roots)
+    from simulation.testing.procs import stub_models
+
+    set_models(scen, stub_models([stub], embed=stub))
+    runs = tmp_path / "runs"
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with serving(runs, [roots]) as (url, ctx):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        # configure: pick the scenario, break a setting, see the problem inline, fix it, start
+        field(page, "scenario").fill(str(scen))
+        page.get_by_role("option", name=str(scen)).click()
+        page.locator("#settings").get_by_text("rounds", exact=True).wait_for()
+        edit_setting(page, "rounds", "many")
+        page.locator("#check").click()
+        page.wait_for_function("document.querySelector('#check-out textarea').value.includes('problems')")
+        assert "rounds" in field(page, "check-out").input_value()
+        page.screenshot(path=str(shots / "configure-error.png"), full_page=True)
+        edit_setting(page, "rounds", "60")
+        field(page, "run-name").fill("journey")
+        page.locator("#start").click()
+        page.wait_for_function("document.querySelector('#check-out textarea').value.includes('started')")
+        run = runs / "journey"
+        # monitor: the plot and table fill as rounds finish; pause holds the run
+        tab(page, "Monitor")
+        page.locator("#status").get_by_text(re.compile(r"round ([3-9]|\d\d) of 60")).wait_for()
+        page.locator("#pause").click()
+        page.locator("#status").get_by_text("paused", exact=True).wait_for()
+        assert page.locator("#metrics-table [data-col='0'][data-testid^='cell-']").count() >= 3
+        assert page.locator("#metrics-plot canvas, #metrics-plot svg").count() >= 1
+        page.screenshot(path=str(shots / "monitor.png"), full_page=True)
+        held = ctx.controller.status().round
+        # events: a global intervention from the next round
+        tab(page, "Events")
+        field(page, "news").fill(NEWS)
+        page.locator("#set-news").click()
+        page.locator("#news-out").get_by_text(f"intervention from round {held + 1}").wait_for()
+        # agents: the table, an agent opened from it, an interview
+        tab(page, "Agents")
+        page.locator("#agents-table [data-testid='cell-2-0']").click()
+        page.wait_for_function("document.querySelector('#agent-id textarea, #agent-id input').value.length > 0")
+        aid = field(page, "agent-id").input_value()
+        page.locator("#agent-profile").get_by_text("name").first.wait_for()
+        field(page, "question").fill("How do you feel about the job market?")
+        page.locator("#ask").click()
+        page.wait_for_function("document.querySelector('#answer textarea').value.length > 0")
+        answer = field(page, "answer").input_value()
+        page.screenshot(path=str(shots / "agents.png"), full_page=True)
+        # resume, let the intervention's round run, stop
+        tab(page, "Monitor")
+        page.locator("#resume").click()
+        page.locator("#status").get_by_text(re.compile(rf"round ({held + 2}|{held + 3}|\d\d) of 60")).wait_for()
+        page.locator("#stop").click()
+        ctx.controller.wait(120)
+        page.locator("#status").get_by_text("stopped", exact=True).wait_for()
+        # feedback: three ratings, one a rewrite picked from the call's options; the checks rater; a dataset
+        tab(page, "Feedback")
+        field(page, "f-action").fill("screen")
+        page.locator("#show-calls").click()
+        page.locator("#calls-table [data-testid='cell-0-0']").wait_for()
+        rated = []
+        for i, s in enumerate(("4", "2", "5")):
+            page.locator(f"#calls-table [data-testid='cell-{i}-0']").click()
+            page.wait_for_function(f"document.querySelector('#call-id input').value == "
+                                   f"document.querySelector(\"#calls-table [data-testid='cell-{i}-0']\").innerText.trim()")
+            cid = int(field(page, "call-id").input_value())
+            page.wait_for_function("document.querySelector('#call-prompt textarea').value.length > 0")
+            page.locator("#score").get_by_text(s, exact=True).click()
+            if i == 1:  # a rewrite: one of the call's own options
+                field(page, "rewrite-choice").click()
+                page.get_by_role("option").first.click()
+            page.locator("#save-rating").click()
+            page.locator("#rate-out").get_by_text(f"call {cid} rated by human").wait_for()
+            rated.append(cid)
+        field(page, "f-action").fill("")
+        page.locator("#rate-checks").click()
+        page.locator("#rate-out").get_by_text("checks rated").wait_for()
+        by_checks = int(re.search(r"checks rated (\d+) calls", page.locator("#rate-out").inner_text()).group(1))
+        page.locator("#export-dataset").click()
+        page.locator("#ds-out").get_by_text("sft rows").wait_for()
+        page.screenshot(path=str(shots / "feedback.png"), full_page=True)
+        # runs: the run is listed and compared
+        tab(page, "Runs")
+        page.wait_for_function("""() => [...document.querySelectorAll("#runs-table [data-col='0'][data-testid^='cell-']")]
+                                      .some(c => c.innerText.trim() === 'journey')""")
+        page.screenshot(path=str(shots / "runs.png"), full_page=True)
+    # what run.sqlite holds
+    rows = {(k, t): json.loads(d) for k, t, d in q(run, "SELECT kind, target, data FROM interventions")}
+    assert rows[("global", "*")] == {"text": NEWS}
+    assert rows[("interview", aid)]["answer"] == answer
+    prompts = q(run, f"SELECT prompt FROM llm_calls WHERE round = {held + 1} AND action NOT LIKE 'memory.%' "
+                     "AND phase != 'interview'")
+    assert prompts and all(NEWS in p for (p,) in prompts)
+    human = q(run, "SELECT llm_call_id, score, rewrite FROM ratings WHERE rater = 'human' ORDER BY id")
+    assert [c for c, _, _ in human] == rated and [s for _, s, _ in human] == [4.0, 2.0, 5.0]
+    choices = json.loads(q(run, f"SELECT choices FROM llm_calls WHERE id = {rated[1]}")[0][0])
+    assert human[1][2] in choices and human[0][2] is None
+    assert q(run, "SELECT COUNT(*) FROM ratings WHERE rater LIKE 'check:%'")[0][0] == by_checks > 0
+    meta = dict(q(run, "SELECT key, value FROM meta"))
+    assert json.loads(meta["stopped"])["reason"] == "stopped from the web interface"
+    assert (run / "datasets" / "sft.jsonl").read_text().strip()
+    assert {p.name for p in shots.iterdir()} >= {"configure-error.png", "monitor.png", "agents.png", "feedback.png"}

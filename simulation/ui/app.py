@@ -51,7 +51,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
         with gr.Row():
             run_pick = gr.Dropdown(label="Run folder (what the tabs below show)", choices=_run_names(ctx), value=None,
                                    allow_custom_value=True, elem_id="run-pick", scale=4)
-            refresh_runs = gr.Button("Refresh runs", scale=1)
+            refresh_runs = gr.Button("Refresh runs", scale=1, elem_id="refresh-runs")
 
         # -- Configure --
         with gr.Tab("Configure", id="configure"):
@@ -360,15 +360,15 @@ def build_app(ctx: UIContext) -> gr.Blocks:
         agents_tab.select(draw_map, run_pick, agent_map)
         demo.load(draw_map, run_pick, agent_map)
 
-        def map_range(run: str, data: pd.DataFrame, evt: gr.SelectData) -> pd.DataFrame:
+        @_safe
+        def map_range(run: str, evt: gr.SelectData) -> pd.DataFrame:
             lo, hi = sorted(evt.index) if isinstance(evt.index, (list, tuple)) else (evt.index, evt.index)
-            df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
-            if df.empty:
-                return df
+            with ctx.query(run) as rq:
+                df = rq.agent_map(MAP_POINTS)  # the same seeded sample the map shows
             hit = df[(df["x"] >= lo) & (df["x"] <= hi)]
             return hit[["agent_id", "type", "last_action", "x", "y"]].head(200)
 
-        agent_map.select(map_range, [run_pick, agent_map], in_range)
+        agent_map.select(map_range, run_pick, in_range)
 
         @_safe
         def ask(run: str, aid: str, q: str) -> str:

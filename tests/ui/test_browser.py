@@ -169,3 +169,103 @@ def test_the_journey(browser, stub, tmp_path):
     assert json.loads(meta["stopped"])["reason"] == "stopped from the web interface"
     assert (run / "datasets" / "sft.jsonl").read_text().strip()
     assert {p.name for p in shots.iterdir()} >= {"configure-error.png", "monitor.png", "agents.png", "feedback.png"}
+
+
+def start_paused_run(page, scen: Path, name: str, ctx, after: int = 2) -> None:
+    field(page, "scenario").fill(str(scen))
+    page.get_by_role("option", name=str(scen)).click()
+    page.locator("#settings").get_by_text("rounds", exact=True).wait_for()
+    edit_setting(page, "rounds", "60")
+    field(page, "run-name").fill(name)
+    page.locator("#start").click()
+    page.wait_for_function("document.querySelector('#check-out textarea').value.includes('started')")
+    tab(page, "Monitor")
+    page.locator("#status").get_by_text(re.compile(rf"round ([{after}-9]|\d\d) of 60")).wait_for()
+    page.locator("#pause").click()
+    page.locator("#status").get_by_text("paused", exact=True).wait_for()
+
+
+def test_map_train_deploy_fork_compare(browser, stub, tmp_path):
+    roots = tmp_path / "scenarios"
+    roots.mkdir()
+    scen = copy_scenario(roots)
+    from simulation.testing.procs import stub_models
+
+    set_models(scen, stub_models([stub], embed=stub))
+    runs = tmp_path / "runs"
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with serving(runs, [roots]) as (url, ctx):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(120_000)
+        page.goto(url)
+        start_paused_run(page, scen, "base", ctx)
+        run = runs / "base"
+        paused_at = ctx.controller.status().round
+        # an agent opened from the map: drag across it, then click one of the agents listed
+        tab(page, "Agents")
+        plot = page.locator("#agent-map canvas, #agent-map svg").first
+        plot.wait_for()
+        box = plot.bounding_box()
+        page.mouse.move(box["x"] + 5, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] / 2, steps=12)
+        page.mouse.up()
+        page.locator("#map-range [data-testid='cell-0-0']").wait_for()
+        picked = page.locator("#map-range [data-testid='cell-0-0']").inner_text().strip()
+        page.locator("#map-range [data-testid='cell-0-0']").click()
+        page.wait_for_function(f"document.querySelector('#agent-id textarea, #agent-id input').value === '{picked}'")
+        page.locator("#agent-profile").get_by_text("name").first.wait_for()
+        page.screenshot(path=str(shots / "map.png"), full_page=True)
+        # a dataset from the checks' ratings, a tiny real SFT adapter, deployed to half the agents
+        tab(page, "Feedback")
+        page.locator("#rate-checks").click()
+        page.locator("#rate-out").get_by_text("checks rated").wait_for()
+        page.locator("#export-dataset").click()
+        page.locator("#ds-out").get_by_text("sft rows").wait_for()
+        tab(page, "Models")
+        field(page, "tr-data").fill("base/datasets/sft.jsonl")
+        field(page, "tr-name").fill("tiny")
+        field(page, "tr-max").fill("8")
+        page.locator("#train").click()
+        page.locator("#train-out").get_by_text("adapter `adapters/tiny`").wait_for(timeout=600_000)
+        page.wait_for_function("""() => [...document.querySelectorAll("#adapters [data-col='0'][data-testid^='cell-']")]
+                                  .some(c => c.innerText.trim() === 'adapters/tiny')""")
+        field(page, "dep-adapter").fill("adapters/tiny")
+        slider = page.locator("#dep-share input[type='number']").first
+        slider.fill("0.5")
+        slider.press("Enter")
+        page.locator("#deploy").click()
+        page.locator("#dep-out").get_by_text(re.compile(r"deployed `tiny` .* to 50% of the agents")).wait_for()
+        page.screenshot(path=str(shots / "models.png"), full_page=True)
+        tab(page, "Monitor")
+        page.locator("#resume").click()
+        page.locator("#status").get_by_text(re.compile(rf"round ({paused_at + 2}|{paused_at + 3}|\d\d) of 60")).wait_for()
+        page.locator("#stop").click()
+        ctx.controller.wait(120)
+        page.locator("#status").get_by_text("stopped", exact=True).wait_for()
+        # fork round 2 of the run, let it finish, compare the two
+        tab(page, "Runs")
+        field(page, "fork-round").fill("2")
+        page.locator("#fork").click()
+        page.locator("#runs-out").get_by_text("fork `").wait_for()
+        fork_name = re.search(r"fork `([^`]+)`", page.locator("#runs-out").inner_text()).group(1)
+        assert ctx.controller.wait(300).state == "finished"
+        page.locator("#refresh-runs").click()
+        field(page, "compare-pick").click()
+        for name in ("base", fork_name):
+            page.get_by_role("option", name=name, exact=True).click()
+            field(page, "compare-pick").click()
+        page.locator("#compare").click()
+        page.locator("#compare-plot canvas, #compare-plot svg").first.wait_for()
+        page.screenshot(path=str(shots / "compare.png"), full_page=True)
+    dep = [json.loads(d) for (d,) in q(run, "SELECT data FROM interventions WHERE kind = 'deploy'")]
+    assert len(dep) == 1 and dep[0]["share"] == 0.5 and dep[0]["path"].endswith("adapters/tiny")
+    after = q(run, f"SELECT DISTINCT agent_id, model FROM llm_calls WHERE round > {paused_at} AND action NOT LIKE 'memory.%'")
+    models = {m for _, m in after}
+    assert "tiny" in models and len(models) >= 2, "half the agents answer with the adapter, the others with the base"
+    manifest = json.loads((runs / "adapters" / "tiny" / "gensim_adapter.json").read_text())
+    assert manifest["method"] == "sft" and manifest["samples"] >= 1 and manifest["losses"]
+    fork = runs / fork_name
+    assert json.loads(dict(q(fork, "SELECT key, value FROM meta"))["finished"]) is True
+    assert q(fork, "SELECT MIN(round) FROM metrics")[0][0] == 1 and q(fork, "SELECT MAX(round) FROM metrics")[0][0] == 60

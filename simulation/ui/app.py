@@ -320,7 +320,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 p = rq.agents(text or None, None if typ in (None, "", "any") else typ, (int(page or 1) - 1) * PAGE, PAGE)
                 types = ["any", *rq.agent_types()]
             pages = max(1, -(-p.total // PAGE))
-            return f"{p.total:,} agents · page {int(page or 1)} of {pages}", p.rows, gr.update(choices=types)
+            return f"{p.total:,} agents · page {int(page or 1):,} of {pages:,}", p.rows, gr.update(choices=types)
 
         agent_inputs = [run_pick, search, type_pick, page_no]
         for ev in (search.submit, type_pick.input, page_no.submit, run_pick.change, agents_tab.select):
@@ -432,7 +432,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 return "pick a run folder above", pd.DataFrame()
             with ctx.query(run) as rq:
                 p = rq.calls(call_filter(r, a, t, m, fc, ra), (int(page or 1) - 1) * PAGE, PAGE)
-            return f"{p.total:,} calls · page {int(page or 1)} of {max(1, -(-p.total // PAGE))}", _short(p.rows)
+            return f"{p.total:,} calls · page {int(page or 1):,} of {max(1, -(-p.total // PAGE)):,}", _short(p.rows)
 
         show_btn.click(calls_page, [run_pick, *filters, f_page], [calls_info, calls_table], api_name="calls")
 

@@ -129,11 +129,16 @@ class UIContext:
         self.controller.start(RunOptions(resume=str(run_dir), scenario=self._scenario(scenario) if scenario else None))
         return run_dir
 
-    def fork(self, run: str, from_round: int, name: str | None = None, overrides: list[str] | None = None) -> Path:
-        """Roll a run back to the checkpoint before ``from_round`` and run it again from there."""
+    def fork(self, run: str, from_round: int, scenario: str | None = None, name: str | None = None,
+             overrides: list[str] | None = None) -> Path:
+        """Roll a run back to the checkpoint before ``from_round`` and run it again from there.
+
+        ``scenario`` is the folder the user picked: a run folder's recorded scenario code is never
+        imported on its own (bundled scenarios need none)."""
         src = self.run_dir(run)
         out = self.guard.resolve(name or f"{src.name}-fork{from_round}-{time.strftime('%H%M%S')}", "fork name")
         self.controller.start(RunOptions(fork=str(src), from_round=int(from_round), out=str(out),
+                                         scenario=self._scenario(scenario) if scenario else None,
                                          overrides=list(overrides or [])))
         return out
 

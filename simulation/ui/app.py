@@ -102,7 +102,8 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                         f"{MAP_POINTS:,}); drag across it to list the agents in that range.")
             agent_map = gr.ScatterPlot(EMPTY_MAP, x="x", y="y", color="type", tooltip=["agent_id", "last_action"],
                                        elem_id="agent-map", height=320)
-            in_range = gr.Dataframe(label="Agents in the selected range", interactive=False, elem_id="map-range")
+            in_range = gr.Dataframe(label="Agents in the selected range", interactive=False, elem_id="map-range",
+                                    headers=["agent_id", "type", "last_action", "x", "y"])
             with gr.Row():
                 agent_id = gr.Textbox(label="Agent id", elem_id="agent-id")
                 open_btn = gr.Button("Open agent", elem_id="open-agent")
@@ -192,6 +193,8 @@ def build_app(ctx: UIContext) -> gr.Blocks:
         # -- Runs and compare --
         with gr.Tab("Runs", id="runs") as runs_tab:
             runs_table = gr.Dataframe(ctx.runs(), label="Run folders", interactive=False, elem_id="runs-table")
+            gr.Markdown("Click a run to select it. Fork and resume use the scenario picked on the Configure tab "
+                        "for a scenario that is not bundled: a run folder's recorded code is never imported on its own.")
             with gr.Row():
                 fork_round = gr.Number(label="Fork: re-run from round", value=2, precision=0, minimum=1,
                                        elem_id="fork-round")
@@ -510,12 +513,12 @@ def build_app(ctx: UIContext) -> gr.Blocks:
         models_tab.select(ctx.adapters, None, adapters)
 
         @_safe
-        def do_fork(run: str, r: float) -> tuple[str, Any]:
-            out = ctx.fork(run, int(r))
+        def do_fork(run: str, r: float, name: str) -> tuple[str, Any]:
+            out = ctx.fork(run, int(r), name)
             rel = str(out.relative_to(ctx.runs_dir))
             return f"fork `{rel}` of `{run}` from round {int(r)} started", gr.update(choices=_run_names(ctx) + [rel])
 
-        fork_btn.click(do_fork, [run_pick, fork_round], [runs_out, compare_pick], api_name="fork")
+        fork_btn.click(do_fork, [run_pick, fork_round, scenario], [runs_out, compare_pick], api_name="fork")
 
         @_safe
         def do_resume_run(run: str, name: str) -> str:

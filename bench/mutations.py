@@ -238,7 +238,7 @@ MUTATIONS = [
              "            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)", "            pass",
              ("tests/test_reproducibility.py::test_one_process_per_run_folder",)),
     Mutation("ctrl-c-exits-0", "interrupt", "simulation/runner.py",
-             "        if interrupted and not finished:", "        if False:",
+             "        if sim.stop_reason and not finished:", "        if False:",
              ("tests/test_reproducibility.py::test_ctrl_c_exits_130_and_says_how_to_resume",)),
     Mutation("finished-run-resumed-again", "resume", "simulation/runner.py",
              "        if done is not None:\n            return done", "        if False:\n            return done",

@@ -182,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     u = command("ui", "serve the web interface: configure, run and watch, agents, interviews, ratings, training")
     u.add_argument("--host", default="127.0.0.1", help="address to bind (any other than loopback needs --auth)")
     u.add_argument("--port", type=int, default=7860, help="port")
-    u.add_argument("--auth", metavar="USER:PASSWORD", default=None, help="require this login")
+    u.add_argument("--auth", metavar="USER:PASSWORD", default=None, help="require this login (default: none, on loopback only)")
     u.add_argument("--runs", metavar="DIR", default="runs", help="the runs folder the page reads and writes")
     u.add_argument("--scenarios", metavar="DIR", action="append", default=[],
                    help="a folder of scenario folders to offer beside the bundled ones (repeatable)")
@@ -251,15 +251,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from .runner import (
-        RunOptions,
-        dump_json,
-        format_summary,
-        interview_agent,
-        parse_attribute,
-        parse_intervention,
-        run_simulation,
-    )
+    from .runner import RunOptions, dump_json, format_summary, run_simulation
+    from .schedule import parse_attribute, parse_intervention
 
     if args.cmd == "ui":
         from .ui.security import UIError
@@ -277,6 +270,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd in ("interview", "export", "rate", "dataset") and not (Path(args.run_dir) / "run.sqlite").is_file():
         return _fail(f"{args.run_dir}: not a run folder (no run.sqlite)", 2)
     if args.cmd == "interview":
+        from .control.interview import interview_agent
+
         run_dir = Path(args.run_dir)
         out = asyncio.run(interview_agent(run_dir, args.agent, args.question, args.scenario))
         print(f"{out['agent']} (after round {out['round']}): {out['answer']}")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
-import os
 import shutil
 import signal
 import sys
@@ -21,7 +19,7 @@ from . import schedule
 from .config import ConfigError, ConfigProblem, RunConfig, load_run_config, resolve_scenario_dir
 from .config.errors import problems_from_validation
 from .config.loader import EXAMPLES_DIR, SIM_CONFIG
-from .config.models import ModelConfig, SimulationConfig
+from .config.models import ModelConfig
 from .core.checkpoint import latest_checkpoint
 from .core.errors import RunStopped
 from .core.scenario import ScenarioSpec, load_scenario, phase_problems
@@ -29,21 +27,8 @@ from .core.simulator import Simulator
 from .population import scale_counts
 from .runtime import GroupSpec, Runtime, make_runtime
 from .runtime.clients import build_embeddings
-from .services.manifest import read_manifest
-from .services.model_assets import embedded_chat_name
+from .services.endpoints import Services, kv_cache_env  # noqa: F401 (kv_cache_env: re-exported)
 from .store import RunLock, RunStore
-
-
-def kv_cache_env(s: SimulationConfig) -> dict[str, str]:
-    """The embedded chat servers' KV cache setting, as environment for them (empty: the default)."""
-    from .services.vllm_server import auto_kv_cache_gib
-
-    gib = s.embedded.kv_cache_gib
-    if gib == "auto":  # the operator's environment variable, when set, wins over auto
-        if "VLLM_CPU_KVCACHE_SPACE" in os.environ:
-            return {}
-        gib = auto_kv_cache_gib(sum(a.count for a in s.agents.values()), s.embedded.chat_servers)
-    return {"VLLM_CPU_KVCACHE_SPACE": str(gib)}
 
 
 @dataclass
@@ -170,108 +155,6 @@ def default_run_dir(cfg: RunConfig) -> Path:
         n += 1
         d = base / f"{cfg.simulation.name}-{stamp}-seed{cfg.simulation.seed}-{n}"
     return d
-
-
-class Services:
-    """Endpoints for a run: configured, from a launch manifest, or embedded servers started here."""
-
-    def __init__(self, progress: bool = True) -> None:
-        self.started: list[Any] = []
-        self.owned: dict[str, Any] = {}  # config_name -> the chat server this process started for it
-        self.progress = progress
-        self.start_s: float | None = None  # how long the embedded servers took to start
-
-    def resolve(self, cfg: RunConfig, embeddings: bool = True) -> tuple[list[ModelConfig], list[ModelConfig]]:
-        """Chat and embedding endpoints; ``embeddings=False`` when only a chat model is needed (a judge)."""
-        if cfg.simulation.llm.backend == "fake":  # in-process answers: no endpoint is read or started
-            return [], []
-        chat, emb = cfg.chat_models(), cfg.embedding_models()
-        if not chat:
-            chat = [ModelConfig.model_validate({k: v for k, v in e.items() if k != "pid"}) for e in read_manifest("llm")]
-        if not emb:
-            emb = [ModelConfig.model_validate({k: v for k, v in e.items() if k != "pid"})
-                   for e in read_manifest("embedding")]
-        need_chat, need_emb = not chat, not emb and embeddings
-        if (need_chat or need_emb) and not cfg.simulation.embedded.enabled:
-            # a scenario that never calls a model may run without one; a call would fail clearly
-            logger.info("no {} endpoint configured and embedded servers are disabled",
-                        "/".join(k for k, need in (("chat", need_chat), ("embedding", need_emb)) if need))
-            return chat, emb
-        if need_chat or need_emb:
-            chat_new, emb_new = self.start_embedded(cfg, need_chat, need_emb)
-            chat, emb = chat or chat_new, emb or emb_new
-        return chat, emb
-
-    def start_embedded(self, cfg: RunConfig, chat: bool, emb: bool) -> tuple[list[ModelConfig], list[ModelConfig]]:
-        if os.environ.get("GENSIM_NO_EMBEDDED"):  # set by harnesses whose runs must never start servers
-            raise ConfigError([ConfigProblem("<environment>", "GENSIM_NO_EMBEDDED",
-                                             "set: this process may not start the embedded vLLM servers")])
-        from .services.vllm_server import (
-            chat_spec,
-            embedding_spec,
-            log_dir,
-            log_stage,
-            start_server,
-            wait_healthy,
-        )
-
-        logger.info("no endpoints configured: starting the embedded CPU vLLM servers on 127.0.0.1")
-        specs = []
-        s = cfg.simulation
-        lora_args, lora_env = ([], {})
-        if s.embedded.enable_lora or (s.llm.adapter and s.llm.deploy_mode == "lora"):
-            from .services.deploy import lora_env_args
-
-            lora_args, lora_env = lora_env_args(s.embedded.max_lora_rank, s.embedded.max_loras)
-        if chat:
-            kv = kv_cache_env(s)
-            for i in range(cfg.simulation.embedded.chat_servers):
-                specs.append(("chat", chat_spec(log_file=str(log_dir() / f"embedded_chat_{os.getpid()}_{i}.log"),
-                                                extra_args=list(lora_args), extra_env={**lora_env, **kv})))
-        if emb:
-            specs.append(("emb", embedding_spec(log_file=str(log_dir() / f"embedded_emb_{os.getpid()}.log"))))
-        t0 = time.perf_counter()
-        procs = [(k, start_server(s, wait=False)) for k, s in specs]
-        self.started += [p for _, p in procs]
-        say = functools.partial(print, file=sys.stderr, flush=True)
-        # printed with or without progress bars: minutes of silence look like a hang
-        say("starting the embedded CPU vLLM servers (about 2 minutes): " + ", ".join(
-            f"{p.spec.kind} {p.spec.served_name} on {p.base_url.removesuffix('/v1')}"
-            + (f" (KV cache {p.spec.env()['VLLM_CPU_KVCACHE_SPACE']} GiB)" if p.spec.kind == "chat" else "")
-            for _, p in procs))
-        last_said: dict[int, float] = {}
-        stages_said: set[str] = set()
-
-        def on_wait(p: Any, elapsed: float) -> None:
-            # each new line of the server's log once, or a heartbeat every 15 s while nothing new comes
-            stage = log_stage(p)
-            new = bool(stage) and stage not in stages_said
-            if self.progress and elapsed - last_said.get(p.spec.port, 0.0) >= (3 if new else 15):
-                say(f"  {p.spec.kind} server: {elapsed:4.0f}s  {stage if new else 'still starting'}")
-                last_said[p.spec.port] = elapsed
-                stages_said.add(stage)
-
-        for _, p in procs:
-            wait_healthy(p, cfg.simulation.embedded.startup_timeout_s, on_wait)
-        self.start_s = round(time.perf_counter() - t0, 1)
-        say(f"embedded servers ready in {self.start_s:.0f}s")
-        out_chat = [ModelConfig(config_name=embedded_chat_name(i), model_name=p.spec.served_name,
-                                client_args={"base_url": p.base_url}, max_concurrency=32, vllm_extras="on")
-                    for i, (k, p) in enumerate(procs) if k == "chat"]
-        chat_procs = [p for k, p in procs if k == "chat"]
-        self.owned.update({m.config_name: p for m, p in zip(out_chat, chat_procs, strict=True)})
-        out_emb = [ModelConfig(config_name="embedded-embedding", model_type="openai_embedding",
-                               model_name=p.spec.served_name, client_args={"base_url": p.base_url}, max_concurrency=8)
-                   for k, p in procs if k == "emb"]
-        return out_chat, out_emb
-
-    def stop(self) -> None:
-        for p in self.started:
-            p.stop()
-        self.started.clear()
-        for p in self.owned.values():  # servers started by deployments
-            p.stop()
-        self.owned.clear()
 
 
 def start_fork(opts: RunOptions) -> RunOptions:
@@ -620,77 +503,6 @@ def replayed_deployments(source: Path) -> Any:
                                          mode=data.get("mode"))
 
     return hook
-
-
-async def interview_agent(run_dir: Path, agent_id: str, question: str, scenario: str | None = None) -> dict[str, Any]:
-    """Interview one agent of a recorded run as of its last checkpoint; recorded, memory untouched."""
-    from .core.checkpoint import read_driver_state
-    from .llm.routing import adapter_paths, routing_with_deployed
-    from .runtime import GroupHost
-
-    _, cfg = recorded_scenario(run_dir, read_run_config(run_dir), scenario)
-    found = latest_checkpoint(run_dir)
-    if found is None:
-        raise ConfigError([ConfigProblem(str(run_dir), "checkpoints", "no checkpoint: nothing to interview")])
-    lock = RunLock(run_dir, "interview").acquire()
-    store = RunStore(run_dir / "run.sqlite")
-    services = Services()
-    host = None
-    try:
-        row = store.db.execute("SELECT agent_type, profile, grp FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
-        if row is None:
-            raise ConfigError([ConfigProblem(str(run_dir), "agent", f"no agent '{agent_id}' in this run")])
-        check_adapter_setting(cfg)
-        chat, emb = services.resolve(cfg)
-        # the agent answers with the model it had at that checkpoint (an adapter is served again)
-        state = read_driver_state(found[1])
-        routing = routing_with_deployed(cfg.simulation.llm, cfg.simulation.seed, state.get("deployed") or [])
-        adapters = {**adapter_paths(cfg.simulation.llm), **(state.get("adapters") or {})}
-        model = routing.model_for(agent_id, row[0])
-        if model in adapters:
-            from .services.deploy import ModelDeployer
-
-            deployer = ModelDeployer(cfg, chat, services.owned, run_dir)
-            deployer.check_adapter(Path(adapters[model]))
-            deployer.deploy(Path(adapters[model]), model, deployer.resolve_mode(cfg.simulation.llm.deploy_mode))
-            chat = deployer.models
-        host = GroupHost(GroupSpec(row[2] or 0, cfg.model_dump_json(by_alias=True), [m.model_dump() for m in chat],
-                                   [m.model_dump() for m in emb]))
-        host.set_models([m.model_dump() for m in chat], routing.to_data())
-        host.add_agents(row[0], [(agent_id, json.loads(row[1]))])
-        host.restore(str(found[1]))
-        answer, rows = await host.interview(agent_id, question, found[0])
-        store.add_rows((), rows)
-        store.add_intervention(found[0], "interview", agent_id, {"question": question, "answer": answer})
-        store.flush()
-        return {"agent": agent_id, "round": found[0], "question": question, "answer": answer}
-    finally:
-        if host is not None:
-            await host.aclose()
-        services.stop()
-        store.close()
-        lock.release()
-
-
-def parse_intervention(arg: str) -> tuple[int, str | None]:
-    """``ROUND:TEXT`` (an empty TEXT clears the intervention)."""
-    r, sep, text = arg.partition(":")
-    if not sep or not r.strip().isdigit() or int(r) < 1:
-        raise ConfigError([ConfigProblem("<command line>", "--intervene", f"expected ROUND:TEXT, got {arg!r}")])
-    return int(r), text.strip() or None
-
-
-def parse_attribute(arg: str) -> tuple[int, str, str, Any]:
-    """``ROUND:AGENT:PATH=VALUE`` (VALUE is JSON when it parses as JSON, else a string)."""
-    parts = arg.split(":", 2)
-    if len(parts) != 3 or not parts[0].isdigit() or int(parts[0]) < 1 or "=" not in parts[2]:
-        raise ConfigError([ConfigProblem("<command line>", "--set", f"expected ROUND:AGENT:PATH=VALUE, got {arg!r}")])
-    path, _, raw = parts[2].partition("=")
-    try:
-        value: Any = json.loads(raw)
-    except ValueError:
-        value = raw
-    return int(parts[0]), parts[1], path.strip(), value
 
 
 def format_summary(s: dict[str, Any]) -> str:

@@ -126,3 +126,24 @@ def attribute_problem(profile: dict[str, Any], path: str, value: Any) -> str | N
     if cur is None or want is None or want is got or (want is float and got is int):
         return None
     return f"'{path}' is {_KIND_NAMES[want]} (now {json.dumps(cur)}), got {json.dumps(value)}"
+
+
+def parse_intervention(arg: str) -> tuple[int, str | None]:
+    """``ROUND:TEXT`` (an empty TEXT clears the intervention)."""
+    r, sep, text = arg.partition(":")
+    if not sep or not r.strip().isdigit() or int(r) < 1:
+        raise ConfigError([ConfigProblem("<command line>", "--intervene", f"expected ROUND:TEXT, got {arg!r}")])
+    return int(r), text.strip() or None
+
+
+def parse_attribute(arg: str) -> tuple[int, str, str, Any]:
+    """``ROUND:AGENT:PATH=VALUE`` (VALUE is JSON when it parses as JSON, else a string)."""
+    parts = arg.split(":", 2)
+    if len(parts) != 3 or not parts[0].isdigit() or int(parts[0]) < 1 or "=" not in parts[2]:
+        raise ConfigError([ConfigProblem("<command line>", "--set", f"expected ROUND:AGENT:PATH=VALUE, got {arg!r}")])
+    path, _, raw = parts[2].partition("=")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return int(parts[0]), parts[1], path.strip(), value

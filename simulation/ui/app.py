@@ -382,7 +382,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 return ctx.controller.interview(aid.strip(), q.strip())
             import asyncio
 
-            from ..runner import interview_agent
+            from ..control.interview import interview_agent
 
             out = asyncio.run(interview_agent(ctx.run_dir(run), aid.strip(), q.strip()))
             return out["answer"]

@@ -278,6 +278,27 @@ MUTATIONS = [
     Mutation("names-ignore-gender", "population", "simulation/population/synth.py",
              'name = f"{FIRST_BY_GENDER[GENDERS[g]][f]} {LAST[la]}"', 'name = f"{FIRST_BY_GENDER[GENDERS[0]][f]} {LAST[la]}"',
              ("tests/population/test_population.py::test_generated_names_fit_the_generated_gender",)),
+    # the live-run controller and the web interface
+    Mutation("pause-ignored", "ui", "simulation/control/controller.py",
+             "            self._call_soon(sim.pause)", "            pass",
+             ("tests/control/test_controller.py::test_pause_act_resume_stop_then_resume_the_folder",)),
+    Mutation("ui-stop-unrecorded", "ui", "simulation/runner.py",
+             "        if sim.stop_reason and not finished:", "        if sim.stop_reason == 'interrupted (Ctrl-C)' and not finished:",
+             ("tests/control/test_controller.py::test_pause_act_resume_stop_then_resume_the_folder",)),
+    Mutation("ui-public-without-login", "ui", "simulation/ui/security.py",
+             "    if not is_loopback(host) and auth is None:", "    if False:",
+             ("tests/ui/test_security.py",)),
+    Mutation("ui-path-escapes", "ui", "simulation/ui/security.py",
+             "        if not self.inside(real):", "        if False:", ("tests/ui/test_security.py",)),
+    Mutation("ui-rewrite-unchecked", "ui", "simulation/ui/actions.py",
+             "            if not valid_rewrite(calls[0], rewrite):", "            if False:",
+             ("tests/ui/test_actions.py",)),
+    Mutation("query-type-filter-ignored", "query", "simulation/store/query.py",
+             "        if agent_type:\n            where.append(\"agent_type = ?\")", "        if False:\n            where.append(\"agent_type = ?\")",
+             ("tests/store/test_query.py",)),
+    Mutation("query-map-uncapped", "query", "simulation/store/query.py",
+             "        if total > max_points:", "        if False:", ("tests/store/test_query.py",)),
+
 ]
 
 

@@ -1,0 +1,101 @@
+"""The page's actions without a browser: settings as overrides, inline checks, profile uploads, ratings
+validated as the CLI validates them, datasets, and paths kept inside the served folders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from simulation.runner import RunOptions, run_simulation
+from simulation.ui.actions import UIContext
+from simulation.ui.security import UIError
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("actions") / "runs"
+    asyncio.run(run_simulation(RunOptions(scenario="job_seeking", agents=20, rounds=2, out=str(runs / "r"),
+                                          progress=False, overrides=["llm.backend=fake"])))
+    return UIContext(runs)
+
+
+def q(ctx, sql, *args):
+    with sqlite3.connect(ctx.runs_dir / "r" / "run.sqlite") as db:
+        return list(db.execute(sql, args))
+
+
+def test_settings_become_overrides_and_checks_show_problems(ctx):
+    df = ctx.settings("job_seeking")
+    keys = dict(df.itertuples(index=False))
+    assert keys["rounds"] and "agents.seeker.count" in keys and any(k.startswith("memory.") for k in keys)
+    assert ctx.overrides("job_seeking", df) == []
+    edited = df.copy()
+    edited.loc[edited["setting"] == "rounds", "value"] = "many"
+    assert ctx.overrides("job_seeking", edited) == ["rounds=many"]
+    report = ctx.check("job_seeking", edited)
+    assert report.startswith("problems:") and "rounds" in report
+    edited.loc[edited["setting"] == "rounds", "value"] = "4"
+    assert ctx.check("job_seeking", edited).splitlines()[-1].startswith("ok: job_seeking")
+
+
+def test_profile_upload_is_read_by_the_importer_before_it_is_kept(ctx, tmp_path):
+    good = tmp_path / "seekers.json"
+    good.write_text(json.dumps([{"class": "SeekerAgent", "args": {
+        "name": f"S {i}", "cv": {"Education": "BA", "Work Experience": [], "Skills": ["Excel"]},
+        "trait": {"Age": 30, "Gender": "Female", "Hobby": "chess"}}} for i in range(3)]))
+    report, override = ctx.import_profiles("job_seeking", "seeker", good)
+    assert report.startswith("seeker: 3 profiles read from seekers.json") and "trait.Hobby" in report
+    assert override == f"agents.seeker.profiles={ctx.runs_dir / 'uploads' / 'seekers.json'}"
+    bad = tmp_path / "broken.json"
+    bad.write_text('[{"class": "SeekerAgent", "args": {"name": 3}}]')
+    with pytest.raises(UIError, match="broken.json"):
+        ctx.import_profiles("job_seeking", "seeker", bad)
+    assert not (ctx.runs_dir / "uploads" / "broken.json").exists()
+    script = tmp_path / "x.sh"
+    script.write_text("echo hi")
+    with pytest.raises(UIError, match="profile file"):
+        ctx.import_profiles("job_seeking", "seeker", script)
+
+
+def test_ratings_are_validated_and_replace_the_raters_own(ctx):
+    cid, choices = next((i, json.loads(c)) for i, c in q(ctx, "SELECT id, choices FROM llm_calls WHERE choices IS NOT NULL"))
+    with pytest.raises(UIError, match="between 1 and 5"):
+        ctx.rate("r", cid, "ada", 7, None)
+    with pytest.raises(UIError, match="one of the call's options"):
+        ctx.rate("r", cid, "ada", 2, "not an option")
+    with pytest.raises(UIError, match="rater"):
+        ctx.rate("r", cid, "checks", 2, None)
+    with pytest.raises(UIError, match="no such LLM call"):
+        ctx.rate("r", 10**9, "ada", 2, None)
+    assert ctx.rate("r", cid, "ada", 2, choices[-1]).startswith(f"call {cid} rated by ada: 2")
+    assert ctx.rate("r", cid, "ada", 5, None)
+    assert q(ctx, "SELECT score, rewrite FROM ratings WHERE rater = 'ada'") == [(5.0, None)]
+    msg = ctx.rate_by_checks("r")
+    n = int(msg.split()[2])
+    assert n == q(ctx, "SELECT COUNT(*) FROM ratings WHERE rater LIKE 'check:%'")[0][0] > 0
+    path, rows = ctx.export_dataset("r", "sft")
+    assert path.is_file() and rows == len(path.read_text().splitlines()) > 0
+
+
+def test_paths_stay_inside_the_runs_folder(ctx):
+    for bad in ("../x", "/etc", "r/../../x"):
+        with pytest.raises(UIError):
+            ctx.run_dir(bad)
+    with pytest.raises(UIError, match="not a run folder"):
+        ctx.run_dir("uploads")
+    with pytest.raises(UIError):
+        ctx.train("../../etc/passwd", "a")
+    with pytest.raises(UIError):
+        ctx.start("job_seeking", None, "../outside")
+    with pytest.raises(UIError, match="scenario"):
+        ctx.settings("/etc")
+    runs = ctx.runs()
+    assert list(runs["run"]) == ["r"] and runs["state"][0] == "finished"
+    long = ctx.metrics_long(["r"], ["check.*.fail_rate"])
+    assert len(long) and set(long["metric"]) <= {m for (m,) in q(ctx, "SELECT DISTINCT name FROM metrics")}
+    assert all(m.startswith("check.") and m.endswith(".fail_rate") for m in long["metric"])
+    assert isinstance(long, pd.DataFrame)

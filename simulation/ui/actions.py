@@ -142,6 +142,13 @@ class UIContext:
                                          overrides=list(overrides or [])))
         return out
 
+    def replay(self, run: str, name: str | None = None) -> Path:
+        """Replay a recorded run into a new folder (answers from the recording; no model is called)."""
+        src = self.run_dir(run)
+        out = self.guard.resolve(name or f"{src.name}-replay-{time.strftime('%H%M%S')}", "replay name")
+        self.controller.start(RunOptions(replay=str(src), out=str(out)))
+        return out
+
     # -- run folders --
     def runs(self) -> pd.DataFrame:
         """The run folders under the runs folder, newest first, with their state."""

@@ -198,8 +198,11 @@ def build_app(ctx: UIContext) -> gr.Blocks:
             with gr.Row():
                 fork_round = gr.Number(label="Fork: re-run from round", value=2, precision=0, minimum=1,
                                        elem_id="fork-round")
+                fork_adapter = gr.Textbox(label="Fork with adapter (path under the runs folder; blank: as recorded)",
+                                          elem_id="fork-adapter")
                 fork_btn = gr.Button("Fork the selected run", elem_id="fork")
                 resume_run_btn = gr.Button("Resume the selected run", elem_id="resume-run")
+                replay_btn = gr.Button("Replay the selected run", elem_id="replay-run")
             runs_out = gr.Markdown(elem_id="runs-out")
             compare_pick = gr.Dropdown(label="Compare runs", choices=_run_names(ctx), multiselect=True,
                                        elem_id="compare-pick")
@@ -513,12 +516,20 @@ def build_app(ctx: UIContext) -> gr.Blocks:
         models_tab.select(ctx.adapters, None, adapters)
 
         @_safe
-        def do_fork(run: str, r: float, name: str) -> tuple[str, Any]:
-            out = ctx.fork(run, int(r), name)
+        def do_fork(run: str, r: float, name: str, adapter: str) -> tuple[str, Any]:
+            over = [f"llm.adapter={ctx.guard.resolve(adapter, 'adapter')}"] if (adapter or "").strip() else []
+            out = ctx.fork(run, int(r), name, overrides=over)
             rel = str(out.relative_to(ctx.runs_dir))
             return f"fork `{rel}` of `{run}` from round {int(r)} started", gr.update(choices=_run_names(ctx) + [rel])
 
-        fork_btn.click(do_fork, [run_pick, fork_round, scenario], [runs_out, compare_pick], api_name="fork")
+        fork_btn.click(do_fork, [run_pick, fork_round, scenario, fork_adapter], [runs_out, compare_pick], api_name="fork")
+
+        @_safe
+        def do_replay(run: str) -> str:
+            out = ctx.replay(run)
+            return f"replay {out.relative_to(ctx.runs_dir)} of {run} started"
+
+        replay_btn.click(do_replay, run_pick, runs_out, api_name="replay")
 
         @_safe
         def do_resume_run(run: str, name: str) -> str:

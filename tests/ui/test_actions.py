@@ -99,3 +99,12 @@ def test_paths_stay_inside_the_runs_folder(ctx):
     assert len(long) and set(long["metric"]) <= {m for (m,) in q(ctx, "SELECT DISTINCT name FROM metrics")}
     assert all(m.startswith("check.") and m.endswith(".fail_rate") for m in long["metric"])
     assert isinstance(long, pd.DataFrame)
+
+
+def test_replay_from_the_page_reproduces_the_run(ctx):
+    out = ctx.replay("r", "r-replay")
+    st = ctx.controller.wait(120)
+    assert st.state == "finished", st.error
+    with sqlite3.connect(out / "run.sqlite") as db:
+        again = list(db.execute("SELECT round, agent_id, action, data FROM actions ORDER BY id"))
+    assert again == q(ctx, "SELECT round, agent_id, action, data FROM actions ORDER BY id")

@@ -57,6 +57,8 @@ def main() -> int:
                                           return m && Number(m[1]) >= 1; }""")
         page.screenshot(path=str(out / "ui-monitor-running.png"))
         wait_state(page, "finished", timeout=1_800_000)
+        tab(page, "Agents")  # a plot redrawn while shown loses its colours (issue 20 note): show it afresh
+        tab(page, "Monitor")
         page.wait_for_timeout(2500)
         page.screenshot(path=str(out / "ui-monitor.png"), full_page=True)
         print(f"run finished after {time.monotonic() - t0:.0f}s", flush=True)

@@ -83,7 +83,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 resume_btn = gr.Button("Resume", elem_id="resume")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
             metric_pick = gr.Textbox(label="Metrics (glob patterns, comma-separated)",
-                                     value="check.*.fail_rate, health.*first*, hires, employment_rate",
+                                     value="check.*.fail_rate, decision.*.first_share, employment_rate",
                                      elem_id="metric-pick")
             plot = gr.LinePlot(EMPTY_METRICS, x="round", y="value", color="series", label="Per-round metrics",
                                elem_id="metrics-plot", height=320)
@@ -281,18 +281,18 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 long = ctx.metrics_long([show], _patterns(patterns))
                 with ctx.query(show) as rq:
                     wide = rq.metrics().reset_index()
-                    skewed = [c for c in wide.columns if c.startswith("health.") and c.endswith(".top_share")]
             except (UIError, FileNotFoundError, Exception) as e:  # a folder still being made
                 return "\n\n".join(lines + [f"({e})"]), EMPTY_METRICS, pd.DataFrame()
             if len(wide):
                 last = wide.iloc[-1]
-                warn = [c.removeprefix("health.").removesuffix(".top_share") for c in skewed if last[c] > 0.9]
+                warn = sorted({c.split(".")[1] for c in wide.columns
+                               if c.startswith("decision.") and ".share." in c and last[c] > 0.9})
                 if warn:
-                    lines.append("skewed decisions (one option over 90%): " + ", ".join(warn))
+                    lines.append("skewed decisions (one option over 90% in the last round): " + ", ".join(warn))
                 for col in ("failed_steps",):
                     if col in wide:
                         lines.append(f"{col.replace('_', ' ')}: {int(last[col])}")
-            return "\n\n".join(lines), long[["round", "value", "series"]], wide.round(4)
+            return "\n\n".join(lines), _plottable(long), wide.round(4)
 
         timer.tick(live_view, [run_pick, metric_pick], [status, plot, metrics_table], api_name="live",
                    show_progress="hidden")
@@ -548,10 +548,18 @@ def build_app(ctx: UIContext) -> gr.Blocks:
         def compare(runs: list[str], patterns: str) -> pd.DataFrame:
             if not runs:
                 raise UIError("pick one or more runs to compare")
-            return ctx.metrics_long(list(runs), _patterns(patterns))[["round", "value", "series"]]
+            return _plottable(ctx.metrics_long(list(runs), _patterns(patterns)))
 
         compare_btn.click(compare, [compare_pick, compare_metric], compare_plot, api_name="compare")
     return demo
+
+
+def _plottable(long: pd.DataFrame) -> pd.DataFrame:
+    """Rows for a line plot, one line per series. Gradio's line plot draws no line for a colour value
+    holding a '.', so the dots of metric names become spaces there (the table keeps the names)."""
+    out = long[["round", "value", "series"]].copy()
+    out["series"] = out["series"].str.replace(".", " ", regex=False)
+    return out
 
 
 def _patterns(text: str | None) -> list[str] | None:

@@ -119,8 +119,10 @@ class Simulator:
         """Call ``fn(sim, ...)`` at ``when`` (``before_round``, ``after_round``, ``before_phase``...)."""
         self.hooks[when].append(fn)
 
-    def request_stop(self, reason: str = "stop requested") -> None:
-        """Stop after the current round (its checkpoint is still written); ``reason`` is recorded."""
+    def request_stop(self, reason: str | None = None) -> None:
+        """Stop after the current round (its checkpoint is still written). With a ``reason`` (Ctrl-C, the web
+        interface) the run records it and ends as interrupted; without one (a hook's own stop) it returns its
+        summary as before."""
         self._stop = True
         self.stop_reason = reason
 

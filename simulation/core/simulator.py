@@ -120,9 +120,11 @@ class Simulator:
         self.hooks[when].append(fn)
 
     def request_stop(self, reason: str | None = None) -> None:
-        """Stop after the current round (its checkpoint is still written). With a ``reason`` (Ctrl-C, the web
-        interface) the run records it and ends as interrupted; without one (a hook's own stop) it returns its
-        summary as before."""
+        """Stop after the current round (its checkpoint is still written).
+
+        With a ``reason`` (Ctrl-C, the web interface) the run records it and ends as interrupted; without
+        one (a hook's own stop) it returns its summary as before.
+        """
         self._stop = True
         self.stop_reason = reason
 

@@ -193,7 +193,7 @@ class UIContext:
         if not frames:
             return pd.DataFrame(columns=["run", "round", "metric", "value"])
         out = pd.concat(frames, ignore_index=True)
-        out["series"] = out["run"] + " · " + out["metric"] if len(runs) > 1 else out["metric"]
+        out["series"] = out["run"] + " - " + out["metric"] if len(runs) > 1 else out["metric"]
         return out
 
     # -- ratings and datasets --

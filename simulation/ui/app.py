@@ -292,7 +292,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 for col in ("failed_steps",):
                     if col in wide:
                         lines.append(f"{col.replace('_', ' ')}: {int(last[col])}")
-            return "\n\n".join(lines), _plottable(long), wide.round(4)
+            return "\n\n".join(lines), _line_plot(long), wide.round(4)
 
         timer.tick(live_view, [run_pick, metric_pick], [status, plot, metrics_table], api_name="live",
                    show_progress="hidden")
@@ -552,6 +552,14 @@ def build_app(ctx: UIContext) -> gr.Blocks:
 
         compare_btn.click(compare, [compare_pick, compare_metric], compare_plot, api_name="compare")
     return demo
+
+
+def _line_plot(long: pd.DataFrame) -> Any:
+    """A line plot update whose axis title names the rounds and series shown. Gradio 6.31's native plot
+    draws new data into its old view without colours; a changed title makes it build a new view."""
+    rounds = int(long["round"].max()) if len(long) else 0
+    series = long["series"].nunique() if len(long) else 0
+    return gr.LinePlot(_plottable(long), x_title=f"round (1 to {rounds}; {series} series)")
 
 
 def _plottable(long: pd.DataFrame) -> pd.DataFrame:

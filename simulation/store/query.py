@@ -220,14 +220,7 @@ class RunQuery:
 
     # -- actions, calls, checks, ratings --
     def actions(self, round_: int | None = None, agent_id: str | None = None, offset: int = 0, limit: int = 100) -> Page:
-        where, args = [], []
-        if round_ is not None:
-            where.append("round = ?")
-            args.append(round_)
-        if agent_id:
-            where.append("agent_id = ?")
-            args.append(agent_id)
-        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        clause, args = _where(("round = ?", round_), ("agent_id = ?", agent_id or None))
         total = int(self._one(f"SELECT COUNT(*) FROM actions{clause}", args))
         df = self._df(f"SELECT id, round, phase, agent_id, action, valid, data FROM actions{clause} ORDER BY id "
                       "LIMIT ? OFFSET ?", [*args, limit, offset])
@@ -318,13 +311,7 @@ class RunQuery:
         return [r for (r,) in self.db.execute("SELECT DISTINCT rater FROM ratings ORDER BY rater") if r]
 
     def checks(self, round_: int | None = None, failed_only: bool = False) -> pd.DataFrame:
-        where, args = [], []
-        if round_ is not None:
-            where.append("round = ?")
-            args.append(round_)
-        if failed_only:
-            where.append("ok = 0")
-        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        clause, args = _where(("round = ?", round_), ("ok = 0", True if failed_only else None))
         return self._df(f"SELECT id, round, phase, agent_id, action, check_name, ok, reason FROM checks{clause} "
                         "ORDER BY id", args)
 
@@ -380,6 +367,17 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "csv") -> li
                             f.write(json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) + "\n")
             files.append(path)
     return files
+
+
+def _where(*conds: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """A WHERE clause of the conditions whose value is not None (a condition without ``?`` takes none)."""
+    parts, args = [], []
+    for sql, value in conds:
+        if value is not None:
+            parts.append(sql)
+            if "?" in sql:
+                args.append(value)
+    return ((" WHERE " + " AND ".join(parts)) if parts else ""), args
 
 
 def _coordinates(profiles: list[dict[str, Any]]) -> np.ndarray:

@@ -34,6 +34,20 @@ def browser():
         b.close()
 
 
+@pytest.fixture()
+def stage(stub, tmp_path):
+    """``(scenario folder, scenario root, runs folder, screenshots folder)``: job seeking on the live stub."""
+    from simulation.testing.procs import stub_models
+
+    roots = tmp_path / "scenarios"
+    roots.mkdir()
+    scen = copy_scenario(roots)
+    set_models(scen, stub_models([stub], embed=stub))
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    return scen, roots, tmp_path / "runs", shots
+
+
 def q(run: Path, sql: str) -> list[tuple]:
     with sqlite3.connect(run / "run.sqlite") as db:
         return list(db.execute(sql))
@@ -80,16 +94,8 @@ def edit_setting(page, key: str, value: str) -> None:
     box.press("Enter")
 
 
-def test_the_journey(browser, stub, tmp_path):
-    roots = tmp_path / "scenarios"
-    roots.mkdir()
-    scen = copy_scenario(roots)
-    from simulation.testing.procs import stub_models
-
-    set_models(scen, stub_models([stub], embed=stub))
-    runs = tmp_path / "runs"
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
+def test_the_journey(browser, stage):
+    scen, roots, runs, shots = stage
     with serving(runs, [roots]) as (url, ctx):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
@@ -204,16 +210,8 @@ def start_paused_run(page, scen: Path, name: str, ctx, after: int = 2, rounds: i
     wait_state(page, "paused")
 
 
-def test_map_train_deploy_fork_compare(browser, stub, tmp_path):
-    roots = tmp_path / "scenarios"
-    roots.mkdir()
-    scen = copy_scenario(roots)
-    from simulation.testing.procs import stub_models
-
-    set_models(scen, stub_models([stub], embed=stub))
-    runs = tmp_path / "runs"
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
+def test_map_train_deploy_fork_compare(browser, stage):
+    scen, roots, runs, shots = stage
     with serving(runs, [roots]) as (url, ctx):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(120_000)

@@ -32,7 +32,7 @@ def test_a_new_browser_sees_the_same_live_run(browser, stub, tmp_path):  # noqa:
         page = first.new_page()
         page.set_default_timeout(60_000)
         page.goto(url)
-        start_paused_run(page, scen, "live", ctx, rounds=400)
+        start_paused_run(page, scen, "live", ctx, rounds=5000)  # the stub runs ~20 rounds a second
         page.locator("#resume").click()
         first.close()  # the browser goes away mid-run
         second = browser.new_context().new_page()
@@ -40,7 +40,7 @@ def test_a_new_browser_sees_the_same_live_run(browser, stub, tmp_path):  # noqa:
         second.goto(url)
         tab(second, "Monitor")
         second.locator("#status").get_by_text("running", exact=True).wait_for()
-        seen = int(re.search(r"round (\d+) of 400", second.locator("#status").inner_text()).group(1))
+        seen = int(re.search(r"round (\d+) of 5000", second.locator("#status").inner_text()).group(1))
         wait_round_above(second, seen)
         assert "run live:" in second.locator("#status").inner_text()
         second.locator("#stop").click()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import random
 import warnings
 from collections import defaultdict
 from collections.abc import Callable
@@ -268,6 +269,32 @@ def preferred_option(probs: dict[str, float] | None, margin: float = 1e-3) -> st
         return None
     ranked = sorted(probs.items(), key=lambda kv: -kv[1])
     return ranked[0][0] if len(ranked) == 1 or ranked[0][1] - ranked[1][1] > margin else None
+
+
+def sampled_option(probs: dict[str, float] | None, seed: int | str) -> str | None:
+    """One option drawn from the order-averaged probabilities (seeded by ``seed``): an anchor keeps
+    the base's preference as a distribution. The argmax sharpened a 60/40 preference into a 100/0
+    rule once trained on (run B: job_count 96% "1", screen onto "pass")."""
+    if not probs:
+        return None
+    total = sum(max(0.0, v) for v in probs.values())
+    if total <= 0:
+        return None
+    x = random.Random(f"anchor:{seed}").random() * total
+    for option, p in sorted(probs.items()):
+        x -= max(0.0, p)
+        if x < 0:
+            return option
+    return sorted(probs)[-1]
+
+
+def sampled_pick(recorded: str | None, orders: dict[str, str | None], seed: int | str) -> str | None:
+    """One of the base's answers over the orders it was asked in (recorded and ``orders``), drawn
+    seeded: where the server gives no probabilities, its answer shares stand in for them."""
+    picks = [a for a in [recorded, *orders.values()] if a is not None]
+    if not picks or not orders:
+        return None
+    return sampled_option({o: picks.count(o) / len(picks) for o in set(picks)}, seed)
 
 
 def grade_exam(run: Path, items: list[ExamItem], answers: dict[str, list[str | None]],

@@ -240,9 +240,10 @@ def _enough_calls(items: list[ex.ExamItem], rows: int, permute: int, seed: int) 
 
 def _anchor_answers(source: Path, exclude: frozenset[str], seed: int, progress: bool,
                     unsure: list[ex.ExamItem] = (), rows: int | None = None, permute: int = 5) -> dict[int, str] | None:
-    """For the calls the dataset anchors (and the ``unsure`` rated ones): the option the base model
-    prefers with position averaged out (its option probabilities averaged over orders of the
-    options; where the server gives none, its answers under those orders). With ``rows`` (training's
+    """For the calls the dataset anchors (and the ``unsure`` rated ones): an option drawn (seeded, per
+    call) from the base model's preference with position averaged out (its option probabilities
+    averaged over orders of the options; where the server gives none, its answers under those
+    orders), so the anchors' answer shares follow that preference rather than sharpen it. With ``rows`` (training's
     row cap), only as many calls of each decision as training can use (:func:`_enough_calls`).
     None when no prompt states its order."""
     items = [ex.as_item(c) for c in anchor_candidates(source, exclude)] + list(unsure)
@@ -266,9 +267,10 @@ def _anchor_answers(source: Path, exclude: frozenset[str], seed: int, progress: 
                     await session.client.aclose()
 
             orders = asyncio.run(ask())
-        got = {i.call_id: ex.preferred(i.recorded, o) for i, o in zip(items, orders, strict=True)}
+        got = {i.call_id: ex.sampled_pick(i.recorded, o, f"{seed}:{i.call_id}")
+               for i, o in zip(items, orders, strict=True)}
     else:
-        got = {i.call_id: ex.preferred_option(p) for i, p in zip(items, probs, strict=True)}
+        got = {i.call_id: ex.sampled_option(p, f"{seed}:{i.call_id}") for i, p in zip(items, probs, strict=True)}
     return {k: v for k, v in got.items() if v is not None}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -519,3 +520,18 @@ async def test_order_averaged_probabilities_are_recorded_and_replace_the_answers
     assert await ex.order_probs([unstated], scorer) == [None]
     assert ex.preferred_option({"a": 0.6, "b": 0.4}) == "a" and ex.preferred_option({"a": 0.5, "b": 0.5}) is None
     assert ex.preferred_option(None) is None
+
+
+def test_sampled_anchor_keeps_the_preference_as_shares():
+    """An anchor drawn from the order-averaged preference: the same seed draws the same option, and
+    over many calls the drawn shares follow the probabilities (the argmax would give 100% "a")."""
+    probs = {"a": 0.7, "b": 0.3}
+    assert ex.sampled_option(probs, "7:1") == ex.sampled_option(probs, "7:1")
+    drawn = Counter(ex.sampled_option(probs, f"7:{k}") for k in range(4000))
+    assert abs(drawn["a"] / 4000 - 0.7) < 0.03 and set(drawn) == {"a", "b"}
+    assert ex.sampled_option({"a": 1.0, "b": 0.0}, 3) == "a"
+    assert ex.sampled_option(None, 1) is None and ex.sampled_option({"a": 0.0}, 1) is None
+    # without probabilities: the answers over orders (recorded included) stand in for them
+    picks = Counter(ex.sampled_pick("a", {"o1": "b", "o2": "b", "o3": "a"}, k) for k in range(3000))
+    assert abs(picks["b"] / 3000 - 0.5) < 0.04
+    assert ex.sampled_pick("a", {}, 1) is None

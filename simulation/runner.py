@@ -52,6 +52,7 @@ class RunOptions:
     attributes: list[tuple[int, str, str, Any]] = field(default_factory=list)  # (round, agent, path, value)
     created: bool = False  # the folder to resume was made by this command (a fork): bad input removes it
     on_simulator: Any = None  # called with the Simulator once it is set up (a controller's handle on a live run)
+    on_line: Any = None  # also called with each server start line (the web interface shows them)
 
 
 def prepare_config(opts: RunOptions) -> tuple[ScenarioSpec, RunConfig]:
@@ -360,7 +361,7 @@ async def _run_locked(opts: RunOptions, run_dir: Path, cfg: RunConfig, replay_fr
         store.set_meta(scenario=spec.name, created=time.time(), replay_from=str(replay_from) if replay_from else None,
                        seed=cfg.simulation.seed, schedule=[x.to_data() for x in plan])
 
-    services = Services(progress=opts.progress)
+    services = Services(progress=opts.progress, on_line=opts.on_line)
     runtime: Runtime | None = None
     emb = None
     # the run's own log: everything at INFO, and the tracebacks the console leaves out

@@ -23,8 +23,6 @@ from ..core.errors import RunStopped
 from ..core.simulator import Simulator
 from ..runner import Interrupted, RunOptions, run_simulation
 
-STATES = ("idle", "starting", "running", "pausing", "paused", "stopping", "finished", "stopped", "failed")
-
 
 @dataclass(frozen=True)
 class LiveStatus:
@@ -35,9 +33,16 @@ class LiveStatus:
     round: int = 0  # rounds finished
     rounds: int = 0
     phase: str | None = None  # the phase in progress
-    started: float | None = None
+    phase_no: int = 0  # its place in the round (1 for the round's first phase)
+    round_started: float | None = None  # when the round in progress began (time.time())
+    started: float | None = None  # when the run was started
     error: str | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    lines: tuple[str, ...] = ()  # server start lines, while the embedded servers come up
+
+    @property
+    def since_start_s(self) -> float | None:
+        return None if self.started is None else time.time() - self.started
 
     @property
     def active(self) -> bool:
@@ -88,6 +93,7 @@ class RunController:
         opts.hooks.setdefault("before_phase", []).append(self._on_phase)
         opts.hooks.setdefault("after_round", []).append(self._on_round)
         opts.on_simulator = self._on_simulator
+        opts.on_line = self._on_line
         self._thread = threading.Thread(target=self._main, args=(opts,), name="gensim-run", daemon=True)
         self._thread.start()
 
@@ -118,11 +124,19 @@ class RunController:
             if self._pause_requested:
                 sim.pause()
 
+    def _on_line(self, line: str) -> None:
+        with self._lock:
+            self._status = replace(self._status, lines=(*self._status.lines, line)[-20:])
+
     async def _on_phase(self, sim: Simulator, r: int, phase: Any) -> None:
-        self._set(phase=getattr(phase, "name", str(phase)))
+        with self._lock:
+            first = self._status.round_started is None or self._status.phase is None
+            self._status = replace(self._status, phase=getattr(phase, "name", str(phase)),
+                                   phase_no=1 if first else self._status.phase_no + 1,
+                                   round_started=time.time() if first else self._status.round_started)
 
     async def _on_round(self, sim: Simulator, r: int) -> None:
-        self._set(round=r, phase=None)
+        self._set(round=r, phase=None, phase_no=0, round_started=None)
 
     def wait(self, timeout: float | None = None) -> LiveStatus:
         """Block until the live run ends (or ``timeout`` seconds pass); returns its status."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
@@ -31,10 +31,11 @@ def kv_cache_env(s: SimulationConfig) -> dict[str, str]:
 class Services:
     """Endpoints for a run: configured, from a launch manifest, or embedded servers started here."""
 
-    def __init__(self, progress: bool = True) -> None:
+    def __init__(self, progress: bool = True, on_line: Callable[[str], None] | None = None) -> None:
         self.started: list[Any] = []
         self.owned: dict[str, Any] = {}  # config_name -> the chat server this process started for it
         self.progress = progress
+        self.on_line = on_line  # also gets the server start lines (the web interface's Monitor shows them)
         self.start_s: float | None = None  # how long the embedded servers took to start
 
     def resolve(self, cfg: RunConfig, embeddings: bool = True) -> tuple[list[ModelConfig], list[ModelConfig]]:
@@ -89,7 +90,11 @@ class Services:
         t0 = time.perf_counter()
         procs = [(k, start_server(s, wait=False)) for k, s in specs]
         self.started += [p for _, p in procs]
-        say = functools.partial(print, file=sys.stderr, flush=True)
+        def say(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+            if self.on_line is not None:
+                self.on_line(line)
+
         # printed with or without progress bars: minutes of silence look like a hang
         say("starting the embedded CPU vLLM servers (about 2 minutes): " + ", ".join(
             f"{p.spec.kind} {p.spec.served_name} on {p.base_url.removesuffix('/v1')}"
@@ -102,7 +107,7 @@ class Services:
             # each new line of the server's log once, or a heartbeat every 15 s while nothing new comes
             stage = log_stage(p)
             new = bool(stage) and stage not in stages_said
-            if self.progress and elapsed - last_said.get(p.spec.port, 0.0) >= (3 if new else 15):
+            if (self.progress or self.on_line) and elapsed - last_said.get(p.spec.port, 0.0) >= (3 if new else 15):
                 say(f"  {p.spec.kind} server: {elapsed:4.0f}s  {stage if new else 'still starting'}")
                 last_said[p.spec.port] = elapsed
                 stages_said.add(stage)

@@ -17,11 +17,12 @@ from pathlib import Path
 from ..config import ConfigError, ConfigProblem
 from .data import Example, file_hash, load_examples, sft_records
 from .manifest import MANIFEST, AdapterManifest, read_manifest, same_base, write_manifest
+from .watch import TrainingCancelled, TrainWatch
 
 DEFAULT_LR = {"sft": 1e-3, "ppo": 1e-5}
 
-__all__ = ["MANIFEST", "AdapterManifest", "Example", "default_base", "load_examples", "merge_adapter",
-           "read_manifest", "sft_records", "spread_sample", "train"]
+__all__ = ["MANIFEST", "AdapterManifest", "Example", "TrainWatch", "TrainingCancelled", "default_base", "load_examples",
+           "merge_adapter", "read_manifest", "sft_records", "spread_sample", "train"]
 
 
 def default_base() -> str:
@@ -65,8 +66,10 @@ def _check_base(base: str) -> str:
 
 def train(method: str, data: Path, out: Path, base: str | None = None, parent: Path | None = None,
           epochs: float = 1.0, lora_rank: int = 16, learning_rate: float | None = None, batch_size: int = 8,
-          seed: int = 0, progress: bool = True, max_samples: int | None = None) -> AdapterManifest:
-    """Train an adapter on ``data`` (a ``gensim dataset`` file) into ``out``; returns its manifest."""
+          seed: int = 0, progress: bool = True, max_samples: int | None = None,
+          watch: TrainWatch | None = None) -> AdapterManifest:
+    """Train an adapter on ``data`` (a ``gensim dataset`` file) into ``out``; returns its manifest.
+    A ``watch`` sees each step and loss and may cancel (:class:`TrainingCancelled`; nothing is written)."""
     if method not in ("sft", "ppo"):
         raise ConfigError([ConfigProblem("<command line>", "method", f"sft or ppo, got {method!r}")])
     for name, v, low in (("--epochs", epochs, 0), ("--lora-rank", lora_rank, 0), ("batch_size", batch_size, 0)):
@@ -107,10 +110,10 @@ def train(method: str, data: Path, out: Path, base: str | None = None, parent: P
     rm_losses: list[float] = []
     try:
         if method == "sft":
-            losses = train_sft(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed, progress)
+            losses = train_sft(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed, progress, watch)
         else:
             losses, rm_losses = train_ppo(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed,
-                                          progress)
+                                          progress, watch=watch)
         shutil.rmtree(tmp / "_trainer", ignore_errors=True)
         manifest = AdapterManifest(
             base_model=base, method=method, data_file=str(Path(data).resolve()), data_sha256=file_hash(Path(data)),

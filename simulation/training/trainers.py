@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import Example, reward_pairs, sft_records
+from .watch import TrainingCancelled, TrainWatch
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -86,10 +87,11 @@ def sft_trainer(examples: list[Example], base: str, parent: Path | None, out: Pa
                       processing_class=tok, peft_config=None if parent else lora_config(rank))
 
 
-def quiet(trainer: Any, out: Path) -> Any:
+def quiet(trainer: Any, out: Path, watch: TrainWatch | None = None, loss_key: str = "loss") -> Any:
     """The trainer's logs go to ``out/train_log.jsonl``, not to the console: without progress bars
     transformers prints every step's dictionary, which buries a command's own lines. The one-off
-    bars of loading and tokenizing are off too; the training bar is the stage's one bar."""
+    bars of loading and tokenizing are off too; the training bar is the stage's one bar. A ``watch``
+    sees every step and loss, and a cancel it asks for stops the training at the next step."""
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback
 
@@ -97,6 +99,14 @@ def quiet(trainer: Any, out: Path) -> Any:
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
             with open(out / "train_log.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps({"step": state.global_step, **(logs or {})}, default=str) + "\n")
+            if watch is not None and logs and loss_key in logs:
+                watch.on_loss(state.global_step, float(logs[loss_key]))
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if watch is not None:
+                watch.on_step(state.global_step, state.max_steps)
+                if watch.cancelled():
+                    raise TrainingCancelled(f"cancelled at step {state.global_step} of {state.max_steps}")
 
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(ToFile())
@@ -113,10 +123,11 @@ def quiet_libraries() -> None:
 
 
 def train_sft(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,
-              lr: float, batch_size: int, seed: int, progress: bool) -> list[float]:
+              lr: float, batch_size: int, seed: int, progress: bool, watch: TrainWatch | None = None) -> list[float]:
     """Fine-tune a LoRA adapter on prompt/completion pairs (loss on the answers only); returns the losses."""
     quiet_libraries()
-    trainer = quiet(sft_trainer(examples, base, parent, out, epochs, rank, lr, batch_size, seed, progress), out)
+    trainer = quiet(sft_trainer(examples, base, parent, out, epochs, rank, lr, batch_size, seed, progress), out,
+                    watch)
     trainer.train()
     trainer.model.save_pretrained(str(out))
     trainer.processing_class.save_pretrained(str(out))
@@ -124,7 +135,7 @@ def train_sft(examples: list[Example], base: str, parent: Path | None, out: Path
 
 
 def fit_reward_model(examples: list[Example], base: str, tok: Any, epochs: float, lr: float, batch_size: int,
-                     seed: int, progress: bool) -> tuple[Any, list[float]]:
+                     seed: int, progress: bool, watch: TrainWatch | None = None) -> tuple[Any, list[float]]:
     """A sequence-classification head on the base, fitted to the ratings: a Bradley-Terry loss on
     every pair of answers to the same prompt rated differently, plus a regression of the centred
     rating for every example (so prompts with one answer still teach the scale)."""
@@ -151,7 +162,11 @@ def fit_reward_model(examples: list[Example], base: str, tok: Any, epochs: float
     steps = max(1, math.ceil(len(items) * epochs / batch_size))
     order: list[int] = []
     rm.train()
-    for _ in tqdm(range(steps), desc="reward model", unit="step", disable=not progress):
+    for step in tqdm(range(steps), desc="reward model", unit="step", disable=not progress):
+        if watch is not None:
+            watch.on_step(step, steps)
+            if watch.cancelled():
+                raise TrainingCancelled(f"cancelled while fitting the reward model (step {step} of {steps})")
         if len(order) < batch_size:
             order += rng.sample(range(len(items)), len(items))
         batch = [items[order.pop()] for _ in range(min(batch_size, len(items)))]
@@ -175,7 +190,7 @@ def fit_reward_model(examples: list[Example], base: str, tok: Any, epochs: float
 
 def train_ppo(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,
               lr: float, batch_size: int, seed: int, progress: bool, response_length: int = 16,
-              reward_epochs: float = 1.0) -> tuple[list[float], list[float]]:
+              reward_epochs: float = 1.0, watch: TrainWatch | None = None) -> tuple[list[float], list[float]]:
     """Fit a reward model on the ratings, then optimise the LoRA policy against it with PPO
     (``trl.experimental.ppo``); returns the policy losses and the reward model's losses."""
     quiet_libraries()
@@ -189,7 +204,7 @@ def train_ppo(examples: list[Example], base: str, parent: Path | None, out: Path
     dev = device()
     tok = tokenizer_for(base)
     tok.padding_side = "left"  # PPO generates after the prompt
-    rm, rm_losses = fit_reward_model(examples, base, tok, reward_epochs, 1e-4, batch_size, seed, progress)
+    rm, rm_losses = fit_reward_model(examples, base, tok, reward_epochs, 1e-4, batch_size, seed, progress, watch)
     value = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32).to(dev)
     value.config.pad_token_id = tok.pad_token_id
     value.score.load_state_dict(copy.deepcopy(rm.score.state_dict()))
@@ -209,7 +224,7 @@ def train_ppo(examples: list[Example], base: str, parent: Path | None, out: Path
                      temperature=0.7)
     trainer = quiet(PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=None, reward_model=rm,
                                train_dataset=Dataset.from_list(rows), value_model=value,
-                               peft_config=None if parent else lora_config(rank)), out)
+                               peft_config=None if parent else lora_config(rank)), out, watch, "loss/policy_avg")
     trainer.train()
     policy_model = trainer.model.policy if hasattr(trainer.model, "policy") else trainer.model
     policy_model.save_pretrained(str(out))

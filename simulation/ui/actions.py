@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..config import ConfigError
 from ..config.loader import EXAMPLES_DIR
-from ..control import RunController
+from ..control import Job, RunController
 from ..runner import RunOptions
 from ..store.query import CallFilter, RunQuery
 from .security import PathGuard, UIError, check_upload
@@ -31,6 +31,8 @@ class UIContext:
     runs_dir: Path
     scenario_roots: list[Path] = field(default_factory=list)
     controller: RunController = field(default_factory=RunController)
+    training: Job | None = None  # the latest training started from the page
+    correction: Job | None = None  # the latest correction loop started from the page
 
     def __post_init__(self) -> None:
         self.runs_dir = Path(self.runs_dir).resolve()
@@ -186,8 +188,8 @@ class UIContext:
         for run in runs:
             with self.query(run) as rq:
                 df = rq.metrics_long().rename(columns={"name": "metric"})
-            if patterns:
-                df = df[[any(fnmatch.fnmatch(m, p) for p in patterns) for m in df["metric"]]]
+            if patterns:  # a boolean Series: an empty plain list would select no columns
+                df = df[df["metric"].map(lambda m: any(fnmatch.fnmatch(m, p) for p in patterns)).astype(bool)]
             df.insert(0, "run", run)
             frames.append(df)
         if not frames:
@@ -263,22 +265,110 @@ class UIContext:
                                            "created"])
 
     def train(self, data: str, name: str, epochs: float = 1.0, lr: float | None = None,
-              max_samples: int | None = None) -> dict[str, Any]:
-        """SFT on a dataset file under the runs folder; the adapter goes to ``adapters/<name>``."""
+              max_samples: int | None = None, method: str = "sft") -> Job:
+        """Start SFT or PPO on a dataset file under the runs folder in the background (the adapter goes
+        to ``adapters/<name>``); the job reports steps and losses and can be cancelled."""
         from ..training import train
 
+        if self.training is not None and self.training.status().running:
+            raise UIError("a training is already running (cancel it or wait)")
+        if method not in ("sft", "ppo"):
+            raise UIError(f"method: sft or ppo, got {method!r}")
         path = self.guard.resolve(data, "dataset")
         if not path.is_file():
             raise UIError(f"dataset {data}: no such file")
-        out = self.guard.resolve(f"adapters/{name}", "adapter name")
-        m = train("sft", path, out, epochs=float(epochs), learning_rate=lr, progress=True,
-                  max_samples=int(max_samples) if max_samples else None)
-        return {"adapter": str(out.relative_to(self.runs_dir)), "samples": m.samples, "losses": m.losses,
-                "train_s": m.train_s}
+        if not (name or "").strip():
+            raise UIError("adapter name: give one")
+        out = self.guard.resolve(f"adapters/{name.strip()}", "adapter name")
+        if out.exists() and any(out.iterdir()):
+            raise UIError(f"adapter name: adapters/{name.strip()} already exists")
+
+        def work(job: Job) -> dict[str, Any]:
+            m = train(method, path, out, epochs=float(epochs), learning_rate=lr, progress=False,
+                      max_samples=int(max_samples) if max_samples else None, watch=job)
+            job.emit(f"adapter {out.relative_to(self.runs_dir)}: {m.samples} rows in {m.train_s:.1f}s")
+            return {"adapter": str(out.relative_to(self.runs_dir)), "samples": m.samples, "losses": m.losses,
+                    "train_s": m.train_s, "method": method}
+
+        self.training = Job("training", work)
+        return self.training
+
+    def correct(self, scenario: str, base_run: str | None = None, name: str | None = None, iterations: int = 1,
+                agents: int | None = 320, rounds: int = 3, method: str = "sft", max_samples: int = 1000,
+                overrides: list[str] | None = None) -> Job:
+        """Start ``gensim correct`` in the background (its lines, per-iteration table and exam appear as
+        it goes); the loop's folder goes under the runs folder."""
+        from ..correction.loop import CorrectOptions
+        from ..correction.loop import correct as run_loop
+
+        if self.correction is not None and self.correction.status().running:
+            raise UIError("a correction loop is already running")
+        out = self.guard.resolve(name.strip() if name and name.strip() else
+                                 f"correct-{Path(scenario).name}-{time.strftime('%Y%m%d-%H%M%S')}", "loop name")
+        if out.exists():
+            raise UIError(f"loop name: {out.relative_to(self.runs_dir)} already exists")
+        opts = CorrectOptions(self._scenario(scenario), iterations=int(iterations), method=method,
+                              agents=int(agents) if agents else None, rounds=int(rounds),
+                              max_samples=int(max_samples), out=str(out), progress=False,
+                              base=str(self.run_dir(base_run)) if base_run else None, overrides=list(overrides or []))
+        self.correction = Job("correction", lambda job: run_loop(opts, emit=job.emit))
+        return self.correction
+
+    def correction_loops(self) -> list[str]:
+        """Folders under the runs folder that hold a correction loop's report."""
+        return sorted(str(p.parent.relative_to(self.runs_dir)) for p in self.runs_dir.glob("**/correction.json"))
+
+    def correction_report(self, loop: str) -> dict[str, Any]:
+        path = self.guard.resolve(loop, "loop folder") / "correction.json"
+        if not path.is_file():
+            raise UIError(f"loop folder {loop}: no correction.json")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def judge(self, run: str, action: str | None = None, round_: int | None = None, sample: int = 20,
+              seed: int = 0, scenario: str | None = None) -> str:
+        """Rate a seeded sample of the selected calls with the run's model as judge (its progress bar is
+        the page's); says how the judge agrees with the checks, and when it cannot judge. The rubric
+        comes from ``scenario`` (the page's pick) where the run's scenario is not a bundled one."""
+        from ..correction import rate_run
+        from ..correction.ratings import judge_warning
+
+        got = rate_run(self.run_dir(run), by="judge", sample=int(sample), action=action or None, round_=round_,
+                       seed=int(seed), progress=True, scenario=self._scenario(scenario) if scenario else None)
+        line = (f"judge rated {got['rated_calls']} calls ({got['ratings_added']} new ratings, mean score "
+                f"{got['mean_score']}, {got['rewrites']} rewrites; no score for {got['judge_gave_no_score']})")
+        warn = judge_warning(got["judge_vs_checks"])
+        return line + (f"\n{warn}" if warn else "")
 
     def deploy(self, adapter: str, share: float = 1.0, types: list[str] | None = None) -> dict[str, Any]:
         path = self.guard.resolve(adapter, "adapter")
         return self.controller.deploy(path, share=float(share), types=types or None)
+
+
+def correction_tables(report: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A correction report as two tables: one row per iteration (held-out and control failure shares
+    beside the base's, the exam's cut, adoption and why not), and the exam's balanced accuracy per
+    decision with its interval."""
+    its, exam = [], []
+    base_h, base_c = report.get("base_holdout_fail"), report.get("base_control_fail")
+    for k, it in enumerate(report.get("iterations", []), 1):
+        e = it.get("exam") or {}
+        its.append({"iteration": k, "held-out fail (base)": base_h, "held-out fail": it.get("holdout_fail"),
+                    "control fail (base)": base_c, "control fail": it.get("control_fail"),
+                    "exam fail base": e.get("base_fail"), "exam fail adapter": e.get("adapter_fail"),
+                    "exam cut": e.get("cut"), "cut 95% CI": _interval(e.get("cut_ci")),
+                    "worst first-listed share": it.get("worst_first_share"),
+                    "max untargeted drift": it.get("max_untrained_drift"), "adopted": it.get("adopted"),
+                    "train s": it.get("train_s"), "reasons": "; ".join(it.get("reasons") or [])})
+        for decision, (base, adapter, lo, hi) in (e.get("balanced_accuracy") or {}).items():
+            exam.append({"iteration": k, "decision": decision, "base": base, "adapter": adapter,
+                         "adapter 95% CI": _interval([lo, hi])})
+    return pd.DataFrame(its), pd.DataFrame(exam, columns=["iteration", "decision", "base", "adapter", "adapter 95% CI"])
+
+
+def _interval(pair: Any) -> str:
+    if not pair or pair[0] is None:
+        return ""
+    return f"[{pair[0]:.2f}, {pair[1]:.2f}]"
 
 
 def _flatten(prefix: str, value: Any, rows: list[tuple[str, str]]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sqlite3
+import time
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # else a version-check thread calls out
@@ -13,14 +15,18 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..config import ConfigError  # noqa: E402
-from .actions import UIContext, call_filter  # noqa: E402
+from ..control import JobStatus  # noqa: E402
+from .actions import UIContext, call_filter, correction_tables  # noqa: E402
 from .security import UIError  # noqa: E402
 
 PAGE = 25  # rows per page of the long tables
-TRAIN_PROGRESS = gr.Progress(track_tqdm=True)  # training's tqdm bar, shown on the page
+TRAIN_PROGRESS = gr.Progress(track_tqdm=True)  # a long step's tqdm bar (the judge's), shown on the page
 MAP_POINTS = 3000  # agents drawn on the map at most (a seeded sample beyond)
 EMPTY_METRICS = pd.DataFrame({"round": pd.Series(dtype=int), "value": pd.Series(dtype=float),
                               "series": pd.Series(dtype=str)})
+EMPTY_LOSS = pd.DataFrame({"step": pd.Series(dtype=int), "loss": pd.Series(dtype=float)})
+EMPTY_BARS = pd.DataFrame({"bar": pd.Series(dtype=str), "balanced accuracy": pd.Series(dtype=float),
+                           "model": pd.Series(dtype=str)})
 EMPTY_MAP = pd.DataFrame({"x": pd.Series(dtype=float), "y": pd.Series(dtype=float), "type": pd.Series(dtype=str),
                           "agent_id": pd.Series(dtype=str), "last_action": pd.Series(dtype=str)})
 
@@ -145,7 +151,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
             with gr.Row():
                 f_page = gr.Number(label="Page", value=1, precision=0, minimum=1, elem_id="f-page")
                 show_btn = gr.Button("Show calls", elem_id="show-calls")
-                s_n = gr.Number(label="Sample size", value=10, precision=0, minimum=1)
+                s_n = gr.Number(label="Sample size", value=10, precision=0, minimum=1, elem_id="sample-size")
                 s_seed = gr.Number(label="Seed", value=0, precision=0)
                 sample_btn = gr.Button("Random sample", elem_id="sample-calls")
             calls_info = gr.Markdown()
@@ -162,6 +168,8 @@ def build_app(ctx: UIContext) -> gr.Blocks:
             with gr.Row():
                 rate_btn = gr.Button("Save rating", variant="primary", elem_id="save-rating")
                 checks_btn = gr.Button("Rate with the checks", elem_id="rate-checks")
+                judge_btn = gr.Button("Rate a sample with the judge (sample size, seed, action and round above)",
+                                      elem_id="rate-judge")
             rate_out = gr.Markdown(elem_id="rate-out")
             with gr.Row():
                 ds_kind = gr.Dropdown(["sft", "preference", "reward"], value="sft", label="Dataset kind",
@@ -176,12 +184,17 @@ def build_app(ctx: UIContext) -> gr.Blocks:
             with gr.Row():
                 tr_data = gr.Textbox(label="Dataset (path under the runs folder)", elem_id="tr-data")
                 tr_name = gr.Textbox(label="Adapter name", value="adapter-1", elem_id="tr-name")
+                tr_method = gr.Dropdown(["sft", "ppo"], value="sft", label="Method (ppo: a reward dataset)",
+                                        elem_id="tr-method")
                 tr_epochs = gr.Number(label="Epochs", value=1, elem_id="tr-epochs")
+                tr_lr = gr.Number(label="Learning rate (blank: the method's default)", elem_id="tr-lr")
                 tr_max = gr.Number(label="Max rows (blank: all)", precision=0, elem_id="tr-max")
-            train_btn = gr.Button("Train SFT adapter", variant="primary", elem_id="train")
+            with gr.Row():
+                train_btn = gr.Button("Train adapter", variant="primary", elem_id="train")
+                cancel_btn = gr.Button("Cancel training", variant="stop", elem_id="cancel-train")
             train_out = gr.Markdown(elem_id="train-out")
-            loss_plot = gr.LinePlot(pd.DataFrame({"step": pd.Series(dtype=int), "loss": pd.Series(dtype=float)}),
-                                    x="step", y="loss", label="Training loss", elem_id="loss-plot", height=240)
+            loss_plot = gr.LinePlot(EMPTY_LOSS, x="step", y="loss", label="Training loss", elem_id="loss-plot",
+                                    height=240)
             adapters = gr.Dataframe(label="Adapters", interactive=False, elem_id="adapters")
             with gr.Row():
                 dep_adapter = gr.Textbox(label="Adapter (path under the runs folder)", elem_id="dep-adapter")
@@ -189,6 +202,27 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 dep_types = gr.Textbox(label="Agent types (comma-separated; blank: all)", elem_id="dep-types")
                 dep_btn = gr.Button("Deploy into the live run", elem_id="deploy")
             dep_out = gr.Markdown(elem_id="dep-out")
+            gr.Markdown("### Correction loop (`gensim correct`)\nRate by the checks, train on the treated agents, "
+                        "fork the base run with the adapter, sit the paired held-out exam; the scenario is the one "
+                        "picked on the Configure tab.")
+            with gr.Row():
+                c_base = gr.Textbox(label="Base run (a run folder; blank: run a new base)", elem_id="c-base")
+                c_name = gr.Textbox(label="Loop folder (blank: correct-scenario-time)", elem_id="c-name")
+                c_iter = gr.Number(label="Iterations", value=1, precision=0, minimum=1, elem_id="c-iter")
+                c_agents = gr.Number(label="Agents", value=320, precision=0, minimum=1, elem_id="c-agents")
+                c_rounds = gr.Number(label="Rounds", value=3, precision=0, minimum=1, elem_id="c-rounds")
+                c_method = gr.Dropdown(["sft", "ppo"], value="sft", label="Method", elem_id="c-method")
+                c_max = gr.Number(label="Max rows", value=1000, precision=0, minimum=1, elem_id="c-max")
+            c_over = gr.Textbox(label="Settings for the base run (key=value, comma-separated)", elem_id="c-over")
+            c_btn = gr.Button("Run the correction loop", variant="primary", elem_id="correct")
+            c_log = gr.Textbox(label="Correction loop", lines=8, interactive=False, elem_id="c-log")
+            c_iters = gr.Dataframe(label="Iterations: held-out and control failure shares, the exam, adoption",
+                                   interactive=False, elem_id="c-iters", wrap=True)
+            c_exam = gr.Dataframe(label="Held-out exam: balanced accuracy per decision", interactive=False,
+                                  elem_id="c-exam")
+            c_plot = gr.BarPlot(EMPTY_BARS, x="bar", y="balanced accuracy", color="model",
+                                label="Exam balanced accuracy (base vs adapter)", elem_id="c-plot", height=260)
+            jobs_timer = gr.Timer(2.0)
 
         # -- Runs and compare --
         with gr.Tab("Runs", id="runs") as runs_tab:
@@ -210,14 +244,19 @@ def build_app(ctx: UIContext) -> gr.Blocks:
             compare_btn = gr.Button("Compare", elem_id="compare")
             compare_plot = gr.LinePlot(EMPTY_METRICS, x="round", y="value", color="series", label="Runs compared",
                                        elem_id="compare-plot", height=320)
+            loop_pick = gr.Dropdown(label="Correction loop folder (held-out vs control)",
+                                    choices=ctx.correction_loops(), allow_custom_value=True, elem_id="loop-pick")
+            loop_table = gr.Dataframe(label="Correction loop: held-out and control groups by iteration",
+                                      interactive=False, elem_id="loop-table", wrap=True)
 
         # ----------------------------------------------------------------- handlers
-        def runs_changed() -> tuple[Any, Any, Any]:
+        def runs_changed() -> tuple[Any, Any, Any, Any]:
             names = _run_names(ctx)
-            return gr.update(choices=names), gr.update(choices=names), ctx.runs()
+            return (gr.update(choices=names), gr.update(choices=names), ctx.runs(),
+                    gr.update(choices=ctx.correction_loops()))
 
-        refresh_runs.click(runs_changed, None, [run_pick, compare_pick, runs_table], api_name="runs")
-        runs_tab.select(runs_changed, None, [run_pick, compare_pick, runs_table])
+        refresh_runs.click(runs_changed, None, [run_pick, compare_pick, runs_table, loop_pick], api_name="runs")
+        runs_tab.select(runs_changed, None, [run_pick, compare_pick, runs_table, loop_pick])
 
         @_safe
         def load_settings(name: str) -> pd.DataFrame:
@@ -268,11 +307,17 @@ def build_app(ctx: UIContext) -> gr.Blocks:
             lines = [f"**{st.state}**"]
             if st.run_dir is not None:
                 rel = st.run_dir.relative_to(ctx.runs_dir) if ctx.guard.inside(st.run_dir) else st.run_dir
-                lines.append(f"run `{rel}`: round {st.round} of {st.rounds}" + (f", phase {st.phase}" if st.phase else ""))
+                lines.append(f"run `{rel}`: round {st.round} of {st.rounds} done")
+                if st.phase and st.active:
+                    took = time.time() - st.round_started if st.round_started else 0.0
+                    lines.append(f"in progress: phase {st.phase_no} ({st.phase}) of the next round, "
+                                 f"{took:.0f}s into it")
             if st.error:
                 lines.append(f"error: {st.error}")
             if st.state == "starting":
-                lines.append("setting up (the embedded model servers take about 2 minutes to start)")
+                lines.append(f"setting up for {st.since_start_s or 0:.0f}s (the embedded model servers take about "
+                             "2 minutes to start)")
+                lines += [f"`{line.strip()}`" for line in st.lines[-6:]]
             show = run or (str(st.run_dir.relative_to(ctx.runs_dir)) if st.run_dir and ctx.guard.inside(st.run_dir)
                            else None)
             if not show:
@@ -281,7 +326,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 long = ctx.metrics_long([show], _patterns(patterns))
                 with ctx.query(show) as rq:
                     wide = rq.metrics().reset_index()
-            except (UIError, FileNotFoundError, Exception) as e:  # a folder still being made
+            except (UIError, OSError, sqlite3.Error, pd.errors.DatabaseError) as e:  # a folder still being made
                 return "\n\n".join(lines + [f"({e})"]), EMPTY_METRICS, pd.DataFrame()
             if len(wide):
                 last = wide.iloc[-1]
@@ -488,6 +533,16 @@ def build_app(ctx: UIContext) -> gr.Blocks:
         checks_btn.click(rate_checks, [run_pick, f_action, f_round], rate_out, api_name="rate_checks")
 
         @_safe
+        def rate_judge(run: str, a: str, r: str, n: float, seed: float, name: str,
+                       progress: gr.Progress = TRAIN_PROGRESS) -> str:
+            if not run:
+                raise UIError("pick a run folder above")
+            return ctx.judge(run, a or None, int(r) if (r or "").strip() else None, int(n or 10), int(seed or 0), name)
+
+        judge_btn.click(rate_judge, [run_pick, f_action, f_round, s_n, s_seed, scenario], rate_out,
+                        api_name="rate_judge")
+
+        @_safe
         def export_ds(run: str, kind: str, who: str) -> tuple[str, str | None]:
             path, n = ctx.export_dataset(run, kind, (who or "").strip() or None)
             return f"{n} {kind} rows → `{path.relative_to(ctx.runs_dir)}`", str(path)
@@ -495,15 +550,66 @@ def build_app(ctx: UIContext) -> gr.Blocks:
         ds_btn.click(export_ds, [run_pick, ds_kind, ds_rater], [ds_out, ds_file], api_name="export_dataset")
 
         @_safe
-        def do_train(data: str, name: str, epochs: float, max_rows: float | None,
-                     progress: gr.Progress = TRAIN_PROGRESS) -> tuple[str, pd.DataFrame, pd.DataFrame]:
-            out = ctx.train(data, name.strip(), epochs or 1, None, int(max_rows) if max_rows else None)
-            losses = pd.DataFrame({"step": range(1, len(out["losses"]) + 1), "loss": out["losses"]})
-            return (f"adapter `{out['adapter']}`: {out['samples']} rows in {out['train_s']:.1f}s", losses,
-                    ctx.adapters())
+        def do_train(data: str, name: str, method: str, epochs: float, lr: float | None, max_rows: float | None) -> str:
+            ctx.train(data, name, epochs or 1, lr or None, int(max_rows) if max_rows else None, method)
+            return f"**training** {method} into adapters/{name.strip()} (progress below)"
 
-        train_btn.click(do_train, [tr_data, tr_name, tr_epochs, tr_max], [train_out, loss_plot, adapters],
-                        api_name="train")
+        train_btn.click(do_train, [tr_data, tr_name, tr_method, tr_epochs, tr_lr, tr_max], train_out, api_name="train")
+
+        @_safe
+        def do_cancel() -> str:
+            if ctx.training is None or not ctx.training.status().running:
+                raise UIError("no training is running")
+            ctx.training.cancel()
+            return "**cancelling** (at the next step; no adapter is written)"
+
+        cancel_btn.click(do_cancel, None, train_out, api_name="cancel_training")
+
+        @_safe
+        def do_correct(name: str, base: str, loop_name: str, iters: float, agents: float, rounds: float, method: str,
+                       max_rows: float, over: str) -> str:
+            ctx.correct(name, (base or "").strip() or None, loop_name, int(iters or 1), int(agents) if agents else None,
+                        int(rounds or 3), method, int(max_rows or 1000),
+                        [o.strip() for o in (over or "").split(",") if o.strip()])
+            return "correction loop started"
+
+        c_btn.click(do_correct, [scenario, c_base, c_name, c_iter, c_agents, c_rounds, c_method, c_max, c_over], c_log,
+                    api_name="correct")
+
+        def jobs_view(seen: dict) -> tuple[Any, ...]:
+            """The training's and the correction loop's progress; unchanged outputs are not redrawn."""
+            seen = dict(seen or {})
+            out: list[Any] = [gr.update()] * 7
+            t = ctx.training.status() if ctx.training else None
+            if t is not None and seen.get("t") != (id(ctx.training), t.state, t.step, len(t.losses)):
+                seen["t"] = (id(ctx.training), t.state, t.step, len(t.losses))
+                out[0] = _train_line(t)
+                out[1] = _loss_plot(t.losses)
+                if not t.running:
+                    out[2] = ctx.adapters()
+            c = ctx.correction.status() if ctx.correction else None
+            if c is not None and seen.get("c") != (id(ctx.correction), c.state, len(c.lines)):
+                seen["c"] = (id(ctx.correction), c.state, len(c.lines))
+                head = {"running": f"running for {c.elapsed_s:.0f}s", "done": f"done in {c.elapsed_s:.0f}s"}.get(
+                    c.state, f"{c.state}: {c.error}")
+                out[3] = "\n".join([f"[{head}]", *c.lines[-40:]])
+                if c.state == "done":
+                    its, exam = correction_tables(c.result)
+                    out[4], out[5], out[6] = its, exam, _exam_bars(exam)
+            return (*out, seen)
+
+        jobs_seen = gr.State({})
+        jobs_timer.tick(jobs_view, jobs_seen, [train_out, loss_plot, adapters, c_log, c_iters, c_exam, c_plot,
+                                               jobs_seen], api_name="jobs", show_progress="hidden")
+
+        @_safe
+        def show_loop(loop: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+            if not loop:
+                return pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), EMPTY_BARS
+            its, exam = correction_tables(ctx.correction_report(loop))
+            return its, its, exam, _exam_bars(exam)
+
+        loop_pick.change(show_loop, loop_pick, [loop_table, c_iters, c_exam, c_plot], api_name="loop")
 
         @_safe
         def do_deploy(adapter: str, share: float, types: str) -> str:
@@ -560,6 +666,27 @@ def _line_plot(long: pd.DataFrame) -> Any:
     rounds = int(long["round"].max()) if len(long) else 0
     series = long["series"].nunique() if len(long) else 0
     return gr.LinePlot(_plottable(long), x_title=f"round (1 to {rounds}; {series} series)")
+
+
+def _train_line(t: JobStatus) -> str:
+    if t.state == "done":
+        return t.lines[-1] if t.lines else "done"
+    if t.state in ("failed", "cancelled"):
+        return f"**{t.state}**: {t.error}"
+    loss = f", loss {t.losses[-1][1]:.4f}" if t.losses else ""
+    return f"**training**: step {t.step} of {t.total or '?'}{loss} ({t.elapsed_s:.0f}s)"
+
+
+def _loss_plot(losses: list[tuple[int, float]]) -> Any:
+    df = pd.DataFrame(losses, columns=["step", "loss"]) if losses else EMPTY_LOSS
+    return gr.LinePlot(df, x_title=f"step ({len(df)} logged)")
+
+
+def _exam_bars(exam: pd.DataFrame) -> pd.DataFrame:
+    """The exam table as bars: base and adapter side by side for each iteration's decision."""
+    rows = [{"bar": f"{r.decision} {m} (iteration {r.iteration})", "balanced accuracy": getattr(r, m), "model": m}
+            for r in exam.itertuples() for m in ("base", "adapter") if getattr(r, m) is not None]
+    return pd.DataFrame(rows, columns=list(EMPTY_BARS.columns)) if rows else EMPTY_BARS
 
 
 def _plottable(long: pd.DataFrame) -> pd.DataFrame:

@@ -45,9 +45,14 @@ def test_pause_act_resume_stop_then_resume_the_folder(stub_scenario, tmp_path):
     with pytest.raises(ControlError, match="already live"):
         ctl.start(RunOptions(scenario=str(stub_scenario), rounds=4, out=str(tmp_path / "other")))
     st = wait_for(ctl, lambda s: s.round >= 1)
+    t0 = time.monotonic()
+    while (mid := ctl.status()).phase is None and time.monotonic() - t0 < 30:
+        pass  # a phase is in progress most of a round's time
+    assert mid.phase and mid.phase_no >= 1 and mid.round_started and mid.round_started >= mid.started
     ctl.pause()
     st = wait_for(ctl, lambda s: s.state == "paused")
     held = st.round
+    assert st.phase is None and st.phase_no == 0, "between rounds no phase is in progress"
     time.sleep(1.0)
     assert ctl.status().round == held and ctl.status().state == "paused", "a paused run starts no round"
     answer = ctl.interview("seeker-01", "How is your search going?")

@@ -76,14 +76,17 @@ def test_train_deploy_lora_then_merge_then_replay(real_servers, tmp_path, capsys
             await sim.deploy_adapter(adapter, "unsure-merged", share=0.5, mode="merge")
 
     run = tmp_path / "run"
+    lines: list[str] = []
     summary = asyncio.run(run_simulation(RunOptions(
         scenario=str(folder), agents=16, rounds=3, out=str(run), progress=False, hooks={"after_round": [swap]},
-        overrides=["memory.type=none", "embedded.enable_lora=true"])))
+        overrides=["memory.type=none", "embedded.enable_lora=true"], on_line=lines.append)))
     assert summary["rounds"] == 3 and len(set(pids)) == 1 and pids[0] == os.getpid()
     # minutes of server start are announced, and timed in the summary next to the rounds' wall time
     err = capsys.readouterr().err
     assert "starting the embedded CPU vLLM servers" in err and "embedded servers ready in" in err, err[-2000:]
     assert "(KV cache 1 GiB)" in err, "16 agents: auto gives the smallest KV cache, and says so"
+    # the same lines reach a caller's on_line (the web interface's Monitor), progress bars off or not
+    assert lines[0].startswith("starting the embedded CPU vLLM servers") and lines[-1].startswith("embedded servers ready")
     assert summary["server_start_s"] > 0 and summary["wall_s"] > 0
     assert not servers_of(run / "models"), "the run stops the servers its deployments started"
 

@@ -189,3 +189,43 @@ def test_sft_loss_covers_the_answer_only(tmp_path, tiny_base):
     assert "Hire?" not in answer and "You are Ann" not in answer, answer
     first = labels.index(next(x for x in labels if x != -100))
     assert all(x == -100 for x in labels[:first]) and first > len(tok(PROMPT[1]["content"])["input_ids"])
+
+
+class Watch:
+    """A TrainWatch that records what it sees and cancels after ``stop_after`` steps (None: never)."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.steps: list[tuple[int, int]] = []
+        self.losses: list[tuple[int, float]] = []
+        self.stop_after = stop_after
+
+    def on_step(self, step: int, total: int) -> None:
+        self.steps.append((step, total))
+
+    def on_loss(self, step: int, loss: float) -> None:
+        self.losses.append((step, loss))
+
+    def cancelled(self) -> bool:
+        return self.stop_after is not None and len(self.steps) >= self.stop_after
+
+
+def test_a_watch_sees_every_step_and_loss_and_can_cancel(tmp_path, tiny_base):
+    """SFT and PPO report each step (of the right total) and each logged loss; a cancel stops the
+    training at the next step and leaves no adapter folder."""
+    from simulation.training import TrainingCancelled
+
+    data = write(tmp_path / "d.jsonl", [sft_row("reject"), sft_row("pass")] * 4)
+    w = Watch()
+    m = train("sft", data, tmp_path / "a", base=str(tiny_base), lora_rank=4, batch_size=2, progress=False, watch=w)
+    assert [s for s, _ in w.steps] == list(range(1, len(w.steps) + 1)) and w.steps[-1] == (4, 4)
+    assert [round(loss, 4) for _, loss in w.losses] == pytest.approx(m.losses, abs=1e-4)
+    stop = Watch(stop_after=1)
+    with pytest.raises(TrainingCancelled, match="step 1 of 4"):
+        train("sft", data, tmp_path / "b", base=str(tiny_base), lora_rank=4, batch_size=2, progress=False, watch=stop)
+    assert not (tmp_path / "b").exists() and not list(tmp_path.glob(".b.partial-*"))
+    rdata = write(tmp_path / "r.jsonl", [reward_row("reject", 5.0), reward_row("pass", 1.0)] * 2)
+    early = Watch(stop_after=1)
+    with pytest.raises(TrainingCancelled, match="reward model"):
+        train("ppo", rdata, tmp_path / "p", base=str(tiny_base), lora_rank=4, batch_size=2, progress=False,
+              watch=early)
+    assert not (tmp_path / "p").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 
 import pandas as pd
 import pytest
@@ -108,3 +109,84 @@ def test_replay_from_the_page_reproduces_the_run(ctx):
     with sqlite3.connect(out / "run.sqlite") as db:
         again = list(db.execute("SELECT round, agent_id, action, data FROM actions ORDER BY id"))
     assert again == q(ctx, "SELECT round, agent_id, action, data FROM actions ORDER BY id")
+
+
+def test_training_runs_in_the_background_and_can_be_cancelled(ctx, monkeypatch):
+    """The page's training is a job: steps and losses reach it, a cancel stops it with no adapter, a
+    second one is refused while one runs, and bad requests are refused before anything starts."""
+    import simulation.training as training
+    from simulation.training import TrainingCancelled
+
+    seen: dict = {}
+
+    def fake_train(method, data, out, epochs=1.0, learning_rate=None, progress=True, max_samples=None, watch=None):
+        seen.update(method=method, lr=learning_rate, max_samples=max_samples, progress=progress)
+        for step in range(1, 10_000):
+            watch.on_step(step, 10_000)
+            watch.on_loss(step, 1.0 / step)
+            if watch.cancelled():
+                raise TrainingCancelled(f"cancelled at step {step} of 10000")
+            time.sleep(0.005)
+
+    monkeypatch.setattr(training, "train", fake_train)
+    (ctx.runs_dir / "r" / "datasets").mkdir(exist_ok=True)
+    data = ctx.runs_dir / "r" / "datasets" / "d.jsonl"
+    data.write_text("{}\n")
+    job = ctx.train("r/datasets/d.jsonl", "cancelme", 1, 0.01, 5, "ppo")
+    while job.status().step < 3:
+        time.sleep(0.01)
+    with pytest.raises(UIError, match="already running"):
+        ctx.train("r/datasets/d.jsonl", "other")
+    job.cancel()
+    st = job.wait(10)
+    assert st.state == "cancelled" and "cancelled at step" in st.error and st.losses[0] == (1, 1.0)
+    assert seen == {"method": "ppo", "lr": 0.01, "max_samples": 5, "progress": False}
+    assert not (ctx.runs_dir / "adapters" / "cancelme").exists()
+    for args, says in ((("r/datasets/none.jsonl", "a"), "no such file"), (("r/datasets/d.jsonl", " "), "adapter name"),
+                       (("r/datasets/d.jsonl", "a", 1, None, None, "dpo"), "method")):
+        with pytest.raises(UIError, match=says):
+            ctx.train(*args)
+
+
+def test_the_correction_loop_and_the_judge_from_the_page(ctx, monkeypatch):
+    """``gensim correct`` as a job (training stood in for): its lines arrive, its report becomes the
+    iteration and exam tables with the report's own figures; the judge rates a seeded sample."""
+    import simulation.correction.loop as loop
+    from simulation.training.manifest import AdapterManifest, write_manifest
+    from simulation.ui.actions import correction_tables
+    from tests.runs import fake_run
+
+    def train(method, data, out, parent=None, epochs=1.0, learning_rate=None, batch_size=8, seed=0, progress=True,
+              max_samples=None):
+        out.mkdir(parents=True)
+        (out / "adapter_config.json").write_text("{}")
+        m = AdapterManifest(base_model="smol", method=method, data_file=str(data), data_sha256="0" * 64, samples=1,
+                            epochs=epochs, lora_rank=4, learning_rate=learning_rate or 1e-3, train_s=0.5, device="cpu")
+        write_manifest(out, m)
+        return m
+
+    monkeypatch.setattr(loop, "train", train)
+    fake_run(ctx.runs_dir / "base", "job_seeking", 20, 2)
+    job = ctx.correct("job_seeking", "base", "loop1", iterations=1)
+    st = job.wait(300)
+    assert st.state == "done", st.error
+    assert any("exam" in line for line in st.lines)
+    assert ctx.correction_loops() == ["loop1"]
+    report = ctx.correction_report("loop1")
+    its, exam = correction_tables(report)
+    it = report["iterations"][0]
+    assert list(its["iteration"]) == [1] and its["held-out fail"][0] == it["holdout_fail"]
+    assert its["control fail"][0] == it["control_fail"] and bool(its["adopted"][0]) == it["adopted"]
+    assert its["held-out fail (base)"][0] == report["base_holdout_fail"]
+    ba = it["exam"]["balanced_accuracy"]
+    assert sorted(exam["decision"]) == sorted(ba)
+    for row in exam.itertuples():
+        assert [row.base, row.adapter] == ba[row.decision][:2]
+    with pytest.raises(UIError, match="already exists"):
+        ctx.correct("job_seeking", "base", "loop1")
+    with pytest.raises(UIError, match="no correction.json"):
+        ctx.correction_report("base")
+    before = q(ctx, "SELECT COUNT(*) FROM ratings WHERE rater LIKE 'judge%'")[0][0]
+    line = ctx.judge("r", sample=5, seed=1)
+    assert line.startswith("judge rated 5 calls")
+    assert q(ctx, "SELECT COUNT(DISTINCT llm_call_id) FROM ratings WHERE rater LIKE 'judge%'")[0][0] == before + 5

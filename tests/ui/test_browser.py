@@ -172,6 +172,14 @@ def test_the_journey(browser, stage):
         by_checks = int(re.search(r"checks rated (\d+) calls", page.locator("#rate-out").inner_text()).group(1))
         page.locator("#export-dataset").click()
         page.locator("#ds-out").get_by_text("sft rows").wait_for()
+        # the run's own model as judge over a seeded sample of 3 (after the export: its rewrites
+        # contradict the checks', and a dataset of both raters is refused)
+        field(page, "f-action").fill("screen")
+        page.locator("#sample-size input").fill("3")
+        page.locator("#rate-judge").click()
+        page.locator("#rate-out").get_by_text("judge rated").wait_for()
+        judged = page.locator("#rate-out").inner_text()
+        field(page, "f-action").fill("")
         page.screenshot(path=str(shots / "feedback.png"), full_page=True)
         # runs: the run is listed and compared
         tab(page, "Runs")
@@ -190,10 +198,26 @@ def test_the_journey(browser, stage):
     choices = json.loads(q(run, f"SELECT choices FROM llm_calls WHERE id = {rated[1]}")[0][0])
     assert human[1][2] in choices and human[0][2] is None
     assert q(run, "SELECT COUNT(*) FROM ratings WHERE rater LIKE 'check:%'")[0][0] == by_checks > 0
+    n_judged = int(re.search(r"judge rated (\d+) calls", judged).group(1))
+    got = q(run, "SELECT l.action FROM ratings r JOIN llm_calls l ON l.id = r.llm_call_id WHERE r.rater LIKE 'judge%'")
+    assert len(got) == n_judged <= 3 and {a for (a,) in got} <= {"screen"}
     meta = dict(q(run, "SELECT key, value FROM meta"))
     assert json.loads(meta["stopped"])["reason"] == "stopped from the web interface"
     assert (run / "datasets" / "sft.jsonl").read_text().strip()
     assert {p.name for p in shots.iterdir()} >= {"configure-error.png", "monitor.png", "agents.png", "feedback.png"}
+
+
+def stand_in_training(method, data, out, parent=None, epochs=1.0, learning_rate=None, batch_size=8, seed=0,
+                      progress=True, max_samples=None):
+    """An adapter folder with a manifest, in place of the correction loop's training."""
+    from simulation.training.manifest import AdapterManifest, write_manifest
+
+    out.mkdir(parents=True)
+    (out / "adapter_config.json").write_text("{}")
+    m = AdapterManifest(base_model="smol", method=method, data_file=str(data), data_sha256="0" * 64, samples=1,
+                        epochs=epochs, lora_rank=4, learning_rate=learning_rate or 1e-3, train_s=0.5, device="cpu")
+    write_manifest(out, m)
+    return m
 
 
 def start_paused_run(page, scen: Path, name: str, ctx, after: int = 2, rounds: int = 60) -> None:
@@ -210,7 +234,7 @@ def start_paused_run(page, scen: Path, name: str, ctx, after: int = 2, rounds: i
     wait_state(page, "paused")
 
 
-def test_map_train_deploy_fork_compare(browser, stage):
+def test_map_train_deploy_fork_compare(browser, stage, monkeypatch):
     scen, roots, runs, shots = stage
     with serving(runs, [roots]) as (url, ctx):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -251,10 +275,20 @@ def test_map_train_deploy_fork_compare(browser, stage):
         field(page, "tr-data").fill("base/datasets/sft.jsonl")
         field(page, "tr-name").fill("tiny")
         field(page, "tr-max").fill("8")
+        field(page, "tr-epochs").fill("3")  # three steps: a loss curve
         page.locator("#train").click()
         page.locator("#train-out").get_by_text("adapter adapters/tiny:").wait_for(timeout=600_000)
         page.wait_for_function("""() => [...document.querySelectorAll("#adapters [data-col='0'][data-testid^='cell-']")]
                                   .some(c => c.innerText.trim() === 'adapters/tiny')""")
+        page.wait_for_function("document.querySelectorAll('#loss-plot svg .mark-line path').length >= 1")
+        # a longer training, cancelled from the page once it reports steps: no adapter is written
+        field(page, "tr-name").fill("cancelled")
+        field(page, "tr-max").fill("400")
+        field(page, "tr-epochs").fill("30")
+        page.locator("#train").click()
+        page.locator("#train-out").get_by_text(re.compile(r"step \d+ of \d+")).wait_for(timeout=300_000)
+        page.locator("#cancel-train").click()
+        page.locator("#train-out").get_by_text(re.compile(r"cancelled at step")).wait_for(timeout=120_000)
         field(page, "dep-adapter").fill("adapters/tiny")
         slider = page.locator("#dep-share input[type='number']").first
         slider.fill("0.5")
@@ -289,6 +323,29 @@ def test_map_train_deploy_fork_compare(browser, stage):
         tab(page, "Runs")
         page.wait_for_function("document.querySelectorAll('#compare-plot svg .mark-line path[stroke]').length >= 2")
         page.screenshot(path=str(shots / "compare.png"), full_page=True)
+        # the correction loop from the page (the fake model; training stood in for: real training is above
+        # and in tests/correction), then its held-out/control table on the Runs tab
+        import simulation.correction.loop as loop
+
+        monkeypatch.setattr(loop, "train", stand_in_training)
+        tab(page, "Models")
+        field(page, "c-name").fill("loop1")
+        field(page, "c-agents").fill("24")
+        field(page, "c-rounds").fill("2")
+        field(page, "c-over").fill("llm.backend=fake")
+        page.locator("#correct").click()
+        page.wait_for_function("document.querySelector('#c-log textarea').value.includes('[done in')", timeout=300_000)
+        page.locator("#c-exam [data-testid='cell-0-1']").wait_for()
+        page.wait_for_function("document.querySelectorAll('#c-plot svg .mark-rect path').length >= 2")
+        page.screenshot(path=str(shots / "correction.png"), full_page=True)
+        tab(page, "Runs")
+        field(page, "loop-pick").click()
+        page.get_by_role("option", name="loop1", exact=True).click()
+        page.locator("#loop-table [data-testid='cell-0-0']").wait_for()
+        shown = float(page.locator("#loop-table [data-testid='cell-0-2']").inner_text())
+    report = json.loads((runs / "loop1" / "correction.json").read_text())
+    assert shown == pytest.approx(report["iterations"][0]["holdout_fail"], abs=1e-3)
+    assert not (runs / "adapters" / "cancelled").exists()
     dep = [json.loads(d) for (d,) in q(run, "SELECT data FROM interventions WHERE kind = 'deploy'")]
     assert len(dep) == 1 and dep[0]["share"] == 0.5 and dep[0]["path"].endswith("adapters/tiny")
     after = q(run, f"SELECT DISTINCT agent_id, model FROM llm_calls WHERE round > {paused_at} AND action NOT LIKE 'memory.%'")

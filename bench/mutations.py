@@ -298,6 +298,21 @@ MUTATIONS = [
              ("tests/store/test_query.py",)),
     Mutation("query-map-uncapped", "query", "simulation/store/query.py",
              "        if total > max_points:", "        if False:", ("tests/store/test_query.py",)),
+    Mutation("anchor-argmax", "correction", "simulation/correction/loop.py",
+             "        got = {i.call_id: ex.sampled_option(p, f\"{seed}:{i.call_id}\")",
+             "        got = {i.call_id: ex.preferred_option(p)", ("tests/correction/test_correct_loop_fast.py",)),
+    Mutation("train-cancel-ignored", "training", "simulation/training/trainers.py",
+             "                if watch.cancelled():\n                    raise TrainingCancelled(f\"cancelled at step",
+             "                if False:\n                    raise TrainingCancelled(f\"cancelled at step",
+             ("tests/training/test_training.py",)),
+    Mutation("train-step-dicts-printed", "training", "simulation/training/trainers.py",
+             "    if trainer.pop_callback(ProgressCallback) is not None:", "    if False:",
+             ("tests/training/test_training.py",)),
+    Mutation("job-cancel-lost", "control", "simulation/control/jobs.py",
+             "        self._cancel.set()", "        pass", ("tests/control/test_jobs.py", "tests/ui/test_actions.py")),
+    Mutation("ui-correction-table-wrong-group", "ui", "simulation/ui/actions.py",
+             "\"held-out fail\": it.get(\"holdout_fail\")", "\"held-out fail\": it.get(\"control_fail\")",
+             ("tests/ui/test_actions.py",)),
 
 ]
 

@@ -93,7 +93,13 @@ def quiet(trainer: Any, out: Path, watch: TrainWatch | None = None, loss_key: st
     bars of loading and tokenizing are off too; the training bar is the stage's one bar. A ``watch``
     sees every step and loss, and a cancel it asks for stops the training at the next step."""
     from transformers import TrainerCallback
-    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class BarOnly(ProgressCallback):
+        """The training bar without the dictionary it writes under itself at every logged step."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
+            return None
 
     class ToFile(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
@@ -109,6 +115,8 @@ def quiet(trainer: Any, out: Path, watch: TrainWatch | None = None, loss_key: st
                     raise TrainingCancelled(f"cancelled at step {state.global_step} of {state.max_steps}")
 
     trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(BarOnly())
     trainer.add_callback(ToFile())
     return trainer
 

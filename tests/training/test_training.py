@@ -209,14 +209,18 @@ class Watch:
         return self.stop_after is not None and len(self.steps) >= self.stop_after
 
 
-def test_a_watch_sees_every_step_and_loss_and_can_cancel(tmp_path, tiny_base):
+def test_a_watch_sees_every_step_and_loss_and_can_cancel(tmp_path, tiny_base, capfd):
     """SFT and PPO report each step (of the right total) and each logged loss; a cancel stops the
-    training at the next step and leaves no adapter folder."""
+    training at the next step and leaves no adapter folder. With progress on, the console gets the
+    bar and not the step dictionaries."""
     from simulation.training import TrainingCancelled
 
     data = write(tmp_path / "d.jsonl", [sft_row("reject"), sft_row("pass")] * 4)
     w = Watch()
-    m = train("sft", data, tmp_path / "a", base=str(tiny_base), lora_rank=4, batch_size=2, progress=False, watch=w)
+    capfd.readouterr()
+    m = train("sft", data, tmp_path / "a", base=str(tiny_base), lora_rank=4, batch_size=2, progress=True, watch=w)
+    printed = capfd.readouterr()
+    assert "4/4" in printed.err and "'loss'" not in printed.out + printed.err
     assert [s for s, _ in w.steps] == list(range(1, len(w.steps) + 1)) and w.steps[-1] == (4, 4)
     assert [round(loss, 4) for _, loss in w.losses] == pytest.approx(m.losses, abs=1e-4)
     stop = Watch(stop_after=1)

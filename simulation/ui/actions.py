@@ -19,6 +19,7 @@ from ..config.loader import EXAMPLES_DIR
 from ..control import Job, RunController
 from ..runner import RunOptions
 from ..store.query import CallFilter, RunQuery
+from .forms import SettingField, setting_fields
 from .security import PathGuard, UIError, check_upload
 
 SETTING_SECTIONS = ("simulation", "memory", "scenario")
@@ -57,16 +58,27 @@ class UIContext:
 
     def settings(self, scenario: str) -> pd.DataFrame:
         """Every setting of a scenario's config as ``(setting, value)`` rows, keyed as overrides are."""
+        return pd.DataFrame(self._setting_rows(scenario)[0], columns=["setting", "value"])
+
+    def _setting_rows(self, scenario: str) -> tuple[list[tuple[str, str]], Any, Any]:
         from ..runner import prepare_config
 
-        _, cfg = prepare_config(RunOptions(scenario=self._scenario(scenario)))
+        spec, cfg = prepare_config(RunOptions(scenario=self._scenario(scenario)))
         rows: list[tuple[str, str]] = []
         sim = cfg.simulation.model_dump(by_alias=True, mode="json")
         sim.pop("name", None)
+        sim.pop("scenario", None)  # the scenario's parameters, resolved, come from cfg.params below
         _flatten("", sim, rows)
         _flatten("memory.", cfg.memory.model_dump(mode="json"), rows)
         _flatten("scenario.", cfg.params, rows)
-        return pd.DataFrame(rows, columns=["setting", "value"])
+        return rows, spec, cfg
+
+    def setting_fields(self, scenario: str) -> list[SettingField]:
+        """The settings as typed form fields (kinds and choices from the pydantic config models)."""
+        from ..config.models import SimulationConfig
+
+        rows, spec, cfg = self._setting_rows(scenario)
+        return setting_fields(rows, SimulationConfig, type(cfg.memory), spec.params_model)
 
     def overrides(self, scenario: str, edited: pd.DataFrame | None) -> list[str]:
         """``key=value`` overrides for the rows whose value differs from the scenario's."""

@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 from ..config import ConfigError  # noqa: E402
 from ..control import JobStatus  # noqa: E402
 from .actions import UIContext, call_filter, correction_tables  # noqa: E402
+from .forms import SECTIONS, SettingField, form_value  # noqa: E402
 from .security import UIError  # noqa: E402
 
 PAGE = 25  # rows per page of the long tables
@@ -66,7 +67,33 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                                        elem_id="scenario")
                 run_name = gr.Textbox(label="Run name (a folder under the runs folder; blank: scenario-time)",
                                       elem_id="run-name")
-            settings = gr.Dataframe(label="Settings (edit a value; keys are those of `gensim run key=value`)",
+            @gr.render(inputs=scenario)
+            def settings_form(name: str | None) -> None:
+                if not name:
+                    return
+                try:
+                    fields = ctx.setting_fields(name)
+                except (UIError, ConfigError) as e:
+                    gr.Markdown(_message(e))
+                    return
+                by: dict[str, list[SettingField]] = {}
+                for f in fields:
+                    by.setdefault(f.section, []).append(f)
+                for section in [s for s, _ in SECTIONS] + ["Other"]:
+                    group = by.get(section, [])
+                    if not group:
+                        continue
+                    with gr.Accordion(section, open=section == SECTIONS[0][0]):
+                        for k in range(0, len(group), 4):
+                            with gr.Row():
+                                for f in group[k:k + 4]:
+                                    w = _widget(f)
+                                    # input: the user's own edits only (change also fires as widgets mount)
+                                    w.input(functools.partial(_write_setting, f), [w, settings], settings,
+                                            show_progress="hidden")
+
+            settings = gr.Dataframe(label="All settings (the form above writes here; or edit a value; keys are those "
+                                          "of `gensim run key=value`)",
                                     headers=["setting", "value"], datatype=["str", "str"], interactive=True,
                                     column_count=(2, "fixed"), max_height=420, elem_id="settings")
             with gr.Row():
@@ -666,6 +693,36 @@ def _line_plot(long: pd.DataFrame) -> Any:
     rounds = int(long["round"].max()) if len(long) else 0
     series = long["series"].nunique() if len(long) else 0
     return gr.LinePlot(_plottable(long), x_title=f"round (1 to {rounds}; {series} series)")
+
+
+def _widget(f: SettingField) -> Any:
+    """A form widget for one setting, of its kind."""
+    common = {"label": f.key, "info": f.help or None, "elem_id": f.elem_id, "interactive": True}
+    if f.kind == "bool":
+        return gr.Checkbox(value=f.value == "true", **common)
+    if f.kind == "choice":
+        return gr.Dropdown(list(f.choices), value=f.value if f.value in f.choices else None, **common)
+    if f.kind in ("int", "float") and f.value != "":  # a blank (optional) number stays a text box
+        try:
+            value = (int if f.kind == "int" else float)(f.value) if f.value != "" else None
+        except ValueError:
+            value = None
+        return gr.Number(value=value, precision=0 if f.kind == "int" else None, **common)
+    return gr.Textbox(value=f.value, placeholder="blank: the default" if f.kind in ("int", "float") else None, **common)
+
+
+def _write_setting(f: SettingField, raw: Any, table: pd.DataFrame) -> pd.DataFrame:
+    """The settings table with the form field's value written into its row."""
+    value = form_value(f, raw)
+    df = table.copy()
+    hit = df["setting"] == f.key
+    if hit.any():
+        if str(df.loc[hit, "value"].iloc[0]) == value:
+            return gr.update()
+        df.loc[hit, "value"] = value
+    else:
+        df.loc[len(df)] = [f.key, value]
+    return df
 
 
 def _train_line(t: JobStatus) -> str:

@@ -110,10 +110,20 @@ def test_the_journey(browser, stage):
         assert "rounds" in field(page, "check-out").input_value()
         page.screenshot(path=str(shots / "configure-error.png"), full_page=True)
         edit_setting(page, "rounds", "400")  # the stub runs a round in ~0.05 s: room to pause
+        # the typed form (kinds from the config models): a number and a yes/no, each written into the table
+        page.get_by_text("Scenario parameters", exact=True).click()
+        box = page.locator("#set-scenario-search-k input")
+        box.fill("3")
+        box.press("Enter")
+        page.get_by_text("LLM", exact=True).click()
+        page.locator("#set-llm-seed-per-call input[type='checkbox']").check()
+        page.wait_for_timeout(2000)  # the table's rows below the fold are not in the page: config.json is checked
         field(page, "run-name").fill("journey")
         page.locator("#start").click()
         page.wait_for_function("document.querySelector('#check-out textarea').value.includes('started')")
         run = runs / "journey"
+        cfg = json.loads((run / "config.json").read_text())
+        assert cfg["params"]["search_k"] == 3 and cfg["simulation"]["llm"]["seed_per_call"] is True
         # monitor: the plot and table fill as rounds finish; pause holds the run
         tab(page, "Monitor")
         wait_round_above(page, 2)

@@ -179,6 +179,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir", help="the run folder")
     e.add_argument("--format", choices=["csv", "jsonl", "parquet"], default="csv", help="the files' format")
     e.add_argument("--out", default=None, help="the folder to write (default: <run_dir>/export)")
+    me = command("metrics", "print a run's per-round metrics and what each round cost")
+    me.add_argument("run_dir", help="the run folder")
+    me.add_argument("--format", choices=["table", "csv", "json"], default="table", help="how to print them")
+    me.add_argument("--metric", action="append", default=[], metavar="GLOB",
+                    help="only metrics matching this pattern (repeatable; costs are left out then)")
+    pl = command("plot", "draw a run's per-round metrics to a PNG, one panel per metric")
+    pl.add_argument("run_dir", help="the run folder")
+    pl.add_argument("--metric", action="append", default=[], metavar="GLOB",
+                    help="metrics to draw (repeatable; default: the scenario's key metrics, else all of its own)")
+    pl.add_argument("--out", default=None, metavar="FILE.png", help="the file (default: <run_dir>/metrics.png)")
     u = command("ui", "serve the web interface: configure, run and watch, agents, interviews, ratings, training")
     u.add_argument("--host", default="127.0.0.1", help="address to bind (any other than loopback needs --auth)")
     u.add_argument("--port", type=int, default=7860, help="port")
@@ -267,7 +277,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .checking import check_scenario
 
         return check_scenario(args.scenario, args.overrides, args.dry_run, args.agents, args.endpoints)
-    if args.cmd in ("interview", "export", "rate", "dataset") and not (Path(args.run_dir) / "run.sqlite").is_file():
+    if args.cmd in ("interview", "export", "rate", "dataset", "metrics", "plot") and not (Path(args.run_dir) / "run.sqlite").is_file():
         return _fail(f"{args.run_dir}: not a run folder (no run.sqlite)", 2)
     if args.cmd == "interview":
         from .control.interview import interview_agent
@@ -323,6 +333,28 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{m.method} adapter -> {args.out} ({m.samples} samples, {m.train_s:.1f}s, last loss {last}, "
               f"parent {m.parent or 'none'})")
         return 0
+    if args.cmd == "metrics":
+        from .store.results import run_metrics, write_metrics
+
+        df = run_metrics(args.run_dir, args.metric or None)
+        if args.metric and df.empty or not len(df.columns):
+            return _fail(f"--metric: no per-round metric of {args.run_dir} matches {', '.join(args.metric)}", 2)
+        print(write_metrics(df, args.format).rstrip("\n"))
+        return 0
+    if args.cmd == "plot":
+        from .store.results import plot_run, run_metrics
+
+        df = run_metrics(args.run_dir, args.metric or None, costs=False)
+        if not args.metric:  # the scenario's own: its key metrics, else all but the framework's
+            from .store.results import _framework
+
+            keys = [c for c in df.columns if not _framework(c)]
+            df = df[keys[:9]]
+        if df.empty or not len(df.columns):
+            return _fail(f"--metric: no per-round metric of {args.run_dir} matches {', '.join(args.metric) or 'any'}", 2)
+        out = plot_run(df, args.out or Path(args.run_dir) / "metrics.png", title=Path(args.run_dir).name)
+        print(out)
+        return 0
     if args.cmd == "export":
         from .store.query import export_run
 
@@ -353,6 +385,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(summary["already_finished"])
         return 0
     print(format_summary(summary))
+    from .store.results import format_table, run_metrics
+
+    print("\nPer-round metrics (all of them: gensim metrics RUN_DIR)")
+    print(format_table(run_metrics(summary["run_dir"], costs=False)))
     if args.json:
         print(dump_json(summary))
     return 0

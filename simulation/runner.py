@@ -359,7 +359,7 @@ async def _run_locked(opts: RunOptions, run_dir: Path, cfg: RunConfig, replay_fr
         (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2, by_alias=True))
         store = RunStore(run_dir / "run.sqlite")
         store.set_meta(scenario=spec.name, created=time.time(), replay_from=str(replay_from) if replay_from else None,
-                       seed=cfg.simulation.seed, schedule=[x.to_data() for x in plan])
+                       seed=cfg.simulation.seed, schedule=[x.to_data() for x in plan], key_metrics=spec.key_metrics)
 
     services = Services(progress=opts.progress, on_line=opts.on_line)
     runtime: Runtime | None = None
@@ -507,11 +507,14 @@ def replayed_deployments(source: Path) -> Any:
 
 
 def format_summary(s: dict[str, Any]) -> str:
-    keys = ["agents", "rounds", "actions", "applications", "interviews", "offers", "hires", "employment_rate",
-            "llm_calls", "llm_calls_from_replay", "tokens", "failed_steps", "wall_s", "server_start_s", "setup_s", "run_dir"]
+    """The run's summary for the console: the framework's counts, then the scenario's own figures
+    (whatever its environment's ``summary`` returns, in its order), then times and the folder."""
+    keys = ["agents", "rounds", "actions", "llm_calls", "llm_calls_from_replay", "tokens", "failed_steps"]
+    tail = ["wall_s", "server_start_s", "setup_s", "run_dir"]
     lines = ["", "Summary"]
     quiet_when_zero = ("invalid_calls", "truncated_calls")
-    for k in keys + [k for k in s if k not in keys and k not in ("prompt_tokens", "completion_tokens", "llm_call_errors")]:
+    rest = [k for k in s if k not in keys + tail and k not in ("prompt_tokens", "completion_tokens", "llm_call_errors")]
+    for k in keys + rest + tail:
         if k in s and not (k in quiet_when_zero and not s[k]):
             v = s[k]
             if isinstance(v, dict):  # e.g. invalid actions per action name

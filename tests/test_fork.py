@@ -95,6 +95,8 @@ def test_make_fork_copies_records_before_the_round_and_nothing_after(tmp_path):
     assert rows(out, "SELECT DISTINCT round FROM actions ORDER BY round") == [(1,), (2,)]
     assert rows(out, "SELECT COUNT(*) FROM llm_calls WHERE round >= 3") == [(0,)]
     assert rows(out, "SELECT COUNT(*) FROM metrics WHERE round >= 3") == [(0,)]
+    assert rows(out, "SELECT COUNT(*) FROM round_costs WHERE round >= 3") == [(0,)]
+    assert rows(out, "SELECT COUNT(*) FROM round_costs") == [(2,)]
     assert rows(out, "SELECT COUNT(*) FROM interventions WHERE round >= 3") == [(0,)]
     kept = rows(out, "SELECT l.round FROM ratings r JOIN llm_calls l ON l.id = r.llm_call_id")
     assert kept and {r for (r,) in kept} <= {1, 2} and rows(out, "SELECT COUNT(*) FROM ratings")[0][0] == len(kept)

@@ -45,6 +45,8 @@ class ScenarioSpec:
     validators: dict[str, Callable[[Path], list[ConfigProblem]]] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)  # the scenario's rules over recorded actions
     folder: Path | None = None
+    # per-round metrics shown first after a run and by ``gensim metrics`` (names or globs, in order)
+    key_metrics: list[str] = field(default_factory=list)
 
     @property
     def prompts_dir(self) -> Path | None:

@@ -373,6 +373,7 @@ class Simulator:
 
     async def run_round(self, r: int) -> dict[str, float]:
         """Run round ``r``: its phases, checks, metrics and checkpoint; returns its metrics."""
+        t_round = time.perf_counter()
         await self._run_hooks("before_round", r)
         self._round_update = self._env("world_update", r, None, r)
         self._round_inputs = []
@@ -454,6 +455,7 @@ class Simulator:
         metrics.update(health.metrics)
         self._warn_skewed(r, health.skewed)
         self.store.set_metrics(r, metrics)
+        self.store.set_round_cost(r, time.perf_counter() - t_round)
         self.totals["actions"] += round_actions
         self.round = r
         if r % self.simulation.checkpoint_every == 0 or r == self.simulation.rounds:

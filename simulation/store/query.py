@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-TABLES = ("agents", "actions", "llm_calls", "metrics", "interventions", "ratings", "checks")
+TABLES = ("agents", "actions", "llm_calls", "metrics", "round_costs", "interventions", "ratings", "checks")
+COST_COLUMNS = ("wall_s", "llm_calls", "prompt_tokens", "completion_tokens", "replayed_calls", "failed_calls")
 JSON_COLUMNS = {"agents": ("profile",), "actions": ("data", "calls"), "llm_calls": ("choices", "json_schema"),
                 "interventions": ("data",), "checks": ("calls",)}
 KEY_FIELDS = 4  # profile fields shown beside each agent in the table
@@ -122,6 +123,16 @@ class RunQuery:
     def metrics_long(self) -> pd.DataFrame:
         """Per-round metrics as tidy rows ``(round, name, value)``."""
         return self._df("SELECT round, name, value FROM metrics ORDER BY round, name")
+
+    def has_table(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+
+    def costs(self) -> pd.DataFrame:
+        """What each round cost (index ``round``): wall time, LLM calls, prompt and generated tokens,
+        calls answered from a recording, failed calls. Empty for a run made before costs were kept."""
+        if not self.has_table("round_costs"):
+            return pd.DataFrame(columns=list(COST_COLUMNS), index=pd.Index([], name="round"))
+        return self._df(f"SELECT round, {', '.join(COST_COLUMNS)} FROM round_costs ORDER BY round").set_index("round")
 
     def events(self) -> pd.DataFrame:
         """Interventions, deployments, interviews and the stop reason, in time order."""
@@ -351,6 +362,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "csv") -> li
     files = []
     with RunQuery(run_dir) as rq:
         for table in TABLES:
+            if not rq.has_table(table):  # a run folder older than the table
+                continue
             path = out / f"{table}.{fmt}"
             if fmt == "parquet":
                 rq.table(table).to_parquet(path, index=False)

@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS llm_calls (
 CREATE INDEX IF NOT EXISTS llm_calls_round ON llm_calls(round);
 CREATE TABLE IF NOT EXISTS metrics (round INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
   PRIMARY KEY (round, name));
+CREATE TABLE IF NOT EXISTS round_costs (round INTEGER PRIMARY KEY, wall_s REAL, llm_calls INTEGER,
+  prompt_tokens INTEGER, completion_tokens INTEGER, replayed_calls INTEGER, failed_calls INTEGER);
 CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vec BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS interventions (id INTEGER PRIMARY KEY, round INTEGER, kind TEXT, target TEXT, data TEXT);
 CREATE TABLE IF NOT EXISTS ratings (id INTEGER PRIMARY KEY, llm_call_id INTEGER, rater TEXT, score REAL,
@@ -148,6 +150,22 @@ class RunStore:
             self.db.executemany("INSERT OR REPLACE INTO metrics (round, name, value) VALUES (?,?,?)",
                                 [(round_, k, float(v)) for k, v in metrics.items()])
 
+    def set_round_cost(self, round_: int, wall_s: float) -> dict[str, float]:
+        """Record what round ``round_`` cost: its wall time, and its LLM calls and tokens as recorded
+        (kept apart from the metrics, which a replay or a resume must reproduce exactly)."""
+        self.flush()
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
+            "COALESCE(SUM(cached),0), COALESCE(SUM(error IS NOT NULL),0) FROM llm_calls WHERE round = ?",
+            (round_,)).fetchone()
+        cost = {"wall_s": round(wall_s, 3), "llm_calls": row[0], "prompt_tokens": row[1], "completion_tokens": row[2],
+                "replayed_calls": row[3], "failed_calls": row[4]}
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO round_costs (round, wall_s, llm_calls, prompt_tokens, "
+                            "completion_tokens, replayed_calls, failed_calls) VALUES (?,?,?,?,?,?,?)",
+                            (round_, *cost.values()))
+        return cost
+
     def add_intervention(self, round_: int, kind: str, target: str, data: dict[str, Any]) -> None:
         with self.db:
             self.db.execute("INSERT INTO interventions (round, kind, target, data) VALUES (?,?,?,?)",
@@ -158,7 +176,7 @@ class RunStore:
         self._actions.clear()
         self._calls.clear()
         with self.db:
-            for table in ("actions", "llm_calls", "metrics", "interventions", "checks"):
+            for table in ("actions", "llm_calls", "metrics", "interventions", "checks", "round_costs"):
                 self.db.execute(f"DELETE FROM {table} WHERE round > ?", (round_,))
 
     # -- reads --

@@ -8,4 +8,4 @@ from .environment import ChatRooms, ChattingParams
 from .population import generate_member
 
 SCENARIO = ScenarioSpec("chatting", {"member": MemberAgent}, ChatRooms, ChattingParams, {"member": generate_member},
-                        checks=CHECKS)
+                        checks=CHECKS, key_metrics=["messages", "mean_words", "mentions", "joins", "goodbyes"])

@@ -16,4 +16,5 @@ SCENARIO = ScenarioSpec(
     importers={"seeker": import_seekers, "interviewer": import_jobs},
     validators={"seeker": check_seekers, "interviewer": check_jobs},
     checks=CHECKS,
+    key_metrics=["employment_rate", "acceptances", "offers", "interviews", "applications"],
 )

@@ -76,4 +76,5 @@ def generate_voter(seed: int, index: int) -> dict[str, Any]:
 
 
 SCENARIO = ScenarioSpec(name="polling", agent_classes={"voter": Voter}, environment=Town,
-                        params_model=PollParams, generators={"voter": generate_voter})
+                        params_model=PollParams, generators={"voter": generate_voter},
+                        key_metrics=["share_yes", "share_no", "share_unsure", "share_no_decision"])

@@ -14,4 +14,5 @@ SCENARIO = ScenarioSpec(
     params_model=RecommendationParams,
     generators={"user": generate_user},
     checks=CHECKS,
+    key_metrics=["mean_rating", "watches", "ratings", "genre_entropy", "posts"],
 )

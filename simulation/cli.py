@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from loguru import logger
 
-from .config import ConfigError
+from .config import ConfigError, resolve_scenario_dir
 from .core.errors import RunStopped
 
 
@@ -179,6 +179,20 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir", help="the run folder")
     e.add_argument("--format", choices=["csv", "jsonl", "parquet"], default="csv", help="the files' format")
     e.add_argument("--out", default=None, help="the folder to write (default: <run_dir>/export)")
+    x = command("experiment", "replications over seeds and a parameter grid, with confidence intervals")
+    x.add_argument("scenario", help="a bundled scenario's name or a scenario folder")
+    x.add_argument("overrides", nargs="*", metavar="key=value", help="settings every run shares")
+    x.add_argument("--seeds", type=_count, required=True, metavar="N", help="runs per cell, seeds --seed .. --seed+N-1")
+    x.add_argument("--seed", type=int, default=1, help="the first seed (default 1)")
+    x.add_argument("--grid", action="append", default=[], metavar="key=v1,v2",
+                   help="a swept setting (repeatable; the full factorial is run; agents and rounds may be keys)")
+    x.add_argument("--baseline", metavar="key=v", help="the cell every other is compared with (Welch interval)")
+    x.add_argument("--parallel", type=_count, default=1, metavar="P", help="runs at once (default 1)")
+    x.add_argument("--agents", type=_count, help="population size of every run (unless a grid key)")
+    x.add_argument("--rounds", type=_count, help="rounds of every run (unless a grid key)")
+    x.add_argument("--llm", choices=["servers", "fake"], help="fake: the in-process fake model (no servers)")
+    x.add_argument("--out", metavar="DIR", help="the experiment's folder (default: runs/experiment-<scenario>)")
+    x.add_argument("--no-progress", action="store_true", help="no server start lines")
     me = command("metrics", "print a run's per-round metrics and what each round cost")
     me.add_argument("run_dir", help="the run folder")
     me.add_argument("--format", choices=["table", "csv", "json"], default="table", help="how to print them")
@@ -333,6 +347,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{m.method} adapter -> {args.out} ({m.samples} samples, {m.train_s:.1f}s, last loss {last}, "
               f"parent {m.parent or 'none'})")
         return 0
+    if args.cmd == "experiment":
+        return _experiment(args)
     if args.cmd == "metrics":
         from .store.results import run_metrics, write_metrics
 
@@ -397,6 +413,34 @@ def _dispatch(args: argparse.Namespace) -> int:
 def run_scenario_main(folder: Path) -> None:
     """Entry point of a scenario's thin ``simulator.py``: run it with its own configs (extra CLI args pass on)."""
     sys.exit(main(["run", str(folder), *sys.argv[1:]]))
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    from .core.scenario import load_scenario
+    from .experiments import (
+        ExperimentDesign,
+        last_round_table,
+        parse_baseline,
+        parse_grid,
+        run_experiment,
+        summarise,
+    )
+    from .experiments.design import cell_name
+
+    grid = parse_grid(args.grid)
+    design = ExperimentDesign(scenario=args.scenario, seeds=list(range(args.seed, args.seed + args.seeds)), grid=grid,
+                              baseline=parse_baseline(args.baseline, grid), agents=args.agents, rounds=args.rounds,
+                              llm=args.llm, overrides=list(args.overrides))
+    out = Path(args.out or Path("runs") / f"experiment-{Path(args.scenario).name}")
+    results = run_experiment(design, out, parallel=args.parallel, progress=not args.no_progress)
+    base = design.baseline_cell()
+    summary = summarise(results, cell_name(base) if base is not None else None)
+    keys = load_scenario(resolve_scenario_dir(args.scenario)).key_metrics or sorted(
+        m for m in summary["metric"].unique() if not m.startswith(("decision.", "check.", "cost.")))[:5]
+    print(f"\nLast round by cell (mean ± half of the 95% t-interval; {out}/summary.csv has every round)")
+    print(last_round_table(summary, [*keys, "cost.wall_s"]))
+    print(f"results: {out / 'results.parquet'}; plots: {out / 'plots'}")
+    return 0
 
 
 if __name__ == "__main__":

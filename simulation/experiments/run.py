@@ -1,0 +1,212 @@
+"""Running an experiment: every (cell, seed) as an ordinary run folder under ``<out>/runs/``, up to
+``parallel`` at once (each a ``gensim run`` process, so a crash or a kill stays in its folder), the
+embedded servers started once for all of them, then the tidy results, the summary with intervals and
+the plots. A re-run of the same command skips finished runs and resumes interrupted ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import ConfigError, ConfigProblem
+from ..store.query import RunQuery
+from .aggregate import plot_file, plot_metric, summarise
+from .design import ExperimentDesign, cell_name, run_args
+
+CLI = "import sys; from simulation.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of the experiment: a cell of the grid with a seed, and its folder."""
+
+    cell: dict[str, str]
+    cell_name: str
+    seed: int
+    folder: Path
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run: PlannedRun
+    state: str  # done, skipped (finished before), failed
+    seconds: float = 0.0
+    reason: str | None = None
+
+
+def plan_runs(design: ExperimentDesign, out: Path) -> list[PlannedRun]:
+    return [PlannedRun(cell, cell_name(cell), seed, out / "runs" / cell_name(cell) / f"seed-{seed}")
+            for cell in design.cells() for seed in design.seeds]
+
+
+def run_state(folder: Path) -> str:
+    """``done`` (finished), ``partial`` (started: resumable) or ``new``."""
+    if not (folder / "run.sqlite").is_file():
+        return "new"
+    try:
+        with RunQuery(folder) as rq:
+            return "done" if rq.meta().get("finished") is True else "partial"
+    except Exception:  # an unreadable folder left by a kill before its first write: start it again
+        return "partial"
+
+
+def _command(design: ExperimentDesign, run: PlannedRun, state: str, extra: list[str]) -> list[str]:
+    base = [sys.executable, "-c", CLI, "run", design.scenario]
+    if state == "partial" and (run.folder / "checkpoints").is_dir() and any((run.folder / "checkpoints").iterdir()):
+        return [*base, "--resume", str(run.folder), "--no-progress"]
+    args = run_args(design, run.cell, run.seed)
+    cmd = [*base, "--seed", str(run.seed), "--out", str(run.folder), "--no-progress"]
+    if args["agents"]:
+        cmd += ["--agents", str(args["agents"])]
+    if args["rounds"]:
+        cmd += ["--rounds", str(args["rounds"])]
+    if design.llm:
+        cmd += ["--llm", design.llm]
+    return [*cmd, *args["overrides"], *extra]
+
+
+def _execute(design: ExperimentDesign, run: PlannedRun, extra: list[str]) -> RunOutcome:
+    state = run_state(run.folder)
+    if state == "done":
+        return RunOutcome(run, "skipped")
+    if state == "partial" and not (run.folder / "checkpoints").is_dir():
+        import shutil
+
+        shutil.rmtree(run.folder)  # killed before its first round ended: nothing to resume
+    run.folder.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(run.folder.parent / f"{run.folder.name}.log", "w", encoding="utf-8") as log:
+        proc = subprocess.run(_command(design, run, state, extra), stdout=log, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    took = time.perf_counter() - t0
+    if proc.returncode != 0 or run_state(run.folder) != "done":
+        lines = (run.folder.parent / f"{run.folder.name}.log").read_text(encoding="utf-8").strip().splitlines()
+        return RunOutcome(run, "failed", took, (lines[-1] if lines else f"exit {proc.returncode}")[:300])
+    return RunOutcome(run, "done", took)
+
+
+def _check_design(design: ExperimentDesign, out: Path) -> None:
+    path = out / "experiment.json"
+    if not path.is_file():
+        return
+    old = ExperimentDesign.model_validate(json.loads(path.read_text(encoding="utf-8"))["design"])
+    diff = design.differences(old)
+    if diff:
+        raise ConfigError([ConfigProblem(str(path), "design", "this folder holds another experiment ("
+                                         + "; ".join(diff) + "): use another --out")])
+
+
+def _write_record(out: Path, design: ExperimentDesign, **extra: Any) -> None:
+    path = out / "experiment.json"
+    rec = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    rec.update({"design": design.model_dump(), **extra})
+    path.write_text(json.dumps(rec, indent=1), encoding="utf-8")
+
+
+def collect(out: Path, runs: list[PlannedRun], design: ExperimentDesign) -> pd.DataFrame:
+    """Tidy rows ``(cell, <grid keys>, seed, round, metric, value)`` of every finished run, its
+    per-round costs included as ``cost.*`` metrics."""
+    frames = []
+    for run in runs:
+        if run_state(run.folder) != "done":
+            continue
+        with RunQuery(run.folder) as rq:
+            long = rq.metrics_long().rename(columns={"name": "metric"})
+            cost = rq.costs()
+        if len(cost):
+            c = cost.reset_index().melt(id_vars="round", var_name="metric", value_name="value")
+            c["metric"] = "cost." + c["metric"]
+            long = pd.concat([long, c], ignore_index=True)
+        long.insert(0, "seed", run.seed)
+        for k in reversed(list(design.grid)):
+            long.insert(0, k, run.cell[k])
+        long.insert(0, "cell", run.cell_name)
+        frames.append(long)
+    cols = ["cell", *design.grid, "seed", "round", "metric", "value"]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    df = pd.concat(frames, ignore_index=True)[cols]
+    df["round"] = df["round"].astype(int)
+    df["value"] = df["value"].astype(float)
+    return df
+
+
+def _shared_servers(design: ExperimentDesign, out: Path, progress: bool) -> tuple[Any, list[str]]:
+    """Start the embedded servers once for every run (when the scenario has no endpoints of its own):
+    ``(services to stop, extra settings naming them)``."""
+    if design.llm == "fake":
+        return None, []
+    from ..runner import RunOptions, prepare_config
+    from ..services.endpoints import Services
+
+    overrides = [*design.overrides, *([f"llm.backend={design.llm}"] if design.llm else [])]
+    _, cfg = prepare_config(RunOptions(scenario=design.scenario, agents=design.agents, overrides=overrides))
+    if cfg.simulation.llm.backend == "fake":
+        return None, []
+    services = Services(progress=progress)
+    chat, emb = services.resolve(cfg)
+    if not services.started:  # endpoints configured or launched elsewhere: every run finds them itself
+        services.stop()
+        return None, []
+    path = out / "endpoints.json"
+    path.write_text(json.dumps([m.model_dump(mode="json", by_alias=True) for m in [*chat, *emb]], indent=1))
+    return services, [f"model_config={path}"]
+
+
+def run_experiment(design: ExperimentDesign, out: str | Path, parallel: int = 1, progress: bool = True,
+                   emit: Callable[[str], None] = print) -> pd.DataFrame:
+    """Run (or go on with) an experiment into ``out``; returns the tidy results (one row per cell,
+    grid values, seed, round, metric and value) and writes ``results.parquet``, ``summary.csv``,
+    ``plots/`` and ``experiment.json``."""
+    out = Path(out)
+    if parallel < 1:
+        raise ConfigError([ConfigProblem("<command line>", "--parallel", f"must be at least 1, got {parallel}")])
+    if design.baseline is not None and design.baseline_cell() is None:
+        raise ConfigError([ConfigProblem("<command line>", "--baseline", f"{design.baseline} is not a grid cell")])
+    _check_design(design, out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_record(out, design)
+    runs = plan_runs(design, out)
+    todo = [r for r in runs if run_state(r.folder) != "done"]
+    emit(f"experiment {out}: {len(design.cells())} cells x {len(design.seeds)} seeds = {len(runs)} runs; "
+         f"{len(runs) - len(todo)} finished before, {len(todo)} to run, {parallel} at a time")
+    outcomes: list[RunOutcome] = []
+    services, extra = _shared_servers(design, out, progress) if todo else (None, [])
+    t0 = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            futures = [pool.submit(_execute, design, r, extra) for r in todo]
+            for k, fut in enumerate(as_completed(futures), 1):
+                o = fut.result()
+                outcomes.append(o)
+                left = (time.perf_counter() - t0) / k * (len(todo) - k)
+                emit(f"[{k}/{len(todo)}] {o.run.cell_name} seed {o.run.seed}: {o.state}"
+                     + (f" in {o.seconds:.1f}s" if o.seconds else "") + (f" ({o.reason})" if o.reason else "")
+                     + (f"; about {left:.0f}s left" if k < len(todo) else ""))
+    finally:
+        if services is not None:
+            services.stop()
+    results = collect(out, runs, design)
+    results.to_parquet(out / "results.parquet", index=False)
+    base = cell_name(design.baseline_cell()) if design.baseline_cell() is not None else None
+    summary = summarise(results, base)
+    summary.to_csv(out / "summary.csv", index=False)
+    for metric in sorted(results["metric"].unique()) if len(results) else []:
+        plot_metric(summary, metric, out / "plots" / plot_file(metric))
+    failed = [o for o in outcomes if o.state == "failed"]
+    _write_record(out, design, runs={str(o.run.folder.relative_to(out)): {"state": o.state, "seconds": round(
+        o.seconds, 2), "reason": o.reason} for o in outcomes}, wall_s=round(time.perf_counter() - t0, 2),
+        seeds_per_cell=summary.groupby("cell")["n"].max().to_dict() if len(summary) else {})
+    for o in failed:
+        emit(f"failed: {o.run.folder.relative_to(out)}: {o.reason}")
+    return results

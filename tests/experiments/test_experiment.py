@@ -1,0 +1,130 @@
+"""``gensim experiment`` on the fake model: the aggregates equal numpy/scipy on the raw rows, one plot
+per metric, a re-run skips finished runs, a killed experiment re-run ends as an uninterrupted one,
+seeds make runs differ and repeat exactly, and a changed design is refused."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from simulation.experiments import ExperimentDesign, run_experiment
+from simulation.experiments.run import CLI
+from tests.runs import METRICS, gensim, rows
+
+ARGS = ["polling", "--llm", "fake", "--rounds", "3", "--seeds", "3", "--grid", "agents=10,16",
+        "--baseline", "agents=10"]
+
+
+def experiment(out: Path, *extra: str) -> tuple[int, str]:
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        code = gensim("experiment", *ARGS, "--out", str(out), *extra)
+    return code, buf.getvalue()
+
+
+def outcomes(results: pd.DataFrame) -> pd.DataFrame:
+    """The simulated figures (costs are the machine's, never repeated exactly)."""
+    keep = results[~results["metric"].str.startswith("cost.")]
+    return keep.sort_values(["cell", "seed", "round", "metric"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exp") / "e"
+    code, printed = experiment(out)
+    assert code == 0, printed
+    return out, printed
+
+
+def test_aggregates_equal_numpy_and_scipy_on_the_raw_rows(done):
+    out, printed = done
+    raw = pd.read_parquet(out / "results.parquet")
+    assert list(raw.columns) == ["cell", "agents", "seed", "round", "metric", "value"]
+    assert sorted(raw["cell"].unique()) == ["agents=10", "agents=16"] and sorted(raw["seed"].unique()) == [1, 2, 3]
+    assert {"share_yes", "cost.wall_s", "cost.llm_calls"} <= set(raw["metric"])
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == raw.groupby(["cell", "round", "metric"]).ngroups
+    for row in summary.itertuples():
+        v = raw[(raw["cell"] == row.cell) & (raw["round"] == row.round) & (raw["metric"] == row.metric)]["value"]
+        v = v.to_numpy(dtype=float)
+        assert row.n == len(v) == 3 and row.mean == pytest.approx(v.mean())
+        assert row.sd == pytest.approx(v.std(ddof=1))
+        lo, hi = stats.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=stats.sem(v)) if v.std() > 0 else (v.mean(),) * 2
+        assert (row.ci_lo, row.ci_hi) == (pytest.approx(lo), pytest.approx(hi))
+    last = summary[(summary["round"] == 3) & (summary["metric"] == "share_yes")].set_index("cell")
+    a = raw[(raw["cell"] == "agents=16") & (raw["round"] == 3) & (raw["metric"] == "share_yes")]["value"].to_numpy()
+    b = raw[(raw["cell"] == "agents=10") & (raw["round"] == 3) & (raw["metric"] == "share_yes")]["value"].to_numpy()
+    diff = a.mean() - b.mean()
+    assert last.loc["agents=16", "diff"] == pytest.approx(diff) and last.loc["agents=10", "diff"] == 0
+    se = np.sqrt(a.var(ddof=1) / 3 + b.var(ddof=1) / 3)
+    if se > 0:
+        dof = se ** 4 / ((a.var(ddof=1) / 3) ** 2 / 2 + (b.var(ddof=1) / 3) ** 2 / 2)
+        half = stats.t.ppf(0.975, dof) * se
+        assert (last.loc["agents=16", "diff_lo"], last.loc["agents=16", "diff_hi"]) == (
+            pytest.approx(diff - half), pytest.approx(diff + half))
+    t = stats.ttest_ind(a, b, equal_var=False)  # the same Welch test, as scipy reports it
+    assert np.isnan(t.pvalue) or (t.pvalue < 0.05) == (not last.loc["agents=16", "diff_lo"] <= 0 <= last.loc[
+        "agents=16", "diff_hi"])
+    assert summary[summary["round"] < 3]["diff"].isna().all(), "differences are on the last round"
+    plots = {p.name for p in (out / "plots").iterdir()}
+    assert plots == {f"{m}.png" for m in raw["metric"].unique()}, "one PNG per metric"
+    assert "Last round by cell" in printed and "agents=16" in printed.split("Last round by cell")[1]
+    rec = json.loads((out / "experiment.json").read_text())
+    assert rec["design"]["seeds"] == [1, 2, 3] and rec["seeds_per_cell"] == {"agents=10": 3, "agents=16": 3}
+
+
+def test_a_rerun_skips_finished_runs_and_a_changed_design_is_refused(done, capsys):
+    out, _ = done
+    before = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/run.sqlite")}
+    code, printed = experiment(out)
+    assert code == 0 and "6 finished before, 0 to run" in printed
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/run.sqlite")} == before
+    capsys.readouterr()
+    assert gensim("experiment", *ARGS[:-4], "--grid", "agents=10,20", "--out", str(out)) == 2
+    err = capsys.readouterr().err
+    assert "another experiment" in err and "grid" in err and "Traceback" not in err
+    assert gensim("experiment", *ARGS, "--baseline", "agents=12", "--out", str(out)) == 2
+    assert "agents=12" in capsys.readouterr().err
+
+
+def test_seeds_differ_and_repeat_and_the_python_api(done, tmp_path):
+    out, _ = done
+    a = out / "runs" / "agents=10"
+    assert rows(a / "seed-1", METRICS) != rows(a / "seed-2", METRICS), "two seeds, two different runs"
+    design = ExperimentDesign(scenario="polling", seeds=[1], grid={"agents": ["10"]}, rounds=3, llm="fake")
+    df = run_experiment(design, tmp_path / "again", emit=lambda line: None)
+    assert isinstance(df, pd.DataFrame) and set(df["seed"]) == {1}
+    assert rows(tmp_path / "again" / "runs" / "agents=10" / "seed-1", METRICS) == rows(a / "seed-1", METRICS), \
+        "the same seed, the same run"
+
+
+def test_a_killed_experiment_rerun_ends_as_an_uninterrupted_one(done, tmp_path):
+    out, _ = done
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-c", CLI, "experiment", *ARGS, "--out", str(killed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    t0 = time.monotonic()
+    try:
+        while len(list(killed.glob("runs/*/*/checkpoints"))) < 2 and time.monotonic() - t0 < 120:
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the experiment and the run it was doing
+        proc.wait()
+    assert not (killed / "results.parquet").exists(), "killed before the end"
+    code, printed = experiment(killed)
+    assert code == 0, printed
+    assert "finished before" in printed
+    got = outcomes(pd.read_parquet(killed / "results.parquet"))
+    assert got.equals(outcomes(pd.read_parquet(out / "results.parquet")))

@@ -193,6 +193,8 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--llm", choices=["servers", "fake"], help="fake: the in-process fake model (no servers)")
     x.add_argument("--out", metavar="DIR", help="the experiment's folder (default: runs/experiment-<scenario>)")
     x.add_argument("--no-progress", action="store_true", help="no server start lines")
+    x.add_argument("--dry-run", action="store_true", help="run a one-round pilot on a few agents and print the runs, "
+                   "LLM calls, tokens and time the experiment would take (stored, compared with the real figures later)")
     me = command("metrics", "print a run's per-round metrics and what each round cost")
     me.add_argument("run_dir", help="the run folder")
     me.add_argument("--format", choices=["table", "csv", "json"], default="table", help="how to print them")
@@ -432,6 +434,11 @@ def _experiment(args: argparse.Namespace) -> int:
                               baseline=parse_baseline(args.baseline, grid), agents=args.agents, rounds=args.rounds,
                               llm=args.llm, overrides=list(args.overrides))
     out = Path(args.out or Path("runs") / f"experiment-{Path(args.scenario).name}")
+    if args.dry_run:
+        from .experiments.run import forecast
+
+        forecast(design, out, parallel=args.parallel)
+        return 0
     results = run_experiment(design, out, parallel=args.parallel, progress=not args.no_progress)
     base = design.baseline_cell()
     summary = summarise(results, cell_name(base) if base is not None else None)

@@ -209,4 +209,73 @@ def run_experiment(design: ExperimentDesign, out: str | Path, parallel: int = 1,
         seeds_per_cell=summary.groupby("cell")["n"].max().to_dict() if len(summary) else {})
     for o in failed:
         emit(f"failed: {o.run.folder.relative_to(out)}: {o.reason}")
+    err = forecast_error(out, results)
+    if err is not None:
+        _write_record(out, design, forecast_vs_actual=err)
+        emit("forecast vs actual: " + "; ".join(f"{k} {v['forecast']:,} vs {v['actual']:,}" + (
+            f" ({v['error']:+.0%})" if v["error"] is not None else "") for k, v in err.items()))
     return results
+
+
+def _population(design: ExperimentDesign, cell: dict[str, str]) -> tuple[int, int]:
+    """A run's agents and rounds (the scenario's own where neither the cell nor the design sets them)."""
+    from ..runner import RunOptions, prepare_config
+
+    args = run_args(design, cell, design.seeds[0])
+    if args["agents"] and args["rounds"]:
+        return args["agents"], args["rounds"]
+    _, cfg = prepare_config(RunOptions(scenario=design.scenario, agents=args["agents"], overrides=args["overrides"]))
+    return (args["agents"] or sum(a.count for a in cfg.simulation.agents.values()),
+            args["rounds"] or cfg.simulation.rounds)
+
+
+def forecast(design: ExperimentDesign, out: str | Path, parallel: int = 1, pilot_agents: int = 10,
+             emit: Callable[[str], None] = print) -> dict[str, Any]:
+    """A one-round pilot of the first cell on a few agents, scaled to every run's agents and rounds:
+    the runs, LLM calls, tokens and wall time the experiment will take (server start left out). Stored
+    in ``experiment.json``, to be compared with what the experiment really took."""
+    out = Path(out)
+    _check_design(design, out)
+    out.mkdir(parents=True, exist_ok=True)
+    cell = design.cells()[0]
+    agents, _ = _population(design, cell)
+    pilot = PlannedRun({**cell, "agents": str(min(agents, pilot_agents)), "rounds": "1"}, "pilot", design.seeds[0],
+                       out / "pilot" / f"agents-{min(agents, pilot_agents)}")
+    got = _execute(design, pilot, [])
+    if got.state == "failed":
+        raise ConfigError([ConfigProblem(str(pilot.folder), "pilot", f"the pilot run failed: {got.reason}")])
+    with RunQuery(pilot.folder) as rq:
+        cost = rq.costs().iloc[0]
+    n = min(agents, pilot_agents)
+    per = {k: float(cost[k]) / n for k in ("llm_calls", "prompt_tokens", "completion_tokens", "wall_s")}
+    runs = plan_runs(design, out)
+    total = dict.fromkeys(per, 0.0)
+    for r in runs:
+        a, rounds = _population(design, r.cell)
+        for k in per:
+            total[k] += per[k] * a * rounds
+    fc = {"runs": len(runs), "llm_calls": round(total["llm_calls"]), "tokens": round(total["prompt_tokens"]
+                                                                                   + total["completion_tokens"]),
+          "round_wall_s": round(total["wall_s"], 1),
+          "wall_s_at_parallel": round(total["wall_s"] / min(parallel, len(runs)), 1), "parallel": parallel,
+          "pilot": {"agents": n, **{k: float(cost[k]) for k in per}}}
+    _write_record(out, design, forecast=fc)
+    emit(f"forecast ({n}-agent one-round pilot, scaled to each run's agents and rounds): {fc['runs']} runs, "
+         f"{fc['llm_calls']:,} LLM calls, {fc['tokens']:,} tokens, {fc['round_wall_s']:.0f}s of rounds "
+         f"(about {fc['wall_s_at_parallel']:.0f}s at --parallel {parallel}; server start and setup not included)")
+    return fc
+
+
+def forecast_error(out: Path, results: pd.DataFrame) -> dict[str, Any] | None:
+    """The stored forecast beside what the runs really took (their recorded costs)."""
+    path = out / "experiment.json"
+    rec = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    fc = rec.get("forecast")
+    if not fc or results.empty:
+        return None
+    total = results[results["metric"].str.startswith("cost.")].groupby("metric")["value"].sum()
+    actual = {"llm_calls": float(total.get("cost.llm_calls", 0.0)),
+              "tokens": float(total.get("cost.prompt_tokens", 0.0) + total.get("cost.completion_tokens", 0.0)),
+              "round_wall_s": float(total.get("cost.wall_s", 0.0))}
+    return {k: {"forecast": fc[k], "actual": round(v, 1), "error": round(fc[k] / v - 1, 3) if v else None}
+            for k, v in actual.items()}

@@ -128,3 +128,22 @@ def test_a_killed_experiment_rerun_ends_as_an_uninterrupted_one(done, tmp_path):
     assert "finished before" in printed
     got = outcomes(pd.read_parquet(killed / "results.parquet"))
     assert got.equals(outcomes(pd.read_parquet(out / "results.parquet")))
+
+
+def test_dry_run_forecast_is_stored_and_compared_with_the_real_figures(tmp_path):
+    out = tmp_path / "f"
+    args = ["experiment", "polling", "--llm", "fake", "--rounds", "2", "--seeds", "1", "--grid", "agents=12,24",
+            "--out", str(out)]
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert gensim(*args, "--dry-run") == 0
+    assert "forecast" in buf.getvalue() and not (out / "runs").exists(), "a pilot only"
+    fc = json.loads((out / "experiment.json").read_text())["forecast"]
+    assert fc["runs"] == 2 and fc["pilot"]["agents"] == 10
+    # polling asks each voter once a round: (12 + 24) agents x 2 rounds
+    assert fc["llm_calls"] == 72
+    with redirect_stdout(io.StringIO()):
+        assert gensim(*args) == 0
+    err = json.loads((out / "experiment.json").read_text())["forecast_vs_actual"]
+    assert err["llm_calls"] == {"forecast": 72, "actual": 72.0, "error": 0.0}
+    assert err["round_wall_s"]["actual"] > 0

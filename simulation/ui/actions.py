@@ -336,6 +336,29 @@ class UIContext:
             raise UIError(f"loop folder {loop}: no correction.json")
         return json.loads(path.read_text(encoding="utf-8"))
 
+    def experiments(self) -> list[str]:
+        """Folders under the runs folder holding an experiment's results."""
+        return sorted(str(p.parent.relative_to(self.runs_dir)) for p in self.runs_dir.glob("**/experiment.json")
+                      if (p.parent / "summary.csv").is_file())
+
+    def experiment_summary(self, name: str, metric: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """An experiment's last-round table by cell (mean, interval, n, difference from the baseline)
+        for the metrics matching ``metric`` (a glob), and its means by round and cell for a plot."""
+        import fnmatch
+
+        folder = self.guard.resolve(name, "experiment folder")
+        path = folder / "summary.csv"
+        if not path.is_file():
+            raise UIError(f"experiment {name}: no summary.csv (not run yet?)")
+        summary = pd.read_csv(path)
+        pattern = (metric or "").strip() or "*"
+        summary = summary[[fnmatch.fnmatch(m, pattern) for m in summary["metric"]]]
+        if summary.empty:
+            raise UIError(f"metric: nothing in {name} matches {pattern!r}")
+        last = summary[summary["round"] == summary.groupby("metric")["round"].transform("max")]
+        series = summary.assign(series=summary["cell"] + " " + summary["metric"])[["round", "mean", "series"]]
+        return last.reset_index(drop=True).round(4), series.rename(columns={"mean": "value"})
+
     def judge(self, run: str, action: str | None = None, round_: int | None = None, sample: int = 20,
               seed: int = 0, scenario: str | None = None) -> str:
         """Rate a seeded sample of the selected calls with the run's model as judge (its progress bar is

@@ -271,19 +271,29 @@ def build_app(ctx: UIContext) -> gr.Blocks:
             compare_btn = gr.Button("Compare", elem_id="compare")
             compare_plot = gr.LinePlot(EMPTY_METRICS, x="round", y="value", color="series", label="Runs compared",
                                        elem_id="compare-plot", height=320)
+            gr.Markdown("### Experiments (`gensim experiment`): last round by cell, mean with its 95% t-interval and "
+                        "the difference from the baseline cell (Welch)")
+            with gr.Row():
+                exp_pick = gr.Dropdown(label="Experiment folder", choices=ctx.experiments(), allow_custom_value=True,
+                                       elem_id="exp-pick", scale=3)
+                exp_metric = gr.Textbox(label="Metrics (glob)", value="*", elem_id="exp-metric", scale=2)
+            exp_table = gr.Dataframe(label="Last round by cell", interactive=False, elem_id="exp-table")
+            exp_plot = gr.LinePlot(EMPTY_METRICS, x="round", y="value", color="series",
+                                   label="Mean by round and cell", elem_id="exp-plot", height=300)
             loop_pick = gr.Dropdown(label="Correction loop folder (held-out vs control)",
                                     choices=ctx.correction_loops(), allow_custom_value=True, elem_id="loop-pick")
             loop_table = gr.Dataframe(label="Correction loop: held-out and control groups by iteration",
                                       interactive=False, elem_id="loop-table", wrap=True)
 
         # ----------------------------------------------------------------- handlers
-        def runs_changed() -> tuple[Any, Any, Any, Any]:
+        def runs_changed() -> tuple[Any, Any, Any, Any, Any]:
             names = _run_names(ctx)
             return (gr.update(choices=names), gr.update(choices=names), ctx.runs(),
-                    gr.update(choices=ctx.correction_loops()))
+                    gr.update(choices=ctx.correction_loops()), gr.update(choices=ctx.experiments()))
 
-        refresh_runs.click(runs_changed, None, [run_pick, compare_pick, runs_table, loop_pick], api_name="runs")
-        runs_tab.select(runs_changed, None, [run_pick, compare_pick, runs_table, loop_pick])
+        refresh_runs.click(runs_changed, None, [run_pick, compare_pick, runs_table, loop_pick, exp_pick],
+                           api_name="runs")
+        runs_tab.select(runs_changed, None, [run_pick, compare_pick, runs_table, loop_pick, exp_pick])
 
         @_safe
         def load_settings(name: str) -> pd.DataFrame:
@@ -635,6 +645,16 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 return pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), EMPTY_BARS
             its, exam = correction_tables(ctx.correction_report(loop))
             return its, its, exam, _exam_bars(exam)
+
+        @_safe
+        def show_experiment(name: str, metric: str) -> tuple[pd.DataFrame, Any]:
+            if not name:
+                return pd.DataFrame(), EMPTY_METRICS
+            table, series = ctx.experiment_summary(name, metric)
+            return table, _line_plot(series)
+
+        exp_pick.change(show_experiment, [exp_pick, exp_metric], [exp_table, exp_plot], api_name="experiment")
+        exp_metric.submit(show_experiment, [exp_pick, exp_metric], [exp_table, exp_plot])
 
         loop_pick.change(show_loop, loop_pick, [loop_table, c_iters, c_exam, c_plot], api_name="loop")
 

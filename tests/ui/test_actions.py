@@ -190,3 +190,23 @@ def test_the_correction_loop_and_the_judge_from_the_page(ctx, monkeypatch):
     line = ctx.judge("r", sample=5, seed=1)
     assert line.startswith("judge rated 5 calls")
     assert q(ctx, "SELECT COUNT(DISTINCT llm_call_id) FROM ratings WHERE rater LIKE 'judge%'")[0][0] == before + 5
+
+
+def test_an_experiment_s_last_round_table_and_series(ctx):
+    from simulation.experiments import ExperimentDesign, run_experiment
+
+    design = ExperimentDesign(scenario="polling", seeds=[1, 2], grid={"agents": ["10", "12"]}, rounds=2, llm="fake",
+                              baseline={"agents": "10"})
+    raw = run_experiment(design, ctx.runs_dir / "exp1", emit=lambda line: None)
+    assert ctx.experiments() == ["exp1"]
+    table, series = ctx.experiment_summary("exp1", "share_yes")
+    assert sorted(table["cell"]) == ["agents=10", "agents=12"] and set(table["round"]) == {2}
+    for row in table.itertuples():
+        v = raw[(raw["cell"] == row.cell) & (raw["round"] == 2) & (raw["metric"] == "share_yes")]["value"]
+        assert row.mean == pytest.approx(v.mean(), abs=1e-4) and row.n == 2
+    assert table.set_index("cell").loc["agents=10", "diff"] == 0
+    assert len(series) == 4 and set(series["series"]) == {"agents=10 share_yes", "agents=12 share_yes"}
+    with pytest.raises(UIError, match="nothing in exp1"):
+        ctx.experiment_summary("exp1", "no_such_metric")
+    with pytest.raises(UIError):
+        ctx.experiment_summary("../elsewhere")

@@ -353,6 +353,20 @@ def test_map_train_deploy_fork_compare(browser, stage, monkeypatch):
         page.get_by_role("option", name="loop1", exact=True).click()
         page.locator("#loop-table [data-testid='cell-0-0']").wait_for()
         shown = float(page.locator("#loop-table [data-testid='cell-0-2']").inner_text())
+        # an experiment's last-round table by cell and its plot (made on the fake model beside the page)
+        from simulation.experiments import ExperimentDesign, run_experiment
+
+        run_experiment(ExperimentDesign(scenario="polling", seeds=[1, 2], grid={"agents": ["10", "12"]}, rounds=2,
+                                        llm="fake"), runs / "exp", emit=lambda line: None)
+        page.locator("#refresh-runs").click()
+        field(page, "exp-metric").fill("share_yes")
+        field(page, "exp-pick").click()
+        page.get_by_role("option", name="exp", exact=True).click()
+        page.locator("#exp-table [data-testid='cell-1-0']").wait_for()
+        cells = {page.locator(f"#exp-table [data-testid='cell-{k}-0']").inner_text().strip() for k in (0, 1)}
+        page.wait_for_function("document.querySelectorAll('#exp-plot svg .mark-line path').length >= 2")
+        page.screenshot(path=str(shots / "experiments.png"), full_page=True)
+    assert cells == {"agents=10", "agents=12"}
     report = json.loads((runs / "loop1" / "correction.json").read_text())
     assert shown == pytest.approx(report["iterations"][0]["holdout_fail"], abs=1e-3)
     assert not (runs / "adapters" / "cancelled").exists()

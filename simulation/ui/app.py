@@ -277,6 +277,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 exp_pick = gr.Dropdown(label="Experiment folder", choices=ctx.experiments(), allow_custom_value=True,
                                        elem_id="exp-pick", scale=3)
                 exp_metric = gr.Textbox(label="Metrics (glob)", value="*", elem_id="exp-metric", scale=2)
+                exp_btn = gr.Button("Show experiment", elem_id="exp-show", scale=1)
             exp_table = gr.Dataframe(label="Last round by cell", interactive=False, elem_id="exp-table")
             exp_plot = gr.LinePlot(EMPTY_METRICS, x="round", y="value", color="series",
                                    label="Mean by round and cell", elem_id="exp-plot", height=300)
@@ -655,6 +656,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
 
         exp_pick.change(show_experiment, [exp_pick, exp_metric], [exp_table, exp_plot], api_name="experiment")
         exp_metric.submit(show_experiment, [exp_pick, exp_metric], [exp_table, exp_plot])
+        exp_btn.click(show_experiment, [exp_pick, exp_metric], [exp_table, exp_plot])
 
         loop_pick.change(show_loop, loop_pick, [loop_table, c_iters, c_exam, c_plot], api_name="loop")
 
@@ -768,9 +770,10 @@ def _exam_bars(exam: pd.DataFrame) -> pd.DataFrame:
 
 def _plottable(long: pd.DataFrame) -> pd.DataFrame:
     """Rows for a line plot, one line per series. Gradio's line plot draws no line for a colour value
-    holding a '.', so the dots of metric names become spaces there (the table keeps the names)."""
+    holding a '.' (nor, it seems, other punctuation such as '='), so those become spaces there (the
+    table keeps the names)."""
     out = long[["round", "value", "series"]].copy()
-    out["series"] = out["series"].str.replace(".", " ", regex=False)
+    out["series"] = out["series"].str.replace(r"[^\w\s-]", " ", regex=True)
     return out
 
 

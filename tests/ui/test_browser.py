@@ -362,9 +362,12 @@ def test_map_train_deploy_fork_compare(browser, stage, monkeypatch):
         field(page, "exp-metric").fill("share_yes")
         field(page, "exp-pick").click()
         page.get_by_role("option", name="exp", exact=True).click()
+        page.locator("#exp-show").click()
         page.locator("#exp-table [data-testid='cell-1-0']").wait_for()
         cells = {page.locator(f"#exp-table [data-testid='cell-{k}-0']").inner_text().strip() for k in (0, 1)}
-        page.wait_for_function("document.querySelectorAll('#exp-plot svg .mark-line path').length >= 2")
+        tab(page, "Models")  # the same known defect as the compare plot: lines once the tab is shown again
+        tab(page, "Runs")
+        page.wait_for_function("document.querySelectorAll('#exp-plot svg .mark-line path[stroke]').length >= 2")
         page.screenshot(path=str(shots / "experiments.png"), full_page=True)
     assert cells == {"agents=10", "agents=12"}
     report = json.loads((runs / "loop1" / "correction.json").read_text())

@@ -144,8 +144,8 @@ def collect(out: Path, runs: list[PlannedRun], design: ExperimentDesign) -> pd.D
 def _shared_servers(design: ExperimentDesign, out: Path, progress: bool) -> tuple[Any, list[str]]:
     """Start the embedded servers once for every run (when the scenario has no endpoints of its own):
     ``(services to stop, extra settings naming them)``."""
-    if design.llm == "fake":
-        return None, []
+    if design.llm == "fake" or any(k.startswith("embedded.") for k in design.grid):
+        return None, []  # a grid over the embedded servers themselves: each run starts its own
     from ..runner import RunOptions, prepare_config
     from ..services.endpoints import Services
 

@@ -4,6 +4,7 @@ analogue: wall time per round against the number of agents, with a linear fit an
 
     python bench/experiment.py parallel                     # job seeking, 40 agents, 2 rounds, 8 runs
     python bench/experiment.py scaling --agents 20 40 80 160 320 --seeds 2 --rounds 2
+    python bench/experiment.py servers --agents 40 --seeds 2   # 1 and 2 embedded chat servers
     python bench/experiment.py parallel --fake --agents 12    # smoke (fake model, no servers)
 
 Each part is ``gensim experiment`` (the embedded servers start once per experiment and every run uses
@@ -83,9 +84,21 @@ def scaling(args: argparse.Namespace, out: Path) -> dict:
             "r2": round(float(r2), 4), "png": str(png)}
 
 
+def servers(args: argparse.Namespace, out: Path) -> dict:
+    """Wall time per round with 1 and 2 embedded chat servers (each run starts its own)."""
+    design = ExperimentDesign(scenario=args.scenario, seeds=list(range(1, args.seeds + 1)),
+                              grid={"embedded.chat_servers": ["1", "2"]}, agents=(args.agents or [40])[0],
+                              rounds=args.rounds, llm="fake" if args.fake else None)
+    results = run_experiment(design, out / "servers", parallel=1)
+    wall = results[results["metric"] == "cost.wall_s"]
+    per = wall.groupby(["embedded.chat_servers", "seed"])["value"].mean().groupby(level=0).mean()
+    return {"agents": design.agents, "rounds": args.rounds, "seeds": args.seeds,
+            "round_s_by_chat_servers": {k: round(float(v), 2) for k, v in per.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=["parallel", "scaling"])
+    ap.add_argument("part", choices=["parallel", "scaling", "servers"])
     ap.add_argument("--scenario", default="job_seeking")
     ap.add_argument("--agents", type=int, nargs="+", default=None)
     ap.add_argument("--rounds", type=int, default=2)
@@ -100,6 +113,8 @@ def main() -> None:
     if args.part == "parallel":
         args.agents = (args.agents or [40])[0]
         res = parallel(args, out)
+    elif args.part == "servers":
+        res = servers(args, out)
     else:
         args.agents = args.agents or [20, 40, 80, 160, 320]
         res = scaling(args, out)

@@ -117,7 +117,7 @@ def test_the_journey(browser, stage):
         box.press("Enter")
         page.get_by_text("LLM", exact=True).click()
         page.locator("#set-llm-seed-per-call input[type='checkbox']").check()
-        page.wait_for_timeout(2000)  # the table's rows below the fold are not in the page: config.json is checked
+        page.wait_for_timeout(3000)  # the table's rows below the fold are not in the page: config.json is checked
         field(page, "run-name").fill("journey")
         page.locator("#start").click()
         page.wait_for_function("document.querySelector('#check-out textarea').value.includes('started')")

@@ -124,6 +124,28 @@ class RunQuery:
         """Per-round metrics as tidy rows ``(round, name, value)``."""
         return self._df("SELECT round, name, value FROM metrics ORDER BY round, name")
 
+    def agent_memory(self, agent_id: str) -> dict[str, Any]:
+        """An agent's state and memory at the run's last whole checkpoint: short-term items, long-term
+        items with their round and importance, reflections. Empty when the run has no checkpoint."""
+        from ..core.checkpoint import checkpoint_problem, read_msgpack
+
+        folders = sorted((self.run_dir / "checkpoints").glob("round_*"), reverse=True)
+        for d in folders:
+            if checkpoint_problem(d) is not None:
+                continue
+            for f in sorted(d.glob("group_*.msgpack")):
+                got = (read_msgpack(f).get("agents") or {}).get(agent_id)
+                if got is not None:
+                    mem = got.get("memory") or {}
+                    long = [{"text": t, "round": r, "importance": i} for t, r, i in
+                            zip(mem.get("texts") or [], mem.get("rounds") or [], mem.get("importance") or [],
+                                strict=False)]
+                    return {"checkpoint_round": int(d.name.split("_")[1]), "state": got.get("state") or {},
+                            "short_term": [{"text": t, "round": r} for t, r in mem.get("short") or []],
+                            "long_term": long, "reflections": mem.get("reflections", 0)}
+            break  # the agent is in no group of the last whole checkpoint
+        return {}
+
     def has_table(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
 

@@ -140,7 +140,9 @@ def build_app(ctx: UIContext) -> gr.Blocks:
             with gr.Row():
                 agent_id = gr.Textbox(label="Agent id", elem_id="agent-id")
                 open_btn = gr.Button("Open agent", elem_id="open-agent")
-            profile = gr.JSON(label="Profile", elem_id="agent-profile")
+            with gr.Row():
+                profile = gr.JSON(label="Profile", elem_id="agent-profile")
+                memory = gr.JSON(label="State and memory (at the last checkpoint)", elem_id="agent-memory")
             agent_actions = gr.Dataframe(label="Actions", interactive=False, elem_id="agent-actions", max_height=260)
             agent_checks = gr.Dataframe(label="Check verdicts", interactive=False, max_height=200)
             agent_calls = gr.Dataframe(label="LLM calls", interactive=False, max_height=260)
@@ -420,23 +422,22 @@ def build_app(ctx: UIContext) -> gr.Blocks:
         def open_agent(run: str, aid: str) -> tuple[Any, ...]:
             with ctx.query(run) as rq:
                 a = rq.agent(aid.strip())
+                mem = rq.agent_memory(aid.strip())
             calls = a["calls"].copy()
             for col in ("prompt", "completion"):
                 calls[col] = calls[col].astype(str).str.slice(0, 300)
-            return a["profile"], a["actions"], a["checks"], calls
+            return a["profile"], mem, a["actions"], a["checks"], calls
 
-        open_btn.click(open_agent, [run_pick, agent_id], [profile, agent_actions, agent_checks, agent_calls],
-                       api_name="agent")
-        agent_id.submit(open_agent, [run_pick, agent_id], [profile, agent_actions, agent_checks, agent_calls])
+        agent_outs = [profile, memory, agent_actions, agent_checks, agent_calls]
+        open_btn.click(open_agent, [run_pick, agent_id], agent_outs, api_name="agent")
+        agent_id.submit(open_agent, [run_pick, agent_id], agent_outs)
 
         def pick_row(evt: gr.SelectData) -> str:
             row = evt.row_value or []
             return str(row[0]) if row else gr.update()
 
-        agents_table.select(pick_row, None, agent_id).then(
-            open_agent, [run_pick, agent_id], [profile, agent_actions, agent_checks, agent_calls])
-        in_range.select(pick_row, None, agent_id).then(
-            open_agent, [run_pick, agent_id], [profile, agent_actions, agent_checks, agent_calls])
+        agents_table.select(pick_row, None, agent_id).then(open_agent, [run_pick, agent_id], agent_outs)
+        in_range.select(pick_row, None, agent_id).then(open_agent, [run_pick, agent_id], agent_outs)
 
         @_safe
         def draw_map(run: str) -> pd.DataFrame:

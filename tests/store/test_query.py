@@ -139,3 +139,29 @@ def test_export_writes_every_table_as_recorded(run, tmp_path, fmt):
         assert [tuple(d.values()) for d in got] == want
     with pytest.raises(ValueError, match="--format"):
         export_run(run, tmp_path, "xlsx")
+
+
+def test_an_agent_s_state_and_memory_at_the_last_checkpoint(run, tmp_path):
+    """Read from the last whole checkpoint (round 2): the short-term memory holds what the agent
+    remembered, in rounds up to 2; a half-written newer checkpoint is passed over."""
+    import shutil
+
+    from simulation.core.checkpoint import read_msgpack
+
+    agent = sql(run, "SELECT agent_id FROM agents WHERE agent_type = 'seeker' ORDER BY agent_id LIMIT 1")[0][0]
+    with RunQuery(run) as rq:
+        got = rq.agent_memory(agent)
+        assert rq.agent_memory("nobody") == {}
+    raw = {}
+    for f in sorted((run / "checkpoints" / "round_000002").glob("group_*.msgpack")):
+        raw.update(read_msgpack(f)["agents"])
+    assert got["checkpoint_round"] == 2 and got["state"] == raw[agent]["state"]
+    assert [(m["text"], m["round"]) for m in got["short_term"]] == [tuple(x) for x in raw[agent]["memory"]["short"]]
+    assert got["short_term"] and all(m["round"] <= 2 for m in got["short_term"])
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    broken = copy / "checkpoints" / "round_000003"
+    broken.mkdir()
+    (broken / "group_0000.msgpack").write_bytes(b"\x00")  # no driver file: not a whole checkpoint
+    with RunQuery(copy) as rq:
+        assert rq.agent_memory(agent)["checkpoint_round"] == 2

@@ -145,6 +145,7 @@ def test_the_journey(browser, stage):
         page.wait_for_function("document.querySelector('#agent-id textarea, #agent-id input').value.length > 0")
         aid = field(page, "agent-id").input_value()
         page.locator("#agent-profile").get_by_text("name").first.wait_for()
+        page.locator("#agent-memory").get_by_text("short_term").first.wait_for()  # from the last checkpoint
         field(page, "question").fill("How do you feel about the job market?")
         page.locator("#ask").click()
         page.wait_for_function("document.querySelector('#answer textarea').value.length > 0")

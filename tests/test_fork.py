@@ -97,6 +97,13 @@ def test_make_fork_copies_records_before_the_round_and_nothing_after(tmp_path):
     assert rows(out, "SELECT COUNT(*) FROM metrics WHERE round >= 3") == [(0,)]
     assert rows(out, "SELECT COUNT(*) FROM round_costs WHERE round >= 3") == [(0,)]
     assert rows(out, "SELECT COUNT(*) FROM round_costs") == [(2,)]
+    from simulation.store.query import RunQuery
+
+    with RunQuery(out) as rq:
+        ev = rq.events()
+    forked = ev[ev["kind"] == "forked"]
+    assert len(forked) == 1 and forked["round"].iloc[0] == 3
+    assert forked["data"].iloc[0] == {"parent": str(parent.resolve()), "from_round": 3, "replay": False}
     assert rows(out, "SELECT COUNT(*) FROM interventions WHERE round >= 3") == [(0,)]
     kept = rows(out, "SELECT l.round FROM ratings r JOIN llm_calls l ON l.id = r.llm_call_id")
     assert kept and {r for (r,) in kept} <= {1, 2} and rows(out, "SELECT COUNT(*) FROM ratings")[0][0] == len(kept)

@@ -157,13 +157,20 @@ class RunQuery:
         return self._df(f"SELECT round, {', '.join(COST_COLUMNS)} FROM round_costs ORDER BY round").set_index("round")
 
     def events(self) -> pd.DataFrame:
-        """Interventions, deployments, interviews and the stop reason, in time order."""
+        """Interventions, deployments, interviews, failed steps, the fork it is of and the stop reason,
+        in time order."""
         df = self._df("SELECT id, round, kind, target, data FROM interventions ORDER BY id")
         df["data"] = [json.loads(d) if d else None for d in df["data"]]
-        stopped = self.meta().get("stopped")
+        meta = self.meta()
+        stopped = meta.get("stopped")
         if isinstance(stopped, dict):
             extra = pd.DataFrame([{"id": None, "round": stopped.get("round"), "kind": "stopped", "target": "*",
                                    "data": {"reason": stopped.get("reason")}}])
+            df = pd.concat([df, extra], ignore_index=True) if len(df) else extra
+        if meta.get("parent"):  # a fork: re-runs from this round of its parent
+            extra = pd.DataFrame([{"id": None, "round": meta.get("from_round"), "kind": "forked", "target": "*",
+                                   "data": {"parent": meta["parent"], "from_round": meta.get("from_round"),
+                                            "replay": bool(meta.get("replay_from"))}}])
             df = pd.concat([df, extra], ignore_index=True) if len(df) else extra
         failed = self._df("SELECT round, value FROM metrics WHERE name = 'failed_steps' ORDER BY round")
         prev = 0.0

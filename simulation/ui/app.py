@@ -374,9 +374,13 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                                if c.startswith("decision.") and ".share." in c and last[c] > 0.9})
                 if warn:
                     lines.append("skewed decisions (one option over 90% in the last round): " + ", ".join(warn))
-                for col in ("failed_steps",):
+                for col in ("failed_steps", "invalid_actions"):
                     if col in wide:
                         lines.append(f"{col.replace('_', ' ')}: {int(last[col])}")
+                invalid = sorted(f"{c.split('.')[1]} {last[c]:.0%}" for c in wide.columns
+                                 if c.startswith("decision.") and c.endswith(".invalid_share") and last[c] > 0)
+                if invalid:
+                    lines.append("invalid answers in the last round: " + ", ".join(invalid))
             return "\n\n".join(lines), _line_plot(long), wide.round(4)
 
         timer.tick(live_view, [run_pick, metric_pick], [status, plot, metrics_table], api_name="live",

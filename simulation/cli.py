@@ -186,18 +186,18 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--seed", type=int, default=1, help="the first seed (default 1)")
     x.add_argument("--grid", action="append", default=[], metavar="key=v1,v2",
                    help="a swept setting (repeatable; the full factorial is run; agents and rounds may be keys)")
-    x.add_argument("--baseline", metavar="key=v", help="the cell every other is compared with (Welch interval)")
+    x.add_argument("--baseline", metavar="key=v", help="the cell every other is compared with (Welch interval; default: none)")
     x.add_argument("--parallel", type=_count, default=1, metavar="P", help="runs at once (default 1)")
-    x.add_argument("--agents", type=_count, help="population size of every run (unless a grid key)")
-    x.add_argument("--rounds", type=_count, help="rounds of every run (unless a grid key)")
-    x.add_argument("--llm", choices=["servers", "fake"], help="fake: the in-process fake model (no servers)")
+    x.add_argument("--agents", type=_count, help="population size of every run (unless a grid key; default: the scenario's)")
+    x.add_argument("--rounds", type=_count, help="rounds of every run (unless a grid key; default: the scenario's)")
+    x.add_argument("--llm", choices=["servers", "fake"], help="fake: the in-process fake model (no servers; default: the config's backend)")
     x.add_argument("--out", metavar="DIR", help="the experiment's folder (default: runs/experiment-<scenario>)")
     x.add_argument("--no-progress", action="store_true", help="no server start lines")
     x.add_argument("--dry-run", action="store_true", help="run a one-round pilot on a few agents and print the runs, "
                    "LLM calls, tokens and time the experiment would take (stored, compared with the real figures later)")
     me = command("metrics", "print a run's per-round metrics and what each round cost")
     me.add_argument("run_dir", help="the run folder")
-    me.add_argument("--format", choices=["table", "csv", "json"], default="table", help="how to print them")
+    me.add_argument("--format", choices=["table", "csv", "json"], default="table", help="how to print them (default: table)")
     me.add_argument("--metric", action="append", default=[], metavar="GLOB",
                     help="only metrics matching this pattern (repeatable; costs are left out then)")
     pl = command("plot", "draw a run's per-round metrics to a PNG, one panel per metric")

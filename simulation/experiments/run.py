@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -24,6 +26,8 @@ from .aggregate import plot_file, plot_metric, summarise
 from .design import ExperimentDesign, cell_name, run_args
 
 CLI = "import sys; from simulation.cli import main; sys.exit(main(sys.argv[1:]))"
+_LIVE: set[subprocess.Popen] = set()  # the runs in progress, stopped when the experiment is interrupted
+_LIVE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -86,8 +90,15 @@ def _execute(design: ExperimentDesign, run: PlannedRun, extra: list[str]) -> Run
     run.folder.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with open(run.folder.parent / f"{run.folder.name}.log", "w", encoding="utf-8") as log:
-        proc = subprocess.run(_command(design, run, state, extra), stdout=log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(_command(design, run, state, extra), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        with _LIVE_LOCK:
+            _LIVE.add(proc)
+        try:
+            proc.wait()
+        finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(proc)
     took = time.perf_counter() - t0
     if proc.returncode != 0 or run_state(run.folder) != "done":
         lines = (run.folder.parent / f"{run.folder.name}.log").read_text(encoding="utf-8").strip().splitlines()
@@ -183,9 +194,10 @@ def run_experiment(design: ExperimentDesign, out: str | Path, parallel: int = 1,
     outcomes: list[RunOutcome] = []
     services, extra = _shared_servers(design, out, progress) if todo else (None, [])
     t0 = time.perf_counter()
+    pool = ThreadPoolExecutor(max_workers=parallel)
     try:
-        with ThreadPoolExecutor(max_workers=parallel) as pool:
-            futures = [pool.submit(_execute, design, r, extra) for r in todo]
+        futures = [pool.submit(_execute, design, r, extra) for r in todo]
+        try:
             for k, fut in enumerate(as_completed(futures), 1):
                 o = fut.result()
                 outcomes.append(o)
@@ -193,7 +205,14 @@ def run_experiment(design: ExperimentDesign, out: str | Path, parallel: int = 1,
                 emit(f"[{k}/{len(todo)}] {o.run.cell_name} seed {o.run.seed}: {o.state}"
                      + (f" in {o.seconds:.1f}s" if o.seconds else "") + (f" ({o.reason})" if o.reason else "")
                      + (f"; about {left:.0f}s left" if k < len(todo) else ""))
+        except BaseException:  # Ctrl-C or SIGTERM: no new run starts, the running ones stop (resumable)
+            pool.shutdown(wait=False, cancel_futures=True)
+            with _LIVE_LOCK:
+                for proc in _LIVE:
+                    proc.send_signal(signal.SIGINT)
+            raise
     finally:
+        pool.shutdown(wait=True)
         if services is not None:
             services.stop()
     results = collect(out, runs, design)
@@ -277,5 +296,5 @@ def forecast_error(out: Path, results: pd.DataFrame) -> dict[str, Any] | None:
     actual = {"llm_calls": float(total.get("cost.llm_calls", 0.0)),
               "tokens": float(total.get("cost.prompt_tokens", 0.0) + total.get("cost.completion_tokens", 0.0)),
               "round_wall_s": float(total.get("cost.wall_s", 0.0))}
-    return {k: {"forecast": fc[k], "actual": round(v, 1), "error": round(fc[k] / v - 1, 3) if v else None}
+    return {k: {"forecast": fc[k], "actual": round(v, 3), "error": round(fc[k] / v - 1, 3) if v else None}
             for k, v in actual.items()}

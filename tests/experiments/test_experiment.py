@@ -147,3 +147,20 @@ def test_dry_run_forecast_is_stored_and_compared_with_the_real_figures(tmp_path)
     err = json.loads((out / "experiment.json").read_text())["forecast_vs_actual"]
     assert err["llm_calls"] == {"forecast": 72, "actual": 72.0, "error": 0.0}
     assert err["round_wall_s"]["actual"] > 0
+
+
+def test_sigterm_stops_the_running_runs_too(tmp_path):
+    """SIGTERM to the experiment alone: it ends, and no run it started keeps going in the background."""
+    out = tmp_path / "t"
+    cmd = [sys.executable, "-c", CLI, "experiment", *ARGS, "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    t0 = time.monotonic()
+    while not list(out.glob("runs/*/*.log")) and time.monotonic() - t0 < 60:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    time.sleep(1)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)  # nothing of its session is left
+    code, printed = experiment(out)
+    assert code == 0 and "finished before" in printed

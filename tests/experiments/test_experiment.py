@@ -152,15 +152,20 @@ def test_dry_run_forecast_is_stored_and_compared_with_the_real_figures(tmp_path)
 def test_sigterm_stops_the_running_runs_too(tmp_path):
     """SIGTERM to the experiment alone: it ends, and no run it started keeps going in the background."""
     out = tmp_path / "t"
-    cmd = [sys.executable, "-c", CLI, "experiment", *ARGS, "--out", str(out)]
+    long = ["polling", "--llm", "fake", "--agents", "20", "--rounds", "3000", "--seeds", "2", "--out", str(out)]
+    cmd = [sys.executable, "-c", CLI, "experiment", *long]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     t0 = time.monotonic()
-    while not list(out.glob("runs/*/*.log")) and time.monotonic() - t0 < 60:
+    while not list(out.glob("runs/*/*/checkpoints")) and time.monotonic() - t0 < 60:
         time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) != 0
+    try:
+        assert proc.wait(timeout=30) != 0, "the run in progress is stopped, not waited for (3,000 rounds)"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
     time.sleep(1)
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)  # nothing of its session is left
-    code, printed = experiment(out)
-    assert code == 0 and "finished before" in printed
+    meta = dict(rows(out / "runs" / "base" / "seed-1", "SELECT key, value FROM meta"))
+    assert json.loads(meta["finished"]) is False and not (out / "runs" / "base" / "seed-2").exists()

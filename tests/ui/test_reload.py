@@ -99,7 +99,7 @@ def test_a_killed_ui_leaves_a_run_that_resumes_and_is_listed(stub, tmp_path):
     proc = _ui(runs, roots, port)
     try:
         _wait_up(url, proc)
-        _, _, table = Client(url, verbose=False).predict(api_name="/runs")
+        table = Client(url, verbose=False).predict(api_name="/runs")[2]  # run pickers, then the runs table
         listed = {row[0]: row[2] for row in table["data"]}
         assert listed.get("killed") == "incomplete", table
     finally:

@@ -152,20 +152,10 @@ def test_the_correction_loop_and_the_judge_from_the_page(ctx, monkeypatch):
     """``gensim correct`` as a job (training stood in for): its lines arrive, its report becomes the
     iteration and exam tables with the report's own figures; the judge rates a seeded sample."""
     import simulation.correction.loop as loop
-    from simulation.training.manifest import AdapterManifest, write_manifest
     from simulation.ui.actions import correction_tables
-    from tests.runs import fake_run
+    from tests.runs import fake_run, stand_in_training
 
-    def train(method, data, out, parent=None, epochs=1.0, learning_rate=None, batch_size=8, seed=0, progress=True,
-              max_samples=None):
-        out.mkdir(parents=True)
-        (out / "adapter_config.json").write_text("{}")
-        m = AdapterManifest(base_model="smol", method=method, data_file=str(data), data_sha256="0" * 64, samples=1,
-                            epochs=epochs, lora_rank=4, learning_rate=learning_rate or 1e-3, train_s=0.5, device="cpu")
-        write_manifest(out, m)
-        return m
-
-    monkeypatch.setattr(loop, "train", train)
+    monkeypatch.setattr(loop, "train", stand_in_training)
     fake_run(ctx.runs_dir / "base", "job_seeking", 20, 2)
     job = ctx.correct("job_seeking", "base", "loop1", iterations=1)
     st = job.wait(300)

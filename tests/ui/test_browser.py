@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import copy_scenario, set_models
+from tests.runs import stand_in_training
 from tests.ui.serving import serving
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -216,19 +217,6 @@ def test_the_journey(browser, stage):
     assert json.loads(meta["stopped"])["reason"] == "stopped from the web interface"
     assert (run / "datasets" / "sft.jsonl").read_text().strip()
     assert {p.name for p in shots.iterdir()} >= {"configure-error.png", "monitor.png", "agents.png", "feedback.png"}
-
-
-def stand_in_training(method, data, out, parent=None, epochs=1.0, learning_rate=None, batch_size=8, seed=0,
-                      progress=True, max_samples=None):
-    """An adapter folder with a manifest, in place of the correction loop's training."""
-    from simulation.training.manifest import AdapterManifest, write_manifest
-
-    out.mkdir(parents=True)
-    (out / "adapter_config.json").write_text("{}")
-    m = AdapterManifest(base_model="smol", method=method, data_file=str(data), data_sha256="0" * 64, samples=1,
-                        epochs=epochs, lora_rank=4, learning_rate=learning_rate or 1e-3, train_s=0.5, device="cpu")
-    write_manifest(out, m)
-    return m
 
 
 def start_paused_run(page, scen: Path, name: str, ctx, after: int = 2, rounds: int = 60) -> None:

@@ -142,6 +142,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--max-samples", type=_count, help="train on a seeded sample of at most N rows, spread evenly over "
                    "actions (default: all rows)")
     t.add_argument("--seed", type=int, default=0, help="the sample's and the training's seed")
+    t.add_argument("--objective", choices=["tokens", "choices"], default="tokens", help="sft's loss: tokens (the "
+                   "answer's tokens, trl) or choices (rows with meta.options train the option the constrained decoder "
+                   "picks, toward meta.target where given); default tokens")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     co = command("correct", "the correction loop: run, rate, dataset, train, deploy, re-run; measured on held-out "
                  "agents against a control group")
@@ -172,6 +175,9 @@ def _parser() -> argparse.ArgumentParser:
                     "targeted further than this (total variation distance) from the base model, on the exam")
     co.add_argument("--permute", type=int, default=5, metavar="N", help="sft: copies of each choice example with "
                     "its options in other orders (all other orders of two options; 0: none)")
+    co.add_argument("--objective", choices=["tokens", "choices"], default="choices", help="sft's loss: choices "
+                    "(the constrained decoder's pick over each choice row's options; anchors trained toward the "
+                    "base's order-averaged probabilities) or tokens (the answer's tokens); default choices")
     co.add_argument("--out", metavar="DIR", help="the loop's folder (default: runs/correct-<scenario>-<time>)")
     co.add_argument("--no-progress", action="store_true", help="no progress bars")
     co.add_argument("--json", action="store_true", help="print the results as JSON on the last line")
@@ -335,7 +341,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             judge_score=args.judge_score, samples=args.samples or 24, holdout=args.holdout, control=args.control,
             agents=args.agents, seed=args.seed, overrides=args.overrides, out=args.out, epochs=args.epochs, lr=args.lr,
             max_samples=args.max_samples, progress=not args.no_progress, base=args.base, max_drift=args.max_drift,
-            permute=args.permute, rounds=args.rounds))
+            permute=args.permute, rounds=args.rounds, objective=args.objective))
         if args.json:
             print(dump_json(res))
         return 0
@@ -344,7 +350,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         m = train(args.method, Path(args.data), Path(args.out), args.base, Path(args.parent) if args.parent else None,
                   args.epochs, args.lora_rank, args.lr, args.batch_size, args.seed, not args.no_progress,
-                  args.max_samples)
+                  args.max_samples, objective=args.objective)
         last = f"{m.losses[-1]:.4g}" if m.losses else "n/a"
         print(f"{m.method} adapter -> {args.out} ({m.samples} samples, {m.train_s:.1f}s, last loss {last}, "
               f"parent {m.parent or 'none'})")

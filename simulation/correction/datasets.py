@@ -32,7 +32,8 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
                  exclude_agents: frozenset[str] | set[str] = frozenset(), anchor: bool = False,
                  balance: bool = False, permute: int = 0, seed: int = 0,
                  anchor_answers: dict[int, str] | None = None,
-                 unsure: frozenset[int] | set[int] = frozenset()) -> list[dict[str, Any]]:
+                 unsure: frozenset[int] | set[int] = frozenset(),
+                 anchor_targets: dict[int, dict[str, float]] | None = None) -> list[dict[str, Any]]:
     """The rows of one dataset kind (see the module docstring); a one-line error when there are none.
 
     Calls of ``exclude_agents`` (a hold-out set) are left out. For ``sft``:
@@ -52,6 +53,10 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
       screening of a CV meeting some of the requirements). Their kept answer was not judged right,
       only not wrong, and its position may have decided it: it is replaced by ``anchor_answers``'
       option for the call, or left out where there is none.
+    - ``anchor_targets`` (call id -> option probabilities): the base's order-averaged preference of an
+      anchor (or an ``unsure`` call), written as ``meta.target`` for the choice loss, which trains the
+      call toward that distribution rather than the one answer drawn from it. Every choice row names
+      its options (``meta.options``).
     - ``permute`` adds, for every choice row whose prompt states its option order (``llm.shuffle_options``),
       up to that many copies under other orders (all other orders of two or three options, else a
       seeded sample): the answer's content stays, its position moves, so position is no cue.
@@ -100,7 +105,9 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
                 meta["anchored"] = True
             if answer is not None and call_id not in seen:
                 seen.add(call_id)
-                out.append({"messages": [*call.messages, *_assistant(answer)], "meta": meta})
+                out.append({"messages": [*call.messages, *_assistant(answer)],
+                            "meta": _with_choice(meta, call, answer, (anchor_targets or {}).get(call_id)
+                                                 if meta.get("anchored") else None)})
         elif kind == "preference":
             if rw is not None and rw != call.completion and (score is None or score < min_score):
                 out.append({"prompt": call.messages, "chosen": _assistant(rw), "rejected": _assistant(call.completion),
@@ -120,15 +127,29 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
     if kind == "sft" and anchor:
         if anchor_answers is not None:  # the base's order-averaged preference; calls it has none for go
             unrated = [c for c in unrated if c.id in anchor_answers]
-        out += [{"messages": [*c.messages, *_assistant(c.completion if anchor_answers is None else anchor_answers[c.id])],
-                 "meta": {"run": str(run_dir), "call_id": c.id, "rater": "anchor", "action": c.action, "round": c.round}}
-                for c in unrated]
+        for c in unrated:
+            answer = c.completion if anchor_answers is None else anchor_answers[c.id]
+            meta = {"run": str(run_dir), "call_id": c.id, "rater": "anchor", "action": c.action, "round": c.round}
+            out.append({"messages": [*c.messages, *_assistant(answer)],
+                        "meta": _with_choice(meta, c, answer, (anchor_targets or {}).get(c.id))})
     if kind == "sft" and permute:
         out = _permuted(out, {c.id: c.choices for c in [*calls.values(), *unrated] if c.choices}, permute, seed)
     if not out:
         raise ConfigError([ConfigProblem(str(run_dir), "ratings", f"no {kind} rows: the ratings hold no "
                                          + ("rewrites of low-scored answers" if kind == "preference" else
                                             "usable answers") + f" (min score {min_score})")])
+    return out
+
+
+def _with_choice(meta: dict[str, Any], call: Call, answer: str,
+                 target: dict[str, float] | None) -> dict[str, Any]:
+    """``meta`` with the call's options (the choice loss trains on them) and, for an anchor, the
+    base's option probabilities to train toward (``training.choice``)."""
+    if not call.choices or answer not in call.choices:
+        return meta
+    out = {**meta, "options": list(call.choices)}
+    if target and set(target) <= set(call.choices) and sum(target.values()) > 0:
+        out["target"] = {o: round(float(p), 4) for o, p in target.items()}
     return out
 
 
@@ -193,10 +214,11 @@ def _permuted(rows: list[dict[str, Any]], choices: dict[int, list[str]], copies:
 def write_dataset(run_dir: Path, kind: str, out: Path, min_score: float = 4.0, rater: str | None = None,
                   exclude_agents: frozenset[str] | set[str] = frozenset(), anchor: bool = False,
                   balance: bool = False, permute: int = 0, seed: int = 0,
-                  anchor_answers: dict[int, str] | None = None, unsure: frozenset[int] | set[int] = frozenset()) -> int:
+                  anchor_answers: dict[int, str] | None = None, unsure: frozenset[int] | set[int] = frozenset(),
+                  anchor_targets: dict[int, dict[str, float]] | None = None) -> int:
     """Write a dataset as JSONL; returns the number of rows."""
     rows = dataset_rows(run_dir, kind, min_score, rater, exclude_agents, anchor, balance, permute, seed,
-                        anchor_answers, unsure)
+                        anchor_answers, unsure, anchor_targets)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:

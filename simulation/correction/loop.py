@@ -67,6 +67,9 @@ class CorrectOptions:
     max_drift: float = 0.15  # refuse an adapter moving an untargeted decision further from the base
     exam: bool = True  # the paired held-out exam after each fork
     permute: int = 5  # sft: copies of each choice example under other orders of its options
+    # sft's loss: "choices" trains the constrained decoder's pick over each choice row's options, anchors
+    # toward the base's order-averaged probabilities (training.choice); "tokens" is trl's answer-token loss
+    objective: str = "choices"
 
 
 def _group_line(label: str, m: GroupMeasure) -> str:
@@ -238,8 +241,18 @@ def _enough_calls(items: list[ex.ExamItem], rows: int, permute: int, seed: int) 
     return [i for i in items if i.call_id in keep]
 
 
+@dataclass(frozen=True)
+class Anchors:
+    """The base's preference for the calls a dataset anchors: one option drawn per call (the row's
+    answer) and, where the server gives option probabilities, the order-averaged probabilities
+    themselves (the choice loss's target)."""
+
+    answers: dict[int, str]
+    targets: dict[int, dict[str, float]]
+
+
 def _anchor_answers(source: Path, exclude: frozenset[str], seed: int, progress: bool,
-                    unsure: list[ex.ExamItem] = (), rows: int | None = None, permute: int = 5) -> dict[int, str] | None:
+                    unsure: list[ex.ExamItem] = (), rows: int | None = None, permute: int = 5) -> Anchors | None:
     """For the calls the dataset anchors (and the ``unsure`` rated ones): an option drawn (seeded, per
     call) from the base model's preference with position averaged out (its option probabilities
     averaged over orders of the options; where the server gives none, its answers under those
@@ -271,7 +284,8 @@ def _anchor_answers(source: Path, exclude: frozenset[str], seed: int, progress: 
                for i, o in zip(items, orders, strict=True)}
     else:
         got = {i.call_id: ex.sampled_option(p, f"{seed}:{i.call_id}") for i, p in zip(items, probs, strict=True)}
-    return {k: v for k, v in got.items() if v is not None}
+    answers = {k: v for k, v in got.items() if v is not None}
+    return Anchors(answers, {i.call_id: p for i, p in zip(items, probs, strict=True) if p and i.call_id in answers})
 
 
 def _targeted(data: Path) -> set[str]:
@@ -385,14 +399,17 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                    if opts.method == "sft" else None)
         rows = write_dataset(source, KIND[opts.method], data, rater="check:" if opts.rater == "checks" else "judge:",
                              exclude_agents=groups.holdout, anchor=opts.method == "sft", balance=opts.method == "sft",
-                             permute=opts.permute if opts.method == "sft" else 0, seed=seed, anchor_answers=anchors,
-                             unsure=frozenset(i.call_id for i in unsure))
+                             permute=opts.permute if opts.method == "sft" else 0, seed=seed,
+                             anchor_answers=anchors.answers if anchors else None,
+                             unsure=frozenset(i.call_id for i in unsure),
+                             anchor_targets=anchors.targets if anchors else None)
         adapter = out / f"adapter-{i}"
         emit(f"iteration {i}: {rows} {KIND[opts.method]} rows from {source.name}; training {opts.method}"
              + (f" from {adopted.name}" if adopted else ""))
         manifest = train(opts.method, data, adapter, parent=adopted, epochs=opts.epochs, learning_rate=lr,
                          batch_size=opts.batch_size or (8 if opts.method == "sft" else 4), seed=seed,
-                         progress=opts.progress, max_samples=opts.max_samples)
+                         progress=opts.progress, max_samples=opts.max_samples,
+                         objective=opts.objective if opts.method == "sft" else "tokens")
         fork = out / f"iter-{i}"
         asyncio.run(run_simulation(RunOptions(
             scenario=opts.scenario, fork=str(base), from_round=1, out=str(fork), progress=opts.progress,

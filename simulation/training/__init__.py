@@ -67,11 +67,16 @@ def _check_base(base: str) -> str:
 def train(method: str, data: Path, out: Path, base: str | None = None, parent: Path | None = None,
           epochs: float = 1.0, lora_rank: int = 16, learning_rate: float | None = None, batch_size: int = 8,
           seed: int = 0, progress: bool = True, max_samples: int | None = None,
-          watch: TrainWatch | None = None) -> AdapterManifest:
+          watch: TrainWatch | None = None, objective: str = "tokens") -> AdapterManifest:
     """Train an adapter on ``data`` (a ``gensim dataset`` file) into ``out``; returns its manifest.
-    A ``watch`` sees each step and loss and may cancel (:class:`TrainingCancelled`; nothing is written)."""
+    A ``watch`` sees each step and loss and may cancel (:class:`TrainingCancelled`; nothing is written).
+    sft's ``objective``: ``tokens`` (trl's loss on the answer's tokens) or ``choices`` (rows naming their
+    options train the constrained decoder's choice, toward ``meta.target`` where given: ``training.choice``)."""
     if method not in ("sft", "ppo"):
         raise ConfigError([ConfigProblem("<command line>", "method", f"sft or ppo, got {method!r}")])
+    if objective not in ("tokens", "choices") or (method == "ppo" and objective != "tokens"):
+        raise ConfigError([ConfigProblem("<command line>", "--objective", "tokens or choices (choices: sft only), "
+                                         f"got {objective!r}")])
     for name, v, low in (("--epochs", epochs, 0), ("--lora-rank", lora_rank, 0), ("batch_size", batch_size, 0)):
         if not v > low:
             raise ConfigError([ConfigProblem("<command line>", name, f"must be above {low}, got {v}")])
@@ -109,14 +114,18 @@ def train(method: str, data: Path, out: Path, base: str | None = None, parent: P
     t0 = time.perf_counter()
     rm_losses: list[float] = []
     try:
-        if method == "sft":
+        if method == "sft" and objective == "choices":
+            from .choice import train_choices
+
+            losses = train_choices(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed, progress, watch)
+        elif method == "sft":
             losses = train_sft(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed, progress, watch)
         else:
             losses, rm_losses = train_ppo(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed,
                                           progress, watch=watch)
         shutil.rmtree(tmp / "_trainer", ignore_errors=True)
         manifest = AdapterManifest(
-            base_model=base, method=method, data_file=str(Path(data).resolve()), data_sha256=file_hash(Path(data)),
+            base_model=base, method=method, objective=objective, data_file=str(Path(data).resolve()), data_sha256=file_hash(Path(data)),
             samples=len(examples), epochs=epochs, lora_rank=lora_rank if parent_manifest is None else parent_manifest.lora_rank,
             learning_rate=lr, losses=losses, reward_model_loss=rm_losses, train_s=round(time.perf_counter() - t0, 3),
             device=device(), parent=str(Path(parent).resolve()) if parent else None,

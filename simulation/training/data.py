@@ -27,6 +27,8 @@ class Example:
     completion: str
     reward: float | None = None
     action: str = ""
+    options: tuple[str, ...] = ()  # a choice call's options (``meta.options``): the choice loss applies
+    target: dict[str, float] | None = None  # a distribution over ``options`` to train toward (``meta.target``)
 
 
 def file_hash(path: Path) -> str:
@@ -66,13 +68,15 @@ def load_examples(path: Path, method: str) -> list[Example]:
             why = (f"this is {other} data; gensim train {method} needs the {kind} kind (gensim dataset --kind {kind})"
                    if other else f"expected keys {', '.join(KEYS[kind])} (the {kind} kind), got {', '.join(sorted(keys)) or 'none'}")
             raise ConfigError([ConfigProblem(str(path), where, why)])
-        action = str((row.get("meta") or {}).get("action", ""))
+        meta = row.get("meta") or {}
+        action = str(meta.get("action", "")) if isinstance(meta, dict) else ""
         if kind == "sft":
             msgs = row["messages"]
             if not _messages(msgs) or msgs[-1]["role"] != "assistant" or len(msgs) < 2:
                 raise ConfigError([ConfigProblem(str(path), f"{where}: messages", "a list of chat messages "
                                                  "ending with the assistant's answer")])
-            out.append(Example(msgs[:-1], msgs[-1]["content"], None, action))
+            options, target = _choice(meta if isinstance(meta, dict) else {}, msgs[-1]["content"], str(path), where)
+            out.append(Example(msgs[:-1], msgs[-1]["content"], None, action, options, target))
         else:
             comp, reward = row["completion"], row["reward"]
             if not _messages(row["prompt"]):
@@ -83,6 +87,31 @@ def load_examples(path: Path, method: str) -> list[Example]:
                 raise ConfigError([ConfigProblem(str(path), f"{where}: reward", f"a number, got {reward!r}")])
             out.append(Example(row["prompt"], comp[-1]["content"], float(reward), action))
     return out
+
+
+def _choice(meta: dict[str, Any], answer: str, path: str,
+            where: str) -> tuple[tuple[str, ...], dict[str, float] | None]:
+    """A row's ``meta.options`` and ``meta.target``, checked: the answer is one of the options, the
+    target's keys are options and its weights non-negative numbers with a positive sum."""
+    options = meta.get("options")
+    if options is None:
+        if meta.get("target") is not None:
+            raise ConfigError([ConfigProblem(path, f"{where}: meta.target", "needs meta.options")])
+        return (), None
+    if not isinstance(options, list) or len(options) < 2 or not all(isinstance(o, str) for o in options) \
+            or len(set(options)) != len(options):
+        raise ConfigError([ConfigProblem(path, f"{where}: meta.options", "a list of two or more distinct strings")])
+    if answer not in options:
+        raise ConfigError([ConfigProblem(path, f"{where}: meta.options", f"the answer {answer!r} is not an option")])
+    target = meta.get("target")
+    if target is not None:
+        ok = isinstance(target, dict) and set(target) <= set(options) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in target.values())
+        if not ok or sum(target.values()) <= 0:
+            raise ConfigError([ConfigProblem(path, f"{where}: meta.target", "a map from options to non-negative "
+                                             "weights with a positive sum")])
+        target = {str(k): float(v) for k, v in target.items()}
+    return tuple(options), target
 
 
 def sft_records(examples: list[Example]) -> list[dict[str, Any]]:

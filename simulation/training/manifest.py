@@ -19,6 +19,8 @@ class AdapterManifest(BaseModel):
 
     base_model: str
     method: Literal["sft", "ppo"]
+    objective: Literal["tokens", "choices"] = Field("tokens", description="sft's loss: on the answer's tokens, "
+                                                     "or on the options of choice rows (training.choice)")
     data_file: str
     data_sha256: str
     samples: int = Field(ge=1)

@@ -25,10 +25,11 @@ def fake_training(monkeypatch):
     calls: list[dict] = []
 
     def train(method, data, out, parent=None, epochs=1.0, learning_rate=None, batch_size=8, seed=0, progress=True,
-              max_samples=None):
+              max_samples=None, objective="tokens"):
         n = len(Path(data).read_text().splitlines())
         calls.append({"method": method, "data": Path(data).name, "parent": parent, "lr": learning_rate,
-                      "batch_size": batch_size, "max_samples": max_samples, "rows": n, "epochs": epochs})
+                      "batch_size": batch_size, "max_samples": max_samples, "rows": n, "epochs": epochs,
+                      "objective": objective})
         out.mkdir(parents=True)
         (out / "adapter_config.json").write_text("{}")
         m = AdapterManifest(base_model="smol", method=method, data_file=str(data), data_sha256="0" * 64, samples=n,
@@ -77,6 +78,7 @@ def test_loop_refuses_an_adapter_then_retries_at_half_the_rate(tmp_path, fake_tr
         assert fake_training[2]["parent"] == out / "adapter-2" and fake_training[2]["lr"] == 0.001
     for c in fake_training:
         assert c["method"] == "sft" and c["batch_size"] == 8 and c["max_samples"] == 50 and c["epochs"] == 1.0
+        assert c["objective"] == "choices", "the loop's sft trains the choice loss"
     # no held-out agent's call is ever trained on; groups are disjoint
     groups = report["groups"]
     hold, treated, control = set(groups["holdout"]), set(groups["treated"]), set(groups["control"])
@@ -116,6 +118,7 @@ def test_loop_with_a_base_run_and_ppo(tmp_path, fake_training):
     res = correct(CorrectOptions("job_seeking", iterations=1, method="ppo", base=str(base), out=str(out),
                                  progress=False))
     assert fake_training[0]["method"] == "ppo" and fake_training[0]["batch_size"] == 4
+    assert fake_training[0]["objective"] == "tokens", "ppo has no choice loss"
     assert fake_training[0]["data"] == "data-1.jsonl" and fake_training[0]["lr"] is None
     first = json.loads((out / "data-1.jsonl").read_text().splitlines()[0])
     assert set(first) == {"prompt", "completion", "reward", "meta"}, "ppo trains on reward rows"
@@ -250,7 +253,7 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         (w,) = written
         assert w == {"run": "base", "kind": kind, "out": "data-1.jsonl", "rater": "check:", "exclude_agents": w["exclude_agents"],
                      "anchor": method == "sft", "balance": method == "sft", "permute": 5 if method == "sft" else 0,
-                     "seed": w["seed"], "anchor_answers": None, "unsure": w["unsure"]}
+                     "seed": w["seed"], "anchor_answers": None, "unsure": w["unsure"], "anchor_targets": None}
         # sft: the training agents' checked calls whose checks name no right option; ppo trains on scores
         unsure_agents = {a for (a,) in rows(base, "SELECT agent_id FROM llm_calls WHERE id IN "
                                             f"({','.join(map(str, w['unsure'])) or '0'})")}
@@ -446,7 +449,8 @@ def test_anchors_answer_with_the_base_model_s_order_averaged_preference(tmp_path
 
     run = fake_run(tmp_path / "run", "job_seeking", 24, 1, "llm.shuffle_options=true")
     rate_run(run, by="checks", progress=False)
-    got = loop._anchor_answers(run, frozenset(), seed=3, progress=False)
+    anchors = loop._anchor_answers(run, frozenset(), seed=3, progress=False)
+    got = anchors.answers
     cands = [c for c in anchor_candidates(run) if len(c.choices) > 1]
     assert got and {c.action for c in cands} >= {"search_decision", "memory.importance"}
     scorer = FakeOptionScorer()
@@ -462,6 +466,8 @@ def test_anchors_answer_with_the_base_model_s_order_averaged_preference(tmp_path
         edges = list(itertools.accumulate(mean[o] / sum(mean.values()) for o in sorted(mean)))
         if all(abs(x - e) > 2e-3 for e in edges):
             assert got.get(c.id) == ex.sampled_option(mean, f"3:{c.id}"), c.id
+            # the choice loss's target: the averaged probabilities themselves (rounded to 4 places)
+            assert anchors.targets[c.id] == pytest.approx(mean, abs=1e-4), c.id
             checked += 1
     assert checked > 10
     assert loop._anchor_answers(fake_run(tmp_path / "plain", "job_seeking", 12, 1), frozenset(), 3, False) is None
@@ -531,7 +537,7 @@ def test_anchor_answers_pass_their_options_on(tmp_path, monkeypatch):
     served = spy_serving(monkeypatch, FakeChatClient())
     cands = anchor_candidates(run)
     held = frozenset(sorted({c.agent_id for c in cands})[:3])
-    got = loop._anchor_answers(run, held, seed=7, progress=True)
+    got = loop._anchor_answers(run, held, seed=7, progress=True).answers
     assert served == [(run, None, None, True)]
     assert got and not {c.agent_id for c in cands if c.id in got} & held
     many = [ex.as_item(c) for c in cands if len(c.choices) > 3 and c.agent_id not in held]
@@ -544,12 +550,12 @@ def test_anchor_answers_pass_their_options_on(tmp_path, monkeypatch):
     by_hand = aio.run(ex.order_probs(many, FakeOptionScorer(), k=5, seed=7))
     for item, probs in zip(many, by_hand, strict=True):
         assert got.get(item.call_id) == ex.sampled_option(probs, f"7:{item.call_id}")
-    other = loop._anchor_answers(run, held, seed=8, progress=False)
+    other = loop._anchor_answers(run, held, seed=8, progress=False).answers
     assert {k: v for k, v in other.items() if k in {i.call_id for i in many}} != \
         {k: v for k, v in got.items() if k in {i.call_id for i in many}}, "the seed chooses the orders asked"
     # with training's row cap: only as many calls of a decision as give about 50 rows (ten options:
     # each call written in 6 orders, so 9 calls)
-    capped = loop._anchor_answers(run, held, seed=7, progress=False, rows=10, permute=5)
+    capped = loop._anchor_answers(run, held, seed=7, progress=False, rows=10, permute=5).answers
     decision = {c.id: c.action for c in cands}
     counts = Counter(decision[k] for k in capped)
     assert 0 < counts["memory.importance"] <= 9 < Counter(decision[k] for k in got)["memory.importance"]

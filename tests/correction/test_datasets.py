@@ -61,7 +61,9 @@ def test_sft_takes_rewrites_and_good_answers_only(run):
                                                   {"role": "assistant", "content": '{"apply":[1]}'},
                                                   {"role": "assistant", "content": "pass"}]
     assert rows[0]["messages"][:-1] == prompt("a")
-    assert rows[0]["meta"] == {"run": str(run), "call_id": 1, "rater": "check:x", "action": "screen", "round": 1}
+    assert rows[0]["meta"] == {"run": str(run), "call_id": 1, "rater": "check:x", "action": "screen", "round": 1,
+                               "options": SCREEN}
+    assert "options" not in rows[1]["meta"], "a JSON answer has no options: the token loss trains it"
     # without the hold-out, call 3's correction is in; a higher bar drops the 4-scored answer
     assert ids(dataset_rows(run, "sft")) == [1, 3, 4, 5]
     assert ids(dataset_rows(run, "sft", min_score=4.5, exclude_agents={"c"})) == [1, 5]
@@ -72,7 +74,8 @@ def test_sft_takes_rewrites_and_good_answers_only(run):
 def test_sft_anchors_and_balance(run):
     rows = dataset_rows(run, "sft", exclude_agents={"c"}, anchor=True)
     assert ids(rows) == [1, 4, 5, 6]
-    assert rows[-1]["meta"] == {"run": str(run), "call_id": 6, "rater": "anchor", "action": "vote", "round": 2}
+    assert rows[-1]["meta"] == {"run": str(run), "call_id": 6, "rater": "anchor", "action": "vote", "round": 2,
+                                "options": ["yes", "no"]}
     assert rows[-1]["messages"][-1]["content"] == "yes"
     assert ids(dataset_rows(run, "sft", anchor=True)) == [1, 3, 4, 5, 6, 9]
     balanced = dataset_rows(run, "sft", balance=True)  # screen: reject twice, pass once -> pass twice
@@ -281,6 +284,27 @@ def test_anchor_answers_replace_the_recorded_ones(run):
     from simulation.correction.datasets import anchor_candidates
 
     assert [c.id for c in anchor_candidates(run, {"c"})] == [6, 7]
+
+
+def test_anchors_and_unsure_calls_carry_the_base_s_probabilities_as_targets(run):
+    """The choice loss trains an anchor toward the base's order-averaged probabilities: they ride in
+    ``meta.target``; a kept or corrected answer has none (its answer is the target); the rows load
+    back as examples with those options and targets."""
+    targets = {6: {"yes": 0.3, "no": 0.7}, 2: {"pass": 0.6, "reject": 0.4}, 1: {"pass": 0.9, "reject": 0.1}}
+    rows = dataset_rows(run, "sft", rater="check:", exclude_agents={"c"}, unsure={2}, anchor=True,
+                        anchor_answers={2: "pass", 6: "no", 7: "3"}, anchor_targets=targets, permute=1)
+    got = {(r["meta"]["call_id"], r["meta"].get("permuted", 0)): r["meta"].get("target") for r in rows}
+    assert got[(6, 0)] == {"yes": 0.3, "no": 0.7} and got[(2, 0)] == {"pass": 0.6, "reject": 0.4}
+    assert got[(1, 0)] is None, "a corrected call trains on its correction"
+    assert got[(7, 0)] is None, "no probabilities for it: the drawn answer is the target"
+    out = run / "d.jsonl"
+    write_dataset(run, "sft", out, rater="check:", exclude_agents={"c"}, unsure={2}, anchor=True,
+                  anchor_answers={2: "pass", 6: "no", 7: "3"}, anchor_targets=targets)
+    from simulation.training.data import load_examples
+
+    ex = {e.action + ":" + e.completion: e for e in load_examples(out, "sft")}
+    assert ex["vote:no"].options == ("yes", "no") and ex["vote:no"].target == {"yes": 0.3, "no": 0.7}
+    assert ex["screen:reject"].target is None and ex["screen:reject"].options == ("pass", "reject")
 
 
 def test_unsure_calls_take_the_order_averaged_answer_or_go(run):

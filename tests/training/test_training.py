@@ -60,25 +60,6 @@ def test_bad_data_is_one_line_error(tmp_path, capsys, rows, method, says):
     assert not (tmp_path / "ad").exists()
 
 
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> Path:
-    """A tiny random Llama with the bundled tokenizer: the real training stack at unit-test speed."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from simulation.training import default_base
-
-    folder = tmp_path_factory.mktemp("tiny")
-    tok = AutoTokenizer.from_pretrained(default_base())
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
-    LlamaForCausalLM(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
-
-
 def adapter_weights(folder: Path) -> dict:
     from safetensors.torch import load_file
 

@@ -1,0 +1,199 @@
+"""SFT on choices as the simulation asks them: a loss on the option the constrained decoder picks.
+
+A choice call is answered under a grammar that allows only its options (``llm.scoring``). Token-level
+SFT trains the answer's tokens against the whole vocabulary, so a row answering "10" also raises the
+"1" that begins it, and a decision whose rows disagree (anchors drawn from the base's preference)
+teaches only its commonest option. Here each choice row's loss is the cross-entropy between a target
+distribution over its options and the model's constrained-decoder probabilities of them: one-hot
+for a rated answer, the base model's order-averaged option probabilities for an anchor (``meta.target``:
+distillation, so the adapter keeps the base's per-call preference rather than its mode). Rows
+without options (a JSON answer) keep the usual token loss on the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .data import Example
+from .watch import TrainingCancelled, TrainWatch
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceRow:
+    """A choice example tokenised: the prompt, each option's token path, the targets."""
+
+    prompt: list[int]
+    options: list[str]
+    paths: list[list[int]]
+    target: list[float]
+
+
+def end_token(tok: Any, messages: list[dict[str, str]], prompt: list[int]) -> list[int]:
+    """The token the chat template closes an answer with: the first one after the prompt in the
+    conversation with an empty answer (as ``VLLMOptionScorer`` finds it)."""
+    full = _ids(tok.apply_chat_template([*messages, {"role": "assistant", "content": ""}], tokenize=True,
+                                        add_generation_prompt=False))
+    return full[len(prompt):len(prompt) + 1] if full[:len(prompt)] == prompt else []
+
+
+def _ids(got: Any) -> list[int]:
+    """Token ids from ``apply_chat_template(tokenize=True)``, whichever form this tokenizer returns."""
+    if isinstance(got, dict) or hasattr(got, "input_ids"):
+        got = got["input_ids"]
+    return list(got)
+
+
+def choice_row(tok: Any, e: Example) -> ChoiceRow:
+    """``e`` tokenised for the choice loss; the end token joins an option that begins another."""
+    prompt = _ids(tok.apply_chat_template(e.prompt, tokenize=True, add_generation_prompt=True))
+    ids = {o: list(tok(o, add_special_tokens=False)["input_ids"]) for o in e.options}
+    end = end_token(tok, e.prompt, prompt)
+    paths = [ids[o] + (end if any(p != o and ids[p][:len(ids[o])] == ids[o] for p in e.options) else [])
+             for o in e.options]
+    want = e.target if e.target is not None else {e.completion: 1.0}
+    total = sum(want.get(o, 0.0) for o in e.options)
+    return ChoiceRow(prompt, list(e.options), paths, [want.get(o, 0.0) / total for o in e.options])
+
+
+def branch_points(paths: list[list[int]]) -> dict[tuple[int, ...], list[int]]:
+    """Each prefix at which the options' token paths part, with the distinct next tokens allowed there."""
+    nxt: dict[tuple[int, ...], set[int]] = {}
+    for path in paths:
+        for k, t in enumerate(path):
+            nxt.setdefault(tuple(path[:k]), set()).add(t)
+    return {p: sorted(ts) for p, ts in nxt.items() if len(ts) > 1}
+
+
+def _last_logits(model: Any, seqs: list[list[int]], pad: int, dev: str) -> Any:
+    """The next-token logits after each sequence (one right-padded forward pass)."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=dev)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=dev)
+    logits = model(input_ids=ids, attention_mask=mask).logits
+    last = torch.tensor([len(s) - 1 for s in seqs], device=dev)
+    return logits[torch.arange(len(seqs), device=dev), last]
+
+
+def option_logprobs(model: Any, rows: list[ChoiceRow], pad: int, dev: str) -> list[Any]:
+    """Per row, the log-probability of each option under the constrained decoder (a tensor that
+    carries gradients): at each point where the options part, the option's next token renormalised
+    over the tokens the options allow there. One forward pass for every row's branch points."""
+    import torch
+
+    seqs: list[list[int]] = []
+    where: list[dict[tuple[int, ...], tuple[int, list[int]]]] = []
+    for r in rows:
+        points = {}
+        for prefix, allowed in branch_points(r.paths).items():
+            points[prefix] = (len(seqs), allowed)
+            seqs.append(r.prompt + list(prefix))
+        where.append(points)
+    logits = _last_logits(model, seqs, pad, dev) if seqs else None
+    out = []
+    for r, points in zip(rows, where, strict=True):
+        scores = []
+        for path in r.paths:
+            lp = torch.zeros((), device=dev)
+            for k, t in enumerate(path):
+                hit = points.get(tuple(path[:k]))
+                if hit is not None:
+                    i, allowed = hit
+                    lp = lp + torch.log_softmax(logits[i, allowed], dim=-1)[allowed.index(t)]
+            scores.append(lp)
+        out.append(torch.log_softmax(torch.stack(scores), dim=-1))
+    return out
+
+
+def _token_loss(model: Any, tok: Any, examples: list[Example], dev: str) -> Any:
+    """Mean over rows of the mean negative log-likelihood of each answer's tokens and end token."""
+    import torch
+
+    seqs, starts = [], []
+    for e in examples:
+        prompt = _ids(tok.apply_chat_template(e.prompt, tokenize=True, add_generation_prompt=True))
+        full = _ids(tok.apply_chat_template([*e.prompt, {"role": "assistant", "content": e.completion}],
+                                            tokenize=True, add_generation_prompt=False))
+        answer = full[len(prompt):] if full[:len(prompt)] == prompt else list(tok(e.completion)["input_ids"])
+        seqs.append(prompt + answer[:max(1, len(answer))])
+        starts.append(len(prompt))
+    width = max(len(s) for s in seqs)
+    pad = tok.pad_token_id
+    ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=dev)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=dev)
+    logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1], dim=-1)
+    total = torch.zeros((), device=dev)
+    for b, (s, st) in enumerate(zip(seqs, starts, strict=True)):
+        pos = torch.arange(st - 1, len(s) - 1, device=dev)
+        total = total - logp[b, pos, torch.tensor(s[st:], device=dev)].mean()
+    return total / len(seqs)
+
+
+def batch_loss(model: Any, tok: Any, examples: list[Example], dev: str) -> Any:
+    """The mean per-row loss of a batch: the choice cross-entropy for rows with options, the token
+    loss for the others."""
+    import torch
+
+    choices = [e for e in examples if e.options]
+    tokens = [e for e in examples if not e.options]
+    loss = torch.zeros((), device=dev)
+    if choices:
+        rows = [choice_row(tok, e) for e in choices]
+        for r, lp in zip(rows, option_logprobs(model, rows, tok.pad_token_id, dev), strict=True):
+            loss = loss - (torch.tensor(r.target, device=dev) * lp).sum()
+    if tokens:
+        loss = loss + _token_loss(model, tok, tokens, dev) * len(tokens)
+    return loss / len(examples)
+
+
+def train_choices(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,
+                  lr: float, batch_size: int, seed: int, progress: bool,
+                  watch: TrainWatch | None = None) -> list[float]:
+    """Fit a LoRA adapter with :func:`batch_loss` (constant learning rate, AdamW, seeded order);
+    logs each step to ``out/train_log.jsonl``; returns the losses."""
+    import torch
+    from tqdm import tqdm
+
+    from .trainers import device, load_policy, lora_config, quiet_libraries, tokenizer_for
+
+    quiet_libraries()
+    dev = device()
+    torch.manual_seed(seed)
+    tok = tokenizer_for(base)
+    model = load_policy(base, parent, dev)
+    if parent is None:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora_config(rank))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    rng = random.Random(seed)
+    steps = max(1, math.ceil(len(examples) * epochs / batch_size))
+    order: list[int] = []
+    losses: list[float] = []
+    model.train()
+    with open(out / "train_log.jsonl", "a", encoding="utf-8") as log:
+        for step in tqdm(range(1, steps + 1), desc="training", unit="step", disable=not progress):
+            if len(order) < batch_size:
+                order += rng.sample(range(len(examples)), len(examples))
+            batch = [examples[order.pop(0)] for _ in range(min(batch_size, len(examples)))]
+            loss = batch_loss(model, tok, batch, dev)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            value = float(f"{float(loss.detach()):.6g}")
+            losses.append(value)
+            log.write(json.dumps({"step": step, "loss": value, "learning_rate": lr}) + "\n")
+            if watch is not None:
+                watch.on_step(step, steps)
+                watch.on_loss(step, value)
+                if watch.cancelled():
+                    raise TrainingCancelled(f"cancelled at step {step} of {steps}")
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    return losses

@@ -1,0 +1,128 @@
+"""The choice loss (``training.choice``): option probabilities as the constrained decoder gives them,
+and soft targets learned as distributions (on a tiny random base)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simulation.training import read_manifest, train
+from simulation.training.choice import choice_row, option_logprobs
+from simulation.training.data import Example, load_examples
+from simulation.training.trainers import tokenizer_for
+
+ASK = [{"role": "system", "content": "You are Ann."}, {"role": "user", "content": "How important, 1 to 10?"}]
+
+
+def model_and_tok(folder: Path, adapter: Path | None = None):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).eval()
+    return model, tokenizer_for(str(folder))
+
+
+def probs(model, tok, e: Example) -> dict[str, float]:
+    import torch
+
+    row = choice_row(tok, e)
+    with torch.no_grad():
+        (lp,) = option_logprobs(model, [row], tok.pad_token_id, "cpu")
+    return dict(zip(row.options, lp.exp().tolist(), strict=True))
+
+
+def test_option_probabilities_equal_the_scorers_on_full_passes(tiny_base):
+    """"10" begins with "1": the end token tells them apart, as the vLLM scorer has it; the batched
+    branch-point pass equals ``constrained_probs`` on each option's own full forward pass."""
+    import torch
+
+    from simulation.llm.scoring import constrained_probs
+
+    model, tok = model_and_tok(tiny_base)
+    e = Example(ASK, "10", None, "memory.importance", ("1", "2", "10"))
+    row = choice_row(tok, e)
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    assert row.paths[0][-1] == end and row.paths[2][-1] != end and len(row.paths[1]) == 1
+    with torch.no_grad():
+        got = [p.exp().tolist() for p in option_logprobs(model, [row, choice_row(tok, Example(ASK, "2", None, "x",
+                                                                                                ("2", "3")))],
+                                                          tok.pad_token_id, "cpu")]
+    paths = {}
+    for o, path in zip(row.options, row.paths, strict=True):
+        with torch.no_grad():
+            lp = torch.log_softmax(model(torch.tensor([row.prompt + path])).logits[0], -1)
+        paths[o] = [(t, float(lp[len(row.prompt) + k - 1, t])) for k, t in enumerate(path)]
+    want = constrained_probs(paths)
+    assert got[0] == pytest.approx([want[o] for o in row.options], abs=1e-5)
+    assert sum(got[1]) == pytest.approx(1.0) and len(got[1]) == 2
+
+
+def rows_file(path: Path, target: dict[str, float] | None, n: int = 16) -> Path:
+    meta = {"action": "screen", "options": ["pass", "reject"], **({"target": target} if target else {})}
+    row = {"messages": [*ASK[:1], {"role": "user", "content": "Hire? pass or reject"},
+                        {"role": "assistant", "content": "pass"}], "meta": meta}
+    path.write_text("".join(json.dumps(row) + "\n" for _ in range(n)))
+    return path
+
+
+def test_a_soft_target_is_learned_as_a_distribution(tmp_path, wide_base):
+    """The same prompt trained toward 70/30 ends near 70/30; trained on its answer alone ("pass",
+    one-hot) it ends near 100/0: the target, not the drawn answer, is what the choice loss fits."""
+    got = {}
+    for name, target in (("soft", {"pass": 0.7, "reject": 0.3}), ("hard", None)):
+        data = rows_file(tmp_path / f"{name}.jsonl", target)
+        m = train("sft", data, tmp_path / name, base=str(wide_base), lora_rank=4, batch_size=4, epochs=6,
+                  learning_rate=3e-2, progress=False, objective="choices")
+        assert m.objective == "choices" and read_manifest(tmp_path / name).objective == "choices"
+        assert len(m.losses) == 24 and m.losses[-1] < m.losses[0]
+        model, tok = model_and_tok(wide_base, tmp_path / name)
+        (e,) = load_examples(data, "sft")[:1]
+        got[name] = probs(model, tok, e)["pass"]
+    base_model, tok = model_and_tok(wide_base)
+    before = probs(base_model, tok, load_examples(tmp_path / "soft.jsonl", "sft")[0])["pass"]
+    assert abs(before - 0.7) > 0.1, f"the base is not already there ({before:.2f})"
+    assert got["soft"] == pytest.approx(0.7, abs=0.07), got
+    assert got["hard"] > 0.95, got
+
+
+def test_rows_without_options_keep_the_token_loss(tmp_path, tiny_base):
+    """A JSON answer beside choice rows: one batch trains both, and each step's loss is logged."""
+    data = tmp_path / "mixed.jsonl"
+    rows_file(data, None, 4)
+    with open(data, "a") as f:
+        f.write(json.dumps({"messages": [*ASK, {"role": "assistant", "content": '{"apply":[1]}'}],
+                            "meta": {"action": "apply"}}) + "\n")
+    m = train("sft", data, tmp_path / "a", base=str(tiny_base), lora_rank=4, batch_size=5, epochs=2,
+              learning_rate=1e-2, progress=False, objective="choices")
+    log = [json.loads(x) for x in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in log] == [1, 2] and [x["loss"] for x in log] == m.losses
+    assert m.actions == {"screen": 4, "apply": 1}
+
+
+@pytest.mark.parametrize("meta, says", [
+    ({"options": ["pass"]}, "meta.options: a list of two or more distinct strings"),
+    ({"options": ["hire", "reject"]}, "the answer 'pass' is not an option"),
+    ({"options": ["pass", "reject"], "target": {"maybe": 1.0}}, "meta.target: a map from options"),
+    ({"options": ["pass", "reject"], "target": {"pass": -1, "reject": 0.5}}, "meta.target: a map from options"),
+    ({"target": {"pass": 1.0}}, "meta.target: needs meta.options"),
+])
+def test_bad_options_or_targets_are_one_line_errors(tmp_path, meta, says):
+    from simulation.config import ConfigError
+
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"messages": [*ASK, {"role": "assistant", "content": "pass"}], "meta": meta}) + "\n")
+    with pytest.raises(ConfigError) as e:
+        load_examples(data, "sft")
+    assert says in str(e.value) and "line 1" in str(e.value)
+
+
+def test_the_choice_objective_is_sft_only(tmp_path, tiny_base):
+    from simulation.config import ConfigError
+
+    with pytest.raises(ConfigError, match="--objective"):
+        train("ppo", rows_file(tmp_path / "d.jsonl", None), tmp_path / "a", base=str(tiny_base), objective="choices")

@@ -277,15 +277,18 @@ class UIContext:
                                            "created"])
 
     def train(self, data: str, name: str, epochs: float = 1.0, lr: float | None = None,
-              max_samples: int | None = None, method: str = "sft") -> Job:
+              max_samples: int | None = None, method: str = "sft", objective: str = "tokens") -> Job:
         """Start SFT or PPO on a dataset file under the runs folder in the background (the adapter goes
-        to ``adapters/<name>``); the job reports steps and losses and can be cancelled."""
+        to ``adapters/<name>``); the job reports steps and losses and can be cancelled. sft's
+        ``objective``: tokens or choices (``training.choice``)."""
         from ..training import train
 
         if self.training is not None and self.training.status().running:
             raise UIError("a training is already running (cancel it or wait)")
         if method not in ("sft", "ppo"):
             raise UIError(f"method: sft or ppo, got {method!r}")
+        if objective not in ("tokens", "choices") or (method == "ppo" and objective != "tokens"):
+            raise UIError(f"loss: tokens or choices (choices: sft only), got {objective!r} for {method}")
         path = self.guard.resolve(data, "dataset")
         if not path.is_file():
             raise UIError(f"dataset {data}: no such file")
@@ -297,7 +300,8 @@ class UIContext:
 
         def work(job: Job) -> dict[str, Any]:
             m = train(method, path, out, epochs=float(epochs), learning_rate=lr, progress=False,
-                      max_samples=int(max_samples) if max_samples else None, watch=job)
+                      max_samples=int(max_samples) if max_samples else None, watch=job,
+                      **({"objective": objective} if method == "sft" else {}))
             job.emit(f"adapter {out.relative_to(self.runs_dir)}: {m.samples} rows in {m.train_s:.1f}s")
             return {"adapter": str(out.relative_to(self.runs_dir)), "samples": m.samples, "losses": m.losses,
                     "train_s": m.train_s, "method": method}

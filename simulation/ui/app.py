@@ -215,6 +215,8 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 tr_name = gr.Textbox(label="Adapter name", value="adapter-1", elem_id="tr-name")
                 tr_method = gr.Dropdown(["sft", "ppo"], value="sft", label="Method (ppo: a reward dataset)",
                                         elem_id="tr-method")
+                tr_objective = gr.Dropdown(["tokens", "choices"], value="tokens", elem_id="tr-objective",
+                                           label="sft loss (choices: on the options of choice rows)")
                 tr_epochs = gr.Number(label="Epochs", value=1, elem_id="tr-epochs")
                 tr_lr = gr.Number(label="Learning rate (blank: the method's default)", elem_id="tr-lr")
                 tr_max = gr.Number(label="Max rows (blank: all)", precision=0, elem_id="tr-max")
@@ -593,11 +595,15 @@ def build_app(ctx: UIContext) -> gr.Blocks:
         ds_btn.click(export_ds, [run_pick, ds_kind, ds_rater], [ds_out, ds_file], api_name="export_dataset")
 
         @_safe
-        def do_train(data: str, name: str, method: str, epochs: float, lr: float | None, max_rows: float | None) -> str:
-            ctx.train(data, name, epochs or 1, lr or None, int(max_rows) if max_rows else None, method)
-            return f"**training** {method} into adapters/{name.strip()} (progress below)"
+        def do_train(data: str, name: str, method: str, epochs: float, lr: float | None, max_rows: float | None,
+                     objective: str = "tokens") -> str:
+            objective = objective if method == "sft" else "tokens"
+            ctx.train(data, name, epochs or 1, lr or None, int(max_rows) if max_rows else None, method, objective)
+            return (f"**training** {method}{' (choice loss)' if objective == 'choices' else ''} into "
+                    f"adapters/{name.strip()} (progress below)")
 
-        train_btn.click(do_train, [tr_data, tr_name, tr_method, tr_epochs, tr_lr, tr_max], train_out, api_name="train")
+        train_btn.click(do_train, [tr_data, tr_name, tr_method, tr_epochs, tr_lr, tr_max, tr_objective], train_out,
+                        api_name="train")
 
         @_safe
         def do_cancel() -> str:

@@ -119,8 +119,9 @@ def test_training_runs_in_the_background_and_can_be_cancelled(ctx, monkeypatch):
 
     seen: dict = {}
 
-    def fake_train(method, data, out, epochs=1.0, learning_rate=None, progress=True, max_samples=None, watch=None):
-        seen.update(method=method, lr=learning_rate, max_samples=max_samples, progress=progress)
+    def fake_train(method, data, out, epochs=1.0, learning_rate=None, progress=True, max_samples=None, watch=None,
+                   objective="tokens"):
+        seen.update(method=method, lr=learning_rate, max_samples=max_samples, progress=progress, objective=objective)
         for step in range(1, 10_000):
             watch.on_step(step, 10_000)
             watch.on_loss(step, 1.0 / step)
@@ -140,10 +141,17 @@ def test_training_runs_in_the_background_and_can_be_cancelled(ctx, monkeypatch):
     job.cancel()
     st = job.wait(10)
     assert st.state == "cancelled" and "cancelled at step" in st.error and st.losses[0] == (1, 1.0)
-    assert seen == {"method": "ppo", "lr": 0.01, "max_samples": 5, "progress": False}
+    assert seen == {"method": "ppo", "lr": 0.01, "max_samples": 5, "progress": False, "objective": "tokens"}
+    job = ctx.train("r/datasets/d.jsonl", "choice", 1, None, None, "sft", "choices")
+    while job.status().step < 1:
+        time.sleep(0.01)
+    job.cancel()
+    job.wait(10)
+    assert seen["objective"] == "choices" and seen["method"] == "sft", "the page's loss choice reaches training"
     assert not (ctx.runs_dir / "adapters" / "cancelme").exists()
     for args, says in ((("r/datasets/none.jsonl", "a"), "no such file"), (("r/datasets/d.jsonl", " "), "adapter name"),
-                       (("r/datasets/d.jsonl", "a", 1, None, None, "dpo"), "method")):
+                       (("r/datasets/d.jsonl", "a", 1, None, None, "dpo"), "method"),
+                       (("r/datasets/d.jsonl", "a", 1, None, None, "ppo", "choices"), "loss")):
         with pytest.raises(UIError, match=says):
             ctx.train(*args)
 

@@ -1,8 +1,10 @@
 """Screenshots of every tab of ``gensim ui`` on the embedded default (the real bundled model), as a new
 user would drive it: configure job seeking small, start, watch it run, open an agent, interview it, rate
-a call. Writes ``assets/ui-<tab>.png`` (the README's "Web interface" section shows them).
+a call; with ``--loop`` and ``--experiment``, a finished correction loop's and experiment's results
+shown on the Runs tab. Writes ``assets/ui-<tab>.png`` (the README's "Web interface" section shows them).
 
     .venv/bin/python bench/ui_screenshots.py [--seekers 16] [--interviewers 4] [--rounds 2] [--out assets]
+        [--loop LOOP_DIR] [--experiment EXPERIMENT_DIR]
 
 Needs Debian's chromium (``bash simulation/scripts/browser.sh``). Minutes: the embedded servers start
 (about a minute), then the run.
@@ -11,6 +13,7 @@ Needs Debian's chromium (``bash simulation/scripts/browser.sh``). Minutes: the e
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -29,12 +32,20 @@ def main() -> int:
     ap.add_argument("--interviewers", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "assets"))
+    ap.add_argument("--loop", help="a gensim correct folder whose correction.json the Runs tab shows")
+    ap.add_argument("--experiment", help="a gensim experiment folder whose summary the Runs tab shows")
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = Path(tempfile.mkdtemp(prefix="gensim-ui-")) / "runs"
+    for given, name, files in ((a.loop, "correction", ("correction.json",)),
+                               (a.experiment, "experiment", ("experiment.json", "summary.csv"))):
+        if given:  # only the files the page reads: the folders' runs stay where they are
+            (runs / name).mkdir(parents=True, exist_ok=True)
+            for f in files:
+                shutil.copy(Path(given) / f, runs / name / f)
     t0 = time.monotonic()
     with serving(runs) as (url, ctx), sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
@@ -86,7 +97,21 @@ def main() -> int:
         page.screenshot(path=str(out / "ui-models.png"))
         tab(page, "Runs")
         page.wait_for_timeout(1500)
-        page.screenshot(path=str(out / "ui-runs.png"))
+        page.locator("#refresh-runs").click()
+        if a.loop:
+            field(page, "loop-pick").click()
+            page.get_by_role("option", name="correction", exact=True).click()
+            page.locator("#loop-table [data-testid='cell-0-0']").wait_for()
+        if a.experiment:
+            field(page, "exp-metric").fill("cost.wall_s")
+            field(page, "exp-pick").click()
+            page.get_by_role("option", name="experiment", exact=True).click()
+            page.locator("#exp-show").click()
+            page.locator("#exp-table [data-testid='cell-0-0']").wait_for()
+            tab(page, "Models")  # the plot draws its lines once the tab is shown again (known defect)
+            tab(page, "Runs")
+            page.wait_for_timeout(2500)
+        page.screenshot(path=str(out / "ui-runs.png"), full_page=True)
         b.close()
     print("wrote " + ", ".join(sorted(p.name for p in out.glob("ui-*.png"))) + f" in {time.monotonic() - t0:.0f}s")
     return 0

@@ -70,15 +70,16 @@ def branch_points(paths: list[list[int]]) -> dict[tuple[int, ...], list[int]]:
 
 
 def _last_logits(model: Any, seqs: list[list[int]], pad: int, dev: str) -> Any:
-    """The next-token logits after each sequence (one right-padded forward pass)."""
+    """The next-token logits after each sequence: one left-padded forward pass (positions counted
+    from each sequence's first real token) that computes the vocabulary projection at the last
+    position only, a fifth of a small model's work at every other position."""
     import torch
 
     width = max(len(s) for s in seqs)
-    ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=dev)
-    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=dev)
-    logits = model(input_ids=ids, attention_mask=mask).logits
-    last = torch.tensor([len(s) - 1 for s in seqs], device=dev)
-    return logits[torch.arange(len(seqs), device=dev), last]
+    ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs], device=dev)
+    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=dev)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
 
 
 def option_logprobs(model: Any, rows: list[ChoiceRow], pad: int, dev: str) -> list[Any]:

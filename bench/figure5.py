@@ -1,0 +1,139 @@
+"""GenSim's Figure 5, measured: the held-out exam against the number of SFT rows.
+
+Trains one adapter per (rows, seed) on a correction loop's dataset (``data-1.jsonl`` of ``gensim
+correct``, whose rows never include the held-out agents), then has the base model and the adapter sit
+the paired held-out exam on the base run's recorded calls (no fork: the exam alone). Prints one line
+per point and a JSON line; writes ``figure5.json`` and ``figure5.png`` (balanced accuracy of each
+checked decision and the exam's failure share against rows, with 95% interval bars).
+
+    .venv/bin/python bench/figure5.py --base BASE_RUN --data LOOP/data-1.jsonl --rows 50 200 800 --seeds 1
+        [--objective choices] [--out DIR]
+
+Minutes per point on a 2-core CPU: training (rows / 8 steps, about 10-15 s each) and the exam
+(about 10 minutes for 1,450 calls of both models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from simulation.correction import exam as ex  # noqa: E402
+from simulation.correction.loop import _serving  # noqa: E402
+from simulation.correction.measure import split_agents  # noqa: E402
+from simulation.runner import read_run_config, recorded_scenario  # noqa: E402
+from simulation.store import RunStore  # noqa: E402
+from simulation.training import train  # noqa: E402
+
+
+def sit(base: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: int) -> dict[str, list[str | None]]:
+    """Both models' answers to the exam, the adapter deployed on the base run's endpoints."""
+    with _serving(base, adapter, name, progress=False) as session:
+        async def ask() -> dict[str, list[str | None]]:
+            try:
+                return await ex.ask_both(items, session.client, name, seed)
+            finally:
+                await session.client.aclose()
+
+        return asyncio.run(ask())
+
+
+def plot(points: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    decisions = sorted({d for p in points for d in p["balanced_accuracy"]})
+    fig, axes = plt.subplots(1, len(decisions) + 1, figsize=(4.2 * (len(decisions) + 1), 3.4))
+    for ax, d in zip(axes, decisions, strict=False):
+        xs = [p["rows"] for p in points if p["balanced_accuracy"].get(d)]
+        got = [p["balanced_accuracy"][d] for p in points if p["balanced_accuracy"].get(d)]
+        y = [g[1] for g in got]
+        err = [[g[1] - g[2] for g in got], [g[3] - g[1] for g in got]]
+        ax.errorbar(xs, y, yerr=err, fmt="o-", capsize=3, label="adapter")
+        ax.axhline(got[0][0], color="grey", ls="--", label="base model")
+        ax.axhline(0.75, color="green", ls=":", label="target 75%")
+        ax.set(title=f"{d}: balanced accuracy", xlabel="SFT rows", xscale="log", ylim=(0.3, 1.0))
+        ax.legend(fontsize=7)
+    ax = axes[-1]
+    xs = [p["rows"] for p in points]
+    ax.errorbar(xs, [p["adapter_fail"] for p in points], fmt="o-", capsize=3, label="adapter",
+                yerr=[[p["adapter_fail"] - p["fail_ci"][0] for p in points],
+                      [p["fail_ci"][1] - p["adapter_fail"] for p in points]])
+    ax.axhline(points[0]["base_fail"], color="grey", ls="--", label="base model")
+    ax.set(title="exam failure share", xlabel="SFT rows", xscale="log")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", required=True, help="the loop's base run folder")
+    ap.add_argument("--data", required=True, help="the loop's sft dataset (data-1.jsonl)")
+    ap.add_argument("--rows", type=int, nargs="+", default=[50, 100, 200, 400, 800])
+    ap.add_argument("--seeds", type=int, default=1, help="training seeds per point")
+    ap.add_argument("--objective", choices=["tokens", "choices"], default="choices")
+    ap.add_argument("--holdout", type=float, default=0.5)
+    ap.add_argument("--control", type=float, default=0.3)
+    ap.add_argument("--out", default="bench-figure5")
+    a = ap.parse_args()
+    base, out = Path(a.base), Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = RunStore(base / "run.sqlite", readonly=True)
+    try:
+        agents = [x for (x,) in store.db.execute("SELECT agent_id FROM agents ORDER BY agent_id")]
+        seed = int(store.meta()["seed"])
+    finally:
+        store.close()
+    groups = split_agents(agents, seed, a.holdout, a.control)  # the loop's groups: its data left these out
+    checks = recorded_scenario(base, read_run_config(base), "job_seeking")[0].checks
+    items = ex.exam_items(base, groups.holdout, checks)
+    print(f"exam: {len(items)} calls of {len(groups.holdout)} held-out agents", flush=True)
+    points: list[dict] = []
+    done = out / "figure5.json"
+    if done.is_file():  # resumable: points already measured are kept
+        points = json.loads(done.read_text())["points"]
+    for rows in a.rows:
+        for s in range(1, a.seeds + 1):
+            if any(p["rows"] == rows and p["seed"] == s for p in points):
+                continue
+            adapter = out / f"adapter-{rows}-{s}"
+            t0 = time.perf_counter()
+            m = train("sft", Path(a.data), adapter, epochs=1.0, seed=s, progress=False, max_samples=rows,
+                      objective=a.objective)
+            answers = sit(base, items, adapter, adapter.name, seed)
+            graded = ex.grade_exam(base, items, answers, checks)
+            ex.write_exam(out / f"exam-{rows}-{s}.jsonl", graded)
+            fig = ex.exam_figures(graded, seed=seed)
+            f = fig["fail"]
+            point = {"rows": rows, "seed": s, "samples": m.samples, "train_s": m.train_s,
+                     "exam_s": round(time.perf_counter() - t0 - m.train_s, 1),
+                     "balanced_accuracy": {d: [b["base"], b["adapter"], b["lo"], b["hi"]]
+                                           for d, b in fig["balanced_accuracy"].items() if b["lo"] is not None},
+                     "base_fail": f["base"], "adapter_fail": f["adapter"], "fail_ci": [f["lo"], f["hi"]],
+                     "cut": fig["cut"], "cut_ci": fig["cut_ci"],
+                     "shares": {d: v["adapter"] for d, v in fig["shares"].items()}}
+            points.append(point)
+            done.write_text(json.dumps({"base": str(base), "data": str(a.data), "objective": a.objective,
+                                        "points": points}, indent=2))
+            ba = ", ".join(f"{d} {v[0]:.0%}->{v[1]:.0%} [{v[2]:.0%}, {v[3]:.0%}]"
+                           for d, v in point["balanced_accuracy"].items())
+            print(f"rows {rows} seed {s}: {ba}; fail {f['base']:.2f}->{f['adapter']:.2f}; "
+                  f"train {m.train_s:.0f}s, exam {point['exam_s']:.0f}s", flush=True)
+    points.sort(key=lambda p: (p["rows"], p["seed"]))
+    plot(points, out / "figure5.png")
+    print(json.dumps({"points": points}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -190,6 +190,7 @@ def train_choices(examples: list[Example], base: str, parent: Path | None, out: 
             value = float(f"{float(loss.detach()):.6g}")
             losses.append(value)
             log.write(json.dumps({"step": step, "loss": value, "learning_rate": lr}) + "\n")
+            log.flush()  # readable while training runs (tail -f)
             if watch is not None:
                 watch.on_step(step, steps)
                 watch.on_loss(step, value)

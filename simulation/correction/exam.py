@@ -206,6 +206,9 @@ async def ask_both(items: list[ExamItem], client: ChatClient, adapter: str, seed
     return {"base": [p[0] for p in pairs], "adapter": [p[1] for p in pairs]}
 
 
+ORDERS = 5  # orders of a many-option call sampled besides the recorded one (all orders of two or three)
+
+
 def other_orders(item: ExamItem, k: int, seed: int) -> list[list[str]]:
     """Orders of the item's options other than the recorded one: all of them for two or three
     options, else a seeded sample of ``k``; none when the prompt states no order to move."""
@@ -214,7 +217,7 @@ def other_orders(item: ExamItem, k: int, seed: int) -> list[list[str]]:
     return option_orders(item.choices, k, f"{seed}:orders:{item.call_id}")
 
 
-async def ask_orders(items: list[ExamItem], client: ChatClient, k: int = 5, seed: int = 0,
+async def ask_orders(items: list[ExamItem], client: ChatClient, k: int = ORDERS, seed: int = 0,
                      concurrency: int = 32) -> list[dict[str, str | None]]:
     """The base model's answer to each item under other orders of its options (content fixed):
     with the recorded answer, its choice with position bias averaged out."""
@@ -238,7 +241,7 @@ async def ask_orders(items: list[ExamItem], client: ChatClient, k: int = 5, seed
     return list(await asyncio.gather(*(all_of(i) for i in items)))
 
 
-async def order_probs(items: list[ExamItem], scorer: OptionScorer, k: int = 5, seed: int = 0,
+async def order_probs(items: list[ExamItem], scorer: OptionScorer, k: int = ORDERS, seed: int = 0,
                       concurrency: int = 16, on_done: Callable[[], None] | None = None) -> list[dict[str, float] | None]:
     """Per item, the base model's probability of each option's content averaged over orders of the
     options: the recorded order and :func:`other_orders` (all orders of two or three options, else a

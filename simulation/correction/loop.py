@@ -151,17 +151,40 @@ def _serving(run: Path, adapter: Path | None, name: str | None, progress: bool) 
         services.stop()
 
 
+PROBS_CACHE = "option_probs.jsonl"  # in a run folder: the base model's order-averaged probabilities of its calls
+
+
+def _cached_probs(cache: Path | None, seed: int, model: str) -> dict[int, dict[str, float]]:
+    """The probabilities already computed for this run's calls with this seed and model."""
+    if cache is None or not cache.is_file():
+        return {}
+    out = {}
+    for line in cache.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill: computed again
+            continue
+        if row.get("seed") == seed and row.get("model") == model and row.get("k") == ex.ORDERS:
+            out[int(row["call_id"])] = row["probs"]
+    return out
+
+
 async def _probs(items: list[ex.ExamItem], scorer: OptionScorer, seed: int, progress: bool,
-                 what: str) -> list[dict[str, float] | None]:
+                 what: str, cache: Path | None = None) -> list[dict[str, float] | None]:
     """:func:`exam.order_probs` with a bar; a server without prompt log-probabilities (not vLLM)
-    gives none, said once, and the order-averaged answers stand in."""
+    gives none, said once, and the order-averaged answers stand in. With ``cache`` (a run folder's
+    :data:`PROBS_CACHE`), calls scored before with the same seed and model are read, not asked again
+    (the exam and the anchors of every loop on one base run ask the same calls)."""
     from tqdm import tqdm
 
     from ..llm.types import LLMError, RetriableError
 
-    bar = tqdm(total=len(items), desc=what, unit="call", disable=not progress, leave=False)
+    model = str(getattr(scorer, "model", type(scorer).__name__))
+    known = _cached_probs(cache, seed, model)
+    todo = [i for i in items if i.call_id not in known]
+    bar = tqdm(total=len(todo), desc=what, unit="call", disable=not progress, leave=False)
     try:
-        return await ex.order_probs(items, scorer, seed=seed, on_done=bar.update)
+        got = await ex.order_probs(todo, scorer, k=ex.ORDERS, seed=seed, on_done=bar.update)
     except RetriableError:  # an outage after the scorer's retries stops the loop, never passes for "no probabilities"
         raise
     except LLMError as e:
@@ -172,6 +195,14 @@ async def _probs(items: list[ex.ExamItem], scorer: OptionScorer, seed: int, prog
     finally:
         bar.close()
         await scorer.aclose()
+    if cache is not None and any(p is not None for p in got):
+        with open(cache, "a", encoding="utf-8") as f:
+            for i, p in zip(todo, got, strict=True):
+                if p is not None:
+                    f.write(json.dumps({"call_id": i.call_id, "seed": seed, "model": model, "k": ex.ORDERS,
+                                        "probs": p}) + "\n")
+    fresh = {i.call_id: p for i, p in zip(todo, got, strict=True)}
+    return [known[i.call_id] if i.call_id in known else fresh[i.call_id] for i in items]
 
 
 PROB_CALLS = 100  # exam calls per decision whose option probabilities are averaged over orders
@@ -188,8 +219,9 @@ def _prob_sample(items: list[ex.ExamItem], seed: int, per_decision: int = PROB_C
 
 
 def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: int,
-              progress: bool) -> tuple[dict[str, list[str | None]], list[dict[str, str | None]],
-                                       list[dict[str, float] | None]]:
+              progress: bool, base: Path | None = None) -> tuple[dict[str, list[str | None]],
+                                                                 list[dict[str, str | None]],
+                                                                 list[dict[str, float] | None]]:
     """Both models' answers to the exam and the base's order-averaged option probabilities (on a
     seeded sample of each decision's calls), on the fork's endpoints with the adapter deployed as the
     fork deployed it; the base's answers under other orders of the options only where the server
@@ -210,7 +242,8 @@ def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, se
             answers = asyncio.run(ask(ex.ask_both(items, client, name, seed, on_done=bar.update)))
             bar.close()
             sample = _prob_sample(items, seed)
-            got = asyncio.run(_probs([items[k] for k in sample], session.scorer, seed, progress, "option probabilities"))
+            got = asyncio.run(_probs([items[k] for k in sample], session.scorer, seed, progress, "option probabilities",
+                                     cache=base / PROBS_CACHE if base is not None else None))
             probs: list[dict[str, float] | None] = [None] * len(items)
             for k, p in zip(sample, got, strict=True):
                 probs[k] = p
@@ -268,7 +301,8 @@ def _anchor_answers(source: Path, exclude: frozenset[str], seed: int, progress: 
     with _serving(source, None, None, progress) as session:
         await_close = session.client.aclose
         try:
-            probs = asyncio.run(_probs(items, session.scorer, seed, progress, "base preferences"))
+            probs = asyncio.run(_probs(items, session.scorer, seed, progress, "base preferences",
+                                       cache=source / PROBS_CACHE))
         finally:
             asyncio.run(await_close())
     if all(p is None for p in probs):  # no probabilities from this server: its answers under other orders
@@ -419,7 +453,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         refused = collapsed(hold, base_hold)
         exam, untrained = None, None
         if opts.exam and items:
-            answers, orders, probs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress)
+            answers, orders, probs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress, base)
             graded = ex.grade_exam(base, items, answers, checks, orders or None, probs)
             ex.write_exam(fork / "exam.jsonl", graded)
             fig = ex.exam_figures(graded, seed=seed)

@@ -613,6 +613,38 @@ def test_the_exam_is_sat_with_the_adapter_deployed(tmp_path, monkeypatch, capsys
     assert "exam: " in err and "/3 [" in err and "call/s" in err
 
 
+def test_option_probabilities_are_cached_in_the_run_folder(tmp_path):
+    """The base's order-averaged probabilities of a run's calls are kept in its folder: asked again
+    with the same seed and model they are read (the scorer is not called), equal to the first; another
+    seed or model is asked afresh; a line cut short by a kill is asked again."""
+    import asyncio as aio
+
+    from simulation.llm.agent_llm import options_line
+    from simulation.llm.scoring import FakeOptionScorer
+
+    class Counting(FakeOptionScorer):
+        asked = 0
+
+        async def option_probs(self, messages, options, model=None):
+            Counting.asked += 1
+            return await super().option_probs(messages, options, model)
+
+    opts = ["a", "b"]
+    items = [ex.ExamItem(k, f"a{k}", 1, "p", "pick", [{"role": "user", "content": f"Pick {k}." + options_line(opts)}],
+                         opts, "a") for k in range(4)]
+    cache = tmp_path / loop.PROBS_CACHE
+    first = aio.run(loop._probs(items[:3], Counting(), 5, False, "x", cache=cache))
+    assert Counting.asked == 6 and len(cache.read_text().splitlines()) == 3, "two orders of each of 3 calls"
+    again = aio.run(loop._probs(items, Counting(), 5, False, "x", cache=cache))
+    assert again[:3] == first and Counting.asked == 8, "only the new call is asked"
+    assert again == aio.run(ex.order_probs(items, FakeOptionScorer(), seed=5))
+    aio.run(loop._probs(items, Counting(), 6, False, "x", cache=cache))
+    assert Counting.asked == 16, "another seed: asked afresh"
+    with open(cache, "a") as f:
+        f.write('{"call_id": 9, "se')
+    assert aio.run(loop._probs(items, Counting(), 5, False, "x", cache=cache)) == again and Counting.asked == 16
+
+
 def test_limits_of_the_options_are_allowed(tmp_path):
     """The edges of each range pass the option checks (the loop then stops at the missing --base)."""
     from dataclasses import replace

@@ -26,6 +26,10 @@ class ConfigError(Exception):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 
+    def __reduce__(self) -> tuple:
+        # rebuilt from its problems (not its message) when it crosses a process boundary
+        return type(self), (self.problems,)
+
 
 def loc_to_path(loc: tuple) -> str:
     parts: list[str] = []

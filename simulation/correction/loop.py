@@ -27,7 +27,8 @@ from ..llm.scoring import FakeOptionScorer, OptionScorer, VLLMOptionScorer
 from ..llm.types import ChatClient
 from ..runner import RunOptions, run_simulation
 from ..store import RunStore
-from ..training import train
+from ..training import AdapterManifest
+from ..training import train as train_here
 from . import exam as ex
 from . import rate_run
 from .datasets import anchor_candidates, write_dataset
@@ -112,6 +113,18 @@ def _measures(run: Path, groups: Groups, opts: CorrectOptions,
             emit(f"  judge of {run.name}: warning: {warning}")
     return (measure(run, groups.holdout_treated, "judge:" if judged else None),
             measure(run, groups.control, "judge:" if judged else None))
+
+
+def train(*args: Any, **kw: Any) -> AdapterManifest:
+    """:func:`simulation.training.train` in a child process. Training's peak memory (the logits of
+    a batch over the whole vocabulary, the optimiser) stays with the allocator of the process that
+    ran it; in the loop's own process it stayed through the fork and the exam, and a 320-agent loop
+    beside two servers was killed for memory (11 GiB resident, 2026-12-04)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(train_here, *args, **kw).result()
 
 
 @dataclass

@@ -214,3 +214,30 @@ def test_a_watch_sees_every_step_and_loss_and_can_cancel(tmp_path, tiny_base, ca
         train("ppo", rdata, tmp_path / "p", base=str(tiny_base), lora_rank=4, batch_size=2, progress=False,
               watch=early)
     assert not (tmp_path / "p").exists()
+
+
+def test_the_correction_loop_trains_in_a_child_process(tmp_path, tiny_base):
+    """``gensim correct`` trains in a spawned process (its memory goes back when it ends): the adapter
+    and manifest are those of an in-process training, and a data error comes back as the same one-line
+    ConfigError."""
+    import simulation.correction.loop as loop
+    from simulation.config import ConfigError
+
+    data = write(tmp_path / "d.jsonl", [sft_row()] * 4)
+    m = loop.train("sft", data, tmp_path / "a", base=str(tiny_base), lora_rank=4, batch_size=4, progress=False)
+    assert m.samples == 4 and read_manifest(tmp_path / "a") == m
+    assert (tmp_path / "a" / "train_log.jsonl").read_text()
+    with pytest.raises(ConfigError) as e:
+        loop.train("sft", write(tmp_path / "bad.jsonl", ["{not json"]), tmp_path / "b", base=str(tiny_base))
+    assert str(e.value) == f"{tmp_path / 'bad.jsonl'}: line 1: invalid JSON: Expecting property name enclosed in " \
+        "double quotes" and len(e.value.problems) == 1
+
+
+def test_a_config_error_survives_pickling():
+    import pickle
+
+    from simulation.config import ConfigError, ConfigProblem
+
+    e = ConfigError([ConfigProblem("f.yaml", "x", "bad"), ConfigProblem("g", "y", "worse")])
+    back = pickle.loads(pickle.dumps(e))
+    assert str(back) == str(e) and back.problems == e.problems

@@ -26,11 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from simulation.correction import exam as ex  # noqa: E402
-from simulation.correction.loop import _serving  # noqa: E402
+from simulation.correction.loop import _serving, train  # noqa: E402  (train: in a child process)
 from simulation.correction.measure import split_agents  # noqa: E402
 from simulation.runner import read_run_config, recorded_scenario  # noqa: E402
 from simulation.store import RunStore  # noqa: E402
-from simulation.training import train  # noqa: E402
 
 
 def sit(base: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: int) -> dict[str, list[str | None]]:

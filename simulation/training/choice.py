@@ -136,20 +136,41 @@ def _token_loss(model: Any, tok: Any, examples: list[Example], dev: str) -> Any:
     return total / len(seqs)
 
 
-def batch_loss(model: Any, tok: Any, examples: list[Example], dev: str) -> Any:
-    """The mean per-row loss of a batch: the choice cross-entropy for rows with options, the token
-    loss for the others."""
+def answer_weights(examples: list[Example]) -> list[float]:
+    """Per row, its weight in the loss: rows with one right answer (options, no target) are weighted
+    so that each answer of a decision carries the same total weight, ``n_d / (k_d * n_da)`` for
+    ``n_d`` such rows of decision ``d``, ``k_d`` distinct answers and ``n_da`` rows answering ``a``;
+    other rows weigh 1. The exam scores balanced accuracy (each right option counts alike), while
+    the rated rows are mostly one answer (job seeking: 118 screenings "pass" for 41 "reject"), and
+    unweighted the rare answer is the one the adapter never gives (run D, 2026-12-04)."""
+    hard: dict[str, dict[str, int]] = {}
+    for e in examples:
+        if e.options and e.target is None:
+            hard.setdefault(e.action, {}).setdefault(e.completion, 0)
+            hard[e.action][e.completion] += 1
+    out = []
+    for e in examples:
+        counts = hard.get(e.action) if e.options and e.target is None else None
+        out.append(sum(counts.values()) / (len(counts) * counts[e.completion]) if counts else 1.0)
+    return out
+
+
+def batch_loss(model: Any, tok: Any, examples: list[Example], dev: str,
+               weights: list[float] | None = None) -> Any:
+    """The weighted mean per-row loss of a batch: the choice cross-entropy for rows with options,
+    the token loss for the others (``weights``: :func:`answer_weights`' of these rows; 1 each by default)."""
     import torch
 
-    choices = [e for e in examples if e.options]
-    tokens = [e for e in examples if not e.options]
+    w = weights or [1.0] * len(examples)
+    choices = [(e, x) for e, x in zip(examples, w, strict=True) if e.options]
+    tokens = [(e, x) for e, x in zip(examples, w, strict=True) if not e.options]
     loss = torch.zeros((), device=dev)
     if choices:
-        rows = [choice_row(tok, e) for e in choices]
-        for r, lp in zip(rows, option_logprobs(model, rows, tok.pad_token_id, dev), strict=True):
-            loss = loss - (torch.tensor(r.target, device=dev) * lp).sum()
+        rows = [choice_row(tok, e) for e, _ in choices]
+        for (_, x), r, lp in zip(choices, rows, option_logprobs(model, rows, tok.pad_token_id, dev), strict=True):
+            loss = loss - x * (torch.tensor(r.target, device=dev) * lp).sum()
     if tokens:
-        loss = loss + _token_loss(model, tok, tokens, dev) * len(tokens)
+        loss = loss + _token_loss(model, tok, [e for e, _ in tokens], dev) * sum(x for _, x in tokens)
     return loss / len(examples)
 
 
@@ -173,6 +194,7 @@ def train_choices(examples: list[Example], base: str, parent: Path | None, out: 
 
         model = get_peft_model(model, lora_config(rank))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    weights = answer_weights(examples)
     rng = random.Random(seed)
     steps = max(1, math.ceil(len(examples) * epochs / batch_size))
     order: list[int] = []
@@ -182,8 +204,8 @@ def train_choices(examples: list[Example], base: str, parent: Path | None, out: 
         for step in tqdm(range(1, steps + 1), desc="training", unit="step", disable=not progress):
             if len(order) < batch_size:
                 order += rng.sample(range(len(examples)), len(examples))
-            batch = [examples[order.pop(0)] for _ in range(min(batch_size, len(examples)))]
-            loss = batch_loss(model, tok, batch, dev)
+            picked = [order.pop(0) for _ in range(min(batch_size, len(examples)))]
+            loss = batch_loss(model, tok, [examples[i] for i in picked], dev, [weights[i] for i in picked])
             opt.zero_grad()
             loss.backward()
             opt.step()

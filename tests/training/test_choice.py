@@ -126,3 +126,34 @@ def test_the_choice_objective_is_sft_only(tmp_path, tiny_base):
 
     with pytest.raises(ConfigError, match="--objective"):
         train("ppo", rows_file(tmp_path / "d.jsonl", None), tmp_path / "a", base=str(tiny_base), objective="choices")
+
+
+def test_each_right_answer_of_a_decision_weighs_alike():
+    """Rated rows (one right answer) are weighted per decision so each answer's rows sum to the same
+    weight; anchors with a target and rows without options weigh 1."""
+    from simulation.training.choice import answer_weights
+
+    def ex(action: str, answer: str, target: dict | None = None, options=("pass", "reject")) -> Example:
+        return Example(ASK, answer, None, action, options, target)
+
+    rows = [ex("screen", "pass")] * 6 + [ex("screen", "reject")] * 2 + [ex("screen", "pass", {"pass": 0.6})] \
+        + [ex("offer", "hire", None, ("hire", "keep looking"))] * 3 + [Example(ASK, '{"apply":[1]}', None, "apply")]
+    w = answer_weights(rows)
+    assert w[:6] == [8 / 12] * 6 and w[6:8] == [8 / 4] * 2, "6 pass and 2 reject: each answer weighs 4 in all"
+    assert w[8] == 1.0 and w[-1] == 1.0, "a soft target and a JSON answer weigh 1"
+    assert w[9:12] == [1.0] * 3, "one answer only: nothing to balance"
+
+
+def test_training_uses_the_answer_weights(tmp_path, wide_base):
+    """One prompt rated "pass" 6 times and "reject" twice: weighted alike, the two answers end near
+    50/50 (unweighted the fit is 75/25)."""
+    meta = {"action": "screen", "options": ["pass", "reject"]}
+    row = [*ASK[:1], {"role": "user", "content": "Hire? pass or reject"}]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"messages": [*row, {"role": "assistant", "content": a}], "meta": meta}) + "\n"
+                            for a in ["pass"] * 6 + ["reject"] * 2))
+    train("sft", data, tmp_path / "a", base=str(wide_base), lora_rank=4, batch_size=8, epochs=30,
+          learning_rate=3e-2, progress=False, objective="choices")
+    model, tok = model_and_tok(wide_base, tmp_path / "a")
+    got = probs(model, tok, load_examples(data, "sft")[0])["pass"]
+    assert got == pytest.approx(0.5, abs=0.07), got

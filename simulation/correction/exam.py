@@ -537,7 +537,8 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
     - a check's failure share got worse, the interval of the difference above zero;
     - a decision's balanced accuracy got worse, the interval of the difference below zero;
     - a decision moved above ``skew`` onto one option that is the right answer for fewer than
-      ``justified`` of its calls (the base was not already there);
+      ``justified`` of its calls, where the base was not already there (on that option above ``skew``
+      in its recorded answers or in its position-free preference);
     - a decision no training example targeted drifted more than ``max_drift`` from the base's shares.
     """
     out = []
@@ -554,11 +555,13 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
         if calls < min_calls or not s["adapter"]:
             continue
         opt, share = max(s["adapter"].items(), key=lambda kv: (kv[1], kv[0]))
-        base_top = max(s["base"].values(), default=0.0)
+        # the base "already there" in its recorded answers, or once its position bias is averaged out
+        # (run D: job_count 92% "1" averaged, 29% recorded; an adapter at 100% "1" follows the base)
+        base_top = max(s["base"].get(opt, 0.0), (s.get("base_averaged") or {}).get(opt, 0.0))
         right = s["right"].get(opt, 0.0)
         if share > skew and base_top <= skew and right < justified:
             out.append(f"decision '{d}' collapsed onto '{opt}' on the exam ({share:.0%} of {calls} calls; "
-                       f"the right answer for {right:.0%}; base top option {base_top:.0%})")
+                       f"the right answer for {right:.0%}; the base {base_top:.0%})")
     for d, tv in drift(fig, targeted).items():
         if tv > max_drift:
             ref = fig["shares"][d].get("base_averaged") or fig["shares"][d]["base"]

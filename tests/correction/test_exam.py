@@ -263,9 +263,19 @@ async def test_the_guard_refuses_harm_and_accepts_a_sharpened_decision(run):
 
     flipped, _ = await sit(run, lambda s, ch: "reject")
     assert ex.refusals(ex.exam_figures(flipped, seed=2), targeted={"screen"}) == [
-        "decision 'screen' collapsed onto 'reject' on the exam (100% of 60 calls; the right answer for 40%; base "
-        "top option 50%)"]
+        "decision 'screen' collapsed onto 'reject' on the exam (100% of 60 calls; the right answer for 40%; the "
+        "base 50%)"]
     fig = ex.exam_figures(flipped, seed=2)
+    # where the base, position averaged out, is already there, the adapter follows it: no collapse
+    there = {**fig, "shares": {"screen": {**fig["shares"]["screen"], "base_averaged": {"reject": 0.95, "pass": 0.05}}}}
+    assert ex.refusals(there, targeted={"screen"}) == []
+    assert ex.refusals({**there, "shares": {"screen": {**there["shares"]["screen"], "base_averaged":
+                                                        {"reject": 0.85, "pass": 0.15}}}}, targeted={"screen"})
+    # a flip from one option the base was sure of to the other is a collapse too
+    flip = {**fig, "shares": {"screen": {**fig["shares"]["screen"], "base": {"pass": 0.95, "reject": 0.05}}}}
+    assert ex.refusals(flip, targeted={"screen"}) == [
+        "decision 'screen' collapsed onto 'reject' on the exam (100% of 60 calls; the right answer for 40%; the "
+        "base 5%)"]
     assert ex.refusals(fig, targeted={"screen"}, min_calls=61) == [], "too few calls to call it a collapse"
     assert ex.refusals(fig, targeted={"screen"}, justified=0.4) == [], "justified by the right answers"
     assert ex.refusals(fig, targeted={"screen"}, skew=1.0) == []

@@ -76,6 +76,8 @@ class Graded:
     base_orders: list[dict[str, str | None]] = field(default_factory=list)  # per item: order -> base's answer
     # per item: the base's probability of each option averaged over orders of the options (item 4)
     base_probs: list[dict[str, float] | None] = field(default_factory=list)
+    # the adapter's, on the same calls: drift compares preferences with position averaged out in both
+    adapter_probs: list[dict[str, float] | None] = field(default_factory=list)
 
 
 def examinable(checks: list[Check]) -> tuple[list[Check], list[str]]:
@@ -302,13 +304,14 @@ def sampled_pick(recorded: str | None, orders: dict[str, str | None], seed: int 
 
 def grade_exam(run: Path, items: list[ExamItem], answers: dict[str, list[str | None]],
                checks: list[Check], base_orders: list[dict[str, str | None]] | None = None,
-               base_probs: list[dict[str, float] | None] | None = None) -> Graded:
+               base_probs: list[dict[str, float] | None] | None = None,
+               adapter_probs: list[dict[str, float] | None] | None = None) -> Graded:
     """Verdicts of every answer, and each item's right option, from the run's recorded facts."""
     usable, skipped = examinable(checks)
     facts = _Facts(run)
     verdicts = {m: [grade(i, a, usable, facts) for i, a in zip(items, answers[m], strict=True)] for m in answers}
     return Graded(items, answers, verdicts, [right_option(i, usable, facts) for i in items], skipped,
-                  list(base_orders or []), list(base_probs or []))
+                  list(base_orders or []), list(base_probs or []), list(adapter_probs or []))
 
 
 def write_exam(path: Path, graded: Graded) -> None:
@@ -320,7 +323,8 @@ def write_exam(path: Path, graded: Graded) -> None:
                    "decision": item.decision, "choices": item.choices, "recorded": item.recorded,
                    "answers": {m: graded.answers[m][k] for m in graded.answers},
                    "base_orders": graded.base_orders[k] if graded.base_orders else {},
-                   "base_probs": graded.base_probs[k] if graded.base_probs else None}
+                   "base_probs": graded.base_probs[k] if graded.base_probs else None,
+                   "adapter_probs": graded.adapter_probs[k] if graded.adapter_probs else None}
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
@@ -335,8 +339,10 @@ def score_exam(path: Path, run: Path, agents: frozenset[str], checks: list[Check
     answers = {m: [r["answers"][m] for r in rows] for m in rows[0]["answers"]} if rows else {m: [] for m in MODELS}
     orders = [r.get("base_orders") or {} for r in rows]
     probs = [r.get("base_probs") for r in rows]
+    aprobs = [r.get("adapter_probs") for r in rows]
     return grade_exam(run, items, answers, checks, orders if any(orders) else None,
-                      probs if any(p is not None for p in probs) else None)
+                      probs if any(p is not None for p in probs) else None,
+                      aprobs if any(p is not None for p in aprobs) else None)
 
 
 # ---- figures ---------------------------------------------------------------------------------------
@@ -441,6 +447,12 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
         averaged = order_averaged(graded, d)
         if averaged is not None:
             out["shares"][d]["base_averaged"] = averaged
+        if graded.adapter_probs and graded.base_probs:
+            both = [(b, a) for i, b, a in zip(graded.items, graded.base_probs, graded.adapter_probs, strict=True)
+                    if i.decision == d and b and a]
+            if both:  # both models' position-free preferences on the same calls
+                out["shares"][d]["base_averaged"] = _argmax_shares([b for b, _ in both])
+                out["shares"][d]["adapter_averaged"] = _argmax_shares([a for _, a in both])
         right = [r for i, r in zip(graded.items, graded.right, strict=True) if i.decision == d]
         out["shares"][d]["right"] = {o: round(right.count(o) / len(right), 4) for o in sorted({r for r in right if r})}
     names = sorted({c for m in MODELS for v in graded.verdicts.get(m, []) for c in v})
@@ -476,6 +488,12 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
     out["cut"] = _r(1 - tot_point["adapter"] / tot_point["base"]) if tot_point["base"] else None
     out["cut_ci"] = list(_interval(cut))
     return out
+
+
+def _argmax_shares(probs: list[dict[str, float]]) -> dict[str, float]:
+    """The share of calls whose most probable option (no tie) is each option."""
+    got = [g for g in (preferred_option(p) for p in probs) if g is not None]
+    return {o: round(got.count(o) / len(got), 4) for o in sorted(set(got))} if got else {}
 
 
 def order_averaged(graded: Graded, decision: str) -> dict[str, float] | None:
@@ -525,9 +543,12 @@ def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
 def drift(fig: dict[str, Any], targeted: set[str]) -> dict[str, float]:
     """Per decision no training example targeted: how far the adapter's option shares moved from the
     base model's (total variation distance), on the exam's calls; from the base's order-averaged
-    shares where the exam asked it other orders (its preference, not its position bias)."""
-    return {d: total_variation(s["adapter"], s.get("base_averaged") or s["base"]) for d, s in sorted(fig["shares"].items())
-            if d not in targeted and s["base"] and s["adapter"]}
+    shares where the exam asked it other orders (its preference, not its position bias), and with
+    the adapter's order-averaged shares on the same calls where the exam has its probabilities too
+    (like with like: an adapter keeping the base's preference but not its position bias does not
+    drift; its position bias is the first-listed share's business)."""
+    return {d: total_variation(s.get("adapter_averaged") or s["adapter"], s.get("base_averaged") or s["base"])
+            for d, s in sorted(fig["shares"].items()) if d not in targeted and s["base"] and s["adapter"]}
 
 
 def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, skew: float = 0.9,
@@ -565,8 +586,9 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
     for d, tv in drift(fig, targeted).items():
         if tv > max_drift:
             ref = fig["shares"][d].get("base_averaged") or fig["shares"][d]["base"]
+            moved = fig["shares"][d].get("adapter_averaged") or fig["shares"][d]["adapter"]
             out.append(f"decision '{d}', which no example targeted, drifted {tv:.2f} from the base model's shares "
-                       f"(limit {max_drift:.2f}): {ref} -> {fig['shares'][d]['adapter']}")
+                       f"(limit {max_drift:.2f}): {ref} -> {moved}")
     return out
 
 

@@ -133,6 +133,7 @@ class Session:
 
     client: ChatClient
     scorer: OptionScorer
+    adapter_scorer: OptionScorer | None = None  # the deployed adapter's option probabilities
 
 
 @contextlib.contextmanager
@@ -153,13 +154,17 @@ def _serving(run: Path, adapter: Path | None, name: str | None, progress: bool) 
         else:
             m = next(m for m, d in zip(chat, default_endpoints(cfg, chat), strict=True) if d)
             scorer = VLLMOptionScorer(m.base_url, m.model_name, m.api_key, cfg.simulation.llm.timeout_s)
+        adapter_scorer: OptionScorer | None = FakeOptionScorer() if adapter is not None else None
         if adapter is not None and cfg.simulation.llm.backend != "fake":
             from ..services.deploy import ModelDeployer
 
             deployer = ModelDeployer(cfg, chat, services.owned, run)
             deployer.deploy(adapter, name, deployer.resolve_mode(cfg.simulation.llm.deploy_mode))
             chat = deployer.models
-        yield Session(build_chat_client(cfg, chat, NoSink()), scorer)
+            # merge mode serves it as a model of its own server; lora mode as a name on the base's servers
+            m = next((m for m in chat if m.model_name == name), None) or next(m for m in chat if name in m.adapters)
+            adapter_scorer = VLLMOptionScorer(m.base_url, name, m.api_key, cfg.simulation.llm.timeout_s)
+        yield Session(build_chat_client(cfg, chat, NoSink()), scorer, adapter_scorer)
     finally:
         services.stop()
 
@@ -234,11 +239,12 @@ def _prob_sample(items: list[ex.ExamItem], seed: int, per_decision: int = PROB_C
 def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: int,
               progress: bool, base: Path | None = None) -> tuple[dict[str, list[str | None]],
                                                                  list[dict[str, str | None]],
+                                                                 list[dict[str, float] | None],
                                                                  list[dict[str, float] | None]]:
-    """Both models' answers to the exam and the base's order-averaged option probabilities (on a
-    seeded sample of each decision's calls), on the fork's endpoints with the adapter deployed as the
-    fork deployed it; the base's answers under other orders of the options only where the server
-    gives no probabilities (empty otherwise)."""
+    """Both models' answers to the exam, and both models' order-averaged option probabilities on a
+    seeded sample of each decision's calls (the base's cached in ``base``), on the fork's endpoints
+    with the adapter deployed as the fork deployed it; the base's answers under other orders of the
+    options only where the server gives no probabilities (empty otherwise)."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(items), desc="exam", unit="call", disable=not progress, leave=False)
@@ -260,10 +266,16 @@ def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, se
             probs: list[dict[str, float] | None] = [None] * len(items)
             for k, p in zip(sample, got, strict=True):
                 probs[k] = p
+            aprobs: list[dict[str, float] | None] = [None] * len(items)
+            if session.adapter_scorer is not None and any(p is not None for p in got):
+                mine = asyncio.run(_probs([items[k] for k in sample], session.adapter_scorer, seed, progress,
+                                          "adapter probabilities"))
+                for k, p in zip(sample, mine, strict=True):
+                    aprobs[k] = p
             orders: list[dict[str, str | None]] = []
             if all(p is None for p in got):
                 orders = asyncio.run(ask(ex.ask_orders(items, client, seed=seed)))
-            return answers, orders, probs
+            return answers, orders, probs, aprobs
     finally:
         bar.close()
 
@@ -466,8 +478,9 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         refused = collapsed(hold, base_hold)
         exam, untrained = None, None
         if opts.exam and items:
-            answers, orders, probs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress, base)
-            graded = ex.grade_exam(base, items, answers, checks, orders or None, probs)
+            answers, orders, probs, aprobs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress,
+                                                       base)
+            graded = ex.grade_exam(base, items, answers, checks, orders or None, probs, aprobs)
             ex.write_exam(fork / "exam.jsonl", graded)
             fig = ex.exam_figures(graded, seed=seed)
             (fork / "exam.json").write_text(json.dumps(fig, indent=2))

@@ -504,7 +504,7 @@ def test_the_base_problem_check_only_reads(tmp_path):
         assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'embeddings'").fetchall()
 
 
-def spy_serving(monkeypatch, client, scorer=None) -> list[tuple]:
+def spy_serving(monkeypatch, client, scorer=None, adapter_scorer=None) -> list[tuple]:
     """Replace the loop's server session by ``client`` (and ``scorer``); returns the sessions' arguments
     as they come."""
     import contextlib
@@ -516,7 +516,7 @@ def spy_serving(monkeypatch, client, scorer=None) -> list[tuple]:
     @contextlib.contextmanager
     def serving(where, adapter, name, progress):
         served.append((where, adapter, name, progress))
-        yield loop.Session(client, scorer or FakeOptionScorer())
+        yield loop.Session(client, scorer or FakeOptionScorer(), adapter_scorer)
 
     monkeypatch.setattr(loop, "_serving", serving)
     return served
@@ -582,7 +582,7 @@ def test_the_exam_is_sat_with_the_adapter_deployed(tmp_path, monkeypatch, capsys
     items = [ex.ExamItem(k, f"a{k}", 1, "p", "pick", [{"role": "user", "content": f"Pick {k}." + options_line(opts)}],
                          opts, "1") for k in range(3)]
     fork, adapter = tmp_path / "iter-1", tmp_path / "adapter-1"
-    answers, orders, probs = loop._sit_exam(fork, items, adapter, "adapter-1", seed=5, progress=False)
+    answers, orders, probs, aprobs = loop._sit_exam(fork, items, adapter, "adapter-1", seed=5, progress=False)
     assert served == [(fork, adapter, "adapter-1", False)]
     assert capsys.readouterr().err == "", "no bar without progress"
     both = [r for r in asked if r.tag.action == "exam.pick"]
@@ -595,6 +595,12 @@ def test_the_exam_is_sat_with_the_adapter_deployed(tmp_path, monkeypatch, capsys
     from simulation.llm.types import LLMError
 
     assert probs == aio.run(ex.order_probs(items, FakeOptionScorer(), seed=5)), "the loop's seed picks the orders"
+    assert aprobs == [None] * 3, "no adapter scorer in this session: no adapter probabilities"
+    # with one (the deployed adapter's), its probabilities on the same calls, averaged over the same orders
+    spy_serving(monkeypatch, Recording(), None, FakeOptionScorer(position_weight=3.0))
+    _, _, again, aprobs = loop._sit_exam(fork, items, adapter, "adapter-1", seed=5, progress=False)
+    assert again == probs and aprobs == aio.run(ex.order_probs(items, FakeOptionScorer(position_weight=3.0), seed=5))
+    assert aprobs != probs
     assert orders == [] and not [r for r in asked if r.tag.action.startswith("exam.order.")], \
         "with probabilities, the base is not asked the other orders"
 
@@ -604,7 +610,7 @@ def test_the_exam_is_sat_with_the_adapter_deployed(tmp_path, monkeypatch, capsys
 
     asked.clear()
     spy_serving(monkeypatch, Recording(), NoLogprobs())
-    answers, orders, probs = loop._sit_exam(fork, items, adapter, "adapter-1", seed=5, progress=False)
+    answers, orders, probs, aprobs = loop._sit_exam(fork, items, adapter, "adapter-1", seed=5, progress=False)
     assert probs == [None] * 3 and len(answers["base"]) == 3
     assert [len(o) for o in orders] == [5, 5, 5] and [list(o) for o in orders] == \
         [[", ".join(x) for x in ex.other_orders(i, 5, 5)] for i in items], "its answers under other orders stand in"

@@ -462,7 +462,7 @@ async def test_the_written_exam_row(run, tmp_path):
     assert rows[0] == {"call_id": item.call_id, "agent_id": item.agent_id, "round": item.round, "phase": item.phase,
                        "decision": "screen", "choices": item.choices, "recorded": item.recorded,
                        "answers": {"base": graded.answers["base"][0], "adapter": "reject"}, "base_orders": {"x": "pass"},
-                       "base_probs": None}
+                       "base_probs": None, "adapter_probs": None}
     assert len(rows) == len(graded.items)
     graded.base_orders = []
     ex.write_exam(path, graded)
@@ -525,6 +525,16 @@ async def test_order_averaged_probabilities_are_recorded_and_replace_the_answers
     ex.write_exam(path, graded)
     again = ex.score_exam(path, shuffled_run, HELD, [fit_rule])
     assert again.base_probs == probs and ex.exam_figures(again, seed=1) == fig
+    # like with like: with the adapter's averaged probabilities on the same calls, an adapter keeping the
+    # base's preference does not drift, whatever it answers in the recorded order; one moving it does
+    kept = ex.grade_exam(shuffled_run, items, answers, [fit_rule], None, probs, probs)
+    kfig = ex.exam_figures(kept, seed=1)
+    assert kfig["shares"]["screen"]["adapter_averaged"] == shares and ex.drift(kfig, set()) == {"screen": 0.0}
+    moved = [{"pass": 0.9, "reject": 0.1} for _ in probs]
+    mfig = ex.exam_figures(ex.grade_exam(shuffled_run, items, answers, [fit_rule], None, probs, moved), seed=1)
+    assert ex.drift(mfig, set()) == {"screen": ex.total_variation({"pass": 1.0}, shares)}
+    ex.write_exam(path, kept)
+    assert ex.score_exam(path, shuffled_run, HELD, [fit_rule]).adapter_probs == probs, "recorded, re-scorable"
     # a prompt stating no order has nothing to average over
     unstated = ex.ExamItem(1, "a", 1, "p", "screen", [{"role": "user", "content": "Hire?"}], ["pass", "reject"], "pass")
     assert await ex.order_probs([unstated], scorer) == [None]

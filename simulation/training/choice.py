@@ -122,7 +122,7 @@ def _token_loss(model: Any, tok: Any, examples: list[Example], dev: str) -> Any:
         full = _ids(tok.apply_chat_template([*e.prompt, {"role": "assistant", "content": e.completion}],
                                             tokenize=True, add_generation_prompt=False))
         answer = full[len(prompt):] if full[:len(prompt)] == prompt else list(tok(e.completion)["input_ids"])
-        seqs.append(prompt + answer[:max(1, len(answer))])
+        seqs.append(prompt + answer)
         starts.append(len(prompt))
     width = max(len(s) for s in seqs)
     pad = tok.pad_token_id

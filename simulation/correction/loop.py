@@ -162,8 +162,10 @@ def _serving(run: Path, adapter: Path | None, name: str | None, progress: bool) 
             deployer.deploy(adapter, name, deployer.resolve_mode(cfg.simulation.llm.deploy_mode))
             chat = deployer.models
             # merge mode serves it as a model of its own server; lora mode as a name on the base's servers
-            m = next((m for m in chat if m.model_name == name), None) or next(m for m in chat if name in m.adapters)
-            adapter_scorer = VLLMOptionScorer(m.base_url, name, m.api_key, cfg.simulation.llm.timeout_s)
+            m = next((m for m in chat if m.model_name == name), None) or next(
+                (m for m in chat if name in m.adapters), None)
+            adapter_scorer = (VLLMOptionScorer(m.base_url, name, m.api_key, cfg.simulation.llm.timeout_s)
+                              if m is not None else None)
         yield Session(build_chat_client(cfg, chat, NoSink()), scorer, adapter_scorer)
     finally:
         services.stop()

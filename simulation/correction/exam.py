@@ -506,11 +506,10 @@ def order_averaged(graded: Graded, decision: str) -> dict[str, float] | None:
     Greedy answers are compared with greedy answers: the mean probability itself (a call preferring
     "1" at 0.34 against three options at 0.22) is not what any model answers at temperature 0."""
     if graded.base_probs:
-        got = [preferred_option(p) for i, p in zip(graded.items, graded.base_probs, strict=True)
-               if i.decision == decision and p]
-        got = [g for g in got if g is not None]
-        if got:
-            return {o: round(got.count(o) / len(got), 4) for o in sorted(set(got))}
+        shares = _argmax_shares([p for i, p in zip(graded.items, graded.base_probs, strict=True)
+                                 if i.decision == decision and p])
+        if shares:
+            return shares
     if not graded.base_orders:
         return None
     per_call: list[dict[str, float]] = []

@@ -63,6 +63,25 @@ def constrained_probs(paths: dict[str, list[tuple[int, float]]]) -> dict[str, fl
     return {o: math.exp(v - top) / total for o, v in out.items()}
 
 
+def option_paths(ids: dict[str, list[int]], end: list[int]) -> dict[str, list[int]]:
+    """Each option's token path as the constrained decoder walks it.
+
+    An option's tokens, then the end token where the option begins a longer one ("1" against "10"),
+    since only the end tells them apart.
+    """
+    return {o: t + (end if any(p != o and u[:len(t)] == t for p, u in ids.items()) else [])
+            for o, t in ids.items()}
+
+
+def branch_points(paths: list[list[int]]) -> dict[tuple[int, ...], list[int]]:
+    """Each prefix at which the options' token paths part, with the distinct next tokens allowed there."""
+    nxt: dict[tuple[int, ...], set[int]] = {}
+    for path in paths:
+        for k, t in enumerate(path):
+            nxt.setdefault(tuple(path[:k]), set()).add(t)
+    return {p: sorted(ts) for p, ts in nxt.items() if len(ts) > 1}
+
+
 TOP = 20  # log-probabilities per scored position (vLLM's default --max-logprobs)
 
 
@@ -141,22 +160,16 @@ class VLLMOptionScorer:
                                                              "add_generation_prompt": True}))["tokens"]
         ids = {o: await self._tokenize(o, name) for o in options}
         end = await self._end_of_answer(messages, prompt, name)
-        # the end token tells an option from a longer one it begins
-        paths = {o: ids[o] + (end if any(p != o and ids[p][:len(ids[o])] == ids[o] for p in options) else [])
-                 for o in options}
-        branches: dict[tuple[int, ...], set[int]] = {}
-        for path in paths.values():
-            for k, tok in enumerate(path):
-                branches.setdefault(tuple(path[:k]), set()).add(tok)
-        branches = {pre: toks for pre, toks in branches.items() if len(toks) > 1}
+        paths = option_paths(ids, end)
+        branches = branch_points(list(paths.values()))
 
-        async def node(prefix: tuple[int, ...], allowed: set[int]) -> dict[int, float]:
+        async def node(prefix: tuple[int, ...], allowed: list[int]) -> dict[int, float]:
             got = await self._post(self.base_url + "/completions", {
                 "model": name, "prompt": prompt + list(prefix), "max_tokens": 1, "temperature": 0.0,
                 "logprobs": TOP, "return_tokens_as_token_ids": True})
             top = got["choices"][0]["logprobs"]["top_logprobs"][0]
             out = {int(k.removeprefix("token_id:")): float(v) for k, v in top.items()}
-            for tok in allowed - set(out):  # rarer than the top list: its exact log-probability
+            for tok in set(allowed) - set(out):  # rarer than the top list: its exact log-probability
                 exact = await self._post(self.base_url + "/completions", {
                     "model": name, "prompt": prompt + [*prefix, tok], "max_tokens": 1, "temperature": 0.0,
                     "prompt_logprobs": 0})

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..llm.scoring import branch_points, option_paths
 from .data import Example
 from .watch import TrainingCancelled, TrainWatch
 
@@ -52,21 +53,10 @@ def choice_row(tok: Any, e: Example) -> ChoiceRow:
     """``e`` tokenised for the choice loss; the end token joins an option that begins another."""
     prompt = _ids(tok.apply_chat_template(e.prompt, tokenize=True, add_generation_prompt=True))
     ids = {o: list(tok(o, add_special_tokens=False)["input_ids"]) for o in e.options}
-    end = end_token(tok, e.prompt, prompt)
-    paths = [ids[o] + (end if any(p != o and ids[p][:len(ids[o])] == ids[o] for p in e.options) else [])
-             for o in e.options]
+    paths = option_paths(ids, end_token(tok, e.prompt, prompt))
     want = e.target if e.target is not None else {e.completion: 1.0}
     total = sum(want.get(o, 0.0) for o in e.options)
-    return ChoiceRow(prompt, list(e.options), paths, [want.get(o, 0.0) / total for o in e.options])
-
-
-def branch_points(paths: list[list[int]]) -> dict[tuple[int, ...], list[int]]:
-    """Each prefix at which the options' token paths part, with the distinct next tokens allowed there."""
-    nxt: dict[tuple[int, ...], set[int]] = {}
-    for path in paths:
-        for k, t in enumerate(path):
-            nxt.setdefault(tuple(path[:k]), set()).add(t)
-    return {p: sorted(ts) for p, ts in nxt.items() if len(ts) > 1}
+    return ChoiceRow(prompt, list(e.options), [paths[o] for o in e.options], [want.get(o, 0.0) / total for o in e.options])
 
 
 def _last_logits(model: Any, seqs: list[list[int]], pad: int, dev: str) -> Any:

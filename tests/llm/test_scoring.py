@@ -9,7 +9,13 @@ import math
 import pytest
 from aiohttp import web
 
-from simulation.llm.scoring import FakeOptionScorer, VLLMOptionScorer, constrained_probs
+from simulation.llm.scoring import (
+    FakeOptionScorer,
+    VLLMOptionScorer,
+    branch_points,
+    constrained_probs,
+    option_paths,
+)
 from simulation.llm.types import LLMError
 
 L = math.log
@@ -24,6 +30,18 @@ def test_constrained_probs_renormalise_where_options_part():
                              "2": [(34, L(0.25))]})
     assert got == pytest.approx({"1": 2 / 3 * 0.4, "10": 2 / 3 * 0.6, "2": 1 / 3})
     assert sum(got.values()) == pytest.approx(1.0)
+
+
+def test_option_paths_end_only_where_an_option_begins_another_and_branch_points():
+    # "1" begins "10" (and "1" is needed to tell them apart after it); "2" and "10" begin nothing else
+    paths = option_paths({"1": [33], "10": [33, 32], "2": [34]}, [2])
+    assert paths == {"1": [33, 2], "10": [33, 32], "2": [34]}
+    # they part at the start (33 or 34) and after 33 (end or "0"); nowhere else
+    assert branch_points(list(paths.values())) == {(): [33, 34], (33,): [2, 32]}
+    # options that part at their first token need no end token and one branch point
+    paths = option_paths({"pass": [5467], "reject": [257, 680]}, [2])
+    assert paths == {"pass": [5467], "reject": [257, 680]}
+    assert branch_points(list(paths.values())) == {(): [257, 5467]}
 
 
 PROMPT = [7, 8, 9]

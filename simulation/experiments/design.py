@@ -1,6 +1,7 @@
 """An experiment's design: a scenario, a full factorial grid of settings, seeds, a baseline cell, and
 the options every run shares. Stored as ``experiment.json``; a re-run of the same command finds it
-and goes on, a changed design is refused with the difference named."""
+and goes on, a design that only adds seeds or grid values extends it (its finished runs count), any
+other change is refused with the difference named."""
 
 from __future__ import annotations
 
@@ -57,6 +58,20 @@ class ExperimentDesign(BaseModel):
         """What differs from ``other``, field by field."""
         a, b = self.model_dump(), other.model_dump()
         return [f"{k}: {b[k]!r} -> {a[k]!r}" for k in a if a[k] != b[k]]
+
+
+    def extension_of(self, other: ExperimentDesign) -> list[str] | None:
+        """What this design adds to ``other`` when it only adds seeds or values of the same grid keys
+        (every run of ``other`` is one of this design's, so its finished runs count); None otherwise."""
+        a, b = self.model_dump(exclude={"seeds", "grid"}), other.model_dump(exclude={"seeds", "grid"})
+        if a != b or set(self.grid) != set(other.grid) or not set(other.seeds) <= set(self.seeds):
+            return None
+        if any(not set(other.grid[k]) <= set(v) for k, v in self.grid.items()):
+            return None
+        added = [f"seeds {sorted(set(self.seeds) - set(other.seeds))}"] if set(self.seeds) != set(other.seeds) else []
+        added += [f"{k} {[x for x in v if x not in other.grid[k]]}" for k, v in self.grid.items()
+                  if set(v) != set(other.grid[k])]
+        return added
 
 
 def cell_name(cell: dict[str, str]) -> str:

@@ -106,13 +106,16 @@ def _execute(design: ExperimentDesign, run: PlannedRun, extra: list[str]) -> Run
     return RunOutcome(run, "done", took)
 
 
-def _check_design(design: ExperimentDesign, out: Path) -> None:
+def _check_design(design: ExperimentDesign, out: Path, emit: Callable[[str], None] = print) -> None:
     path = out / "experiment.json"
     if not path.is_file():
         return
     old = ExperimentDesign.model_validate(json.loads(path.read_text(encoding="utf-8"))["design"])
     diff = design.differences(old)
-    if diff:
+    added = design.extension_of(old)
+    if added:
+        emit(f"extending the experiment in {out} (adds {'; '.join(added)}): its finished runs are kept")
+    elif diff:
         raise ConfigError([ConfigProblem(str(path), "design", "this folder holds another experiment ("
                                          + "; ".join(diff) + "): use another --out")])
 
@@ -184,7 +187,7 @@ def run_experiment(design: ExperimentDesign, out: str | Path, parallel: int = 1,
         raise ConfigError([ConfigProblem("<command line>", "--parallel", f"must be at least 1, got {parallel}")])
     if design.baseline is not None and design.baseline_cell() is None:
         raise ConfigError([ConfigProblem("<command line>", "--baseline", f"{design.baseline} is not a grid cell")])
-    _check_design(design, out)
+    _check_design(design, out, emit)
     out.mkdir(parents=True, exist_ok=True)
     _write_record(out, design)
     runs = plan_runs(design, out)
@@ -254,7 +257,7 @@ def forecast(design: ExperimentDesign, out: str | Path, parallel: int = 1, pilot
     the runs, LLM calls, tokens and wall time the experiment will take (server start left out). Stored
     in ``experiment.json``, to be compared with what the experiment really took."""
     out = Path(out)
-    _check_design(design, out)
+    _check_design(design, out, emit)
     out.mkdir(parents=True, exist_ok=True)
     cell = design.cells()[0]
     agents, _ = _population(design, cell)

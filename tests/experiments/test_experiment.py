@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,6 +98,31 @@ def test_a_rerun_skips_finished_runs_and_a_changed_design_is_refused(done, capsy
     assert "another experiment" in err and "grid" in err and "Traceback" not in err
     assert gensim("experiment", *ARGS, "--baseline", "agents=12", "--out", str(out)) == 2
     assert "agents=12" in capsys.readouterr().err
+    assert gensim("experiment", *ARGS[:5], "--seeds", "2", *ARGS[7:], "--out", str(out)) == 2, "a seed removed"
+    assert "seeds" in capsys.readouterr().err
+
+
+def test_an_extended_design_keeps_its_finished_runs(done, tmp_path):
+    out, _ = done
+    grown = tmp_path / "grown"
+    shutil.copytree(out, grown)
+    before = {p: p.stat().st_mtime_ns for p in grown.glob("runs/*/*/run.sqlite")}
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        code = gensim("experiment", *ARGS[:5], "--seeds", "4", "--grid", "agents=10,16,12", *ARGS[9:],
+                      "--out", str(grown))
+    printed = buf.getvalue()
+    assert code == 0, printed
+    assert "adds seeds [4]; agents ['12']" in printed and "6 finished before, 6 to run" in printed
+    assert {p: p.stat().st_mtime_ns for p in before} == before, "the finished runs are not run again"
+    raw = pd.read_parquet(grown / "results.parquet")
+    assert sorted(raw["cell"].unique()) == ["agents=10", "agents=12", "agents=16"]
+    assert sorted(raw["seed"].unique()) == [1, 2, 3, 4]
+    old = outcomes(pd.read_parquet(out / "results.parquet"))
+    kept = outcomes(raw[raw["cell"].isin(["agents=10", "agents=16"]) & (raw["seed"] < 4)])
+    assert kept.equals(old)
+    rec = json.loads((grown / "experiment.json").read_text())
+    assert rec["design"]["seeds"] == [1, 2, 3, 4] and rec["seeds_per_cell"]["agents=12"] == 4
 
 
 def test_seeds_differ_and_repeat_and_the_python_api(done, tmp_path):

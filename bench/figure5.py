@@ -7,7 +7,7 @@ per point and a JSON line; writes ``figure5.json`` and ``figure5.png`` (balanced
 checked decision and the exam's failure share against rows, with 95% interval bars).
 
     .venv/bin/python bench/figure5.py --base BASE_RUN --data LOOP/data-1.jsonl --rows 50 200 800 --seeds 1
-        [--objective choices] [--out DIR]
+        [--objective choices] [--loop LOOP_DIR] [--out DIR]
 
 Minutes per point on a 2-core CPU: training (rows / 8 steps, about 10-15 s each) and the exam
 (about 10 minutes for 1,450 calls of both models).
@@ -74,6 +74,27 @@ def plot(points: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def point_of(fig: dict, rows: int, seed: int | str, samples: int, train_s: float | None,
+             exam_s: float | None) -> dict:
+    """One point of the figure from an exam's figures (``exam.json``)."""
+    f = fig["fail"]
+    return {"rows": rows, "seed": seed, "samples": samples, "train_s": train_s, "exam_s": exam_s,
+            "balanced_accuracy": {d: [b["base"], b["adapter"], b["lo"], b["hi"]]
+                                  for d, b in fig["balanced_accuracy"].items() if b["lo"] is not None},
+            "base_fail": f["base"], "adapter_fail": f["adapter"], "fail_ci": [f["lo"], f["hi"]],
+            "cut": fig["cut"], "cut_ci": fig["cut_ci"],
+            "shares": {d: v["adapter"] for d, v in fig["shares"].items()}}
+
+
+def loop_point(loop: Path) -> dict:
+    """The point of a ``gensim correct`` loop's first iteration (its adapter and its exam), so that the
+    loop's own defaults sit on the figure without training them again."""
+    manifest = json.loads((loop / "adapter-1" / "gensim_adapter.json").read_text())
+    fig = json.loads((loop / "iter-1" / "exam.json").read_text())
+    return point_of(fig, int(manifest["samples"]), f"loop:{loop.name}", int(manifest["samples"]),
+                    manifest.get("train_s"), None)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", required=True, help="the loop's base run folder")
@@ -83,6 +104,8 @@ def main() -> int:
     ap.add_argument("--objective", choices=["tokens", "choices"], default="choices")
     ap.add_argument("--holdout", type=float, default=0.5)
     ap.add_argument("--control", type=float, default=0.3)
+    ap.add_argument("--loop", type=Path, action="append", default=[],
+                    help="also plot this gensim correct folder's first iteration (same base and data)")
     ap.add_argument("--out", default="bench-figure5")
     a = ap.parse_args()
     base, out = Path(a.base), Path(a.out)
@@ -114,13 +137,7 @@ def main() -> int:
             ex.write_exam(out / f"exam-{rows}-{s}.jsonl", graded)
             fig = ex.exam_figures(graded, seed=seed)
             f = fig["fail"]
-            point = {"rows": rows, "seed": s, "samples": m.samples, "train_s": m.train_s,
-                     "exam_s": round(time.perf_counter() - t0 - m.train_s, 1),
-                     "balanced_accuracy": {d: [b["base"], b["adapter"], b["lo"], b["hi"]]
-                                           for d, b in fig["balanced_accuracy"].items() if b["lo"] is not None},
-                     "base_fail": f["base"], "adapter_fail": f["adapter"], "fail_ci": [f["lo"], f["hi"]],
-                     "cut": fig["cut"], "cut_ci": fig["cut_ci"],
-                     "shares": {d: v["adapter"] for d, v in fig["shares"].items()}}
+            point = point_of(fig, rows, s, m.samples, m.train_s, round(time.perf_counter() - t0 - m.train_s, 1))
             points.append(point)
             done.write_text(json.dumps({"base": str(base), "data": str(a.data), "objective": a.objective,
                                         "points": points}, indent=2))
@@ -128,7 +145,11 @@ def main() -> int:
                            for d, v in point["balanced_accuracy"].items())
             print(f"rows {rows} seed {s}: {ba}; fail {f['base']:.2f}->{f['adapter']:.2f}; "
                   f"train {m.train_s:.0f}s, exam {point['exam_s']:.0f}s", flush=True)
-    points.sort(key=lambda p: (p["rows"], p["seed"]))
+    for loop in a.loop:
+        got = loop_point(loop)
+        points = [p for p in points if p["seed"] != got["seed"]] + [got]
+        print(f"loop {loop}: {got['rows']} rows, fail {got['base_fail']:.2f}->{got['adapter_fail']:.2f}", flush=True)
+    points.sort(key=lambda p: (p["rows"], str(p["seed"])))
     plot(points, out / "figure5.png")
     print(json.dumps({"points": points}))
     return 0

@@ -477,8 +477,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
             overrides=[f"llm.adapter={adapter.resolve()}", f"llm.adapter_name=adapter-{i}",
                        f"llm.adapter_share={1 - opts.control}"])))
         hold, ctl = _measures(fork, groups, opts, emit)
-        refused = collapsed(hold, base_hold)
-        exam, untrained = None, None
+        refused: list[str] = []
+        exam, untrained, preferred = None, None, None
         if opts.exam and items:
             answers, orders, probs, aprobs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress,
                                                        base)
@@ -488,8 +488,10 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
             (fork / "exam.json").write_text(json.dumps(fig, indent=2))
             targeted = _targeted(data)
             refused += ex.refusals(fig, targeted, opts.max_drift)
+            preferred = {d: v["base_averaged"] for d, v in fig["shares"].items() if v.get("base_averaged")}
             exam = {**ex.summary(fig), "undecided": ex.undecided(fig)}
             untrained = max(ex.drift(fig, targeted).values(), default=None)
+        refused = collapsed(hold, base_hold, preferred) + refused
         it = {"holdout_fail": hold.fail, "control_fail": ctl.fail, "judge": hold.judge, "judge_control": ctl.judge,
               "train_s": manifest.train_s, "swap_s": _swap_s(fork), "samples": manifest.samples,
               "worst_first_share": max(hold.first_share.values(), default=None),

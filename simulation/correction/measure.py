@@ -96,16 +96,25 @@ def measure(run: Path, agents: frozenset[str], judge_rater: str | None = None) -
         store.close()
 
 
-def collapsed(after: GroupMeasure, before: GroupMeasure) -> list[str]:
+def collapsed(after: GroupMeasure, before: GroupMeasure,
+              preferred: dict[str, dict[str, float]] | None = None) -> list[str]:
     """Decisions that moved above ``SKEW`` on one option where the base was not already there, and
-    checks whose failure share rose: the reasons to refuse an adapter."""
+    checks whose failure share rose: the reasons to refuse an adapter.
+
+    ``preferred``: per decision, the base model's option shares with its position bias averaged out
+    (the exam's ``base_averaged``). With shuffled options the base's live answers follow position, so
+    an adapter that answers the option the base itself prefers above ``SKEW`` (job seeking's
+    ``job_count``: "1" for 92% of calls, 32% of live answers) follows the base; it has not collapsed.
+    """
     out = []
     for action in after.decisions:
         opt, share = after.top(action)
         if after.answers.get(action, 0) < MIN_ANSWERS or before.answers.get(action, 0) < MIN_ANSWERS:
             continue
-        if share > SKEW and before.top(action)[1] <= SKEW:
-            out.append(f"decision '{action}' collapsed onto '{opt}' ({share:.0%}; base {before.top(action)[1]:.0%})")
+        free = (preferred or {}).get(action, {}).get(opt, 0.0)
+        if share > SKEW and before.top(action)[1] <= SKEW and free <= SKEW:
+            out.append(f"decision '{action}' collapsed onto '{opt}' ({share:.0%}; base {before.top(action)[1]:.0%}"
+                       + (f", {free:.0%} with position averaged out" if action in (preferred or {}) else "") + ")")
     for name, (f, n) in after.by_check.items():
         bf, bn = before.by_check.get(name, (0, 0))
         if n and bn and f / n > bf / bn + 0.05:

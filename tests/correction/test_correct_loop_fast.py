@@ -46,8 +46,9 @@ def test_loop_refuses_an_adapter_then_retries_at_half_the_rate(tmp_path, fake_tr
     real = loop.collapsed
     verdicts: list[list[str]] = []
 
-    def collapsed(after, before):
-        got = ["forced refusal"] if not verdicts else real(after, before)
+    def collapsed(after, before, preferred=None):
+        assert preferred, "the live rule is given the base's position-free shares from the exam"
+        got = ["forced refusal"] if not verdicts else real(after, before, preferred)
         verdicts.append(got)
         return got
 

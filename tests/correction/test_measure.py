@@ -95,3 +95,15 @@ def test_collapse_rule_edges():
     assert collapsed(m({}, {}, {"r": (11, 100)}), base) == ["check 'r' fails more (11/100 vs base 5/100)"]
     assert collapsed(m({}, {}, {"r": (50, 100)}), m({}, {}, {})) == [], "no base figure to compare with"
     assert collapsed(m({}, {}, {"r": (0, 0)}), base) == []
+
+
+def test_a_collapse_onto_the_base_models_own_preference_is_following_it():
+    from simulation.correction.measure import MIN_ANSWERS, SKEW
+
+    base = m({"s": {"a": 0.5, "b": 0.5}}, {"s": MIN_ANSWERS})  # live answers: position, not preference
+    over = m({"s": {"a": 0.95, "b": 0.05}}, {"s": MIN_ANSWERS})
+    assert collapsed(over, base, {"s": {"a": 0.92, "b": 0.08}}) == [], "the base prefers 'a' for 92% of calls"
+    assert collapsed(over, base, {"s": {"a": SKEW, "b": 1 - SKEW}}) == [
+        "decision 's' collapsed onto 'a' (95%; base 50%, 90% with position averaged out)"]
+    assert collapsed(over, base, {"s": {"b": 0.95, "a": 0.05}}) != [], "a flip away from the base's preference"
+    assert collapsed(over, base, {"t": {"a": 1.0}}) == ["decision 's' collapsed onto 'a' (95%; base 50%)"]

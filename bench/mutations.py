@@ -306,6 +306,8 @@ MUTATIONS = [
              ("tests/training/test_choice.py",)),
     Mutation("choice-prefix-without-end", "correction", "simulation/llm/scoring.py",
              "t + (end if any(", "t + ([] if any(", ("tests/training/test_choice.py", "tests/llm/test_scoring.py")),
+    Mutation("choice-loss-renormalised-only", "correction", "simulation/training/choice.py",
+             "r, (_, full) in zip(choices", "r, (full, _) in zip(choices", ("tests/training/test_choice.py",)),
     Mutation("choice-answer-weights-ignored", "correction", "simulation/training/choice.py",
              "    weights = answer_weights(examples)", "    weights = [1.0] * len(examples)",
              ("tests/training/test_choice.py",)),

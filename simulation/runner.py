@@ -81,6 +81,29 @@ def prepare_config(opts: RunOptions) -> tuple[ScenarioSpec, RunConfig]:
 EXECUTION_FIELDS = ("runtime", "ray_address", "servers", "concurrency")  # how a run executes, not what it is
 
 
+def moved_endpoints(path: Path, recorded: list[ModelConfig]) -> list[ModelConfig]:
+    """The entries of a ``model_configs.json`` that serves the recorded models at other addresses (an
+    experiment's shared servers, started again on other ports, when it resumes a run). The models
+    themselves may not change: every entry's config name, type and model name must be the recorded ones."""
+    where = str(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError([ConfigProblem(where, "model_config", f"cannot read it: {e}")]) from None
+    if not isinstance(raw, list):
+        raise ConfigError([ConfigProblem(where, "", "top level must be a list of model entries")])
+    try:
+        models = [ModelConfig.model_validate(m) for m in raw]
+    except ValidationError as e:
+        raise ConfigError(problems_from_validation(e, where)) from None
+    ident = lambda ms: sorted((m.config_name, m.model_type, m.model_name) for m in ms)  # noqa: E731
+    if ident(models) != ident(recorded):
+        raise ConfigError([ConfigProblem(where, "model_config", "a resume or replay may move the recorded models to "
+                                         f"other addresses, not change them: recorded {ident(recorded)}, "
+                                         f"given {ident(models)}")])
+    return models
+
+
 def read_run_config(run_dir: Path, opts: RunOptions | None = None) -> RunConfig:
     """A recorded run's config; a replay or resume may change only how it executes."""
     path = run_dir / "config.json"
@@ -95,9 +118,13 @@ def read_run_config(run_dir: Path, opts: RunOptions | None = None) -> RunConfig:
     changes: dict[str, Any] = {"runtime": opts.runtime} if opts.runtime else {}
     for item in opts.overrides:
         key, _, value = item.partition("=")
+        if key == "model_config":
+            cfg = cfg.model_copy(update={"models": moved_endpoints(Path(value), cfg.models)})
+            continue
         if key not in EXECUTION_FIELDS:
             raise ConfigError([ConfigProblem("<command line>", key, "a replay or resume may change only "
-                                             + ", ".join(EXECUTION_FIELDS))])
+                                             + ", ".join(EXECUTION_FIELDS) + " and model_config (where the "
+                                             "same models are served now)")])
         changes[key] = value
     if opts.agents is not None or opts.rounds is not None or opts.seed is not None:
         raise ConfigError([ConfigProblem("<command line>", "--agents/--rounds/--seed",

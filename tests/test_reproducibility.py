@@ -103,6 +103,40 @@ def test_resume_continues_the_schedule_it_was_started_with(stub_scenario, tmp_pa
     assert prompts[3] and all(NEWS in p for p in prompts[3]) and not any(NEWS in p for p in prompts[2])
 
 
+def test_a_resume_may_move_the_recorded_models_to_other_addresses(stub_scenario, stub, tmp_path, capsys):
+    """An experiment's shared servers start again on other ports when it resumes a run: ``model_config=``
+    moves the recorded models there (and may not change them)."""
+    import asyncio
+
+    from simulation.runner import RunOptions, run_simulation
+    from simulation.testing.procs import start_stub, stub_models
+
+    def stop_after_one(sim, r):
+        if r == 1:
+            sim.request_stop()
+
+    run = tmp_path / "run"
+    asyncio.run(run_simulation(RunOptions(scenario=str(stub_scenario), agents=12, rounds=3, out=str(run),
+                                          progress=False, hooks={"after_round": [stop_after_one]})))
+    assert done(run, 1) and not done(run, 2)
+    other = start_stub(live=True)
+    try:
+        moved = tmp_path / "moved.json"
+        moved.write_text(json.dumps(stub_models([other], embed=other)))
+        wrong = tmp_path / "wrong.json"
+        wrong.write_text(json.dumps([{**m, "model_name": "another"} for m in stub_models([other], embed=other)]))
+        capsys.readouterr()
+        assert gensim("run", "--resume", str(run), f"model_config={wrong}", "--no-progress") == 2
+        err = capsys.readouterr().err
+        assert "not change them" in err and "another" in err and "Traceback" not in err
+        before = stub_stats(stub)["chat"]
+        assert gensim("run", str(stub_scenario), "--resume", str(run), f"model_config={moved}", "--no-progress") == 0
+        assert done(run, 3)
+        assert stub_stats(other)["chat"] > 0 and stub_stats(stub)["chat"] == before, "rounds 2-3 asked the new address"
+    finally:
+        other.stop()
+
+
 def test_a_replay_that_leaves_its_recording_says_what_differs(stub_scenario, tmp_path, capsys):
     run = tmp_path / "run"
     assert gensim("run", str(stub_scenario), "--agents", "12", "--rounds", "1", "--out", str(run), "--no-progress") == 0

@@ -67,7 +67,8 @@ def run_state(folder: Path) -> str:
 def _command(design: ExperimentDesign, run: PlannedRun, state: str, extra: list[str]) -> list[str]:
     base = [sys.executable, "-c", CLI, "run", design.scenario]
     if state == "partial" and (run.folder / "checkpoints").is_dir() and any((run.folder / "checkpoints").iterdir()):
-        return [*base, "--resume", str(run.folder), "--no-progress"]
+        # the experiment's shared servers may have started again elsewhere: the run resumes on them
+        return [*base, "--resume", str(run.folder), "--no-progress", *extra]
     args = run_args(design, run.cell, run.seed)
     cmd = [*base, "--seed", str(run.seed), "--out", str(run.folder), "--no-progress"]
     if args["agents"]:

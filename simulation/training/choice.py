@@ -4,10 +4,14 @@ A choice call is answered under a grammar that allows only its options (``llm.sc
 SFT trains the answer's tokens against the whole vocabulary, so a row answering "10" also raises the
 "1" that begins it, and a decision whose rows disagree (anchors drawn from the base's preference)
 teaches only its commonest option. Here each choice row's loss is the cross-entropy between a target
-distribution over its options and the model's constrained-decoder probabilities of them: one-hot
-for a rated answer, the base model's order-averaged option probabilities for an anchor (``meta.target``:
-distillation, so the adapter keeps the base's per-call preference rather than its mode). Rows
-without options (a JSON answer) keep the usual token loss on the answer.
+distribution over its options and the model's probabilities of the options' token paths (the end
+token included where it tells "1" from "10") under the whole vocabulary: the constrained decoder's
+cross-entropy over the options, plus a term that keeps the probability on the options' own tokens
+(guided decoding accepts any spelling of an option, and greedy decoding follows wherever the mass
+went). The target is one-hot for a rated answer, the base model's order-averaged option
+probabilities for an anchor (``meta.target``: distillation, so the adapter keeps the base's
+per-call preference rather than its mode). Rows without options (a JSON answer) keep the usual
+token loss on the answer.
 """
 
 from __future__ import annotations
@@ -72,34 +76,55 @@ def _last_logits(model: Any, seqs: list[list[int]], pad: int, dev: str) -> Any:
     return model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
 
 
-def option_logprobs(model: Any, rows: list[ChoiceRow], pad: int, dev: str) -> list[Any]:
-    """Per row, the log-probability of each option under the constrained decoder (a tensor that
-    carries gradients): at each point where the options part, the option's next token renormalised
-    over the tokens the options allow there. One forward pass for every row's branch points."""
+def path_logprobs(model: Any, rows: list[ChoiceRow], pad: int, dev: str) -> list[tuple[Any, Any]]:
+    """Per row, two tensors over its options (carrying gradients), from one forward pass over every
+    prefix of every option's token path:
+
+    - the constrained decoder's log-probabilities: at each point where the options part, the option's
+      next token renormalised over the tokens the options allow there (``llm.scoring``'s computation);
+    - each path's log-probability under the whole vocabulary, every token of it counted.
+
+    The second is what training must raise. The server's guided decoding allows *any* tokenization of
+    an option ("h" + "ire" as well as "hire"), so a loss on the renormalised probabilities alone is
+    free to move the canonical tokens' mass onto other spellings, and greedy decoding then follows
+    those: run F's adapter pushed "hire" and "keep" out of its top 8 next tokens, and said "hire" to
+    all 170 exam offers although its renormalised probabilities preferred "keep looking" for 58%."""
     import torch
 
     seqs: list[list[int]] = []
-    where: list[dict[tuple[int, ...], tuple[int, list[int]]]] = []
+    where: list[dict[tuple[int, ...], int]] = []
     for r in rows:
-        points = {}
-        for prefix, allowed in branch_points(r.paths).items():
-            points[prefix] = (len(seqs), allowed)
-            seqs.append(r.prompt + list(prefix))
+        points: dict[tuple[int, ...], int] = {}
+        for path in r.paths:
+            for k in range(len(path)):
+                if tuple(path[:k]) not in points:
+                    points[tuple(path[:k])] = len(seqs)
+                    seqs.append(r.prompt + path[:k])
         where.append(points)
-    logits = _last_logits(model, seqs, pad, dev) if seqs else None
+    logp = torch.log_softmax(_last_logits(model, seqs, pad, dev).float(), dim=-1) if seqs else None
     out = []
     for r, points in zip(rows, where, strict=True):
-        scores = []
+        branches = branch_points(r.paths)
+        constrained, full = [], []
         for path in r.paths:
-            lp = torch.zeros((), device=dev)
+            c = torch.zeros((), device=dev)
+            f = torch.zeros((), device=dev)
             for k, t in enumerate(path):
-                hit = points.get(tuple(path[:k]))
-                if hit is not None:
-                    i, allowed = hit
-                    lp = lp + torch.log_softmax(logits[i, allowed], dim=-1)[allowed.index(t)]
-            scores.append(lp)
-        out.append(torch.log_softmax(torch.stack(scores), dim=-1))
+                prefix = tuple(path[:k])
+                row = logp[points[prefix]]
+                f = f + row[t]
+                allowed = branches.get(prefix)
+                if allowed is not None:
+                    c = c + row[t] - torch.logsumexp(row[allowed], dim=-1)
+            constrained.append(c)
+            full.append(f)
+        out.append((torch.log_softmax(torch.stack(constrained), dim=-1), torch.stack(full)))
     return out
+
+
+def option_logprobs(model: Any, rows: list[ChoiceRow], pad: int, dev: str) -> list[Any]:
+    """Per row, the log-probability of each option under the constrained decoder (see :func:`path_logprobs`)."""
+    return [c for c, _ in path_logprobs(model, rows, pad, dev)]
 
 
 def _token_loss(model: Any, tok: Any, examples: list[Example], dev: str) -> Any:
@@ -157,8 +182,10 @@ def batch_loss(model: Any, tok: Any, examples: list[Example], dev: str,
     loss = torch.zeros((), device=dev)
     if choices:
         rows = [choice_row(tok, e) for e, _ in choices]
-        for (_, x), r, lp in zip(choices, rows, option_logprobs(model, rows, tok.pad_token_id, dev), strict=True):
-            loss = loss - x * (torch.tensor(r.target, device=dev) * lp).sum()
+        for (_, x), r, (_, full) in zip(choices, rows, path_logprobs(model, rows, tok.pad_token_id, dev), strict=True):
+            # soft-target cross-entropy of the options' paths over the whole vocabulary: the constrained
+            # decoder's cross-entropy plus the mass kept on the options' own tokens (path_logprobs)
+            loss = loss - x * (torch.tensor(r.target, device=dev) * full).sum()
     if tokens:
         loss = loss + _token_loss(model, tok, [e for e, _ in tokens], dev) * sum(x for _, x in tokens)
     return loss / len(examples)

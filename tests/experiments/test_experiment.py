@@ -196,3 +196,19 @@ def test_sigterm_stops_the_running_runs_too(tmp_path):
     meta = dict(rows(out / "runs" / "base" / "seed-1", "SELECT key, value FROM meta"))
     # a signal during the run's setup ends it before it records "finished": unfinished either way
     assert json.loads(meta.get("finished", "false")) is False and not (out / "runs" / "base" / "seed-2").exists()
+
+
+def test_an_interrupted_run_resumes_on_the_servers_the_experiment_started_now(tmp_path):
+    """The shared servers of a re-run listen elsewhere than those the interrupted run recorded: its
+    resume is pointed at them (run 2026-12-04: a 320-agent run resumed on the old port and failed)."""
+    from simulation.experiments.run import PlannedRun, _command
+
+    design = ExperimentDesign(scenario="job_seeking", seeds=[1], grid={"agents": ["20"]}, rounds=2)
+    folder = tmp_path / "runs" / "agents=20" / "seed-1"
+    (folder / "checkpoints" / "round-1").mkdir(parents=True)
+    run = PlannedRun({"agents": "20"}, "agents=20", 1, folder)
+    extra = [f"model_config={tmp_path / 'endpoints.json'}"]
+    cmd = _command(design, run, "partial", extra)
+    assert cmd[cmd.index("--resume") + 1] == str(folder) and cmd[-1] == extra[0]
+    fresh = _command(design, run, "new", extra)
+    assert "--resume" not in fresh and fresh[-1] == extra[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from simulation.training import read_manifest, train
-from simulation.training.choice import choice_row, option_logprobs
+from simulation.training.choice import choice_row, option_logprobs, path_logprobs
 from simulation.training.data import Example, load_examples
 from simulation.training.trainers import tokenizer_for
 
@@ -62,6 +62,33 @@ def test_option_probabilities_equal_the_scorers_on_full_passes(tiny_base):
     assert sum(got[1]) == pytest.approx(1.0) and len(got[1]) == 2
 
 
+def test_full_path_logprobs_count_every_token_over_the_whole_vocabulary(tiny_base):
+    """The second figure of ``path_logprobs``: each option's path log-probability, every token over
+    the whole vocabulary, equal to the sum over its own full forward pass."""
+    import torch
+
+    model, tok = model_and_tok(tiny_base)
+    row = choice_row(tok, Example(ASK, "keep looking", None, "offer", ("hire", "keep looking", "10", "1")))
+    assert max(len(p) for p in row.paths) > 1
+    with torch.no_grad():
+        ((constrained, full),) = path_logprobs(model, [row], tok.pad_token_id, "cpu")
+        for k, path in enumerate(row.paths):
+            lp = torch.log_softmax(model(torch.tensor([row.prompt + path])).logits[0], -1)
+            want = sum(float(lp[len(row.prompt) + i - 1, t]) for i, t in enumerate(path))
+            assert float(full[k]) == pytest.approx(want, abs=1e-4)
+    assert float(constrained.exp().sum()) == pytest.approx(1.0)
+    assert float(full.exp().sum()) < 1.0, "a random model puts most mass on other tokens"
+
+
+def option_mass(model, tok, e: Example) -> float:
+    """The whole-vocabulary probability of all of ``e``'s options' paths together."""
+    import torch
+
+    with torch.no_grad():
+        ((_, full),) = path_logprobs(model, [choice_row(tok, e)], tok.pad_token_id, "cpu")
+    return float(full.exp().sum())
+
+
 def rows_file(path: Path, target: dict[str, float] | None, n: int = 16) -> Path:
     meta = {"action": "screen", "options": ["pass", "reject"], **({"target": target} if target else {})}
     row = {"messages": [*ASK[:1], {"role": "user", "content": "Hire? pass or reject"},
@@ -74,6 +101,8 @@ def test_a_soft_target_is_learned_as_a_distribution(tmp_path, wide_base):
     """The same prompt trained toward 70/30 ends near 70/30; trained on its answer alone ("pass",
     one-hot) it ends near 100/0: the target, not the drawn answer, is what the choice loss fits."""
     got = {}
+    base_model, tok = model_and_tok(wide_base)
+    base_mass = option_mass(base_model, tok, load_examples(rows_file(tmp_path / "x.jsonl", None), "sft")[0])
     for name, target in (("soft", {"pass": 0.7, "reject": 0.3}), ("hard", None)):
         data = rows_file(tmp_path / f"{name}.jsonl", target)
         m = train("sft", data, tmp_path / name, base=str(wide_base), lora_rank=4, batch_size=4, epochs=6,
@@ -83,7 +112,8 @@ def test_a_soft_target_is_learned_as_a_distribution(tmp_path, wide_base):
         model, tok = model_and_tok(wide_base, tmp_path / name)
         (e,) = load_examples(data, "sft")[:1]
         got[name] = probs(model, tok, e)["pass"]
-    base_model, tok = model_and_tok(wide_base)
+        # the options' own tokens take the mass: guided decoding cannot wander onto other spellings
+        assert option_mass(model, tok, e) > 20 * base_mass, (name, option_mass(model, tok, e), base_mass)
     before = probs(base_model, tok, load_examples(tmp_path / "soft.jsonl", "sft")[0])["pass"]
     assert abs(before - 0.7) > 0.1, f"the base is not already there ({before:.2f})"
     assert got["soft"] == pytest.approx(0.7, abs=0.07), got
@@ -144,16 +174,32 @@ def test_each_right_answer_of_a_decision_weighs_alike():
     assert w[9:12] == [1.0] * 3, "one answer only: nothing to balance"
 
 
-def test_training_uses_the_answer_weights(tmp_path, wide_base):
-    """One prompt rated "pass" 6 times and "reject" twice: weighted alike, the two answers end near
-    50/50 (unweighted the fit is 75/25)."""
+def test_training_uses_the_answer_weights(tmp_path, wide_base, monkeypatch):
+    """One prompt rated "pass" 6 times and "reject" twice: unweighted, the fit leans to the majority's
+    "pass"; weighted alike, it moves far toward "reject". (Where the fit ends exactly depends on the
+    tiny random base, whose options start with almost none of the probability: the weighted batch loss
+    is checked against its arithmetic below.)"""
+    import torch
+
+    from simulation.training import choice
+
     meta = {"action": "screen", "options": ["pass", "reject"]}
     row = [*ASK[:1], {"role": "user", "content": "Hire? pass or reject"}]
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"messages": [*row, {"role": "assistant", "content": a}], "meta": meta}) + "\n"
                             for a in ["pass"] * 6 + ["reject"] * 2))
-    train("sft", data, tmp_path / "a", base=str(wide_base), lora_rank=4, batch_size=8, epochs=30,
-          learning_rate=3e-2, progress=False, objective="choices")
-    model, tok = model_and_tok(wide_base, tmp_path / "a")
-    got = probs(model, tok, load_examples(data, "sft")[0])["pass"]
-    assert got == pytest.approx(0.5, abs=0.07), got
+    examples = load_examples(data, "sft")
+    model, tok = model_and_tok(wide_base)
+    weights = choice.answer_weights(examples)
+    with torch.no_grad():
+        each = [float(choice.batch_loss(model, tok, [e], "cpu")) for e in examples]
+        got = float(choice.batch_loss(model, tok, examples, "cpu", weights))
+    assert got == pytest.approx(sum(w * x for w, x in zip(weights, each, strict=True)) / len(examples), rel=1e-4)
+    fits = {}
+    for name in ("weighted", "unweighted"):
+        if name == "unweighted":
+            monkeypatch.setattr(choice, "answer_weights", lambda rows: [1.0] * len(rows))
+        train("sft", data, tmp_path / name, base=str(wide_base), lora_rank=4, batch_size=8, epochs=30,
+              learning_rate=3e-2, progress=False, objective="choices")
+        fits[name] = probs(*model_and_tok(wide_base, tmp_path / name), examples[0])["pass"]
+    assert fits["unweighted"] > 0.7 and fits["weighted"] < fits["unweighted"] - 0.3, fits

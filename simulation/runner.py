@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from . import schedule
 from .config import ConfigError, ConfigProblem, RunConfig, load_run_config, resolve_scenario_dir
 from .config.errors import problems_from_validation
-from .config.loader import EXAMPLES_DIR, SIM_CONFIG
+from .config.loader import EXAMPLES_DIR, SIM_CONFIG, read_model_configs
 from .config.models import ModelConfig
 from .core.checkpoint import latest_checkpoint
 from .core.errors import RunStopped
@@ -85,21 +85,17 @@ def moved_endpoints(path: Path, recorded: list[ModelConfig]) -> list[ModelConfig
     """The entries of a ``model_configs.json`` that serves the recorded models at other addresses (an
     experiment's shared servers, started again on other ports, when it resumes a run). The models
     themselves may not change: every entry's config name, type and model name must be the recorded ones."""
-    where = str(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ConfigError([ConfigProblem(where, "model_config", f"cannot read it: {e}")]) from None
-    if not isinstance(raw, list):
-        raise ConfigError([ConfigProblem(where, "", "top level must be a list of model entries")])
-    try:
-        models = [ModelConfig.model_validate(m) for m in raw]
-    except ValidationError as e:
-        raise ConfigError(problems_from_validation(e, where)) from None
-    ident = lambda ms: sorted((m.config_name, m.model_type, m.model_name) for m in ms)  # noqa: E731
+    problems: list[ConfigProblem] = []
+    models = read_model_configs(path, problems)
+    if problems:
+        raise ConfigError(problems)
+
+    def ident(ms: list[ModelConfig]) -> list[tuple[str, str, str]]:
+        return sorted((m.config_name, m.model_type, m.model_name) for m in ms)
+
     if ident(models) != ident(recorded):
-        raise ConfigError([ConfigProblem(where, "model_config", "a resume or replay may move the recorded models to "
-                                         f"other addresses, not change them: recorded {ident(recorded)}, "
+        raise ConfigError([ConfigProblem(str(path), "model_config", "a resume or replay may move the recorded models "
+                                         f"to other addresses, not change them: recorded {ident(recorded)}, "
                                          f"given {ident(models)}")])
     return models
 

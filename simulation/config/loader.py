@@ -98,6 +98,26 @@ def _read_structured(path: Path, problems: list[ConfigProblem]) -> Any:
     return None
 
 
+def read_model_configs(path: Path, problems: list[ConfigProblem]) -> list[ModelConfig]:
+    """The entries of a ``model_configs.json`` (or YAML); what is wrong with them goes to ``problems``."""
+    models: list[ModelConfig] = []
+    raw = _read_structured(path, problems)
+    if raw is None:
+        return models
+    if not isinstance(raw, list):
+        problems.append(ConfigProblem(str(path), "", "top level must be a list of model entries"))
+        return models
+    for i, entry in enumerate(raw):
+        try:
+            models.append(ModelConfig.model_validate(entry))
+        except ValidationError as e:
+            problems += problems_from_validation(e, str(path), prefix=f"[{i}]")
+    names = [m.config_name for m in models]
+    for n in {n for n in names if names.count(n) > 1}:
+        problems.append(ConfigProblem(str(path), "config_name", f"duplicate config_name '{n}'"))
+    return models
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     """``a.b.c=value`` with the value read as a YAML scalar (``3``, ``true``, ``[1,2]``, ``text``)."""
     if "=" not in item:
@@ -213,21 +233,7 @@ def load_run_config(
             except ValidationError as e:
                 problems += problems_from_validation(e, str(mem_path))
 
-    models_path = _resolve(cfg_dir, view["model_config"])
-    models: list[ModelConfig] = []
-    models_raw = _read_structured(models_path, problems)
-    if models_raw is not None:
-        if not isinstance(models_raw, list):
-            problems.append(ConfigProblem(str(models_path), "", "top level must be a list of model entries"))
-        else:
-            for i, entry in enumerate(models_raw):
-                try:
-                    models.append(ModelConfig.model_validate(entry))
-                except ValidationError as e:
-                    problems += problems_from_validation(e, str(models_path), prefix=f"[{i}]")
-            names = [m.config_name for m in models]
-            for n in {n for n in names if names.count(n) > 1}:
-                problems.append(ConfigProblem(str(models_path), "config_name", f"duplicate config_name '{n}'"))
+    models = read_model_configs(_resolve(cfg_dir, view["model_config"]), problems)
 
     params: dict[str, Any] = dict(view["scenario"])
     if params_model is not None:

@@ -107,14 +107,15 @@ def collapsed(after: GroupMeasure, before: GroupMeasure,
     ``job_count``: "1" for 92% of calls, 32% of live answers) follows the base; it has not collapsed.
     """
     out = []
+    preferred = preferred or {}
     for action in after.decisions:
         opt, share = after.top(action)
         if after.answers.get(action, 0) < MIN_ANSWERS or before.answers.get(action, 0) < MIN_ANSWERS:
             continue
-        free = (preferred or {}).get(action, {}).get(opt, 0.0)
+        free = preferred.get(action, {}).get(opt, 0.0)
         if share > SKEW and before.top(action)[1] <= SKEW and free <= SKEW:
             out.append(f"decision '{action}' collapsed onto '{opt}' ({share:.0%}; base {before.top(action)[1]:.0%}"
-                       + (f", {free:.0%} with position averaged out" if action in (preferred or {}) else "") + ")")
+                       + (f", {free:.0%} with position averaged out" if action in preferred else "") + ")")
     for name, (f, n) in after.by_check.items():
         bf, bn = before.by_check.get(name, (0, 0))
         if n and bn and f / n > bf / bn + 0.05:

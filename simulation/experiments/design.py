@@ -59,7 +59,6 @@ class ExperimentDesign(BaseModel):
         a, b = self.model_dump(), other.model_dump()
         return [f"{k}: {b[k]!r} -> {a[k]!r}" for k in a if a[k] != b[k]]
 
-
     def extension_of(self, other: ExperimentDesign) -> list[str] | None:
         """What this design adds to ``other`` when it only adds seeds or values of the same grid keys
         (every run of ``other`` is one of this design's, so its finished runs count); None otherwise."""

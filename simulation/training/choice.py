@@ -193,14 +193,19 @@ def batch_loss(model: Any, tok: Any, examples: list[Example], dev: str,
 
 def train_choices(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,
                   lr: float, batch_size: int, seed: int, progress: bool,
-                  watch: TrainWatch | None = None) -> list[float]:
+                  watch: TrainWatch | None = None, weights: list[float] | None = None) -> list[float]:
     """Fit a LoRA adapter with :func:`batch_loss` (constant learning rate, AdamW, seeded order);
-    logs each step to ``out/train_log.jsonl``; returns the losses."""
+    logs each step to ``out/train_log.jsonl``; returns the losses. ``weights``: one per example
+    (default :func:`answer_weights`)."""
     import torch
     from tqdm import tqdm
 
     from .trainers import device, load_policy, lora_config, quiet_libraries, tokenizer_for
 
+    if weights is None:
+        weights = answer_weights(examples)
+    elif len(weights) != len(examples):
+        raise ValueError(f"{len(weights)} weights for {len(examples)} examples")
     quiet_libraries()
     dev = device()
     torch.manual_seed(seed)
@@ -211,7 +216,6 @@ def train_choices(examples: list[Example], base: str, parent: Path | None, out: 
 
         model = get_peft_model(model, lora_config(rank))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    weights = answer_weights(examples)
     rng = random.Random(seed)
     steps = max(1, math.ceil(len(examples) * epochs / batch_size))
     order: list[int] = []

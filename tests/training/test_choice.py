@@ -203,3 +203,12 @@ def test_training_uses_the_answer_weights(tmp_path, wide_base, monkeypatch):
               learning_rate=3e-2, progress=False, objective="choices")
         fits[name] = probs(*model_and_tok(wide_base, tmp_path / name), examples[0])["pass"]
     assert fits["unweighted"] > 0.7 and fits["weighted"] < fits["unweighted"] - 0.3, fits
+
+
+def test_explicit_weights_must_match_the_examples(tmp_path):
+    """A weight list of the wrong length is refused before any model is loaded (the base here does not exist)."""
+    from simulation.training import choice
+
+    rows = [Example(ASK, a, None, "screen", ("pass", "reject")) for a in ("pass", "reject")]
+    with pytest.raises(ValueError, match="1 weights for 2 examples"):
+        choice.train_choices(rows, str(tmp_path / "no-model"), None, tmp_path, 1.0, 4, 1e-3, 2, 0, False, weights=[1.0])

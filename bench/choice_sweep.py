@@ -1,0 +1,251 @@
+"""A fast sweep of the choice loss's settings, on a GPU when one is lent: train, sit a proxy exam, grade.
+
+The real exam (``gensim correct``, ``bench/figure5.py``) asks a vLLM server, which this sweep cannot
+carry to a GPU machine; here the held-out exam's answers are the constrained decoder's pick
+computed with transformers (the option whose token path the model prefers once the options' tokens
+are renormalised, ``training.choice.option_logprobs``), for the base model and for one adapter per
+variant. The grading is the real one (``correction.exam``'s checks, balanced accuracy and
+bootstrap intervals over agents). Three steps, the middle one where the accelerator is:
+
+    .venv/bin/python bench/choice_sweep.py prep --loop LOOP --out DIR      # the exam's prompts, the data
+    python bench/choice_sweep.py run --dir DIR --model HF_DIR --out ANSWERS [--budget-s 420] [VARIANT ...]
+    .venv/bin/python bench/choice_sweep.py grade --loop LOOP --dir DIR --answers ANSWERS
+
+``run`` needs torch, transformers and peft (and this repository's ``simulation`` package importable);
+it trains the variants in the order given until ``--budget-s`` is spent, writing each one's answers
+as soon as it has them. A variant is a name from ``VARIANTS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One training setting: the answer weights' power (1: each right answer of a decision weighs
+    alike, today's default; 0: no weights), which rows are left out, and the optimiser's settings."""
+
+    power: float = 1.0
+    drop_unsure: bool = False  # leave out rated calls no check names a right option for (meta.anchored)
+    lr: float = 1e-3
+    epochs: float = 1.0
+    rows: int | None = 1000
+    seed: int = 11
+
+
+VARIANTS: dict[str, Variant] = {
+    "default": Variant(),
+    "w0.5": Variant(power=0.5),
+    "w0": Variant(power=0.0),
+    "default-sure": Variant(drop_unsure=True),
+    "w0.5-sure": Variant(power=0.5, drop_unsure=True),
+    "default-s2": Variant(seed=2),
+    "w0.5-s2": Variant(power=0.5, seed=2),
+    "lr5e-4": Variant(lr=5e-4),
+    "ep2": Variant(epochs=2.0),
+    "all-rows": Variant(rows=None),
+    "w0.5-ep2": Variant(power=0.5, epochs=2.0),
+    "w0-ep2": Variant(power=0.0, epochs=2.0),
+    "w0.5-all": Variant(power=0.5, rows=None),
+}
+
+
+def prep(loop: Path, out: Path) -> None:
+    """The held-out exam's prompts (the loop's groups, as ``bench/figure5.py`` finds them) and its data."""
+    from simulation.correction import exam as ex
+    from simulation.correction.measure import split_agents
+    from simulation.runner import read_run_config, recorded_scenario
+    from simulation.store import RunStore
+
+    base = loop / "base"
+    store = RunStore(base / "run.sqlite", readonly=True)
+    try:
+        agents = [x for (x,) in store.db.execute("SELECT agent_id FROM agents ORDER BY agent_id")]
+        seed = int(store.meta()["seed"])
+    finally:
+        store.close()
+    groups = split_agents(agents, seed, 0.5, 0.3)
+    checks = recorded_scenario(base, read_run_config(base), "job_seeking")[0].checks
+    items = ex.exam_items(base, groups.holdout, checks)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "exam_prompts.jsonl", "w", encoding="utf-8") as f:
+        for i in items:
+            f.write(json.dumps({"call_id": i.call_id, "messages": i.messages, "choices": i.choices}) + "\n")
+    shutil.copy(loop / "data-1.jsonl", out / "data.jsonl")
+    print(f"prep: {len(items)} exam calls of {len(groups.holdout)} held-out agents; data "
+          f"{sum(1 for _ in open(out / 'data.jsonl'))} rows -> {out}")
+
+
+def _answers(model, tok, prompts: list[dict], dev: str, batch: int = 32) -> tuple[list[str], list[dict], list[float]]:
+    """Per exam call: the constrained decoder's pick, its option probabilities, and the options'
+    share of the whole vocabulary's probability (how much of the mass guided decoding could follow
+    to other spellings)."""
+    import torch
+
+    from simulation.training.choice import choice_row, path_logprobs
+    from simulation.training.data import Example
+
+    picks, probs, mass = [], [], []
+    model.eval()
+    with torch.no_grad():
+        for k in range(0, len(prompts), batch):
+            part = prompts[k:k + batch]
+            rows = [choice_row(tok, Example(p["messages"], p["choices"][0], None, "", tuple(p["choices"])))
+                    for p in part]
+            for p, (c, f) in zip(part, path_logprobs(model, rows, tok.pad_token_id, dev), strict=True):
+                pr = c.exp().tolist()
+                picks.append(p["choices"][max(range(len(pr)), key=pr.__getitem__)])
+                probs.append({o: round(x, 4) for o, x in zip(p["choices"], pr, strict=True)})
+                mass.append(float(f.exp().sum()))
+    return picks, probs, mass
+
+
+def run(folder: Path, model_dir: str, out: Path, names: list[str], budget_s: float) -> None:
+    """Train each variant and answer the exam with it (the base model first), within the budget."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from simulation.training import spread_sample
+    from simulation.training.choice import answer_weights, train_choices
+    from simulation.training.data import load_examples
+    from simulation.training.trainers import tokenizer_for
+
+    t_start = time.perf_counter()
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    out.mkdir(parents=True, exist_ok=True)
+    prompts = [json.loads(line) for line in open(folder / "exam_prompts.jsonl", encoding="utf-8")]
+    data = folder / "data.jsonl"
+    examples = load_examples(data, "sft")
+    metas = [json.loads(line).get("meta", {}) for line in open(data, encoding="utf-8") if line.strip()]
+    tok = tokenizer_for(model_dir)
+    t0 = time.perf_counter()
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(dev)
+    got = _answers(base, tok, prompts, dev)
+    _write(out / "answers-base.json", "base", Variant(), got, time.perf_counter() - t0, None)
+    print(f"base: {len(prompts)} calls in {time.perf_counter() - t0:.0f}s on {dev}", flush=True)
+    del base
+    for name in names:
+        if time.perf_counter() - t_start > budget_s:
+            print(f"budget spent: {name} and later not run", flush=True)
+            break
+        v = VARIANTS[name]
+        pool = [e for e, m in zip(examples, metas, strict=True) if not (v.drop_unsure and m.get("anchored"))]
+        rows = spread_sample(pool, v.rows, v.seed) if v.rows is not None and len(pool) > v.rows else pool
+        weights = [w ** v.power for w in answer_weights(rows)]
+        adapter = Path(f"/tmp/choice-sweep/{name}")
+        shutil.rmtree(adapter, ignore_errors=True)
+        adapter.mkdir(parents=True)
+        t0 = time.perf_counter()
+        losses = train_choices(rows, model_dir, None, adapter, v.epochs, 16, v.lr, 8, v.seed, False, weights=weights)
+        train_s = time.perf_counter() - t0
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
+                                          str(adapter)).to(dev)
+        got = _answers(model, tok, prompts, dev)
+        _write(out / f"answers-{name}.json", name, v, got, train_s, losses)
+        print(f"{name}: {len(rows)} rows, {len(losses)} steps in {train_s:.0f}s, loss {losses[0]:.3f}->"
+              f"{sum(losses[-10:]) / min(10, len(losses)):.3f}; exam in {time.perf_counter() - t0 - train_s:.0f}s",
+              flush=True)
+        del model
+
+
+def _write(path: Path, name: str, v: Variant, got: tuple, seconds: float, losses: list[float] | None) -> None:
+    picks, probs, mass = got
+    path.write_text(json.dumps({"variant": name, "settings": v.__dict__, "seconds": round(seconds, 1),
+                                "losses": losses, "answers": picks, "probs": probs,
+                                "mass": [round(m, 5) for m in mass]}))
+
+
+def grade(loop: Path, folder: Path, answers: Path) -> None:
+    """Each variant's exam, graded like the loop's (the base model's proxy answers as the base)."""
+    from simulation.correction import exam as ex
+    from simulation.correction.measure import split_agents
+    from simulation.runner import read_run_config, recorded_scenario
+    from simulation.store import RunStore
+
+    base = loop / "base"
+    store = RunStore(base / "run.sqlite", readonly=True)
+    try:
+        agents = [x for (x,) in store.db.execute("SELECT agent_id FROM agents ORDER BY agent_id")]
+        seed = int(store.meta()["seed"])
+    finally:
+        store.close()
+    groups = split_agents(agents, seed, 0.5, 0.3)
+    checks = recorded_scenario(base, read_run_config(base), "job_seeking")[0].checks
+    items = ex.exam_items(base, groups.holdout, checks)
+    order = [json.loads(line)["call_id"] for line in open(folder / "exam_prompts.jsonl", encoding="utf-8")]
+    if order != [i.call_id for i in items]:
+        raise SystemExit(f"{folder}: the exam's calls differ from {base}'s held-out calls")
+    got = {p.stem.removeprefix("answers-"): json.loads(p.read_text()) for p in sorted(answers.glob("answers-*.json"))}
+    b = got.pop("base")
+    recorded = [i.recorded for i in items]
+    agree = sum(x == y for x, y in zip(b["answers"], recorded, strict=True)) / len(items)
+    print(f"base proxy answers agree with the recorded answers on {agree:.0%} of {len(items)} calls")
+    table = []
+    for name, g in got.items():
+        graded = ex.grade_exam(base, items, {"base": b["answers"], "adapter": g["answers"]}, checks)
+        fig = ex.exam_figures(graded, seed=seed)
+        ba = {d: v for d, v in fig["balanced_accuracy"].items() if v["lo"] is not None}
+        checks_fail = {c: (v["base"], v["adapter"]) for c, v in fig["checks"].items()}
+        worst = max(((d, v["adapter"]) for d, v in fig["first_share"].items() if v.get("adapter") is not None),
+                    key=lambda kv: kv[1])
+        row = {"variant": name, "settings": g["settings"], "train_s": g["seconds"],
+               "balanced_accuracy": {d: [v["base"], v["adapter"], v["lo"], v["hi"]] for d, v in ba.items()},
+               "fail": [fig["fail"]["base"], fig["fail"]["adapter"]], "cut": fig["cut"], "cut_ci": fig["cut_ci"],
+               "checks": checks_fail, "worst_first": list(worst),
+               "shares": {d: v["adapter"] for d, v in fig["shares"].items()},
+               "min_mass": min(g["mass"])}
+        table.append(row)
+        bas = ", ".join(f"{d} {v[0]:.0%}->{v[1]:.0%} [{v[2]:.0%},{v[3]:.0%}]" for d, v in row["balanced_accuracy"].items())
+        cut_ci = "[" + ", ".join(f"{x:.0%}" for x in fig["cut_ci"] if x is not None) + "]"
+        print(f"{name:14s} {bas}; fail {row['fail'][0]:.2f}->{row['fail'][1]:.2f} cut {_pct(fig['cut'])} {cut_ci}; "
+              f"worst first {worst[0]} {worst[1]:.0%}; "
+              + "; ".join(f"{c} {x:.2f}->{y:.2f}" for c, (x, y) in checks_fail.items() if x is not None))
+    (answers / "graded.json").write_text(json.dumps(table, indent=1))
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("prep", help="write the exam's prompts and the loop's data into DIR")
+    p.add_argument("--loop", type=Path, required=True, help="a gensim correct folder (base/, data-1.jsonl)")
+    p.add_argument("--out", type=Path, required=True)
+    r = sub.add_parser("run", help="train the variants and answer the exam (where the GPU is)")
+    r.add_argument("--dir", type=Path, required=True, help="prep's folder")
+    r.add_argument("--model", required=True, help="the base model's Hugging Face folder")
+    r.add_argument("--out", type=Path, required=True, help="folder for answers-*.json")
+    r.add_argument("--budget-s", type=float, default=420.0, help="stop starting variants after this (default 420)")
+    r.add_argument("variants", nargs="*", default=["default", "w0.5", "w0"], help=f"of {', '.join(VARIANTS)}")
+    g = sub.add_parser("grade", help="grade every answers-*.json against the base model's")
+    g.add_argument("--loop", type=Path, required=True)
+    g.add_argument("--dir", type=Path, required=True)
+    g.add_argument("--answers", type=Path, required=True)
+    a = ap.parse_args()
+    if a.step == "prep":
+        prep(a.loop, a.out)
+    elif a.step == "run":
+        unknown = [n for n in a.variants if n not in VARIANTS]
+        if unknown:
+            ap.error(f"unknown variant(s) {', '.join(unknown)}: one of {', '.join(VARIANTS)}")
+        run(a.dir, a.model, a.out, a.variants, a.budget_s)
+    else:
+        grade(a.loop, a.dir, a.answers)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

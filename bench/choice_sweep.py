@@ -10,6 +10,7 @@ bootstrap intervals over agents). Three steps, the middle one where the accelera
     .venv/bin/python bench/choice_sweep.py prep --loop LOOP --out DIR      # the exam's prompts, the data
     python bench/choice_sweep.py run --dir DIR --model HF_DIR --out ANSWERS [--budget-s 420] [VARIANT ...]
     .venv/bin/python bench/choice_sweep.py grade --loop LOOP --dir DIR --answers ANSWERS
+    .venv/bin/python bench/choice_sweep.py validate --loop LOOP --dir DIR   # the proxy against a loop's real exam
 
 ``run`` needs torch, transformers and peft (and this repository's ``simulation`` package importable);
 it trains the variants in the order given until ``--budget-s`` is spent, writing each one's answers
@@ -214,6 +215,37 @@ def grade(loop: Path, folder: Path, answers: Path) -> None:
     (answers / "graded.json").write_text(json.dumps(table, indent=1))
 
 
+def validate(loop: Path, folder: Path, model_dir: str | None, decisions: list[str]) -> None:
+    """How often the proxy's pick equals the answer vLLM gave on the loop's real exam, per decision,
+    for the base model and the loop's first adapter (on a 2-core CPU about a minute per 100 two-option
+    calls: one forward pass per option prefix)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from simulation.services.model_assets import chat_model_dir
+    from simulation.training.trainers import tokenizer_for
+
+    model_dir = model_dir or str(chat_model_dir())
+    exam = [json.loads(line) for line in open(loop / "iter-1" / "exam.jsonl", encoding="utf-8")]
+    prompts = {p["call_id"]: p for p in map(json.loads, open(folder / "exam_prompts.jsonl", encoding="utf-8"))}
+    rows = [r for r in exam if r["call_id"] in prompts and (not decisions or r["decision"] in decisions)]
+    asked = [prompts[r["call_id"]] for r in rows]
+    tok = tokenizer_for(model_dir)
+    for name in ("base", "adapter"):
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        if name == "adapter":
+            model = PeftModel.from_pretrained(model, str(loop / "adapter-1"))
+        picks = _answers(model, tok, asked, "cpu")[0]
+        by: dict[str, list[bool]] = {}
+        for r, pick in zip(rows, picks, strict=True):
+            if r["answers"][name] is not None:
+                by.setdefault(r["decision"], []).append(pick == r["answers"][name])
+        total = [x for v in by.values() for x in v]
+        print(f"{name}: the proxy's pick equals vLLM's answer on {sum(total) / len(total):.0%} of {len(total)} calls; "
+              + ", ".join(f"{d} {sum(v) / len(v):.0%} of {len(v)}" for d, v in sorted(by.items())), flush=True)
+
+
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.0%}"
 
@@ -234,8 +266,16 @@ def main() -> int:
     g.add_argument("--loop", type=Path, required=True)
     g.add_argument("--dir", type=Path, required=True)
     g.add_argument("--answers", type=Path, required=True)
+    v = sub.add_parser("validate", help="the proxy's picks against a loop's real exam answers (base and adapter-1)")
+    v.add_argument("--loop", type=Path, required=True)
+    v.add_argument("--dir", type=Path, required=True)
+    v.add_argument("--model", help="the base model's HF folder (default: the bundled model's)")
+    v.add_argument("--decisions", nargs="*", default=["screen", "offer_decision"],
+                   help="decisions to compare (default: screen offer_decision; none given: all)")
     a = ap.parse_args()
-    if a.step == "prep":
+    if a.step == "validate":
+        validate(a.loop, a.dir, a.model, a.decisions)
+    elif a.step == "prep":
         prep(a.loop, a.out)
     elif a.step == "run":
         unknown = [n for n in a.variants if n not in VARIANTS]

@@ -8,7 +8,7 @@ variant. The grading is the real one (``correction.exam``'s checks, balanced acc
 bootstrap intervals over agents). Three steps, the middle one where the accelerator is:
 
     .venv/bin/python bench/choice_sweep.py prep --loop LOOP --out DIR      # the exam's prompts, the data
-    python bench/choice_sweep.py run --dir DIR --model HF_DIR --out ANSWERS [--budget-s 420] [VARIANT ...]
+    python bench/choice_sweep.py run --dir DIR --model HF_DIR --out ANSWERS [--budget-s 420] [VARIANT ...]   # bench/gpu/sweep.sh
     .venv/bin/python bench/choice_sweep.py grade --loop LOOP --dir DIR --answers ANSWERS
     .venv/bin/python bench/choice_sweep.py validate --loop LOOP --dir DIR   # the proxy against a loop's real exam
 

@@ -63,21 +63,9 @@ VARIANTS: dict[str, Variant] = {
 
 def prep(loop: Path, out: Path) -> None:
     """The held-out exam's prompts (the loop's groups, as ``bench/figure5.py`` finds them) and its data."""
-    from simulation.correction import exam as ex
-    from simulation.correction.measure import split_agents
-    from simulation.runner import read_run_config, recorded_scenario
-    from simulation.store import RunStore
+    from bench.figure5 import held_out_exam
 
-    base = loop / "base"
-    store = RunStore(base / "run.sqlite", readonly=True)
-    try:
-        agents = [x for (x,) in store.db.execute("SELECT agent_id FROM agents ORDER BY agent_id")]
-        seed = int(store.meta()["seed"])
-    finally:
-        store.close()
-    groups = split_agents(agents, seed, 0.5, 0.3)
-    checks = recorded_scenario(base, read_run_config(base), "job_seeking")[0].checks
-    items = ex.exam_items(base, groups.holdout, checks)
+    _, groups, _, items = held_out_exam(loop / "base")
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "exam_prompts.jsonl", "w", encoding="utf-8") as f:
         for i in items:
@@ -169,21 +157,11 @@ def _write(path: Path, name: str, v: Variant, got: tuple, seconds: float, losses
 
 def grade(loop: Path, folder: Path, answers: Path) -> None:
     """Each variant's exam, graded like the loop's (the base model's proxy answers as the base)."""
+    from bench.figure5 import held_out_exam
     from simulation.correction import exam as ex
-    from simulation.correction.measure import split_agents
-    from simulation.runner import read_run_config, recorded_scenario
-    from simulation.store import RunStore
 
     base = loop / "base"
-    store = RunStore(base / "run.sqlite", readonly=True)
-    try:
-        agents = [x for (x,) in store.db.execute("SELECT agent_id FROM agents ORDER BY agent_id")]
-        seed = int(store.meta()["seed"])
-    finally:
-        store.close()
-    groups = split_agents(agents, seed, 0.5, 0.3)
-    checks = recorded_scenario(base, read_run_config(base), "job_seeking")[0].checks
-    items = ex.exam_items(base, groups.holdout, checks)
+    seed, _, checks, items = held_out_exam(base)
     order = [json.loads(line)["call_id"] for line in open(folder / "exam_prompts.jsonl", encoding="utf-8")]
     if order != [i.call_id for i in items]:
         raise SystemExit(f"{folder}: the exam's calls differ from {base}'s held-out calls")

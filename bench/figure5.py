@@ -27,9 +27,17 @@ sys.path.insert(0, str(ROOT))
 
 from simulation.correction import exam as ex  # noqa: E402
 from simulation.correction.loop import _serving, train  # noqa: E402  (train: in a child process)
-from simulation.correction.measure import split_agents  # noqa: E402
+from simulation.correction.measure import Groups, run_groups  # noqa: E402
 from simulation.runner import read_run_config, recorded_scenario  # noqa: E402
-from simulation.store import RunStore  # noqa: E402
+
+
+def held_out_exam(base: Path, holdout: float = 0.5,
+                  control: float = 0.3) -> tuple[int, Groups, list, list[ex.ExamItem]]:
+    """The loop's held-out exam on ``base`` (the loop's groups: its data left the held-out agents out):
+    the run's seed, the groups, job seeking's checks and the held-out agents' choice calls."""
+    groups, seed = run_groups(base, holdout, control)
+    checks = recorded_scenario(base, read_run_config(base), "job_seeking")[0].checks
+    return seed, groups, checks, ex.exam_items(base, groups.holdout, checks)
 
 
 def sit(base: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: int) -> dict[str, list[str | None]]:
@@ -110,15 +118,7 @@ def main() -> int:
     a = ap.parse_args()
     base, out = Path(a.base), Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    store = RunStore(base / "run.sqlite", readonly=True)
-    try:
-        agents = [x for (x,) in store.db.execute("SELECT agent_id FROM agents ORDER BY agent_id")]
-        seed = int(store.meta()["seed"])
-    finally:
-        store.close()
-    groups = split_agents(agents, seed, a.holdout, a.control)  # the loop's groups: its data left these out
-    checks = recorded_scenario(base, read_run_config(base), "job_seeking")[0].checks
-    items = ex.exam_items(base, groups.holdout, checks)
+    seed, groups, checks, items = held_out_exam(base, a.holdout, a.control)
     print(f"exam: {len(items)} calls of {len(groups.holdout)} held-out agents", flush=True)
     points: list[dict] = []
     done = out / "figure5.json"

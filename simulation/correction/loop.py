@@ -32,7 +32,7 @@ from ..training import train as train_here
 from . import exam as ex
 from . import rate_run
 from .datasets import anchor_candidates, write_dataset
-from .measure import GroupMeasure, Groups, collapsed, measure, split_agents
+from .measure import GroupMeasure, Groups, collapsed, measure, run_groups
 from .ratings import judge_warning
 
 KIND = {"sft": "sft", "ppo": "reward"}
@@ -425,15 +425,9 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     if opts.base and not json.loads((base / "config.json").read_text())["simulation"]["llm"].get("shuffle_options"):
         emit("correct: warning: the base run lists every call's options in one order (llm.shuffle_options=false): "
              "position bias and option bias cannot be told apart")
-    store = RunStore(base / "run.sqlite")
-    try:
-        agent_ids = [a for (a,) in store.db.execute("SELECT agent_id FROM agents ORDER BY agent_id")]
-        seed = int(store.meta()["seed"])
-    finally:
-        store.close()
-    groups = split_agents(agent_ids, seed, opts.holdout, opts.control)
+    groups, seed = run_groups(base, opts.holdout, opts.control)
     if not groups.holdout_treated or not groups.control:
-        raise ConfigError([ConfigProblem("<command line>", "--agents", f"{len(agent_ids)} agents leave no held-out "
+        raise ConfigError([ConfigProblem("<command line>", "--agents", f"{len(groups.agents)} agents leave no held-out "
                                          "treated agent or no control agent: use more agents")])
     from ..runner import read_run_config, recorded_scenario
 
@@ -453,7 +447,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                  scenario=opts.scenario,
                  progress=opts.progress)
         data = out / f"data-{i}.jsonl"
-        unsure = (ex.unsure_items(source, frozenset(agent_ids) - groups.holdout, checks)
+        unsure = (ex.unsure_items(source, groups.agents - groups.holdout, checks)
                   if opts.method == "sft" and opts.rater == "checks" else [])
         anchors = (_anchor_answers(source, groups.holdout, seed, opts.progress, unsure, rows=opts.max_samples,
                                    permute=opts.permute)

@@ -41,11 +41,27 @@ class Groups:
     def holdout_treated(self) -> frozenset[str]:
         return self.holdout & self.treated
 
+    @property
+    def agents(self) -> frozenset[str]:
+        """Every agent of the run (treated or control)."""
+        return self.treated | self.control
+
 
 def split_agents(agents: list[str], seed: int, holdout: float, control: float) -> Groups:
     hold = frozenset(a for a in agents if holdout_unit(seed, a) < holdout)
     treated = frozenset(a for a in agents if ab_unit(seed, a) < 1.0 - control)
     return Groups(hold, treated, frozenset(agents) - treated)
+
+
+def run_groups(run: Path, holdout: float, control: float) -> tuple[Groups, int]:
+    """A run's agents split as the correction loop splits them, and the run's recorded seed (the split's)."""
+    store = RunStore(Path(run) / "run.sqlite", readonly=True)
+    try:
+        agents = [a for (a,) in store.db.execute("SELECT agent_id FROM agents ORDER BY agent_id")]
+        seed = int(store.meta()["seed"])
+    finally:
+        store.close()
+    return split_agents(agents, seed, holdout, control), seed
 
 
 @dataclass

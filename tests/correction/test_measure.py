@@ -14,6 +14,7 @@ def test_groups_are_seeded_and_disjoint_where_they_must_be():
     assert 60 < len(g.holdout) < 120 and 60 < len(g.control) < 120
     assert g.holdout_treated and g.holdout_treated <= g.treated
     assert g.holdout & g.control, "the hold-out draw is independent of the A/B draw"
+    assert g.agents == frozenset(AGENTS)
 
 
 def m(decisions, answers, by_check=None) -> GroupMeasure:

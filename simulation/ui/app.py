@@ -218,8 +218,10 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 tr_objective = gr.Dropdown(["tokens", "choices"], value="tokens", elem_id="tr-objective",
                                            label="sft loss (choices: on the options of choice rows)")
                 tr_epochs = gr.Number(label="Epochs", value=1, elem_id="tr-epochs")
-                tr_lr = gr.Number(label="Learning rate (blank: the method's default)", elem_id="tr-lr")
-                tr_max = gr.Number(label="Max rows (blank: all)", precision=0, elem_id="tr-max")
+                # Gradio shows an empty number as 0, so 0 is the documented "default" value
+                tr_lr = gr.Number(label="Learning rate (0: the method's default)", value=0, minimum=0,
+                                  elem_id="tr-lr")
+                tr_max = gr.Number(label="Max rows (0: all)", value=0, precision=0, minimum=0, elem_id="tr-max")
             with gr.Row():
                 train_btn = gr.Button("Train adapter", variant="primary", elem_id="train")
                 cancel_btn = gr.Button("Cancel training", variant="stop", elem_id="cancel-train")
@@ -278,14 +280,16 @@ def build_app(ctx: UIContext) -> gr.Blocks:
             gr.Markdown("### Experiments (`gensim experiment`): last round by cell, mean with its 95% t-interval and "
                         "the difference from the baseline cell (Welch)")
             with gr.Row():
-                exp_pick = gr.Dropdown(label="Experiment folder", choices=ctx.experiments(), allow_custom_value=True,
+                # value=None: Gradio preselects the first choice otherwise, and picking it then fires no change
+                exp_pick = gr.Dropdown(label="Experiment folder", choices=ctx.experiments(), value=None,
+                                       allow_custom_value=True,
                                        elem_id="exp-pick", scale=3)
                 exp_metric = gr.Textbox(label="Metrics (glob)", value="*", elem_id="exp-metric", scale=2)
                 exp_btn = gr.Button("Show experiment", elem_id="exp-show", scale=1)
             exp_table = gr.Dataframe(label="Last round by cell", interactive=False, elem_id="exp-table")
             exp_plot = gr.LinePlot(EMPTY_METRICS, x="round", y="value", color="series",
                                    label="Mean by round and cell", elem_id="exp-plot", height=300)
-            loop_pick = gr.Dropdown(label="Correction loop folder (held-out vs control)",
+            loop_pick = gr.Dropdown(label="Correction loop folder (held-out vs control)", value=None,
                                     choices=ctx.correction_loops(), allow_custom_value=True, elem_id="loop-pick")
             loop_table = gr.Dataframe(label="Correction loop: held-out and control groups by iteration",
                                       interactive=False, elem_id="loop-table", wrap=True)
@@ -598,7 +602,9 @@ def build_app(ctx: UIContext) -> gr.Blocks:
         def do_train(data: str, name: str, method: str, epochs: float, lr: float | None, max_rows: float | None,
                      objective: str = "tokens") -> str:
             objective = objective if method == "sft" else "tokens"
-            ctx.train(data, name, epochs or 1, lr or None, int(max_rows) if max_rows else None, method, objective)
+            if epochs is None or not epochs > 0:
+                raise UIError(f"Epochs must be a number above 0, got {epochs}")
+            ctx.train(data, name, epochs, lr or None, int(max_rows) if max_rows else None, method, objective)
             return (f"**training** {method}{' (choice loss)' if objective == 'choices' else ''} into "
                     f"adapters/{name.strip()} (progress below)")
 

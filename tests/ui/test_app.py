@@ -1,0 +1,24 @@
+"""The page as built, without a browser: what its components start with."""
+
+from __future__ import annotations
+
+from simulation.ui.actions import UIContext
+from simulation.ui.app import build_app
+
+
+def test_folder_pickers_start_empty_so_picking_the_only_folder_shows_it(tmp_path):
+    """Gradio preselects a dropdown's first choice unless told otherwise; a loop or experiment folder that
+    existed when the page was built was then already "picked", and picking it fired no change, so its
+    table never filled (the screenshot bench waited on it for minutes)."""
+    runs = tmp_path / "runs"
+    (runs / "loop").mkdir(parents=True)
+    (runs / "loop" / "correction.json").write_text("{}")
+    (runs / "exp").mkdir()
+    (runs / "exp" / "experiment.json").write_text("{}")
+    (runs / "exp" / "summary.csv").write_text("")
+    app = build_app(UIContext(runs))
+    pickers = {c["props"]["elem_id"]: c["props"] for c in app.config["components"]
+               if c.get("type") == "dropdown" and c["props"].get("elem_id") in ("loop-pick", "exp-pick")}
+    assert [v for _, v in pickers["loop-pick"]["choices"]] == ["loop"]
+    assert [v for _, v in pickers["exp-pick"]["choices"]] == ["exp"]
+    assert pickers["loop-pick"].get("value") is None and pickers["exp-pick"].get("value") is None

@@ -345,7 +345,12 @@ MUTATIONS = [
     Mutation("ui-correction-table-wrong-group", "ui", "simulation/ui/actions.py",
              "\"held-out fail\": it.get(\"holdout_fail\")", "\"held-out fail\": it.get(\"control_fail\")",
              ("tests/ui/test_actions.py",)),
-
+    Mutation("collapse-right-share-of-graded-only", "correction", "simulation/correction/exam.py",
+             "round(right.count(o) / len(right), 4)", "round(right.count(o) / len([r for r in right if r]), 4)",
+             ("tests/correction/test_exam.py",)),
+    Mutation("ui-loop-picker-preselected", "ui", "simulation/ui/app.py",
+             'label="Correction loop folder (held-out vs control)", value=None,',
+             'label="Correction loop folder (held-out vs control)",', ("tests/ui/test_app.py",)),
 ]
 
 

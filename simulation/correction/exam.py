@@ -558,7 +558,10 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
     - a decision's balanced accuracy got worse, the interval of the difference below zero;
     - a decision moved above ``skew`` onto one option that is the right answer for fewer than
       ``justified`` of its calls, where the base was not already there (on that option above ``skew``
-      in its recorded answers or in its position-free preference);
+      in its recorded answers or in its position-free preference). The share counts all the decision's
+      calls, those no check grades included: a call without a right answer does not justify an option,
+      so "hire" for every offer is refused when hire is right for 39% of them, though it is right for
+      84% of those that have a right answer (run H; decided 2026-12-04);
     - a decision no training example targeted drifted more than ``max_drift`` from the base's shares.
     """
     out = []

@@ -278,6 +278,8 @@ async def test_the_guard_refuses_harm_and_accepts_a_sharpened_decision(run):
         "base 5%)"]
     assert ex.refusals(fig, targeted={"screen"}, min_calls=61) == [], "too few calls to call it a collapse"
     assert ex.refusals(fig, targeted={"screen"}, justified=0.4) == [], "justified by the right answers"
+    # the right share counts every call, not only the 48 with a right answer (24 of 48 would be 50%)
+    assert ex.refusals(fig, targeted={"screen"}, justified=0.45), "calls without a right answer justify nothing"
     assert ex.refusals(fig, targeted={"screen"}, skew=1.0) == []
 
     wrong, _ = await sit(run, lambda s, ch: {"pass": "reject", "reject": "pass", None: "pass"}[FITS[s]])

@@ -351,6 +351,14 @@ MUTATIONS = [
     Mutation("ui-loop-picker-preselected", "ui", "simulation/ui/app.py",
              'label="Correction loop folder (held-out vs control)", value=None,',
              'label="Correction loop folder (held-out vs control)",', ("tests/ui/test_app.py",)),
+    Mutation("cluster-share-ignored", "experiments", "simulation/runtime/ray_runtime.py",
+             "return max(1, int(slots * self.cluster_share + 1e-9)) if self.address else slots", "return slots",
+             ("tests/runtime/test_cluster.py::test_parallel_experiment_runs_split_the_cluster",)),
+    Mutation("experiment-cells-unchecked", "experiments", "simulation/experiments/run.py",
+             "    _check_design(design, out, emit)\n    check_cells(design)\n    out.mkdir(parents=True, exist_ok=True)\n"
+             "    _write_record(out, design)",
+             "    _check_design(design, out, emit)\n    out.mkdir(parents=True, exist_ok=True)\n    _write_record(out, design)",
+             ("tests/experiments/test_experiment.py::test_a_misspelt_key_is_one_error_and_failed_runs_fail_the_command",)),
 ]
 
 

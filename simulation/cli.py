@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     # key=value overrides may come after the options too: gensim run s --agents 9 llm.max_tokens=8
-    stray = [x for x in extra if x.startswith("-") or "=" not in x or args.cmd not in ("run", "check", "correct")]
+    stray = [x for x in extra if x.startswith("-") or "=" not in x or args.cmd not in ("run", "check", "correct", "experiment")]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
@@ -434,6 +434,7 @@ def _experiment(args: argparse.Namespace) -> int:
         summarise,
     )
     from .experiments.design import cell_name
+    from .experiments.run import failed_runs
 
     grid = parse_grid(args.grid)
     design = ExperimentDesign(scenario=args.scenario, seeds=list(range(args.seed, args.seed + args.seeds)), grid=grid,
@@ -453,6 +454,10 @@ def _experiment(args: argparse.Namespace) -> int:
     print(f"\nLast round by cell (mean ± half of the 95% t-interval; {out}/summary.csv has every round)")
     print(last_round_table(summary, [*keys, "cost.wall_s"]))
     print(f"results: {out / 'results.parquet'}; plots: {out / 'plots'}")
+    failed = failed_runs(out)
+    if failed:  # the aggregates hold the other runs; the command says the experiment is not complete
+        return _fail(f"{len(failed)} run(s) failed (listed above; the summary says how many seeds each cell has): "
+                     "run the same command again to retry them", 1)
     return 0
 
 

@@ -402,7 +402,8 @@ async def _run_locked(opts: RunOptions, run_dir: Path, cfg: RunConfig, replay_fr
             check_adapter_setting(cfg)  # before minutes of server start
             chat_models, emb_models = services.resolve(cfg)
         emb = build_embeddings(cfg, emb_models, replay_vectors)
-        runtime = make_runtime(cfg.simulation.runtime, cfg.simulation.ray_address, cfg.simulation.servers)
+        runtime = make_runtime(cfg.simulation.runtime, cfg.simulation.ray_address, cfg.simulation.servers,
+                               cfg.simulation.cluster_share)
         n_groups = runtime.connect()
         cfg_json = cfg.model_dump_json(by_alias=True)
         specs = [GroupSpec(i, cfg_json, [m.model_dump() for m in chat_models], [m.model_dump() for m in emb_models],

@@ -188,6 +188,9 @@ class SimulationConfig(Strict):
     servers: int = Field(default=1, ge=1, le=4096,
                          description="agent groups: in this process (local), or the slots of a private Ray "
                                      "instance when no cluster is running (ray; a cluster decides for itself)")
+    cluster_share: float = Field(default=1.0, gt=0, le=1, description=(
+        "share of a Ray cluster's agent slots this run takes (at least one): gensim experiment --parallel P "
+        "gives each run 1/P, so that parallel runs split the cluster instead of waiting on each other's slots"))
     concurrency: int = Field(default=256, ge=1, le=1_000_000, description="agent steps in flight per group")
     out_dir: str = "runs"
     checkpoint_every: int = Field(default=1, ge=1)

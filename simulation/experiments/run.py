@@ -189,6 +189,7 @@ def run_experiment(design: ExperimentDesign, out: str | Path, parallel: int = 1,
     if design.baseline is not None and design.baseline_cell() is None:
         raise ConfigError([ConfigProblem("<command line>", "--baseline", f"{design.baseline} is not a grid cell")])
     _check_design(design, out, emit)
+    check_cells(design)
     out.mkdir(parents=True, exist_ok=True)
     _write_record(out, design)
     runs = plan_runs(design, out)
@@ -197,6 +198,8 @@ def run_experiment(design: ExperimentDesign, out: str | Path, parallel: int = 1,
          f"{len(runs) - len(todo)} finished before, {len(todo)} to run, {parallel} at a time")
     outcomes: list[RunOutcome] = []
     services, extra = _shared_servers(design, out, progress) if todo else (None, [])
+    if parallel > 1:  # on a Ray cluster each run takes its share of the slots (ignored by local runs)
+        extra = [*extra, f"cluster_share={1 / parallel:.6g}"]
     t0 = time.perf_counter()
     pool = ThreadPoolExecutor(max_workers=parallel)
     try:
@@ -240,6 +243,23 @@ def run_experiment(design: ExperimentDesign, out: str | Path, parallel: int = 1,
     return results
 
 
+def check_cells(design: ExperimentDesign) -> None:
+    """Every cell's settings loaded and validated as its runs will load them, before any run starts: a
+    misspelt key is one error naming it, not every run failing with it."""
+    from ..runner import RunOptions, prepare_config
+
+    for cell in design.cells():
+        args = run_args(design, cell, design.seeds[0])
+        prepare_config(RunOptions(scenario=design.scenario, agents=args["agents"], rounds=args["rounds"],
+                                  overrides=args["overrides"]))
+
+
+def failed_runs(out: str | Path) -> list[str]:
+    """The experiment's runs that failed in its last invocation (their folders, with the reason)."""
+    rec = json.loads((Path(out) / "experiment.json").read_text(encoding="utf-8"))
+    return [f"{k}: {v['reason']}" for k, v in sorted(rec.get("runs", {}).items()) if v["state"] == "failed"]
+
+
 def _population(design: ExperimentDesign, cell: dict[str, str]) -> tuple[int, int]:
     """A run's agents and rounds (the scenario's own where neither the cell nor the design sets them)."""
     from ..runner import RunOptions, prepare_config
@@ -259,6 +279,7 @@ def forecast(design: ExperimentDesign, out: str | Path, parallel: int = 1, pilot
     in ``experiment.json``, to be compared with what the experiment really took."""
     out = Path(out)
     _check_design(design, out, emit)
+    check_cells(design)
     out.mkdir(parents=True, exist_ok=True)
     cell = design.cells()[0]
     agents, _ = _population(design, cell)

@@ -7,8 +7,9 @@ from .host import GroupHost, GroupSpec, PhaseOutput
 from .local import LocalRuntime
 
 
-def make_runtime(name: str, address: str | None = None, servers: int = 2) -> Runtime:
-    """``local`` or ``ray`` (imported only when asked for: Ray is heavy)."""
+def make_runtime(name: str, address: str | None = None, servers: int = 2, cluster_share: float = 1.0) -> Runtime:
+    """``local`` or ``ray`` (imported only when asked for: Ray is heavy); on a cluster, a run takes
+    ``cluster_share`` of its slots."""
     if name == "ray":
         from ..services.agent_servers import launched_address
 
@@ -17,7 +18,7 @@ def make_runtime(name: str, address: str | None = None, servers: int = 2) -> Run
             os.environ.setdefault("RAY_AUTH_MODE", "token")
         from .ray_runtime import RayRuntime
 
-        return RayRuntime(address, servers)
+        return RayRuntime(address, servers, cluster_share)
     return LocalRuntime(servers)
 
 

@@ -44,9 +44,10 @@ class RayRuntime(Runtime):
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, servers: int = 2):
+    def __init__(self, address: str | None = None, servers: int = 2, cluster_share: float = 1.0):
         self.address = address or launched_address()
         self.servers = servers
+        self.cluster_share = cluster_share
         self.actors: list[Any] = []
 
     @property
@@ -54,7 +55,9 @@ class RayRuntime(Runtime):
         return len(self.actors)
 
     def connect(self) -> int:
-        """Join the cluster (or start a private one on loopback); return the number of slots."""
+        """Join the cluster (or start a private one on loopback); return the number of slots this run
+        takes: on a cluster, its share of them (floored, at least one), so that parallel runs each
+        sharing it never hold part of the slots another needs."""
         if not ray.is_initialized():
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             os.environ.setdefault("MALLOC_ARENA_MAX", "2")  # inherited by a private instance's workers
@@ -71,7 +74,7 @@ class RayRuntime(Runtime):
         if slots < 1:
             raise RuntimeError(f"the Ray cluster at {self.address} offers no '{SLOT}' resource: "
                                "start agent servers with simulation/launch_server.sh")
-        return slots
+        return max(1, int(slots * self.cluster_share + 1e-9)) if self.address else slots
 
     def _actor(self, spec: GroupSpec) -> Any:
         return GroupActor.options(resources={SLOT: 1}, scheduling_strategy="SPREAD",

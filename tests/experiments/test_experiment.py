@@ -212,3 +212,17 @@ def test_an_interrupted_run_resumes_on_the_servers_the_experiment_started_now(tm
     assert cmd[cmd.index("--resume") + 1] == str(folder) and cmd[-1] == extra[0]
     fresh = _command(design, run, "new", extra)
     assert "--resume" not in fresh and fresh[-1] == extra[0]
+
+
+def test_a_misspelt_key_is_one_error_and_failed_runs_fail_the_command(tmp_path, capsys):
+    # key=value settings after the options, as for gensim run; checked before any run starts
+    assert gensim("experiment", "polling", "--llm", "fake", "--seeds", "2", "--out", str(tmp_path / "a"),
+                  "no_such_key=1") == 2
+    err = capsys.readouterr().err
+    assert "no_such_key: unknown field" in err and not (tmp_path / "a").exists()
+    # a run that fails when it starts (an adapter folder that is not there): listed, and the command fails
+    code = gensim("experiment", "polling", "--llm", "fake", "--seeds", "2", "--rounds", "1", "--agents", "10",
+                  "--out", str(tmp_path / "b"), f"llm.adapter={tmp_path / 'none'}")
+    captured = capsys.readouterr()
+    assert code == 1 and "2 run(s) failed" in captured.err
+    assert captured.out.count("failed: runs/base/seed-") == 2 and "llm.adapter" in captured.out

@@ -134,6 +134,28 @@ def test_two_node_cluster_cross_node_interactions_and_loopback_only(cluster, tmp
     assert cross_dialogue, "an interview dialogue crossed nodes"
 
 
+def test_parallel_experiment_runs_split_the_cluster(cluster, tmp_path):
+    """gensim experiment --parallel 2 on a two-slot cluster: each run takes half the slots (one agent
+    server), so the two runs share the cluster instead of each asking for every slot (two runs each
+    holding one slot and waiting for the other's could wait forever)."""
+    env, _, _ = cluster
+    out = tmp_path / "exp"
+    p = subprocess.run([sys.executable, "-m", "simulation.cli", "experiment", "polling", "--seeds", "2", "--parallel", "2",
+                        "--llm", "fake", "--agents", "40", "--rounds", "2", "--out", str(out), "--no-progress",
+                        "runtime=ray"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    folders = sorted(p for p in out.glob("runs/*/seed-*") if p.is_dir())
+    assert len(folders) == 2
+    for run in folders:
+        with sqlite3.connect(run / "run.sqlite") as db:
+            groups = json.loads(db.execute("SELECT value FROM meta WHERE key = 'groups'").fetchone()[0])
+            finished = json.loads(db.execute("SELECT value FROM meta WHERE key = 'finished'").fetchone()[0])
+        config = json.loads((run / "config.json").read_text())
+        assert finished is True
+        assert config["simulation"]["cluster_share"] == 0.5
+        assert len(groups) == 1 and groups[0]["node"] != "local" and groups[0]["agents"] == 40
+
+
 def test_kill_all_server_stops_exactly_what_was_started(tmp_path):
     state = tmp_path / "servers"
     env = scripts_env(state)

@@ -35,6 +35,7 @@ class LiveStatus:
     phase: str | None = None  # the phase in progress
     phase_no: int = 0  # its place in the round (1 for the round's first phase)
     round_started: float | None = None  # when the round in progress began (time.time())
+    steps: tuple[int, int] = (0, 0)  # (done, scheduled) agent steps of the phase in progress
     started: float | None = None  # when the run was started
     error: str | None = None
     summary: dict[str, Any] = field(default_factory=dict)
@@ -73,7 +74,7 @@ class RunController:
             state = st.state
             if state == "running" and sim.pause_requested:
                 state = "pausing" if sim.in_round else "paused"
-            st = replace(st, round=sim.round, state=state)
+            st = replace(st, round=sim.round, state=state, steps=sim.phase_steps if st.phase else (0, 0))
         return st
 
     def _set(self, **changes: Any) -> None:
@@ -120,6 +121,7 @@ class RunController:
     def _on_simulator(self, sim: Simulator) -> None:
         with self._lock:
             self._sim = sim
+            sim.track_steps = True
             self._status = replace(self._status, state="running", run_dir=sim.run_dir, rounds=sim.simulation.rounds)
             if self._pause_requested:
                 sim.pause()

@@ -80,6 +80,8 @@ class Simulator:
         self.embeddings = embeddings  # the driver's own (the environment's setup uses it)
         self.counts = counts or {t: a.count for t, a in self.simulation.agents.items()}
         self.progress = progress
+        self.track_steps = False  # count each phase's steps without a bar (the web page's progress)
+        self.phase_steps: tuple[int, int] = (0, 0)  # (done, scheduled) in the phase in progress
         self.env = spec.environment(cfg.params, self.simulation.seed)
         self.where: dict[str, int] = {}  # agent id -> group index
         self.groups: list[dict[str, Any]] = []  # where each group runs (node, pid)
@@ -397,18 +399,27 @@ class Simulator:
             bar.set_postfix_str(phase.name)
             per_group = self._split(inboxes)
             self._round_inputs.append(_PhaseInput(phase, per_group))
-            if self.progress:
+            counting = self.progress or self.track_steps
+            self.phase_steps = (0, 0)
+            if counting:
                 try:
-                    bar.total += sum(await self.runtime.gather([GroupCall(g, GroupHost.scheduled, (phase, per_group[g], r))
-                                                                for g in range(self.runtime.n_groups)]))
+                    scheduled = sum(await self.runtime.gather([GroupCall(g, GroupHost.scheduled, (phase, per_group[g], r))
+                                                               for g in range(self.runtime.n_groups)]))
+                    bar.total += scheduled
                     bar.refresh()
+                    self.phase_steps = (0, scheduled)
                 except GroupLost:  # the phase itself will find it lost and recover it
                     pass
+
+            def stepped(n: int) -> None:
+                bar.update(n)
+                self.phase_steps = (self.phase_steps[0] + n, self.phase_steps[1])
+
             t_phase = time.perf_counter()
             self._phase_calls = 0
             collector = asyncio.ensure_future(self._collect_rows())
             try:
-                outs = await self.runtime.run_phase(phase, r, per_group, bar.update if self.progress else None)
+                outs = await self.runtime.run_phase(phase, r, per_group, stepped if counting else None)
             finally:
                 collector.cancel()
                 await asyncio.gather(collector, return_exceptions=True)

@@ -15,7 +15,7 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..config import ConfigError  # noqa: E402
-from ..control import JobStatus  # noqa: E402
+from ..control import JobStatus, LiveStatus  # noqa: E402
 from .actions import UIContext, call_filter, correction_tables  # noqa: E402
 from .forms import SECTIONS, SettingField, form_value  # noqa: E402
 from .security import UIError  # noqa: E402
@@ -48,6 +48,14 @@ def _safe(fn: Any) -> Any:
             raise gr.Error(_message(e).removeprefix("error: ").strip("'\""), print_exception=False) from None
 
     return wrapped
+
+
+def phase_line(st: LiveStatus, now: float) -> str:
+    """The Monitor's line for the phase in progress: which, its steps done of those scheduled, and time."""
+    took = now - st.round_started if st.round_started else 0.0
+    done, scheduled = st.steps
+    steps = f"{done} of {scheduled} steps ({done / scheduled:.0%}), " if scheduled else ""
+    return f"in progress: phase {st.phase_no} ({st.phase}) of the next round: {steps}{took:.0f}s into the round"
 
 
 def build_app(ctx: UIContext) -> gr.Blocks:
@@ -355,9 +363,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 rel = st.run_dir.relative_to(ctx.runs_dir) if ctx.guard.inside(st.run_dir) else st.run_dir
                 lines.append(f"run `{rel}`: round {st.round} of {st.rounds} done")
                 if st.phase and st.active:
-                    took = time.time() - st.round_started if st.round_started else 0.0
-                    lines.append(f"in progress: phase {st.phase_no} ({st.phase}) of the next round, "
-                                 f"{took:.0f}s into it")
+                    lines.append(phase_line(st, time.time()))
             if st.error:
                 lines.append(f"error: {st.error}")
             if st.state == "starting":

@@ -49,6 +49,11 @@ def test_pause_act_resume_stop_then_resume_the_folder(stub_scenario, tmp_path):
     while (mid := ctl.status()).phase is None and time.monotonic() - t0 < 30:
         pass  # a phase is in progress most of a round's time
     assert mid.phase and mid.phase_no >= 1 and mid.round_started and mid.round_started >= mid.started
+    t0 = time.monotonic()
+    while (mid := ctl.status()).steps[0] == 0 and time.monotonic() - t0 < 30:
+        pass  # the phase's steps, counted as they end
+    done, scheduled = mid.steps
+    assert mid.phase and 0 < done <= scheduled, mid
     ctl.pause()
     st = wait_for(ctl, lambda s: s.state == "paused")
     held = st.round

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from simulation.control import LiveStatus
 from simulation.ui.actions import UIContext
-from simulation.ui.app import build_app
+from simulation.ui.app import build_app, phase_line
 
 
 def test_folder_pickers_start_empty_so_picking_the_only_folder_shows_it(tmp_path):
@@ -22,3 +25,9 @@ def test_folder_pickers_start_empty_so_picking_the_only_folder_shows_it(tmp_path
     assert [v for _, v in pickers["loop-pick"]["choices"]] == ["loop"]
     assert [v for _, v in pickers["exp-pick"]["choices"]] == ["exp"]
     assert pickers["loop-pick"].get("value") is None and pickers["exp-pick"].get("value") is None
+
+
+def test_the_monitor_shows_the_phase_in_progress_with_its_steps():
+    st = LiveStatus("running", phase="screen", phase_no=2, round_started=100.0, steps=(120, 300))
+    assert phase_line(st, 135.4) == "in progress: phase 2 (screen) of the next round: 120 of 300 steps (40%), 35s into the round"
+    assert phase_line(replace(st, steps=(0, 0)), 135.4) == "in progress: phase 2 (screen) of the next round: 35s into the round"

@@ -34,10 +34,14 @@ sys.path.insert(0, str(ROOT))
 @dataclass(frozen=True)
 class Variant:
     """One training setting: the answer weights' power (1: each right answer of a decision weighs
-    alike, today's default; 0: no weights), which rows are left out, and the optimiser's settings."""
+    alike, today's default; 0: no weights), per decision where given, which rows are left out, and the
+    optimiser's settings."""
 
     power: float = 1.0
     drop_unsure: bool = False  # leave out rated calls no check names a right option for (meta.anchored)
+    # per decision (action name): its own power, and whether its unsure calls are left out
+    decision_power: tuple[tuple[str, float], ...] = ()
+    drop_unsure_for: tuple[str, ...] = ()
     lr: float = 1e-3
     epochs: float = 1.0
     rows: int | None = 1000
@@ -58,7 +62,27 @@ VARIANTS: dict[str, Variant] = {
     "w0.5-ep2": Variant(power=0.5, epochs=2.0),
     "w0-ep2": Variant(power=0.0, epochs=2.0),
     "w0.5-all": Variant(power=0.5, rows=None),
+    # per decision (the 2026-12-04 sweep: screening learnable without its unsure calls; offers never told
+    # apart, so their answers unweighted), three training seeds each
+    **{f"scr-sure{s}": Variant(drop_unsure_for=("screen",), seed=n) for s, n in (("", 11), ("-s2", 2), ("-s3", 3))},
+    **{f"scr-sure-off-w0{s}": Variant(drop_unsure_for=("screen",), decision_power=(("offer_decision", 0.0),), seed=n)
+       for s, n in (("", 11), ("-s2", 2), ("-s3", 3))},
+    **{f"w0.5-ep2{s}": Variant(power=0.5, epochs=2.0, seed=n) for s, n in (("-s2", 2), ("-s3", 3))},
+    **{f"default-sure{s}": Variant(drop_unsure=True, seed=n) for s, n in (("-s2", 2), ("-s3", 3))},
 }
+
+
+def left_out(v: Variant, meta: dict, action: str) -> bool:
+    """Whether ``v`` leaves this row out: an unsure call (anchored) of a decision it drops them for."""
+    return bool(meta.get("anchored")) and (v.drop_unsure or action in v.drop_unsure_for)
+
+
+def row_weights(rows: list, v: Variant) -> list[float]:
+    """The rows' loss weights under ``v``: the loop's answer weights raised to the decision's power."""
+    from simulation.training.choice import answer_weights
+
+    powers = dict(v.decision_power)
+    return [w ** powers.get(e.action, v.power) for e, w in zip(rows, answer_weights(rows), strict=True)]
 
 
 def prep(loop: Path, out: Path) -> None:
@@ -106,7 +130,7 @@ def run(folder: Path, model_dir: str, out: Path, names: list[str], budget_s: flo
     from transformers import AutoModelForCausalLM
 
     from simulation.training import spread_sample
-    from simulation.training.choice import answer_weights, train_choices
+    from simulation.training.choice import train_choices
     from simulation.training.data import load_examples
     from simulation.training.trainers import tokenizer_for
 
@@ -129,9 +153,9 @@ def run(folder: Path, model_dir: str, out: Path, names: list[str], budget_s: flo
             print(f"budget spent: {name} and later not run", flush=True)
             break
         v = VARIANTS[name]
-        pool = [e for e, m in zip(examples, metas, strict=True) if not (v.drop_unsure and m.get("anchored"))]
+        pool = [e for e, m in zip(examples, metas, strict=True) if not left_out(v, m, e.action)]
         rows = spread_sample(pool, v.rows, v.seed) if v.rows is not None and len(pool) > v.rows else pool
-        weights = [w ** v.power for w in answer_weights(rows)]
+        weights = row_weights(rows, v)
         adapter = Path(f"/tmp/choice-sweep/{name}")
         shutil.rmtree(adapter, ignore_errors=True)
         adapter.mkdir(parents=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -36,11 +37,53 @@ class ServerStartError(RuntimeError):
     """A server process exited or did not become healthy in time."""
 
 
+PORT_RANGE = (12000, 20000)  # below the kernel's ephemeral ports, and below launch_server.sh's usual bases
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for ports bound to 0 and for outgoing connections."""
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
+    """A TCP port nobody listens on right now, outside the ephemeral range. A vLLM server binds its port
+    only once its engine is up, tens of seconds after the port was picked; a port from the ephemeral
+    range can meanwhile go to any socket bound to port 0 (another vLLM's internal ones: two servers
+    starting side by side, one failed with "Address already in use", 2026-12-04)."""
+    lo, hi = ephemeral_ports()
+    low, high = PORT_RANGE
+    rng = random.SystemRandom()  # not the run's seed: ports are no part of a result
+    for _ in range(200):
+        port = rng.randrange(low, high)
+        if lo <= port <= hi:
+            break  # an unusual ephemeral range covers ours: take what the kernel gives
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+                return port
+            except OSError:
+                continue
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def port_taken(server: ServerProcess) -> bool:
+    """Whether the server's log says its port was taken before it could bind it."""
+    path = server.spec.log_file
+    if not path:
+        return False
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(server.log_start, f.tell() - 8192))
+            return b"Address already in use" in f.read()
+    except OSError:
+        return False
 
 
 def cpu_threads_bind() -> str:
@@ -159,6 +202,7 @@ class ServerProcess:
     spec: ServerSpec
     pid: int
     popen: subprocess.Popen | None = None
+    log_start: int = 0  # where this start's lines begin in the log (a log file is appended to)
 
     @property
     def base_url(self) -> str:
@@ -211,12 +255,13 @@ def start_server(spec: ServerSpec, wait: bool = True, timeout: float = 300.0) ->
     if not spec.port:
         spec.port = free_port(spec.host)
     log = open(spec.log_file, "ab") if spec.log_file else subprocess.DEVNULL
+    log_start = log.tell() if spec.log_file else 0
     logger.info("starting {} server '{}' on {}:{}", spec.kind, spec.served_name, spec.host, spec.port)
     popen = subprocess.Popen(
         spec.command(), env=spec.env(), stdout=log, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True,
     )
-    server = ServerProcess(spec=spec, pid=popen.pid, popen=popen)
+    server = ServerProcess(spec=spec, pid=popen.pid, popen=popen, log_start=log_start)
     if wait:
         try:
             wait_healthy(server, timeout)
@@ -255,6 +300,10 @@ def wait_healthy(server: ServerProcess, timeout: float,
         if not server.alive():
             hint = f"; see {server.spec.log_file}" if server.spec.log_file else ""
             raise ServerStartError(f"{server.spec.kind} server '{server.spec.served_name}' exited during start{hint}")
+        if port_taken(server):  # vLLM then hangs instead of exiting: say so now, not at the timeout
+            raise ServerStartError(f"{server.spec.kind} server '{server.spec.served_name}': port {server.spec.port} "
+                                   f"was taken by another process before the server could bind it; see "
+                                   f"{server.spec.log_file}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return

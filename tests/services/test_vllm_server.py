@@ -63,3 +63,46 @@ def test_kv_cache_grows_with_the_population_within_memory(monkeypatch):
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "3")
     assert kv_cache_env(sim()) == {}  # the server inherits the operator's 3
     assert kv_cache_env(sim(kv_cache_gib=2)) == {"VLLM_CPU_KVCACHE_SPACE": "2"}
+
+
+def test_free_ports_come_from_outside_the_ephemeral_range():
+    """A server binds its port tens of seconds after it was picked: a port from the kernel's ephemeral
+    range could meanwhile go to any socket bound to port 0 (another vLLM's internal ones)."""
+    from simulation.services.vllm_server import PORT_RANGE, ephemeral_ports, free_port
+
+    lo, hi = ephemeral_ports()
+    ports = {free_port() for _ in range(20)}
+    assert all(PORT_RANGE[0] <= p < PORT_RANGE[1] and not lo <= p <= hi for p in ports)
+    assert len(ports) > 1, "picked at random, so that two processes rarely pick alike"
+
+
+def test_a_server_whose_port_was_taken_fails_at_once_naming_it(tmp_path):
+    """vLLM logs "Address already in use" and then hangs; the wait stops at once with the port named,
+    and only this start's lines count (a log file is appended to by later starts)."""
+    import subprocess
+    import time
+
+    import pytest
+
+    from simulation.services.vllm_server import ServerProcess, ServerStartError, port_taken, wait_healthy
+
+    log = tmp_path / "chat.log"
+    log.write_bytes(b"OSError: [Errno 98] Address already in use\n")  # an earlier start's
+    hung = subprocess.Popen(["sleep", "60"])
+    try:
+        spec = ServerSpec(model="/m", served_name="chat", port=PORT, log_file=str(log))
+        server = ServerProcess(spec=spec, pid=hung.pid, popen=hung, log_start=log.stat().st_size)
+        assert not port_taken(server)
+        with open(log, "ab") as f:
+            f.write(b"INFO starting\n    sock.bind(addr)\nOSError: [Errno 98] Address already in use\n")
+        assert port_taken(server)
+        t0 = time.monotonic()
+        with pytest.raises(ServerStartError, match=f"port {PORT} was taken by another process"):
+            wait_healthy(server, 60, poll_s=0.05)
+        assert time.monotonic() - t0 < 5
+    finally:
+        hung.kill()
+        hung.wait()
+
+
+PORT = 1  # nothing answers on port 1: only the log decides

@@ -507,17 +507,23 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                                                          "worst_first_share", "adopted", "exam",
                                                          "max_untrained_drift")} | {"reasons": refused})
         history.append(it)
+        _write_report(out, result, history, groups)  # after every iteration: a stopped loop keeps what it measured
         if not refused:
             adopted, source = adapter, fork
         else:  # the same data and parent again would give the same adapter: take a smaller step
             lr = manifest.learning_rate / 2
             emit(f"  next iteration: the same data from {adopted.name if adopted else 'the base'}, learning rate {lr:g}")
+    _write_report(out, result, history, groups)
+    emit(f"correct: {out / 'correction.json'}, {out / 'correction.png'}")
+    return result
+
+
+def _write_report(out: Path, result: dict[str, Any], history: list[dict[str, Any]], groups: Groups) -> None:
+    """``correction.json`` (the iterations so far, their details and the groups) and ``correction.png``."""
     (out / "correction.json").write_text(json.dumps({**result, "details": history,
                                                      "groups": {k: sorted(getattr(groups, k)) for k in
                                                                 ("holdout", "treated", "control")}}, indent=2))
     plot_correction(result, out / "correction.png")
-    emit(f"correct: {out / 'correction.json'}, {out / 'correction.png'}")
-    return result
 
 
 def correction_figure(result: dict[str, Any]) -> Any:

@@ -127,6 +127,28 @@ def test_loop_with_a_base_run_and_ppo(tmp_path, fake_training):
     assert len(res["iterations"]) == 1
 
 
+def test_a_loop_stopped_mid_way_keeps_the_iterations_it_measured(tmp_path, fake_training, monkeypatch):
+    """correction.json and its plot are written after every iteration, not only at the end: a loop
+    stopped in its second iteration's training (hours in, on a CPU) keeps the first's figures."""
+    from tests.runs import fake_run
+
+    base = fake_run(tmp_path / "base", agents=20)
+    trained = loop.train
+
+    def train(*args, **kw):
+        if fake_training:  # the second call: stopped as Ctrl-C stops it
+            raise KeyboardInterrupt
+        return trained(*args, **kw)
+
+    monkeypatch.setattr(loop, "train", train)
+    out = tmp_path / "loop"
+    with pytest.raises(KeyboardInterrupt):
+        correct(CorrectOptions("job_seeking", iterations=3, method="ppo", base=str(base), out=str(out), progress=False))
+    report = json.loads((out / "correction.json").read_text())
+    assert len(report["iterations"]) == 1 and len(report["details"]) == 1
+    assert (out / "correction.png").is_file()
+
+
 def test_exam_line_states_the_figures():
     fig = {"n": 40, "agents": 6, "balanced_accuracy": {"screen": {"base": 0.5, "adapter": 0.75, "lo": 0.6, "hi": 0.9}},
            "fail": {"base": 0.3, "adapter": 0.1}, "cut": 0.6667, "cut_ci": [0.2, 0.9],

@@ -9,6 +9,10 @@ checked decision and the exam's failure share against rows, with 95% interval ba
     .venv/bin/python bench/figure5.py --base BASE_RUN --data LOOP/data-1.jsonl --rows 50 200 800 --seeds 1
         [--objective choices] [--loop LOOP_DIR] [--out DIR]
 
+(b), iterations in sequence: ``--iterations LOOP_DIR`` plots a ``gensim correct --iterations N`` folder's
+exams (``iter-*/exam.json``, as many as it has finished) the same way, iteration on x, and writes
+``figure5-iterations.json`` and ``figure5-iterations.png`` (nothing is trained).
+
 Minutes per point on a 2-core CPU: training (rows / 8 steps, about 10-15 s each) and the exam
 (about 10 minutes for 1,450 calls of both models).
 """
@@ -82,6 +86,60 @@ def plot(points: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def iteration_points(loop: Path) -> list[dict]:
+    """One point per finished iteration of a correction loop (its exam), with its adoption where the
+    loop's report has it."""
+    report = loop / "correction.json"
+    its = json.loads(report.read_text())["iterations"] if report.is_file() else []
+    points = []
+    for k in range(1, 1000):
+        exam = loop / f"iter-{k}" / "exam.json"
+        if not exam.is_file():
+            break
+        manifest = json.loads((loop / f"adapter-{k}" / "gensim_adapter.json").read_text())
+        p = point_of(json.loads(exam.read_text()), k, manifest.get("seed", "loop"), int(manifest["samples"]),
+                     manifest.get("train_s"), None)
+        p["iteration"], p["learning_rate"] = k, manifest.get("learning_rate")
+        p["adopted"] = its[k - 1]["adopted"] if k <= len(its) else None
+        points.append(p)
+    return points
+
+
+def plot_iterations(points: list[dict], path: Path) -> None:
+    """Figure 5 (b): each checked decision's balanced accuracy and the exam's failure share by iteration
+    (0: the base model), with 95% interval bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    decisions = sorted({d for p in points for d in p["balanced_accuracy"]})
+    fig, axes = plt.subplots(1, len(decisions) + 1, figsize=(4.2 * (len(decisions) + 1), 3.4))
+    xs = [0] + [p["iteration"] for p in points]
+    for ax, d in zip(axes, decisions, strict=False):
+        got = [p["balanced_accuracy"].get(d) for p in points]
+        base = next(g[0] for g in got if g)
+        ys = [base] + [g[1] if g else float("nan") for g in got]
+        err = [[0] + [g[1] - g[2] if g else 0 for g in got], [0] + [g[3] - g[1] if g else 0 for g in got]]
+        ax.errorbar(xs, ys, yerr=err, fmt="o-", capsize=3, label="adapter (0: base model)")
+        ax.axhline(0.75, color="green", ls=":", label="target 75%")
+        ax.set(title=f"{d}: balanced accuracy", xlabel="correction iteration", xticks=xs, ylim=(0.0, 1.0))
+        ax.legend(fontsize=7)
+    ax = axes[-1]
+    ys = [points[0]["base_fail"]] + [p["adapter_fail"] for p in points]
+    ax.errorbar(xs, ys, fmt="o-", capsize=3, label="adapter (0: base model)",
+                yerr=[[0] + [p["adapter_fail"] - p["fail_ci"][0] for p in points],
+                      [0] + [p["fail_ci"][1] - p["adapter_fail"] for p in points]])
+    for p in points:
+        if p.get("adopted") is not None:
+            ax.annotate("adopted" if p["adopted"] else "refused", (p["iteration"], p["adapter_fail"]),
+                        textcoords="offset points", xytext=(4, 6), fontsize=7)
+    ax.set(title="exam failure share", xlabel="correction iteration", xticks=xs, ylim=(0.0, None))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def point_of(fig: dict, rows: int, seed: int | str, samples: int, train_s: float | None,
              exam_s: float | None) -> dict:
     """One point of the figure from an exam's figures (``exam.json``)."""
@@ -105,8 +163,9 @@ def loop_point(loop: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", required=True, help="the loop's base run folder")
-    ap.add_argument("--data", required=True, help="the loop's sft dataset (data-1.jsonl)")
+    ap.add_argument("--iterations", type=Path, help="(b): plot this gensim correct folder's iterations instead")
+    ap.add_argument("--base", help="the loop's base run folder")
+    ap.add_argument("--data", help="the loop's sft dataset (data-1.jsonl)")
     ap.add_argument("--rows", type=int, nargs="+", default=[50, 100, 200, 400, 800])
     ap.add_argument("--seeds", type=int, default=1, help="training seeds per point")
     ap.add_argument("--objective", choices=["tokens", "choices"], default="choices")
@@ -116,8 +175,23 @@ def main() -> int:
                     help="also plot this gensim correct folder's first iteration (same base and data)")
     ap.add_argument("--out", default="bench-figure5")
     a = ap.parse_args()
-    base, out = Path(a.base), Path(a.out)
+    out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.iterations:
+        points = iteration_points(a.iterations)
+        if not points:
+            raise SystemExit(f"error: {a.iterations}: no finished iteration (iter-1/exam.json)")
+        for p in points:
+            ba = ", ".join(f"{d} {v[0]:.0%}->{v[1]:.0%} [{v[2]:.0%}, {v[3]:.0%}]" for d, v in p["balanced_accuracy"].items())
+            print(f"iteration {p['iteration']} (lr {p['learning_rate']:g}, {p['samples']} rows): {ba}; fail "
+                  f"{p['base_fail']:.2f}->{p['adapter_fail']:.2f} [{p['fail_ci'][0]:.2f}, {p['fail_ci'][1]:.2f}]", flush=True)
+        (out / "figure5-iterations.json").write_text(json.dumps({"loop": str(a.iterations), "points": points}, indent=2))
+        plot_iterations(points, out / "figure5-iterations.png")
+        print(json.dumps({"points": points}))
+        return 0
+    if not (a.base and a.data):
+        raise SystemExit("error: --base and --data are needed (or --iterations LOOP)")
+    base = Path(a.base)
     seed, groups, checks, items = held_out_exam(base, a.holdout, a.control)
     print(f"exam: {len(items)} calls of {len(groups.holdout)} held-out agents", flush=True)
     points: list[dict] = []

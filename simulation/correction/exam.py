@@ -22,7 +22,6 @@ import asyncio
 import bisect
 import json
 import random
-import warnings
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -431,9 +430,9 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
                     accs.append(p)
                     baccs.append(bt)
                 point[m] = float(np.mean(accs))
-                with warnings.catch_warnings():  # a resample without one right option's calls: the others
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    boot[m] = np.nanmean(np.stack(baccs), axis=0) if len(baccs) > 1 else baccs[0]
+                # a resample without one right option's calls has no balanced accuracy: it is left out of
+                # the interval (averaging the options it has scored a one-option answerer 0% or 100% there)
+                boot[m] = np.mean(np.stack(baccs), axis=0)
             n = sum(1 for i, r in zip(graded.items, graded.right, strict=True) if i.decision == d and r)
             out["balanced_accuracy"][d] = {**asdict(_figure(point, boot, n)), "right_options": rights}
         for m in MODELS:

@@ -128,10 +128,19 @@ async def test_a_constant_answerer_scores_half(run):
         fig = ex.exam_figures(graded, seed=3)
         ba = fig["balanced_accuracy"]["screen"]
         assert ba["adapter"] == 0.5, constant
+        assert ba["lo"] == ba["hi"] == 0.5, "resamples without one right option's calls are left out"
         assert ba["base"] == 0.5, "answering by position is no better"
         assert ba["right_options"] == ["pass", "reject"]
         assert fig["first_share"]["screen"]["base"] == 1.0
         assert fig["shares"]["screen"]["adapter"] == {constant: 1.0}
+    # one agent alone has calls whose right answer is "reject": most resamples have none of them, and
+    # are left out of the interval rather than scoring "pass" for all as 100%
+    graded, _ = await sit(run, lambda s, ch: "pass")
+    lone = next(i.agent_id for i, r in zip(graded.items, graded.right, strict=True) if r == "reject")
+    graded.right = [r if r != "reject" or i.agent_id == lone else None for i, r in zip(graded.items, graded.right,
+                                                                                         strict=True)]
+    ba = ex.exam_figures(graded, seed=3)["balanced_accuracy"]["screen"]
+    assert ba["adapter"] == 0.5 and ba["lo"] == ba["hi"] == 0.5
     perfect, _ = await sit(run, lambda s, ch: FITS[s] or "pass")
     fig = ex.exam_figures(perfect, seed=3)
     assert fig["balanced_accuracy"]["screen"]["adapter"] == 1.0 and fig["fail"]["adapter"] == 0.0
@@ -158,9 +167,9 @@ async def test_intervals_are_a_paired_bootstrap_over_agents(run):
         for m in ("base", "adapter"):
             rows = [(i, graded.answers[m][k], graded.right[k], graded.verdicts[m][k].get("fit_rule"))
                     for a in sample for k, i in enumerate(graded.items) if i.agent_id == a]
-            accs = [np.mean([ans == r for _, ans, rr, _ in rows if rr == r]) for r in ("pass", "reject")
-                    if any(rr == r for _, _, rr, _ in rows)]
-            out[f"ba_{m}"] = float(np.mean(accs))
+            accs = [np.mean([ans == r for _, ans, rr, _ in rows if rr == r]) if any(rr == r for _, _, rr, _ in rows)
+                    else np.nan for r in ("pass", "reject")]
+            out[f"ba_{m}"] = float(np.mean(accs))  # nan without one option's calls: no balanced accuracy
             graded_ = [v for *_, v in rows if v is not None]
             out[f"fail_{m}"] = sum(v is False for v in graded_) / len(graded_)
         return out
@@ -172,6 +181,7 @@ async def test_intervals_are_a_paired_bootstrap_over_agents(run):
     assert ba["adapter"] == pytest.approx(point["ba_adapter"], abs=1e-4)
     adapter_ba = np.array([b["ba_adapter"] for b in boots])
     diff_ba = adapter_ba - np.array([b["ba_base"] for b in boots])
+    adapter_ba, diff_ba = adapter_ba[np.isfinite(adapter_ba)], diff_ba[np.isfinite(diff_ba)]
     assert [ba["lo"], ba["hi"]] == pytest.approx(list(np.percentile(adapter_ba, [2.5, 97.5])), abs=1e-4)
     assert [ba["diff_lo"], ba["diff_hi"]] == pytest.approx(list(np.percentile(diff_ba, [2.5, 97.5])), abs=1e-4)
     fail_a = np.array([b["fail_adapter"] for b in boots])

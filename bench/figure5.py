@@ -87,17 +87,19 @@ def plot(points: list[dict], path: Path) -> None:
 
 
 def iteration_points(loop: Path) -> list[dict]:
-    """One point per finished iteration of a correction loop (its exam), with its adoption where the
-    loop's report has it."""
+    """One point per finished iteration of a correction loop (its exam, re-scored from ``exam.jsonl`` by
+    today's checks and figures), with its adoption where the loop's report has it."""
     report = loop / "correction.json"
     its = json.loads(report.read_text())["iterations"] if report.is_file() else []
+    seed, groups, checks, _ = held_out_exam(loop / "base")
     points = []
     for k in range(1, 1000):
-        exam = loop / f"iter-{k}" / "exam.json"
-        if not exam.is_file():
+        exam = loop / f"iter-{k}" / "exam.jsonl"
+        if not (exam.parent / "exam.json").is_file():  # written once the iteration's exam is complete
             break
         manifest = json.loads((loop / f"adapter-{k}" / "gensim_adapter.json").read_text())
-        p = point_of(json.loads(exam.read_text()), k, manifest.get("seed", "loop"), int(manifest["samples"]),
+        graded = ex.score_exam(exam, loop / "base", frozenset(groups.holdout), checks)
+        p = point_of(ex.exam_figures(graded, seed=seed), k, manifest.get("seed", "loop"), int(manifest["samples"]),
                      manifest.get("train_s"), None)
         p["iteration"], p["learning_rate"] = k, manifest.get("learning_rate")
         p["adopted"] = its[k - 1]["adopted"] if k <= len(its) else None

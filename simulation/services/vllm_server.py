@@ -72,18 +72,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def port_taken(server: ServerProcess) -> bool:
-    """Whether the server's log says its port was taken before it could bind it."""
+def log_tail(server: ServerProcess, size: int) -> bytes:
+    """The last ``size`` bytes of this start's lines in the server's log (empty without a log)."""
     path = server.spec.log_file
     if not path:
-        return False
+        return b""
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)
-            f.seek(max(server.log_start, f.tell() - 8192))
-            return b"Address already in use" in f.read()
+            f.seek(max(server.log_start, f.tell() - size))
+            return f.read()
     except OSError:
-        return False
+        return b""
+
+
+def port_taken(server: ServerProcess) -> bool:
+    """Whether the server's log says its port was taken before it could bind it."""
+    return b"Address already in use" in log_tail(server, 8192)
 
 
 def cpu_threads_bind() -> str:
@@ -273,16 +278,7 @@ def start_server(spec: ServerSpec, wait: bool = True, timeout: float = 300.0) ->
 
 def log_stage(server: ServerProcess) -> str:
     """The last line of the server's log, shortened: what it is doing while it starts."""
-    path = server.spec.log_file
-    if not path:
-        return ""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 4096))
-            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
+    lines = [ln.strip() for ln in log_tail(server, 4096).decode("utf-8", "replace").splitlines() if ln.strip()]
     last = lines[-1] if lines else ""
     last = last.split("] ", 1)[-1] if "] " in last else last  # drop vLLM's "INFO 12-01 10:00:00 [file.py:12]"
     return last[:90]

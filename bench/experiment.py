@@ -68,7 +68,7 @@ def scaling(args: argparse.Namespace, out: Path) -> dict:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.scatter(x, y, label="runs (mean round time)")
     xs = np.linspace(0, x.max() * 1.05, 50)
-    ax.plot(xs, slope * xs + intercept, color="C1", label=f"fit: {slope:.3f} s/agent + {intercept:.1f} s, "
+    ax.plot(xs, slope * xs + intercept, color="C1", label=f"fit: {slope:.3f} s/agent {intercept:+.1f} s, "
                                                           f"R²={r2:.3f}")
     ax.set_xlabel("agents")
     ax.set_ylabel("wall time per round (s)")

@@ -57,29 +57,40 @@ def sit(base: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: in
 
 
 def plot(points: list[dict], path: Path) -> None:
+    """Figure 5 (a): each checked decision's balanced accuracy and the exam's failure share against rows,
+    one marker per (rows, seed) with its 95% interval bar (seeds side by side), a line through the means."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     decisions = sorted({d for p in points for d in p["balanced_accuracy"]})
+    seeds = sorted({str(p["seed"]) for p in points})
     fig, axes = plt.subplots(1, len(decisions) + 1, figsize=(4.2 * (len(decisions) + 1), 3.4))
+
+    def panel(ax, value, base: float) -> None:
+        got = [(p, value(p)) for p in points if value(p)]
+        for k, s in enumerate(seeds):
+            mine = [(p, v) for p, v in got if str(p["seed"]) == s]
+            if mine:
+                ax.errorbar([p["rows"] * 1.06 ** k for p, _ in mine], [v[0] for _, v in mine], fmt="o", capsize=3,
+                            color=f"C{k}", label=f"seed {s}", yerr=[[v[0] - v[1] for _, v in mine],
+                                                                     [v[2] - v[0] for _, v in mine]])
+        rows = sorted({p["rows"] for p, _ in got})
+        ax.plot(rows, [sum(v[0] for p, v in got if p["rows"] == r) / sum(p["rows"] == r for p, _ in got)
+                       for r in rows], "-", color="black", lw=1, label="mean")
+        ax.axhline(base, color="grey", ls="--", label="base model")
+
     for ax, d in zip(axes, decisions, strict=False):
-        xs = [p["rows"] for p in points if p["balanced_accuracy"].get(d)]
-        got = [p["balanced_accuracy"][d] for p in points if p["balanced_accuracy"].get(d)]
-        y = [g[1] for g in got]
-        err = [[g[1] - g[2] for g in got], [g[3] - g[1] for g in got]]
-        ax.errorbar(xs, y, yerr=err, fmt="o-", capsize=3, label="adapter")
-        ax.axhline(got[0][0], color="grey", ls="--", label="base model")
+        def ba(p, d=d):
+            g = p["balanced_accuracy"].get(d)
+            return (g[1], g[2], g[3]) if g else None
+        panel(ax, ba, next(p["balanced_accuracy"][d][0] for p in points if p["balanced_accuracy"].get(d)))
         ax.axhline(0.75, color="green", ls=":", label="target 75%")
         ax.set(title=f"{d}: balanced accuracy", xlabel="SFT rows", xscale="log", ylim=(0.3, 1.0))
         ax.legend(fontsize=7)
     ax = axes[-1]
-    xs = [p["rows"] for p in points]
-    ax.errorbar(xs, [p["adapter_fail"] for p in points], fmt="o-", capsize=3, label="adapter",
-                yerr=[[p["adapter_fail"] - p["fail_ci"][0] for p in points],
-                      [p["fail_ci"][1] - p["adapter_fail"] for p in points]])
-    ax.axhline(points[0]["base_fail"], color="grey", ls="--", label="base model")
+    panel(ax, lambda p: (p["adapter_fail"], p["fail_ci"][0], p["fail_ci"][1]), points[0]["base_fail"])
     ax.set(title="exam failure share", xlabel="SFT rows", xscale="log")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -670,16 +670,18 @@ def build_app(ctx: UIContext) -> gr.Blocks:
             its, exam = correction_tables(ctx.correction_report(loop))
             return its, its, exam, _exam_bars(exam)
 
-        @_safe
-        def show_experiment(name: str, metric: str) -> tuple[pd.DataFrame, Any]:
-            if not name:
-                return pd.DataFrame(), EMPTY_METRICS
-            table, series = ctx.experiment_summary(name, metric)
-            return table, _line_plot(series)
+        exp_title = gr.State("")
 
-        exp_pick.change(show_experiment, [exp_pick, exp_metric], [exp_table, exp_plot], api_name="experiment")
-        exp_metric.submit(show_experiment, [exp_pick, exp_metric], [exp_table, exp_plot])
-        exp_btn.click(show_experiment, [exp_pick, exp_metric], [exp_table, exp_plot])
+        @_safe
+        def show_experiment(name: str, metric: str) -> tuple[pd.DataFrame, Any, str]:
+            if not name:
+                return pd.DataFrame(), EMPTY_METRICS, ""
+            table, series = ctx.experiment_summary(name, metric)
+            return table, *_plot_data(series)
+
+        for trigger, api in ((exp_pick.change, "experiment"), (exp_metric.submit, None), (exp_btn.click, None)):
+            trigger(show_experiment, [exp_pick, exp_metric], [exp_table, exp_plot, exp_title], api_name=api).success(
+                _redraw, exp_title, exp_plot, show_progress="hidden")
 
         loop_pick.change(show_loop, loop_pick, [loop_table, c_iters, c_exam, c_plot], api_name="loop")
 
@@ -722,22 +724,46 @@ def build_app(ctx: UIContext) -> gr.Blocks:
 
         runs_table.select(pick_run, None, run_pick)
 
+        compare_title = gr.State("")
+
         @_safe
-        def compare(runs: list[str], patterns: str) -> pd.DataFrame:
+        def compare(runs: list[str], patterns: str) -> tuple[Any, str]:
             if not runs:
                 raise UIError("pick one or more runs to compare")
-            return _plottable(ctx.metrics_long(list(runs), _patterns(patterns)))
+            return _plot_data(ctx.metrics_long(list(runs), _patterns(patterns)))
 
-        compare_btn.click(compare, [compare_pick, compare_metric], compare_plot, api_name="compare")
+        compare_btn.click(compare, [compare_pick, compare_metric], [compare_plot, compare_title],
+                          api_name="compare").success(_redraw, compare_title, compare_plot, show_progress="hidden")
     return demo
+
+
+def _round_title(long: pd.DataFrame) -> str:
+    rounds = int(long["round"].max()) if len(long) else 0
+    series = long["series"].nunique() if len(long) else 0
+    return f"round (1 to {rounds}; {series} series)"
 
 
 def _line_plot(long: pd.DataFrame) -> Any:
     """A line plot update whose axis title names the rounds and series shown. Gradio 6.31's native plot
     draws new data into its old view without colours; a changed title makes it build a new view."""
-    rounds = int(long["round"].max()) if len(long) else 0
-    series = long["series"].nunique() if len(long) else 0
-    return gr.LinePlot(_plottable(long), x_title=f"round (1 to {rounds}; {series} series)")
+    return gr.LinePlot(_plottable(long), x_title=_round_title(long))
+
+
+# An axis title no data gives: the first step of a redraw (see _plot_data)
+_PLAIN_TITLE = "round "
+
+
+def _plot_data(long: pd.DataFrame) -> tuple[Any, str]:
+    """The first of two updates that draw a line plot filled at once (not by a timer): the data under a
+    plain axis title, and the title the second update (``_redraw``) sets. Gradio 6.31's native plot builds a
+    new view when its title changes, but may build it from the data it had before the same update; a
+    title changed alone, after the data, builds it from the new data with a colour for every series."""
+    return gr.LinePlot(_plottable(long), x_title=_PLAIN_TITLE), _round_title(long)
+
+
+def _redraw(title: str) -> Any:
+    """The second update of ``_plot_data``: the axis title alone, so the plot is built anew from its data."""
+    return gr.LinePlot(x_title=title or "round")
 
 
 def _widget(f: SettingField) -> Any:

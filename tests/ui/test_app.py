@@ -31,3 +31,26 @@ def test_the_monitor_shows_the_phase_in_progress_with_its_steps():
     st = LiveStatus("running", phase="screen", phase_no=2, round_started=100.0, steps=(120, 300))
     assert phase_line(st, 135.4) == "in progress: phase 2 (screen) of the next round: 120 of 300 steps (40%), 35s into the round"
     assert phase_line(replace(st, steps=(0, 0)), 135.4) == "in progress: phase 2 (screen) of the next round: 35s into the round"
+
+
+def _handler(app, api_name: str):
+    fns = app.fns.values() if isinstance(app.fns, dict) else app.fns
+    return next(f.fn for f in fns if f.api_name == api_name)
+
+
+def test_training_refuses_epochs_not_above_zero_before_starting(tmp_path, monkeypatch):
+    """The Models tab's epochs field: 0, a negative number or a blank is refused with its one-line reason,
+    and no training starts (a blank used to reach the trainer as None)."""
+    import gradio as gr
+    import pytest
+
+    started = []
+    monkeypatch.setattr(UIContext, "train", lambda self, *a, **k: started.append(a))
+    app = build_app(UIContext(tmp_path / "runs"))
+    train = _handler(app, "train")
+    for bad in (0, -1.0, None):
+        with pytest.raises(gr.Error, match=f"Epochs must be a number above 0, got {bad}"):
+            train("data.jsonl", "a1", "sft", bad, None, None)
+    assert started == []
+    assert "training" in train("data.jsonl", "a1", "sft", 0.5, None, None)
+    assert started == [("data.jsonl", "a1", 0.5, None, None, "sft", "tokens")]

@@ -57,6 +57,9 @@ def main() -> int:
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--no-ppo", action="store_true")
     ap.add_argument("--no-recommendation", action="store_true")
+    # 5 rounds: at 120 agents the bundled model watched 9 + 30 + 27 films in 3 rounds (2026-12-05), 66 actions for
+    # the watch checks; about 28 a round after the first, so 5 rounds give the checks over 100 actions
+    ap.add_argument("--rec-rounds", type=int, default=5, help="recommendation's base-run rounds (default 5)")
     ap.add_argument("--out", help="keep the runs here (default: a temporary folder)")
     a = ap.parse_args()
     tmp = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="gensim-correction-"))
@@ -89,7 +92,7 @@ def main() -> int:
             print(f"== recommendation, SFT x1 ({a.agents} agents)", flush=True)
             rec_dir = scenario_copy(tmp, "recommendation", emb)
             rec = correct(CorrectOptions(str(rec_dir), iterations=1, method="sft", out=str(tmp / "rec-sft"),
-                                         overrides=list(SCENARIOS["recommendation"]), **common),
+                                         rounds=a.rec_rounds, overrides=list(SCENARIOS["recommendation"]), **common),
                           emit=lambda s: print(s, flush=True))
             result["recommendation"] = {
                 "base_fail": rec["base_holdout_fail"], "sft_fail": [i["holdout_fail"] for i in rec["iterations"]],

@@ -74,7 +74,7 @@ def plot(points: list[dict], path: Path) -> None:
             mine = [(p, v) for p, v in got if str(p["seed"]) == s]
             if mine:
                 ax.errorbar([p["rows"] * 1.06 ** k for p, _ in mine], [v[0] for _, v in mine], fmt="o", capsize=3,
-                            color=f"C{k}", label=f"seed {s}", yerr=[[v[0] - v[1] for _, v in mine],
+                            color=f"C{k}", label=f"loop {s[5:]}" if s.startswith("loop:") else f"seed {s}", yerr=[[v[0] - v[1] for _, v in mine],
                                                                      [v[2] - v[0] for _, v in mine]])
         rows = sorted({p["rows"] for p, _ in got})
         ax.plot(rows, [sum(v[0] for p, v in got if p["rows"] == r) / sum(p["rows"] == r for p, _ in got)

@@ -39,9 +39,14 @@ def held_out_exam(base: Path, holdout: float = 0.5,
                   control: float = 0.3) -> tuple[int, Groups, list, list[ex.ExamItem]]:
     """The loop's held-out exam on ``base`` (the loop's groups: its data left the held-out agents out):
     the run's seed, the groups, job seeking's checks and the held-out agents' choice calls."""
-    groups, seed = run_groups(base, holdout, control)
-    checks = recorded_scenario(base, read_run_config(base), "job_seeking")[0].checks
+    seed, groups, checks = exam_setup(base, holdout, control)
     return seed, groups, checks, ex.exam_items(base, groups.holdout, checks)
+
+
+def exam_setup(base: Path, holdout: float = 0.5, control: float = 0.3) -> tuple[int, Groups, list]:
+    """The run's seed, the loop's groups and job seeking's checks: what grading needs, without the items."""
+    groups, seed = run_groups(base, holdout, control)
+    return seed, groups, recorded_scenario(base, read_run_config(base), "job_seeking")[0].checks
 
 
 def sit(base: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: int) -> dict[str, list[str | None]]:
@@ -73,9 +78,10 @@ def plot(points: list[dict], path: Path) -> None:
         for k, s in enumerate(seeds):
             mine = [(p, v) for p, v in got if str(p["seed"]) == s]
             if mine:
+                label = f"loop {s.removeprefix('loop:')}" if s.startswith("loop:") else f"seed {s}"
                 ax.errorbar([p["rows"] * 1.06 ** k for p, _ in mine], [v[0] for _, v in mine], fmt="o", capsize=3,
-                            color=f"C{k}", label=f"loop {s[5:]}" if s.startswith("loop:") else f"seed {s}", yerr=[[v[0] - v[1] for _, v in mine],
-                                                                     [v[2] - v[0] for _, v in mine]])
+                            color=f"C{k}", label=label,
+                            yerr=[[v[0] - v[1] for _, v in mine], [v[2] - v[0] for _, v in mine]])
         rows = sorted({p["rows"] for p, _ in got})
         ax.plot(rows, [sum(v[0] for p, v in got if p["rows"] == r) / sum(p["rows"] == r for p, _ in got)
                        for r in rows], "-", color="black", lw=1, label="mean")
@@ -102,7 +108,7 @@ def iteration_points(loop: Path) -> list[dict]:
     today's checks and figures), with its adoption where the loop's report has it."""
     report = loop / "correction.json"
     its = json.loads(report.read_text())["iterations"] if report.is_file() else []
-    seed, groups, checks, _ = held_out_exam(loop / "base")
+    seed, groups, checks = exam_setup(loop / "base")  # the items come from each exam.jsonl
     points = []
     for k in range(1, 1000):
         exam = loop / f"iter-{k}" / "exam.jsonl"

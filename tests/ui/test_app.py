@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import gradio as gr
+import pytest
+
 from simulation.control import LiveStatus
 from simulation.ui.actions import UIContext
 from simulation.ui.app import build_app, phase_line
@@ -34,16 +37,12 @@ def test_the_monitor_shows_the_phase_in_progress_with_its_steps():
 
 
 def _handler(app, api_name: str):
-    fns = app.fns.values() if isinstance(app.fns, dict) else app.fns
-    return next(f.fn for f in fns if f.api_name == api_name)
+    return next(f.fn for f in app.fns.values() if f.api_name == api_name)
 
 
 def test_training_refuses_epochs_not_above_zero_before_starting(tmp_path, monkeypatch):
     """The Models tab's epochs field: 0, a negative number or a blank is refused with its one-line reason,
     and no training starts (a blank used to reach the trainer as None)."""
-    import gradio as gr
-    import pytest
-
     started = []
     monkeypatch.setattr(UIContext, "train", lambda self, *a, **k: started.append(a))
     app = build_app(UIContext(tmp_path / "runs"))

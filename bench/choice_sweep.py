@@ -14,7 +14,10 @@ bootstrap intervals over agents). Three steps, the middle one where the accelera
 
 ``run`` needs torch, transformers and peft (and this repository's ``simulation`` package importable);
 it trains the variants in the order given until ``--budget-s`` is spent, writing each one's answers
-as soon as it has them. A variant is a name from ``VARIANTS``.
+as soon as it has them. A variant is a name from ``VARIANTS``. On a CPU, ``--decision screen`` sits
+only the screening calls (213 on run H's exam: about 4 minutes a model on 2 cores, against about 25
+for the whole exam), and the ``scr-only*`` variants train on screening's rated calls alone (358 rows,
+about 15 minutes an epoch); the base model's answers are kept in ``ANSWERS`` and reused.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Variant:
     # per decision (action name): its own power, and whether its unsure calls are left out
     decision_power: tuple[tuple[str, float], ...] = ()
     drop_unsure_for: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()  # train on these decisions' rows alone (all decisions when empty)
     lr: float = 1e-3
     epochs: float = 1.0
     rows: int | None = 1000
@@ -69,11 +73,18 @@ VARIANTS: dict[str, Variant] = {
        for s, n in (("", 11), ("-s2", 2), ("-s3", 3))},
     **{f"w0.5-ep2{s}": Variant(power=0.5, epochs=2.0, seed=n) for s, n in (("-s2", 2), ("-s3", 3))},
     **{f"default-sure{s}": Variant(drop_unsure=True, seed=n) for s, n in (("-s2", 2), ("-s3", 3))},
+    # can the model learn screening at all when it is the only thing trained (its rated calls, every one)?
+    # Small enough for a CPU: about 45 steps an epoch (2026-12-05)
+    **{f"scr-only{e}{s}": Variant(only=("screen",), drop_unsure_for=("screen",), rows=None, epochs=ep, seed=n)
+       for e, ep in (("", 1.0), ("-ep2", 2.0)) for s, n in (("", 11), ("-s2", 2), ("-s3", 3))},
 }
 
 
 def left_out(v: Variant, meta: dict, action: str) -> bool:
-    """Whether ``v`` leaves this row out: an unsure call (anchored) of a decision it drops them for."""
+    """Whether ``v`` leaves this row out: a decision it does not train, or an unsure call (anchored) of
+    a decision it drops them for."""
+    if v.only and action not in v.only:
+        return True
     return bool(meta.get("anchored")) and (v.drop_unsure or action in v.drop_unsure_for)
 
 
@@ -93,7 +104,8 @@ def prep(loop: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "exam_prompts.jsonl", "w", encoding="utf-8") as f:
         for i in items:
-            f.write(json.dumps({"call_id": i.call_id, "messages": i.messages, "choices": i.choices}) + "\n")
+            f.write(json.dumps({"call_id": i.call_id, "decision": i.decision, "messages": i.messages,
+                                "choices": i.choices}) + "\n")
     shutil.copy(loop / "data-1.jsonl", out / "data.jsonl")
     print(f"prep: {len(items)} exam calls of {len(groups.holdout)} held-out agents; data "
           f"{sum(1 for _ in open(out / 'data.jsonl'))} rows -> {out}")
@@ -123,8 +135,10 @@ def _answers(model, tok, prompts: list[dict], dev: str, batch: int = 32) -> tupl
     return picks, probs, mass
 
 
-def run(folder: Path, model_dir: str, out: Path, names: list[str], budget_s: float) -> None:
-    """Train each variant and answer the exam with it (the base model first), within the budget."""
+def run(folder: Path, model_dir: str, out: Path, names: list[str], budget_s: float,
+        decisions: list[str] | None = None) -> None:
+    """Train each variant and answer the exam with it (the base model first, unless ``out`` holds its
+    answers to the same calls), within the budget; ``decisions``: sit only those decisions' calls."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -138,16 +152,25 @@ def run(folder: Path, model_dir: str, out: Path, names: list[str], budget_s: flo
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     out.mkdir(parents=True, exist_ok=True)
     prompts = [json.loads(line) for line in open(folder / "exam_prompts.jsonl", encoding="utf-8")]
+    if decisions:
+        if any("decision" not in p for p in prompts):
+            raise SystemExit(f"{folder}: its exam prompts name no decisions; run prep again to sit some of them")
+        prompts = [p for p in prompts if p["decision"] in decisions]
+    ids = [p["call_id"] for p in prompts]
     data = folder / "data.jsonl"
     examples = load_examples(data, "sft")
     metas = [json.loads(line).get("meta", {}) for line in open(data, encoding="utf-8") if line.strip()]
     tok = tokenizer_for(model_dir)
     t0 = time.perf_counter()
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(dev)
-    got = _answers(base, tok, prompts, dev)
-    _write(out / "answers-base.json", "base", Variant(), got, time.perf_counter() - t0, None)
-    print(f"base: {len(prompts)} calls in {time.perf_counter() - t0:.0f}s on {dev}", flush=True)
-    del base
+    had = out / "answers-base.json"
+    if had.exists() and json.loads(had.read_text()).get("call_ids") == ids:
+        print(f"base: its answers to these {len(ids)} calls are in {had}", flush=True)
+    else:
+        base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(dev)
+        got = _answers(base, tok, prompts, dev)
+        _write(had, "base", Variant(), got, time.perf_counter() - t0, None, ids)
+        print(f"base: {len(prompts)} calls in {time.perf_counter() - t0:.0f}s on {dev}", flush=True)
+        del base
     for name in names:
         if time.perf_counter() - t_start > budget_s:
             print(f"budget spent: {name} and later not run", flush=True)
@@ -165,16 +188,18 @@ def run(folder: Path, model_dir: str, out: Path, names: list[str], budget_s: flo
         model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
                                           str(adapter)).to(dev)
         got = _answers(model, tok, prompts, dev)
-        _write(out / f"answers-{name}.json", name, v, got, train_s, losses)
+        _write(out / f"answers-{name}.json", name, v, got, train_s, losses, ids)
         print(f"{name}: {len(rows)} rows, {len(losses)} steps in {train_s:.0f}s, loss {losses[0]:.3f}->"
               f"{sum(losses[-10:]) / min(10, len(losses)):.3f}; exam in {time.perf_counter() - t0 - train_s:.0f}s",
               flush=True)
         del model
 
 
-def _write(path: Path, name: str, v: Variant, got: tuple, seconds: float, losses: list[float] | None) -> None:
+def _write(path: Path, name: str, v: Variant, got: tuple, seconds: float, losses: list[float] | None,
+           ids: list[int]) -> None:
     picks, probs, mass = got
     path.write_text(json.dumps({"variant": name, "settings": v.__dict__, "seconds": round(seconds, 1),
+                                "call_ids": ids,
                                 "losses": losses, "answers": picks, "probs": probs,
                                 "mass": [round(m, 5) for m in mass]}))
 
@@ -191,6 +216,13 @@ def grade(loop: Path, folder: Path, answers: Path) -> None:
         raise SystemExit(f"{folder}: the exam's calls differ from {base}'s held-out calls")
     got = {p.stem.removeprefix("answers-"): json.loads(p.read_text()) for p in sorted(answers.glob("answers-*.json"))}
     b = got.pop("base")
+    # answers sat on some decisions' calls only (run --decision) are graded on those calls
+    ids = b.get("call_ids", order)
+    for name, g in got.items():
+        if g.get("call_ids", order) != ids:
+            raise SystemExit(f"{answers}: answers-{name}.json answers other calls than answers-base.json")
+    where = set(ids)
+    items = [i for i in items if i.call_id in where]
     recorded = [i.recorded for i in items]
     agree = sum(x == y for x, y in zip(b["answers"], recorded, strict=True)) / len(items)
     print(f"base proxy answers agree with the recorded answers on {agree:.0%} of {len(items)} calls")
@@ -263,6 +295,8 @@ def main() -> int:
     r.add_argument("--model", required=True, help="the base model's Hugging Face folder")
     r.add_argument("--out", type=Path, required=True, help="folder for answers-*.json")
     r.add_argument("--budget-s", type=float, default=420.0, help="stop starting variants after this (default 420)")
+    r.add_argument("--decision", action="append", dest="decisions",
+                   help="sit only this decision's exam calls (repeatable; default: all)")
     r.add_argument("variants", nargs="*", default=["default", "w0.5", "w0"], help=f"of {', '.join(VARIANTS)}")
     g = sub.add_parser("grade", help="grade every answers-*.json against the base model's")
     g.add_argument("--loop", type=Path, required=True)
@@ -283,7 +317,7 @@ def main() -> int:
         unknown = [n for n in a.variants if n not in VARIANTS]
         if unknown:
             ap.error(f"unknown variant(s) {', '.join(unknown)}: one of {', '.join(VARIANTS)}")
-        run(a.dir, a.model, a.out, a.variants, a.budget_s)
+        run(a.dir, a.model, a.out, a.variants, a.budget_s, a.decisions)
     else:
         grade(a.loop, a.dir, a.answers)
     return 0

@@ -17,7 +17,8 @@ it trains the variants in the order given until ``--budget-s`` is spent, writing
 as soon as it has them. A variant is a name from ``VARIANTS``. On a CPU, ``--decision screen`` sits
 only the screening calls (213 on run H's exam: about 4 minutes a model on 2 cores, against about 25
 for the whole exam), and the ``scr-only*`` variants train on screening's rated calls alone (358 rows,
-about 15 minutes an epoch); the base model's answers are kept in ``ANSWERS`` and reused.
+about 15 minutes an epoch); the base model's answers are kept in ``ANSWERS`` and reused by a later
+``run`` on the same calls and model.
 """
 
 from __future__ import annotations
@@ -169,25 +170,30 @@ def run(folder: Path, model_dir: str, out: Path, names: list[str], budget_s: flo
 
     t_start = time.perf_counter()
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    out.mkdir(parents=True, exist_ok=True)
     prompts = [json.loads(line) for line in open(folder / "exam_prompts.jsonl", encoding="utf-8")]
     if decisions:
         if any("decision" not in p for p in prompts):
             raise SystemExit(f"{folder}: its exam prompts name no decisions; run prep again to sit some of them")
+        unknown = sorted(set(decisions) - {p["decision"] for p in prompts})
+        if unknown:
+            raise SystemExit(f"--decision {', '.join(unknown)}: the exam has no such decision (it has "
+                             f"{', '.join(sorted({p['decision'] for p in prompts}))})")
         prompts = [p for p in prompts if p["decision"] in decisions]
     ids = [p["call_id"] for p in prompts]
+    out.mkdir(parents=True, exist_ok=True)
     data = folder / "data.jsonl"
     examples = load_examples(data, "sft")
     metas = [json.loads(line).get("meta", {}) for line in open(data, encoding="utf-8") if line.strip()]
     tok = tokenizer_for(model_dir)
     t0 = time.perf_counter()
     had = out / "answers-base.json"
-    if had.exists() and json.loads(had.read_text()).get("call_ids") == ids:
+    if had.exists() and {k: json.loads(had.read_text()).get(k) for k in ("call_ids", "model")} == {
+            "call_ids": ids, "model": model_dir}:
         print(f"base: its answers to these {len(ids)} calls are in {had}", flush=True)
     else:
         base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(dev)
         got = _answers(base, tok, prompts, dev)
-        _write(had, "base", Variant(), got, time.perf_counter() - t0, None, ids)
+        _write(had, "base", Variant(), got, time.perf_counter() - t0, None, ids, model_dir)
         print(f"base: {len(prompts)} calls in {time.perf_counter() - t0:.0f}s on {dev}", flush=True)
         del base
     for name in names:
@@ -206,7 +212,7 @@ def run(folder: Path, model_dir: str, out: Path, names: list[str], budget_s: flo
         model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
                                           str(adapter)).to(dev)
         got = _answers(model, tok, prompts, dev)
-        _write(out / f"answers-{name}.json", name, v, got, train_s, losses, ids)
+        _write(out / f"answers-{name}.json", name, v, got, train_s, losses, ids, model_dir)
         print(f"{name}: {len(rows)} rows, {len(losses)} steps in {train_s:.0f}s, loss {losses[0]:.3f}->"
               f"{sum(losses[-10:]) / min(10, len(losses)):.3f}; exam in {time.perf_counter() - t0 - train_s:.0f}s",
               flush=True)
@@ -214,10 +220,10 @@ def run(folder: Path, model_dir: str, out: Path, names: list[str], budget_s: flo
 
 
 def _write(path: Path, name: str, v: Variant, got: tuple, seconds: float, losses: list[float] | None,
-           ids: list[int]) -> None:
+           ids: list[int], model_dir: str) -> None:
     picks, probs, mass = got
     path.write_text(json.dumps({"variant": name, "settings": v.__dict__, "seconds": round(seconds, 1),
-                                "call_ids": ids,
+                                "call_ids": ids, "model": model_dir,
                                 "losses": losses, "answers": picks, "probs": probs,
                                 "mass": [round(m, 5) for m in mass]}))
 

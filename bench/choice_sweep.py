@@ -100,8 +100,9 @@ def pick_rows(examples: list, metas: list[dict], v: Variant) -> list:
     from simulation.training import spread_sample
 
     pool = [(e, m) for e, m in zip(examples, metas, strict=True) if not left_out(v, m, e.action)]
-    kept = [e for e, m in pool if e.action in v.keep_rated and not m.get("anchored")]
-    rest = [e for e, m in pool if not (e.action in v.keep_rated and not m.get("anchored"))]
+    kept, rest = [], []
+    for e, m in pool:
+        (kept if e.action in v.keep_rated and not m.get("anchored") else rest).append(e)
     if v.rows is None or len(pool) <= v.rows:
         return kept + rest
     if len(kept) >= v.rows:
@@ -263,13 +264,16 @@ def grade(loop: Path, folder: Path, answers: Path) -> None:
                "fail": [fig["fail"]["base"], fig["fail"]["adapter"]], "cut": fig["cut"], "cut_ci": fig["cut_ci"],
                "checks": checks_fail, "worst_first": list(worst),
                "shares": {d: v["adapter"] for d, v in fig["shares"].items()},
-               "min_mass": min(g["mass"])}
+               "right_hits": right_hits(graded), "min_mass": min(g["mass"])}
         table.append(row)
         bas = ", ".join(f"{d} {v[0]:.0%}->{v[1]:.0%} [{v[2]:.0%},{v[3]:.0%}]" for d, v in row["balanced_accuracy"].items())
         cut_ci = "[" + ", ".join(f"{x:.0%}" for x in fig["cut_ci"] if x is not None) + "]"
         print(f"{name:14s} {bas}; fail {row['fail'][0]:.2f}->{row['fail'][1]:.2f} cut {_pct(fig['cut'])} {cut_ci}; "
               f"worst first {worst[0]} {worst[1]:.0%}; "
-              + "; ".join(f"{c} {x:.2f}->{y:.2f}" for c, (x, y) in checks_fail.items() if x is not None))
+              + "; ".join(f"{c} {x:.2f}->{y:.2f}" for c, (x, y) in checks_fail.items() if x is not None)
+              + "; right answers given (base -> adapter): "
+              + "; ".join(f"{d} {r} {h[0]}->{h[1]} of {h[2]}" for d, by in row["right_hits"].items()
+                          for r, h in by.items()))
     (answers / "graded.json").write_text(json.dumps(table, indent=1))
 
 
@@ -302,6 +306,19 @@ def validate(loop: Path, folder: Path, model_dir: str | None, decisions: list[st
         total = [x for v in by.values() for x in v]
         print(f"{name}: the proxy's pick equals vLLM's answer on {sum(total) / len(total):.0%} of {len(total)} calls; "
               + ", ".join(f"{d} {sum(v) / len(v):.0%} of {len(v)}" for d, v in sorted(by.items())), flush=True)
+
+
+def right_hits(graded) -> dict[str, dict[str, list[int]]]:
+    """Per decision and right option: how many of its calls the base and the adapter answered with it,
+    and how many there are (the counts behind balanced accuracy)."""
+    out: dict[str, dict[str, list[int]]] = {}
+    for k, (item, right) in enumerate(zip(graded.items, graded.right, strict=True)):
+        if right:
+            h = out.setdefault(item.decision, {}).setdefault(right, [0, 0, 0])
+            h[0] += graded.answers["base"][k] == right
+            h[1] += graded.answers["adapter"][k] == right
+            h[2] += 1
+    return out
 
 
 def _pct(x: float | None) -> str:

@@ -81,6 +81,9 @@ VARIANTS: dict[str, Variant] = {
        for e, ep in (("", 1.0), ("-ep2", 2.0)) for s, n in (("", 11), ("-s2", 2), ("-s3", 3))},
     # the loop's mix, but the checked decisions' rated rows all kept (358 screenings, 242 offers on run H's data,
     # against 143 each when 1,000 rows are spread evenly) and their unsure calls left out
+    # the same question for offers: their 242 rated rows alone (long prompts: about 25 minutes a seed on a CPU)
+    **{f"off-only{s}": Variant(only=("offer_decision",), drop_unsure_for=("offer_decision",), rows=None, seed=n)
+       for s, n in (("", 11), ("-s2", 2), ("-s3", 3))},
     **{f"keep-rated{s}": Variant(keep_rated=("screen", "offer_decision"), drop_unsure_for=("screen", "offer_decision"),
                                  seed=n) for s, n in (("", 11), ("-s2", 2), ("-s3", 3))},
 }

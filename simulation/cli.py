@@ -170,7 +170,10 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--epochs", type=_positive, default=1.0, help="training passes per iteration")
     co.add_argument("--lr", type=_positive, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
     co.add_argument("--max-samples", type=_count, default=1000, help="training rows per iteration, at most "
-                    "(a seeded sample spread evenly over actions)")
+                    "(a seeded sample spread evenly over actions, after the rated rows --rated-rows keeps)")
+    co.add_argument("--rated-rows", choices=["all", "spread"], default="all", help="sft: all trains every "
+                    "rated row of a decision whose checks name the right option, and leaves out its calls they name "
+                    "none for; spread gives those decisions an even share of --max-samples like the others")
     co.add_argument("--max-drift", type=float, default=0.15, help="refuse an adapter that moves a decision no example "
                     "targeted further than this (total variation distance) from the base model, on the exam")
     co.add_argument("--permute", type=int, default=5, metavar="N", help="sft: copies of each choice example with "
@@ -341,7 +344,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             judge_score=args.judge_score, samples=args.samples or 24, holdout=args.holdout, control=args.control,
             agents=args.agents, seed=args.seed, overrides=args.overrides, out=args.out, epochs=args.epochs, lr=args.lr,
             max_samples=args.max_samples, progress=not args.no_progress, base=args.base, max_drift=args.max_drift,
-            permute=args.permute, rounds=args.rounds, objective=args.objective))
+            permute=args.permute, rounds=args.rounds, objective=args.objective, rated_rows=args.rated_rows))
         if args.json:
             print(dump_json(res))
         return 0

@@ -33,7 +33,8 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
                  balance: bool = False, permute: int = 0, seed: int = 0,
                  anchor_answers: dict[int, str] | None = None,
                  unsure: frozenset[int] | set[int] = frozenset(),
-                 anchor_targets: dict[int, dict[str, float]] | None = None) -> list[dict[str, Any]]:
+                 anchor_targets: dict[int, dict[str, float]] | None = None,
+                 keep: frozenset[str] | set[str] = frozenset()) -> list[dict[str, Any]]:
     """The rows of one dataset kind (see the module docstring); a one-line error when there are none.
 
     Calls of ``exclude_agents`` (a hold-out set) are left out. For ``sft``:
@@ -60,6 +61,8 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
     - ``permute`` adds, for every choice row whose prompt states its option order (``llm.shuffle_options``),
       up to that many copies under other orders (all other orders of two or three options, else a
       seeded sample): the answer's content stays, its position moves, so position is no cue.
+    - ``keep`` (action names): their rated rows (not the ``unsure`` ones) are marked ``meta.keep``, so
+      a row cap takes them all (``training.spread_sample``); their repeats and reorderings too.
     """
     if kind not in KINDS:
         raise ConfigError([ConfigProblem("<command line>", "--kind", f"one of {', '.join(KINDS)}, got {kind!r}")])
@@ -103,6 +106,8 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
             if answer is not None and call_id in unsure and call_id not in rewrites:
                 answer = (anchor_answers or {}).get(call_id)
                 meta["anchored"] = True
+            elif call.action in keep:
+                meta["keep"] = True
             if answer is not None and call_id not in seen:
                 seen.add(call_id)
                 out.append({"messages": [*call.messages, *_assistant(answer)],
@@ -215,10 +220,11 @@ def write_dataset(run_dir: Path, kind: str, out: Path, min_score: float = 4.0, r
                   exclude_agents: frozenset[str] | set[str] = frozenset(), anchor: bool = False,
                   balance: bool = False, permute: int = 0, seed: int = 0,
                   anchor_answers: dict[int, str] | None = None, unsure: frozenset[int] | set[int] = frozenset(),
-                  anchor_targets: dict[int, dict[str, float]] | None = None) -> int:
+                  anchor_targets: dict[int, dict[str, float]] | None = None,
+                  keep: frozenset[str] | set[str] = frozenset()) -> int:
     """Write a dataset as JSONL; returns the number of rows."""
     rows = dataset_rows(run_dir, kind, min_score, rater, exclude_agents, anchor, balance, permute, seed,
-                        anchor_answers, unsure, anchor_targets)
+                        anchor_answers, unsure, anchor_targets, keep)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:

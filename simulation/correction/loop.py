@@ -61,6 +61,9 @@ class CorrectOptions:
     epochs: float = 1.0
     lr: float | None = None
     max_samples: int = 1000
+    # sft: "all" trains every rated row of a decision whose checks name the right option, outside the
+    # row cap's even spread, and leaves out its calls they name none for; "spread" shares the cap evenly
+    rated_rows: str = "all"
     batch_size: int | None = None  # default: 8 for sft, 4 for ppo (its rollouts hold logits of every token)
     progress: bool = True
     base: str | None = None  # an earlier base run to start from instead of running one
@@ -399,6 +402,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                                          "iterations >= 1; holdout and control strictly between 0 and 1")])
     if opts.rounds < 1:
         raise ConfigError([ConfigProblem("<command line>", "--rounds", f"must be 1 or more, got {opts.rounds}")])
+    if opts.rated_rows not in ("all", "spread"):
+        raise ConfigError([ConfigProblem("<command line>", "--rated-rows", f"all or spread, got {opts.rated_rows!r}")])
     if not 0 <= opts.max_drift <= 1 or opts.permute < 0:
         raise ConfigError([ConfigProblem("<command line>", "--max-drift/--permute",
                                          "max-drift between 0 and 1; permute 0 or more")])
@@ -432,6 +437,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     from ..runner import read_run_config, recorded_scenario
 
     checks = recorded_scenario(base, read_run_config(base), opts.scenario)[0].checks
+    # the choice decisions (call actions) whose answers a check grades: their right option can be named
+    checked = frozenset(i.decision for i in ex.exam_items(base, groups.agents, checks) if i.action is not None)
     items = ex.exam_items(base, groups.holdout, checks) if opts.exam else []
     base_hold, base_ctl = _measures(base, groups, opts, emit)
     emit(f"iteration 0 (base model; {len(groups.holdout_treated)} held-out treated, {len(groups.control)} control agents)")
@@ -449,7 +456,10 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         data = out / f"data-{i}.jsonl"
         unsure = (ex.unsure_items(source, groups.agents - groups.holdout, checks)
                   if opts.method == "sft" and opts.rater == "checks" else [])
-        anchors = (_anchor_answers(source, groups.holdout, seed, opts.progress, unsure, rows=opts.max_samples,
+        # "all": the checked decisions' unsure calls get no anchor answer, so the dataset leaves them out
+        keep = checked if opts.method == "sft" and opts.rated_rows == "all" else frozenset()
+        anchors = (_anchor_answers(source, groups.holdout, seed, opts.progress,
+                                   [u for u in unsure if u.decision not in keep], rows=opts.max_samples,
                                    permute=opts.permute)
                    if opts.method == "sft" else None)
         rows = write_dataset(source, KIND[opts.method], data, rater="check:" if opts.rater == "checks" else "judge:",
@@ -457,7 +467,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                              permute=opts.permute if opts.method == "sft" else 0, seed=seed,
                              anchor_answers=anchors.answers if anchors else None,
                              unsure=frozenset(i.call_id for i in unsure),
-                             anchor_targets=anchors.targets if anchors else None)
+                             anchor_targets=anchors.targets if anchors else None, keep=keep)
         adapter = out / f"adapter-{i}"
         emit(f"iteration {i}: {rows} {KIND[opts.method]} rows from {source.name}; training {opts.method}"
              + (f" from {adopted.name}" if adopted else ""))

@@ -36,17 +36,26 @@ def spread_sample(examples: list[Example], n: int, seed: int) -> list[Example]:
     """A seeded sample of ``n`` examples spread evenly over actions: each action gets an equal share
     (all its rows when it has fewer, the rest going to the others), so a decision with many calls
     (``memory.importance`` is most of a run's calls) does not crowd out the corrected ones.
-    The sample keeps the file's order."""
+    Rows marked ``keep`` are all taken first and the rest share what is left (when they alone are
+    more than ``n``, they are spread instead). The sample keeps the file's order."""
     import random
 
     rng = random.Random(seed)
+    kept = [i for i, e in enumerate(examples) if e.keep]
+    if len(kept) >= n:
+        pool = kept
+    else:
+        pool = [i for i, e in enumerate(examples) if not e.keep]
+        n -= len(kept)
     by: dict[str, list[int]] = {}
-    for i, e in enumerate(examples):
-        by.setdefault(e.action, []).append(i)
+    for i in pool:
+        by.setdefault(examples[i].action, []).append(i)
     quota = dict.fromkeys(by, 0)
     left = n
     while left > 0:
         open_ = [a for a in sorted(by) if quota[a] < len(by[a])]
+        if not open_:  # fewer rows than asked: all of them
+            break
         share = max(1, left // len(open_))
         for a in open_:
             take = min(share, len(by[a]) - quota[a], left)
@@ -54,8 +63,10 @@ def spread_sample(examples: list[Example], n: int, seed: int) -> list[Example]:
             left -= take
             if left == 0:
                 break
-    keep = sorted(i for a, idx in by.items() for i in rng.sample(idx, quota[a]))
-    return [examples[i] for i in keep]
+    picked = [i for a, idx in by.items() for i in rng.sample(idx, quota[a])]
+    if pool is not kept:
+        picked += kept
+    return [examples[i] for i in sorted(picked)]
 
 
 def _check_base(base: str) -> str:

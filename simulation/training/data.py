@@ -29,6 +29,7 @@ class Example:
     action: str = ""
     options: tuple[str, ...] = ()  # a choice call's options (``meta.options``): the choice loss applies
     target: dict[str, float] | None = None  # a distribution over ``options`` to train toward (``meta.target``)
+    keep: bool = False  # ``meta.keep``: a row a row cap never leaves out (``spread_sample``)
 
 
 def file_hash(path: Path) -> str:
@@ -76,7 +77,8 @@ def load_examples(path: Path, method: str) -> list[Example]:
                 raise ConfigError([ConfigProblem(str(path), f"{where}: messages", "a list of chat messages "
                                                  "ending with the assistant's answer")])
             options, target = _choice(meta if isinstance(meta, dict) else {}, msgs[-1]["content"], str(path), where)
-            out.append(Example(msgs[:-1], msgs[-1]["content"], None, action, options, target))
+            out.append(Example(msgs[:-1], msgs[-1]["content"], None, action, options, target,
+                               bool(meta.get("keep")) if isinstance(meta, dict) else False))
         else:
             comp, reward = row["completion"], row["reward"]
             if not _messages(row["prompt"]):

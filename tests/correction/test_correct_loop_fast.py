@@ -276,7 +276,8 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         (w,) = written
         assert w == {"run": "base", "kind": kind, "out": "data-1.jsonl", "rater": "check:", "exclude_agents": w["exclude_agents"],
                      "anchor": method == "sft", "balance": method == "sft", "permute": 5 if method == "sft" else 0,
-                     "seed": w["seed"], "anchor_answers": None, "unsure": w["unsure"], "anchor_targets": None}
+                     "seed": w["seed"], "anchor_answers": None, "unsure": w["unsure"], "anchor_targets": None,
+                     "keep": frozenset({"screen", "offer_decision"}) if method == "sft" else frozenset()}
         # sft: the training agents' checked calls whose checks name no right option; ppo trains on scores
         unsure_agents = {a for (a,) in rows(base, "SELECT agent_id FROM llm_calls WHERE id IN "
                                             f"({','.join(map(str, w['unsure'])) or '0'})")}
@@ -324,6 +325,41 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         assert [line.removeprefix("            undecided: ") for line in undecided] == exam["undecided"]
         assert lines[7 + len(undecided)].startswith(f"  train 0s, swap {d['swap_s']:.1f}s")
         assert lines[-1] == f"correct: {out / 'correction.json'}, {out / 'correction.png'}"
+
+
+def test_rated_rows_all_keeps_the_checked_decisions_rows_and_drops_their_unsure_calls(tmp_path, fake_training,
+                                                                                       monkeypatch):
+    """--rated-rows all (the default): the dataset marks the graded choice decisions' rated rows to be
+    kept whole, and their unsure calls get no anchor answer (so they are left out); spread: neither."""
+    from tests.runs import fake_run
+
+    base = fake_run(tmp_path / "base", agents=20)
+    seen: dict[str, dict] = {}
+    real_write = loop.write_dataset
+
+    def anchor_answers(source, exclude, seed, progress, unsure=(), rows=None, permute=5):
+        seen[policy]["anchored"] = sorted({u.decision for u in unsure})
+        return None
+
+    def write_dataset(run, kind, out, **kw):
+        seen[policy].update(keep=kw["keep"], unsure=kw["unsure"])
+        return real_write(run, kind, out, **kw)
+
+    monkeypatch.setattr(loop, "_anchor_answers", anchor_answers)
+    monkeypatch.setattr(loop, "write_dataset", write_dataset)
+    for policy in ("all", "spread"):
+        seen[policy] = {}
+        correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / policy), holdout=0.3, progress=False,
+                               rated_rows=policy, exam=False), emit=lambda line: None)
+    assert seen["all"]["keep"] == {"screen", "offer_decision"} and seen["spread"]["keep"] == frozenset()
+    assert seen["spread"]["anchored"], "spread: the unsure screenings are anchored"
+    assert set(seen["spread"]["anchored"]) <= {"screen", "offer_decision"} and seen["all"]["anchored"] == []
+    assert seen["all"]["unsure"] == seen["spread"]["unsure"], "the same unsure calls; all leaves them out"
+    from simulation.config import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / "x"), rated_rows="some"))
+    assert e.value.problems[0].field == "--rated-rows"
 
 
 def test_swap_seconds_and_recorded_figures(tmp_path):

@@ -317,3 +317,14 @@ def test_unsure_calls_take_the_order_averaged_answer_or_go(run):
     # a rewritten call keeps its rewrite: the check named the right option
     rows = dataset_rows(run, "sft", rater="check:", exclude_agents={"c"}, unsure={1}, anchor_answers={1: "pass"})
     assert [(r["meta"]["call_id"], r["messages"][-1]["content"]) for r in rows] == [(1, "reject"), (2, "reject"), (5, "pass")]
+
+
+def test_keep_marks_the_rated_rows_of_its_decisions_and_their_copies(run):
+    # call 2 is unsure (no right option named): its anchored row is not kept; the rated screenings
+    # are; the anchors of other decisions never are
+    rows = dataset_rows(run, "sft", rater="check:", exclude_agents={"c"}, unsure={2}, anchor=True,
+                        anchor_answers={2: "pass", 6: "no", 7: "3"}, keep={"screen"})
+    assert {r["meta"]["call_id"]: bool(r["meta"].get("keep")) for r in rows} == {1: True, 2: False, 5: True,
+                                                                                 6: False, 7: False}
+    assert not any(r["meta"].get("keep") for r in dataset_rows(run, "sft", rater="check:", exclude_agents={"c"},
+                                                               unsure={2}, anchor_answers={2: "pass"}))

@@ -112,3 +112,27 @@ def test_spread_sample_gives_each_action_an_equal_share():
     assert spread_sample(ex, 40, seed=3) == got and spread_sample(ex, 40, seed=4) != got
     assert Counter(e.action for e in spread_sample(ex, 123, seed=0)) == {"memory.importance": 89, "screen": 30,
                                                                           "offer": 4}
+
+
+def test_spread_sample_takes_kept_rows_whole():
+    from collections import Counter
+
+    from simulation.training import spread_sample
+
+    ex = ([Example(P, str(i), None, "memory.importance") for i in range(90)]
+          + [Example(P, str(i), None, "screen", keep=i < 25) for i in range(30)]
+          + [Example(P, str(i), None, "offer", keep=True) for i in range(4)])
+    got = spread_sample(ex, 41, seed=3)
+    # the 29 kept rows first; the 12 left are spread over the rest (90 memory, 5 unkept screenings)
+    assert sum(e.keep for e in got) == 29
+    assert Counter(e.action for e in got if not e.keep) == {"memory.importance": 7, "screen": 5}
+    assert [ex.index(e) for e in got] == sorted(ex.index(e) for e in got), "the file's order is kept"
+    # more kept rows than asked: they are spread among themselves
+    few = spread_sample(ex, 10, seed=3)
+    assert all(e.keep for e in few) and Counter(e.action for e in few) == {"screen": 6, "offer": 4}
+
+
+def test_load_examples_reads_meta_keep(tmp_path):
+    f = write(tmp_path, [{"messages": [*P, *A], "meta": {"action": "screen", "keep": True}},
+                         {"messages": [*P, *A], "meta": {"action": "screen"}}])
+    assert [e.keep for e in load_examples(f, "sft")] == [True, False]

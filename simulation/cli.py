@@ -171,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--lr", type=_positive, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
     co.add_argument("--max-samples", type=_count, default=1000, help="training rows per iteration, at most "
                     "(a seeded sample spread evenly over actions, after the rated rows --rated-rows keeps)")
-    co.add_argument("--rated-rows", choices=["all", "spread"], default="all", help="sft: all trains every "
+    co.add_argument("--rated-rows", choices=["all", "spread"], default="all", help="sft with --rater checks: all trains every "
                     "rated row of a decision whose checks name the right option, and leaves out its calls they name "
                     "none for; spread gives those decisions an even share of --max-samples like the others")
     co.add_argument("--max-drift", type=float, default=0.15, help="refuse an adapter that moves a decision no example "

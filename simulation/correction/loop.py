@@ -61,7 +61,7 @@ class CorrectOptions:
     epochs: float = 1.0
     lr: float | None = None
     max_samples: int = 1000
-    # sft: "all" trains every rated row of a decision whose checks name the right option, outside the
+    # sft rated by checks: "all" trains every rated row of a decision whose checks name the right option, outside the
     # row cap's even spread, and leaves out its calls they name none for; "spread" shares the cap evenly
     rated_rows: str = "all"
     batch_size: int | None = None  # default: 8 for sft, 4 for ppo (its rollouts hold logits of every token)
@@ -457,7 +457,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         unsure = (ex.unsure_items(source, groups.agents - groups.holdout, checks)
                   if opts.method == "sft" and opts.rater == "checks" else [])
         # "all": the checked decisions' unsure calls get no anchor answer, so the dataset leaves them out
-        keep = checked if opts.method == "sft" and opts.rated_rows == "all" else frozenset()
+        keep = checked if opts.method == "sft" and opts.rater == "checks" and opts.rated_rows == "all" else frozenset()
         anchors = (_anchor_answers(source, groups.holdout, seed, opts.progress,
                                    [u for u in unsure if u.decision not in keep], rows=opts.max_samples,
                                    permute=opts.permute)

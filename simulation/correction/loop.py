@@ -437,9 +437,10 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     from ..runner import read_run_config, recorded_scenario
 
     checks = recorded_scenario(base, read_run_config(base), opts.scenario)[0].checks
+    every = ex.exam_items(base, groups.agents, checks)
     # the choice decisions (call actions) whose answers a check grades: their right option can be named
-    checked = frozenset(i.decision for i in ex.exam_items(base, groups.agents, checks) if i.action is not None)
-    items = ex.exam_items(base, groups.holdout, checks) if opts.exam else []
+    checked = frozenset(i.decision for i in every if i.action is not None)
+    items = [i for i in every if i.agent_id in groups.holdout] if opts.exam else []
     base_hold, base_ctl = _measures(base, groups, opts, emit)
     emit(f"iteration 0 (base model; {len(groups.holdout_treated)} held-out treated, {len(groups.control)} control agents)")
     emit(_group_line("held-out", base_hold))

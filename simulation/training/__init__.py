@@ -42,16 +42,13 @@ def spread_sample(examples: list[Example], n: int, seed: int) -> list[Example]:
 
     rng = random.Random(seed)
     kept = [i for i, e in enumerate(examples) if e.keep]
-    if len(kept) >= n:
-        pool = kept
-    else:
-        pool = [i for i, e in enumerate(examples) if not e.keep]
-        n -= len(kept)
+    # taken whole, and the rest spread; or, when the kept rows alone are too many, they are what is spread
+    whole, pool = (kept, [i for i, e in enumerate(examples) if not e.keep]) if len(kept) < n else ([], kept)
     by: dict[str, list[int]] = {}
     for i in pool:
         by.setdefault(examples[i].action, []).append(i)
     quota = dict.fromkeys(by, 0)
-    left = n
+    left = n - len(whole)
     while left > 0:
         open_ = [a for a in sorted(by) if quota[a] < len(by[a])]
         if not open_:  # fewer rows than asked: all of them
@@ -63,9 +60,7 @@ def spread_sample(examples: list[Example], n: int, seed: int) -> list[Example]:
             left -= take
             if left == 0:
                 break
-    picked = [i for a, idx in by.items() for i in rng.sample(idx, quota[a])]
-    if pool is not kept:
-        picked += kept
+    picked = whole + [i for a, idx in by.items() for i in rng.sample(idx, quota[a])]
     return [examples[i] for i in sorted(picked)]
 
 

@@ -383,10 +383,21 @@ def test_loop_rated_by_the_judge(stub_scenario, tmp_path, fake_training, monkeyp
         seen.append({"run": Path(run).name, **{k: kw.get(k) for k in ("by", "sample", "rewrite", "scenario")}})
         return real(run, **kw)
 
+    kept: list[frozenset] = []
+    real_write = loop.write_dataset
+
+    def write_dataset(run, kind, out, **kw):
+        kept.append(kw["keep"])
+        return real_write(run, kind, out, **kw)
+
     monkeypatch.setattr(loop, "rate_run", rate_run)
+    monkeypatch.setattr(loop, "write_dataset", write_dataset)
     out = tmp_path / "loop"
     res = correct(CorrectOptions(str(stub_scenario), iterations=1, rater="judge", samples=6, agents=24, out=str(out),
                                  progress=False), emit=lambda line: None)
+    # --rated-rows all (the default) keeps rows only when checks rate them: a judge names no right option
+    assert kept == [frozenset()]
+    assert {d for (d,) in rows(out / "base", "SELECT DISTINCT action FROM llm_calls")} >= {"screen"}, "screenings were judged"
     # the base is judged (with rewrites, as the rater), the judge's ratings become the data, the fork is judged
     assert [(s["run"], s["by"]) for s in seen] == [("base", "judge"), ("base", "judge"), ("iter-1", "judge")]
     assert all(s["sample"] == 6 and s["scenario"] == str(stub_scenario) for s in seen)

@@ -7,7 +7,8 @@ so the same agents are treated, held out or in the control group in every iterat
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+import json
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,18 @@ from ..llm.routing import ab_unit
 from ..store import RunStore
 
 MIN_ANSWERS = 10  # fewer answers in a group tell nothing about a collapse
+# structured (JSON) answers, outside the choice calls' spreads: run K's adapter answered every
+# application {"apply":[]}, so treated seekers stopped applying while the choice rules saw nothing
+STRUCTURED_CALLS = ("SELECT action, agent_id, completion FROM llm_calls WHERE json_schema IS NOT NULL "
+                    "AND choices IS NULL AND valid = 1 AND action NOT LIKE 'memory.%'")
+
+
+def _canonical(completion: str) -> str:
+    """A JSON answer written one way, so that spacing or key order does not split equal answers."""
+    try:
+        return json.dumps(json.loads(completion), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        return completion
 
 
 def holdout_unit(seed: int, agent_id: str) -> float:
@@ -75,6 +88,8 @@ class GroupMeasure:
     answers: dict[str, int] = field(default_factory=dict)  # action -> valid answers
     first_share: dict[str, float] = field(default_factory=dict)
     judge: float | None = None
+    structured: dict[str, dict[str, float]] = field(default_factory=dict)  # JSON action -> answer -> share
+    structured_answers: dict[str, int] = field(default_factory=dict)  # JSON action -> valid answers
 
     @property
     def fail(self) -> float | None:
@@ -102,6 +117,13 @@ def measure(run: Path, agents: frozenset[str], judge_rater: str | None = None) -
         out.decisions = {a: {o: round(v, 4) for o, v in s.shares().items()} for a, s in spreads.items() if s.valid}
         out.answers = {a: s.valid for a, s in spreads.items() if s.valid}
         out.first_share = {a: round(s.first / s.valid, 4) for a, s in spreads.items() if s.valid}
+        given: dict[str, Counter[str]] = defaultdict(Counter)
+        for action, agent, completion in store.db.execute(STRUCTURED_CALLS):
+            if agent in agents:
+                given[action][_canonical(completion)] += 1
+        out.structured_answers = {a: sum(c.values()) for a, c in sorted(given.items())}
+        out.structured = {a: {k: round(v / out.structured_answers[a], 4) for k, v in c.most_common()}
+                          for a, c in sorted(given.items())}
         if judge_rater:
             scores = [s for agent, s in store.db.execute(
                 "SELECT l.agent_id, r.score FROM ratings r JOIN llm_calls l ON l.id = r.llm_call_id "
@@ -114,8 +136,9 @@ def measure(run: Path, agents: frozenset[str], judge_rater: str | None = None) -
 
 def collapsed(after: GroupMeasure, before: GroupMeasure,
               preferred: dict[str, dict[str, float]] | None = None) -> list[str]:
-    """Decisions that moved above ``SKEW`` on one option where the base was not already there, and
-    checks whose failure share rose: the reasons to refuse an adapter.
+    """Decisions that moved above ``SKEW`` on one option where the base was not already there, structured
+    (JSON) decisions whose one answer rose above ``SKEW`` from the base's share of that answer, and checks
+    whose failure share rose: the reasons to refuse an adapter.
 
     ``preferred``: per decision, the base model's option shares with its position bias averaged out
     (the exam's ``base_averaged``). With shuffled options the base's live answers follow position, so
@@ -132,6 +155,15 @@ def collapsed(after: GroupMeasure, before: GroupMeasure,
         if share > SKEW and before.top(action)[1] <= SKEW and free <= SKEW:
             out.append(f"decision '{action}' collapsed onto '{opt}' ({share:.0%}; base {before.top(action)[1]:.0%}"
                        + (f", {free:.0%} with position averaged out" if action in preferred else "") + ")")
+    for action, shares in after.structured.items():
+        if not shares or min(after.structured_answers.get(action, 0),
+                             before.structured_answers.get(action, 0)) < MIN_ANSWERS:
+            continue
+        answer, share = max(shares.items(), key=lambda kv: (kv[1], kv[0]))
+        was = before.structured.get(action, {}).get(answer, 0.0)
+        if share > SKEW and was <= SKEW:
+            out.append(f"decision '{action}' collapsed onto the answer {answer} ({share:.0%} of "
+                       f"{after.structured_answers[action]}; base {was:.0%})")
     for name, (f, n) in after.by_check.items():
         bf, bn = before.by_check.get(name, (0, 0))
         if n and bn and f / n > bf / bn + 0.05:

@@ -45,10 +45,17 @@ def test_measure_counts_one_groups_checks_decisions_and_judge(tmp_path):
         return (1, "p", agent, action, 0, f"k{agent}{action}{answer}", "[]", answer, json.dumps(choices), None, "e",
                 1.0, 1, 1, 0, valid, 0, 1, None, "stop", None)
 
+    def jcall(agent, action, answer, valid=1):  # a structured answer: a JSON schema, no options
+        return (1, "p", agent, action, 0, f"j{agent}{action}{answer}", "[]", answer, None, "{}", "e", 1.0, 1, 1, 0,
+                valid, 0, 1, None, "stop", None)
+
     store = RunStore(tmp_path / "run.sqlite")
     store.add_rows((), [call("a", "screen", ["pass", "reject"], "pass"), call("b", "screen", ["reject", "pass"], "pass"),
                         call("c", "screen", ["pass", "reject"], "reject"), call("a", "screen", ["pass", "reject"], "x", 0),
-                        call("z", "screen", ["pass", "reject"], "reject"), call("a", "memory.importance", ["1"], "1")])
+                        call("z", "screen", ["pass", "reject"], "reject"), call("a", "memory.importance", ["1"], "1")]
+                   + [jcall("a", "apply", '{"apply": []}'), jcall("b", "apply", '{"apply":[]}'),
+                      jcall("c", "apply", '{"apply":[2]}'), jcall("c", "apply", "{", 0), jcall("z", "apply", '{"apply":[]}'),
+                      jcall("a", "memory.plan", '{"x":1}')])
     store.flush()
     with store.db:
         store.db.executemany("INSERT INTO checks (round, phase, agent_id, act_seq, action, check_name, ok) "
@@ -62,6 +69,9 @@ def test_measure_counts_one_groups_checks_decisions_and_judge(tmp_path):
     assert g.by_check == {"other": (0, 1), "rule": (2, 3)} and (g.failed, g.checked) == (2, 4) and g.fail == 0.5
     assert g.decisions == {"screen": {"pass": 0.6667, "reject": 0.3333}} and g.answers == {"screen": 3}
     assert g.first_share == {"screen": 0.3333} and g.judge == round((2 + 5 + 4) / 3, 3)
+    # JSON answers, written alike however spaced; invalid ones, other agents' and memory's left out
+    assert g.structured == {"apply": {'{"apply":[]}': 0.6667, '{"apply":[2]}': 0.3333}}
+    assert g.structured_answers == {"apply": 3}
     assert measure(tmp_path, frozenset({"a", "b", "c"})).judge is None
     assert measure(tmp_path, frozenset({"a"}), "judge:k").judge is None, "only the group's ratings"
     empty = measure(tmp_path, frozenset({"nobody"}), "judge:")
@@ -108,3 +118,23 @@ def test_a_collapse_onto_the_base_models_own_preference_is_following_it():
         "decision 's' collapsed onto 'a' (95%; base 50%, 90% with position averaged out)"]
     assert collapsed(over, base, {"s": {"b": 0.95, "a": 0.05}}) != [], "a flip away from the base's preference"
     assert collapsed(over, base, {"t": {"a": 1.0}}) == ["decision 's' collapsed onto 'a' (95%; base 50%)"]
+
+
+def test_a_structured_decision_collapsing_onto_one_answer_is_refused():
+    """Run K: the adapter answered every application {"apply":[]} (treated seekers stopped applying), which
+    no choice rule sees."""
+    from simulation.correction.measure import MIN_ANSWERS
+
+    def j(shares, n):
+        return GroupMeasure(structured=shares, structured_answers={a: n for a in shares})
+
+    base = j({"apply": {"[1,2]": 0.6, "[1]": 0.4}}, 40)
+    assert collapsed(base, base) == []
+    none = j({"apply": {"[]": 1.0}}, 40)
+    assert collapsed(none, base) == ["decision 'apply' collapsed onto the answer [] (100% of 40; base 0%)"]
+    assert collapsed(j({"apply": {"[]": 0.9, "[1]": 0.1}}, 40), base) == [], "exactly at SKEW is no collapse"
+    assert collapsed(j({"apply": {"[]": 1.0}}, MIN_ANSWERS - 1), base) == [], "too few answers"
+    assert collapsed(none, j(base.structured, MIN_ANSWERS - 1)) == [], "the base needs enough answers too"
+    assert collapsed(none, j({"apply": {"[]": 0.95, "[1]": 0.05}}, 40)) == [], "the base already gave it"
+    flipped = collapsed(none, j({"apply": {"[1,2]": 0.95, "[]": 0.05}}, 40))
+    assert flipped == ["decision 'apply' collapsed onto the answer [] (100% of 40; base 5%)"], "a flip is seen"

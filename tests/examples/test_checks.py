@@ -84,9 +84,15 @@ async def test_low_salary_application():
     profiles = {"seeker-1": rich, **JOBS}
     low = decision(await seeker_actions("low", rich))
     verdict = apply_check(job_checks.low_salary_application, low, profiles)
-    assert "paying under 80% of the desired 120,000" in verdict.reason and json.loads(verdict.rewrite) == {"apply": []}
+    assert "paying under 80% of the desired 120,000" in verdict.reason
     high = decision(await seeker_actions("high", rich))
     assert apply_check(job_checks.low_salary_application, high, profiles) is True
+    # the rewrite applies to the shown posting that pays enough instead of to nothing
+    assert json.loads(verdict.rewrite) == {"apply": high.data["apply"]} and high.data["apply"] != low.data["apply"]
+    richer = seeker(desired_salary=200_000)  # nothing shown pays 80% of it: the rewrite applies to none
+    low = decision(await seeker_actions("low", richer))
+    verdict = apply_check(job_checks.low_salary_application, low, {**profiles, "seeker-1": richer})
+    assert json.loads(verdict.rewrite) == {"apply": []}
 
 
 async def screen(cv: dict, verdict: str) -> Action:

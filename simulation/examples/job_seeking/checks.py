@@ -74,12 +74,13 @@ def low_salary_application(c: CheckContext) -> Verdict:
     if not picks or not isinstance(desired, int | float):
         return None
     pay = {i: top_salary(c.profile_of(job)) for i, job in enumerate(shown, 1)}
-    low = sorted(i for i in set(picks) if (pay.get(i) or LOW_PAY * desired) < LOW_PAY * desired)
+    floor = LOW_PAY * desired
+    low = sorted(i for i in set(picks) if pay.get(i) is not None and pay[i] < floor)
     if low:
         # the underpaid picks swapped for the best-paid shown postings paying enough: dropping them alone
         # taught "apply to nothing" (run K: 74 of 260 rows {"apply":[]}, then every seeker applied to none)
         keep = [i for i in set(picks) if i not in low]
-        better = sorted((i for i, p in pay.items() if p is not None and p >= LOW_PAY * desired and i not in keep),
+        better = sorted((i for i, p in pay.items() if p is not None and p >= floor and i not in keep),
                         key=lambda i: (-pay[i], i))
         keep = sorted(keep + better[:len(set(picks)) - len(keep)])
         return Failed(f"applied to posting(s) {low} paying under {LOW_PAY:.0%} of the desired {desired:,}",

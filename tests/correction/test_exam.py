@@ -239,19 +239,21 @@ def test_job_seeking_checks_grade_a_fake_run_offline(tmp_path):
     decisions = {i.decision for i in items}
     assert {"screen", "offer_decision"} <= decisions
     linked = {i.decision for i in items if i.action is not None}
-    assert linked == {"screen", "offer_decision"}, "the choice calls an examinable check covers"
+    assert linked == {"screen", "offer_decision", "respond_offers"}, "the choice calls an examinable check covers"
     graded = ex.grade_exam(run, items, {"base": [i.recorded for i in items], "adapter": [i.recorded for i in items]},
                            CHECKS)
-    assert set(graded.not_examined) == {"accepted_far_below_desired"}
+    assert graded.not_examined == [], "every shipped job seeking check grades any answer"
     # the recorded answers, re-graded offline, agree with the verdicts the run recorded live
     store = RunStore(run / "run.sqlite", readonly=True)
     live = {(cid, name): bool(ok) for cid, name, ok in store.db.execute(
-        "SELECT llm_call_id, check_name, ok FROM check_calls WHERE check_name IN "
-        "('screen_against_requirements', 'offer_against_requirements')")}
+        "SELECT llm_call_id, check_name, ok FROM check_calls")}
     store.close()
+    live = {k: v for k, v in live.items() if k[0] in {i.call_id for i in items}}  # the choice calls
     offline = {(i.call_id, name): v for i, vs in zip(items, graded.verdicts["base"], strict=True) for name, v in vs.items()
                if v is not None}
     assert offline and offline == live
+    assert {name for _, name in live} >= {"screen_against_requirements", "offer_against_requirements",
+                                          "accepted_far_below_desired"}
     fig = ex.exam_figures(graded, seed=0, b=50)
     assert fig["fail"]["base"] == fig["fail"]["adapter"] and fig["fail"]["diff_lo"] == fig["fail"]["diff_hi"] == 0
 

@@ -117,15 +117,27 @@ async def test_screen_against_requirements():
             assert verdict.rewrite == ("reject" if said == "pass" else "pass"), verdict
 
 
+async def respond(profile: dict, pick: str, offers: tuple[str, ...] = tuple(JOBS), asked: list | None = None) -> Action:
+    """The respond_offers decision a seeker records when the fake model answers ``pick``."""
+    inbox = [Message(j, "seeker-1", "offer") for j in offers]
+    answer = answers(pick=pick)
+    ctx = await run_step(SeekerAgent, "seeker-1", profile, "respond",
+                         lambda req: (asked.append(req) if asked is not None else None) or answer(req),
+                         world=board(), inbox=inbox, prompts_dir=JOBS_PROMPTS)
+    (act,) = [a for a in ctx.actions if a.action == "respond_offers"]
+    assert act.calls == (1,) and act.data["decision"] == pick
+    effect = [a.action for a in ctx.actions if a.action in ("accept", "decline_all")]
+    assert effect == ["decline_all" if pick == "decline all" else "accept"]
+    return act
+
+
 async def test_accepted_lower_offer():
     profiles = {"seeker-1": seeker(), **JOBS}
-    inbox = [Message(j, "seeker-1", "offer") for j in JOBS]  # option 1 pays less than option 2
-    for pick, ok in (("1", False), ("2", True)):
-        ctx = await run_step(SeekerAgent, "seeker-1", seeker(), "respond", answers(pick=pick), world=board(),
-                             inbox=inbox, prompts_dir=JOBS_PROMPTS)
-        (act,) = [a for a in ctx.actions if a.action == "accept"]
+    for pick, ok in (("1", False), ("2", True)):  # option 1 pays less than option 2
+        act = await respond(seeker(), pick)
         verdict = apply_check(job_checks.accepted_lower_offer, act, profiles)
         assert verdict is True if ok else verdict.rewrite == "2", verdict
+    assert apply_check(job_checks.accepted_lower_offer, await respond(seeker(), "decline all"), profiles) is None
 
 
 def site() -> SiteView:
@@ -204,20 +216,44 @@ async def test_the_offer_check_grades_the_model_s_answer_not_the_capped_outcome(
 
 
 async def test_accepted_far_below_desired():
-    inbox = [Message("interviewer-1", "seeker-1", "offer")]  # pays at most 50,000
+    one = ("interviewer-1",)  # pays at most 50,000
     for desired, ok in ((120_000, False), (50_000, True)):
         profile = seeker(desired_salary=desired)
         asked: list = []
-        pick = answers(pick="1")
-        ctx = await run_step(SeekerAgent, "seeker-1", profile, "respond",
-                             lambda req, asked=asked, pick=pick: asked.append(req) or pick(req),
-                             world=board(), inbox=inbox, prompts_dir=JOBS_PROMPTS)
-        (act,) = [a for a in ctx.actions if a.action == "accept"]
+        act = await respond(profile, "1", one, asked)
         (req,) = asked
         assert "1. " + JOBS["interviewer-1"]["name"] + ", USD 30,000 - 50,000 annually" in req.messages[-1]["content"], \
             "the check grades salaries: the prompt shows them"
         verdict = apply_check(job_checks.accepted_far_below_desired, act, {"seeker-1": profile, **JOBS})
         assert verdict is True if ok else verdict.rewrite == "decline all", verdict
+    # with an offer paying enough beside it, the rewrite accepts that one, not "decline all"
+    profile = seeker(desired_salary=120_000)
+    act = await respond(profile, "1")
+    verdict = apply_check(job_checks.accepted_far_below_desired, act, {"seeker-1": profile, **JOBS})
+    assert verdict.rewrite == "2" and "accepted 50,000 against a desired 120,000" in verdict.reason, verdict
+    assert apply_check(job_checks.accepted_far_below_desired, await respond(profile, "decline all"),
+                       {"seeker-1": profile, **JOBS}) is None
+
+
+async def test_declined_desired_pay():
+    for desired, verdict_is in ((120_000, "failed"), (150_000, "passed"), (60_000, "failed")):
+        profile = seeker(desired_salary=desired)
+        profiles = {"seeker-1": profile, **JOBS}
+        verdict = apply_check(job_checks.declined_desired_pay, await respond(profile, "decline all"), profiles)
+        if verdict_is == "passed":  # 130,000 is 87% of 150,000: declining or accepting both pass
+            assert verdict is True
+            assert apply_check(job_checks.accepted_far_below_desired, await respond(profile, "2"), profiles) is True
+        else:  # the best-paid offer paying the desired salary is the rewrite
+            assert verdict.rewrite == "2" and verdict.reason == f"declined an offer of 130,000 against a desired {desired:,}"
+        assert apply_check(job_checks.declined_desired_pay, await respond(profile, "2"), profiles) is None
+
+
+def test_every_job_seeking_check_grades_any_answer():
+    """The correction exam grades any answer to a call: every shipped check says where its action holds it."""
+    assert all(c.answer is not None for c in job_checks.CHECKS + job_checks.OPTIONAL_CHECKS)
+    data = {"offers": list(JOBS), "decision": "1", "job": "interviewer-1"}
+    assert job_checks.responded("2", data) == {**data, "decision": "2", "job": "interviewer-2"}
+    assert job_checks.responded("decline all", data) == {**data, "decision": "decline all", "job": None}
 
 
 def test_picked_outside_taste():

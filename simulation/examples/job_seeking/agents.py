@@ -111,20 +111,22 @@ class SeekerAgent(Agent):
         choices = [*titles, "decline all"]
         msgs = ctx.messages_for(self.persona(ctx), ctx.render("respond.j2", offers=titles))
         pick, ok = await ctx.llm.choose("respond_offers", msgs, choices)
+        # the answer as given, accept or decline alike, so one check grades both (and the exam any answer)
+        ctx.act("respond_offers", valid=ok, calls=["respond_offers"], offers=offers, decision=pick,
+                job=None if pick in (None, "decline all") else offers[int(pick) - 1])
         if pick is None:  # no decision: the offers stay unanswered and lapse
-            ctx.act("respond_offers", valid=False, offers=offers, decision=None)
             return
         if pick == "decline all":
             for job in offers:
                 ctx.send(job, "decline")
-            ctx.act("decline_all", valid=ok, calls=["respond_offers"], offers=offers)
+            ctx.act("decline_all", valid=ok, offers=offers)
             await self.memory.add(ctx, f"I declined {len(offers)} offer(s) in round {ctx.round}.")
             return
         job = offers[int(pick) - 1]
         self.state["job"] = job
         for other in offers:
             ctx.send(other, "accept" if other == job else "decline")
-        ctx.act("accept", valid=ok, calls=["respond_offers"], job=job, offers=offers)
+        ctx.act("accept", valid=ok, job=job, offers=offers)
         await self.memory.add(ctx, f"I accepted the offer for {ctx.world.jobs[job]['name']} in round {ctx.round}.")
 
 

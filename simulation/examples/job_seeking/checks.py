@@ -112,19 +112,36 @@ def screen_against_requirements(c: CheckContext) -> Verdict:
     return judged_against_requirements(c, result == "pass", "passed a CV", "rejected a CV", "pass", "reject")
 
 
-@check("accept")
+def responded(answer: str, data: dict[str, Any]) -> dict[str, Any]:
+    """respond_offers' data had its call answered ``answer`` (an offer's number, or "decline all")."""
+    offers = data.get("offers", [])
+    job = offers[int(answer) - 1] if answer.isdigit() and 0 < int(answer) <= len(offers) else None
+    return {**data, "decision": answer, "job": job}
+
+
+def offer_pay(c: CheckContext) -> dict[str, int] | None:
+    """The top salary of each offer the respond call listed (None where one shows none)."""
+    pay = {job: top_salary(c.profile_of(job)) for job in c.action.data.get("offers", [])}
+    return None if not pay or None in pay.values() else {j: p for j, p in pay.items() if p is not None}
+
+
+def best_paid(c: CheckContext, pay: dict[str, int], floor: float) -> str | None:
+    """The option naming the best-paid offer paying at least ``floor``, or None."""
+    enough = [j for j, p in pay.items() if p >= floor]
+    if not enough:
+        return None
+    return str(c.action.data["offers"].index(max(enough, key=lambda j: pay[j])) + 1)
+
+
+@check("respond_offers", answer=responded)
 def accepted_lower_offer(c: CheckContext) -> Verdict:
     """Accepts an offer paying less than another offer received at the same time."""
-    offers = c.action.data.get("offers", [])
-    if len(offers) < 2:
+    job, pay = c.action.data.get("job"), offer_pay(c)
+    if job is None or pay is None or len(pay) < 2:
         return None
-    pay = {job: top_salary(c.profile_of(job)) for job in offers}
-    if None in pay.values():
-        return None
-    best = max(offers, key=lambda j: pay[j])
-    if pay[c.action.data["job"]] < pay[best]:
-        return Failed(f"accepted {pay[c.action.data['job']]:,} over an offer of {pay[best]:,}",
-                      str(offers.index(best) + 1))  # the option the respond call listed for it
+    best = max(pay.values())
+    if pay[job] < best:
+        return Failed(f"accepted {pay[job]:,} over an offer of {best:,}", best_paid(c, pay, best))
     return PASS
 
 
@@ -141,15 +158,32 @@ def offer_against_requirements(c: CheckContext) -> Verdict:
                                        "hire", "keep looking")
 
 
-@check("accept")
+@check("respond_offers", answer=responded)
 def accepted_far_below_desired(c: CheckContext) -> Verdict:
     """Accepts an offer whose top salary is far below the seeker's desired salary."""
-    desired, pay = c.profile.get("desired_salary"), top_salary(c.profile_of(c.action.data["job"]))
-    if not isinstance(desired, int | float) or pay is None:
+    job, pay, desired = c.action.data.get("job"), offer_pay(c), c.profile.get("desired_salary")
+    if job is None or pay is None or not isinstance(desired, int | float):
         return None
-    if pay < LOW_PAY * desired:
-        options = c.action.data.get("offers", [])
-        return Failed(f"accepted {pay:,} against a desired {desired:,}", "decline all" if options else None)
+    if pay[job] < LOW_PAY * desired:
+        # another offer paying enough, where there is one: "decline all" alone taught declining everything
+        return Failed(f"accepted {pay[job]:,} against a desired {desired:,}",
+                      best_paid(c, pay, LOW_PAY * desired) or "decline all")
+    return PASS
+
+
+@check("respond_offers", answer=responded)
+def declined_desired_pay(c: CheckContext) -> Verdict:
+    """Declines every offer, still without a job, while one pays the seeker's desired salary.
+
+    The other side of ``accepted_far_below_desired``: between the two (80-100% of the desired
+    salary) either answer passes. Without it, "decline all" is never wrong and a model trained on
+    the corrections learns to decline everything (run L: 100% of held-out seekers' offers)."""
+    pay, desired = offer_pay(c), c.profile.get("desired_salary")
+    if c.action.data.get("decision") != "decline all" or pay is None or not isinstance(desired, int | float):
+        return None
+    best = best_paid(c, pay, desired)
+    if best is not None:
+        return Failed(f"declined an offer of {max(pay.values()):,} against a desired {desired:,}", best)
     return PASS
 
 
@@ -157,5 +191,8 @@ def accepted_far_below_desired(c: CheckContext) -> Verdict:
 # actions they cover). On that model duplicate_application never fired (0 of 95 decisions) and
 # accepted_lower_offer had almost nothing to cover (seekers rarely hold two offers), so they are
 # offered, not shipped: add them to a scenario's checks for models that repeat postings or get offers.
-CHECKS = [low_salary_application, screen_against_requirements, offer_against_requirements, accepted_far_below_desired]
+# declined_desired_pay is shipped with accepted_far_below_desired, as its other side: the bundled model
+# accepts the first offer, but an adapter trained on the corrections may decline them all.
+CHECKS = [low_salary_application, screen_against_requirements, offer_against_requirements, accepted_far_below_desired,
+          declined_desired_pay]
 OPTIONAL_CHECKS = [duplicate_application, accepted_lower_offer]

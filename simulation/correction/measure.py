@@ -23,8 +23,10 @@ from ..store import RunStore
 MIN_ANSWERS = 10  # fewer answers in a group tell nothing about a collapse
 # structured (JSON) answers, outside the choice calls' spreads: run K's adapter answered every
 # application {"apply":[]}, so treated seekers stopped applying while the choice rules saw nothing
-STRUCTURED_CALLS = ("SELECT action, agent_id, completion FROM llm_calls WHERE json_schema IS NOT NULL "
+STRUCTURED_CALLS = ("SELECT id, action, agent_id, completion FROM llm_calls WHERE json_schema IS NOT NULL "
                     "AND choices IS NULL AND valid = 1 AND action NOT LIKE 'memory.%'")
+# a structured collapse the checks' own answers call for is no collapse (as the exam's choice rule)
+JUSTIFIED = 0.7
 
 
 def _canonical(completion: str) -> str:
@@ -90,6 +92,8 @@ class GroupMeasure:
     judge: float | None = None
     structured: dict[str, dict[str, float]] = field(default_factory=dict)  # JSON action -> answer -> share
     structured_answers: dict[str, int] = field(default_factory=dict)  # JSON action -> valid answers
+    # JSON action -> answer -> share of the checks' answers: the rewrite where a check failed, else the answer
+    structured_right: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def fail(self) -> float | None:
@@ -118,12 +122,18 @@ def measure(run: Path, agents: frozenset[str], judge_rater: str | None = None) -
         out.answers = {a: s.valid for a, s in spreads.items() if s.valid}
         out.first_share = {a: round(s.first / s.valid, 4) for a, s in spreads.items() if s.valid}
         given: dict[str, Counter[str]] = defaultdict(Counter)
-        for action, agent, completion in store.db.execute(STRUCTURED_CALLS):
+        right: dict[str, Counter[str]] = defaultdict(Counter)
+        rewrites = {cid: rw for cid, rw in store.db.execute(
+            "SELECT llm_call_id, rewrite FROM check_calls WHERE ok = 0 AND rewrite IS NOT NULL AND choices IS NULL")}
+        for cid, action, agent, completion in store.db.execute(STRUCTURED_CALLS):
             if agent in agents:
                 given[action][_canonical(completion)] += 1
+                right[action][_canonical(rewrites.get(cid, completion))] += 1
         out.structured_answers = {a: sum(c.values()) for a, c in sorted(given.items())}
         out.structured = {a: {k: round(v / out.structured_answers[a], 4) for k, v in c.most_common()}
                           for a, c in sorted(given.items())}
+        out.structured_right = {a: {k: round(v / out.structured_answers[a], 4) for k, v in c.most_common()}
+                                for a, c in sorted(right.items())}
         if judge_rater:
             scores = [s for agent, s in store.db.execute(
                 "SELECT l.agent_id, r.score FROM ratings r JOIN llm_calls l ON l.id = r.llm_call_id "
@@ -137,8 +147,9 @@ def measure(run: Path, agents: frozenset[str], judge_rater: str | None = None) -
 def collapsed(after: GroupMeasure, before: GroupMeasure,
               preferred: dict[str, dict[str, float]] | None = None) -> list[str]:
     """Decisions that moved above ``SKEW`` on one option where the base was not already there, structured
-    (JSON) decisions whose one answer rose above ``SKEW`` from the base's share of that answer, and checks
-    whose failure share rose: the reasons to refuse an adapter.
+    (JSON) decisions whose one answer rose above ``SKEW`` from the base's share of that answer (unless
+    the checks' answers in the base, its own with each failed one rewritten, give it for ``JUSTIFIED`` of
+    the calls), and checks whose failure share rose: the reasons to refuse an adapter.
 
     ``preferred``: per decision, the base model's option shares with its position bias averaged out
     (the exam's ``base_averaged``). With shuffled options the base's live answers follow position, so
@@ -161,9 +172,10 @@ def collapsed(after: GroupMeasure, before: GroupMeasure,
             continue
         answer, share = max(shares.items(), key=lambda kv: (kv[1], kv[0]))
         was = before.structured.get(action, {}).get(answer, 0.0)
-        if share > SKEW and was <= SKEW:
+        right = before.structured_right.get(action, {}).get(answer, 0.0)
+        if share > SKEW and was <= SKEW and right < JUSTIFIED:
             out.append(f"decision '{action}' collapsed onto the answer {answer} ({share:.0%} of "
-                       f"{after.structured_answers[action]}; base {was:.0%})")
+                       f"{after.structured_answers[action]}; base {was:.0%}, the checks' answer {right:.0%})")
     for name, (f, n) in after.by_check.items():
         bf, bn = before.by_check.get(name, (0, 0))
         if n and bn and f / n > bf / bn + 0.05:

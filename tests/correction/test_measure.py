@@ -61,17 +61,23 @@ def test_measure_counts_one_groups_checks_decisions_and_judge(tmp_path):
         store.db.executemany("INSERT INTO checks (round, phase, agent_id, act_seq, action, check_name, ok) "
                              "VALUES (1, 'p', ?, 0, 'screen', ?, ?)",
                              [("a", "rule", 0), ("b", "rule", 1), ("c", "rule", 0), ("c", "other", 1), ("z", "rule", 0)])
+        # c's application failed a check whose rewrite applies to posting 1 (linked to c's calls by seq)
+        store.db.execute("INSERT INTO checks (round, phase, agent_id, act_seq, action, check_name, ok, rewrite, calls) "
+                         "VALUES (1, 'p', 'c', 0, 'apply_decision', 'low', 0, '{\"apply\": [1]}', '[0]')")
         store.db.executemany("INSERT INTO ratings (llm_call_id, rater, score) VALUES (?, ?, ?)",
                              [(1, "judge:j", 2.0), (2, "judge:j", 5.0), (3, "judge:k", 4.0), (5, "judge:j", 1.0),
                               (1, "check:rule", 1.0), (2, "judge:j", None)])
     store.close()
     g = measure(tmp_path, frozenset({"a", "b", "c"}), "judge:")
-    assert g.by_check == {"other": (0, 1), "rule": (2, 3)} and (g.failed, g.checked) == (2, 4) and g.fail == 0.5
+    assert g.by_check == {"low": (1, 1), "other": (0, 1), "rule": (2, 3)} and (g.failed, g.checked) == (3, 5)
+    assert g.fail == 0.6
     assert g.decisions == {"screen": {"pass": 0.6667, "reject": 0.3333}} and g.answers == {"screen": 3}
     assert g.first_share == {"screen": 0.3333} and g.judge == round((2 + 5 + 4) / 3, 3)
     # JSON answers, written alike however spaced; invalid ones, other agents' and memory's left out
     assert g.structured == {"apply": {'{"apply":[]}': 0.6667, '{"apply":[2]}': 0.3333}}
     assert g.structured_answers == {"apply": 3}
+    # the checks' answers: each as given, c's rewritten by the check it failed
+    assert g.structured_right == {"apply": {'{"apply":[]}': 0.6667, '{"apply":[1]}': 0.3333}}
     assert measure(tmp_path, frozenset({"a", "b", "c"})).judge is None
     assert measure(tmp_path, frozenset({"a"}), "judge:k").judge is None, "only the group's ratings"
     empty = measure(tmp_path, frozenset({"nobody"}), "judge:")
@@ -131,10 +137,29 @@ def test_a_structured_decision_collapsing_onto_one_answer_is_refused():
     base = j({"apply": {"[1,2]": 0.6, "[1]": 0.4}}, 40)
     assert collapsed(base, base) == []
     none = j({"apply": {"[]": 1.0}}, 40)
-    assert collapsed(none, base) == ["decision 'apply' collapsed onto the answer [] (100% of 40; base 0%)"]
+    assert collapsed(none, base) == [
+        "decision 'apply' collapsed onto the answer [] (100% of 40; base 0%, the checks' answer 0%)"]
     assert collapsed(j({"apply": {"[]": 0.9, "[1]": 0.1}}, 40), base) == [], "exactly at SKEW is no collapse"
     assert collapsed(j({"apply": {"[]": 1.0}}, MIN_ANSWERS - 1), base) == [], "too few answers"
     assert collapsed(none, j(base.structured, MIN_ANSWERS - 1)) == [], "the base needs enough answers too"
     assert collapsed(none, j({"apply": {"[]": 0.95, "[1]": 0.05}}, 40)) == [], "the base already gave it"
     flipped = collapsed(none, j({"apply": {"[1,2]": 0.95, "[]": 0.05}}, 40))
-    assert flipped == ["decision 'apply' collapsed onto the answer [] (100% of 40; base 5%)"], "a flip is seen"
+    assert flipped == ["decision 'apply' collapsed onto the answer [] (100% of 40; base 5%, the checks' answer 0%)"], \
+        "a flip is seen"
+
+
+def test_a_structured_collapse_the_checks_answers_call_for_is_kept():
+    """Run L: the adapter answered every application {"apply":[1]}; in its base the checks' answers (each
+    seeker's own, rewritten where a check failed) said [1] for 29% of calls: refused. Where they say it
+    for 70% or more, the adapter follows the checks."""
+    from simulation.correction.measure import JUSTIFIED
+
+    def j(shares, right, n=40):
+        return GroupMeasure(structured=shares, structured_answers={a: n for a in shares}, structured_right=right)
+
+    one = j({"apply": {"[1]": 1.0}}, {})
+    base = j({"apply": {"[1,2]": 0.6, "[1]": 0.4}}, {"apply": {"[1,2]": 0.36, "[1]": 0.29, "[]": 0.26}})
+    assert collapsed(one, base) == [
+        "decision 'apply' collapsed onto the answer [1] (100% of 40; base 40%, the checks' answer 29%)"]
+    assert collapsed(one, j(base.structured, {"apply": {"[1]": JUSTIFIED, "[]": 0.3}})) == [], "justified"
+    assert collapsed(one, j(base.structured, {"apply": {"[1]": 0.69, "[]": 0.31}})) != [], "below JUSTIFIED"

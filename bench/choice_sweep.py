@@ -98,19 +98,16 @@ def left_out(v: Variant, meta: dict, action: str) -> bool:
 
 
 def pick_rows(examples: list, metas: list[dict], v: Variant) -> list:
-    """The rows ``v`` trains: those it keeps, ``v.rows`` of them spread over actions (``spread_sample``)
-    after every rated row of the decisions in ``v.keep_rated`` is taken whole."""
+    """The rows ``v`` trains, chosen as the loop's training chooses them (``spread_sample``): those it
+    keeps, ``v.rows`` of them spread over actions after every rated row of the decisions in
+    ``v.keep_rated`` (marked ``keep``) is taken whole, in the file's order."""
+    from dataclasses import replace
+
     from simulation.training import spread_sample
 
-    pool = [(e, m) for e, m in zip(examples, metas, strict=True) if not left_out(v, m, e.action)]
-    kept, rest = [], []
-    for e, m in pool:
-        (kept if e.action in v.keep_rated and not m.get("anchored") else rest).append(e)
-    if v.rows is None or len(pool) <= v.rows:
-        return kept + rest
-    if len(kept) >= v.rows:
-        raise SystemExit(f"{len(kept)} rated rows of {', '.join(v.keep_rated)} leave none of {v.rows} to spread")
-    return kept + spread_sample(rest, v.rows - len(kept), v.seed)
+    pool = [replace(e, keep=e.action in v.keep_rated and not m.get("anchored"))
+            for e, m in zip(examples, metas, strict=True) if not left_out(v, m, e.action)]
+    return pool if v.rows is None or len(pool) <= v.rows else spread_sample(pool, v.rows, v.seed)
 
 
 def row_weights(rows: list, v: Variant) -> list[float]:

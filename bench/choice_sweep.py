@@ -122,7 +122,7 @@ def prep(loop: Path, out: Path) -> None:
     """The held-out exam's prompts (the loop's groups, as ``bench/figure5.py`` finds them) and its data."""
     from bench.figure5 import held_out_exam
 
-    _, groups, _, items = held_out_exam(loop / "base")
+    _, groups, _, items = held_out_exam(loop / "base", choices_only=True)  # it scores options
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "exam_prompts.jsonl", "w", encoding="utf-8") as f:
         for i in items:
@@ -235,7 +235,7 @@ def grade(loop: Path, folder: Path, answers: Path) -> None:
     from simulation.correction import exam as ex
 
     base = loop / "base"
-    seed, _, checks, items = held_out_exam(base)
+    seed, _, checks, items = held_out_exam(base, choices_only=True)
     order = [json.loads(line)["call_id"] for line in open(folder / "exam_prompts.jsonl", encoding="utf-8")]
     if order != [i.call_id for i in items]:
         raise SystemExit(f"{folder}: the exam's calls differ from {base}'s held-out calls")

@@ -35,12 +35,14 @@ from simulation.correction.measure import Groups, run_groups  # noqa: E402
 from simulation.runner import read_run_config, recorded_scenario  # noqa: E402
 
 
-def held_out_exam(base: Path, holdout: float = 0.5,
-                  control: float = 0.3) -> tuple[int, Groups, list, list[ex.ExamItem]]:
+def held_out_exam(base: Path, holdout: float = 0.5, control: float = 0.3,
+                  choices_only: bool = False) -> tuple[int, Groups, list, list[ex.ExamItem]]:
     """The loop's held-out exam on ``base`` (the loop's groups: its data left the held-out agents out):
-    the run's seed, the groups, job seeking's checks and the held-out agents' choice calls."""
+    the run's seed, the groups, job seeking's checks and the held-out agents' calls (``choices_only``:
+    without the structured ones)."""
     seed, groups, checks = exam_setup(base, holdout, control)
-    return seed, groups, checks, ex.exam_items(base, groups.holdout, checks)
+    items = ex.exam_items(base, groups.holdout, checks)
+    return seed, groups, checks, [i for i in items if i.choices or not choices_only]
 
 
 def exam_setup(base: Path, holdout: float = 0.5, control: float = 0.3) -> tuple[int, Groups, list]:

@@ -40,6 +40,7 @@ from ..llm.types import CallTag, ChatClient, ChatRequest
 from ..store import RunStore
 
 BOOTSTRAP = 1000  # resamples of the held-out agents
+JSON_MAX_TOKENS = 64  # a structured call's answer, as AgentLLM.json asks it by default
 MODELS = ("base", "adapter")
 
 
@@ -49,8 +50,9 @@ class ExamError(RuntimeError):
 
 @dataclass(frozen=True)
 class ExamItem:
-    """One recorded call of a held-out agent: its prompt, its options as shown, and the action it
-    produced (None when no examinable check covers it)."""
+    """One recorded call of a held-out agent: its prompt, its options as shown (none for a structured
+    call, whose ``json_schema`` the answer must match), and the action it produced (None when no
+    examinable check covers it)."""
 
     call_id: int
     agent_id: str
@@ -61,6 +63,7 @@ class ExamItem:
     choices: list[str]
     recorded: str | None
     action: Action | None = None
+    json_schema: dict[str, Any] | None = None
 
 
 @dataclass
@@ -85,7 +88,9 @@ def examinable(checks: list[Check]) -> tuple[list[Check], list[str]]:
 
 
 def exam_items(run: Path, agents: frozenset[str], checks: list[Check]) -> list[ExamItem]:
-    """Every choice call of ``agents`` in the run, in call order, with its action where a check covers it."""
+    """Every choice call of ``agents`` in the run, in call order, with its action where a check covers
+    it; and every structured (JSON) call whose action an examinable check covers (job seeking's
+    applications), so that every check with ``answer=`` is graded on the exam."""
     covered = {c.action for c in checks if c.answer is not None}
     store = RunStore(Path(run) / "run.sqlite", readonly=True)
     try:
@@ -98,12 +103,15 @@ def exam_items(run: Path, agents: frozenset[str], checks: list[Check]) -> list[E
             linked.setdefault((r, ph, agent, first), Action(agent, name, bool(valid), json.loads(data), seq,
                                                             tuple(json.loads(calls))))
         out = []
-        for cid, r, ph, agent, name, seq, prompt, completion, choices, valid in store.db.execute(
-                "SELECT id, round, phase, agent_id, action, seq, prompt, completion, choices, valid FROM llm_calls "
-                "WHERE choices IS NOT NULL ORDER BY id"):
-            if agent in agents:
-                out.append(ExamItem(cid, agent, r, ph, name, json.loads(prompt), json.loads(choices),
-                                    completion if valid else None, linked.get((r, ph, agent, seq))))
+        for cid, r, ph, agent, name, seq, prompt, completion, choices, schema, valid in store.db.execute(
+                "SELECT id, round, phase, agent_id, action, seq, prompt, completion, choices, json_schema, valid "
+                "FROM llm_calls WHERE choices IS NOT NULL OR json_schema IS NOT NULL ORDER BY id"):
+            action = linked.get((r, ph, agent, seq))
+            if agent not in agents or (choices is None and action is None):
+                continue
+            out.append(ExamItem(cid, agent, r, ph, name, json.loads(prompt), json.loads(choices or "[]"),
+                                completion if valid else None, action,
+                                json.loads(schema) if choices is None else None))
         return out
     finally:
         store.close()
@@ -177,25 +185,37 @@ def unsure_items(run: Path, agents: frozenset[str], checks: list[Check]) -> list
     or none applies): a rating of their answer says "not wrong", not "right"."""
     usable, _ = examinable(checks)
     facts = _Facts(run)
-    return [i for i in exam_items(run, agents, usable) if i.action is not None and right_option(i, usable, facts) is None]
+    return [i for i in exam_items(run, agents, usable)
+            if i.choices and i.action is not None and right_option(i, usable, facts) is None]
 
 
 async def ask_both(items: list[ExamItem], client: ChatClient, adapter: str, seed: int = 0,
                    on_done: Callable[[], None] | None = None, concurrency: int = 64) -> dict[str, list[str | None]]:
     """Each item's prompt to the base model and to ``adapter``, at temperature 0, both in flight
-    together (the same batches); an answer off the options is None."""
+    together (the same batches); an answer off the options, or not JSON for a structured call, is None."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: ExamItem, model: str | None) -> str | None:
-        req = ChatRequest(messages=item.messages, max_tokens=choice_max_tokens(item.choices),
-                          temperature=0.0, choices=item.choices, seed=seed, model=model,
-                          tag=CallTag(item.agent_id, item.round, item.phase, f"exam.{item.decision}", item.call_id))
+        tag = CallTag(item.agent_id, item.round, item.phase, f"exam.{item.decision}", item.call_id)
+        if item.choices:
+            req = ChatRequest(messages=item.messages, max_tokens=choice_max_tokens(item.choices),
+                              temperature=0.0, choices=item.choices, seed=seed, model=model, tag=tag)
+        else:
+            req = ChatRequest(messages=item.messages, max_tokens=JSON_MAX_TOKENS, temperature=0.0,
+                              json_schema=item.json_schema, seed=seed, model=model, tag=tag)
         async with gate:
             try:
                 res = await client.complete(req)
             except StructuredOutputError:  # no valid answer; an outage is raised, never a wrong answer
                 return None
-        return res.text if res.valid and res.text in item.choices else None
+        if not res.valid:
+            return None
+        if item.choices:
+            return res.text if res.text in item.choices else None
+        try:
+            return json.dumps(json.loads(res.text), separators=(",", ":"), sort_keys=True)
+        except ValueError:
+            return None
 
     async def pair(item: ExamItem) -> tuple[str | None, str | None]:
         got = await asyncio.gather(one(item, None), one(item, adapter))
@@ -213,7 +233,7 @@ ORDERS = 5  # orders of a many-option call sampled besides the recorded one (all
 def other_orders(item: ExamItem, k: int, seed: int) -> list[list[str]]:
     """Orders of the item's options other than the recorded one: all of them for two or three
     options, else a seeded sample of ``k``; none when the prompt states no order to move."""
-    if reordered(item.messages, item.choices, item.choices) is None:
+    if not item.choices or reordered(item.messages, item.choices, item.choices) is None:
         return []
     return option_orders(item.choices, k, f"{seed}:orders:{item.call_id}")
 
@@ -410,9 +430,21 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
     out: dict[str, Any] = {"n": len(graded.items), "agents": len(agents), "balanced_accuracy": {}, "checks": {},
                            "calls": {d: sum(1 for i in graded.items if i.decision == d)
                                      for d in sorted({i.decision for i in graded.items})},
-                           "shares": {}, "first_share": {}, "invalid": {}, "not_examined": graded.not_examined}
+                           "shares": {}, "first_share": {}, "invalid": {}, "not_examined": graded.not_examined,
+                           "structured": {}}
     decisions = sorted({i.decision for i in graded.items})
+    # JSON answers have no options, positions or right option: their shares are reported apart from
+    # the choices' (which the collapse and drift rules read); their checks count below like any other
+    structured = {i.decision for i in graded.items if not i.choices}
     for d in decisions:
+        if d in structured:
+            for m in MODELS:
+                given = [graded.answers[m][k] for k, i in enumerate(graded.items) if i.decision == d]
+                valid = [a for a in given if a is not None]
+                out["structured"].setdefault(d, {})[m] = {a: round(valid.count(a) / len(valid), 4)
+                                                          for a in sorted(set(valid), key=lambda a: (-valid.count(a), a))}
+                out["invalid"].setdefault(d, {})[m] = len(given) - len(valid)
+            continue
         rights = sorted({r for i, r in zip(graded.items, graded.right, strict=True) if i.decision == d and r})
         if rights:
             point: dict[str, float] = {}
@@ -440,7 +472,7 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
             valid = [a for a in given if a is not None]
             out["shares"].setdefault(d, {})[m] = {o: round(valid.count(o) / len(valid), 4) for o in sorted(set(valid))}
             firsts = [graded.answers[m][k] == i.choices[0] for k, i in enumerate(graded.items)
-                      if i.decision == d and graded.answers[m][k] is not None]
+                      if i.decision == d and i.choices and graded.answers[m][k] is not None]
             out["first_share"].setdefault(d, {})[m] = round(sum(firsts) / len(firsts), 4) if firsts else None
             out["invalid"].setdefault(d, {})[m] = len(given) - len(valid)
         averaged = order_averaged(graded, d)

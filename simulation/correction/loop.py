@@ -237,7 +237,8 @@ def _prob_sample(items: list[ex.ExamItem], seed: int, per_decision: int = PROB_C
     rng = random.Random(f"{seed}:probs")
     by: dict[str, list[int]] = {}
     for k, i in enumerate(items):
-        by.setdefault(i.decision, []).append(k)
+        if i.choices:  # a structured call has no options to weigh
+            by.setdefault(i.decision, []).append(k)
     return sorted(k for ks in by.values() for k in (ks if len(ks) <= per_decision else rng.sample(ks, per_decision)))
 
 
@@ -372,8 +373,12 @@ def _exam_line(fig: dict[str, Any]) -> str:
             if f["base"] is not None and f["adapter"] is not None else "no check graded an answer")
     firsts = ", ".join(f"{d} {v['base']:.0%} -> {v['adapter']:.0%}" for d, v in fig["first_share"].items()
                        if v["base"] is not None and v["adapter"] is not None)
+    # a check grading far fewer of the adapter's answers may have lost its failures with them (run K: [] for all)
+    fewer = ", ".join(f"{n} {c['graded']['base']} -> {c['graded']['adapter']}" for n, c in fig["checks"].items()
+                      if c["graded"]["adapter"] < c["graded"]["base"] / 2)
     return (f"  {'exam':<9} {fig['n']} calls of {fig['agents']} held-out agents: " + "; ".join([*parts, fail])
-            + (f"\n  {'':<9} first-listed share: {firsts}" if firsts else ""))
+            + (f"\n  {'':<9} first-listed share: {firsts}" if firsts else "")
+            + (f"\n  {'':<9} checks grading under half as many answers: {fewer}" if fewer else ""))
 
 
 def _base_problem(base: Path) -> str | None:
@@ -439,7 +444,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     checks = recorded_scenario(base, read_run_config(base), opts.scenario)[0].checks
     every = ex.exam_items(base, groups.agents, checks)
     # the choice decisions (call actions) whose answers a check grades: their right option can be named
-    checked = frozenset(i.decision for i in every if i.action is not None)
+    checked = frozenset(i.decision for i in every if i.action is not None and i.choices)
     items = [i for i in every if i.agent_id in groups.holdout] if opts.exam else []
     base_hold, base_ctl = _measures(base, groups, opts, emit)
     emit(f"iteration 0 (base model; {len(groups.holdout_treated)} held-out treated, {len(groups.control)} control agents)")

@@ -152,11 +152,13 @@ def test_a_loop_stopped_mid_way_keeps_the_iterations_it_measured(tmp_path, fake_
 def test_exam_line_states_the_figures():
     fig = {"n": 40, "agents": 6, "balanced_accuracy": {"screen": {"base": 0.5, "adapter": 0.75, "lo": 0.6, "hi": 0.9}},
            "fail": {"base": 0.3, "adapter": 0.1}, "cut": 0.6667, "cut_ci": [0.2, 0.9],
-           "first_share": {"screen": {"base": 1.0, "adapter": 0.5}, "job_count": {"base": None, "adapter": None}}}
+           "first_share": {"screen": {"base": 1.0, "adapter": 0.5}, "job_count": {"base": None, "adapter": None}},
+           "checks": {"low_pay": {"graded": {"base": 93, "adapter": 0}}, "fit": {"graded": {"base": 10, "adapter": 5}}}}
     assert loop._exam_line(fig) == (
         "  exam      40 calls of 6 held-out agents: screen balanced accuracy 50% -> 75% [60%, 90%]; "
-        "fail 0.30 -> 0.10, cut 67% [20%, 90%]\n            first-listed share: screen 100% -> 50%")
-    quiet = {**fig, "balanced_accuracy": {}, "fail": {"base": None, "adapter": None}, "first_share": {}}
+        "fail 0.30 -> 0.10, cut 67% [20%, 90%]\n            first-listed share: screen 100% -> 50%"
+        "\n            checks grading under half as many answers: low_pay 93 -> 0"), "half (fit 10 -> 5) is not under"
+    quiet = {**fig, "balanced_accuracy": {}, "fail": {"base": None, "adapter": None}, "first_share": {}, "checks": {}}
     assert loop._exam_line(quiet) == "  exam      40 calls of 6 held-out agents: no check graded an answer"
 
 

@@ -239,7 +239,12 @@ def test_job_seeking_checks_grade_a_fake_run_offline(tmp_path):
     decisions = {i.decision for i in items}
     assert {"screen", "offer_decision"} <= decisions
     linked = {i.decision for i in items if i.action is not None}
-    assert linked == {"screen", "offer_decision", "respond_offers"}, "the choice calls an examinable check covers"
+    assert linked == {"screen", "offer_decision", "respond_offers", "apply"}, "the calls an examinable check covers"
+    # applications are structured calls: no options, their schema kept to ask them again
+    apply = [i for i in items if i.decision == "apply"]
+    assert apply and all(i.choices == [] and i.json_schema["required"] == ["apply"] and i.action.action ==
+                         "apply_decision" for i in apply)
+    assert all(i.choices for i in items if i.decision != "apply"), "no other structured call is examined"
     graded = ex.grade_exam(run, items, {"base": [i.recorded for i in items], "adapter": [i.recorded for i in items]},
                            CHECKS)
     assert graded.not_examined == [], "every shipped job seeking check grades any answer"
@@ -253,9 +258,15 @@ def test_job_seeking_checks_grade_a_fake_run_offline(tmp_path):
                if v is not None}
     assert offline and offline == live
     assert {name for _, name in live} >= {"screen_against_requirements", "offer_against_requirements",
-                                          "accepted_far_below_desired"}
+                                          "accepted_far_below_desired", "low_salary_application"}
     fig = ex.exam_figures(graded, seed=0, b=50)
     assert fig["fail"]["base"] == fig["fail"]["adapter"] and fig["fail"]["diff_lo"] == fig["fail"]["diff_hi"] == 0
+    assert "low_salary_application" in fig["checks"] and fig["calls"]["apply"] == len(apply)
+    # JSON answers' shares apart from the choices' (no position, no right option, no collapse rule of theirs)
+    assert set(fig["structured"]) == {"apply"} and "apply" not in fig["shares"] and "apply" not in fig["first_share"]
+    given = [i.recorded for i in apply if i.recorded is not None]
+    assert fig["structured"]["apply"]["base"] == {a: round(given.count(a) / len(given), 4) for a in set(given)}
+    assert ex.unsure_items(run, agents, CHECKS) and all(i.choices for i in ex.unsure_items(run, agents, CHECKS))
 
 
 async def test_the_guard_refuses_harm_and_accepts_a_sharpened_decision(run):
@@ -569,3 +580,42 @@ def test_sampled_anchor_keeps_the_preference_as_shares():
     picks = Counter(ex.sampled_pick("a", {"o1": "b", "o2": "b", "o3": "a"}, k) for k in range(3000))
     assert abs(picks["b"] / 3000 - 0.5) < 0.04
     assert ex.sampled_pick("a", {}, 1) is None
+
+
+def test_structured_calls_are_asked_with_their_schema_and_graded(tmp_path):
+    """Applications (JSON answers) are asked again with the schema they were asked with; an answer is
+    compared as parsed JSON, one that does not parse is no answer, and the check grades both models."""
+    from simulation.examples.job_seeking.checks import CHECKS
+    from tests.runs import fake_run
+
+    run = fake_run(tmp_path / "run", "job_seeking", 40, 2)
+    store = RunStore(run / "run.sqlite", readonly=True)
+    agents = frozenset(a for (a,) in store.db.execute("SELECT agent_id FROM agents"))
+    store.close()
+    items = [i for i in ex.exam_items(run, agents, CHECKS) if i.decision == "apply"]
+
+    class Json:
+        requests: list[ChatRequest] = []
+
+        async def complete(self, req: ChatRequest) -> ChatResult:
+            self.requests.append(req)
+            return ChatResult(text='{ "apply" : [1] }' if req.model is None else "not json")
+
+        async def aclose(self) -> None:
+            return None
+
+    client = Json()
+    answers = asyncio.run(ex.ask_both(items, client, "adapter-1"))
+    assert answers == {"base": ['{"apply":[1]}'] * len(items), "adapter": [None] * len(items)}
+    schemas = {i.call_id: i.json_schema for i in items}
+    assert sorted(r.tag.seq for r in client.requests) == sorted([*schemas, *schemas]), "each call, once per model"
+    assert all(r.choices is None and r.json_schema == schemas[r.tag.seq] and r.max_tokens == ex.JSON_MAX_TOKENS
+               for r in client.requests)
+    graded = ex.grade_exam(run, items, answers, CHECKS)
+    base = [v.get("low_salary_application") for v in graded.verdicts["base"]]
+    assert any(x is not None for x in base) and all(v == {"low_salary_application": None}
+                                                     for v in graded.verdicts["adapter"])
+    fig = ex.exam_figures(graded, seed=0, b=20)
+    assert fig["structured"]["apply"] == {"base": {'{"apply":[1]}': 1.0}, "adapter": {}}
+    assert fig["invalid"]["apply"] == {"base": 0, "adapter": len(items)}
+    assert fig["checks"]["low_salary_application"]["graded"] == {"base": sum(x is not None for x in base), "adapter": 0}

@@ -345,7 +345,7 @@ MUTATIONS = [
              "                right[action][_canonical(rewrites.get(cid, completion))] += 1",
              "                right[action][_canonical(completion)] += 1", ("tests/correction/test_measure.py",)),
     Mutation("structured-answers-raw", "correction", "simulation/correction/measure.py",
-             "        return json.dumps(json.loads(completion), sort_keys=True, separators=(\",\", \":\"))",
+             "        return canonical_json(json.loads(completion))",
              "        return completion",
              ("tests/correction/test_measure.py",)),
     Mutation("low-salary-rewrite-drops-only", "checks", "simulation/examples/job_seeking/checks.py",

@@ -35,7 +35,7 @@ from ..core.records import Action
 from ..llm.agent_llm import choice_max_tokens, reordered
 from ..llm.agent_llm import other_orders as option_orders
 from ..llm.scoring import OptionScorer
-from ..llm.structured import StructuredOutputError
+from ..llm.structured import StructuredOutputError, canonical_json
 from ..llm.types import CallTag, ChatClient, ChatRequest
 from ..store import RunStore
 
@@ -213,7 +213,7 @@ async def ask_both(items: list[ExamItem], client: ChatClient, adapter: str, seed
         if item.choices:
             return res.text if res.text in item.choices else None
         try:
-            return json.dumps(json.loads(res.text), separators=(",", ":"), sort_keys=True)
+            return canonical_json(json.loads(res.text))
         except ValueError:
             return None
 
@@ -437,13 +437,19 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
     # the choices' (which the collapse and drift rules read); their checks count below like any other
     structured = {i.decision for i in graded.items if not i.choices}
     for d in decisions:
-        if d in structured:
-            for m in MODELS:
-                given = [graded.answers[m][k] for k, i in enumerate(graded.items) if i.decision == d]
-                valid = [a for a in given if a is not None]
+        for m in MODELS:
+            given = [graded.answers[m][k] for k, i in enumerate(graded.items) if i.decision == d]
+            valid = [a for a in given if a is not None]
+            out["invalid"].setdefault(d, {})[m] = len(given) - len(valid)
+            if d in structured:
                 out["structured"].setdefault(d, {})[m] = {a: round(valid.count(a) / len(valid), 4)
                                                           for a in sorted(set(valid), key=lambda a: (-valid.count(a), a))}
-                out["invalid"].setdefault(d, {})[m] = len(given) - len(valid)
+                continue
+            out["shares"].setdefault(d, {})[m] = {o: round(valid.count(o) / len(valid), 4) for o in sorted(set(valid))}
+            firsts = [graded.answers[m][k] == i.choices[0] for k, i in enumerate(graded.items)
+                      if i.decision == d and graded.answers[m][k] is not None]
+            out["first_share"].setdefault(d, {})[m] = round(sum(firsts) / len(firsts), 4) if firsts else None
+        if d in structured:
             continue
         rights = sorted({r for i, r in zip(graded.items, graded.right, strict=True) if i.decision == d and r})
         if rights:
@@ -467,14 +473,6 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
                 boot[m] = np.mean(np.stack(baccs), axis=0)
             n = sum(1 for i, r in zip(graded.items, graded.right, strict=True) if i.decision == d and r)
             out["balanced_accuracy"][d] = {**asdict(_figure(point, boot, n)), "right_options": rights}
-        for m in MODELS:
-            given = [graded.answers[m][k] for k, i in enumerate(graded.items) if i.decision == d]
-            valid = [a for a in given if a is not None]
-            out["shares"].setdefault(d, {})[m] = {o: round(valid.count(o) / len(valid), 4) for o in sorted(set(valid))}
-            firsts = [graded.answers[m][k] == i.choices[0] for k, i in enumerate(graded.items)
-                      if i.decision == d and i.choices and graded.answers[m][k] is not None]
-            out["first_share"].setdefault(d, {})[m] = round(sum(firsts) / len(firsts), 4) if firsts else None
-            out["invalid"].setdefault(d, {})[m] = len(given) - len(valid)
         averaged = order_averaged(graded, d)
         if averaged is not None:
             out["shares"][d]["base_averaged"] = averaged

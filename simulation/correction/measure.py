@@ -18,6 +18,7 @@ from ..core.health import (  # SKEW: one option above this share is a collapsed 
     decision_spreads,
 )
 from ..llm.routing import ab_unit
+from ..llm.structured import canonical_json
 from ..store import RunStore
 
 MIN_ANSWERS = 10  # fewer answers in a group tell nothing about a collapse
@@ -32,7 +33,7 @@ JUSTIFIED = 0.7
 def _canonical(completion: str) -> str:
     """A JSON answer written one way, so that spacing or key order does not split equal answers."""
     try:
-        return json.dumps(json.loads(completion), sort_keys=True, separators=(",", ":"))
+        return canonical_json(json.loads(completion))
     except ValueError:
         return completion
 

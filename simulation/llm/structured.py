@@ -64,6 +64,11 @@ def parse_json(text: str) -> Any:
     return value
 
 
+def canonical_json(value: Any) -> str:
+    """A JSON value written one way (sorted keys, no spaces): equal answers compare equal."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
 class StructuredClient:
     """Wraps a client; checks ``choices`` / ``json_schema`` answers and repairs invalid ones."""
 
@@ -109,7 +114,7 @@ class StructuredClient:
             value = parse_json(text)
             if req.validator is not None:
                 value = req.validator.model_validate(value).model_dump(mode="json")
-            return True, json.dumps(value, separators=(",", ":"), sort_keys=True), ""
+            return True, canonical_json(value), ""
         except (ValueError, ValidationError) as e:
             return False, "", f"invalid JSON answer: {str(e).splitlines()[0][:120]}"
 

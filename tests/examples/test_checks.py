@@ -251,6 +251,8 @@ async def test_declined_desired_pay():
 def test_every_job_seeking_check_grades_any_answer():
     """The correction exam grades any answer to a call: every shipped check says where its action holds it."""
     assert all(c.answer is not None for c in job_checks.CHECKS + job_checks.OPTIONAL_CHECKS)
+    # an offer response is graded both ways: declining is never wrong without declined_desired_pay
+    assert {job_checks.accepted_far_below_desired, job_checks.declined_desired_pay} <= set(job_checks.CHECKS)
     data = {"offers": list(JOBS), "decision": "1", "job": "interviewer-1"}
     assert job_checks.responded("2", data) == {**data, "decision": "2", "job": "interviewer-2"}
     assert job_checks.responded("decline all", data) == {**data, "decision": "decline all", "job": None}

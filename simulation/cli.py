@@ -140,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
     t.add_argument("--batch-size", type=_count, default=8, help="examples per step")
     t.add_argument("--max-samples", type=_count, help="train on a seeded sample of at most N rows, spread evenly over "
-                   "actions (default: all rows)")
+                   "actions, each recorded call's rows together; rows meta.keep marks first, up to 60%% (default: all rows)")
     t.add_argument("--seed", type=int, default=0, help="the sample's and the training's seed")
     t.add_argument("--objective", choices=["tokens", "choices"], default="tokens", help="sft's loss: tokens (the "
                    "answer's tokens, trl) or choices (rows with meta.options train the option the constrained decoder "
@@ -170,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--epochs", type=_positive, default=1.0, help="training passes per iteration")
     co.add_argument("--lr", type=_positive, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
     co.add_argument("--max-samples", type=_count, default=1000, help="training rows per iteration, at most "
-                    "(a seeded sample spread evenly over actions, after the rated rows --rated-rows keeps)")
+                    "(a seeded sample spread evenly over actions; the rated rows --rated-rows keeps take at most 60%%)")
     co.add_argument("--rated-rows", choices=["all", "spread"], default="all", help="sft with --rater checks: all trains every "
                     "rated row of a decision whose checks name the right option, and leaves out its calls they name "
                     "none for; spread gives those decisions an even share of --max-samples like the others")

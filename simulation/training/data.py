@@ -30,6 +30,7 @@ class Example:
     options: tuple[str, ...] = ()  # a choice call's options (``meta.options``): the choice loss applies
     target: dict[str, float] | None = None  # a distribution over ``options`` to train toward (``meta.target``)
     keep: bool = False  # ``meta.keep``: a row a row cap never leaves out (``spread_sample``)
+    call: int | None = None  # ``meta.call_id``: the recorded call it came from (its reorderings share it)
 
 
 def file_hash(path: Path) -> str:
@@ -77,8 +78,10 @@ def load_examples(path: Path, method: str) -> list[Example]:
                 raise ConfigError([ConfigProblem(str(path), f"{where}: messages", "a list of chat messages "
                                                  "ending with the assistant's answer")])
             options, target = _choice(meta if isinstance(meta, dict) else {}, msgs[-1]["content"], str(path), where)
+            call = meta.get("call_id") if isinstance(meta, dict) else None
             out.append(Example(msgs[:-1], msgs[-1]["content"], None, action, options, target,
-                               bool(meta.get("keep")) if isinstance(meta, dict) else False))
+                               bool(meta.get("keep")) if isinstance(meta, dict) else False,
+                               call if isinstance(call, int) and not isinstance(call, bool) else None))
         else:
             comp, reward = row["completion"], row["reward"]
             if not _messages(row["prompt"]):

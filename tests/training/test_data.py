@@ -122,17 +122,50 @@ def test_spread_sample_takes_kept_rows_whole():
     ex = ([Example(P, str(i), None, "memory.importance") for i in range(90)]
           + [Example(P, str(i), None, "screen", keep=i < 25) for i in range(30)]
           + [Example(P, str(i), None, "offer", keep=True) for i in range(4)])
-    got = spread_sample(ex, 41, seed=3)
-    # the 29 kept rows first; the 12 left are spread over the rest (90 memory, 5 unkept screenings)
+    got = spread_sample(ex, 100, seed=3)
+    # the 29 kept rows whole (under 60 of 100); the 71 left are spread over the rest (90 memory, 5 unkept screenings)
     assert sum(e.keep for e in got) == 29
-    assert Counter(e.action for e in got if not e.keep) == {"memory.importance": 7, "screen": 5}
+    assert Counter(e.action for e in got if not e.keep) == {"memory.importance": 66, "screen": 5}
     assert [ex.index(e) for e in got] == sorted(ex.index(e) for e in got), "the file's order is kept"
-    # more kept rows than asked: they are spread among themselves
-    few = spread_sample(ex, 10, seed=3)
-    assert all(e.keep for e in few) and Counter(e.action for e in few) == {"screen": 6, "offer": 4}
+
+
+def test_spread_sample_leaves_the_other_decisions_their_share():
+    from collections import Counter
+
+    from simulation.training import KEPT_SHARE, spread_sample
+
+    ex = ([Example(P, str(i), None, "memory.importance") for i in range(90)]
+          + [Example(P, str(i), None, "screen", keep=i < 25) for i in range(30)]
+          + [Example(P, str(i), None, "offer", keep=True) for i in range(4)])
+    got = spread_sample(ex, 41, seed=3)
+    # 29 kept rows are more than 60% of 41 (24): they are spread among themselves, the other 17 over the rest
+    assert KEPT_SHARE == 0.6
+    assert Counter(e.action for e in got if e.keep) == {"screen": 20, "offer": 4}
+    assert Counter(e.action for e in got if not e.keep) == {"memory.importance": 12, "screen": 5}
+    assert len({id(e) for e in got}) == 41
+    # where the other rows cannot fill their 40%, the kept rows fill it: 5 others, so 25 kept of 30
+    few_rest = ex[:5] + [e for e in ex if e.keep]
+    got = spread_sample(few_rest, 30, seed=3)
+    assert sum(e.keep for e in got) == 25 and sum(not e.keep for e in got) == 5
+    # only kept rows: all of n is theirs
+    only = [e for e in ex if e.keep]
+    assert len(spread_sample(only, 10, seed=3)) == 10
+def test_spread_sample_takes_a_calls_reorderings_together():
+    from collections import Counter
+
+    from simulation.training import spread_sample
+
+    # 20 calls, each under 2 orders, beside 40 rows of another decision
+    ex = ([Example(P, str(i), None, "screen", call=i // 2) for i in range(40)]
+          + [Example(P, str(i), None, "memory.importance", call=100 + i) for i in range(40)])
+    got = spread_sample(ex, 20, seed=3)
+    per_call = Counter(e.call for e in got if e.action == "screen")
+    assert sum(per_call.values()) == 10 and set(per_call.values()) == {2}, per_call
+    assert spread_sample(ex, 20, seed=4) != got
 
 
 def test_load_examples_reads_meta_keep(tmp_path):
-    f = write(tmp_path, [{"messages": [*P, *A], "meta": {"action": "screen", "keep": True}},
+    f = write(tmp_path, [{"messages": [*P, *A], "meta": {"action": "screen", "keep": True, "call_id": 7}},
                          {"messages": [*P, *A], "meta": {"action": "screen"}}])
     assert [e.keep for e in load_examples(f, "sft")] == [True, False]
+    assert [e.call for e in load_examples(f, "sft")] == [7, None]

@@ -43,7 +43,8 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
       so training on the rated decisions does not drag the others along. (Answers drawn at random
       from a decision's option shares were tried: the model cannot fit labels unrelated to the
       prompt and learns the commonest option, collapsing the decision; job seeking, 2026-11-30.)
-    - ``balance`` repeats each rated decision's rarer answers (up to 4 times), so that the few
+    - ``balance`` repeats each rated decision's rarer answers (up to 4 times; among the calls offered
+      the same options), so that the few
       corrections are not drowned by the many kept answers. A kept answer (not a rewrite) that was
       rated wrong on another call of the decision is never repeated: it would teach the error louder.
     - ``anchor_answers`` (call id -> option) replaces an anchor's recorded answer, which its position
@@ -180,14 +181,17 @@ def anchor_candidates(run_dir: Path, exclude_agents: frozenset[str] | set[str] =
 
 def _balanced(rows: list[dict[str, Any]], wrong: dict[str, set[str]] | None = None,
               rewritten: set[int] = frozenset(), cap: int = 4) -> list[dict[str, Any]]:
-    """Per action, repeat the rows of rarer answers towards the commonest answer's count (at most ``cap``
-    times). A kept answer in ``wrong[action]`` (rated wrong on some call) appears once; rows of
-    ``rewritten`` calls (corrections) are repeated whatever their text."""
-    by: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    """Per action and set of options shown, repeat the rows of rarer answers towards the commonest
+    answer's count (at most ``cap`` times): an answer is rare only among the calls that offered it (job
+    seeking's "2", the second of two offers, was repeated 4 times against single-offer calls' "1",
+    and taught "not the first"). A kept answer in ``wrong[action]`` (rated wrong on some call) appears
+    once; rows of ``rewritten`` calls (corrections) are repeated whatever their text."""
+    by: dict[tuple[str, tuple[str, ...]], dict[str, list[dict[str, Any]]]] = {}
     for r in rows:
-        by.setdefault(r["meta"]["action"], {}).setdefault(r["messages"][-1]["content"], []).append(r)
+        shown = tuple(sorted(r["meta"].get("options") or ()))
+        by.setdefault((r["meta"]["action"], shown), {}).setdefault(r["messages"][-1]["content"], []).append(r)
     out: list[dict[str, Any]] = []
-    for action, answers in by.items():
+    for (action, _), answers in by.items():
         top = max(len(v) for v in answers.values())
         bad = (wrong or {}).get(action, set())
         for answer, v in answers.items():

@@ -106,6 +106,22 @@ def test_balance_repeats_rare_answers_up_to_a_cap():
     assert len(_balanced(rows, {"t": {"y"}, "s": {"x"}})) == len(out), "only the action it was rated wrong in"
 
 
+def test_balance_counts_an_answer_among_the_calls_that_offered_it():
+    def row(answer: str, i: int, options: list[str]) -> dict:
+        return {"messages": [{"role": "assistant", "content": answer}],
+                "meta": {"action": "respond", "call_id": i, "options": options}}
+
+    one, two = ["1", "decline all"], ["1", "2", "decline all"]
+    rows = ([row("1", i, one) for i in range(8)] + [row("decline all", 10 + i, one) for i in range(4)]
+            + [row("2", 20 + i, two) for i in range(3)] + [row("decline all", 30, two)])
+    counts: dict[tuple[int, str], int] = {}
+    for r in _balanced(rows):
+        key = (len(r["meta"]["options"]), r["messages"][-1]["content"])
+        counts[key] = counts.get(key, 0) + 1
+    # "2" is the commonest answer where it was offered: not repeated against the single offers' "1"
+    assert counts == {(2, "1"): 8, (2, "decline all"): 8, (3, "2"): 3, (3, "decline all"): 3}
+
+
 def test_balance_never_repeats_a_kept_answer_rated_wrong_elsewhere(tmp_path):
     store = RunStore(tmp_path / "run.sqlite")
     store.add_rows((), [call("a", "apply", '{"apply":[1,1]}', None), call("b", "apply", '{"apply":[1,1]}', None),

@@ -99,8 +99,8 @@ def left_out(v: Variant, meta: dict, action: str) -> bool:
 
 def pick_rows(examples: list, metas: list[dict], v: Variant) -> list:
     """The rows ``v`` trains, chosen as the loop's training chooses them (``spread_sample``): those it
-    keeps, ``v.rows`` of them spread over actions after every rated row of the decisions in
-    ``v.keep_rated`` (marked ``keep``) is taken whole, in the file's order."""
+    keeps, ``v.rows`` of them spread over actions after the rated rows of the decisions in
+    ``v.keep_rated`` (marked ``keep``; whole up to 60% of ``v.rows``), in the file's order."""
     from dataclasses import replace
 
     from simulation.training import spread_sample

@@ -63,7 +63,7 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
       up to that many copies under other orders (all other orders of two or three options, else a
       seeded sample): the answer's content stays, its position moves, so position is no cue.
     - ``keep`` (action names): their rated rows (not the ``unsure`` ones) are marked ``meta.keep``, so
-      a row cap takes them all (``training.spread_sample``); their repeats and reorderings too.
+      a row cap takes them first, up to 60% of it (``training.spread_sample``); their repeats and reorderings too.
     """
     if kind not in KINDS:
         raise ConfigError([ConfigProblem("<command line>", "--kind", f"one of {', '.join(KINDS)}, got {kind!r}")])

@@ -29,7 +29,7 @@ class Example:
     action: str = ""
     options: tuple[str, ...] = ()  # a choice call's options (``meta.options``): the choice loss applies
     target: dict[str, float] | None = None  # a distribution over ``options`` to train toward (``meta.target``)
-    keep: bool = False  # ``meta.keep``: a row a row cap never leaves out (``spread_sample``)
+    keep: bool = False  # ``meta.keep``: a row a row cap takes first, up to 60% of it (``spread_sample``)
     call: int | None = None  # ``meta.call_id``: the recorded call it came from (its reorderings share it)
 
 

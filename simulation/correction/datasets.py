@@ -43,10 +43,10 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
       so training on the rated decisions does not drag the others along. (Answers drawn at random
       from a decision's option shares were tried: the model cannot fit labels unrelated to the
       prompt and learns the commonest option, collapsing the decision; job seeking, 2026-11-30.)
-    - ``balance`` repeats each rated decision's rarer answers (up to 4 times; among the calls offered
-      the same options), so that the few
-      corrections are not drowned by the many kept answers. A kept answer (not a rewrite) that was
-      rated wrong on another call of the decision is never repeated: it would teach the error louder.
+    - ``balance`` repeats each rated decision's rarer answers (up to 4 times; counted among the calls
+      offered the same options), so that the few corrections are not drowned by the many kept answers.
+      A kept answer (not a rewrite) that was rated wrong on another call of the decision is never
+      repeated: it would teach the error louder.
     - ``anchor_answers`` (call id -> option) replaces an anchor's recorded answer, which its position
       may have decided, with the base model's preference once position is averaged out (see
       ``exam.preferred``); anchors of calls without one are left out, and ``memory.*`` decisions

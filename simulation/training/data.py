@@ -71,16 +71,17 @@ def load_examples(path: Path, method: str) -> list[Example]:
                    if other else f"expected keys {', '.join(KEYS[kind])} (the {kind} kind), got {', '.join(sorted(keys)) or 'none'}")
             raise ConfigError([ConfigProblem(str(path), where, why)])
         meta = row.get("meta") or {}
-        action = str(meta.get("action", "")) if isinstance(meta, dict) else ""
+        if not isinstance(meta, dict):  # metadata is optional: a row without a mapping there has none
+            meta = {}
+        action = str(meta.get("action", ""))
         if kind == "sft":
             msgs = row["messages"]
             if not _messages(msgs) or msgs[-1]["role"] != "assistant" or len(msgs) < 2:
                 raise ConfigError([ConfigProblem(str(path), f"{where}: messages", "a list of chat messages "
                                                  "ending with the assistant's answer")])
-            options, target = _choice(meta if isinstance(meta, dict) else {}, msgs[-1]["content"], str(path), where)
-            call = meta.get("call_id") if isinstance(meta, dict) else None
-            out.append(Example(msgs[:-1], msgs[-1]["content"], None, action, options, target,
-                               bool(meta.get("keep")) if isinstance(meta, dict) else False,
+            options, target = _choice(meta, msgs[-1]["content"], str(path), where)
+            call = meta.get("call_id")
+            out.append(Example(msgs[:-1], msgs[-1]["content"], None, action, options, target, bool(meta.get("keep")),
                                call if isinstance(call, int) and not isinstance(call, bool) else None))
         else:
             comp, reward = row["completion"], row["reward"]

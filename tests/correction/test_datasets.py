@@ -112,7 +112,9 @@ def test_balance_counts_an_answer_among_the_calls_that_offered_it():
                 "meta": {"action": "respond", "call_id": i, "options": options}}
 
     one, two = ["1", "decline all"], ["1", "2", "decline all"]
-    rows = ([row("1", i, one) for i in range(8)] + [row("decline all", 10 + i, one) for i in range(4)]
+    # options are shuffled per call: the same options in another order are the same set
+    rows = ([row("1", i, one if i % 2 else one[::-1]) for i in range(8)]
+            + [row("decline all", 10 + i, one) for i in range(4)]
             + [row("2", 20 + i, two) for i in range(3)] + [row("decline all", 30, two)])
     counts: dict[tuple[int, str], int] = {}
     for r in _balanced(rows):

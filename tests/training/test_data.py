@@ -150,6 +150,8 @@ def test_spread_sample_leaves_the_other_decisions_their_share():
     # only kept rows: all of n is theirs
     only = [e for e in ex if e.keep]
     assert len(spread_sample(only, 10, seed=3)) == 10
+
+
 def test_spread_sample_takes_a_calls_reorderings_together():
     from collections import Counter
 

@@ -174,6 +174,9 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--rated-rows", choices=["all", "spread"], default="all", help="sft with --rater checks: all trains every "
                     "rated row of a decision whose checks name the right option, and leaves out its calls they name "
                     "none for; spread gives those decisions an even share of --max-samples like the others")
+    co.add_argument("--no-train", action="append", default=[], metavar="DECISION", help="rate and examine "
+                    "this decision (an action name, e.g. respond_offers) but give it no training row; the guard "
+                    "holds it like any decision no example targeted (repeatable)")
     co.add_argument("--max-drift", type=float, default=0.15, help="refuse an adapter that moves a decision no example "
                     "targeted further than this (total variation distance) from the base model, on the exam")
     co.add_argument("--permute", type=int, default=5, metavar="N", help="sft: copies of each choice example with "
@@ -344,7 +347,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             judge_score=args.judge_score, samples=args.samples or 24, holdout=args.holdout, control=args.control,
             agents=args.agents, seed=args.seed, overrides=args.overrides, out=args.out, epochs=args.epochs, lr=args.lr,
             max_samples=args.max_samples, progress=not args.no_progress, base=args.base, max_drift=args.max_drift,
-            permute=args.permute, rounds=args.rounds, objective=args.objective, rated_rows=args.rated_rows))
+            permute=args.permute, rounds=args.rounds, objective=args.objective, rated_rows=args.rated_rows,
+            no_train=tuple(args.no_train)))
         if args.json:
             print(dump_json(res))
         return 0

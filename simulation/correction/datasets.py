@@ -34,7 +34,8 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
                  anchor_answers: dict[int, str] | None = None,
                  unsure: frozenset[int] | set[int] = frozenset(),
                  anchor_targets: dict[int, dict[str, float]] | None = None,
-                 keep: frozenset[str] | set[str] = frozenset()) -> list[dict[str, Any]]:
+                 keep: frozenset[str] | set[str] = frozenset(),
+                 skip: frozenset[str] | set[str] = frozenset()) -> list[dict[str, Any]]:
     """The rows of one dataset kind (see the module docstring); a one-line error when there are none.
 
     Calls of ``exclude_agents`` (a hold-out set) are left out. For ``sft``:
@@ -64,6 +65,8 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
       seeded sample): the answer's content stays, its position moves, so position is no cue.
     - ``keep`` (action names): their rated rows (not the ``unsure`` ones) are marked ``meta.keep``, so
       a row cap takes them first, up to 60% of it (``training.spread_sample``); their repeats and reorderings too.
+    - ``skip`` (action names): their calls give no row, rated or anchored. They stay rated and examined,
+      only not trained (``gensim correct --no-train``): their corrections may teach something else.
     """
     if kind not in KINDS:
         raise ConfigError([ConfigProblem("<command line>", "--kind", f"one of {', '.join(KINDS)}, got {kind!r}")])
@@ -81,7 +84,8 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
             raise ConfigError([ConfigProblem(str(run_dir), "ratings", "none" + (f" by {rater}*" if rater else "")
                                              + ": rate the run first (gensim rate RUN --by checks|judge|file)")])
         calls = {c.id: c for c in load_calls(store, "WHERE id IN (SELECT llm_call_id FROM ratings)")}
-        unrated = _unrated(store, exclude_agents, memory=anchor_answers is not None) if anchor else []
+        unrated = [c for c in (_unrated(store, exclude_agents, memory=anchor_answers is not None) if anchor else [])
+                   if c.action not in skip]
     finally:
         store.close()
     rewrites: dict[int, set[str]] = {}
@@ -97,7 +101,7 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
     low = {c for c, _, s, _ in ratings if s is not None and s < min_score}
     for call_id, who, score, rw in ratings:
         call = calls[call_id]
-        if call.agent_id in exclude_agents:
+        if call.agent_id in exclude_agents or call.action in skip:
             continue
         meta = {"run": str(run_dir), "call_id": call_id, "rater": who, "action": call.action, "round": call.round}
         if kind == "sft":
@@ -225,10 +229,10 @@ def write_dataset(run_dir: Path, kind: str, out: Path, min_score: float = 4.0, r
                   balance: bool = False, permute: int = 0, seed: int = 0,
                   anchor_answers: dict[int, str] | None = None, unsure: frozenset[int] | set[int] = frozenset(),
                   anchor_targets: dict[int, dict[str, float]] | None = None,
-                  keep: frozenset[str] | set[str] = frozenset()) -> int:
+                  keep: frozenset[str] | set[str] = frozenset(), skip: frozenset[str] | set[str] = frozenset()) -> int:
     """Write a dataset as JSONL; returns the number of rows."""
     rows = dataset_rows(run_dir, kind, min_score, rater, exclude_agents, anchor, balance, permute, seed,
-                        anchor_answers, unsure, anchor_targets, keep)
+                        anchor_answers, unsure, anchor_targets, keep, skip)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:

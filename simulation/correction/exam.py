@@ -482,6 +482,9 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
             if both:  # both models' position-free preferences on the same calls
                 out["shares"][d]["base_averaged"] = _argmax_shares([b for b, _ in both])
                 out["shares"][d]["adapter_averaged"] = _argmax_shares([a for _, a in both])
+                # the probabilities themselves: a flip of near-ties moves the greedy shares far and these little
+                out["shares"][d]["base_mean"] = _mean_probs([b for b, _ in both])
+                out["shares"][d]["adapter_mean"] = _mean_probs([a for _, a in both])
         right = [r for i, r in zip(graded.items, graded.right, strict=True) if i.decision == d]
         out["shares"][d]["right"] = {o: round(right.count(o) / len(right), 4) for o in sorted({r for r in right if r})}
     names = sorted({c for m in MODELS for v in graded.verdicts.get(m, []) for c in v})
@@ -523,6 +526,12 @@ def _argmax_shares(probs: list[dict[str, float]]) -> dict[str, float]:
     """The share of calls whose most probable option (no tie) is each option."""
     got = [g for g in (preferred_option(p) for p in probs) if g is not None]
     return {o: round(got.count(o) / len(got), 4) for o in sorted(set(got))} if got else {}
+
+
+def _mean_probs(probs: list[dict[str, float]]) -> dict[str, float]:
+    """Each option's probability averaged over calls (an option a call lacks counts 0)."""
+    options = sorted({o for p in probs for o in p})
+    return {o: round(sum(p.get(o, 0.0) for p in probs) / len(probs), 4) for o in options}
 
 
 def order_averaged(graded: Graded, decision: str) -> dict[str, float] | None:
@@ -591,7 +600,9 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
       calls, those no check grades included: a call without a right answer does not justify an option,
       so "hire" for every offer is refused when hire is right for 39% of them, though it is right for
       84% of those that have a right answer (run H; decided 2026-12-04);
-    - a decision no training example targeted drifted more than ``max_drift`` from the base's shares.
+    - a decision no training example targeted drifted more than ``max_drift`` from the base's shares;
+      where the exam has both models' probabilities, the line also says how far their means moved
+      (little, against a large drift: a flip of near-tied calls, not a learned change of preference).
     """
     out = []
     for name, c in sorted(fig["checks"].items()):
@@ -618,8 +629,15 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
         if tv > max_drift:
             ref = fig["shares"][d].get("base_averaged") or fig["shares"][d]["base"]
             moved = fig["shares"][d].get("adapter_averaged") or fig["shares"][d]["adapter"]
-            out.append(f"decision '{d}', which no example targeted, drifted {tv:.2f} from the base model's shares "
-                       f"(limit {max_drift:.2f}): {ref} -> {moved}")
+            said = (f"decision '{d}', which no example targeted, drifted {tv:.2f} from the base model's shares "
+                    f"(limit {max_drift:.2f}): {ref} -> {moved}")
+            s = fig["shares"][d]
+            if s.get("base_mean") and s.get("adapter_mean"):
+                # greedy answers flip where a call's options are near-tied: the mean probabilities tell
+                # a flip of near-ties (they moved little) from a learned change of preference
+                said += (f"; mean probabilities moved {total_variation(s['adapter_mean'], s['base_mean']):.2f} "
+                         f"({s['base_mean']} -> {s['adapter_mean']})")
+            out.append(said)
     return out
 
 

@@ -74,6 +74,9 @@ class CorrectOptions:
     # sft's loss: "choices" trains the constrained decoder's pick over each choice row's options, anchors
     # toward the base's order-averaged probabilities (training.choice); "tokens" is trl's answer-token loss
     objective: str = "choices"
+    # decisions rated and examined but given no training row (--no-train): the guard holds them like
+    # any untargeted decision
+    no_train: tuple[str, ...] = ()
 
 
 def _group_line(label: str, m: GroupMeasure) -> str:
@@ -316,14 +319,15 @@ class Anchors:
 
 
 def _anchor_answers(source: Path, exclude: frozenset[str], seed: int, progress: bool,
-                    unsure: list[ex.ExamItem] = (), rows: int | None = None, permute: int = 5) -> Anchors | None:
+                    unsure: list[ex.ExamItem] = (), rows: int | None = None, permute: int = 5,
+                    skip: frozenset[str] = frozenset()) -> Anchors | None:
     """For the calls the dataset anchors (and the ``unsure`` rated ones): an option drawn (seeded, per
     call) from the base model's preference with position averaged out (its option probabilities
     averaged over orders of the options; where the server gives none, its answers under those
     orders), so the anchors' answer shares follow that preference rather than sharpen it. With ``rows`` (training's
     row cap), only as many calls of each decision as training can use (:func:`_enough_calls`).
-    None when no prompt states its order."""
-    items = [ex.as_item(c) for c in anchor_candidates(source, exclude)] + list(unsure)
+    None when no prompt states its order. Decisions in ``skip`` get no training row: none is asked."""
+    items = [ex.as_item(c) for c in anchor_candidates(source, exclude) if c.action not in skip] + list(unsure)
     items = [i for i in items if ex.other_orders(i, 5, seed)]
     if rows is not None:  # training samples a share of each decision's rows: ask only for as many
         items = _enough_calls(items, rows, permute, seed)
@@ -351,6 +355,15 @@ def _anchor_answers(source: Path, exclude: frozenset[str], seed: int, progress: 
         got = {i.call_id: ex.sampled_option(p, f"{seed}:{i.call_id}") for i, p in zip(items, probs, strict=True)}
     answers = {k: v for k, v in got.items() if v is not None}
     return Anchors(answers, {i.call_id: p for i, p in zip(items, probs, strict=True) if p and i.call_id in answers})
+
+
+def _decisions(run: Path) -> frozenset[str]:
+    """The actions of a run's recorded LLM calls."""
+    store = RunStore(run / "run.sqlite", readonly=True)
+    try:
+        return frozenset(a for (a,) in store.db.execute("SELECT DISTINCT action FROM llm_calls") if a)
+    finally:
+        store.close()
 
 
 def _targeted(data: Path) -> set[str]:
@@ -441,6 +454,15 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                                          "treated agent or no control agent: use more agents")])
     from ..runner import read_run_config, recorded_scenario
 
+    no_train = frozenset(opts.no_train)
+    if no_train:
+        decisions = _decisions(base)
+        unknown = sorted(no_train - decisions)
+        if unknown:
+            raise ConfigError([ConfigProblem("<command line>", "--no-train", f"{', '.join(unknown)}: no decision of "
+                                             f"the base run {base} (its decisions: {', '.join(sorted(decisions))})"
+                                             + ("" if opts.base else f"; start again from it with --base {base}"))])
+        emit(f"correct: not trained (rated and examined only): {', '.join(sorted(no_train))}")
     checks = recorded_scenario(base, read_run_config(base), opts.scenario)[0].checks
     every = ex.exam_items(base, groups.agents, checks)
     # the choice decisions (call actions) whose answers a check grades: their right option can be named
@@ -450,7 +472,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     emit(f"iteration 0 (base model; {len(groups.holdout_treated)} held-out treated, {len(groups.control)} control agents)")
     emit(_group_line("held-out", base_hold))
     result: dict[str, Any] = {"base_holdout_fail": base_hold.fail, "base_control_fail": base_ctl.fail,
-                              "judge_base": base_hold.judge, "iterations": []}
+                              "judge_base": base_hold.judge, "not_trained": sorted(no_train), "iterations": []}
     history: list[dict[str, Any]] = []
     adopted: Path | None = None
     source = base
@@ -460,20 +482,20 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                  scenario=opts.scenario,
                  progress=opts.progress)
         data = out / f"data-{i}.jsonl"
-        unsure = (ex.unsure_items(source, groups.agents - groups.holdout, checks)
+        unsure = ([u for u in ex.unsure_items(source, groups.agents - groups.holdout, checks) if u.decision not in no_train]
                   if opts.method == "sft" and opts.rater == "checks" else [])
         # "all": the checked decisions' unsure calls get no anchor answer, so the dataset leaves them out
         keep = checked if opts.method == "sft" and opts.rater == "checks" and opts.rated_rows == "all" else frozenset()
         anchors = (_anchor_answers(source, groups.holdout, seed, opts.progress,
                                    [u for u in unsure if u.decision not in keep], rows=opts.max_samples,
-                                   permute=opts.permute)
+                                   permute=opts.permute, skip=no_train)
                    if opts.method == "sft" else None)
         rows = write_dataset(source, KIND[opts.method], data, rater="check:" if opts.rater == "checks" else "judge:",
                              exclude_agents=groups.holdout, anchor=opts.method == "sft", balance=opts.method == "sft",
                              permute=opts.permute if opts.method == "sft" else 0, seed=seed,
                              anchor_answers=anchors.answers if anchors else None,
                              unsure=frozenset(i.call_id for i in unsure),
-                             anchor_targets=anchors.targets if anchors else None, keep=keep)
+                             anchor_targets=anchors.targets if anchors else None, keep=keep, skip=no_train)
         adapter = out / f"adapter-{i}"
         emit(f"iteration {i}: {rows} {KIND[opts.method]} rows from {source.name}; training {opts.method}"
              + (f" from {adopted.name}" if adopted else ""))

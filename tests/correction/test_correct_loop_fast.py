@@ -279,7 +279,8 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         assert w == {"run": "base", "kind": kind, "out": "data-1.jsonl", "rater": "check:", "exclude_agents": w["exclude_agents"],
                      "anchor": method == "sft", "balance": method == "sft", "permute": 5 if method == "sft" else 0,
                      "seed": w["seed"], "anchor_answers": None, "unsure": w["unsure"], "anchor_targets": None,
-                     "keep": frozenset({"screen", "offer_decision", "respond_offers"}) if method == "sft" else frozenset()}
+                     "keep": frozenset({"screen", "offer_decision", "respond_offers"}) if method == "sft" else frozenset(),
+                     "skip": frozenset()}
         # sft: the training agents' checked calls whose checks name no right option; ppo trains on scores
         unsure_agents = {a for (a,) in rows(base, "SELECT agent_id FROM llm_calls WHERE id IN "
                                             f"({','.join(map(str, w['unsure'])) or '0'})")}
@@ -300,7 +301,9 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
                                                            "worst_first_share", "adopted", "exam",
                                                            "max_untrained_drift")},
                                       "reasons": d["refused_because"]}]
-        assert set(report) == {"base_holdout_fail", "base_control_fail", "judge_base", "iterations", "details", "groups"}
+        assert set(report) == {"base_holdout_fail", "base_control_fail", "judge_base", "not_trained", "iterations",
+                               "details", "groups"}
+        assert report["not_trained"] == []
         n_hold = len(set(report["groups"]["treated"]) & hold)
         assert lines[0] == f"correct: starting from base run {base}"
         assert lines.pop(1) == ("correct: warning: the base run lists every call's options in one order "
@@ -339,7 +342,7 @@ def test_rated_rows_all_keeps_the_checked_decisions_rows_and_drops_their_unsure_
     seen: dict[str, dict] = {}
     real_write = loop.write_dataset
 
-    def anchor_answers(source, exclude, seed, progress, unsure=(), rows=None, permute=5):
+    def anchor_answers(source, exclude, seed, progress, unsure=(), rows=None, permute=5, skip=frozenset()):
         seen[policy]["anchored"] = sorted({u.decision for u in unsure})
         return None
 
@@ -363,6 +366,47 @@ def test_rated_rows_all_keeps_the_checked_decisions_rows_and_drops_their_unsure_
     with pytest.raises(ConfigError) as e:
         correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / "x"), rated_rows="some"))
     assert e.value.problems[0].field == "--rated-rows"
+
+
+def test_no_train_rates_and_examines_a_decision_but_trains_none_of_its_calls(tmp_path, fake_training,
+                                                                             monkeypatch):
+    """--no-train respond_offers: no row of it in the data (its rated rows, repeats and reorderings),
+    none of its calls asked for anchor probabilities; the other checked decisions train as before; an
+    unknown decision is one error naming the run's decisions, before anything is rated."""
+    from tests.runs import fake_run
+
+    base = fake_run(tmp_path / "base", "job_seeking", 40, 2)
+    asked: dict[str, tuple[set[str], set[str]]] = {}
+    real = loop._anchor_answers
+
+    def anchor_answers(source, exclude, seed, progress, unsure=(), rows=None, permute=5, skip=frozenset()):
+        asked[name] = (set(skip), {u.decision for u in unsure})
+        return real(source, exclude, seed, progress, unsure, rows, permute, skip)
+
+    monkeypatch.setattr(loop, "_anchor_answers", anchor_answers)
+    actions = {}
+    for name, skip in (("all", ()), ("skip", ("respond_offers",))):
+        res = correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / name), holdout=0.3,
+                                     progress=False, exam=False, rated_rows="spread", no_train=skip),
+                      emit=lambda line: None)
+        rows_ = [json.loads(x) for x in (tmp_path / name / "data-1.jsonl").read_text().splitlines()]
+        actions[name] = Counter(r["meta"]["action"] for r in rows_)
+        assert res["not_trained"] == list(skip)
+    assert actions["all"]["respond_offers"] > 0 and "respond_offers" not in actions["skip"]
+    assert actions["skip"] == Counter({a: n for a, n in actions["all"].items() if a != "respond_offers"})
+    targeted = {n: loop._targeted(tmp_path / n / "data-1.jsonl") for n in actions}
+    assert targeted["skip"] == targeted["all"] - {"respond_offers"}, "the guard holds it like an untargeted one"
+    assert "respond_offers" in targeted["all"]
+    assert asked["all"][0] == set() and asked["skip"][0] == {"respond_offers"}
+    assert "respond_offers" not in asked["skip"][1] and asked["skip"][1] == asked["all"][1] - {"respond_offers"}
+    from simulation.config import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / "x"), no_train=("respond",)),
+                emit=lambda line: None)
+    p = e.value.problems[0]
+    assert p.field == "--no-train" and "respond:" in p.reason and "respond_offers" in p.reason
+    assert not (tmp_path / "x" / "data-1.jsonl").exists()
 
 
 def test_swap_seconds_and_recorded_figures(tmp_path):

@@ -346,3 +346,19 @@ def test_keep_marks_the_rated_rows_of_its_decisions_and_their_copies(run):
                                                                                  6: False, 7: False}
     assert not any(r["meta"].get("keep") for r in dataset_rows(run, "sft", rater="check:", exclude_agents={"c"},
                                                                unsure={2}, anchor_answers={2: "pass"}))
+
+
+def test_skip_leaves_out_every_row_of_its_decisions(run):
+    """``--no-train``: a skipped decision gives no row, rated, repeated, reordered or anchored; the
+    others are as without it."""
+    every = dataset_rows(run, "sft", rater="check:", exclude_agents={"c"}, anchor=True, balance=True, permute=1,
+                         anchor_answers={6: "no", 7: "3"})
+    assert {r["meta"]["action"] for r in every} == {"screen", "vote", "memory.importance"}
+    no_screen = dataset_rows(run, "sft", rater="check:", exclude_agents={"c"}, anchor=True, balance=True, permute=1,
+                             anchor_answers={6: "no", 7: "3"}, skip={"screen"})
+    assert no_screen == [r for r in every if r["meta"]["action"] != "screen"]
+    no_vote = dataset_rows(run, "sft", rater="check:", exclude_agents={"c"}, anchor=True,
+                           anchor_answers={6: "no", 7: "3"}, skip={"vote"})
+    assert {r["meta"]["action"] for r in no_vote} == {"screen", "memory.importance"}, "an anchored decision skipped"
+    assert not any(r["meta"]["action"] == "apply" for r in dataset_rows(run, "reward", skip={"apply"}))
+    assert any(r["meta"]["action"] == "apply" for r in dataset_rows(run, "reward"))

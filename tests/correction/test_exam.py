@@ -558,6 +558,14 @@ async def test_order_averaged_probabilities_are_recorded_and_replace_the_answers
     moved = [{"pass": 0.9, "reject": 0.1} for _ in probs]
     mfig = ex.exam_figures(ex.grade_exam(shuffled_run, items, answers, [fit_rule], None, probs, moved), seed=1)
     assert ex.drift(mfig, set()) == {"screen": ex.total_variation({"pass": 1.0}, shares)}
+    # beside the greedy shares, the mean probabilities: a flip of near-ties moves those little
+    mean = {o: round(sum(p[o] for p in probs) / len(probs), 4) for o in ("pass", "reject")}
+    assert kfig["shares"]["screen"]["base_mean"] == kfig["shares"]["screen"]["adapter_mean"] == mean
+    assert mfig["shares"]["screen"]["adapter_mean"] == {"pass": 0.9, "reject": 0.1}
+    said = ex.refusals(mfig, set(), max_drift=0.01)
+    moved_by = ex.total_variation({"pass": 0.9, "reject": 0.1}, mean)
+    assert any(f"mean probabilities moved {moved_by:.2f} ({mean} -> {{'pass': 0.9, 'reject': 0.1}})" in r
+               for r in said), said
     ex.write_exam(path, kept)
     assert ex.score_exam(path, shuffled_run, HELD, [fit_rule]).adapter_probs == probs, "recorded, re-scorable"
     # a prompt stating no order has nothing to average over

@@ -550,7 +550,9 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
             adopted, source = adapter, fork
         else:  # the same data and parent again would give the same adapter: take a smaller step
             lr = manifest.learning_rate / 2
-            emit(f"  next iteration: the same data from {adopted.name if adopted else 'the base'}, learning rate {lr:g}")
+            if i < opts.iterations:  # the last iteration has no next one to announce
+                emit(f"  next iteration: the same data from {adopted.name if adopted else 'the base'}, "
+                     f"learning rate {lr:g}")
     _write_report(out, result, history, groups)
     emit(f"correct: {out / 'correction.json'}, {out / 'correction.png'}")
     return result

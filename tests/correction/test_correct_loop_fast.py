@@ -75,6 +75,8 @@ def test_loop_refuses_an_adapter_then_retries_at_half_the_rate(tmp_path, fake_tr
     assert fake_training[0]["rows"] == fake_training[1]["rows"] > 0, "the same data again"
     assert "NOT adopted: forced refusal" in printed
     assert "next iteration: the same data from the base, learning rate 0.001" in printed
+    # announced after each refused iteration but the last, which has none
+    assert printed.count("next iteration:") == sum(not d["adopted"] for d in details[:-1])
     if details[1]["adopted"]:  # iteration 3 continues from the adopted adapter, on the fork's calls
         assert fake_training[2]["parent"] == out / "adapter-2" and fake_training[2]["lr"] == 0.001
     for c in fake_training:
@@ -125,6 +127,19 @@ def test_loop_with_a_base_run_and_ppo(tmp_path, fake_training):
     assert set(first) == {"prompt", "completion", "reward", "meta"}, "ppo trains on reward rows"
     assert not (out / "base").exists(), "the given base run is used, not a new one"
     assert len(res["iterations"]) == 1
+
+
+def test_a_refused_last_iteration_announces_no_next_one(tmp_path, fake_training, monkeypatch):
+    from tests.runs import fake_run
+
+    base = fake_run(tmp_path / "base", agents=20)
+    monkeypatch.setattr(loop, "collapsed", lambda after, before, preferred=None: ["forced refusal"])
+    lines: list[str] = []
+    res = correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / "loop"), progress=False,
+                                 exam=False), emit=lines.append)
+    assert res["iterations"][0]["adopted"] is False
+    assert any("NOT adopted: forced refusal" in x for x in lines)
+    assert not any("next iteration" in x for x in lines), lines
 
 
 def test_a_loop_stopped_mid_way_keeps_the_iterations_it_measured(tmp_path, fake_training, monkeypatch):

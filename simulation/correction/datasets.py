@@ -84,8 +84,7 @@ def dataset_rows(run_dir: Path, kind: str, min_score: float = 4.0, rater: str | 
             raise ConfigError([ConfigProblem(str(run_dir), "ratings", "none" + (f" by {rater}*" if rater else "")
                                              + ": rate the run first (gensim rate RUN --by checks|judge|file)")])
         calls = {c.id: c for c in load_calls(store, "WHERE id IN (SELECT llm_call_id FROM ratings)")}
-        unrated = [c for c in (_unrated(store, exclude_agents, memory=anchor_answers is not None) if anchor else [])
-                   if c.action not in skip]
+        unrated = _unrated(store, exclude_agents, memory=anchor_answers is not None, skip=skip) if anchor else []
     finally:
         store.close()
     rewrites: dict[int, set[str]] = {}
@@ -163,22 +162,25 @@ def _with_choice(meta: dict[str, Any], call: Call, answer: str,
     return out
 
 
-def _unrated(store: RunStore, exclude_agents: frozenset[str] | set[str], memory: bool = False) -> list[Call]:
-    """Valid choice calls of decisions nobody rated, outside ``exclude_agents`` (``memory.*`` only
-    when ``memory``: its recorded answers lean on position)."""
+def _unrated(store: RunStore, exclude_agents: frozenset[str] | set[str], memory: bool = False,
+             skip: frozenset[str] | set[str] = frozenset()) -> list[Call]:
+    """Valid choice calls of decisions nobody rated, outside ``exclude_agents`` and the ``skip``
+    actions (``memory.*`` only when ``memory``: its recorded answers lean on position)."""
     rated_actions = {a for (a,) in store.db.execute(
         "SELECT DISTINCT action FROM llm_calls WHERE id IN (SELECT llm_call_id FROM ratings)")}
     where = "WHERE choices IS NOT NULL AND valid = 1 AND id NOT IN (SELECT llm_call_id FROM ratings)"
     if not memory:
         where += " AND action NOT LIKE 'memory.%'"
-    return [c for c in load_calls(store, where) if c.action not in rated_actions and c.agent_id not in exclude_agents]
+    return [c for c in load_calls(store, where)
+            if c.action not in rated_actions and c.action not in skip and c.agent_id not in exclude_agents]
 
 
-def anchor_candidates(run_dir: Path, exclude_agents: frozenset[str] | set[str] = frozenset()) -> list[Call]:
-    """The calls ``dataset_rows(anchor=True, anchor_answers=...)`` may anchor (rate the run first)."""
+def anchor_candidates(run_dir: Path, exclude_agents: frozenset[str] | set[str] = frozenset(),
+                      skip: frozenset[str] | set[str] = frozenset()) -> list[Call]:
+    """The calls ``dataset_rows(anchor=True, anchor_answers=..., skip=...)`` may anchor (rate the run first)."""
     store = RunStore(Path(run_dir) / "run.sqlite", readonly=True)
     try:
-        return _unrated(store, exclude_agents, memory=True)
+        return _unrated(store, exclude_agents, memory=True, skip=skip)
     finally:
         store.close()
 

@@ -627,11 +627,11 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
                        f"the right answer for {right:.0%}; the base {base_top:.0%})")
     for d, tv in drift(fig, targeted).items():
         if tv > max_drift:
-            ref = fig["shares"][d].get("base_averaged") or fig["shares"][d]["base"]
-            moved = fig["shares"][d].get("adapter_averaged") or fig["shares"][d]["adapter"]
+            s = fig["shares"][d]
+            ref = s.get("base_averaged") or s["base"]
+            moved = s.get("adapter_averaged") or s["adapter"]
             said = (f"decision '{d}', which no example targeted, drifted {tv:.2f} from the base model's shares "
                     f"(limit {max_drift:.2f}): {ref} -> {moved}")
-            s = fig["shares"][d]
             if s.get("base_mean") and s.get("adapter_mean"):
                 # greedy answers flip where a call's options are near-tied: the mean probabilities tell
                 # a flip of near-ties (they moved little) from a learned change of preference

@@ -327,7 +327,7 @@ def _anchor_answers(source: Path, exclude: frozenset[str], seed: int, progress: 
     orders), so the anchors' answer shares follow that preference rather than sharpen it. With ``rows`` (training's
     row cap), only as many calls of each decision as training can use (:func:`_enough_calls`).
     None when no prompt states its order. Decisions in ``skip`` get no training row: none is asked."""
-    items = [ex.as_item(c) for c in anchor_candidates(source, exclude) if c.action not in skip] + list(unsure)
+    items = [ex.as_item(c) for c in anchor_candidates(source, exclude, skip)] + list(unsure)
     items = [i for i in items if ex.other_orders(i, 5, seed)]
     if rows is not None:  # training samples a share of each decision's rows: ask only for as many
         items = _enough_calls(items, rows, permute, seed)
@@ -355,15 +355,6 @@ def _anchor_answers(source: Path, exclude: frozenset[str], seed: int, progress: 
         got = {i.call_id: ex.sampled_option(p, f"{seed}:{i.call_id}") for i, p in zip(items, probs, strict=True)}
     answers = {k: v for k, v in got.items() if v is not None}
     return Anchors(answers, {i.call_id: p for i, p in zip(items, probs, strict=True) if p and i.call_id in answers})
-
-
-def _decisions(run: Path) -> frozenset[str]:
-    """The actions of a run's recorded LLM calls."""
-    store = RunStore(run / "run.sqlite", readonly=True)
-    try:
-        return frozenset(a for (a,) in store.db.execute("SELECT DISTINCT action FROM llm_calls") if a)
-    finally:
-        store.close()
 
 
 def _targeted(data: Path) -> set[str]:
@@ -456,7 +447,10 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
 
     no_train = frozenset(opts.no_train)
     if no_train:
-        decisions = _decisions(base)
+        from ..store.query import RunQuery
+
+        with RunQuery(base) as rq:
+            decisions = frozenset(rq.call_actions())
         unknown = sorted(no_train - decisions)
         if unknown:
             raise ConfigError([ConfigProblem("<command line>", "--no-train", f"{', '.join(unknown)}: no decision of "

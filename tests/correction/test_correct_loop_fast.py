@@ -399,6 +399,14 @@ def test_no_train_rates_and_examines_a_decision_but_trains_none_of_its_calls(tmp
         return real(source, exclude, seed, progress, unsure, rows, permute, skip)
 
     monkeypatch.setattr(loop, "_anchor_answers", anchor_answers)
+    candidates_skip: list[set[str]] = []
+    real_candidates = loop.anchor_candidates
+
+    def anchor_candidates(run, exclude=frozenset(), skip=frozenset()):
+        candidates_skip.append(set(skip))
+        return real_candidates(run, exclude, skip)
+
+    monkeypatch.setattr(loop, "anchor_candidates", anchor_candidates)
     actions = {}
     for name, skip in (("all", ()), ("skip", ("respond_offers",))):
         res = correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / name), holdout=0.3,
@@ -414,6 +422,7 @@ def test_no_train_rates_and_examines_a_decision_but_trains_none_of_its_calls(tmp
     assert "respond_offers" in targeted["all"]
     assert asked["all"][0] == set() and asked["skip"][0] == {"respond_offers"}
     assert "respond_offers" not in asked["skip"][1] and asked["skip"][1] == asked["all"][1] - {"respond_offers"}
+    assert candidates_skip == [set(), {"respond_offers"}], "no anchor probabilities asked for its calls"
     from simulation.config import ConfigError
 
     with pytest.raises(ConfigError) as e:

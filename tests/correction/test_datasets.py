@@ -302,6 +302,7 @@ def test_anchor_answers_replace_the_recorded_ones(run):
     from simulation.correction.datasets import anchor_candidates
 
     assert [c.id for c in anchor_candidates(run, {"c"})] == [6, 7]
+    assert [c.id for c in anchor_candidates(run, {"c"}, skip={"vote"})] == [7], "--no-train: not asked"
 
 
 def test_anchors_and_unsure_calls_carry_the_base_s_probabilities_as_targets(run):

@@ -24,7 +24,7 @@ def test_intervention_reaches_next_round_then_is_cleared_and_interview_leaves_me
     async def before(sim, r):
         if r == 2:
             sim.set_intervention(NEWS)
-            await sim.set_attribute("seeker-03", "desired_salary", 123457)
+            await sim.set_attribute("seeker-02", "desired_salary", 123457)
         if r == 3:
             sim.set_intervention(None)
 
@@ -50,12 +50,13 @@ def test_intervention_reaches_next_round_then_is_cleared_and_interview_leaves_me
     assert seen["before"]["state"] == seen["after"]["state"]
     rows = {(r, k, t): json.loads(d) for r, k, t, d in q(run, "SELECT round, kind, target, data FROM interventions")}
     assert rows[(2, "global", "*")] == {"text": NEWS} and rows[(3, "global", "*")] == {"text": None}
-    assert rows[(2, "attribute", "seeker-03")] == {"path": "desired_salary", "value": 123457}
+    assert rows[(2, "attribute", "seeker-02")] == {"path": "desired_salary", "value": 123457}
     assert rows[(2, "interview", "seeker-01")]["answer"] == seen["answer"]
     assert q(run, "SELECT COUNT(*) FROM llm_calls WHERE phase = 'interview' AND agent_id = 'seeker-01'")[0][0] == 1
-    # the attribute change reaches the agent's own prompts from round 2 on
+    # the attribute change reaches the agent's own prompts from round 2 on (seeker-02 is still looking then:
+    # under the stub's answers seeker-03 was hired in round 1 once applications became one call per posting)
     assert seen["after"]["profile"]["traits"] and "patch" not in seen["after"]
-    own = [(rr, p) for rr, ph, p, a in prompts if a == "seeker-03"]
+    own = [(rr, p) for rr, ph, p, a in prompts if a == "seeker-02"]
     assert any(rr == 1 for rr, _ in own) and all("123457" not in p for rr, p in own if rr == 1)
     assert [p for rr, p in own if rr >= 2] and all("123457" in p for rr, p in own if rr >= 2)
 

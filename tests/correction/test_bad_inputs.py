@@ -139,7 +139,8 @@ def test_the_judges_rubric_comes_from_the_named_scenario(run, tmp_path, monkeypa
     (mine / "prompts" / "rubric_screen.txt").write_text("  SCREEN RUBRIC\n")
     seen.clear()
     actions.clear()
-    assert gensim("rate", str(received), "--by", "judge", "--sample", "12", "--scenario", str(mine)) == 0
+    # failed calls come first, then spread over actions: enough to reach the screening calls
+    assert gensim("rate", str(received), "--by", "judge", "--sample", "60", "--scenario", str(mine)) == 0
     pairs = set(zip(actions, seen, strict=True))
     assert ("screen", "SCREEN RUBRIC") in pairs and any(r == "MY RUBRIC" for a, r in pairs if a != "screen")
     assert all(r == ("SCREEN RUBRIC" if a == "screen" else "MY RUBRIC") for a, r in pairs)

@@ -294,7 +294,7 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         assert w == {"run": "base", "kind": kind, "out": "data-1.jsonl", "rater": "check:", "exclude_agents": w["exclude_agents"],
                      "anchor": method == "sft", "balance": method == "sft", "permute": 5 if method == "sft" else 0,
                      "seed": w["seed"], "anchor_answers": None, "unsure": w["unsure"], "anchor_targets": None,
-                     "keep": frozenset({"screen", "offer_decision", "respond_offers"}) if method == "sft" else frozenset(),
+                     "keep": frozenset({"screen", "offer_decision", "respond_offers", "apply_posting"}) if method == "sft" else frozenset(),
                      "skip": frozenset()}
         # sft: the training agents' checked calls whose checks name no right option; ppo trains on scores
         unsure_agents = {a for (a,) in rows(base, "SELECT agent_id FROM llm_calls WHERE id IN "
@@ -371,7 +371,7 @@ def test_rated_rows_all_keeps_the_checked_decisions_rows_and_drops_their_unsure_
         seen[policy] = {}
         correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / policy), holdout=0.3, progress=False,
                                rated_rows=policy, exam=False), emit=lambda line: None)
-    checked = {"screen", "offer_decision", "respond_offers"}
+    checked = {"screen", "offer_decision", "respond_offers", "apply_posting"}
     assert seen["all"]["keep"] == checked and seen["spread"]["keep"] == frozenset()
     assert seen["spread"]["anchored"], "spread: the unsure screenings are anchored"
     assert set(seen["spread"]["anchored"]) <= checked and seen["all"]["anchored"] == []

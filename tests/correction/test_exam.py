@@ -227,11 +227,42 @@ async def test_a_check_that_needs_the_environment_is_named(run):
                       [reads_env])
 
 
-def test_job_seeking_checks_grade_a_fake_run_offline(tmp_path):
+def test_job_seeking_posting_choices_are_examined_with_right_options(tmp_path):
+    """The default form: one apply/skip choice per shown posting, graded offline as live, and scored by
+    balanced accuracy where its two checks name the right option (skip the underpaid, apply to the fitting)."""
     from simulation.examples.job_seeking.checks import CHECKS
     from tests.runs import fake_run
 
-    run = fake_run(tmp_path / "run", "job_seeking", 40, 2)
+    run = fake_run(tmp_path / "run", "job_seeking", 60, 2)
+    store = RunStore(run / "run.sqlite", readonly=True)
+    agents = frozenset(a for (a,) in store.db.execute("SELECT agent_id FROM agents"))
+    live = {(cid, name): bool(ok) for cid, name, ok in store.db.execute(
+        "SELECT llm_call_id, check_name, ok FROM check_calls WHERE check_name IN "
+        "('applied_low_salary', 'skipped_fitting_posting')")}
+    store.close()
+    items = ex.exam_items(run, agents, CHECKS)
+    assert {i.decision for i in items if i.action is not None} == {"screen", "offer_decision", "respond_offers",
+                                                                    "apply_posting"}
+    assert all(i.choices for i in items), "no structured call left in the default form"
+    posting = [i for i in items if i.decision == "apply_posting"]
+    assert posting and all(sorted(i.choices) == ["apply", "skip"] and i.action.action == "apply_posting" for i in posting)
+    graded = ex.grade_exam(run, items, {"base": [i.recorded for i in items], "adapter": [i.recorded for i in items]},
+                           CHECKS)
+    offline = {(i.call_id, name): v for i, vs in zip(items, graded.verdicts["base"], strict=True)
+               for name, v in vs.items() if v is not None and name in ("applied_low_salary", "skipped_fitting_posting")}
+    assert offline and offline == live and {n for _, n in live} == {"applied_low_salary", "skipped_fitting_posting"}
+    rights = {r for i, r in zip(items, graded.right, strict=True) if i.decision == "apply_posting"}
+    assert rights == {"apply", "skip", None}, "each option is right somewhere, and some calls have no right answer"
+    fig = ex.exam_figures(graded, seed=0, b=50)
+    assert fig["balanced_accuracy"]["apply_posting"]["right_options"] == ["apply", "skip"]
+
+
+def test_job_seeking_checks_grade_a_fake_run_offline(tmp_path):
+    """The ``applications: list`` form: one JSON answer naming the postings, examined as a structured call."""
+    from simulation.examples.job_seeking.checks import CHECKS
+    from tests.runs import fake_run
+
+    run = fake_run(tmp_path / "run", "job_seeking", 40, 2, "scenario.applications=list")
     store = RunStore(run / "run.sqlite", readonly=True)
     agents = frozenset(a for (a,) in store.db.execute("SELECT agent_id FROM agents"))
     store.close()
@@ -596,7 +627,7 @@ def test_structured_calls_are_asked_with_their_schema_and_graded(tmp_path):
     from simulation.examples.job_seeking.checks import CHECKS
     from tests.runs import fake_run
 
-    run = fake_run(tmp_path / "run", "job_seeking", 40, 2)
+    run = fake_run(tmp_path / "run", "job_seeking", 40, 2, "scenario.applications=list")
     store = RunStore(run / "run.sqlite", readonly=True)
     agents = frozenset(a for (a,) in store.db.execute("SELECT agent_id FROM agents"))
     store.close()

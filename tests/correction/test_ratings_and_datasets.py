@@ -46,7 +46,8 @@ def test_check_ratings_are_linked_to_the_calls_behind_each_action(rated_run, cap
     expected_call = {"check:duplicate_application": "apply", "check:low_salary_application": "apply",
                      "check:screen_against_requirements": "screen", "check:offer_against_requirements": "offer_decision",
                      "check:accepted_lower_offer": "respond_offers", "check:accepted_far_below_desired": "respond_offers",
-                     "check:declined_desired_pay": "respond_offers"}
+                     "check:declined_desired_pay": "respond_offers", "check:applied_low_salary": "apply_posting",
+                     "check:skipped_fitting_posting": "apply_posting"}
     assert linked and {rater for rater, *_ in linked} <= set(expected_call)
     for rater, score, rewrite, action, choices in linked:
         assert action == expected_call[rater] and score in (1.0, 5.0)

@@ -11,7 +11,7 @@ import numpy as np
 from simulation.core import Action, Message
 from simulation.examples.chatting import checks as chat_checks
 from simulation.examples.job_seeking import checks as job_checks
-from simulation.examples.job_seeking.agents import InterviewerAgent, SeekerAgent, cv_text
+from simulation.examples.job_seeking.agents import InterviewerAgent, SeekerAgent, cv_text, offer_options
 from simulation.examples.job_seeking.environment import JobBoard, JobSeekingParams
 from simulation.examples.job_seeking.population import generate_job, generate_seeker
 from simulation.examples.recommendation import checks as film_checks
@@ -34,9 +34,13 @@ def seeker(**changes) -> dict:
 JOBS = {"interviewer-1": job(1, 30_000), "interviewer-2": job(2, 110_000)}
 
 
-def board() -> JobBoard:
+OFFER = dict(zip(JOBS, offer_options(len(JOBS)), strict=True))  # the option accepting each offer, listed in order
+
+
+def board(applications: str = "per_posting", max_applications: int = 2) -> JobBoard:
     vecs = np.eye(2, 384, dtype=np.float32)
-    return JobBoard(list(JOBS), list(JOBS.values()), vecs, JobSeekingParams(search_k=2, max_applications=2))
+    return JobBoard(list(JOBS), list(JOBS.values()), vecs,
+                    JobSeekingParams(search_k=2, max_applications=max_applications, applications=applications))
 
 
 def answers(apply: str | None = None, pick: str | None = None, verdict: str | None = None):
@@ -47,21 +51,24 @@ def answers(apply: str | None = None, pick: str | None = None, verdict: str | No
             return "search"
         if a == "job_count":
             return "2"
+        if a == "apply_posting":  # `apply` names the postings applied to by salary: "low", "high" or "both"
+            pay = re.search(r"USD ([\d,]+)", req.messages[-1]["content"])[1]
+            return "apply" if apply == "both" or {"30,000": "low", "110,000": "high"}[pay] == apply else "skip"
         if a == "apply":  # `apply` names the posting by salary: "low", "high", or "low twice"
             lines = re.findall(r"^(\d+)\. .*?USD ([\d,]+)", req.messages[-1]["content"], re.M)
             low = next(n for n, pay in lines if pay == "30,000")
             high = next(n for n, pay in lines if pay == "110,000")
             return json.dumps({"apply": {"low": [int(low)], "high": [int(high)],
                                          "low twice": [int(low), int(low)]}[apply]})
-        if a == "respond_offers":
-            return pick
+        if a == "respond_offers":  # an offer's number is the option accepting it
+            return f"accept offer {pick}" if pick.isdigit() else pick
         return verdict or "reject"
     return respond
 
 
-async def seeker_actions(apply: str, profile: dict) -> list[Action]:
-    ctx = await run_step(SeekerAgent, "seeker-1", profile, "search", answers(apply=apply), world=board(),
-                         prompts_dir=JOBS_PROMPTS)
+async def seeker_actions(apply: str, profile: dict, applications: str = "list", max_applications: int = 2) -> list[Action]:
+    ctx = await run_step(SeekerAgent, "seeker-1", profile, "search", answers(apply=apply),
+                         world=board(applications, max_applications), prompts_dir=JOBS_PROMPTS)
     return ctx.actions
 
 
@@ -95,6 +102,54 @@ async def test_low_salary_application():
     assert json.loads(verdict.rewrite) == {"apply": []}
 
 
+def posting(actions: list[Action], pay: int) -> Action:
+    """The apply_posting decision on the posting paying from ``pay``."""
+    return next(a for a in actions if a.action == "apply_posting" and JOBS[a.data["job"]]["salary"].startswith(f"USD {pay:,}"))
+
+
+async def test_applications_per_posting():
+    """The default form: one apply/skip call per shown posting, each linked to its own action; the
+    seeker applies to those answered "apply", the search's best-ranked first, up to max_applications."""
+    acts = await seeker_actions("both", seeker(), "per_posting")
+    decided = [a for a in acts if a.action == "apply_posting"]
+    assert sorted(a.calls[0] for a in decided) == [3, 4] and {a.data["decision"] for a in decided} == {"apply"}
+    assert sorted(a.data["job"] for a in acts if a.action == "apply") == sorted(JOBS) and all(a.data["sent"] for a in decided)
+    capped = await seeker_actions("both", seeker(), "per_posting", max_applications=1)
+    sent = [a.data["job"] for a in capped if a.action == "apply_posting" and a.data["sent"]]
+    assert len(sent) == 1 and [a.data["job"] for a in capped if a.action == "apply"] == sent
+    assert all(a.data["decision"] == "apply" for a in capped if a.action == "apply_posting"), "the answer as given"
+    low = await seeker_actions("low", seeker(), "per_posting")
+    assert [a.data["job"] for a in low if a.action == "apply"] == ["interviewer-1"]
+    assert not any(a.action == "apply_decision" for a in low), "no list decision in the default form"
+
+
+async def test_applied_low_salary():
+    rich = seeker(desired_salary=120_000)
+    profiles = {"seeker-1": rich, **JOBS}
+    acts = await seeker_actions("both", rich, "per_posting")
+    verdict = apply_check(job_checks.applied_low_salary, posting(acts, 30_000), profiles)
+    assert verdict.reason == "applied to a posting paying 50,000 against a desired 120,000" and verdict.rewrite == "skip"
+    assert apply_check(job_checks.applied_low_salary, posting(acts, 110_000), profiles) is True  # 130,000 >= 96,000
+    skipped = await seeker_actions("high", rich, "per_posting")
+    assert apply_check(job_checks.applied_low_salary, posting(skipped, 30_000), profiles) is None, "skip: not graded"
+
+
+async def test_skipped_fitting_posting():
+    fits = seeker(desired_salary=100_000, education="Master's degree in Law",
+                  work_history=[{"company": "X", "position": "Y", "time": "2018-2024"}])
+    acts = await seeker_actions("low", fits, "per_posting")  # skips the one paying 130,000
+    verdict = apply_check(job_checks.skipped_fitting_posting, posting(acts, 110_000), {"seeker-1": fits, **JOBS})
+    assert verdict.rewrite == "apply" and "meeting all 2 requirements" in verdict.reason, verdict
+    # skipping it passes when the seeker misses a requirement, or wants more than it pays
+    novice = {**fits, "work_history": []}
+    acts = await seeker_actions("low", novice, "per_posting")
+    assert apply_check(job_checks.skipped_fitting_posting, posting(acts, 110_000), {"seeker-1": novice, **JOBS}) is True
+    greedy = {**fits, "desired_salary": 140_000}
+    acts = await seeker_actions("low", greedy, "per_posting")
+    assert apply_check(job_checks.skipped_fitting_posting, posting(acts, 110_000), {"seeker-1": greedy, **JOBS}) is True
+    assert apply_check(job_checks.skipped_fitting_posting, posting(acts, 30_000), {"seeker-1": greedy, **JOBS}) is None
+
+
 async def screen(cv: dict, verdict: str) -> Action:
     inbox = [Message("seeker-1", "interviewer-1", "application", {"cv": cv_text(cv)})]
     ctx = await run_step(InterviewerAgent, "interviewer-1", JOBS["interviewer-1"], "screen",
@@ -125,7 +180,8 @@ async def respond(profile: dict, pick: str, offers: tuple[str, ...] = tuple(JOBS
                          lambda req: (asked.append(req) if asked is not None else None) or answer(req),
                          world=board(), inbox=inbox, prompts_dir=JOBS_PROMPTS)
     (act,) = [a for a in ctx.actions if a.action == "respond_offers"]
-    assert act.calls == (1,) and act.data["decision"] == pick
+    assert act.calls == (1,) and act.data["decision"] == (f"accept offer {pick}" if pick.isdigit() else pick)
+    assert act.data["options"] == [f"accept offer {k}" for k in range(1, len(offers) + 1)]
     effect = [a.action for a in ctx.actions if a.action in ("accept", "decline_all")]
     assert effect == ["decline_all" if pick == "decline all" else "accept"]
     return act
@@ -136,7 +192,7 @@ async def test_accepted_lower_offer():
     for pick, ok in (("1", False), ("2", True)):  # option 1 pays less than option 2
         act = await respond(seeker(), pick)
         verdict = apply_check(job_checks.accepted_lower_offer, act, profiles)
-        assert verdict is True if ok else verdict.rewrite == "2", verdict
+        assert verdict is True if ok else verdict.rewrite == OFFER["interviewer-2"], verdict
     assert apply_check(job_checks.accepted_lower_offer, await respond(seeker(), "decline all"), profiles) is None
 
 
@@ -222,15 +278,16 @@ async def test_accepted_far_below_desired():
         asked: list = []
         act = await respond(profile, "1", one, asked)
         (req,) = asked
-        assert "1. " + JOBS["interviewer-1"]["name"] + ", USD 30,000 - 50,000 annually" in req.messages[-1]["content"], \
+        assert "Offer 1: " + JOBS["interviewer-1"]["name"] + ", USD 30,000 - 50,000 annually" in req.messages[-1]["content"], \
             "the check grades salaries: the prompt shows them"
+        assert req.choices == ["accept offer 1", "decline all"], "accepting and declining part at their first word"
         verdict = apply_check(job_checks.accepted_far_below_desired, act, {"seeker-1": profile, **JOBS})
         assert verdict is True if ok else verdict.rewrite == "decline all", verdict
     # with an offer paying enough beside it, the rewrite accepts that one, not "decline all"
     profile = seeker(desired_salary=120_000)
     act = await respond(profile, "1")
     verdict = apply_check(job_checks.accepted_far_below_desired, act, {"seeker-1": profile, **JOBS})
-    assert verdict.rewrite == "2" and "accepted 50,000 against a desired 120,000" in verdict.reason, verdict
+    assert verdict.rewrite == OFFER["interviewer-2"] and "accepted 50,000 against a desired 120,000" in verdict.reason
     assert apply_check(job_checks.accepted_far_below_desired, await respond(profile, "decline all"),
                        {"seeker-1": profile, **JOBS}) is None
 
@@ -244,7 +301,7 @@ async def test_declined_desired_pay():
             assert verdict is True
             assert apply_check(job_checks.accepted_far_below_desired, await respond(profile, "2"), profiles) is True
         else:  # the best-paid offer paying the desired salary is the rewrite
-            assert verdict.rewrite == "2" and verdict.reason == f"declined an offer of 130,000 against a desired {desired:,}"
+            assert verdict.rewrite == OFFER["interviewer-2"] and verdict.reason == f"declined an offer of 130,000 against a desired {desired:,}"
         assert apply_check(job_checks.declined_desired_pay, await respond(profile, "2"), profiles) is None
 
 
@@ -253,9 +310,14 @@ def test_every_job_seeking_check_grades_any_answer():
     assert all(c.answer is not None for c in job_checks.CHECKS + job_checks.OPTIONAL_CHECKS)
     # an offer response is graded both ways: declining is never wrong without declined_desired_pay
     assert {job_checks.accepted_far_below_desired, job_checks.declined_desired_pay} <= set(job_checks.CHECKS)
-    data = {"offers": list(JOBS), "decision": "1", "job": "interviewer-1"}
-    assert job_checks.responded("2", data) == {**data, "decision": "2", "job": "interviewer-2"}
+    data = {"offers": list(JOBS), "options": [OFFER[j] for j in JOBS], "decision": OFFER["interviewer-1"],
+            "job": "interviewer-1"}
+    assert job_checks.responded(OFFER["interviewer-2"], data) == {**data, "decision": OFFER["interviewer-2"],
+                                                                  "job": "interviewer-2"}
     assert job_checks.responded("decline all", data) == {**data, "decision": "decline all", "job": None}
+    # runs recorded before the options named their offer answered by number
+    old = {"offers": list(JOBS), "decision": "1", "job": "interviewer-1"}
+    assert job_checks.responded("2", old) == {**old, "decision": "2", "job": "interviewer-2"}
 
 
 def test_picked_outside_taste():

@@ -79,7 +79,9 @@ def test_plain_openai_server_records_failures_and_replays_them(tmp_path):
         folder = copy_scenario(tmp_path)
         set_models(folder, stub_models([plain], embed=plain, vllm_extras="auto"))
         run, replay = tmp_path / "r", tmp_path / "replay"
-        assert main(["run", str(folder), "--rounds", "2", "--agents", "20", "--out", str(run), "--no-progress"]) == 0
+        # applications as one JSON answer (the list form), so both kinds of structured call are exercised
+        assert main(["run", str(folder), "--rounds", "2", "--agents", "20", "--out", str(run), "--no-progress",
+                     "scenario.applications=list"]) == 0
         structured = rows(run, "SELECT choices IS NOT NULL, valid, repairs FROM llm_calls "
                                "WHERE choices IS NOT NULL OR json_schema IS NOT NULL")
         outcomes = Counter(structured)

@@ -133,7 +133,7 @@ def test_imported_profiles_reach_prompts_and_a_seeded_draw_is_taken(tmp_path, ca
         with sqlite3.connect(run / "run.sqlite") as db:
             profiles = {a: json.loads(p) for a, p in db.execute("SELECT agent_id, profile FROM agents")}
             prompts = [p for (p,) in db.execute("SELECT prompt FROM llm_calls")]
-            applying = [p for (p,) in db.execute("SELECT prompt FROM llm_calls WHERE action = 'apply'")]
+            applying = [p for (p,) in db.execute("SELECT prompt FROM llm_calls WHERE action = 'apply_posting'")]
         names.append(sorted(p["name"] for a, p in profiles.items() if a.startswith("seeker")))
     assert names[0] == names[1] and names[0] != [f"Seeker {i}" for i in range(10)]
     text = "\n".join(prompts)

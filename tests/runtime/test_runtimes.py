@@ -157,7 +157,10 @@ def test_ray_group_killed_mid_phase_of_a_live_run(stub, tmp_path):
     async def intervene(sim, r):
         if r == 2:
             for g in (0, 1):
-                targets.setdefault(g, next(a for a, h in sorted(sim.where.items()) if h == g and a.startswith("seeker")))
+                if g not in targets:  # a seeker still looking, so it has prompts after the kill
+                    seekers = [a for a, h in sorted(sim.where.items()) if h == g and a.startswith("seeker")]
+                    looking = [a for a in seekers if (await sim.agent_state(a))["state"]["job"] is None]
+                    targets[g] = looking[0]
                 await sim.set_attribute(targets[g], "desired_salary", 987654)
 
     def phase_rows(sim, g: int | None = None) -> int:

@@ -29,6 +29,14 @@ def apply_model(n: int, max_items: int) -> type[BaseModel]:
     return create_model("Applications", apply=(list[idx], Field(max_length=max_items)))
 
 
+def offer_options(n: int) -> list[str]:
+    """The options accepting each of ``n`` offers: "accept offer 1", ... An answer "1" shares its token
+    with job_count's "1", and corrections of offer responses pushed "1" down there (runs M, N); the
+    verb makes accepting and declining part at their first token, and keeps the options few (the
+    exam's balanced accuracy and the training weights count answers by option)."""
+    return [f"accept offer {i}" for i in range(1, n + 1)]
+
+
 class SeekerAgent(Agent):
     """Looks for work: decides whether and how widely to search, applies, answers, accepts."""
 
@@ -65,6 +73,38 @@ class SeekerAgent(Agent):
         jobs = await ctx.world.search(query, int(count))
         if not jobs:
             return
+        if p.applications == "list":
+            chosen = await self._apply_list(ctx, system, jobs)
+        else:
+            chosen = await self._apply_each(ctx, system, jobs)
+        if chosen is None:
+            return
+        self.state["applied"] = [jobs[i - 1][0] for i in chosen]
+        for i in chosen:
+            job_id, job = jobs[i - 1]
+            ctx.send(job_id, "application", cv=cv_text(self.profile))
+            ctx.act("apply", job=job_id)
+        names = ", ".join(jobs[i - 1][1]["title"] for i in chosen) or "nothing"
+        await self.memory.add(ctx, f"In round {ctx.round} I searched and applied to: {names}.")
+
+    async def _apply_each(self, ctx: StepContext[JobBoard], system: str,
+                          jobs: list[tuple[str, dict[str, Any]]]) -> list[int]:
+        """One apply/skip choice per shown posting: each answer is about one posting's content (its pay
+        and requirements in the prompt), so checks name a right option and corrections teach content,
+        not a list whose commonest correction was "none" (runs K, Q)."""
+        answers = await asyncio.gather(*(ctx.llm.choose("apply_posting", ctx.messages_for(
+            system, ctx.render("apply_posting.j2", job=job)), ["apply", "skip"]) for _, job in jobs))
+        wanted = [i for i, (pick, _) in enumerate(answers, 1) if pick == "apply"]
+        chosen = wanted[: ctx.world.params.max_applications]  # the search's best-ranked first
+        for i, ((job_id, _), (pick, ok)) in enumerate(zip(jobs, answers, strict=True), 1):
+            # decision: the model's own answer, which checks grade; sent: whether the cap let it through
+            ctx.act("apply_posting", valid=ok, job=job_id, decision=pick, sent=i in chosen)
+        return chosen
+
+    async def _apply_list(self, ctx: StepContext[JobBoard], system: str,
+                          jobs: list[tuple[str, dict[str, Any]]]) -> list[int] | None:
+        """One JSON answer naming the postings applied to (``applications: list``); None: no valid answer."""
+        p = ctx.world.params
         model = apply_model(len(jobs), p.max_applications)
         picked, ok = await ctx.llm.json("apply", ctx.messages_for(system, ctx.render("apply.j2", jobs=[j for _, j in jobs],
                                                                                       max_apps=p.max_applications)),
@@ -73,15 +113,8 @@ class SeekerAgent(Agent):
         ctx.act("apply_decision", valid=ok, calls=["apply"], shown=[j for j, _ in jobs],
                 apply=None if picked is None else picked["apply"])
         if picked is None:
-            return
-        chosen = sorted(set(picked["apply"]))[: p.max_applications]
-        self.state["applied"] = [jobs[i - 1][0] for i in chosen]
-        for i in chosen:
-            job_id, job = jobs[i - 1]
-            ctx.send(job_id, "application", cv=cv_text(self.profile))
-            ctx.act("apply", valid=ok, job=job_id)
-        names = ", ".join(jobs[i - 1][1]["title"] for i in chosen) or "nothing"
-        await self.memory.add(ctx, f"In round {ctx.round} I searched and applied to: {names}.")
+            return None
+        return sorted(set(picked["apply"]))[: p.max_applications]
 
     async def answer(self, ctx: StepContext[JobBoard]) -> None:
         system = self.persona(ctx)
@@ -106,14 +139,15 @@ class SeekerAgent(Agent):
             ctx.act("decline_all", offers=offers, reason="already employed")
             return
         # each offer with its pay: the seeker weighs (and the salary checks grade) what the prompt shows
-        titles = {f"{i + 1}": f"{ctx.world.jobs[j]['name']}, {ctx.world.jobs[j]['salary']}" if ctx.world.jobs[j].get("salary")
-                  else ctx.world.jobs[j]["name"] for i, j in enumerate(offers)}
-        choices = [*titles, "decline all"]
+        labels = offer_options(len(offers))
+        titles = [f"{ctx.world.jobs[j]['name']}, {ctx.world.jobs[j]['salary']}" if ctx.world.jobs[j].get("salary")
+                  else ctx.world.jobs[j]["name"] for j in offers]
+        choices = [*labels, "decline all"]
         msgs = ctx.messages_for(self.persona(ctx), ctx.render("respond.j2", offers=titles))
         pick, ok = await ctx.llm.choose("respond_offers", msgs, choices)
         # the answer as given, accept or decline alike, so one check grades both (and the exam any answer)
-        ctx.act("respond_offers", valid=ok, calls=["respond_offers"], offers=offers, decision=pick,
-                job=None if pick in (None, "decline all") else offers[int(pick) - 1])
+        ctx.act("respond_offers", valid=ok, calls=["respond_offers"], offers=offers, options=labels, decision=pick,
+                job=None if pick in (None, "decline all") else offers[labels.index(pick)])
         if pick is None:  # no decision: the offers stay unanswered and lapse
             return
         if pick == "decline all":
@@ -122,7 +156,7 @@ class SeekerAgent(Agent):
             ctx.act("decline_all", valid=ok, offers=offers)
             await self.memory.add(ctx, f"I declined {len(offers)} offer(s) in round {ctx.round}.")
             return
-        job = offers[int(pick) - 1]
+        job = offers[labels.index(pick)]
         self.state["job"] = job
         for other in offers:
             ctx.send(other, "accept" if other == job else "decline")

@@ -88,6 +88,45 @@ def low_salary_application(c: CheckContext) -> Verdict:
     return PASS
 
 
+def posting_facts(c: CheckContext) -> tuple[int, float, tuple[int, int] | None] | None:
+    """(top pay, desired salary, requirements met/known) of an apply_posting call; None where unknown."""
+    job = c.profile_of(c.action.data["job"])
+    pay, desired = top_salary(job), c.profile.get("desired_salary")
+    if pay is None or not isinstance(desired, int | float):
+        return None
+    return pay, desired, meets_requirements(c.profile, job)
+
+
+@check("apply_posting", answer="decision")
+def applied_low_salary(c: CheckContext) -> Verdict:
+    """Applies to a posting whose top salary is far below the seeker's desired salary (the posting's
+    pay is in the prompt, the desired salary in the persona)."""
+    facts = posting_facts(c)
+    if c.action.data.get("decision") != "apply" or facts is None:
+        return None
+    pay, desired, _ = facts
+    if pay < LOW_PAY * desired:
+        return Failed(f"applied to a posting paying {pay:,} against a desired {desired:,}", "skip")
+    return PASS
+
+
+@check("apply_posting", answer="decision")
+def skipped_fitting_posting(c: CheckContext) -> Verdict:
+    """Skips a posting that pays the desired salary and whose every requirement the seeker meets.
+
+    The other side of ``applied_low_salary``, as ``declined_desired_pay`` is of
+    ``accepted_far_below_desired``: without it "skip" is never wrong, and a model trained on the
+    corrections learns to apply to nothing. Between the two either answer passes."""
+    facts = posting_facts(c)
+    if c.action.data.get("decision") != "skip" or facts is None:
+        return None
+    pay, desired, fit = facts
+    if pay >= desired and fit is not None and fit[0] == fit[1]:
+        return Failed(f"skipped a posting paying {pay:,} (desired {desired:,}) meeting all {fit[1]} requirements",
+                      "apply")
+    return PASS
+
+
 def judged_against_requirements(c: CheckContext, took: bool, took_what: str, refused_what: str,
                                  take: str, refuse: str) -> Verdict:
     """Taking a candidate who meets none of the job's requirements, or refusing one who meets them
@@ -113,9 +152,13 @@ def screen_against_requirements(c: CheckContext) -> Verdict:
 
 
 def responded(answer: str, data: dict[str, Any]) -> dict[str, Any]:
-    """respond_offers' data had its call answered ``answer`` (an offer's number, or "decline all")."""
-    offers = data.get("offers", [])
-    job = offers[int(answer) - 1] if answer.isdigit() and 0 < int(answer) <= len(offers) else None
+    """respond_offers' data had its call answered ``answer``: an offer's option (``options``, one per
+    offer), "decline all", or in runs recorded before options named their offer, an offer's number."""
+    offers, options = data.get("offers", []), data.get("options")
+    if options is not None:
+        job = offers[options.index(answer)] if answer in options else None
+    else:
+        job = offers[int(answer) - 1] if answer.isdigit() and 0 < int(answer) <= len(offers) else None
     return {**data, "decision": answer, "job": job}
 
 
@@ -130,7 +173,9 @@ def best_paid(c: CheckContext, pay: dict[str, int], floor: float) -> str | None:
     enough = [j for j, p in pay.items() if p >= floor]
     if not enough:
         return None
-    return str(c.action.data["offers"].index(max(enough, key=lambda j: pay[j])) + 1)
+    k = c.action.data["offers"].index(max(enough, key=lambda j: pay[j]))
+    options = c.action.data.get("options")
+    return options[k] if options is not None else str(k + 1)
 
 
 @check("respond_offers", answer=responded)
@@ -192,7 +237,9 @@ def declined_desired_pay(c: CheckContext) -> Verdict:
 # accepted_lower_offer had almost nothing to cover (seekers rarely hold two offers), so they are
 # offered, not shipped: add them to a scenario's checks for models that repeat postings or get offers.
 # declined_desired_pay is shipped with accepted_far_below_desired, as its other side: the bundled model
-# accepts the first offer, but an adapter trained on the corrections may decline them all.
-CHECKS = [low_salary_application, screen_against_requirements, offer_against_requirements, accepted_far_below_desired,
-          declined_desired_pay]
+# accepts the first offer, but an adapter trained on the corrections may decline them all; the same
+# holds for skipped_fitting_posting beside applied_low_salary. low_salary_application grades the
+# `applications: list` form of the scenario (one JSON answer), the two posting rules its default form.
+CHECKS = [applied_low_salary, skipped_fitting_posting, low_salary_application, screen_against_requirements,
+          offer_against_requirements, accepted_far_below_desired, declined_desired_pay]
 OPTIONAL_CHECKS = [duplicate_application, accepted_lower_offer]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +18,10 @@ class JobSeekingParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     search_k: int = Field(default=4, ge=1, le=50, description="jobs shown by the search at most")
     max_applications: int = Field(default=2, ge=1, le=20)
+    applications: Literal["per_posting", "list"] = Field(
+        default="per_posting",
+        description="per_posting: one apply/skip choice per shown posting (checked by content, examined by "
+                    "balanced accuracy); list: one JSON answer naming the postings (the scenario before 2026-12-05)")
     interview_turns: int = Field(default=1, ge=1, le=5, description="question/answer pairs per interview")
     openings_per_job: int = Field(default=2, ge=1, le=1000)
     dialogue_max_tokens: int = Field(default=40, ge=4, le=1024)

@@ -31,7 +31,7 @@ def test_job_seeking_on_llamacpp_gets_valid_structured_answers(real_servers, tmp
              "client_args": {"base_url": emb.base_url}}])
         run = tmp_path / "run"
         assert main(["run", str(folder), "--agents", "10", "--rounds", "1", "--out", str(run), "--no-progress",
-                     "--json", "llm.timeout_s=300"]) == 0
+                     "--json", "llm.timeout_s=300", "scenario.applications=list"]) == 0  # JSON answers too
     finally:
         server.stop()
     out = capsys.readouterr()
@@ -46,4 +46,5 @@ def test_job_seeking_on_llamacpp_gets_valid_structured_answers(real_servers, tmp
     assert summary["invalid_calls"] == 0 and not summary["invalid_actions"]
     kinds = {a for a, _ in actions}
     assert "search_decision" in kinds and ("apply" in kinds or "wait" in kinds)
+    assert any(a == "apply" for a, *_ in structured), "the list form's JSON calls were made and valid"
     assert summary["applications"] > 0, "the market never got past the search step"

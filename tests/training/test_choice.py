@@ -134,6 +134,36 @@ def test_rows_without_options_keep_the_token_loss(tmp_path, tiny_base):
     assert m.actions == {"screen": 4, "apply": 1}
 
 
+def test_a_step_in_bounded_passes_is_the_same_step(tmp_path, tiny_base, monkeypatch):
+    """A batch split into forward passes of at most FORWARD_TOKENS tokens (memory: run T's offer
+    responses took 23 GiB in one pass) trains exactly as one pass: same losses, same adapter."""
+    from simulation.training import choice
+
+    assert choice.passes([5, 5, 20, 3, 3], budget=10) == [[0, 1], [2], [3, 4]], "a row over the budget goes alone"
+    assert choice.passes([5, 5, 5], budget=100) == [[0, 1, 2]]
+    data = tmp_path / "mixed.jsonl"
+    rows_file(data, None, 6)
+    with open(data, "a") as f:
+        f.write(json.dumps({"messages": [*ASK, {"role": "assistant", "content": '{"apply":[1]}'}],
+                            "meta": {"action": "apply"}}) + "\n")
+    got: dict[str, list[float]] = {}
+    split: list[int] = []
+    real = choice.passes
+
+    def counted(sizes: list[int], budget: int | None = None) -> list[list[int]]:
+        split.append(len(real(sizes, budget)))
+        return real(sizes, budget)
+
+    monkeypatch.setattr(choice, "passes", counted)
+    for name, budget in (("one", 10**9), ("split", 1)):
+        monkeypatch.setattr(choice, "FORWARD_TOKENS", budget)
+        split.clear()
+        got[name] = train("sft", data, tmp_path / name, base=str(tiny_base), lora_rank=4, batch_size=7, epochs=2,
+                          learning_rate=1e-2, progress=False, objective="choices").losses
+        assert split == ([1, 1] if name == "one" else [7, 7]), split
+    assert got["one"] == pytest.approx(got["split"], rel=1e-4) and got["one"][0] != got["one"][1]
+
+
 @pytest.mark.parametrize("meta, says", [
     ({"options": ["pass"]}, "meta.options: a list of two or more distinct strings"),
     ({"options": ["hire", "reject"]}, "the answer 'pass' is not an option"),

@@ -76,6 +76,12 @@ def _last_logits(model: Any, seqs: list[list[int]], pad: int, dev: str) -> Any:
     return model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1).logits[:, -1]
 
 
+def path_prefixes(paths: list[list[int]]) -> list[tuple[int, ...]]:
+    """Every distinct proper prefix of the options' token paths, in order: the sequences (after the
+    prompt) whose next-token logits :func:`path_logprobs` reads."""
+    return list(dict.fromkeys(tuple(path[:k]) for path in paths for k in range(len(path))))
+
+
 def path_logprobs(model: Any, rows: list[ChoiceRow], pad: int, dev: str) -> list[tuple[Any, Any]]:
     """Per row, two tensors over its options (carrying gradients), from one forward pass over every
     prefix of every option's token path:
@@ -95,11 +101,9 @@ def path_logprobs(model: Any, rows: list[ChoiceRow], pad: int, dev: str) -> list
     where: list[dict[tuple[int, ...], int]] = []
     for r in rows:
         points: dict[tuple[int, ...], int] = {}
-        for path in r.paths:
-            for k in range(len(path)):
-                if tuple(path[:k]) not in points:
-                    points[tuple(path[:k])] = len(seqs)
-                    seqs.append(r.prompt + path[:k])
+        for prefix in path_prefixes(r.paths):
+            points[prefix] = len(seqs)
+            seqs.append(r.prompt + list(prefix))
         where.append(points)
     logp = torch.log_softmax(_last_logits(model, seqs, pad, dev).float(), dim=-1) if seqs else None
     out = []
@@ -199,8 +203,7 @@ def forward_tokens(tok: Any, e: Example) -> int:
     options' paths (see :func:`path_logprobs`), or its whole conversation for the token loss."""
     if e.options:
         r = choice_row(tok, e)
-        prefixes = {tuple(path[:k]) for path in r.paths for k in range(len(path))}
-        return len(prefixes) * (len(r.prompt) + max(len(path) for path in r.paths))
+        return len(path_prefixes(r.paths)) * (len(r.prompt) + max(len(path) for path in r.paths))
     return len(_ids(tok.apply_chat_template([*e.prompt, {"role": "assistant", "content": e.completion}],
                                             tokenize=True, add_generation_prompt=False)))
 

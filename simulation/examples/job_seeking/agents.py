@@ -146,8 +146,9 @@ class SeekerAgent(Agent):
         msgs = ctx.messages_for(self.persona(ctx), ctx.render("respond.j2", offers=titles))
         pick, ok = await ctx.llm.choose("respond_offers", msgs, choices)
         # the answer as given, accept or decline alike, so one check grades both (and the exam any answer)
+        job = None if pick in (None, "decline all") else offers[labels.index(pick)]
         ctx.act("respond_offers", valid=ok, calls=["respond_offers"], offers=offers, options=labels, decision=pick,
-                job=None if pick in (None, "decline all") else offers[labels.index(pick)])
+                job=job)
         if pick is None:  # no decision: the offers stay unanswered and lapse
             return
         if pick == "decline all":
@@ -156,7 +157,6 @@ class SeekerAgent(Agent):
             ctx.act("decline_all", valid=ok, offers=offers)
             await self.memory.add(ctx, f"I declined {len(offers)} offer(s) in round {ctx.round}.")
             return
-        job = offers[labels.index(pick)]
         self.state["job"] = job
         for other in offers:
             ctx.send(other, "accept" if other == job else "decline")

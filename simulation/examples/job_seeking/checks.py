@@ -101,8 +101,8 @@ def posting_facts(c: CheckContext) -> tuple[int, float, tuple[int, int] | None] 
 def applied_low_salary(c: CheckContext) -> Verdict:
     """Applies to a posting whose top salary is far below the seeker's desired salary (the posting's
     pay is in the prompt, the desired salary in the persona)."""
-    facts = posting_facts(c)
-    if c.action.data.get("decision") != "apply" or facts is None:
+    facts = posting_facts(c) if c.action.data.get("decision") == "apply" else None
+    if facts is None:
         return None
     pay, desired, _ = facts
     if pay < LOW_PAY * desired:
@@ -117,8 +117,8 @@ def skipped_fitting_posting(c: CheckContext) -> Verdict:
     The other side of ``applied_low_salary``, as ``declined_desired_pay`` is of
     ``accepted_far_below_desired``: without it "skip" is never wrong, and a model trained on the
     corrections learns to apply to nothing. Between the two either answer passes."""
-    facts = posting_facts(c)
-    if c.action.data.get("decision") != "skip" or facts is None:
+    facts = posting_facts(c) if c.action.data.get("decision") == "skip" else None
+    if facts is None:
         return None
     pay, desired, fit = facts
     if pay >= desired and fit is not None and fit[0] == fit[1]:
@@ -151,14 +151,16 @@ def screen_against_requirements(c: CheckContext) -> Verdict:
     return judged_against_requirements(c, result == "pass", "passed a CV", "rejected a CV", "pass", "reject")
 
 
+def accept_options(data: dict[str, Any]) -> list[str]:
+    """The option accepting each offer of a respond_offers action: its recorded ``options``, or in runs
+    recorded before they named their offer ("accept offer 1"), the offer's bare number."""
+    return data.get("options") or [str(k) for k in range(1, len(data.get("offers", [])) + 1)]
+
+
 def responded(answer: str, data: dict[str, Any]) -> dict[str, Any]:
-    """respond_offers' data had its call answered ``answer``: an offer's option (``options``, one per
-    offer), "decline all", or in runs recorded before options named their offer, an offer's number."""
-    offers, options = data.get("offers", []), data.get("options")
-    if options is not None:
-        job = offers[options.index(answer)] if answer in options else None
-    else:
-        job = offers[int(answer) - 1] if answer.isdigit() and 0 < int(answer) <= len(offers) else None
+    """respond_offers' data had its call answered ``answer``: an offer's option, or "decline all"."""
+    options = accept_options(data)
+    job = data["offers"][options.index(answer)] if answer in options else None
     return {**data, "decision": answer, "job": job}
 
 
@@ -173,9 +175,7 @@ def best_paid(c: CheckContext, pay: dict[str, int], floor: float) -> str | None:
     enough = [j for j, p in pay.items() if p >= floor]
     if not enough:
         return None
-    k = c.action.data["offers"].index(max(enough, key=lambda j: pay[j]))
-    options = c.action.data.get("options")
-    return options[k] if options is not None else str(k + 1)
+    return accept_options(c.action.data)[c.action.data["offers"].index(max(enough, key=lambda j: pay[j]))]
 
 
 @check("respond_offers", answer=responded)

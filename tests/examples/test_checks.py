@@ -37,10 +37,11 @@ JOBS = {"interviewer-1": job(1, 30_000), "interviewer-2": job(2, 110_000)}
 OFFER = dict(zip(JOBS, offer_options(len(JOBS)), strict=True))  # the option accepting each offer, listed in order
 
 
-def board(applications: str = "per_posting", max_applications: int = 2) -> JobBoard:
+def board(applications: str = "per_posting", max_applications: int = 2, state_fit: bool = True) -> JobBoard:
     vecs = np.eye(2, 384, dtype=np.float32)
     return JobBoard(list(JOBS), list(JOBS.values()), vecs,
-                    JobSeekingParams(search_k=2, max_applications=max_applications, applications=applications))
+                    JobSeekingParams(search_k=2, max_applications=max_applications, applications=applications,
+                                     state_fit=state_fit))
 
 
 def answers(apply: str | None = None, pick: str | None = None, verdict: str | None = None):
@@ -121,6 +122,38 @@ async def test_applications_per_posting():
     low = await seeker_actions("low", seeker(), "per_posting")
     assert [a.data["job"] for a in low if a.action == "apply"] == ["interviewer-1"]
     assert not any(a.action == "apply_decision" for a in low), "no list decision in the default form"
+
+
+def recorder(asked: list, answer):
+    """``answer``, keeping each request in ``asked``."""
+    return lambda req: asked.append(req) or answer(req)
+
+
+async def test_posting_and_offer_prompts_state_the_fit():
+    """``state_fit``: each posting's prompt states its top pay as a share of the desired salary and the
+    requirements met (what applied_low_salary and skipped_fitting_posting compare), each offer its pay share;
+    off, the prompts name neither."""
+    fits = seeker(desired_salary=100_000, education="Master's degree in Law",
+                  work_history=[{"company": "X", "position": "Y", "time": "2018-2024"}])
+    novice = {**fits, "work_history": []}
+    for profile, met in ((fits, 2), (novice, 1)):
+        for state_fit in (True, False):
+            asked: list = []
+            await run_step(SeekerAgent, "seeker-1", profile, "search", recorder(asked, answers(apply="both")),
+                           world=board(state_fit=state_fit), prompts_dir=JOBS_PROMPTS)
+            prompts = {re.search(r"USD ([\d,]+)", r.messages[-1]["content"])[1]: r.messages[-1]["content"]
+                       for r in asked if r.tag.action == "apply_posting"}
+            assert sorted(prompts) == ["110,000", "30,000"]
+            stated = [("It pays up to 50% of the salary you want." in prompts["30,000"]),
+                      ("It pays up to 130% of the salary you want." in prompts["110,000"]),
+                      all(f"You meet {met} of its 2 requirements." in p for p in prompts.values())]
+            assert stated == [state_fit] * 3, (state_fit, prompts)
+        asked = []
+        inbox = [Message(j, "seeker-1", "offer") for j in JOBS]
+        await run_step(SeekerAgent, "seeker-1", profile, "respond", recorder(asked, answers(pick="1")),
+                       world=board(), inbox=inbox, prompts_dir=JOBS_PROMPTS)
+        assert "Offer 2: " + JOBS["interviewer-2"]["name"] + ", USD 110,000 - 130,000 annually, up to 130% of the " \
+               "salary you want" in asked[0].messages[-1]["content"]
 
 
 async def test_applied_low_salary():

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, create_model
 from simulation.core import Agent, StepContext
 
 from .environment import JobBoard
+from .fit import meets_requirements, pay_share
 from .population import experience_years
 
 
@@ -35,6 +36,12 @@ def offer_options(n: int) -> list[str]:
     verb makes accepting and declining part at their first token, and keeps the options few (the
     exam's balanced accuracy and the training weights count answers by option)."""
     return [f"accept offer {i}" for i in range(1, n + 1)]
+
+
+def pay_note(fit: dict[str, Any]) -> str:
+    """", up to 62% of the salary you want" where ``fit`` states a pay share."""
+    share = fit.get("share")
+    return "" if share is None else f", up to {share:.0%} of the salary you want"
 
 
 class SeekerAgent(Agent):
@@ -93,13 +100,22 @@ class SeekerAgent(Agent):
         and requirements in the prompt), so checks name a right option and corrections teach content,
         not a list whose commonest correction was "none" (runs K, Q)."""
         answers = await asyncio.gather(*(ctx.llm.choose("apply_posting", ctx.messages_for(
-            system, ctx.render("apply_posting.j2", job=job)), ["apply", "skip"]) for _, job in jobs))
+            system, ctx.render("apply_posting.j2", job=job, **self.fit(ctx, job))), ["apply", "skip"])
+            for _, job in jobs))
         wanted = [i for i, (pick, _) in enumerate(answers, 1) if pick == "apply"]
         chosen = wanted[: ctx.world.params.max_applications]  # the search's best-ranked first
         for i, ((job_id, _), (pick, ok)) in enumerate(zip(jobs, answers, strict=True), 1):
             # decision: the model's own answer, which checks grade; sent: whether the cap let it through
             ctx.act("apply_posting", valid=ok, job=job_id, decision=pick, sent=i in chosen)
         return chosen
+
+    def fit(self, ctx: StepContext[JobBoard], job: dict[str, Any]) -> dict[str, Any]:
+        """What a prompt states of this seeker's fit to ``job`` (``state_fit``): ``share``, its top pay
+        against the desired salary, and ``fit``, (requirements met, known); None where unknown or off. The
+        135M model did not learn to compare a posting's pay with a salary in its persona from corrections (run U)."""
+        if not ctx.world.params.state_fit:
+            return {"share": None, "fit": None}
+        return {"share": pay_share(job, self.profile.get("desired_salary")), "fit": meets_requirements(self.profile, job)}
 
     async def _apply_list(self, ctx: StepContext[JobBoard], system: str,
                           jobs: list[tuple[str, dict[str, Any]]]) -> list[int] | None:
@@ -140,8 +156,8 @@ class SeekerAgent(Agent):
             return
         # each offer with its pay: the seeker weighs (and the salary checks grade) what the prompt shows
         labels = offer_options(len(offers))
-        titles = [f"{ctx.world.jobs[j]['name']}, {ctx.world.jobs[j]['salary']}" if ctx.world.jobs[j].get("salary")
-                  else ctx.world.jobs[j]["name"] for j in offers]
+        titles = [f"{ctx.world.jobs[j]['name']}, {ctx.world.jobs[j]['salary']}{pay_note(self.fit(ctx, ctx.world.jobs[j]))}"
+                  if ctx.world.jobs[j].get("salary") else ctx.world.jobs[j]["name"] for j in offers]
         choices = [*labels, "decline all"]
         msgs = ctx.messages_for(self.persona(ctx), ctx.render("respond.j2", offers=titles))
         pick, ok = await ctx.llm.choose("respond_offers", msgs, choices)

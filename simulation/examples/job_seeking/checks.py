@@ -3,46 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from simulation.core.checks import PASS, CheckContext, Failed, Verdict, check
 
-from .population import DEGREES, experience_years
+from .fit import meets_requirements, top_salary
 
 LOW_PAY = 0.8  # applying to a job whose top salary is below this share of the desired salary
-
-
-def top_salary(job: dict[str, Any]) -> int | None:
-    """The highest figure of a salary text ("USD 40,000 - 60,000 annually"), or None."""
-    figures = [int(x.replace(",", "")) for x in re.findall(r"\d[\d,]{2,}", str(job.get("salary", "")))]
-    return max(figures) if figures else None
-
-
-def degree_level(text: str) -> int | None:
-    """Position of a degree in ``DEGREES`` named at the start of ``text`` ("Master's degree in Law")."""
-    low = text.lower()
-    found = [i for i, d in enumerate(DEGREES) if low.startswith(d.lower())]
-    return found[-1] if found else None
-
-
-def meets_requirements(cv: dict[str, Any], job: dict[str, Any]) -> tuple[int, int] | None:
-    """(requirements met, requirements known) for the generated "N years" and degree requirements."""
-    met = known = 0
-    for req in job.get("requirements", []):
-        years = re.match(r"(\d+) years? of experience", req)
-        if years:
-            have = experience_years(cv)
-            if have is None:
-                return None
-            known += 1
-            met += have >= int(years[1])
-            continue
-        need, have = degree_level(req), degree_level(str(cv.get("education", "")))
-        if need is not None and have is not None:
-            known += 1
-            met += have >= need
-    return (met, known) if known else None
 
 
 def applied(answer: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -599,7 +599,10 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
       in its recorded answers or in its position-free preference). The share counts all the decision's
       calls, those no check grades included: a call without a right answer does not justify an option,
       so "hire" for every offer is refused when hire is right for 39% of them, though it is right for
-      84% of those that have a right answer (run H; decided 2026-12-04);
+      84% of those that have a right answer (run H; decided 2026-12-04). A decision no check grades has
+      no right answers: there the base's position-free preference (``base_averaged``, the anchor its
+      training rows were given) justifies an option instead (``job_count`` at 100% "1" where the base,
+      position averaged out, answers "1" for 90%, follows the base; decided 2026-12-06);
     - a decision no training example targeted drifted more than ``max_drift`` from the base's shares;
       where the exam has both models' probabilities, the line also says how far their means moved
       (little, against a large drift: a flip of near-tied calls, not a learned change of preference).
@@ -621,10 +624,12 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
         # the base "already there" in its recorded answers, or once its position bias is averaged out
         # (run D: job_count 92% "1" averaged, 29% recorded; an adapter at 100% "1" follows the base)
         base_top = max(s["base"].get(opt, 0.0), (s.get("base_averaged") or {}).get(opt, 0.0))
-        right = s["right"].get(opt, 0.0)
+        anchored = not s["right"] and bool(s.get("base_averaged"))
+        right = s["base_averaged"].get(opt, 0.0) if anchored else s["right"].get(opt, 0.0)
         if share > skew and base_top <= skew and right < justified:
+            why = f"no check grades it, the base prefers it for {right:.0%}" if anchored else f"the right answer for {right:.0%}"
             out.append(f"decision '{d}' collapsed onto '{opt}' on the exam ({share:.0%} of {calls} calls; "
-                       f"the right answer for {right:.0%}; the base {base_top:.0%})")
+                       f"{why}; the base {base_top:.0%})")
     for d, tv in drift(fig, targeted).items():
         if tv > max_drift:
             s = fig["shares"][d]

@@ -504,7 +504,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                        f"llm.adapter_share={1 - opts.control}"])))
         hold, ctl = _measures(fork, groups, opts, emit)
         refused: list[str] = []
-        exam, untrained, preferred = None, None, None
+        exam, untrained, preferred, unchecked = None, None, None, set()
         if opts.exam and items:
             answers, orders, probs, aprobs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress,
                                                        base)
@@ -515,9 +515,10 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
             targeted = _targeted(data)
             refused += ex.refusals(fig, targeted, opts.max_drift)
             preferred = {d: v["base_averaged"] for d, v in fig["shares"].items() if v.get("base_averaged")}
+            unchecked = {d for d, v in fig["shares"].items() if not v["right"]}
             exam = {**ex.summary(fig), "undecided": ex.undecided(fig)}
             untrained = max(ex.drift(fig, targeted).values(), default=None)
-        refused = collapsed(hold, base_hold, preferred) + refused
+        refused = collapsed(hold, base_hold, preferred, unchecked) + refused
         it = {"holdout_fail": hold.fail, "control_fail": ctl.fail, "judge": hold.judge, "judge_control": ctl.judge,
               "train_s": manifest.train_s, "swap_s": _swap_s(fork), "samples": manifest.samples,
               "worst_first_share": max(hold.first_share.values(), default=None),

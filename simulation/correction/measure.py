@@ -146,7 +146,8 @@ def measure(run: Path, agents: frozenset[str], judge_rater: str | None = None) -
 
 
 def collapsed(after: GroupMeasure, before: GroupMeasure,
-              preferred: dict[str, dict[str, float]] | None = None) -> list[str]:
+              preferred: dict[str, dict[str, float]] | None = None,
+              unchecked: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """Decisions that moved above ``SKEW`` on one option where the base was not already there, structured
     (JSON) decisions whose one answer rose above ``SKEW`` from the base's share of that answer (unless
     the checks' answers in the base, its own with each failed one rewritten, give it for ``JUSTIFIED`` of
@@ -156,6 +157,8 @@ def collapsed(after: GroupMeasure, before: GroupMeasure,
     (the exam's ``base_averaged``). With shuffled options the base's live answers follow position, so
     an adapter that answers the option the base itself prefers above ``SKEW`` (job seeking's
     ``job_count``: "1" for 92% of calls, 32% of live answers) follows the base; it has not collapsed.
+    ``unchecked``: decisions no check names a right answer for; there the base's preference justifies
+    an option it gives for ``JUSTIFIED`` of the calls, as the exam's rule (``exam.refusals``).
     """
     out = []
     preferred = preferred or {}
@@ -164,7 +167,8 @@ def collapsed(after: GroupMeasure, before: GroupMeasure,
         if after.answers.get(action, 0) < MIN_ANSWERS or before.answers.get(action, 0) < MIN_ANSWERS:
             continue
         free = preferred.get(action, {}).get(opt, 0.0)
-        if share > SKEW and before.top(action)[1] <= SKEW and free <= SKEW:
+        if share > SKEW and before.top(action)[1] <= SKEW and free <= SKEW and not (action in unchecked
+                                                                                  and free >= JUSTIFIED):
             out.append(f"decision '{action}' collapsed onto '{opt}' ({share:.0%}; base {before.top(action)[1]:.0%}"
                        + (f", {free:.0%} with position averaged out" if action in preferred else "") + ")")
     for action, shares in after.structured.items():

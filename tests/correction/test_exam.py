@@ -335,6 +335,14 @@ async def test_the_guard_refuses_harm_and_accepts_a_sharpened_decision(run):
     # the right share counts every call, not only the 48 with a right answer (24 of 48 would be 50%)
     assert ex.refusals(fig, targeted={"screen"}, justified=0.45), "calls without a right answer justify nothing"
     assert ex.refusals(fig, targeted={"screen"}, skew=1.0) == []
+    # no check grades it: the base's position-free preference justifies an option instead of right answers
+    unchecked = {**fig, "shares": {"screen": {**fig["shares"]["screen"], "right": {},
+                                              "base_averaged": {"reject": 0.75, "pass": 0.25}}}}
+    assert ex.refusals(unchecked, targeted={"screen"}) == [], "follows the base's own preference"
+    unchecked["shares"]["screen"]["base_averaged"] = {"reject": 0.65, "pass": 0.35}
+    assert ex.refusals(unchecked, targeted={"screen"}) == [
+        "decision 'screen' collapsed onto 'reject' on the exam (100% of 60 calls; no check grades it, the base "
+        "prefers it for 65%; the base 65%)"]
 
     wrong, _ = await sit(run, lambda s, ch: {"pass": "reject", "reject": "pass", None: "pass"}[FITS[s]])
     assert ex.refusals(ex.exam_figures(wrong, seed=2), targeted={"screen"}) == [

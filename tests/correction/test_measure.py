@@ -108,6 +108,10 @@ def test_collapse_rule_edges():
     assert collapsed(m(over.decisions, {"s": MIN_ANSWERS - 1}), base) == []
     assert collapsed(over, m(base.decisions, {"s": MIN_ANSWERS - 1})) == [], "the base needs enough answers too"
     assert collapsed(over, m({"s": {"a": SKEW, "b": 0.1}}, {"s": MIN_ANSWERS})) != [], "a base at SKEW is not skewed"
+    # a decision no check grades: the base's position-free preference for 70% justifies the option
+    assert collapsed(over, base, {"s": {"a": 0.7}}, unchecked={"s"}) == []
+    assert collapsed(over, base, {"s": {"a": 0.69}}, unchecked={"s"}) != []
+    assert collapsed(over, base, {"s": {"a": 0.7}}) != [], "a checked decision's right answers are the checks'"
     assert collapsed(m({}, {}, {"r": (10, 100)}), base) == [], "five points more is still within the margin"
     assert collapsed(m({}, {}, {"r": (11, 100)}), base) == ["check 'r' fails more (11/100 vs base 5/100)"]
     assert collapsed(m({}, {}, {"r": (50, 100)}), m({}, {}, {})) == [], "no base figure to compare with"

@@ -409,7 +409,7 @@ MUTATIONS = [
     Mutation("posting-fit-not-stated", "checks", "simulation/examples/job_seeking/agents.py",
              "        if not ctx.world.params.state_fit:", "        if True:", ("tests/examples/test_checks.py",)),
     Mutation("offer-pay-share-not-stated", "checks", "simulation/examples/job_seeking/agents.py",
-             '    return "" if share is None else f", up to {share:.0%} of the salary you want"', '    return ""',
+             '    return "" if share is None else f", up to {share:.0%} of the salary you want: {fit[\'pay\']}"', '    return ""',
              ("tests/examples/test_checks.py",)),
     Mutation("collapse-unchecked-not-anchored", "correction", "simulation/correction/exam.py",
              '        anchored = not s["right"] and bool(s.get("base_averaged"))', "        anchored = False",

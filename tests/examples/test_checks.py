@@ -13,6 +13,7 @@ from simulation.examples.chatting import checks as chat_checks
 from simulation.examples.job_seeking import checks as job_checks
 from simulation.examples.job_seeking.agents import InterviewerAgent, SeekerAgent, cv_text, offer_options
 from simulation.examples.job_seeking.environment import JobBoard, JobSeekingParams
+from simulation.examples.job_seeking.fit import LOW_PAY, pay_words
 from simulation.examples.job_seeking.population import generate_job, generate_seeker
 from simulation.examples.recommendation import checks as film_checks
 from simulation.examples.recommendation.environment import RecommendationParams, SiteView
@@ -124,6 +125,11 @@ async def test_applications_per_posting():
     assert not any(a.action == "apply_decision" for a in low), "no list decision in the default form"
 
 
+def test_pay_in_words_parts_where_the_salary_checks_do():
+    assert [pay_words(s) for s in (0.5, LOW_PAY - 0.01, LOW_PAY, 0.99, 1.0, 1.3)] == [
+        "far below the salary you want"] * 2 + ["a little below the salary you want"] * 2 + ["at least the salary you want"] * 2
+
+
 def recorder(asked: list, answer):
     """``answer``, keeping each request in ``asked``."""
     return lambda req: asked.append(req) or answer(req)
@@ -144,8 +150,8 @@ async def test_posting_and_offer_prompts_state_the_fit():
             prompts = {re.search(r"USD ([\d,]+)", r.messages[-1]["content"])[1]: r.messages[-1]["content"]
                        for r in asked if r.tag.action == "apply_posting"}
             assert sorted(prompts) == ["110,000", "30,000"]
-            stated = [("It pays up to 50% of the salary you want." in prompts["30,000"]),
-                      ("It pays up to 130% of the salary you want." in prompts["110,000"]),
+            stated = [("It pays up to 50% of the salary you want: far below the salary you want." in prompts["30,000"]),
+                      ("It pays up to 130% of the salary you want: at least the salary you want." in prompts["110,000"]),
                       all(f"You meet {met} of its 2 requirements." in p for p in prompts.values())]
             assert stated == [state_fit] * 3, (state_fit, prompts)
         asked = []
@@ -153,7 +159,7 @@ async def test_posting_and_offer_prompts_state_the_fit():
         await run_step(SeekerAgent, "seeker-1", profile, "respond", recorder(asked, answers(pick="1")),
                        world=board(), inbox=inbox, prompts_dir=JOBS_PROMPTS)
         assert "Offer 2: " + JOBS["interviewer-2"]["name"] + ", USD 110,000 - 130,000 annually, up to 130% of the " \
-               "salary you want" in asked[0].messages[-1]["content"]
+               "salary you want: at least the salary you want" in asked[0].messages[-1]["content"]
 
 
 async def test_applied_low_salary():

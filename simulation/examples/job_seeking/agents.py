@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, create_model
 from simulation.core import Agent, StepContext
 
 from .environment import JobBoard
-from .fit import meets_requirements, pay_share
+from .fit import meets_requirements, pay_share, pay_words
 from .population import experience_years
 
 
@@ -39,9 +39,9 @@ def offer_options(n: int) -> list[str]:
 
 
 def pay_note(fit: dict[str, Any]) -> str:
-    """", up to 62% of the salary you want" where ``fit`` states a pay share."""
+    """", up to 62% of the salary you want: far below the salary you want" where ``fit`` states a pay share."""
     share = fit.get("share")
-    return "" if share is None else f", up to {share:.0%} of the salary you want"
+    return "" if share is None else f", up to {share:.0%} of the salary you want: {fit['pay']}"
 
 
 class SeekerAgent(Agent):
@@ -114,8 +114,9 @@ class SeekerAgent(Agent):
         against the desired salary, and ``fit``, (requirements met, known); None where unknown or off. The
         135M model did not learn to compare a posting's pay with a salary in its persona from corrections (run U)."""
         if not ctx.world.params.state_fit:
-            return {"share": None, "fit": None}
-        return {"share": pay_share(job, self.profile.get("desired_salary")), "fit": meets_requirements(self.profile, job)}
+            return {"share": None, "pay": None, "fit": None}
+        share = pay_share(job, self.profile.get("desired_salary"))
+        return {"share": share, "pay": None if share is None else pay_words(share), "fit": meets_requirements(self.profile, job)}
 
     async def _apply_list(self, ctx: StepContext[JobBoard], system: str,
                           jobs: list[tuple[str, dict[str, Any]]]) -> list[int] | None:

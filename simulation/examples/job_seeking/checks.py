@@ -7,9 +7,7 @@ from typing import Any
 
 from simulation.core.checks import PASS, CheckContext, Failed, Verdict, check
 
-from .fit import meets_requirements, top_salary
-
-LOW_PAY = 0.8  # applying to a job whose top salary is below this share of the desired salary
+from .fit import LOW_PAY, meets_requirements, top_salary
 
 
 def applied(answer: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from typing import Any
 
 from .population import DEGREES, experience_years
 
+LOW_PAY = 0.8  # applying to a job whose top salary is below this share of the desired salary
+
 
 def top_salary(job: dict[str, Any]) -> int | None:
     """The highest figure of a salary text ("USD 40,000 - 60,000 annually"), or None."""
@@ -47,3 +49,12 @@ def pay_share(job: dict[str, Any], desired: Any) -> float | None:
     if pay is None or not isinstance(desired, int | float) or desired <= 0:
         return None
     return pay / desired
+
+
+def pay_words(share: float) -> str:
+    """A pay share in words, parted where the salary checks part it ("far below" under ``LOW_PAY``): the
+    135M model did not learn to threshold a stated percentage from corrections (run V), and words give
+    each side its own tokens."""
+    if share < LOW_PAY:
+        return "far below the salary you want"
+    return "a little below the salary you want" if share < 1 else "at least the salary you want"

@@ -84,6 +84,10 @@ VARIANTS: dict[str, Variant] = {
     # the same question for offers: their 242 rated rows alone (long prompts: about 25 minutes a seed on a CPU)
     **{f"off-only{s}": Variant(only=("offer_decision",), drop_unsure_for=("offer_decision",), rows=None, seed=n)
        for s, n in (("", 11), ("-s2", 2), ("-s3", 3))},
+    # can the model part applications by the stated fit when they are the only thing trained? (run W's rows:
+    # separable by the words alone, yet its adapter skipped every posting; about 5 minutes a seed on a CPU)
+    **{f"app-only{e}{s}": Variant(only=("apply_posting",), drop_unsure_for=("apply_posting",), rows=None, epochs=ep,
+                                  seed=n) for e, ep in (("", 1.0), ("-ep2", 2.0)) for s, n in (("", 11), ("-s2", 2))},
     **{f"keep-rated{s}": Variant(keep_rated=("screen", "offer_decision"), drop_unsure_for=("screen", "offer_decision"),
                                  seed=n) for s, n in (("", 11), ("-s2", 2), ("-s3", 3))},
 }

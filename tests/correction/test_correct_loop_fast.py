@@ -46,9 +46,11 @@ def test_loop_refuses_an_adapter_then_retries_at_half_the_rate(tmp_path, fake_tr
     real = loop.collapsed
     verdicts: list[list[str]] = []
 
-    def collapsed(after, before, preferred=None):
+    def collapsed(after, before, preferred=None, unchecked=frozenset()):
         assert preferred, "the live rule is given the base's position-free shares from the exam"
-        got = ["forced refusal"] if not verdicts else real(after, before, preferred)
+        # the decisions no check grades are those the exam names no right answer for
+        assert unchecked and "search_decision" in unchecked and "screen" not in unchecked, unchecked
+        got = ["forced refusal"] if not verdicts else real(after, before, preferred, unchecked)
         verdicts.append(got)
         return got
 
@@ -133,7 +135,7 @@ def test_a_refused_last_iteration_announces_no_next_one(tmp_path, fake_training,
     from tests.runs import fake_run
 
     base = fake_run(tmp_path / "base", agents=20)
-    monkeypatch.setattr(loop, "collapsed", lambda after, before, preferred=None: ["forced refusal"])
+    monkeypatch.setattr(loop, "collapsed", lambda after, before, preferred=None, unchecked=frozenset(): ["forced refusal"])
     lines: list[str] = []
     res = correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / "loop"), progress=False,
                                  exam=False), emit=lines.append)

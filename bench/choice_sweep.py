@@ -88,6 +88,9 @@ VARIANTS: dict[str, Variant] = {
     # separable by the words alone, yet its adapter skipped every posting; about 5 minutes a seed on a CPU)
     **{f"app-only{e}{s}": Variant(only=("apply_posting",), drop_unsure_for=("apply_posting",), rows=None, epochs=ep,
                                   seed=n) for e, ep in (("", 1.0), ("-ep2", 2.0)) for s, n in (("", 11), ("-s2", 2))},
+    # the same rows with the offer responses' beside them (their "decline all" lesson, runs M, N)
+    "app+resp": Variant(only=("apply_posting", "respond_offers"), drop_unsure_for=("apply_posting", "respond_offers"),
+                        rows=None),
     **{f"keep-rated{s}": Variant(keep_rated=("screen", "offer_decision"), drop_unsure_for=("screen", "offer_decision"),
                                  seed=n) for s, n in (("", 11), ("-s2", 2), ("-s3", 3))},
 }

@@ -54,6 +54,10 @@ class Variant:
     seed: int = 11
 
 
+# job seeking's choice decisions, as its training data names them
+_DECISIONS = ("apply_posting", "screen", "offer_decision", "respond_offers", "search_decision", "memory.importance",
+              "job_count")
+
 VARIANTS: dict[str, Variant] = {
     "default": Variant(),
     "w0.5": Variant(power=0.5),
@@ -91,6 +95,14 @@ VARIANTS: dict[str, Variant] = {
     # the same rows with the offer responses' beside them (their "decline all" lesson, runs M, N)
     "app+resp": Variant(only=("apply_posting", "respond_offers"), drop_unsure_for=("apply_posting", "respond_offers"),
                         rows=None),
+    # what in the loop's mix flips the applications (run W: alone they part, in the mix all "skip"): the
+    # applications' rows cut to the mix's 150, and the mix with one decision (or the anchored ones) left out
+    "app-150": Variant(only=("apply_posting",), rows=150),
+    # (150 rows a decision, as in the mix)
+    **{f"mix-no-{k}": Variant(only=tuple(d for d in _DECISIONS if d not in drop), rows=150 * (7 - len(drop)))
+       for k, drop in (
+        ("resp", ("respond_offers",)), ("screen", ("screen",)), ("offer", ("offer_decision",)),
+        ("anchored", ("search_decision", "memory.importance", "job_count")))},
     **{f"keep-rated{s}": Variant(keep_rated=("screen", "offer_decision"), drop_unsure_for=("screen", "offer_decision"),
                                  seed=n) for s, n in (("", 11), ("-s2", 2), ("-s3", 3))},
 }

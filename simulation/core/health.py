@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SKEW = 0.9
+# an option the right answers (or, where no check grades a decision, the base's position-free preference)
+# give for this share of the calls justifies a decision above SKEW on it (the correction guard)
+JUSTIFIED = 0.7
 MIN_AGENTS = 20
 
 

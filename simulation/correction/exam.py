@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..core.checks import Check, CheckContext, Failed
+from ..core.health import JUSTIFIED, SKEW
 from ..core.records import Action
 from ..llm.agent_llm import choice_max_tokens, reordered
 from ..llm.agent_llm import other_orders as option_orders
@@ -588,8 +589,8 @@ def drift(fig: dict[str, Any], targeted: set[str]) -> dict[str, float]:
             for d, s in sorted(fig["shares"].items()) if d not in targeted and s["base"] and s["adapter"]}
 
 
-def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, skew: float = 0.9,
-             justified: float = 0.7, min_calls: int = 10) -> list[str]:
+def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, skew: float = SKEW,
+             justified: float = JUSTIFIED, min_calls: int = 10) -> list[str]:
     """Why the exam says the adapter harms, each naming the decision or check with its figures:
 
     - a check's failure share got worse, the interval of the difference above zero;

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..core.health import (  # SKEW: one option above this share is a collapsed decision
     CHOOSE_CALLS,
+    JUSTIFIED,
     SKEW,
     decision_spreads,
 )
@@ -26,8 +27,6 @@ MIN_ANSWERS = 10  # fewer answers in a group tell nothing about a collapse
 # application {"apply":[]}, so treated seekers stopped applying while the choice rules saw nothing
 STRUCTURED_CALLS = ("SELECT id, action, agent_id, completion FROM llm_calls WHERE json_schema IS NOT NULL "
                     "AND choices IS NULL AND valid = 1 AND action NOT LIKE 'memory.%'")
-# a structured collapse the checks' own answers call for is no collapse (as the exam's choice rule)
-JUSTIFIED = 0.7
 
 
 def _canonical(completion: str) -> str:

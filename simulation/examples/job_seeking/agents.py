@@ -38,10 +38,9 @@ def offer_options(n: int) -> list[str]:
     return [f"accept offer {i}" for i in range(1, n + 1)]
 
 
-def pay_note(fit: dict[str, Any]) -> str:
-    """", up to 62% of the salary you want: far below the salary you want" where ``fit`` states a pay share."""
-    share = fit.get("share")
-    return "" if share is None else f", up to {share:.0%} of the salary you want: {fit['pay']}"
+def pay_note(share: float | None) -> str:
+    """", up to 62% of the salary you want: far below the salary you want" for a pay share; "" for None."""
+    return "" if share is None else f", up to {share:.0%} of the salary you want: {pay_words(share)}"
 
 
 class SeekerAgent(Agent):
@@ -115,8 +114,12 @@ class SeekerAgent(Agent):
         135M model did not learn to compare a posting's pay with a salary in its persona from corrections (run U)."""
         if not ctx.world.params.state_fit:
             return {"share": None, "pay": None, "fit": None}
-        share = pay_share(job, self.profile.get("desired_salary"))
+        share = self.pay_share_of(ctx, job)
         return {"share": share, "pay": None if share is None else pay_words(share), "fit": meets_requirements(self.profile, job)}
+
+    def pay_share_of(self, ctx: StepContext[JobBoard], job: dict[str, Any]) -> float | None:
+        """``job``'s top pay as a share of this seeker's desired salary where ``state_fit`` is on, else None."""
+        return pay_share(job, self.profile.get("desired_salary")) if ctx.world.params.state_fit else None
 
     async def _apply_list(self, ctx: StepContext[JobBoard], system: str,
                           jobs: list[tuple[str, dict[str, Any]]]) -> list[int] | None:
@@ -157,7 +160,7 @@ class SeekerAgent(Agent):
             return
         # each offer with its pay: the seeker weighs (and the salary checks grade) what the prompt shows
         labels = offer_options(len(offers))
-        titles = [f"{ctx.world.jobs[j]['name']}, {ctx.world.jobs[j]['salary']}{pay_note(self.fit(ctx, ctx.world.jobs[j]))}"
+        titles = [f"{ctx.world.jobs[j]['name']}, {ctx.world.jobs[j]['salary']}{pay_note(self.pay_share_of(ctx, ctx.world.jobs[j]))}"
                   if ctx.world.jobs[j].get("salary") else ctx.world.jobs[j]["name"] for j in offers]
         choices = [*labels, "decline all"]
         msgs = ctx.messages_for(self.persona(ctx), ctx.render("respond.j2", offers=titles))

@@ -60,7 +60,7 @@ class CorrectOptions:
     out: str | None = None
     epochs: float = 1.0
     lr: float | None = None
-    max_samples: int = 1000
+    max_samples: int = 1600
     # sft rated by checks: "all" trains every rated row of a decision whose checks name the right option, outside the
     # row cap's even spread, and leaves out its calls they name none for; "spread" shares the cap evenly
     rated_rows: str = "all"

@@ -310,7 +310,7 @@ class UIContext:
         return self.training
 
     def correct(self, scenario: str, base_run: str | None = None, name: str | None = None, iterations: int = 1,
-                agents: int | None = 320, rounds: int = 3, method: str = "sft", max_samples: int = 1000,
+                agents: int | None = 320, rounds: int = 3, method: str = "sft", max_samples: int = 1600,
                 overrides: list[str] | None = None) -> Job:
         """Start ``gensim correct`` in the background (its lines, per-iteration table and exam appear as
         it goes); the loop's folder goes under the runs folder."""

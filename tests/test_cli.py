@@ -210,7 +210,7 @@ def test_correct_help_lists_defaults(capsys):
     helps = {a.option_strings[0]: p._get_formatter()._get_help_string(a) % {"default": a.default}
              for name, p, a in _options() if name == "correct"}
     for flag, default in (("--iterations", "1"), ("--method", "sft"), ("--epochs", "1.0"),
-                          ("--holdout", "0.5"), ("--max-samples", "1000"), ("--agents", "320"),
+                          ("--holdout", "0.5"), ("--max-samples", "1600"), ("--agents", "320"),
                           ("--rated-rows", "all")):
         assert helps[flag].endswith(f"(default: {default})"), (flag, helps[flag])
     for flag in ("--agents", "--lr", "--seed", "--judge", "--base"):

@@ -54,6 +54,8 @@ class Variant:
     seed: int = 11
 
 
+# job seeking's decisions whose checks name a right option (with scenario.state_fit: runs V-X)
+_CHECKED = ("apply_posting", "screen", "offer_decision", "respond_offers")
 # job seeking's choice decisions, as its training data names them
 _DECISIONS = ("apply_posting", "screen", "offer_decision", "respond_offers", "search_decision", "memory.importance",
               "job_count")
@@ -103,6 +105,11 @@ VARIANTS: dict[str, Variant] = {
        for k, drop in (
         ("resp", ("respond_offers",)), ("screen", ("screen",)), ("offer", ("offer_decision",)),
         ("anchored", ("search_decision", "memory.importance", "job_count")))},
+    # run X's mix (every rated row of the four checked decisions kept, 1,600 rows: about 135 per unchecked decision)
+    # and the same with a floor of about 200 rows per unchecked decision (X drifted 0.30 on search_decision); sit
+    # them with --decision search_decision
+    **{f"x-mix{k}": Variant(keep_rated=_CHECKED, drop_unsure_for=_CHECKED, rows=n, seed=42)
+       for k, n in (("", 1600), ("-floor200", 1800))},
     **{f"keep-rated{s}": Variant(keep_rated=("screen", "offer_decision"), drop_unsure_for=("screen", "offer_decision"),
                                  seed=n) for s, n in (("", 11), ("-s2", 2), ("-s3", 3))},
 }

@@ -56,9 +56,6 @@ class Variant:
 
 # job seeking's decisions whose checks name a right option (with scenario.state_fit: runs V-X)
 _CHECKED = ("apply_posting", "screen", "offer_decision", "respond_offers")
-# job seeking's choice decisions, as its training data names them
-_DECISIONS = ("apply_posting", "screen", "offer_decision", "respond_offers", "search_decision", "memory.importance",
-              "job_count")
 
 VARIANTS: dict[str, Variant] = {
     "default": Variant(),
@@ -97,14 +94,6 @@ VARIANTS: dict[str, Variant] = {
     # the same rows with the offer responses' beside them (their "decline all" lesson, runs M, N)
     "app+resp": Variant(only=("apply_posting", "respond_offers"), drop_unsure_for=("apply_posting", "respond_offers"),
                         rows=None),
-    # what in the loop's mix flips the applications (run W: alone they part, in the mix all "skip"): the
-    # applications' rows cut to the mix's 150, and the mix with one decision (or the anchored ones) left out
-    "app-150": Variant(only=("apply_posting",), rows=150),
-    # (150 rows a decision, as in the mix)
-    **{f"mix-no-{k}": Variant(only=tuple(d for d in _DECISIONS if d not in drop), rows=150 * (7 - len(drop)))
-       for k, drop in (
-        ("resp", ("respond_offers",)), ("screen", ("screen",)), ("offer", ("offer_decision",)),
-        ("anchored", ("search_decision", "memory.importance", "job_count")))},
     # run X's mix (every rated row of the four checked decisions kept, 1,600 rows: about 135 per unchecked decision)
     # and the same with a floor of about 200 rows per unchecked decision (X drifted 0.30 on search_decision); sit
     # them with --decision search_decision

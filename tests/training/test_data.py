@@ -143,7 +143,7 @@ def test_spread_sample_leaves_the_other_decisions_their_share():
     assert Counter(e.action for e in got if e.keep) == {"screen": 20, "offer": 4}
     assert Counter(e.action for e in got if not e.keep) == {"memory.importance": 4, "screen": 4}
     assert len({id(e) for e in got}) == 32
-    # where the other rows cannot fill their 40%, the kept rows fill it: 5 others, so 25 kept of 30
+    # where the other rows cannot fill their 25%, the kept rows fill it: 5 others, so 25 kept of 30
     few_rest = ex[:5] + [e for e in ex if e.keep]
     got = spread_sample(few_rest, 30, seed=3)
     assert sum(e.keep for e in got) == 25 and sum(not e.keep for e in got) == 5

@@ -27,7 +27,7 @@ from ..llm.scoring import FakeOptionScorer, OptionScorer, VLLMOptionScorer
 from ..llm.types import ChatClient
 from ..runner import RunOptions, run_simulation
 from ..store import RunStore
-from ..training import AdapterManifest
+from ..training import DEFAULT_ROWS, AdapterManifest
 from ..training import train as train_here
 from . import exam as ex
 from . import rate_run
@@ -60,7 +60,7 @@ class CorrectOptions:
     out: str | None = None
     epochs: float = 1.0
     lr: float | None = None
-    max_samples: int = 1600
+    max_samples: int = DEFAULT_ROWS
     # sft rated by checks: "all" trains every rated row of a decision whose checks name the right option, outside the
     # row cap's even spread, and leaves out its calls they name none for; "spread" shares the cap evenly
     rated_rows: str = "all"

@@ -21,7 +21,7 @@ from .watch import TrainingCancelled, TrainWatch
 
 DEFAULT_LR = {"sft": 1e-3, "ppo": 1e-5}
 
-__all__ = ["MANIFEST", "AdapterManifest", "Example", "TrainWatch", "TrainingCancelled", "default_base", "load_examples",
+__all__ = ["DEFAULT_ROWS", "KEPT_SHARE", "MANIFEST", "AdapterManifest", "Example", "TrainWatch", "TrainingCancelled", "default_base", "load_examples",
            "merge_adapter", "read_manifest", "sft_records", "spread_sample", "train"]
 
 
@@ -31,6 +31,11 @@ def default_base() -> str:
 
     return str(chat_model_dir())
 
+
+DEFAULT_ROWS = 1600
+"""Training rows per correction iteration by default (``gensim correct --max-samples``, the loop's options and
+the web interface's form): every rated row of job seeking at 320 agents (about 1,200) and about 130 rows per
+decision nothing corrects (see :data:`KEPT_SHARE`)."""
 
 KEPT_SHARE = 0.75
 """The most of a row cap that rows marked ``keep`` take while other rows are left: run M (kept rows 80% of

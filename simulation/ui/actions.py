@@ -19,6 +19,7 @@ from ..config.loader import EXAMPLES_DIR
 from ..control import Job, RunController
 from ..runner import RunOptions
 from ..store.query import CallFilter, RunQuery
+from ..training import DEFAULT_ROWS
 from .forms import SettingField, setting_fields
 from .security import PathGuard, UIError, check_upload
 
@@ -310,7 +311,7 @@ class UIContext:
         return self.training
 
     def correct(self, scenario: str, base_run: str | None = None, name: str | None = None, iterations: int = 1,
-                agents: int | None = 320, rounds: int = 3, method: str = "sft", max_samples: int = 1600,
+                agents: int | None = 320, rounds: int = 3, method: str = "sft", max_samples: int = DEFAULT_ROWS,
                 overrides: list[str] | None = None) -> Job:
         """Start ``gensim correct`` in the background (its lines, per-iteration table and exam appear as
         it goes); the loop's folder goes under the runs folder."""

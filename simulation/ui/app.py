@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 
 from ..config import ConfigError  # noqa: E402
 from ..control import JobStatus, LiveStatus  # noqa: E402
+from ..training import DEFAULT_ROWS  # noqa: E402
 from .actions import UIContext, call_filter, correction_tables  # noqa: E402
 from .forms import SECTIONS, SettingField, form_value  # noqa: E402
 from .security import UIError  # noqa: E402
@@ -253,7 +254,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 c_agents = gr.Number(label="Agents", value=320, precision=0, minimum=1, elem_id="c-agents")
                 c_rounds = gr.Number(label="Rounds", value=3, precision=0, minimum=1, elem_id="c-rounds")
                 c_method = gr.Dropdown(["sft", "ppo"], value="sft", label="Method", elem_id="c-method")
-                c_max = gr.Number(label="Max rows", value=1600, precision=0, minimum=1, elem_id="c-max")
+                c_max = gr.Number(label="Max rows", value=DEFAULT_ROWS, precision=0, minimum=1, elem_id="c-max")
             c_over = gr.Textbox(label="Settings for the base run (key=value, comma-separated)", elem_id="c-over")
             c_btn = gr.Button("Run the correction loop", variant="primary", elem_id="correct")
             c_log = gr.Textbox(label="Correction loop", lines=8, interactive=False, elem_id="c-log")
@@ -630,7 +631,7 @@ def build_app(ctx: UIContext) -> gr.Blocks:
         def do_correct(name: str, base: str, loop_name: str, iters: float, agents: float, rounds: float, method: str,
                        max_rows: float, over: str) -> str:
             ctx.correct(name, (base or "").strip() or None, loop_name, int(iters or 1), int(agents) if agents else None,
-                        int(rounds or 3), method, int(max_rows or 1600),
+                        int(rounds or 3), method, int(max_rows or DEFAULT_ROWS),
                         [o.strip() for o in (over or "").split(",") if o.strip()])
             return "correction loop started"
 

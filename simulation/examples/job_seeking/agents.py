@@ -114,7 +114,7 @@ class SeekerAgent(Agent):
         135M model did not learn to compare a posting's pay with a salary in its persona from corrections (run U)."""
         if not ctx.world.params.state_fit:
             return {"share": None, "pay": None, "fit": None}
-        share = self.pay_share_of(ctx, job)
+        share = pay_share(job, self.profile.get("desired_salary"))
         return {"share": share, "pay": None if share is None else pay_words(share), "fit": meets_requirements(self.profile, job)}
 
     def pay_share_of(self, ctx: StepContext[JobBoard], job: dict[str, Any]) -> float | None:

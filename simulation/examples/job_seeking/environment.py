@@ -23,10 +23,11 @@ class JobSeekingParams(BaseModel):
         description="per_posting: one apply/skip choice per shown posting (checked by content, examined by "
                     "balanced accuracy); list: one JSON answer naming the postings (the scenario before 2026-12-05)")
     state_fit: bool = Field(
-        default=False,
+        default=True,
         description="each posting's prompt states its top pay as a share of the desired salary and how many of "
                     "its requirements the seeker meets, and each offer its pay share (what the posting and "
-                    "offer checks compare); false: the model compares them itself (off until run V measures it)")
+                    "offer checks compare); false: the model compares them itself (the scenario before "
+                    "2026-12-06: a 135M model learned neither comparison from corrections then, runs S-U)")
     interview_turns: int = Field(default=1, ge=1, le=5, description="question/answer pairs per interview")
     openings_per_job: int = Field(default=2, ge=1, le=1000)
     dialogue_max_tokens: int = Field(default=40, ge=4, le=1024)

@@ -167,7 +167,10 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--control", type=float, default=0.3, help="share of agents that keep the base model")
     co.add_argument("--agents", type=_count, default=320, help="scale the base run's population to N agents: "
                     "on job seeking, 320 gives about 200 held-out exam calls per checked decision over 3 rounds")
-    co.add_argument("--seed", type=int, help="the seed of every random choice (default: the config's seed)")
+    co.add_argument("--seed", type=int, help="the seed of every random choice (default: the config's seed; "
+                    "with --base, the base run's)")
+    co.add_argument("--train-seed", type=int, help="training's seed alone: its row sample, LoRA start and batch "
+                    "order (default: the base run's seed); replicates an adapter on one base and data")
     co.add_argument("--epochs", type=_positive, default=1.0, help="training passes per iteration")
     co.add_argument("--lr", type=_positive, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
     co.add_argument("--max-samples", type=_count, default=DEFAULT_ROWS, help="training rows per iteration, at most "
@@ -346,7 +349,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         res = correct(CorrectOptions(
             args.scenario, iterations=args.iterations, method=args.method, rater=args.rater, judge=args.judge,
             judge_score=args.judge_score, samples=args.samples or 24, holdout=args.holdout, control=args.control,
-            agents=args.agents, seed=args.seed, overrides=args.overrides, out=args.out, epochs=args.epochs, lr=args.lr,
+            agents=args.agents, seed=args.seed, train_seed=args.train_seed, overrides=args.overrides, out=args.out,
+            epochs=args.epochs, lr=args.lr,
             max_samples=args.max_samples, progress=not args.no_progress, base=args.base, max_drift=args.max_drift,
             permute=args.permute, rounds=args.rounds, objective=args.objective, rated_rows=args.rated_rows,
             no_train=tuple(args.no_train)))

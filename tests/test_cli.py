@@ -213,7 +213,7 @@ def test_correct_help_lists_defaults(capsys):
                           ("--holdout", "0.5"), ("--max-samples", "1600"), ("--agents", "320"),
                           ("--rated-rows", "all")):
         assert helps[flag].endswith(f"(default: {default})"), (flag, helps[flag])
-    for flag in ("--agents", "--lr", "--seed", "--judge", "--base"):
+    for flag in ("--agents", "--lr", "--seed", "--train-seed", "--judge", "--base"):
         assert "default: " in helps[flag], flag
     assert helps["--judge-samples"].startswith("LLM calls the judge rates per run") and "(default 24;" in \
         helps["--judge-samples"]

@@ -29,7 +29,7 @@ def fake_training(monkeypatch):
         n = len(Path(data).read_text().splitlines())
         calls.append({"method": method, "data": Path(data).name, "parent": parent, "lr": learning_rate,
                       "batch_size": batch_size, "max_samples": max_samples, "rows": n, "epochs": epochs,
-                      "objective": objective})
+                      "objective": objective, "seed": seed})
         out.mkdir(parents=True)
         (out / "adapter_config.json").write_text("{}")
         m = AdapterManifest(base_model="smol", method=method, data_file=str(data), data_sha256="0" * 64, samples=n,
@@ -302,14 +302,17 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
         unsure_agents = {a for (a,) in rows(base, "SELECT agent_id FROM llm_calls WHERE id IN "
                                             f"({','.join(map(str, w['unsure'])) or '0'})")}
         assert (bool(w["unsure"]), unsure_agents & hold) == (method == "sft", set())
-        assert w["seed"] == int(rows(base, "SELECT value FROM meta WHERE key = 'seed'")[0][0])
+        base_seed = int(rows(base, "SELECT value FROM meta WHERE key = 'seed'")[0][0])
+        assert w["seed"] == base_seed
         assert set(w["exclude_agents"]) == hold
         (t,) = fake_training
         assert (t["method"], t["batch_size"], t["max_samples"], t["parent"], t["lr"]) == (method, batch, 77, None, None)
+        assert t["seed"] == base_seed, "training takes the base run's seed by default"
         (d,) = report["details"]
         assert set(d) == {"holdout_fail", "control_fail", "judge", "judge_control", "train_s", "swap_s", "samples",
                           "worst_first_share", "by_check", "adopted", "refused_because", "learning_rate", "exam",
-                          "max_untrained_drift"}
+                          "max_untrained_drift", "train_seed"}
+        assert d["train_seed"] == base_seed
         assert d["train_s"] == 0.5 and d["samples"] == t["rows"] and d["learning_rate"] == 1e-3
         assert d["judge"] is None and d["judge_control"] is None
         assert d["adopted"] is (not d["refused_because"])
@@ -433,6 +436,38 @@ def test_no_train_rates_and_examines_a_decision_but_trains_none_of_its_calls(tmp
     p = e.value.problems[0]
     assert p.field == "--no-train" and "respond:" in p.reason and "respond_offers" in p.reason
     assert not (tmp_path / "x" / "data-1.jsonl").exists()
+
+
+def test_train_seed_varies_training_alone_and_seed_must_match_the_base(tmp_path, fake_training, monkeypatch):
+    """``--train-seed`` reseeds training (its row sample, LoRA start, batch order) and nothing else: the
+    dataset is written with the base run's seed, as without it. ``--seed`` differing from the base run's
+    recorded seed is refused before anything is written (it used to be ignored silently)."""
+    from simulation.config import ConfigError
+    from tests.runs import fake_run
+
+    base = fake_run(tmp_path / "base", agents=20)
+    base_seed = int(rows(base, "SELECT value FROM meta WHERE key = 'seed'")[0][0])
+    written: list[int] = []
+    real_write = loop.write_dataset
+
+    def write_dataset(run, kind, out, **kw):
+        written.append(kw["seed"])
+        return real_write(run, kind, out, **kw)
+
+    monkeypatch.setattr(loop, "write_dataset", write_dataset)
+    out = tmp_path / "t"
+    correct(CorrectOptions("job_seeking", base=str(base), out=str(out), holdout=0.3, progress=False, max_samples=40,
+                           train_seed=base_seed + 7, seed=base_seed), emit=lambda line: None)
+    assert written == [base_seed] and [c["seed"] for c in fake_training] == [base_seed + 7]
+    (d,) = json.loads((out / "correction.json").read_text())["details"]
+    assert d["train_seed"] == base_seed + 7, "the report says which seed trained the adapter"
+    with pytest.raises(ConfigError) as e:
+        correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / "s"), seed=base_seed + 1,
+                               progress=False), emit=lambda line: None)
+    (p,) = e.value.problems
+    assert p.field == "--seed" and f"seed {base_seed}" in p.reason and "--train-seed" in p.reason
+    assert not (tmp_path / "s").exists(), "refused before the loop's folder is made"
+    assert len(fake_training) == 1
 
 
 def test_swap_seconds_and_recorded_figures(tmp_path):

@@ -135,6 +135,15 @@ def recorder(asked: list, answer):
     return lambda req: asked.append(req) or answer(req)
 
 
+def test_job_seeking_states_the_fit_by_default():
+    """``state_fit`` is on unless a run turns it off (CHANGELOG 0.2.0: runs S-U learned no pay comparison
+    without it), and the bundled config does not turn it off."""
+    from simulation.config.loader import load_run_config
+
+    assert JobSeekingParams().state_fit is True
+    assert load_run_config(EXAMPLES / "job_seeking", params_model=JobSeekingParams).params["state_fit"] is True
+
+
 async def test_posting_and_offer_prompts_state_the_fit():
     """``state_fit``: each posting's prompt states its top pay as a share of the desired salary and the
     requirements met (what applied_low_salary and skipped_fitting_posting compare), each offer its pay share;

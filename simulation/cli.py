@@ -14,7 +14,7 @@ from loguru import logger
 
 from .config import ConfigError, resolve_scenario_dir
 from .core.errors import RunStopped
-from .training import DEFAULT_ROWS  # light: the trainers load torch only when called
+from .training import DEFAULT_ROWS, KEPT_SHARE  # light: the trainers load torch only when called
 
 
 def _count(text: str) -> int:
@@ -174,7 +174,8 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--epochs", type=_positive, default=1.0, help="training passes per iteration")
     co.add_argument("--lr", type=_positive, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
     co.add_argument("--max-samples", type=_count, default=DEFAULT_ROWS, help="training rows per iteration, at most "
-                    "(a seeded sample spread evenly over actions; the rated rows --rated-rows keeps take at most 75%%)")
+                    "(a seeded sample spread evenly over actions; the rated rows --rated-rows keeps take at most "
+                    f"{KEPT_SHARE * 100:.0f}%%)")
     co.add_argument("--rated-rows", choices=["all", "spread"], default="all", help="sft with --rater checks: all trains every "
                     "rated row of a decision whose checks name the right option, and leaves out its calls they name "
                     "none for; spread gives those decisions an even share of --max-samples like the others")

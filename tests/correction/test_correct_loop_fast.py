@@ -42,6 +42,20 @@ def fake_training(monkeypatch):
     return calls
 
 
+@pytest.fixture()
+def dataset_writes(monkeypatch):
+    """Each call the loop makes of ``write_dataset`` (run and file names, kind, keywords), passed on to it."""
+    calls: list[dict] = []
+    real = loop.write_dataset
+
+    def write_dataset(run, kind, out, **kw):
+        calls.append({"run": Path(run).name, "kind": kind, "out": Path(out).name, **kw})
+        return real(run, kind, out, **kw)
+
+    monkeypatch.setattr(loop, "write_dataset", write_dataset)
+    return calls
+
+
 def test_loop_refuses_an_adapter_then_retries_at_half_the_rate(tmp_path, fake_training, monkeypatch, capsys):
     real = loop.collapsed
     verdicts: list[list[str]] = []
@@ -262,28 +276,22 @@ def test_too_few_agents_for_the_groups_is_one_error(tmp_path, fake_training):
     assert fake_training == []
 
 
-def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypatch):
+def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_writes, monkeypatch):
     """What the loop hands the rater, the dataset writer and the trainer, for sft and for ppo, and the
     lines it prints, in order."""
     from tests.runs import fake_run
 
     base = fake_run(tmp_path / "base", agents=20)
     rated: list[tuple[str, dict]] = []
-    written: list[dict] = []
-    real_rate, real_write = loop.rate_run, loop.write_dataset
+    real_rate = loop.rate_run
 
     def rate_run(run, **kw):
         rated.append((Path(run).name, kw))
         return real_rate(run, **kw)
 
-    def write_dataset(run, kind, out, **kw):
-        written.append({"run": Path(run).name, "kind": kind, "out": Path(out).name, **kw})
-        return real_write(run, kind, out, **kw)
-
     monkeypatch.setattr(loop, "rate_run", rate_run)
-    monkeypatch.setattr(loop, "write_dataset", write_dataset)
     for method, kind, batch in (("sft", "sft", 8), ("ppo", "reward", 4)):
-        rated.clear(), written.clear(), fake_training.clear()
+        rated.clear(), dataset_writes.clear(), fake_training.clear()
         out = tmp_path / f"loop-{method}"
         lines: list[str] = []
         res = correct(CorrectOptions("job_seeking", method=method, base=str(base), out=str(out), samples=9, holdout=0.3,
@@ -292,7 +300,7 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
                                    "progress": False})], "checks rate every call: --samples is for the judge"
         report = json.loads((out / "correction.json").read_text())
         hold = set(report["groups"]["holdout"])
-        (w,) = written
+        (w,) = dataset_writes
         assert w == {"run": "base", "kind": kind, "out": "data-1.jsonl", "rater": "check:", "exclude_agents": w["exclude_agents"],
                      "anchor": method == "sft", "balance": method == "sft", "permute": 5 if method == "sft" else 0,
                      "seed": w["seed"], "anchor_answers": None, "unsure": w["unsure"], "anchor_targets": None,
@@ -353,29 +361,26 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, monkeypat
 
 
 def test_rated_rows_all_keeps_the_checked_decisions_rows_and_drops_their_unsure_calls(tmp_path, fake_training,
-                                                                                       monkeypatch):
+                                                                                       dataset_writes, monkeypatch):
     """--rated-rows all (the default): the dataset marks the graded choice decisions' rated rows to be
     kept whole, and their unsure calls get no anchor answer (so they are left out); spread: neither."""
     from tests.runs import fake_run
 
     base = fake_run(tmp_path / "base", agents=20)
     seen: dict[str, dict] = {}
-    real_write = loop.write_dataset
 
     def anchor_answers(source, exclude, seed, progress, unsure=(), rows=None, permute=5, skip=frozenset()):
         seen[policy]["anchored"] = sorted({u.decision for u in unsure})
         return None
 
-    def write_dataset(run, kind, out, **kw):
-        seen[policy].update(keep=kw["keep"], unsure=kw["unsure"])
-        return real_write(run, kind, out, **kw)
-
     monkeypatch.setattr(loop, "_anchor_answers", anchor_answers)
-    monkeypatch.setattr(loop, "write_dataset", write_dataset)
     for policy in ("all", "spread"):
         seen[policy] = {}
         correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / policy), holdout=0.3, progress=False,
                                rated_rows=policy, exam=False), emit=lambda line: None)
+        (w,) = dataset_writes
+        seen[policy].update(keep=w["keep"], unsure=w["unsure"])
+        dataset_writes.clear()
     checked = {"screen", "offer_decision", "respond_offers", "apply_posting"}
     assert seen["all"]["keep"] == checked and seen["spread"]["keep"] == frozenset()
     assert seen["spread"]["anchored"], "spread: the unsure screenings are anchored"
@@ -438,7 +443,7 @@ def test_no_train_rates_and_examines_a_decision_but_trains_none_of_its_calls(tmp
     assert not (tmp_path / "x" / "data-1.jsonl").exists()
 
 
-def test_train_seed_varies_training_alone_and_seed_must_match_the_base(tmp_path, fake_training, monkeypatch):
+def test_train_seed_varies_training_alone_and_seed_must_match_the_base(tmp_path, fake_training, dataset_writes):
     """``--train-seed`` reseeds training (its row sample, LoRA start, batch order) and nothing else: the
     dataset is written with the base run's seed, as without it. ``--seed`` differing from the base run's
     recorded seed is refused before anything is written (it used to be ignored silently)."""
@@ -447,18 +452,10 @@ def test_train_seed_varies_training_alone_and_seed_must_match_the_base(tmp_path,
 
     base = fake_run(tmp_path / "base", agents=20)
     base_seed = int(rows(base, "SELECT value FROM meta WHERE key = 'seed'")[0][0])
-    written: list[int] = []
-    real_write = loop.write_dataset
-
-    def write_dataset(run, kind, out, **kw):
-        written.append(kw["seed"])
-        return real_write(run, kind, out, **kw)
-
-    monkeypatch.setattr(loop, "write_dataset", write_dataset)
     out = tmp_path / "t"
     correct(CorrectOptions("job_seeking", base=str(base), out=str(out), holdout=0.3, progress=False, max_samples=40,
                            train_seed=base_seed + 7, seed=base_seed), emit=lambda line: None)
-    assert written == [base_seed] and [c["seed"] for c in fake_training] == [base_seed + 7]
+    assert [w["seed"] for w in dataset_writes] == [base_seed] and [c["seed"] for c in fake_training] == [base_seed + 7]
     (d,) = json.loads((out / "correction.json").read_text())["details"]
     assert d["train_seed"] == base_seed + 7, "the report says which seed trained the adapter"
     with pytest.raises(ConfigError) as e:
@@ -483,7 +480,7 @@ def test_swap_seconds_and_recorded_figures(tmp_path):
     assert rows(tmp_path, "SELECT round, name, value FROM metrics") == [(1, "correction.a", 0.5)]
 
 
-def test_loop_rated_by_the_judge(stub_scenario, tmp_path, fake_training, monkeypatch):
+def test_loop_rated_by_the_judge(stub_scenario, tmp_path, fake_training, dataset_writes, monkeypatch):
     seen: list[dict] = []
     real = loop.rate_run
 
@@ -491,20 +488,12 @@ def test_loop_rated_by_the_judge(stub_scenario, tmp_path, fake_training, monkeyp
         seen.append({"run": Path(run).name, **{k: kw.get(k) for k in ("by", "sample", "rewrite", "scenario")}})
         return real(run, **kw)
 
-    kept: list[frozenset] = []
-    real_write = loop.write_dataset
-
-    def write_dataset(run, kind, out, **kw):
-        kept.append(kw["keep"])
-        return real_write(run, kind, out, **kw)
-
     monkeypatch.setattr(loop, "rate_run", rate_run)
-    monkeypatch.setattr(loop, "write_dataset", write_dataset)
     out = tmp_path / "loop"
     res = correct(CorrectOptions(str(stub_scenario), iterations=1, rater="judge", samples=6, agents=24, out=str(out),
                                  progress=False), emit=lambda line: None)
     # --rated-rows all (the default) keeps rows only when checks rate them: a judge names no right option
-    assert kept == [frozenset()]
+    assert [w["keep"] for w in dataset_writes] == [frozenset()]
     assert {d for (d,) in rows(out / "base", "SELECT DISTINCT action FROM llm_calls")} >= {"screen"}, "screenings were judged"
     # the base is judged (with rewrites, as the rater), the judge's ratings become the data, the fork is judged
     assert [(s["run"], s["by"]) for s in seen] == [("base", "judge"), ("base", "judge"), ("iter-1", "judge")]

@@ -146,6 +146,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--objective", choices=["tokens", "choices"], default="tokens", help="sft's loss: tokens (the "
                    "answer's tokens, trl) or choices (rows with meta.options train the option the constrained decoder "
                    "picks, toward meta.target where given); default tokens")
+    t.add_argument("--lr-schedule", choices=["constant", "linear"], default="constant", help="sft's learning rate: "
+                   "constant, or linear (decayed to almost 0 at the last step); default constant")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     co = command("correct", "the correction loop: run, rate, dataset, train, deploy, re-run; measured on held-out "
                  "agents against a control group")
@@ -173,6 +175,8 @@ def _parser() -> argparse.ArgumentParser:
                     "order (default: the base run's seed); replicates an adapter on one base and data")
     co.add_argument("--epochs", type=_positive, default=1.0, help="training passes per iteration")
     co.add_argument("--lr", type=_positive, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
+    co.add_argument("--lr-schedule", choices=["constant", "linear"], default="constant", help="sft's learning rate: "
+                    "constant, or linear (decayed to almost 0 at the last step); default constant")
     co.add_argument("--max-samples", type=_count, default=DEFAULT_ROWS, help="training rows per iteration, at most "
                     "(a seeded sample spread evenly over actions; the rated rows --rated-rows keeps take at most "
                     f"{KEPT_SHARE * 100:.0f}%%)")
@@ -351,7 +355,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.scenario, iterations=args.iterations, method=args.method, rater=args.rater, judge=args.judge,
             judge_score=args.judge_score, samples=args.samples or 24, holdout=args.holdout, control=args.control,
             agents=args.agents, seed=args.seed, train_seed=args.train_seed, overrides=args.overrides, out=args.out,
-            epochs=args.epochs, lr=args.lr,
+            epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule,
             max_samples=args.max_samples, progress=not args.no_progress, base=args.base, max_drift=args.max_drift,
             permute=args.permute, rounds=args.rounds, objective=args.objective, rated_rows=args.rated_rows,
             no_train=tuple(args.no_train)))
@@ -363,7 +367,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         m = train(args.method, Path(args.data), Path(args.out), args.base, Path(args.parent) if args.parent else None,
                   args.epochs, args.lora_rank, args.lr, args.batch_size, args.seed, not args.no_progress,
-                  args.max_samples, objective=args.objective)
+                  args.max_samples, objective=args.objective, lr_schedule=args.lr_schedule)
         last = f"{m.losses[-1]:.4g}" if m.losses else "n/a"
         print(f"{m.method} adapter -> {args.out} ({m.samples} samples, {m.train_s:.1f}s, last loss {last}, "
               f"parent {m.parent or 'none'})")

@@ -272,3 +272,18 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path):
             proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "resume" in err, err
+
+
+def test_a_linear_schedule_with_ppo_is_refused_by_train_and_correct(capsys, tmp_path):
+    """--lr-schedule reaches training from both commands: ppo asked for one is a one-line error."""
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], '
+                    '"reward": 1.0}\n')
+    want = "--lr-schedule: constant or linear (linear: sft only), got 'linear'"
+    line = one_line_error(capsys, "train", "ppo", "--data", str(data), "--out", str(tmp_path / "a"),
+                          "--lr-schedule", "linear")
+    assert want in line, line
+    line = one_line_error(capsys, "correct", "job_seeking", "--method", "ppo", "--lr-schedule", "linear",
+                          "--out", str(tmp_path / "c"))
+    assert f"{want} with ppo" in line, line
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()

@@ -63,6 +63,7 @@ class CorrectOptions:
     out: str | None = None
     epochs: float = 1.0
     lr: float | None = None
+    lr_schedule: str = "constant"  # sft's: "linear" decays it to almost 0 at the last step
     max_samples: int = DEFAULT_ROWS
     # sft rated by checks: "all" trains every rated row of a decision whose checks name the right option, outside the
     # row cap's even spread, and leaves out its calls they name none for; "spread" shares the cap evenly
@@ -414,6 +415,9 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                                          "iterations >= 1; holdout and control strictly between 0 and 1")])
     if opts.rounds < 1:
         raise ConfigError([ConfigProblem("<command line>", "--rounds", f"must be 1 or more, got {opts.rounds}")])
+    if opts.lr_schedule not in ("constant", "linear") or (opts.method == "ppo" and opts.lr_schedule != "constant"):
+        raise ConfigError([ConfigProblem("<command line>", "--lr-schedule", "constant or linear (linear: sft only), "
+                                         f"got {opts.lr_schedule!r} with {opts.method}")])
     if opts.rated_rows not in ("all", "spread"):
         raise ConfigError([ConfigProblem("<command line>", "--rated-rows", f"all or spread, got {opts.rated_rows!r}")])
     if not 0 <= opts.max_drift <= 1 or opts.permute < 0:
@@ -505,7 +509,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         manifest = train(opts.method, data, adapter, parent=adopted, epochs=opts.epochs, learning_rate=lr,
                          batch_size=opts.batch_size or (8 if opts.method == "sft" else 4), seed=train_seed,
                          progress=opts.progress, max_samples=opts.max_samples,
-                         objective=opts.objective if opts.method == "sft" else "tokens")
+                         objective=opts.objective if opts.method == "sft" else "tokens",
+                         lr_schedule=opts.lr_schedule)
         fork = out / f"iter-{i}"
         asyncio.run(run_simulation(RunOptions(
             scenario=opts.scenario, fork=str(base), from_round=1, out=str(fork), progress=opts.progress,
@@ -533,7 +538,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
               "worst_first_share": max(hold.first_share.values(), default=None),
               "by_check": {k: f"{f}/{n}" for k, (f, n) in hold.by_check.items()},
               "adopted": not refused, "refused_because": refused, "learning_rate": manifest.learning_rate,
-              "train_seed": train_seed,
+              "lr_schedule": manifest.lr_schedule, "train_seed": train_seed,
               "exam": exam, "max_untrained_drift": untrained}
         _record(fork, {"correction.holdout_fail": hold.fail, "correction.control_fail": ctl.fail,
                        "correction.judge": hold.judge, "correction.train_s": manifest.train_s,

@@ -20,8 +20,9 @@ from .manifest import MANIFEST, AdapterManifest, read_manifest, same_base, write
 from .watch import TrainingCancelled, TrainWatch
 
 DEFAULT_LR = {"sft": 1e-3, "ppo": 1e-5}
+LR_SCHEDULES = ("constant", "linear")  # sft's: the rate held, or decayed linearly to almost 0 at the last step
 
-__all__ = ["DEFAULT_ROWS", "KEPT_SHARE", "MANIFEST", "AdapterManifest", "Example", "TrainWatch", "TrainingCancelled", "default_base", "load_examples",
+__all__ = ["DEFAULT_ROWS", "KEPT_SHARE", "LR_SCHEDULES", "MANIFEST", "AdapterManifest", "Example", "TrainWatch", "TrainingCancelled", "default_base", "load_examples",
            "merge_adapter", "read_manifest", "sft_records", "spread_sample", "train"]
 
 
@@ -108,16 +109,20 @@ def _check_base(base: str) -> str:
 def train(method: str, data: Path, out: Path, base: str | None = None, parent: Path | None = None,
           epochs: float = 1.0, lora_rank: int = 16, learning_rate: float | None = None, batch_size: int = 8,
           seed: int = 0, progress: bool = True, max_samples: int | None = None,
-          watch: TrainWatch | None = None, objective: str = "tokens") -> AdapterManifest:
+          watch: TrainWatch | None = None, objective: str = "tokens", lr_schedule: str = "constant") -> AdapterManifest:
     """Train an adapter on ``data`` (a ``gensim dataset`` file) into ``out``; returns its manifest.
     A ``watch`` sees each step and loss and may cancel (:class:`TrainingCancelled`; nothing is written).
     sft's ``objective``: ``tokens`` (trl's loss on the answer's tokens) or ``choices`` (rows naming their
-    options train the constrained decoder's choice, toward ``meta.target`` where given: ``training.choice``)."""
+    options train the constrained decoder's choice, toward ``meta.target`` where given: ``training.choice``).
+    sft's ``lr_schedule``: ``constant`` or ``linear`` (step k of n at ``learning_rate * (n - k + 1) / n``); ppo keeps trl's."""
     if method not in ("sft", "ppo"):
         raise ConfigError([ConfigProblem("<command line>", "method", f"sft or ppo, got {method!r}")])
     if objective not in ("tokens", "choices") or (method == "ppo" and objective != "tokens"):
         raise ConfigError([ConfigProblem("<command line>", "--objective", "tokens or choices (choices: sft only), "
                                          f"got {objective!r}")])
+    if lr_schedule not in LR_SCHEDULES or (method == "ppo" and lr_schedule != "constant"):
+        raise ConfigError([ConfigProblem("<command line>", "--lr-schedule", "constant or linear (linear: sft only), "
+                                         f"got {lr_schedule!r}")])
     for name, v, low in (("--epochs", epochs, 0), ("--lora-rank", lora_rank, 0), ("batch_size", batch_size, 0)):
         if not v > low:
             raise ConfigError([ConfigProblem("<command line>", name, f"must be above {low}, got {v}")])
@@ -158,9 +163,11 @@ def train(method: str, data: Path, out: Path, base: str | None = None, parent: P
         if method == "sft" and objective == "choices":
             from .choice import train_choices
 
-            losses = train_choices(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed, progress, watch)
+            losses = train_choices(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed, progress, watch,
+                                   schedule=lr_schedule)
         elif method == "sft":
-            losses = train_sft(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed, progress, watch)
+            losses = train_sft(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed, progress, watch,
+                               schedule=lr_schedule)
         else:
             losses, rm_losses = train_ppo(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed,
                                           progress, watch=watch)
@@ -168,7 +175,7 @@ def train(method: str, data: Path, out: Path, base: str | None = None, parent: P
         manifest = AdapterManifest(
             base_model=base, method=method, objective=objective, data_file=str(Path(data).resolve()), data_sha256=file_hash(Path(data)),
             samples=len(examples), epochs=epochs, lora_rank=lora_rank if parent_manifest is None else parent_manifest.lora_rank,
-            learning_rate=lr, losses=losses, reward_model_loss=rm_losses, train_s=round(time.perf_counter() - t0, 3),
+            learning_rate=lr, lr_schedule=lr_schedule if method == "sft" else None, losses=losses, reward_model_loss=rm_losses, train_s=round(time.perf_counter() - t0, 3),
             device=device(), parent=str(Path(parent).resolve()) if parent else None,
             parent_chain=([str(Path(parent).resolve()), *parent_manifest.parent_chain] if parent_manifest else []),
             actions=dict(Counter(e.action for e in examples if e.action)),

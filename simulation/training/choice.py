@@ -228,15 +228,20 @@ def passes(sizes: list[int], budget: int | None = None) -> list[list[int]]:
 
 def train_choices(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,
                   lr: float, batch_size: int, seed: int, progress: bool,
-                  watch: TrainWatch | None = None, weights: list[float] | None = None) -> list[float]:
-    """Fit a LoRA adapter with :func:`batch_loss` (constant learning rate, AdamW, seeded order);
-    logs each step to ``out/train_log.jsonl``; returns the losses. ``weights``: one per example
-    (default :func:`answer_weights`)."""
+                  watch: TrainWatch | None = None, weights: list[float] | None = None,
+                  schedule: str = "constant") -> list[float]:
+    """Fit a LoRA adapter with :func:`batch_loss` (AdamW, seeded order); logs each step and its learning
+    rate to ``out/train_log.jsonl``; returns the losses. ``weights``: one per example (default
+    :func:`answer_weights`). ``schedule``: ``constant`` holds ``lr``; ``linear`` takes step k of n at
+    ``lr * (n - k + 1) / n`` (transformers' linear schedule without warm-up), so the adapter is not the
+    last few batches' noise: at a constant rate the final steps move near-tied decisions either way."""
     import torch
     from tqdm import tqdm
 
     from .trainers import device, load_policy, lora_config, quiet_libraries, tokenizer_for
 
+    if schedule not in ("constant", "linear"):
+        raise ValueError(f"schedule: constant or linear, got {schedule!r}")
     if weights is None:
         weights = answer_weights(examples)
     elif len(weights) != len(examples):
@@ -262,6 +267,9 @@ def train_choices(examples: list[Example], base: str, parent: Path | None, out: 
             if len(order) < batch_size:
                 order += rng.sample(range(len(examples)), len(examples))
             picked = [order.pop(0) for _ in range(min(batch_size, len(examples)))]
+            rate = lr * (steps - step + 1) / steps if schedule == "linear" else lr
+            for group in opt.param_groups:
+                group["lr"] = rate
             opt.zero_grad()
             total = 0.0
             # the batch's loss in passes of bounded size, gradients summed: the same step as one pass
@@ -274,7 +282,7 @@ def train_choices(examples: list[Example], base: str, parent: Path | None, out: 
             opt.step()
             value = float(f"{total:.6g}")
             losses.append(value)
-            log.write(json.dumps({"step": step, "loss": value, "learning_rate": lr}) + "\n")
+            log.write(json.dumps({"step": step, "loss": value, "learning_rate": float(f"{rate:.6g}")}) + "\n")
             log.flush()  # readable while training runs (tail -f)
             if watch is not None:
                 watch.on_step(step, steps)

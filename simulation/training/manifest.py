@@ -27,6 +27,8 @@ class AdapterManifest(BaseModel):
     epochs: float
     lora_rank: int
     learning_rate: float
+    lr_schedule: Literal["constant", "linear"] | None = Field(None, description="sft's learning-rate schedule "
+                                                               "(None: ppo, trl's own; adapters before it: constant)")
     losses: list[float] = Field(default_factory=list)
     reward_model_loss: list[float] = Field(default_factory=list)
     train_s: float

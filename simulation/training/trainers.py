@@ -71,7 +71,7 @@ def _losses(history: list[dict[str, Any]], key: str = "loss") -> list[float]:
 
 
 def sft_trainer(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,
-                lr: float, batch_size: int, seed: int, progress: bool) -> Any:
+                lr: float, batch_size: int, seed: int, progress: bool, schedule: str = "constant") -> Any:
     """trl's SFTTrainer for prompt/completion pairs, the loss on the answers only (not yet trained)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -82,7 +82,7 @@ def sft_trainer(examples: list[Example], base: str, parent: Path | None, out: Pa
     args = SFTConfig(output_dir=str(out / "_trainer"), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
                      learning_rate=lr, logging_steps=1, save_strategy="no", report_to=[], seed=seed,
                      completion_only_loss=True, max_length=2048, disable_tqdm=not progress, use_cpu=dev == "cpu",
-                     lr_scheduler_type="constant", dataset_num_proc=None)
+                     lr_scheduler_type=schedule, dataset_num_proc=None)
     return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(sft_records(examples)),
                       processing_class=tok, peft_config=None if parent else lora_config(rank))
 
@@ -131,11 +131,13 @@ def quiet_libraries() -> None:
 
 
 def train_sft(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,
-              lr: float, batch_size: int, seed: int, progress: bool, watch: TrainWatch | None = None) -> list[float]:
-    """Fine-tune a LoRA adapter on prompt/completion pairs (loss on the answers only); returns the losses."""
+              lr: float, batch_size: int, seed: int, progress: bool, watch: TrainWatch | None = None,
+              schedule: str = "constant") -> list[float]:
+    """Fine-tune a LoRA adapter on prompt/completion pairs (loss on the answers only); returns the losses.
+    ``schedule``: trl's learning-rate schedule, ``constant`` or ``linear``."""
     quiet_libraries()
-    trainer = quiet(sft_trainer(examples, base, parent, out, epochs, rank, lr, batch_size, seed, progress), out,
-                    watch)
+    trainer = quiet(sft_trainer(examples, base, parent, out, epochs, rank, lr, batch_size, seed, progress, schedule),
+                    out, watch)
     trainer.train()
     trainer.model.save_pretrained(str(out))
     trainer.processing_class.save_pretrained(str(out))

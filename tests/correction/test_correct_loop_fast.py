@@ -25,16 +25,16 @@ def fake_training(monkeypatch):
     calls: list[dict] = []
 
     def train(method, data, out, parent=None, epochs=1.0, learning_rate=None, batch_size=8, seed=0, progress=True,
-              max_samples=None, objective="tokens"):
+              max_samples=None, objective="tokens", lr_schedule="constant"):
         n = len(Path(data).read_text().splitlines())
         calls.append({"method": method, "data": Path(data).name, "parent": parent, "lr": learning_rate,
                       "batch_size": batch_size, "max_samples": max_samples, "rows": n, "epochs": epochs,
-                      "objective": objective, "seed": seed})
+                      "objective": objective, "seed": seed, "lr_schedule": lr_schedule})
         out.mkdir(parents=True)
         (out / "adapter_config.json").write_text("{}")
         m = AdapterManifest(base_model="smol", method=method, data_file=str(data), data_sha256="0" * 64, samples=n,
                             epochs=epochs, lora_rank=4, learning_rate=learning_rate or 1e-3, train_s=0.5, device="cpu",
-                            parent=str(Path(parent).resolve()) if parent else None)
+                            lr_schedule=lr_schedule if method == "sft" else None, parent=str(Path(parent).resolve()) if parent else None)
         write_manifest(out, m)
         return m
 
@@ -247,7 +247,10 @@ def test_loop_options_are_checked_before_anything_runs(tmp_path):
            (dict(epochs=float("inf")), ("--epochs", "must be a finite number above 0, got inf")),
            (dict(lr=-1.0), ("--lr", "must be a finite number above 0, got -1.0")),
            (dict(lr=float("nan")), ("--lr", "must be a finite number above 0, got nan")),
-           (dict(rounds=0), ("--rounds", "must be 1 or more, got 0")), (dict(max_drift=1.5), drift), (dict(max_drift=-0.1), drift), (dict(permute=-1), drift)]
+           (dict(rounds=0), ("--rounds", "must be 1 or more, got 0")), (dict(max_drift=1.5), drift), (dict(max_drift=-0.1), drift), (dict(permute=-1), drift),
+           (dict(lr_schedule="cosine"), ("--lr-schedule", "constant or linear (linear: sft only), got 'cosine' with sft")),
+           (dict(method="ppo", lr_schedule="linear"), ("--lr-schedule", "constant or linear (linear: sft only), "
+                                                                         "got 'linear' with ppo"))]
     for change, (name, reason) in bad:
         with pytest.raises(ConfigError) as e:
             correct(replace(base, **change))
@@ -294,8 +297,9 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         rated.clear(), dataset_writes.clear(), fake_training.clear()
         out = tmp_path / f"loop-{method}"
         lines: list[str] = []
+        schedule = "linear" if method == "sft" else "constant"
         res = correct(CorrectOptions("job_seeking", method=method, base=str(base), out=str(out), samples=9, holdout=0.3,
-                                     progress=False, max_samples=77), emit=lines.append)
+                                     progress=False, max_samples=77, lr_schedule=schedule), emit=lines.append)
         assert rated == [("base", {"by": "checks", "judge": None, "sample": None, "scenario": "job_seeking",
                                    "progress": False})], "checks rate every call: --samples is for the judge"
         report = json.loads((out / "correction.json").read_text())
@@ -314,13 +318,14 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         assert w["seed"] == base_seed
         assert set(w["exclude_agents"]) == hold
         (t,) = fake_training
-        assert (t["method"], t["batch_size"], t["max_samples"], t["parent"], t["lr"]) == (method, batch, 77, None, None)
+        assert (t["method"], t["batch_size"], t["max_samples"], t["parent"], t["lr"], t["lr_schedule"]) == \
+            (method, batch, 77, None, None, schedule)
         assert t["seed"] == base_seed, "training takes the base run's seed by default"
         (d,) = report["details"]
         assert set(d) == {"holdout_fail", "control_fail", "judge", "judge_control", "train_s", "swap_s", "samples",
                           "worst_first_share", "by_check", "adopted", "refused_because", "learning_rate", "exam",
-                          "max_untrained_drift", "train_seed"}
-        assert d["train_seed"] == base_seed
+                          "max_untrained_drift", "train_seed", "lr_schedule"}
+        assert d["train_seed"] == base_seed and d["lr_schedule"] == (schedule if method == "sft" else None)
         assert d["train_s"] == 0.5 and d["samples"] == t["rows"] and d["learning_rate"] == 1e-3
         assert d["judge"] is None and d["judge_control"] is None
         assert d["adopted"] is (not d["refused_because"])

@@ -130,19 +130,11 @@ def pick_rows(examples: list, metas: list[dict], v: Variant) -> list:
     from dataclasses import replace
 
     from simulation.training import spread_sample
+    from simulation.training.choice import sharpened
 
     pool = [replace(e, keep=e.action in v.keep_rated and not m.get("anchored"), target=sharpened(e.target, v.sharpen))
             for e, m in zip(examples, metas, strict=True) if not left_out(v, m, e.action)]
     return pool if v.rows is None or len(pool) <= v.rows else spread_sample(pool, v.rows, v.seed)
-
-
-def sharpened(target: dict[str, float] | None, power: float) -> dict[str, float] | None:
-    """``target`` raised to ``power`` and renormalised (None and power 1 unchanged)."""
-    if target is None or power == 1:
-        return target
-    raised = {o: p ** power for o, p in target.items()}
-    total = sum(raised.values())
-    return {o: p / total for o, p in raised.items()} if total > 0 else target
 
 
 def row_weights(rows: list, v: Variant) -> list[float]:

@@ -177,6 +177,9 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--lr", type=_positive, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
     co.add_argument("--lr-schedule", choices=["constant", "linear"], default="constant", help="sft's learning rate: "
                     "constant, or linear (decayed to almost 0 at the last step); default constant")
+    co.add_argument("--anchor-power", type=_positive, default=1.0, help="sft: raise each anchor's target (the base "
+                    "model's order-averaged option probabilities) to this power, renormalised: above 1 a near-tied "
+                    "call keeps the base's pick with a margin; default 1 (the probabilities themselves)")
     co.add_argument("--max-samples", type=_count, default=DEFAULT_ROWS, help="training rows per iteration, at most "
                     "(a seeded sample spread evenly over actions; the rated rows --rated-rows keeps take at most "
                     f"{KEPT_SHARE * 100:.0f}%%)")
@@ -356,7 +359,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             judge_score=args.judge_score, samples=args.samples or 24, holdout=args.holdout, control=args.control,
             agents=args.agents, seed=args.seed, train_seed=args.train_seed, overrides=args.overrides, out=args.out,
             epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule,
-            max_samples=args.max_samples, progress=not args.no_progress, base=args.base, max_drift=args.max_drift,
+            anchor_power=args.anchor_power, max_samples=args.max_samples, progress=not args.no_progress, base=args.base, max_drift=args.max_drift,
             permute=args.permute, rounds=args.rounds, objective=args.objective, rated_rows=args.rated_rows,
             no_train=tuple(args.no_train)))
         if args.json:

@@ -17,7 +17,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from ..runner import RunOptions, run_simulation
 from ..store import RunStore
 from ..training import DEFAULT_ROWS, AdapterManifest
 from ..training import train as train_here
+from ..training.choice import sharpened
 from . import exam as ex
 from . import rate_run
 from .datasets import anchor_candidates, write_dataset
@@ -73,6 +74,10 @@ class CorrectOptions:
     base: str | None = None  # an earlier base run to start from instead of running one
     rounds: int = 3  # the base run's rounds; each fork re-runs them all with the adapter
     max_drift: float = 0.15  # refuse an adapter moving an untargeted decision further from the base
+    # anchors' targets (the base's order-averaged probabilities) raised to this power and renormalised: above 1
+    # each call's target keeps the base's pick with a margin (search_decision is near-tied: 0.54 "search" on average,
+    # and a shift of 0.02-0.04 flipped a fifth to a third of its calls in runs X, Y, L)
+    anchor_power: float = 1.0
     exam: bool = True  # the paired held-out exam after each fork
     permute: int = 5  # sft: copies of each choice example under other orders of its options
     # sft's loss: "choices" trains the constrained decoder's pick over each choice row's options, anchors
@@ -418,12 +423,14 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     if opts.lr_schedule not in ("constant", "linear") or (opts.method == "ppo" and opts.lr_schedule != "constant"):
         raise ConfigError([ConfigProblem("<command line>", "--lr-schedule", "constant or linear (linear: sft only), "
                                          f"got {opts.lr_schedule!r} with {opts.method}")])
+    if opts.method == "ppo" and opts.anchor_power != 1:
+        raise ConfigError([ConfigProblem("<command line>", "--anchor-power", "sft only (ppo trains no anchors)")])
     if opts.rated_rows not in ("all", "spread"):
         raise ConfigError([ConfigProblem("<command line>", "--rated-rows", f"all or spread, got {opts.rated_rows!r}")])
     if not 0 <= opts.max_drift <= 1 or opts.permute < 0:
         raise ConfigError([ConfigProblem("<command line>", "--max-drift/--permute",
                                          "max-drift between 0 and 1; permute 0 or more")])
-    for name, v in (("--epochs", opts.epochs), ("--lr", opts.lr)):
+    for name, v in (("--epochs", opts.epochs), ("--lr", opts.lr), ("--anchor-power", opts.anchor_power)):
         if v is not None and not (math.isfinite(v) and v > 0):
             raise ConfigError([ConfigProblem("<command line>", name, f"must be a finite number above 0, got {v}")])
     if opts.base:
@@ -496,6 +503,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                                    [u for u in unsure if u.decision not in keep], rows=opts.max_samples,
                                    permute=opts.permute, skip=no_train)
                    if opts.method == "sft" else None)
+        if anchors is not None and opts.anchor_power != 1:
+            anchors = replace(anchors, targets={k: sharpened(t, opts.anchor_power) for k, t in anchors.targets.items()})
         rows = write_dataset(source, KIND[opts.method], data, rater="check:" if opts.rater == "checks" else "judge:",
                              exclude_agents=groups.holdout, anchor=opts.method == "sft", balance=opts.method == "sft",
                              permute=opts.permute if opts.method == "sft" else 0, seed=seed,
@@ -539,6 +548,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
               "by_check": {k: f"{f}/{n}" for k, (f, n) in hold.by_check.items()},
               "adopted": not refused, "refused_because": refused, "learning_rate": manifest.learning_rate,
               "lr_schedule": manifest.lr_schedule, "train_seed": train_seed,
+              "anchor_power": opts.anchor_power,
               "exam": exam, "max_untrained_drift": untrained}
         _record(fork, {"correction.holdout_fail": hold.fail, "correction.control_fail": ctl.fail,
                        "correction.judge": hold.judge, "correction.train_s": manifest.train_s,

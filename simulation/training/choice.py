@@ -226,6 +226,16 @@ def passes(sizes: list[int], budget: int | None = None) -> list[list[int]]:
     return out
 
 
+def sharpened(target: dict[str, float] | None, power: float) -> dict[str, float] | None:
+    """``target`` raised to ``power`` and renormalised (None and power 1 unchanged): above 1 it moves
+    toward its likeliest option, keeping the options' order of preference."""
+    if target is None or power == 1:
+        return target
+    raised = {o: p ** power for o, p in target.items()}
+    total = sum(raised.values())
+    return {o: p / total for o, p in raised.items()} if total > 0 else target
+
+
 def train_choices(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,
                   lr: float, batch_size: int, seed: int, progress: bool,
                   watch: TrainWatch | None = None, weights: list[float] | None = None,

@@ -250,7 +250,9 @@ def test_loop_options_are_checked_before_anything_runs(tmp_path):
            (dict(rounds=0), ("--rounds", "must be 1 or more, got 0")), (dict(max_drift=1.5), drift), (dict(max_drift=-0.1), drift), (dict(permute=-1), drift),
            (dict(lr_schedule="cosine"), ("--lr-schedule", "constant or linear (linear: sft only), got 'cosine' with sft")),
            (dict(method="ppo", lr_schedule="linear"), ("--lr-schedule", "constant or linear (linear: sft only), "
-                                                                         "got 'linear' with ppo"))]
+                                                                         "got 'linear' with ppo")),
+           (dict(anchor_power=0.0), ("--anchor-power", "must be a finite number above 0, got 0.0")),
+           (dict(method="ppo", anchor_power=2.0), ("--anchor-power", "sft only (ppo trains no anchors)"))]
     for change, (name, reason) in bad:
         with pytest.raises(ConfigError) as e:
             correct(replace(base, **change))
@@ -324,7 +326,8 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         (d,) = report["details"]
         assert set(d) == {"holdout_fail", "control_fail", "judge", "judge_control", "train_s", "swap_s", "samples",
                           "worst_first_share", "by_check", "adopted", "refused_because", "learning_rate", "exam",
-                          "max_untrained_drift", "train_seed", "lr_schedule"}
+                          "max_untrained_drift", "train_seed", "lr_schedule", "anchor_power"}
+        assert d["anchor_power"] == 1.0
         assert d["train_seed"] == base_seed and d["lr_schedule"] == (schedule if method == "sft" else None)
         assert d["train_s"] == 0.5 and d["samples"] == t["rows"] and d["learning_rate"] == 1e-3
         assert d["judge"] is None and d["judge_control"] is None
@@ -363,6 +366,30 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         assert [line.removeprefix("            undecided: ") for line in undecided] == exam["undecided"]
         assert lines[7 + len(undecided)].startswith(f"  train 0s, swap {d['swap_s']:.1f}s")
         assert lines[-1] == f"correct: {out / 'correction.json'}, {out / 'correction.png'}"
+
+
+def test_anchor_power_sharpens_the_anchors_targets_and_nothing_else(tmp_path, fake_training, dataset_writes,
+                                                                    monkeypatch):
+    """--anchor-power K: each anchor's target goes to the dataset raised to K and renormalised (the base's
+    pick kept, with a margin); its drawn answer is unchanged; K=1 passes the probabilities as they came."""
+    from tests.runs import fake_run
+
+    base = fake_run(tmp_path / "base", agents=20)
+    targets = {7: {"search": 0.6, "wait": 0.4}, 9: {"1": 0.5, "2": 0.3, "3": 0.2}}
+    monkeypatch.setattr(loop, "_anchor_answers", lambda *a, **kw: loop.Anchors({7: "wait", 9: "2"}, targets))
+    got = {}
+    for power in (1.0, 2.0):
+        correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / str(power)), holdout=0.3,
+                               progress=False, exam=False, anchor_power=power), emit=lambda line: None)
+        (w,) = dataset_writes
+        dataset_writes.clear()
+        assert w["anchor_answers"] == {7: "wait", 9: "2"}
+        got[power] = w["anchor_targets"]
+        (d,) = json.loads((tmp_path / str(power) / "correction.json").read_text())["details"]
+        assert d["anchor_power"] == power
+    assert got[1.0] == targets
+    assert got[2.0][7] == pytest.approx({"search": 0.36 / 0.52, "wait": 0.16 / 0.52})
+    assert got[2.0][9] == pytest.approx({"1": 0.25 / 0.38, "2": 0.09 / 0.38, "3": 0.04 / 0.38})
 
 
 def test_rated_rows_all_keeps_the_checked_decisions_rows_and_drops_their_unsure_calls(tmp_path, fake_training,

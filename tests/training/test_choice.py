@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from simulation.training import read_manifest, train
-from simulation.training.choice import choice_row, option_logprobs, path_logprobs
+from simulation.training.choice import choice_row, option_logprobs, path_logprobs, sharpened
 from simulation.training.data import Example, load_examples
 from simulation.training.trainers import tokenizer_for
 
@@ -286,3 +286,14 @@ def test_a_schedule_other_than_constant_is_sft_only(tmp_path, tiny_base):
         train("sft", rows_file(tmp_path / "d.jsonl", None), tmp_path / "a", base=str(tiny_base), lr_schedule="cosine")
     with pytest.raises(ValueError, match="schedule: constant or linear"):
         choice.train_choices([], str(tiny_base), None, tmp_path, 1.0, 4, 1e-3, 2, 0, False, schedule="cosine")
+
+
+def test_a_sharpened_target_keeps_its_order_and_sums_to_one():
+    p = {"search": 0.54, "wait": 0.46}
+    assert sharpened(p, 1) is p and sharpened(None, 4) is None
+    s4 = sharpened(p, 4)
+    assert s4 == pytest.approx({"search": 0.54**4 / (0.54**4 + 0.46**4), "wait": 0.46**4 / (0.54**4 + 0.46**4)})
+    assert s4["search"] > 0.65 and sum(s4.values()) == pytest.approx(1.0)
+    three = sharpened({"1": 0.2, "2": 0.5, "3": 0.3}, 3)
+    assert sorted(three, key=three.get) == ["1", "3", "2"] and sum(three.values()) == pytest.approx(1.0)
+    assert sharpened({"a": 0.5, "b": 0.5}, 8) == {"a": 0.5, "b": 0.5}

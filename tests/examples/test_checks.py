@@ -38,11 +38,12 @@ JOBS = {"interviewer-1": job(1, 30_000), "interviewer-2": job(2, 110_000)}
 OFFER = dict(zip(JOBS, offer_options(len(JOBS)), strict=True))  # the option accepting each offer, listed in order
 
 
-def board(applications: str = "per_posting", max_applications: int = 2, state_fit: bool = True) -> JobBoard:
+def board(applications: str = "per_posting", max_applications: int = 2, state_fit: bool = True,
+          state_requirements: bool = False) -> JobBoard:
     vecs = np.eye(2, 384, dtype=np.float32)
     return JobBoard(list(JOBS), list(JOBS.values()), vecs,
                     JobSeekingParams(search_k=2, max_applications=max_applications, applications=applications,
-                                     state_fit=state_fit))
+                                     state_fit=state_fit, state_requirements=state_requirements))
 
 
 def answers(apply: str | None = None, pick: str | None = None, verdict: str | None = None):
@@ -169,6 +170,35 @@ async def test_posting_and_offer_prompts_state_the_fit():
                        world=board(), inbox=inbox, prompts_dir=JOBS_PROMPTS)
         assert "Offer 2: " + JOBS["interviewer-2"]["name"] + ", USD 110,000 - 130,000 annually, up to 130% of the " \
                "salary you want: at least the salary you want" in asked[0].messages[-1]["content"]
+
+
+async def test_screening_and_offer_prompts_state_the_requirements_met():
+    """``state_requirements``: each application carries the requirements the seeker meets, and the hiring
+    manager's screening and offer prompts state them (what screen_against_requirements and
+    offer_against_requirements compare); off (the default), neither the message nor the prompts do."""
+    assert JobSeekingParams().state_requirements is False
+    expert = seeker(desired_salary=100_000, education="Master's degree in Law",
+                    work_history=[{"company": "X", "position": "Y", "time": "2018-2024"}])
+    novice = {**expert, "education": "High school diploma in Law", "work_history": []}
+    for profile, met in ((expert, 2), (novice, 0)):
+        for on in (True, False):
+            ctx = await run_step(SeekerAgent, "seeker-1", profile, "search", answers(apply="both"),
+                                 world=board(state_requirements=on), prompts_dir=JOBS_PROMPTS)
+            apps = [m for m in ctx.messages if m.kind == "application"]
+            assert len(apps) == 2 and all(m.data.get("fit") == ([met, 2] if on else None) for m in apps), apps
+            said = f"The candidate meets {met} of the job's 2 requirements."
+            asked: list = []
+            screened = await run_step(InterviewerAgent, "interviewer-1", JOBS["interviewer-1"], "screen",
+                                      recorder(asked, answers(verdict="pass")), world=board(), inbox=apps[:1],
+                                      prompts_dir=JOBS_PROMPTS)
+            assert (said in asked[0].messages[-1]["content"]) is on, asked[0].messages[-1]["content"]
+            asked.clear()
+            answer = [Message("seeker-1", "interviewer-1", "answer", {"text": "I am keen."})]
+            await run_step(InterviewerAgent, "interviewer-1", JOBS["interviewer-1"], "decide",
+                           recorder(asked, answers(verdict="hire")), world=board(), inbox=answer,
+                           prompts_dir=JOBS_PROMPTS, state={"hires": 0, "candidates": screened.agent.state["candidates"]})
+            (ask,) = [r for r in asked if r.tag.action == "offer_decision"]
+            assert (said in ask.messages[-1]["content"]) is on, ask.messages[-1]["content"]
 
 
 async def test_applied_low_salary():

@@ -88,7 +88,10 @@ class SeekerAgent(Agent):
         self.state["applied"] = [jobs[i - 1][0] for i in chosen]
         for i in chosen:
             job_id, job = jobs[i - 1]
-            ctx.send(job_id, "application", cv=cv_text(self.profile))
+            # with state_requirements the application carries the requirements met (the board's tracking
+            # system computes it), which the hiring manager's prompts then state
+            fit = meets_requirements(self.profile, job) if p.state_requirements else None
+            ctx.send(job_id, "application", cv=cv_text(self.profile), **({"fit": list(fit)} if fit else {}))
             ctx.act("apply", job=job_id)
         names = ", ".join(jobs[i - 1][1]["title"] for i in chosen) or "nothing"
         await self.memory.add(ctx, f"In round {ctx.round} I searched and applied to: {names}.")
@@ -203,11 +206,12 @@ class InterviewerAgent(Agent):
         apps = [m for m in ctx.inbox if m.kind == "application"]
         # every CV is judged on its own, so the calls go out together
         verdicts = await asyncio.gather(*(ctx.llm.choose("screen", ctx.messages_for(
-            system, ctx.render("screen.j2", cv=m.data["cv"], memory=memory)), ["pass", "reject"]) for m in apps))
+            system, ctx.render("screen.j2", cv=m.data["cv"], memory=memory, fit=m.data.get("fit"))), ["pass", "reject"])
+            for m in apps))
         for m, (result, ok) in zip(apps, verdicts, strict=True):
             ctx.act("screen", valid=ok, seeker=m.sender, result=result)  # None: no decision, no interview
             if result == "pass":
-                self.state["candidates"][m.sender] = {"cv": m.data["cv"], "dialogue": []}
+                self.state["candidates"][m.sender] = {"cv": m.data["cv"], "dialogue": [], "fit": m.data.get("fit")}
                 ctx.send(self.id, "interview", seeker=m.sender)
         n = len(self.state["candidates"])
         await self.memory.add(ctx, f"Round {ctx.round}: screened {len(apps)} CVs, invited {n}.")
@@ -246,7 +250,8 @@ class InterviewerAgent(Agent):
         asked = openings > 0
         if asked:
             verdicts = await asyncio.gather(*(ctx.llm.choose("offer_decision", ctx.messages_for(
-                system, ctx.render("decide.j2", cv=cand["cv"], dialogue=cand["dialogue"])), ["hire", "keep looking"])
+                system, ctx.render("decide.j2", cv=cand["cv"], dialogue=cand["dialogue"], fit=cand.get("fit"))),
+                ["hire", "keep looking"])
                 for _, cand in interviewed))
         else:  # the job is full: nobody is asked, every candidate hears "no"
             verdicts = [(None, True)] * len(interviewed)

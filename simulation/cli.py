@@ -14,7 +14,11 @@ from loguru import logger
 
 from .config import ConfigError, resolve_scenario_dir
 from .core.errors import RunStopped
-from .training import DEFAULT_ROWS, KEPT_SHARE  # light: the trainers load torch only when called
+from .training import (  # light: the trainers load torch only when called
+    DEFAULT_ROWS,
+    KEPT_SHARE,
+    LR_SCHEDULES,
+)
 
 
 def _count(text: str) -> int:
@@ -146,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--objective", choices=["tokens", "choices"], default="tokens", help="sft's loss: tokens (the "
                    "answer's tokens, trl) or choices (rows with meta.options train the option the constrained decoder "
                    "picks, toward meta.target where given); default tokens")
-    t.add_argument("--lr-schedule", choices=["constant", "linear"], default="constant", help="sft's learning rate: "
+    t.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant", help="sft's learning rate: "
                    "constant, or linear (decayed to almost 0 at the last step); default constant")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     co = command("correct", "the correction loop: run, rate, dataset, train, deploy, re-run; measured on held-out "
@@ -175,7 +179,7 @@ def _parser() -> argparse.ArgumentParser:
                     "order (default: the base run's seed); replicates an adapter on one base and data")
     co.add_argument("--epochs", type=_positive, default=1.0, help="training passes per iteration")
     co.add_argument("--lr", type=_positive, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
-    co.add_argument("--lr-schedule", choices=["constant", "linear"], default="constant", help="sft's learning rate: "
+    co.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant", help="sft's learning rate: "
                     "constant, or linear (decayed to almost 0 at the last step); default constant")
     co.add_argument("--anchor-power", type=_positive, default=1.0, help="sft: raise each anchor's target (the base "
                     "model's order-averaged option probabilities) to this power, renormalised: above 1 a near-tied "

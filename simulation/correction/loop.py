@@ -27,7 +27,7 @@ from ..llm.scoring import FakeOptionScorer, OptionScorer, VLLMOptionScorer
 from ..llm.types import ChatClient
 from ..runner import RunOptions, run_simulation
 from ..store import RunStore
-from ..training import DEFAULT_ROWS, AdapterManifest
+from ..training import DEFAULT_ROWS, LR_SCHEDULES, AdapterManifest
 from ..training import train as train_here
 from ..training.choice import sharpened
 from . import exam as ex
@@ -420,7 +420,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                                          "iterations >= 1; holdout and control strictly between 0 and 1")])
     if opts.rounds < 1:
         raise ConfigError([ConfigProblem("<command line>", "--rounds", f"must be 1 or more, got {opts.rounds}")])
-    if opts.lr_schedule not in ("constant", "linear") or (opts.method == "ppo" and opts.lr_schedule != "constant"):
+    if opts.lr_schedule not in LR_SCHEDULES or (opts.method == "ppo" and opts.lr_schedule != "constant"):
         raise ConfigError([ConfigProblem("<command line>", "--lr-schedule", "constant or linear (linear: sft only), "
                                          f"got {opts.lr_schedule!r} with {opts.method}")])
     if opts.method == "ppo" and opts.anchor_power != 1:

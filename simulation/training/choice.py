@@ -248,9 +248,10 @@ def train_choices(examples: list[Example], base: str, parent: Path | None, out: 
     import torch
     from tqdm import tqdm
 
+    from . import LR_SCHEDULES
     from .trainers import device, load_policy, lora_config, quiet_libraries, tokenizer_for
 
-    if schedule not in ("constant", "linear"):
+    if schedule not in LR_SCHEDULES:
         raise ValueError(f"schedule: constant or linear, got {schedule!r}")
     if weights is None:
         weights = answer_weights(examples)

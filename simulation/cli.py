@@ -193,6 +193,10 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--no-train", action="append", default=[], metavar="DECISION", help="rate and examine "
                     "this decision (an action name, e.g. respond_offers) but give it no training row; the guard "
                     "holds it like any decision no example targeted (repeatable)")
+    co.add_argument("--adapter-scope", choices=["all", "targeted"], default="all", help="targeted: the fork sends "
+                    "only the decisions with rated training rows to the adapter (llm.adapter_actions) and every "
+                    "other call to the base model, so those cannot drift and get no anchor rows; all: the adapter "
+                    "answers every call of its agents (default)")
     co.add_argument("--max-drift", type=float, default=0.15, help="refuse an adapter that moves a decision no example "
                     "targeted further than this (total variation distance) from the base model, on the exam")
     co.add_argument("--permute", type=int, default=5, metavar="N", help="sft: copies of each choice example with "
@@ -365,7 +369,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule,
             anchor_power=args.anchor_power, max_samples=args.max_samples, progress=not args.no_progress, base=args.base, max_drift=args.max_drift,
             permute=args.permute, rounds=args.rounds, objective=args.objective, rated_rows=args.rated_rows,
-            no_train=tuple(args.no_train)))
+            no_train=tuple(args.no_train), adapter_scope=args.adapter_scope))
         if args.json:
             print(dump_json(res))
         return 0

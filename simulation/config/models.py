@@ -115,6 +115,9 @@ class LLMSettings(Strict):
     adapter_share: float = Field(default=1.0, ge=0.0, le=1.0, description=(
         "seeded share of agents that use the adapter; the rest are the control group of the same round"))
     adapter_types: list[str] = Field(default_factory=list, description="only agents of these types (default: all)")
+    adapter_actions: list[str] = Field(default_factory=list, description=(
+        "only these decisions' calls (call action names, e.g. screen) go to the adapter; the adapter's agents' "
+        "other calls, interviews included, go to the model they had without it (default: every call)"))
     backend: Literal["servers", "fake"] = Field(default="servers", description=(
         "servers: the configured or embedded endpoints; fake: an in-process fake model and fake embeddings, "
         "no servers (answers picked by hash and meaningless: for writing and testing scenarios)"))
@@ -126,6 +129,8 @@ class LLMSettings(Strict):
     def _adapter_name(self) -> LLMSettings:
         if self.adapter_name is not None and not ADAPTER_NAME.fullmatch(self.adapter_name):
             raise ValueError("adapter_name may hold letters, digits, '.', '_' and '-' only")
+        if self.adapter_actions and not self.adapter:
+            raise ValueError("adapter_actions scopes llm.adapter, and no adapter is set")
         return self
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,8 +86,10 @@ class StepContext(Generic[W]):
         """The LLM, bound to this agent, round and phase (every call is tagged for recording and replay)."""
         if self._llm is None:
             s = self.services
-            self._llm = AgentLLM(s.llm_client, s.llm_settings, self.agent.id, self.round, self.phase, s.seed,
-                                 s.routing.model_for(self.agent.id, self.agent.agent_type))
+            a = self.agent
+            route = functools.partial(s.routing.model_for, a.id, a.agent_type) if s.routing.scoped() else None
+            self._llm = AgentLLM(s.llm_client, s.llm_settings, a.id, self.round, self.phase, s.seed,
+                                 s.routing.model_for(a.id, a.agent_type), route)
         return self._llm
 
     @property

@@ -175,6 +175,16 @@ def _unrated(store: RunStore, exclude_agents: frozenset[str] | set[str], memory:
             if c.action not in rated_actions and c.action not in skip and c.agent_id not in exclude_agents]
 
 
+def rated_actions(run_dir: Path) -> frozenset[str]:
+    """The decisions (call actions) some rating of the run grades: the rest are anchored or skipped."""
+    store = RunStore(Path(run_dir) / "run.sqlite", readonly=True)
+    try:
+        return frozenset(a for (a,) in store.db.execute(
+            "SELECT DISTINCT action FROM llm_calls WHERE id IN (SELECT llm_call_id FROM ratings)"))
+    finally:
+        store.close()
+
+
 def anchor_candidates(run_dir: Path, exclude_agents: frozenset[str] | set[str] = frozenset(),
                       skip: frozenset[str] | set[str] = frozenset()) -> list[Call]:
     """The calls ``dataset_rows(anchor=True, anchor_answers=..., skip=...)`` may anchor (rate the run first)."""

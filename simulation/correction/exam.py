@@ -191,9 +191,14 @@ def unsure_items(run: Path, agents: frozenset[str], checks: list[Check]) -> list
 
 
 async def ask_both(items: list[ExamItem], client: ChatClient, adapter: str, seed: int = 0,
-                   on_done: Callable[[], None] | None = None, concurrency: int = 64) -> dict[str, list[str | None]]:
+                   on_done: Callable[[], None] | None = None, concurrency: int = 64,
+                   scope: frozenset[str] | None = None) -> dict[str, list[str | None]]:
     """Each item's prompt to the base model and to ``adapter``, at temperature 0, both in flight
-    together (the same batches); an answer off the options, or not JSON for a structured call, is None."""
+    together (the same batches); an answer off the options, or not JSON for a structured call, is None.
+
+    With ``scope`` (the decisions an adapter scoped by ``llm.adapter_actions`` answers), a call of any
+    other decision goes to the base model alone, as in the run: its answer is the adapter side's too.
+    """
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: ExamItem, model: str | None) -> str | None:
@@ -219,7 +224,11 @@ async def ask_both(items: list[ExamItem], client: ChatClient, adapter: str, seed
             return None
 
     async def pair(item: ExamItem) -> tuple[str | None, str | None]:
-        got = await asyncio.gather(one(item, None), one(item, adapter))
+        if scope is not None and item.decision not in scope:
+            base = await one(item, None)
+            got = [base, base]
+        else:
+            got = await asyncio.gather(one(item, None), one(item, adapter))
         if on_done is not None:
             on_done()
         return got[0], got[1]

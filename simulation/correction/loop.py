@@ -32,12 +32,13 @@ from ..training import train as train_here
 from ..training.choice import sharpened
 from . import exam as ex
 from . import rate_run
-from .datasets import anchor_candidates, write_dataset
+from .datasets import anchor_candidates, rated_actions, write_dataset
 from .measure import GroupMeasure, Groups, collapsed, measure, run_groups
 from .ratings import judge_warning
 
 KIND = {"sft": "sft", "ppo": "reward"}
 SHUFFLE = "llm.shuffle_options=true"
+ADAPTER_SCOPES = ("all", "targeted")  # --adapter-scope: which of its agents' calls the adapter answers
 
 
 @dataclass
@@ -86,6 +87,10 @@ class CorrectOptions:
     # decisions rated and examined but given no training row (--no-train): the guard holds them like
     # any untargeted decision
     no_train: tuple[str, ...] = ()
+    # "targeted": the fork sends only the decisions with rated training rows to the adapter (llm.adapter_actions)
+    # and every other call to the base model, so untargeted decisions cannot drift and get no anchor rows;
+    # "all": the adapter answers every call of its agents
+    adapter_scope: str = "all"
 
 
 def _group_line(label: str, m: GroupMeasure) -> str:
@@ -255,14 +260,15 @@ def _prob_sample(items: list[ex.ExamItem], seed: int, per_decision: int = PROB_C
 
 
 def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: int,
-              progress: bool, base: Path | None = None) -> tuple[dict[str, list[str | None]],
+              progress: bool, base: Path | None = None, scope: frozenset[str] | None = None) -> tuple[dict[str, list[str | None]],
                                                                  list[dict[str, str | None]],
                                                                  list[dict[str, float] | None],
                                                                  list[dict[str, float] | None]]:
     """Both models' answers to the exam, and both models' order-averaged option probabilities on a
     seeded sample of each decision's calls (the base's cached in ``base``), on the fork's endpoints
     with the adapter deployed as the fork deployed it; the base's answers under other orders of the
-    options only where the server gives no probabilities (empty otherwise)."""
+    options only where the server gives no probabilities (empty otherwise). With ``scope`` (the
+    decisions the adapter answers), other decisions' calls are the base model's on both sides."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(items), desc="exam", unit="call", disable=not progress, leave=False)
@@ -276,7 +282,7 @@ def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, se
                 finally:
                     await client.aclose()
 
-            answers = asyncio.run(ask(ex.ask_both(items, client, name, seed, on_done=bar.update)))
+            answers = asyncio.run(ask(ex.ask_both(items, client, name, seed, on_done=bar.update, scope=scope)))
             bar.close()
             sample = _prob_sample(items, seed)
             got = asyncio.run(_probs([items[k] for k in sample], session.scorer, seed, progress, "option probabilities",
@@ -286,10 +292,14 @@ def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, se
                 probs[k] = p
             aprobs: list[dict[str, float] | None] = [None] * len(items)
             if session.adapter_scorer is not None and any(p is not None for p in got):
-                mine = asyncio.run(_probs([items[k] for k in sample], session.adapter_scorer, seed, progress,
+                mine_k = [k for k in sample if scope is None or items[k].decision in scope]
+                mine = asyncio.run(_probs([items[k] for k in mine_k], session.adapter_scorer, seed, progress,
                                           "adapter probabilities"))
-                for k, p in zip(sample, mine, strict=True):
+                for k, p in zip(mine_k, mine, strict=True):
                     aprobs[k] = p
+                for k in sample:  # the base model answers the decisions outside the scope
+                    if scope is not None and items[k].decision not in scope:
+                        aprobs[k] = probs[k]
             orders: list[dict[str, str | None]] = []
             if all(p is None for p in got):
                 orders = asyncio.run(ask(ex.ask_orders(items, client, seed=seed)))
@@ -425,6 +435,9 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                                          f"got {opts.lr_schedule!r} with {opts.method}")])
     if opts.method == "ppo" and opts.anchor_power != 1:
         raise ConfigError([ConfigProblem("<command line>", "--anchor-power", "sft only (ppo trains no anchors)")])
+    if opts.adapter_scope not in ADAPTER_SCOPES:
+        raise ConfigError([ConfigProblem("<command line>", "--adapter-scope",
+                                         f"{' or '.join(ADAPTER_SCOPES)}, got {opts.adapter_scope!r}")])
     if opts.rated_rows not in ("all", "spread"):
         raise ConfigError([ConfigProblem("<command line>", "--rated-rows", f"all or spread, got {opts.rated_rows!r}")])
     if not 0 <= opts.max_drift <= 1 or opts.permute < 0:
@@ -465,11 +478,11 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     from ..runner import read_run_config, recorded_scenario
 
     no_train = frozenset(opts.no_train)
-    if no_train:
-        from ..store.query import RunQuery
+    from ..store.query import RunQuery
 
-        with RunQuery(base) as rq:
-            decisions = frozenset(rq.call_actions())
+    with RunQuery(base) as rq:
+        decisions = frozenset(rq.call_actions())
+    if no_train:
         unknown = sorted(no_train - decisions)
         if unknown:
             raise ConfigError([ConfigProblem("<command line>", "--no-train", f"{', '.join(unknown)}: no decision of "
@@ -494,6 +507,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         rate_run(source, by=opts.rater, judge=opts.judge, sample=opts.samples if opts.rater == "judge" else None,
                  scenario=opts.scenario,
                  progress=opts.progress)
+        # a scoped adapter never answers an unrated decision: nothing to anchor there
+        skip = no_train | (decisions - rated_actions(source) if opts.adapter_scope == "targeted" else frozenset())
         data = out / f"data-{i}.jsonl"
         unsure = ([u for u in ex.unsure_items(source, groups.agents - groups.holdout, checks) if u.decision not in no_train]
                   if opts.method == "sft" and opts.rater == "checks" else [])
@@ -501,7 +516,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         keep = checked if opts.method == "sft" and opts.rater == "checks" and opts.rated_rows == "all" else frozenset()
         anchors = (_anchor_answers(source, groups.holdout, seed, opts.progress,
                                    [u for u in unsure if u.decision not in keep], rows=opts.max_samples,
-                                   permute=opts.permute, skip=no_train)
+                                   permute=opts.permute, skip=skip)
                    if opts.method == "sft" else None)
         if anchors is not None and opts.anchor_power != 1:
             anchors = replace(anchors, targets={k: sharpened(t, opts.anchor_power) for k, t in anchors.targets.items()})
@@ -510,10 +525,16 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                              permute=opts.permute if opts.method == "sft" else 0, seed=seed,
                              anchor_answers=anchors.answers if anchors else None,
                              unsure=frozenset(i.call_id for i in unsure),
-                             anchor_targets=anchors.targets if anchors else None, keep=keep, skip=no_train)
+                             anchor_targets=anchors.targets if anchors else None, keep=keep, skip=skip)
+        targeted = _targeted(data)
+        scope = frozenset(targeted) if opts.adapter_scope == "targeted" else None
+        if scope is not None and not scope:
+            raise ConfigError([ConfigProblem("<command line>", "--adapter-scope", "targeted, but no decision has a "
+                                             f"rated training row in {source}: nothing for the adapter to answer")])
         adapter = out / f"adapter-{i}"
         emit(f"iteration {i}: {rows} {KIND[opts.method]} rows from {source.name}; training {opts.method}"
-             + (f" from {adopted.name}" if adopted else ""))
+             + (f" from {adopted.name}" if adopted else "")
+             + (f"; the adapter answers {', '.join(sorted(scope))} only" if scope is not None else ""))
         train_seed = seed if opts.train_seed is None else opts.train_seed
         manifest = train(opts.method, data, adapter, parent=adopted, epochs=opts.epochs, learning_rate=lr,
                          batch_size=opts.batch_size or (8 if opts.method == "sft" else 4), seed=train_seed,
@@ -524,18 +545,18 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         asyncio.run(run_simulation(RunOptions(
             scenario=opts.scenario, fork=str(base), from_round=1, out=str(fork), progress=opts.progress,
             overrides=[f"llm.adapter={adapter.resolve()}", f"llm.adapter_name=adapter-{i}",
-                       f"llm.adapter_share={1 - opts.control}"])))
+                       f"llm.adapter_share={1 - opts.control}",
+                       *([f"llm.adapter_actions={json.dumps(sorted(scope))}"] if scope is not None else [])])))
         hold, ctl = _measures(fork, groups, opts, emit)
         refused: list[str] = []
         exam, untrained, preferred, unchecked = None, None, None, set()
         if opts.exam and items:
             answers, orders, probs, aprobs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress,
-                                                       base)
+                                                       base, scope)
             graded = ex.grade_exam(base, items, answers, checks, orders or None, probs, aprobs)
             ex.write_exam(fork / "exam.jsonl", graded)
             fig = ex.exam_figures(graded, seed=seed)
             (fork / "exam.json").write_text(json.dumps(fig, indent=2))
-            targeted = _targeted(data)
             refused += ex.refusals(fig, targeted, opts.max_drift)
             preferred = {d: v["base_averaged"] for d, v in fig["shares"].items() if v.get("base_averaged")}
             unchecked = {d for d, v in fig["shares"].items() if not v["right"]}
@@ -548,7 +569,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
               "by_check": {k: f"{f}/{n}" for k, (f, n) in hold.by_check.items()},
               "adopted": not refused, "refused_because": refused, "learning_rate": manifest.learning_rate,
               "lr_schedule": manifest.lr_schedule, "train_seed": train_seed,
-              "anchor_power": opts.anchor_power,
+              "anchor_power": opts.anchor_power, "adapter_actions": sorted(scope) if scope is not None else None,
               "exam": exam, "max_untrained_drift": untrained}
         _record(fork, {"correction.holdout_fail": hold.fail, "correction.control_fail": ctl.fail,
                        "correction.judge": hold.judge, "correction.train_s": manifest.train_s,
@@ -563,7 +584,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
              + ("" if not refused else "; NOT adopted: " + "; ".join(refused)))
         result["iterations"].append({k: it[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s",
                                                          "worst_first_share", "adopted", "exam",
-                                                         "max_untrained_drift")} | {"reasons": refused})
+                                                         "max_untrained_drift", "adapter_actions")} | {"reasons": refused})
         history.append(it)
         _write_report(out, result, history, groups)  # after every iteration: a stopped loop keeps what it measured
         if not refused:

@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 import random
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
@@ -75,11 +76,13 @@ def choice_max_tokens(choices: list[str]) -> int:
 class AgentLLM:
     """``choose`` / ``chat`` / ``json`` for one agent's step; numbers its calls for exact replay."""
 
-    __slots__ = ("client", "settings", "agent_id", "round", "phase", "seq", "calls", "run_seed", "made", "model")
+    __slots__ = ("client", "settings", "agent_id", "round", "phase", "seq", "calls", "run_seed", "made", "model",
+                 "route")
 
     def __init__(self, client: Any, settings: LLMSettings, agent_id: str, round_: int, phase: str, run_seed: int = 0,
-                 model: str | None = None):
+                 model: str | None = None, route: Callable[[str], str | None] | None = None):
         self.model = model  # the route name of the agent's model (None: the run's default)
+        self.route = route  # action -> route name, where the routing differs by decision (a scoped adapter)
         self.client = client
         self.settings = settings
         self.agent_id = agent_id
@@ -101,7 +104,8 @@ class AgentLLM:
                                      .encode(), digest_size=4).digest()
             seed = int.from_bytes(digest, "big") & 0x7FFFFFFF
         return ChatRequest(messages=messages, max_tokens=max_tokens or self.settings.max_tokens,
-                           temperature=self.settings.temperature, seed=seed, tag=tag, model=self.model, **kw)
+                           temperature=self.settings.temperature, seed=seed, tag=tag,
+                           model=self.route(action) if self.route is not None else self.model, **kw)
 
     async def chat(self, action: str, messages: list[dict[str, str]], max_tokens: int | None = None) -> str:
         """Free text for ``action`` (stripped)."""

@@ -1,4 +1,6 @@
-"""Which model answers which agent: for all agents, per agent type, or a seeded share (an A/B split).
+"""Which model answers which agent's calls: all agents, a type, or a seeded share (an A/B split).
+
+An assignment may cover some decisions only: an adapter scoped to what it was trained to correct.
 
 A route name is a ``model_configs.json`` ``config_name``, a served model name, or a deployed
 adapter's name; ``None`` means the run's default chat model. The split is plain data, so it travels
@@ -31,7 +33,8 @@ def routing_from_settings(settings: Any, seed: int) -> ModelRouting:
     routing = ModelRouting(seed, None, dict(settings.model_by_type))
     name = adapter_route(settings)
     if name:
-        routing.assign(name, settings.adapter_share, list(settings.adapter_types))
+        routing.assign(name, settings.adapter_share, list(settings.adapter_types),
+                       actions=list(settings.adapter_actions))
     return routing
 
 
@@ -57,7 +60,7 @@ def ab_unit(seed: int, agent_id: str) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Assignment:
-    """Agents that use ``model``.
+    """Agents that use ``model``, for the calls of ``actions`` (all calls when empty).
 
     Those listed, else those of ``types`` (all types when empty) whose draw falls below ``share``.
     """
@@ -66,9 +69,15 @@ class Assignment:
     share: float = 1.0
     types: tuple[str, ...] = ()
     agents: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
 
-    def covers(self, seed: int, agent_id: str, agent_type: str) -> bool:
-        """Whether this assignment applies to the agent."""
+    def covers(self, seed: int, agent_id: str, agent_type: str, action: str | None = None) -> bool:
+        """Whether this assignment applies to the agent's call of ``action``.
+
+        None is a call of no decision (an interview): a scoped assignment leaves it to the model beneath.
+        """
+        if self.actions and action not in self.actions:
+            return False
         if self.agents:
             return agent_id in self.agents
         if self.types and agent_type not in self.types:
@@ -78,7 +87,9 @@ class Assignment:
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Assignment:
         """The assignment :func:`dataclasses.asdict` gave (lists back to tuples)."""
-        return cls(data["model"], data["share"], tuple(data["types"]), tuple(data["agents"]))
+        # checkpoints written before actions existed have none: the assignment covered every call
+        return cls(data["model"], data["share"], tuple(data["types"]), tuple(data["agents"]),
+                   tuple(data.get("actions") or ()))
 
 
 @dataclass(slots=True)
@@ -90,12 +101,16 @@ class ModelRouting:
     by_type: dict[str, str] = field(default_factory=dict)
     assignments: list[Assignment] = field(default_factory=list)
 
-    def model_for(self, agent_id: str, agent_type: str) -> str | None:
-        """The model the agent's calls name: the last assignment covering it, its type's, or the default."""
+    def model_for(self, agent_id: str, agent_type: str, action: str | None = None) -> str | None:
+        """The model the agent's call of ``action`` names: the last covering assignment, else type's or default."""
         for a in reversed(self.assignments):
-            if a.covers(self.seed, agent_id, agent_type):
+            if a.covers(self.seed, agent_id, agent_type, action):
                 return a.model
         return self.by_type.get(agent_type, self.default)
+
+    def scoped(self) -> bool:
+        """Whether some assignment covers only some decisions (the model then depends on the call)."""
+        return any(a.actions for a in self.assignments)
 
     def names(self) -> set[str]:
         """Every route name in use (each must be served by some endpoint)."""
@@ -106,7 +121,7 @@ class ModelRouting:
         """Index of the last assignment that covers every agent: everything before it is shadowed."""
         for i in range(len(self.assignments) - 1, -1, -1):
             a = self.assignments[i]
-            if a.share >= 1.0 and not a.types and not a.agents:
+            if a.share >= 1.0 and not a.types and not a.agents and not a.actions:
                 return i
         return None
 
@@ -122,9 +137,9 @@ class ModelRouting:
         return self.names()
 
     def assign(self, model: str, share: float = 1.0, types: list[str] | None = None,
-               agents: list[str] | None = None) -> Assignment:
-        """Add an assignment (it overrides earlier ones for the agents it covers); returns it."""
-        a = Assignment(model, share, tuple(types or ()), tuple(agents or ()))
+               agents: list[str] | None = None, actions: list[str] | None = None) -> Assignment:
+        """Add an assignment (it overrides earlier ones for the agents and calls it covers); returns it."""
+        a = Assignment(model, share, tuple(types or ()), tuple(agents or ()), tuple(actions or ()))
         self.assignments.append(a)
         return a
 

@@ -252,7 +252,8 @@ def test_loop_options_are_checked_before_anything_runs(tmp_path):
            (dict(method="ppo", lr_schedule="linear"), ("--lr-schedule", "constant or linear (linear: sft only), "
                                                                          "got 'linear' with ppo")),
            (dict(anchor_power=0.0), ("--anchor-power", "must be a finite number above 0, got 0.0")),
-           (dict(method="ppo", anchor_power=2.0), ("--anchor-power", "sft only (ppo trains no anchors)"))]
+           (dict(method="ppo", anchor_power=2.0), ("--anchor-power", "sft only (ppo trains no anchors)")),
+           (dict(adapter_scope="some"), ("--adapter-scope", "all or targeted, got 'some'"))]
     for change, (name, reason) in bad:
         with pytest.raises(ConfigError) as e:
             correct(replace(base, **change))
@@ -279,6 +280,46 @@ def test_too_few_agents_for_the_groups_is_one_error(tmp_path, fake_training):
     assert (problem.file, problem.field) == ("<command line>", "--agents")
     assert problem.reason == ("2 agents leave no held-out treated agent or no control agent: use more agents")
     assert fake_training == []
+
+
+def test_a_targeted_adapter_answers_the_decisions_it_was_trained_on_and_nothing_else(tmp_path, fake_training,
+                                                                                    dataset_writes):
+    """--adapter-scope targeted: no anchor row for an unrated decision; the fork routes only the rated
+    decisions' calls to the adapter (llm.adapter_actions) and the exam answers the rest with the base."""
+    from simulation.correction.datasets import rated_actions
+    from tests.runs import fake_run
+
+    base = fake_run(tmp_path / "base", "job_seeking", 24, 2)
+    out = tmp_path / "c"
+    lines: list[str] = []
+    res = correct(CorrectOptions("job_seeking", base=str(base), out=str(out), holdout=0.3, progress=False,
+                                 max_samples=400, max_drift=1.0, adapter_scope="targeted"), emit=lines.append)
+    decisions = {a for (a,) in rows(base, "SELECT DISTINCT action FROM llm_calls")}
+    rated = rated_actions(base)
+    assert rated and decisions - rated, (decisions, rated)
+    (w,) = dataset_writes
+    assert w["skip"] == decisions - rated, "the unrated decisions get no row"
+    trained = {json.loads(x)["meta"]["action"] for x in (out / "data-1.jsonl").read_text().splitlines()}
+    assert trained and trained <= rated
+    (d,) = json.loads((out / "correction.json").read_text())["details"]
+    scope = d["adapter_actions"]
+    assert scope == sorted(trained) == res["iterations"][0]["adapter_actions"]
+    assert any(f"the adapter answers {', '.join(scope)} only" in x for x in lines if x.startswith("iteration 1:"))
+    fork = out / "iter-1"
+    llm = json.loads((fork / "config.json").read_text())["simulation"]["llm"]
+    assert llm["adapter_actions"] == scope and llm["adapter_name"] == "adapter-1"
+    routed = dict(rows(fork, "SELECT action, GROUP_CONCAT(DISTINCT COALESCE(model, '')) FROM llm_calls "
+                             "WHERE round >= 1 GROUP BY action"))
+    assert {a for a, m in routed.items() if "adapter-1" in m.split(",")} == set(scope) & set(routed)
+    assert set(scope) & set(routed), "some treated agent made a call the adapter answers"
+    assert all(m == "" for a, m in routed.items() if a not in scope), routed
+    exam = [json.loads(x) for x in (fork / "exam.jsonl").read_text().splitlines()]
+    outside = [r for r in exam if r["decision"] not in scope]
+    inside = [r for r in exam if r["decision"] in scope]
+    assert outside and inside
+    assert all(r["answers"]["adapter"] == r["answers"]["base"] for r in outside)
+    assert all(r["adapter_probs"] == r["base_probs"] for r in outside)
+    assert d["max_untrained_drift"] in (0.0, None)
 
 
 def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_writes, monkeypatch):
@@ -326,8 +367,8 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         (d,) = report["details"]
         assert set(d) == {"holdout_fail", "control_fail", "judge", "judge_control", "train_s", "swap_s", "samples",
                           "worst_first_share", "by_check", "adopted", "refused_because", "learning_rate", "exam",
-                          "max_untrained_drift", "train_seed", "lr_schedule", "anchor_power"}
-        assert d["anchor_power"] == 1.0
+                          "max_untrained_drift", "train_seed", "lr_schedule", "anchor_power", "adapter_actions"}
+        assert d["anchor_power"] == 1.0 and d["adapter_actions"] is None, "the adapter answers every call by default"
         assert d["train_seed"] == base_seed and d["lr_schedule"] == (schedule if method == "sft" else None)
         assert d["train_s"] == 0.5 and d["samples"] == t["rows"] and d["learning_rate"] == 1e-3
         assert d["judge"] is None and d["judge_control"] is None
@@ -335,7 +376,7 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         assert all(isinstance(v, str) and "/" in v for v in d["by_check"].values())
         assert res["iterations"] == [{**{k: d[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s",
                                                            "worst_first_share", "adopted", "exam",
-                                                           "max_untrained_drift")},
+                                                           "max_untrained_drift", "adapter_actions")},
                                       "reasons": d["refused_because"]}]
         assert set(report) == {"base_holdout_fail", "base_control_fail", "judge_base", "not_trained", "iterations",
                                "details", "groups"}

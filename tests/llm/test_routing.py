@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from simulation.config.models import LLMSettings
@@ -108,6 +110,42 @@ async def test_agents_calls_go_to_their_model_and_are_recorded_with_it():
         await AgentLLM(replay, settings, "a2", 1, "p", 1, None).chat("talk", [{"role": "user", "content": "hi"}])
     with pytest.raises(LLMError, match="no chat endpoint serves model 'nope'"):
         await AgentLLM(client, settings, "a3", 1, "p", 1, "nope").chat("talk", [{"role": "user", "content": "hi"}])
+
+
+async def test_a_scoped_adapter_answers_its_decisions_only():
+    """llm.adapter_actions: the treated agents' calls of those decisions go to the adapter, their other
+    calls (and calls of no decision, like an interview's) to the model beneath; the checkpoint keeps it."""
+    from simulation.core.context import StepContext
+
+    s = LLMSettings(adapter="/x/adapters/fix-1", adapter_share=0.5, adapter_actions=["screen"])
+    r = routing_from_settings(s, 3)
+    treated = [a for a in AGENTS if ab_unit(3, a) < 0.5]
+    control = [a for a in AGENTS if ab_unit(3, a) >= 0.5]
+    assert all(r.model_for(a, "x", "screen") == "fix-1" for a in treated)
+    assert all(r.model_for(a, "x", "apply") is None and r.model_for(a, "x") is None for a in treated)
+    assert all(r.model_for(a, "x", "screen") is None for a in control)
+    assert r.scoped() and r.default_needed(), "the base model still answers the treated agents' other calls"
+    whole = ModelRouting(seed=3)
+    whole.assign("fix-1")
+    assert not whole.scoped() and not whole.default_needed()
+    whole.assign("fix-2", actions=["screen"])
+    assert not whole.default_needed() and whole.used_names() == {"fix-1", "fix-2"}
+    assert whole.model_for("a1", "x", "apply") == "fix-1" and whole.model_for("a1", "x", "screen") == "fix-2"
+    assert ModelRouting.from_data(r.to_data()) == r
+    data = r.to_data()
+    del data["assignments"][0]["actions"]  # a checkpoint written before scoping: every call
+    assert ModelRouting.from_data(data).model_for(treated[0], "x", "apply") == "fix-1"
+    with pytest.raises(ValueError, match="adapter_actions scopes llm.adapter, and no adapter is set"):
+        LLMSettings(adapter_actions=["screen"])
+    # a step's LLM asks each call's model by the call's decision
+    named = Named("any")
+    services = SimpleNamespace(llm_client=named, llm_settings=LLMSettings(), seed=1, routing=r)
+    ctx = StepContext(SimpleNamespace(id=treated[0], agent_type="x"), 1, "p", [], services)
+    for action in ("apply", "screen", "apply"):
+        await ctx.llm.chat(action, [{"role": "user", "content": "hi"}])
+    other = StepContext(SimpleNamespace(id=control[0], agent_type="x"), 1, "p", [], services)
+    await other.llm.chat("screen", [{"role": "user", "content": "hi"}])
+    assert named.asked == [None, "fix-1", None, None]
 
 
 def test_routing_from_settings_and_deployed_assignments():

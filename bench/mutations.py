@@ -494,6 +494,29 @@ MUTATIONS = [
     Mutation("cluster-share-ignored", "experiments", "simulation/runtime/ray_runtime.py",
              "return max(1, int(slots * self.cluster_share + 1e-9)) if self.address else slots", "return slots",
              ("tests/runtime/test_cluster.py::test_parallel_experiment_runs_split_the_cluster",)),
+    Mutation("scoped-assignment-covers-every-call", "routing", "simulation/llm/routing.py",
+             "        if self.actions and action not in self.actions:\n            return False\n", "",
+             ("tests/llm/test_routing.py::test_a_scoped_adapter_answers_its_decisions_only",
+              "tests/correction/test_correct_loop_fast.py::"
+              "test_a_targeted_adapter_answers_the_decisions_it_was_trained_on_and_nothing_else")),
+    Mutation("step-llm-ignores-call-scope", "routing", "simulation/core/context.py",
+             "            route = functools.partial(s.routing.model_for, a.id, a.agent_type) if s.routing.scoped() else None",
+             "            route = None",
+             ("tests/llm/test_routing.py::test_a_scoped_adapter_answers_its_decisions_only",
+              "tests/correction/test_correct_loop_fast.py::"
+              "test_a_targeted_adapter_answers_the_decisions_it_was_trained_on_and_nothing_else")),
+    Mutation("exam-ignores-adapter-scope", "correction loop", "simulation/correction/exam.py",
+             "        if scope is not None and item.decision not in scope:", "        if False:",
+             ("tests/correction/test_exam.py", "tests/correction/test_correct_loop_fast.py::"
+              "test_a_targeted_adapter_answers_the_decisions_it_was_trained_on_and_nothing_else")),
+    Mutation("loop-fork-not-scoped", "correction loop", "simulation/correction/loop.py",
+             "                       *([f\"llm.adapter_actions={json.dumps(sorted(scope))}\"] if scope is not None else [])",
+             "", ("tests/correction/test_correct_loop_fast.py::"
+                  "test_a_targeted_adapter_answers_the_decisions_it_was_trained_on_and_nothing_else",)),
+    Mutation("scoped-loop-anchors-untargeted", "correction loop", "simulation/correction/loop.py",
+             'decisions - rated_actions(source) if opts.adapter_scope == "targeted" else frozenset()',
+             'frozenset()', ("tests/correction/test_correct_loop_fast.py::"
+                             "test_a_targeted_adapter_answers_the_decisions_it_was_trained_on_and_nothing_else",)),
     Mutation("experiment-cells-unchecked", "experiments", "simulation/experiments/run.py",
              "    _check_design(design, out, emit)\n    check_cells(design)\n    out.mkdir(parents=True, exist_ok=True)\n"
              "    _write_record(out, design)",

@@ -100,6 +100,19 @@ async def sit(run: Path, policy) -> tuple[ex.Graded, Answerer]:
     return ex.grade_exam(run, items, answers, [fit_rule, live_only]), client
 
 
+async def test_a_scoped_adapter_sits_its_decisions_only(run):
+    """ask_both(scope=...): a decision outside the adapter's scope is asked of the base model alone and
+    its answer stands for both sides (the run routes it so); those inside go to both."""
+    items = ex.exam_items(run, HELD, [fit_rule, live_only])
+    (decision,) = {i.decision for i in items}
+    for scope, adapter_asked in ((frozenset({"other"}), False), (frozenset({decision}), True)):
+        client = Answerer(lambda s, ch: ch[-1])
+        answers = await ex.ask_both(items, client, "adapter-1", scope=scope)
+        assert sorted({r.model or "" for r in client.requests}) == (["", "adapter-1"] if adapter_asked else [""])
+        assert len(client.requests) == len(items) * (2 if adapter_asked else 1)
+        assert (answers["adapter"] == answers["base"]) is (not adapter_asked)
+
+
 async def test_both_models_get_the_same_calls(run):
     graded, client = await sit(run, lambda s, ch: FITS[s] or ch[-1])
     items = graded.items

@@ -456,6 +456,7 @@ async def _run_locked(opts: RunOptions, run_dir: Path, cfg: RunConfig, replay_fr
                 pass
         if services.start_s is not None:
             summary["server_start_s"] = services.start_s
+        _warn_unused_scope(cfg, store)
         finished = sim.round >= cfg.simulation.rounds
         store.set_meta(finished=finished, summary=summary)
         if sim.stop_reason and not finished:
@@ -499,6 +500,19 @@ def check_schedule(plan: list[schedule.Scheduled], cfg: RunConfig) -> None:
     if late:
         raise ConfigError([ConfigProblem("<command line>", "--intervene/--set", f"round {late[0]} is after the run's "
                                          f"last round ({cfg.simulation.rounds})")])
+
+
+def _warn_unused_scope(cfg: RunConfig, store: RunStore) -> None:
+    """Say so when ``llm.adapter_actions`` names a decision the run never asked (a misspelt action name
+    leaves the adapter answering nothing; the names are the scenario's, known only once it ran)."""
+    scope = cfg.simulation.llm.adapter_actions
+    if not scope:
+        return
+    asked = {a for (a,) in store.db.execute("SELECT DISTINCT action FROM llm_calls")}
+    unused = [a for a in scope if a not in asked]
+    if unused:
+        logger.warning("llm.adapter_actions: no call of {} in this run, so the adapter answered none (its decisions: {})",
+                       ", ".join(unused), ", ".join(sorted(asked)) or "none")
 
 
 def check_adapter_setting(cfg: RunConfig) -> None:

@@ -85,7 +85,20 @@ def test_adapter_at_start_by_type_and_errors(polling, stub, tmp_path, capsys):
     assert main(["run", str(polling), "--agents", "20", "--rounds", "1", "--out", str(out), "--no-progress",
                  f"llm.adapter={adapter}", "llm.adapter_name=fixed", "llm.adapter_share=1.0"]) == 0
     assert {m for (m,) in rows(out, "SELECT DISTINCT model FROM llm_calls")} == {"fixed"}
+    # scoped to the vote: the agents' other calls (here an interview's, a call of no decision) go to the base model
+    scoped = tmp_path / "scoped"
+    assert main(["run", str(polling), "--agents", "20", "--rounds", "1", "--out", str(scoped), "--no-progress",
+                 f"llm.adapter={adapter}", "llm.adapter_name=fixed", "llm.adapter_actions=[vote]"]) == 0
+    assert rows(scoped, "SELECT DISTINCT action, model FROM llm_calls") == [("vote", "fixed")]
+    ((agent,),) = rows(scoped, "SELECT agent_id FROM llm_calls LIMIT 1")
+    assert main(["interview", str(scoped), agent, "What do you think of the park?", "--scenario", str(polling)]) == 0
+    ((interviewed,),) = rows(scoped, "SELECT model FROM llm_calls WHERE phase = 'interview'")
+    assert interviewed is not None and interviewed != "fixed", interviewed
     capsys.readouterr()
+    assert main(["run", str(polling), "--agents", "20", "--rounds", "1", "--out", str(tmp_path / "typo"),
+                 "--no-progress", f"llm.adapter={adapter}", "llm.adapter_actions=[vot]"]) == 0
+    assert "llm.adapter_actions: no call of vot in this run, so the adapter answered none" in capsys.readouterr().err
+    assert rows(tmp_path / "typo", "SELECT DISTINCT model FROM llm_calls WHERE model = 'fix'") == []
     assert main(["run", str(polling), "--rounds", "1", "--out", str(tmp_path / "r2"), "--no-progress",
                  "llm.model_by_type.voter=nobody"]) == 2
     err = capsys.readouterr().err

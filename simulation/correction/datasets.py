@@ -166,21 +166,24 @@ def _unrated(store: RunStore, exclude_agents: frozenset[str] | set[str], memory:
              skip: frozenset[str] | set[str] = frozenset()) -> list[Call]:
     """Valid choice calls of decisions nobody rated, outside ``exclude_agents`` and the ``skip``
     actions (``memory.*`` only when ``memory``: its recorded answers lean on position)."""
-    rated_actions = {a for (a,) in store.db.execute(
-        "SELECT DISTINCT action FROM llm_calls WHERE id IN (SELECT llm_call_id FROM ratings)")}
+    rated = _rated_actions(store)
     where = "WHERE choices IS NOT NULL AND valid = 1 AND id NOT IN (SELECT llm_call_id FROM ratings)"
     if not memory:
         where += " AND action NOT LIKE 'memory.%'"
     return [c for c in load_calls(store, where)
-            if c.action not in rated_actions and c.action not in skip and c.agent_id not in exclude_agents]
+            if c.action not in rated and c.action not in skip and c.agent_id not in exclude_agents]
+
+
+def _rated_actions(store: RunStore) -> frozenset[str]:
+    return frozenset(a for (a,) in store.db.execute(
+        "SELECT DISTINCT action FROM llm_calls WHERE id IN (SELECT llm_call_id FROM ratings)"))
 
 
 def rated_actions(run_dir: Path) -> frozenset[str]:
     """The decisions (call actions) some rating of the run grades: the rest are anchored or skipped."""
     store = RunStore(Path(run_dir) / "run.sqlite", readonly=True)
     try:
-        return frozenset(a for (a,) in store.db.execute(
-            "SELECT DISTINCT action FROM llm_calls WHERE id IN (SELECT llm_call_id FROM ratings)"))
+        return _rated_actions(store)
     finally:
         store.close()
 

@@ -295,11 +295,10 @@ def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, se
                 mine_k = [k for k in sample if scope is None or items[k].decision in scope]
                 mine = asyncio.run(_probs([items[k] for k in mine_k], session.adapter_scorer, seed, progress,
                                           "adapter probabilities"))
+                for k in set(sample) - set(mine_k):  # the base model answers the decisions outside the scope
+                    aprobs[k] = probs[k]
                 for k, p in zip(mine_k, mine, strict=True):
                     aprobs[k] = p
-                for k in sample:  # the base model answers the decisions outside the scope
-                    if scope is not None and items[k].decision not in scope:
-                        aprobs[k] = probs[k]
             orders: list[dict[str, str | None]] = []
             if all(p is None for p in got):
                 orders = asyncio.run(ask(ex.ask_orders(items, client, seed=seed)))

@@ -517,6 +517,27 @@ MUTATIONS = [
              'decisions - rated_actions(source) if opts.adapter_scope == "targeted" else frozenset()',
              'frozenset()', ("tests/correction/test_correct_loop_fast.py::"
                              "test_a_targeted_adapter_answers_the_decisions_it_was_trained_on_and_nothing_else",)),
+    Mutation("ungraded-drift-ignored", "correction loop", "simulation/correction/exam.py",
+             "        if d in targeted and u[\"calls\"] >= min_calls and u[\"base\"] and u[\"adapter\"]:",
+             "        if False:", ("tests/correction/test_exam.py::test_the_guard_refuses_harm_and_accepts_a_sharpened_decision",)),
+    Mutation("ungraded-drift-on-graded-calls", "correction loop", "simulation/correction/exam.py",
+             "                                                    if i.decision == d and r is None])",
+             "                                                    if i.decision == d])",
+             ("tests/correction/test_exam.py::test_the_guard_refuses_harm_and_accepts_a_sharpened_decision",)),
+    Mutation("ungraded-anchor-ignored", "correction loop", "simulation/correction/loop.py",
+             'if u.decision not in keep or opts.ungraded == "anchor"]', 'if u.decision not in keep]',
+             ("tests/correction/test_correct_loop_fast.py::"
+              "test_rated_rows_all_keeps_the_checked_decisions_rows_and_drops_their_unsure_calls",)),
+    Mutation("live-collapse-deaf-to-exam", "correction loop", "simulation/correction/measure.py",
+             "        if discerning.get(action, {}).get(opt, 0.0) >= JUSTIFIED:", "        if False:",
+             ("tests/correction/test_measure.py::test_collapse_rule_edges",)),
+    Mutation("live-collapse-ignores-discerns", "correction loop", "simulation/correction/loop.py",
+             "if n >= MIN_ANSWERS and ex.discerns(fig, d)}", "if n >= MIN_ANSWERS}",
+             ("tests/correction/test_correct_loop_fast.py::"
+              "test_the_live_rule_hears_the_exam_on_decisions_answered_by_the_call",)),
+    Mutation("discerns-one-option-enough", "correction loop", "simulation/correction/exam.py",
+             "    return all(a is not None and a >= justified", "    return any(a is not None and a >= justified",
+             ("tests/correction/test_exam.py::test_the_guard_refuses_harm_and_accepts_a_sharpened_decision",)),
     Mutation("experiment-cells-unchecked", "experiments", "simulation/experiments/run.py",
              "    _check_design(design, out, emit)\n    check_cells(design)\n    out.mkdir(parents=True, exist_ok=True)\n"
              "    _write_record(out, design)",

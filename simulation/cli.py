@@ -190,6 +190,10 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--rated-rows", choices=["all", "spread"], default="all", help="sft with --rater checks: all trains every "
                     "rated row of a decision whose checks name the right option, and leaves out its calls they name "
                     "none for; spread gives those decisions an even share of --max-samples like the others")
+    co.add_argument("--ungraded", choices=["leave", "anchor"], default="leave", help="sft with --rated-rows all: a "
+                    "checked decision's calls no check names a right option for (a CV meeting some of a job's "
+                    "requirements): leave them out of training (default), or anchor them to the base model's "
+                    "preference with position averaged out, so the adapter keeps the base's answers there")
     co.add_argument("--no-train", action="append", default=[], metavar="DECISION", help="rate and examine "
                     "this decision (an action name, e.g. respond_offers) but give it no training row; the guard "
                     "holds it like any decision no example targeted (repeatable)")
@@ -368,7 +372,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             agents=args.agents, seed=args.seed, train_seed=args.train_seed, overrides=args.overrides, out=args.out,
             epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule,
             anchor_power=args.anchor_power, max_samples=args.max_samples, progress=not args.no_progress, base=args.base, max_drift=args.max_drift,
-            permute=args.permute, rounds=args.rounds, objective=args.objective, rated_rows=args.rated_rows,
+            permute=args.permute, rounds=args.rounds, objective=args.objective, rated_rows=args.rated_rows, ungraded=args.ungraded,
             no_train=tuple(args.no_train), adapter_scope=args.adapter_scope))
         if args.json:
             print(dump_json(res))

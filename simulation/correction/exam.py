@@ -22,7 +22,7 @@ import asyncio
 import bisect
 import json
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -179,6 +179,30 @@ def right_option(item: ExamItem, checks: list[Check], facts: _Facts) -> str | No
     ok = [o for o, v in per.items() if v and all(x is not False for x in v.values()) and any(x for x in v.values())]
     failing = [o for o, v in per.items() if any(x is False for x in v.values())]
     return ok[0] if len(ok) == 1 and failing else None
+
+
+def live_right(run: Path, agents: frozenset[str], checks: list[Check]) -> dict[str, tuple[dict[str, float], int]]:
+    """Per checked choice decision of ``agents`` in a run (a fork): each right option's share among its
+    calls with a right option, and how many those are."""
+    usable, _ = examinable(checks)
+    facts = _Facts(run)
+    got: dict[str, Counter[str]] = defaultdict(Counter)
+    for i in exam_items(run, agents, usable):
+        if i.choices and i.action is not None and (r := right_option(i, usable, facts)) is not None:
+            got[i.decision][r] += 1
+    return {d: ({o: round(v / sum(c.values()), 4) for o, v in sorted(c.items())}, sum(c.values()))
+            for d, c in sorted(got.items())}
+
+
+def discerns(fig: dict[str, Any], decision: str, justified: float = JUSTIFIED, min_calls: int = 10) -> bool:
+    """Whether the adapter gave each right option of ``decision`` where it was right on the exam, for
+    ``justified`` of those calls (each right option with at least ``min_calls`` of them): it answers
+    by the call, which an adapter leaning to one option does not."""
+    b = fig["balanced_accuracy"].get(decision)
+    if not b or len(b["right_options"]) < 2:
+        return False
+    counts = b.get("counts", {})
+    return all(a is not None and a >= justified and counts.get(r, 0) >= min_calls for r, a in b["per_option"].items())
 
 
 def unsure_items(run: Path, agents: frozenset[str], checks: list[Check]) -> list[ExamItem]:
@@ -441,7 +465,7 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
                            "calls": {d: sum(1 for i in graded.items if i.decision == d)
                                      for d in sorted({i.decision for i in graded.items})},
                            "shares": {}, "first_share": {}, "invalid": {}, "not_examined": graded.not_examined,
-                           "structured": {}}
+                           "structured": {}, "ungraded": {}}
     decisions = sorted({i.decision for i in graded.items})
     # JSON answers have no options, positions or right option: their shares are reported apart from
     # the choices' (which the collapse and drift rules read); their checks count below like any other
@@ -482,7 +506,13 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
                 # the interval (averaging the options it has scored a one-option answerer 0% or 100% there)
                 boot[m] = np.mean(np.stack(baccs), axis=0)
             n = sum(1 for i, r in zip(graded.items, graded.right, strict=True) if i.decision == d and r)
-            out["balanced_accuracy"][d] = {**asdict(_figure(point, boot, n)), "right_options": rights}
+            out["balanced_accuracy"][d] = {**asdict(_figure(point, boot, n)), "right_options": rights,
+                                           "per_option": {r: _r(a) for r, a in zip(rights, accs, strict=True)},
+                                           "counts": {r: sum(1 for i, x in zip(graded.items, graded.right, strict=True)
+                                                             if i.decision == d and x == r) for r in rights}}
+            out["ungraded"][d] = _ungraded(graded, [k for k, (i, r) in enumerate(zip(graded.items, graded.right,
+                                                                                      strict=True))
+                                                    if i.decision == d and r is None])
         averaged = order_averaged(graded, d)
         if averaged is not None:
             out["shares"][d]["base_averaged"] = averaged
@@ -529,6 +559,24 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
         cut = 1 - tot_boot["adapter"] / tot_boot["base"]
     out["cut"] = _r(1 - tot_point["adapter"] / tot_point["base"]) if tot_point["base"] else None
     out["cut_ci"] = list(_interval(cut))
+    return out
+
+
+def _ungraded(graded: Graded, ks: list[int]) -> dict[str, Any]:
+    """Both models' option shares on a checked decision's calls that no check grades (``ks``): where
+    the checks name no right option, the adapter has no lesson to follow but the base's; like the
+    drift of a decision no example targeted, with both models' position-free preferences where the
+    exam has their probabilities on the same calls."""
+    out: dict[str, Any] = {"calls": len(ks)}
+    for m in MODELS:
+        valid = [a for a in (graded.answers[m][k] for k in ks) if a is not None]
+        out[m] = {o: round(valid.count(o) / len(valid), 4) for o in sorted(set(valid))}
+    if graded.base_probs and graded.adapter_probs:
+        both = [(graded.base_probs[k], graded.adapter_probs[k]) for k in ks
+                if graded.base_probs[k] and graded.adapter_probs[k]]
+        if both:
+            out["base_averaged"] = _argmax_shares([b for b, _ in both])
+            out["adapter_averaged"] = _argmax_shares([a for _, a in both])
     return out
 
 
@@ -598,6 +646,19 @@ def drift(fig: dict[str, Any], targeted: set[str]) -> dict[str, float]:
             for d, s in sorted(fig["shares"].items()) if d not in targeted and s["base"] and s["adapter"]}
 
 
+def ungraded_drift(fig: dict[str, Any], targeted: set[str], min_calls: int = 10) -> dict[str, float]:
+    """Per targeted decision with at least ``min_calls`` calls no check grades: how far the adapter's
+    option shares on those calls moved from the base's (total variation distance; like with like, as
+    ``drift``). Its training rows there were the base's own answers, or none: a move is a lesson
+    learned elsewhere spilling over (run S2: "reject" for 69% of the CVs meeting some but not all
+    requirements, which the base passes for 57%; the market's hires fell by a third)."""
+    out = {}
+    for d, u in sorted(fig.get("ungraded", {}).items()):
+        if d in targeted and u["calls"] >= min_calls and u["base"] and u["adapter"]:
+            out[d] = total_variation(u.get("adapter_averaged") or u["adapter"], u.get("base_averaged") or u["base"])
+    return out
+
+
 def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, skew: float = SKEW,
              justified: float = JUSTIFIED, min_calls: int = 10) -> list[str]:
     """Why the exam says the adapter harms, each naming the decision or check with its figures:
@@ -615,7 +676,9 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
       position averaged out, answers "1" for 90%, follows the base; decided 2026-12-06);
     - a decision no training example targeted drifted more than ``max_drift`` from the base's shares;
       where the exam has both models' probabilities, the line also says how far their means moved
-      (little, against a large drift: a flip of near-tied calls, not a learned change of preference).
+      (little, against a large drift: a flip of near-tied calls, not a learned change of preference);
+    - a targeted decision drifted more than ``max_drift`` on its calls that no check grades
+      (``ungraded_drift``; decided 2026-12-06 on runs S and S2, whose leaning markets no rule saw).
     """
     out = []
     for name, c in sorted(fig["checks"].items()):
@@ -653,6 +716,12 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
                 said += (f"; mean probabilities moved {total_variation(s['adapter_mean'], s['base_mean']):.2f} "
                          f"({s['base_mean']} -> {s['adapter_mean']})")
             out.append(said)
+    for d, tv in ungraded_drift(fig, targeted, min_calls).items():
+        if tv > max_drift:
+            u = fig["ungraded"][d]
+            out.append(f"decision '{d}' drifted {tv:.2f} from the base model's shares on its {u['calls']} calls no "
+                       f"check grades (limit {max_drift:.2f}; nothing asked for a change there): "
+                       f"{u.get('base_averaged') or u['base']} -> {u.get('adapter_averaged') or u['adapter']}")
     return out
 
 

@@ -33,11 +33,12 @@ from ..training.choice import sharpened
 from . import exam as ex
 from . import rate_run
 from .datasets import anchor_candidates, rated_actions, write_dataset
-from .measure import GroupMeasure, Groups, collapsed, measure, run_groups
+from .measure import MIN_ANSWERS, GroupMeasure, Groups, collapsed, measure, run_groups
 from .ratings import judge_warning
 
 KIND = {"sft": "sft", "ppo": "reward"}
 SHUFFLE = "llm.shuffle_options=true"
+UNGRADED = ("leave", "anchor")  # --ungraded: a checked decision's calls no check grades, left out of training or anchored
 ADAPTER_SCOPES = ("all", "targeted")  # --adapter-scope: which of its agents' calls the adapter answers
 
 
@@ -70,6 +71,10 @@ class CorrectOptions:
     # sft rated by checks: "all" trains every rated row of a decision whose checks name the right option, outside the
     # row cap's even spread, and leaves out its calls they name none for; "spread" shares the cap evenly
     rated_rows: str = "all"
+    # with rated_rows "all": "anchor" trains a checked decision's calls the checks name no right option for toward
+    # the base's order-averaged preference (as "spread" does), "leave" leaves them out; left out, the adapter carried
+    # its lessons onto them (run S2: "reject" for 69% of the CVs meeting some requirements, the base 43%)
+    ungraded: str = "leave"
     batch_size: int | None = None  # default: 8 for sft, 4 for ppo (its rollouts hold logits of every token)
     progress: bool = True
     base: str | None = None  # an earlier base run to start from instead of running one
@@ -385,7 +390,7 @@ def _targeted(data: Path) -> set[str]:
     return out
 
 
-def _exam_line(fig: dict[str, Any]) -> str:
+def _exam_line(fig: dict[str, Any], ungraded: dict[str, float]) -> str:
     parts = [f"{d} balanced accuracy {b['base']:.0%} -> {b['adapter']:.0%} [{b['lo']:.0%}, {b['hi']:.0%}]"
              for d, b in fig["balanced_accuracy"].items() if b["base"] is not None and b["lo"] is not None]
     f = fig["fail"]
@@ -400,7 +405,9 @@ def _exam_line(fig: dict[str, Any]) -> str:
                       if c["graded"]["adapter"] < c["graded"]["base"] / 2)
     return (f"  {'exam':<9} {fig['n']} calls of {fig['agents']} held-out agents: " + "; ".join([*parts, fail])
             + (f"\n  {'':<9} first-listed share: {firsts}" if firsts else "")
-            + (f"\n  {'':<9} checks grading under half as many answers: {fewer}" if fewer else ""))
+            + (f"\n  {'':<9} checks grading under half as many answers: {fewer}" if fewer else "")
+            + (f"\n  {'':<9} drift on calls no check grades: " + ", ".join(f"{d} {tv:.2f}" for d, tv in ungraded.items())
+               if ungraded else ""))
 
 
 def _base_problem(base: Path) -> str | None:
@@ -439,6 +446,11 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                                          f"{' or '.join(ADAPTER_SCOPES)}, got {opts.adapter_scope!r}")])
     if opts.rated_rows not in ("all", "spread"):
         raise ConfigError([ConfigProblem("<command line>", "--rated-rows", f"all or spread, got {opts.rated_rows!r}")])
+    if opts.ungraded not in UNGRADED:
+        raise ConfigError([ConfigProblem("<command line>", "--ungraded", f"{' or '.join(UNGRADED)}, got {opts.ungraded!r}")])
+    if opts.ungraded == "anchor" and (opts.method != "sft" or opts.rated_rows != "all"):
+        raise ConfigError([ConfigProblem("<command line>", "--ungraded", "anchor is for sft with --rated-rows all "
+                                         "(--rated-rows spread anchors those calls already; ppo trains no anchors)")])
     if not 0 <= opts.max_drift <= 1 or opts.permute < 0:
         raise ConfigError([ConfigProblem("<command line>", "--max-drift/--permute",
                                          "max-drift between 0 and 1; permute 0 or more")])
@@ -514,7 +526,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         # "all": the checked decisions' unsure calls get no anchor answer, so the dataset leaves them out
         keep = checked if opts.method == "sft" and opts.rater == "checks" and opts.rated_rows == "all" else frozenset()
         anchors = (_anchor_answers(source, groups.holdout, seed, opts.progress,
-                                   [u for u in unsure if u.decision not in keep], rows=opts.max_samples,
+                                   [u for u in unsure if u.decision not in keep or opts.ungraded == "anchor"],
+                                   rows=opts.max_samples,
                                    permute=opts.permute, skip=skip)
                    if opts.method == "sft" else None)
         if anchors is not None and opts.anchor_power != 1:
@@ -548,7 +561,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                        *([f"llm.adapter_actions={json.dumps(sorted(scope))}"] if scope is not None else [])])))
         hold, ctl = _measures(fork, groups, opts, emit)
         refused: list[str] = []
-        exam, untrained, preferred, unchecked = None, None, None, set()
+        exam, untrained, preferred, unchecked, discerning = None, None, None, set(), {}
         if opts.exam and items:
             answers, orders, probs, aprobs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress,
                                                        base, scope)
@@ -559,16 +572,19 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
             refused += ex.refusals(fig, targeted, opts.max_drift)
             preferred = {d: v["base_averaged"] for d, v in fig["shares"].items() if v.get("base_averaged")}
             unchecked = {d for d, v in fig["shares"].items() if not v["right"]}
-            exam = {**ex.summary(fig), "undecided": ex.undecided(fig)}
+            exam = {**ex.summary(fig), "undecided": ex.undecided(fig), "ungraded_drift": ex.ungraded_drift(fig, targeted)}
             untrained = max(ex.drift(fig, targeted).values(), default=None)
-        refused = collapsed(hold, base_hold, preferred, unchecked) + refused
+            # a live lean the live calls' right answers call for, on a decision the exam shows answering by the call
+            discerning = {d: shares for d, (shares, n) in ex.live_right(fork, groups.holdout_treated, checks).items()
+                          if n >= MIN_ANSWERS and ex.discerns(fig, d)}
+        refused = collapsed(hold, base_hold, preferred, unchecked, discerning) + refused
         it = {"holdout_fail": hold.fail, "control_fail": ctl.fail, "judge": hold.judge, "judge_control": ctl.judge,
               "train_s": manifest.train_s, "swap_s": _swap_s(fork), "samples": manifest.samples,
               "worst_first_share": max(hold.first_share.values(), default=None),
               "by_check": {k: f"{f}/{n}" for k, (f, n) in hold.by_check.items()},
               "adopted": not refused, "refused_because": refused, "learning_rate": manifest.learning_rate,
               "lr_schedule": manifest.lr_schedule, "train_seed": train_seed,
-              "anchor_power": opts.anchor_power, "adapter_actions": sorted(scope) if scope is not None else None,
+              "anchor_power": opts.anchor_power, "ungraded": opts.ungraded, "adapter_actions": sorted(scope) if scope is not None else None,
               "exam": exam, "max_untrained_drift": untrained}
         _record(fork, {"correction.holdout_fail": hold.fail, "correction.control_fail": ctl.fail,
                        "correction.judge": hold.judge, "correction.train_s": manifest.train_s,
@@ -576,7 +592,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         emit(_group_line("held-out", hold))
         emit(_group_line("control", ctl))
         if exam is not None:
-            emit(_exam_line(fig))
+            emit(_exam_line(fig, exam["ungraded_drift"]))
             for line in ex.undecided(fig):
                 emit(f"  {'':<9} undecided: {line}")
         emit(f"  train {manifest.train_s:.0f}s, swap {it['swap_s']:.1f}s"

@@ -146,7 +146,8 @@ def measure(run: Path, agents: frozenset[str], judge_rater: str | None = None) -
 
 def collapsed(after: GroupMeasure, before: GroupMeasure,
               preferred: dict[str, dict[str, float]] | None = None,
-              unchecked: frozenset[str] | set[str] = frozenset()) -> list[str]:
+              unchecked: frozenset[str] | set[str] = frozenset(),
+              discerning: dict[str, dict[str, float]] | None = None) -> list[str]:
     """Decisions that moved above ``SKEW`` on one option where the base was not already there, structured
     (JSON) decisions whose one answer rose above ``SKEW`` from the base's share of that answer (unless
     the checks' answers in the base, its own with each failed one rewritten, give it for ``JUSTIFIED`` of
@@ -158,12 +159,20 @@ def collapsed(after: GroupMeasure, before: GroupMeasure,
     ``job_count``: "1" for 92% of calls, 32% of live answers) follows the base; it has not collapsed.
     ``unchecked``: decisions no check names a right answer for; there the base's preference justifies
     an option it gives for ``JUSTIFIED`` of the calls, as the exam's rule (``exam.refusals``).
+    ``discerning``: per checked decision whose every right option the adapter gave where it was right on
+    the exam (``exam.discerns``), the right options' shares among the group's live calls with one. There
+    the adapter answers by the call, not by one option; if the live calls call for the option it leans to
+    for ``JUSTIFIED`` of them, the market changed under it, the decision did not collapse (run S2: after
+    the adapter's screening no unqualified candidate reached an offer; "hire" 94% of 36 live offers, right
+    for 23 of the 23 with a right answer, and the exam's "keep looking" calls answered so for 13 of 13).
     """
     out = []
-    preferred = preferred or {}
+    preferred, discerning = preferred or {}, discerning or {}
     for action in after.decisions:
         opt, share = after.top(action)
         if after.answers.get(action, 0) < MIN_ANSWERS or before.answers.get(action, 0) < MIN_ANSWERS:
+            continue
+        if discerning.get(action, {}).get(opt, 0.0) >= JUSTIFIED:
             continue
         free = preferred.get(action, {}).get(opt, 0.0)
         if share > SKEW and before.top(action)[1] <= SKEW and free <= SKEW and not (action in unchecked

@@ -60,7 +60,7 @@ def test_loop_refuses_an_adapter_then_retries_at_half_the_rate(tmp_path, fake_tr
     real = loop.collapsed
     verdicts: list[list[str]] = []
 
-    def collapsed(after, before, preferred=None, unchecked=frozenset()):
+    def collapsed(after, before, preferred=None, unchecked=frozenset(), discerning=None):
         assert preferred, "the live rule is given the base's position-free shares from the exam"
         # the decisions no check grades are those the exam names no right answer for
         assert unchecked and "search_decision" in unchecked and "screen" not in unchecked, unchecked
@@ -149,7 +149,8 @@ def test_a_refused_last_iteration_announces_no_next_one(tmp_path, fake_training,
     from tests.runs import fake_run
 
     base = fake_run(tmp_path / "base", agents=20)
-    monkeypatch.setattr(loop, "collapsed", lambda after, before, preferred=None, unchecked=frozenset(): ["forced refusal"])
+    monkeypatch.setattr(loop, "collapsed", lambda after, before, preferred=None, unchecked=frozenset(), discerning=None:
+                        ["forced refusal"])
     lines: list[str] = []
     res = correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / "loop"), progress=False,
                                  exam=False), emit=lines.append)
@@ -185,12 +186,14 @@ def test_exam_line_states_the_figures():
            "fail": {"base": 0.3, "adapter": 0.1}, "cut": 0.6667, "cut_ci": [0.2, 0.9],
            "first_share": {"screen": {"base": 1.0, "adapter": 0.5}, "job_count": {"base": None, "adapter": None}},
            "checks": {"low_pay": {"graded": {"base": 93, "adapter": 0}}, "fit": {"graded": {"base": 10, "adapter": 5}}}}
-    assert loop._exam_line(fig) == (
+    assert loop._exam_line(fig, {}) == (
         "  exam      40 calls of 6 held-out agents: screen balanced accuracy 50% -> 75% [60%, 90%]; "
         "fail 0.30 -> 0.10, cut 67% [20%, 90%]\n            first-listed share: screen 100% -> 50%"
         "\n            checks grading under half as many answers: low_pay 93 -> 0"), "half (fit 10 -> 5) is not under"
+    assert loop._exam_line(fig, {"screen": 0.27, "offer_decision": 0.0}).endswith(
+        "low_pay 93 -> 0\n            drift on calls no check grades: screen 0.27, offer_decision 0.00")
     quiet = {**fig, "balanced_accuracy": {}, "fail": {"base": None, "adapter": None}, "first_share": {}, "checks": {}}
-    assert loop._exam_line(quiet) == "  exam      40 calls of 6 held-out agents: no check graded an answer"
+    assert loop._exam_line(quiet, {}) == "  exam      40 calls of 6 held-out agents: no check graded an answer"
 
 
 def test_group_line_states_the_figures():
@@ -253,6 +256,10 @@ def test_loop_options_are_checked_before_anything_runs(tmp_path):
                                                                          "got 'linear' with ppo")),
            (dict(anchor_power=0.0), ("--anchor-power", "must be a finite number above 0, got 0.0")),
            (dict(method="ppo", anchor_power=2.0), ("--anchor-power", "sft only (ppo trains no anchors)")),
+           (dict(ungraded="keep"), ("--ungraded", "leave or anchor, got 'keep'")),
+           (dict(ungraded="anchor", rated_rows="spread"), ("--ungraded", "anchor is for sft with --rated-rows all "
+                                                            "(--rated-rows spread anchors those calls already; ppo "
+                                                            "trains no anchors)")),
            (dict(adapter_scope="some"), ("--adapter-scope", "all or targeted, got 'some'"))]
     for change, (name, reason) in bad:
         with pytest.raises(ConfigError) as e:
@@ -367,7 +374,8 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         (d,) = report["details"]
         assert set(d) == {"holdout_fail", "control_fail", "judge", "judge_control", "train_s", "swap_s", "samples",
                           "worst_first_share", "by_check", "adopted", "refused_because", "learning_rate", "exam",
-                          "max_untrained_drift", "train_seed", "lr_schedule", "anchor_power", "adapter_actions"}
+                          "max_untrained_drift", "train_seed", "lr_schedule", "anchor_power", "adapter_actions", "ungraded"}
+        assert d["ungraded"] == "leave", "a checked decision's ungraded calls are left out by default"
         assert d["anchor_power"] == 1.0 and d["adapter_actions"] is None, "the adapter answers every call by default"
         assert d["train_seed"] == base_seed and d["lr_schedule"] == (schedule if method == "sft" else None)
         assert d["train_s"] == 0.5 and d["samples"] == t["rows"] and d["learning_rate"] == 1e-3
@@ -393,7 +401,9 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         # the exam: the held-out agents' choice calls of the base run, asked of both models (the fake model
         # answers both alike), graded, written beside the fork
         exam = d["exam"]
-        assert set(exam) == {"n", "balanced_accuracy", "base_fail", "adapter_fail", "cut", "cut_ci", "undecided"}
+        assert set(exam) == {"n", "balanced_accuracy", "base_fail", "adapter_fail", "cut", "cut_ci", "undecided",
+                             "ungraded_drift"}
+        assert all(v == 0.0 for v in exam["ungraded_drift"].values()), "fake answers: both models alike"
         assert exam["undecided"] and all(isinstance(u, str) for u in exam["undecided"]), "fake answers: nothing moved"
         written = (out / "iter-1" / "exam.jsonl").read_text().splitlines()
         assert exam["n"] == len(written) > 0
@@ -436,7 +446,8 @@ def test_anchor_power_sharpens_the_anchors_targets_and_nothing_else(tmp_path, fa
 def test_rated_rows_all_keeps_the_checked_decisions_rows_and_drops_their_unsure_calls(tmp_path, fake_training,
                                                                                        dataset_writes, monkeypatch):
     """--rated-rows all (the default): the dataset marks the graded choice decisions' rated rows to be
-    kept whole, and their unsure calls get no anchor answer (so they are left out); spread: neither."""
+    kept whole, and their unsure calls get no anchor answer (so they are left out); spread: neither;
+    all with --ungraded anchor: kept whole, and the unsure calls anchored as spread anchors them."""
     from tests.runs import fake_run
 
     base = fake_run(tmp_path / "base", agents=20)
@@ -447,10 +458,11 @@ def test_rated_rows_all_keeps_the_checked_decisions_rows_and_drops_their_unsure_
         return None
 
     monkeypatch.setattr(loop, "_anchor_answers", anchor_answers)
-    for policy in ("all", "spread"):
+    for policy in ("all", "spread", "anchor"):
         seen[policy] = {}
         correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / policy), holdout=0.3, progress=False,
-                               rated_rows=policy, exam=False), emit=lambda line: None)
+                               rated_rows="all" if policy == "anchor" else policy,
+                               ungraded="anchor" if policy == "anchor" else "leave", exam=False), emit=lambda line: None)
         (w,) = dataset_writes
         seen[policy].update(keep=w["keep"], unsure=w["unsure"])
         dataset_writes.clear()
@@ -459,6 +471,8 @@ def test_rated_rows_all_keeps_the_checked_decisions_rows_and_drops_their_unsure_
     assert seen["spread"]["anchored"], "spread: the unsure screenings are anchored"
     assert set(seen["spread"]["anchored"]) <= checked and seen["all"]["anchored"] == []
     assert seen["all"]["unsure"] == seen["spread"]["unsure"], "the same unsure calls; all leaves them out"
+    assert seen["anchor"]["keep"] == checked and seen["anchor"]["unsure"] == seen["all"]["unsure"]
+    assert seen["anchor"]["anchored"] == seen["spread"]["anchored"], "--ungraded anchor: the unsure calls anchored"
     from simulation.config import ConfigError
 
     with pytest.raises(ConfigError) as e:
@@ -940,3 +954,36 @@ def test_option_probabilities_are_asked_for_a_seeded_sample_of_each_decision():
     assert loop._prob_sample(items, seed=1, per_decision=5) == got != loop._prob_sample(items, seed=2, per_decision=5)
     small = [k for k in loop._prob_sample(items, seed=1, per_decision=10) if items[k].decision == "small"]
     assert small == [k for k in range(30) if not k % 3], "a decision with few calls: all of them"
+
+
+def test_the_live_rule_hears_the_exam_on_decisions_answered_by_the_call(tmp_path, fake_training, monkeypatch):
+    """The live collapse rule gets, for each decision the exam shows answering by the call
+    (``exam.discerns``), the right options' shares among the fork's held-out treated calls with one
+    (``exam.live_right``), where there are enough of them."""
+    from simulation.correction.measure import MIN_ANSWERS, run_groups
+    from tests.runs import fake_run
+
+    base = fake_run(tmp_path / "base", agents=40, rounds=2)
+    seen: dict = {}
+    real_live = ex.live_right
+
+    def live_right(run, agents, checks):
+        seen["agents"] = agents
+        seen["live"] = real_live(run, agents, checks)
+        return seen["live"]
+
+    def spy(after, before, preferred=None, unchecked=frozenset(), discerning=None):
+        seen["discerning"] = discerning
+        return []
+
+    monkeypatch.setattr(loop.ex, "live_right", live_right)
+    monkeypatch.setattr(loop.ex, "discerns", lambda fig, d: d != "screen")
+    monkeypatch.setattr(loop, "collapsed", spy)
+    correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / "c"), holdout=0.5, progress=False),
+            emit=lambda line: None)
+    groups, _ = run_groups(base, 0.5, 0.3)
+    assert seen["agents"] == groups.holdout_treated
+    enough = {d: sh for d, (sh, n) in seen["live"].items() if n >= MIN_ANSWERS}
+    assert {"apply_posting", "screen"} <= set(enough) and len(enough) < len(seen["live"]), "calls enough or not"
+    assert seen["discerning"] == {d: sh for d, sh in enough.items() if d != "screen"}
+    assert "apply_posting" in seen["discerning"]

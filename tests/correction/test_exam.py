@@ -314,9 +314,26 @@ def test_job_seeking_checks_grade_a_fake_run_offline(tmp_path):
 
 
 async def test_the_guard_refuses_harm_and_accepts_a_sharpened_decision(run):
+    kept, _ = await sit(run, lambda s, ch: FITS[s] or ch[0])  # the base's own answer where no check grades
+    assert ex.refusals(ex.exam_figures(kept, seed=2), targeted={"screen"}) == [], "right answers: adopted"
+    b = ex.exam_figures(kept, seed=2)["balanced_accuracy"]["screen"]
+    assert (b["per_option"], b["counts"]) == ({"pass": 1.0, "reject": 1.0}, {"pass": 24, "reject": 24})
+    assert ex.discerns(ex.exam_figures(kept, seed=2), "screen"), "each right option given where it is right"
+    assert not ex.discerns(ex.exam_figures(kept, seed=2), "screen", min_calls=25), "too few calls of one to tell"
+    # the live rule's other half: the right options of a run's calls (here the base run's), s3's none
+    assert ex.live_right(run, HELD, [fit_rule, live_only]) == {"screen": ({"pass": 0.5, "reject": 0.5}, 48)}
+    assert ex.live_right(run, frozenset({"i0"}), [fit_rule, live_only]) == {"screen": ({"pass": 0.5, "reject": 0.5}, 8)}
     sharp, _ = await sit(run, lambda s, ch: FITS[s] or "pass")
     fig = ex.exam_figures(sharp, seed=2)
-    assert ex.refusals(fig, targeted={"screen"}) == [], "right answers on the targeted decision: adopted"
+    # s3's calls, which no check grades, moved from the base's first-listed answers to "pass": a lesson
+    # learned on the graded calls spilling over where nothing asked for a change
+    assert fig["ungraded"]["screen"] == {"calls": 12, "base": {"pass": 0.5, "reject": 0.5}, "adapter": {"pass": 1.0}}
+    assert ex.ungraded_drift(fig, {"screen"}) == {"screen": 0.5} and ex.ungraded_drift(fig, set()) == {}
+    assert ex.refusals(fig, targeted={"screen"}) == [
+        "decision 'screen' drifted 0.50 from the base model's shares on its 12 calls no check grades (limit 0.15; "
+        "nothing asked for a change there): {'pass': 0.5, 'reject': 0.5} -> {'pass': 1.0}"]
+    assert ex.refusals(fig, targeted={"screen"}, max_drift=0.5) == [], "at the limit: allowed"
+    assert ex.refusals(fig, targeted={"screen"}, min_calls=13) == [], "too few ungraded calls to tell"
     # the same change on a decision no example targeted is drift from the base model
     base, adapter = fig["shares"]["screen"]["base"], fig["shares"]["screen"]["adapter"]
     tv = ex.total_variation(adapter, base)
@@ -329,10 +346,14 @@ async def test_the_guard_refuses_harm_and_accepts_a_sharpened_decision(run):
     assert ex.refusals(fig, targeted=set(), max_drift=tv) == [], "at the limit: allowed"
 
     flipped, _ = await sit(run, lambda s, ch: "reject")
-    assert ex.refusals(ex.exam_figures(flipped, seed=2), targeted={"screen"}) == [
-        "decision 'screen' collapsed onto 'reject' on the exam (100% of 60 calls; the right answer for 40%; the "
-        "base 50%)"]
     fig = ex.exam_figures(flipped, seed=2)
+    assert ex.refusals(fig, targeted={"screen"}) == [
+        "decision 'screen' collapsed onto 'reject' on the exam (100% of 60 calls; the right answer for 40%; the "
+        "base 50%)", "decision 'screen' drifted 0.50 from the base model's shares on its 12 calls no check grades "
+        "(limit 0.15; nothing asked for a change there): {'pass': 0.5, 'reject': 0.5} -> {'reject': 1.0}"]
+    fig["ungraded"] = {}  # below: the collapse rule alone
+    b = fig["balanced_accuracy"]["screen"]
+    assert b["per_option"] == {"pass": 0.0, "reject": 1.0} and not ex.discerns(fig, "screen"), "one option: no"
     # where the base, position averaged out, is already there, the adapter follows it: no collapse
     there = {**fig, "shares": {"screen": {**fig["shares"]["screen"], "base_averaged": {"reject": 0.95, "pass": 0.05}}}}
     assert ex.refusals(there, targeted={"screen"}) == []
@@ -357,7 +378,7 @@ async def test_the_guard_refuses_harm_and_accepts_a_sharpened_decision(run):
         "decision 'screen' collapsed onto 'reject' on the exam (100% of 60 calls; no check grades it, the base "
         "prefers it for 65%; the base 65%)"]
 
-    wrong, _ = await sit(run, lambda s, ch: {"pass": "reject", "reject": "pass", None: "pass"}[FITS[s]])
+    wrong, _ = await sit(run, lambda s, ch: {"pass": "reject", "reject": "pass"}.get(FITS[s], ch[0]))
     assert ex.refusals(ex.exam_figures(wrong, seed=2), targeted={"screen"}) == [
         "check 'fit_rule' fails more on the exam: 0.50 -> 1.00 (difference interval +0.50 to +0.50)",
         "decision 'screen' balanced accuracy fell on the exam: 0.50 -> 0.00 (difference interval -0.50 to -0.50)"]

@@ -112,6 +112,13 @@ def test_collapse_rule_edges():
     assert collapsed(over, base, {"s": {"a": 0.7}}, unchecked={"s"}) == []
     assert collapsed(over, base, {"s": {"a": 0.69}}, unchecked={"s"}) != []
     assert collapsed(over, base, {"s": {"a": 0.7}}) != [], "a checked decision's right answers are the checks'"
+    # the exam shows the adapter giving each right option where it is right, and the live calls' right answers
+    # call for 'a' for 70%: the market changed under the decision, it did not collapse (run S2's offers)
+    assert collapsed(over, base, discerning={"s": {"a": 0.7, "b": 0.3}}) == []
+    assert collapsed(over, base, discerning={"s": {"a": 0.69, "b": 0.31}}) == [
+        "decision 's' collapsed onto 'a' (95%; base 50%)"]
+    assert collapsed(over, base, discerning={"s": {"b": 1.0}}) != [], "the live right answers call for the other"
+    assert collapsed(over, base, discerning={"t": {"a": 1.0}}) != [], "another decision's answers say nothing"
     assert collapsed(m({}, {}, {"r": (10, 100)}), base) == [], "five points more is still within the margin"
     assert collapsed(m({}, {}, {"r": (11, 100)}), base) == ["check 'r' fails more (11/100 vs base 5/100)"]
     assert collapsed(m({}, {}, {"r": (50, 100)}), m({}, {}, {})) == [], "no base figure to compare with"

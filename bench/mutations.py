@@ -538,6 +538,11 @@ MUTATIONS = [
     Mutation("discerns-one-option-enough", "correction loop", "simulation/correction/exam.py",
              "    return all(a is not None and a >= justified", "    return any(a is not None and a >= justified",
              ("tests/correction/test_exam.py::test_the_guard_refuses_harm_and_accepts_a_sharpened_decision",)),
+    Mutation("balance-counts-anchored-rows", "correction loop", "simulation/correction/datasets.py",
+             "    out: list[dict[str, Any]] = [r for r in rows if r[\"meta\"].get(\"anchored\")]\n    for r in rows:\n"
+             "        if r[\"meta\"].get(\"anchored\"):\n            continue\n",
+             "    out: list[dict[str, Any]] = []\n    for r in rows:\n",
+             ("tests/correction/test_datasets.py::test_balance_repeats_rare_answers_up_to_a_cap",)),
     Mutation("experiment-cells-unchecked", "experiments", "simulation/experiments/run.py",
              "    _check_design(design, out, emit)\n    check_cells(design)\n    out.mkdir(parents=True, exist_ok=True)\n"
              "    _write_record(out, design)",

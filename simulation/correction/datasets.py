@@ -204,12 +204,17 @@ def _balanced(rows: list[dict[str, Any]], wrong: dict[str, set[str]] | None = No
     answer's count (at most ``cap`` times): an answer is rare only among the calls that offered it (job
     seeking's "2", the second of two offers, was repeated 4 times against single-offer calls' "1",
     and taught "not the first"). A kept answer in ``wrong[action]`` (rated wrong on some call) appears
-    once; rows of ``rewritten`` calls (corrections) are repeated whatever their text."""
+    once; rows of ``rewritten`` calls (corrections) are repeated whatever their text. Anchored rows
+    (``meta.anchored``: calls no check grades, trained toward the base's preference) are neither
+    repeated nor counted: they say nothing right or wrong (counted, the anchored "apply" of the
+    postings no check grades doubled the corrected "skip" rows, run S3's first start)."""
     by: dict[tuple[str, tuple[str, ...]], dict[str, list[dict[str, Any]]]] = {}
+    out: list[dict[str, Any]] = [r for r in rows if r["meta"].get("anchored")]
     for r in rows:
+        if r["meta"].get("anchored"):
+            continue
         shown = tuple(sorted(r["meta"].get("options") or ()))
         by.setdefault((r["meta"]["action"], shown), {}).setdefault(r["messages"][-1]["content"], []).append(r)
-    out: list[dict[str, Any]] = []
     for (action, _), answers in by.items():
         top = max(len(v) for v in answers.values())
         bad = (wrong or {}).get(action, set())

@@ -104,6 +104,13 @@ def test_balance_repeats_rare_answers_up_to_a_cap():
     fixed = _balanced(rows, {"s": {"y"}}, rewritten={10})
     assert [r["meta"].get("repeat") for r in fixed if r["meta"]["call_id"] == 10] == [None, 1, 2, 3]
     assert len(_balanced(rows, {"t": {"y"}, "s": {"x"}})) == len(out), "only the action it was rated wrong in"
+    # anchored rows (calls no check grades) are neither counted nor repeated: t's "y" stays once (counted,
+    # three anchored "x" would make it rare and repeat it 4 times)
+    anchored = [{**row("t", "x", 40 + i), "meta": {"action": "t", "call_id": 40 + i, "anchored": True}}
+                for i in range(3)]
+    mixed = _balanced(rows + anchored)
+    assert sum(1 for r in mixed if r["meta"]["call_id"] == 21) == 1
+    assert sum(1 for r in mixed if r["meta"].get("anchored")) == 3 and len(mixed) == len(out) + 3
 
 
 def test_balance_counts_an_answer_among_the_calls_that_offered_it():

@@ -14,6 +14,7 @@ from loguru import logger
 
 from .config import ConfigError, resolve_scenario_dir
 from .core.errors import RunStopped
+from .correction import ADAPTER_SCOPES, RATED_ROWS, UNGRADED
 from .training import (  # light: the trainers load torch only when called
     DEFAULT_ROWS,
     KEPT_SHARE,
@@ -187,17 +188,17 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--max-samples", type=_count, default=DEFAULT_ROWS, help="training rows per iteration, at most "
                     "(a seeded sample spread evenly over actions; the rated rows --rated-rows keeps take at most "
                     f"{KEPT_SHARE * 100:.0f}%%)")
-    co.add_argument("--rated-rows", choices=["all", "spread"], default="all", help="sft with --rater checks: all trains every "
+    co.add_argument("--rated-rows", choices=RATED_ROWS, default="all", help="sft with --rater checks: all trains every "
                     "rated row of a decision whose checks name the right option, and leaves out its calls they name "
                     "none for; spread gives those decisions an even share of --max-samples like the others")
-    co.add_argument("--ungraded", choices=["leave", "anchor"], default="leave", help="sft with --rated-rows all: a "
+    co.add_argument("--ungraded", choices=UNGRADED, default="leave", help="sft with --rated-rows all: a "
                     "checked decision's calls no check names a right option for (a CV meeting some of a job's "
                     "requirements): leave them out of training (default), or anchor them to the base model's "
                     "preference with position averaged out, so the adapter keeps the base's answers there")
     co.add_argument("--no-train", action="append", default=[], metavar="DECISION", help="rate and examine "
                     "this decision (an action name, e.g. respond_offers) but give it no training row; the guard "
                     "holds it like any decision no example targeted (repeatable)")
-    co.add_argument("--adapter-scope", choices=["all", "targeted"], default="all", help="targeted: the fork sends "
+    co.add_argument("--adapter-scope", choices=ADAPTER_SCOPES, default="all", help="targeted: the fork sends "
                     "only the decisions with rated training rows to the adapter (llm.adapter_actions) and every "
                     "other call to the base model, so those cannot drift and get no anchor rows; all: the adapter "
                     "answers every call of its agents (default)")

@@ -25,6 +25,11 @@ from .ratings import (
     sample_calls,
 )
 
+# gensim correct's option values, here (light) for the CLI's choices and the loop's checks alike
+ADAPTER_SCOPES = ("all", "targeted")  # --adapter-scope: which of its agents' calls the adapter answers
+RATED_ROWS = ("all", "spread")  # --rated-rows: a checked decision's rated rows all trained, or spread with the rest
+UNGRADED = ("leave", "anchor")  # --ungraded: a checked decision's calls no check grades, left out or anchored
+
 DEFAULT_RUBRIC = ("Does the answer fit this person's profile and situation, and is it consistent with what the "
                   "person was told? A choice should follow from the facts in the prompt.")
 

@@ -30,16 +30,14 @@ from ..store import RunStore
 from ..training import DEFAULT_ROWS, LR_SCHEDULES, AdapterManifest
 from ..training import train as train_here
 from ..training.choice import sharpened
+from . import ADAPTER_SCOPES, RATED_ROWS, UNGRADED, rate_run
 from . import exam as ex
-from . import rate_run
 from .datasets import anchor_candidates, rated_actions, write_dataset
 from .measure import MIN_ANSWERS, GroupMeasure, Groups, collapsed, measure, run_groups
 from .ratings import judge_warning
 
 KIND = {"sft": "sft", "ppo": "reward"}
 SHUFFLE = "llm.shuffle_options=true"
-UNGRADED = ("leave", "anchor")  # --ungraded: a checked decision's calls no check grades, left out of training or anchored
-ADAPTER_SCOPES = ("all", "targeted")  # --adapter-scope: which of its agents' calls the adapter answers
 
 
 @dataclass
@@ -444,8 +442,9 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     if opts.adapter_scope not in ADAPTER_SCOPES:
         raise ConfigError([ConfigProblem("<command line>", "--adapter-scope",
                                          f"{' or '.join(ADAPTER_SCOPES)}, got {opts.adapter_scope!r}")])
-    if opts.rated_rows not in ("all", "spread"):
-        raise ConfigError([ConfigProblem("<command line>", "--rated-rows", f"all or spread, got {opts.rated_rows!r}")])
+    if opts.rated_rows not in RATED_ROWS:
+        raise ConfigError([ConfigProblem("<command line>", "--rated-rows",
+                                         f"{' or '.join(RATED_ROWS)}, got {opts.rated_rows!r}")])
     if opts.ungraded not in UNGRADED:
         raise ConfigError([ConfigProblem("<command line>", "--ungraded", f"{' or '.join(UNGRADED)}, got {opts.ungraded!r}")])
     if opts.ungraded == "anchor" and (opts.method != "sft" or opts.rated_rows != "all"):

@@ -456,8 +456,9 @@ async def _run_locked(opts: RunOptions, run_dir: Path, cfg: RunConfig, replay_fr
                 pass
         if services.start_s is not None:
             summary["server_start_s"] = services.start_s
-        _warn_unused_scope(cfg, store)
         finished = sim.round >= cfg.simulation.rounds
+        if finished:  # a stopped run may not have come to the decision yet
+            _warn_unused_scope(cfg, store)
         store.set_meta(finished=finished, summary=summary)
         if sim.stop_reason and not finished:
             store.set_meta(stopped={"round": sim.round + 1, "reason": sim.stop_reason})

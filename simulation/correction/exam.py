@@ -574,7 +574,8 @@ def _ungraded(graded: Graded, ks: list[int]) -> dict[str, Any]:
     if graded.base_probs and graded.adapter_probs:
         both = [(graded.base_probs[k], graded.adapter_probs[k]) for k in ks
                 if graded.base_probs[k] and graded.adapter_probs[k]]
-        if both:
+        if both:  # the refusal names how many: the exam's probabilities cover a seeded part of its calls
+            out["averaged_calls"] = len(both)
             out["base_averaged"] = _argmax_shares([b for b, _ in both])
             out["adapter_averaged"] = _argmax_shares([a for _, a in both])
     return out
@@ -719,8 +720,9 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
     for d, tv in ungraded_drift(fig, targeted, min_calls).items():
         if tv > max_drift:
             u = fig["ungraded"][d]
+            on = f", position averaged out on {u['averaged_calls']}" if u.get("adapter_averaged") else ""
             out.append(f"decision '{d}' drifted {tv:.2f} from the base model's shares on its {u['calls']} calls no "
-                       f"check grades (limit {max_drift:.2f}; nothing asked for a change there): "
+                       f"check grades{on} (limit {max_drift:.2f}; nothing asked for a change there): "
                        f"{u.get('base_averaged') or u['base']} -> {u.get('adapter_averaged') or u['adapter']}")
     return out
 

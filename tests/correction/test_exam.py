@@ -635,6 +635,14 @@ async def test_order_averaged_probabilities_are_recorded_and_replace_the_answers
     mean = {o: round(sum(p[o] for p in probs) / len(probs), 4) for o in ("pass", "reject")}
     assert kfig["shares"]["screen"]["base_mean"] == kfig["shares"]["screen"]["adapter_mean"] == mean
     assert mfig["shares"]["screen"]["adapter_mean"] == {"pass": 0.9, "reject": 0.1}
+    # the calls no check grades (s3's) are compared like with like too, and the refusal says on how many
+    u = mfig["ungraded"]["screen"]
+    s3 = [p for i, p in zip(items, probs, strict=True) if "CV of s3" in i.messages[-1]["content"]]
+    assert u["calls"] == u["averaged_calls"] == len(s3) == 6 and u["adapter_averaged"] == {"pass": 1.0}
+    tv = ex.total_variation({"pass": 1.0}, u["base_averaged"])
+    assert ex.ungraded_drift(mfig, {"screen"}, min_calls=6) == {"screen": tv} and tv > 0
+    assert (f"decision 'screen' drifted {tv:.2f} from the base model's shares on its 6 calls no check grades, "
+            "position averaged out on 6 (limit 0.01") in ex.refusals(mfig, {"screen"}, max_drift=0.01, min_calls=6)[-1]
     said = ex.refusals(mfig, set(), max_drift=0.01)
     moved_by = ex.total_variation({"pass": 0.9, "reject": 0.1}, mean)
     assert any(f"mean probabilities moved {moved_by:.2f} ({mean} -> {{'pass': 0.9, 'reject': 0.1}})" in r

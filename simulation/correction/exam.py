@@ -181,14 +181,20 @@ def right_option(item: ExamItem, checks: list[Check], facts: _Facts) -> str | No
     return ok[0] if len(ok) == 1 and failing else None
 
 
+def _checked_calls(run: Path, agents: frozenset[str], checks: list[Check]) -> list[tuple[ExamItem, str | None]]:
+    """The checked choice calls of ``agents`` in a run, each with its right option (None: the checks name none)."""
+    usable, _ = examinable(checks)
+    facts = _Facts(run)
+    return [(i, right_option(i, usable, facts)) for i in exam_items(run, agents, usable)
+            if i.choices and i.action is not None]
+
+
 def live_right(run: Path, agents: frozenset[str], checks: list[Check]) -> dict[str, tuple[dict[str, float], int]]:
     """Per checked choice decision of ``agents`` in a run (a fork): each right option's share among its
     calls with a right option, and how many those are."""
-    usable, _ = examinable(checks)
-    facts = _Facts(run)
     got: dict[str, Counter[str]] = defaultdict(Counter)
-    for i in exam_items(run, agents, usable):
-        if i.choices and i.action is not None and (r := right_option(i, usable, facts)) is not None:
+    for i, r in _checked_calls(run, agents, checks):
+        if r is not None:
             got[i.decision][r] += 1
     return {d: ({o: round(v / sum(c.values()), 4) for o, v in sorted(c.items())}, sum(c.values()))
             for d, c in sorted(got.items())}
@@ -208,10 +214,7 @@ def discerns(fig: dict[str, Any], decision: str, justified: float = JUSTIFIED, m
 def unsure_items(run: Path, agents: frozenset[str], checks: list[Check]) -> list[ExamItem]:
     """The checked calls of ``agents`` whose checks name no right option (every option passes them,
     or none applies): a rating of their answer says "not wrong", not "right"."""
-    usable, _ = examinable(checks)
-    facts = _Facts(run)
-    return [i for i in exam_items(run, agents, usable)
-            if i.choices and i.action is not None and right_option(i, usable, facts) is None]
+    return [i for i, r in _checked_calls(run, agents, checks) if r is None]
 
 
 async def ask_both(items: list[ExamItem], client: ChatClient, adapter: str, seed: int = 0,
@@ -505,11 +508,12 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
                 # a resample without one right option's calls has no balanced accuracy: it is left out of
                 # the interval (averaging the options it has scored a one-option answerer 0% or 100% there)
                 boot[m] = np.mean(np.stack(baccs), axis=0)
-            n = sum(1 for i, r in zip(graded.items, graded.right, strict=True) if i.decision == d and r)
-            out["balanced_accuracy"][d] = {**asdict(_figure(point, boot, n)), "right_options": rights,
+            counts = {r: sum(1 for i, x in zip(graded.items, graded.right, strict=True) if i.decision == d and x == r)
+                      for r in rights}
+            out["balanced_accuracy"][d] = {**asdict(_figure(point, boot, sum(counts.values()))),
+                                           "right_options": rights,
                                            "per_option": {r: _r(a) for r, a in zip(rights, accs, strict=True)},
-                                           "counts": {r: sum(1 for i, x in zip(graded.items, graded.right, strict=True)
-                                                             if i.decision == d and x == r) for r in rights}}
+                                           "counts": counts}
             out["ungraded"][d] = _ungraded(graded, [k for k, (i, r) in enumerate(zip(graded.items, graded.right,
                                                                                       strict=True))
                                                     if i.decision == d and r is None])
@@ -636,6 +640,12 @@ def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
     return round(0.5 * sum(abs(p.get(o, 0.0) - q.get(o, 0.0)) for o in set(p) | set(q)), 4)
 
 
+def _compared(s: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+    """The base's and the adapter's shares to compare, like with like: position-free where the exam has
+    them (``base_averaged``/``adapter_averaged``), else as answered."""
+    return s.get("base_averaged") or s["base"], s.get("adapter_averaged") or s["adapter"]
+
+
 def drift(fig: dict[str, Any], targeted: set[str]) -> dict[str, float]:
     """Per decision no training example targeted: how far the adapter's option shares moved from the
     base model's (total variation distance), on the exam's calls; from the base's order-averaged
@@ -643,7 +653,7 @@ def drift(fig: dict[str, Any], targeted: set[str]) -> dict[str, float]:
     the adapter's order-averaged shares on the same calls where the exam has its probabilities too
     (like with like: an adapter keeping the base's preference but not its position bias does not
     drift; its position bias is the first-listed share's business)."""
-    return {d: total_variation(s.get("adapter_averaged") or s["adapter"], s.get("base_averaged") or s["base"])
+    return {d: total_variation(*_compared(s))
             for d, s in sorted(fig["shares"].items()) if d not in targeted and s["base"] and s["adapter"]}
 
 
@@ -656,7 +666,7 @@ def ungraded_drift(fig: dict[str, Any], targeted: set[str], min_calls: int = 10)
     out = {}
     for d, u in sorted(fig.get("ungraded", {}).items()):
         if d in targeted and u["calls"] >= min_calls and u["base"] and u["adapter"]:
-            out[d] = total_variation(u.get("adapter_averaged") or u["adapter"], u.get("base_averaged") or u["base"])
+            out[d] = total_variation(*_compared(u))
     return out
 
 
@@ -707,8 +717,7 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
     for d, tv in drift(fig, targeted).items():
         if tv > max_drift:
             s = fig["shares"][d]
-            ref = s.get("base_averaged") or s["base"]
-            moved = s.get("adapter_averaged") or s["adapter"]
+            ref, moved = _compared(s)
             said = (f"decision '{d}', which no example targeted, drifted {tv:.2f} from the base model's shares "
                     f"(limit {max_drift:.2f}): {ref} -> {moved}")
             if s.get("base_mean") and s.get("adapter_mean"):
@@ -723,7 +732,7 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
             on = f", position averaged out on {u['averaged_calls']}" if u.get("adapter_averaged") else ""
             out.append(f"decision '{d}' drifted {tv:.2f} from the base model's shares on its {u['calls']} calls no "
                        f"check grades{on} (limit {max_drift:.2f}; nothing asked for a change there): "
-                       f"{u.get('base_averaged') or u['base']} -> {u.get('adapter_averaged') or u['adapter']}")
+                       "{} -> {}".format(*_compared(u)))
     return out
 
 

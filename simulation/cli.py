@@ -191,17 +191,17 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--rated-rows", choices=RATED_ROWS, default="all", help="sft with --rater checks: all trains every "
                     "rated row of a decision whose checks name the right option, and leaves out its calls they name "
                     "none for; spread gives those decisions an even share of --max-samples like the others")
-    co.add_argument("--ungraded", choices=UNGRADED, default="leave", help="sft with --rated-rows all: a "
+    co.add_argument("--ungraded", choices=UNGRADED, help="sft with --rated-rows all: a "
                     "checked decision's calls no check names a right option for (a CV meeting some of a job's "
-                    "requirements): leave them out of training (default), or anchor them to the base model's "
-                    "preference with position averaged out, so the adapter keeps the base's answers there")
+                    "requirements): anchor them to the base model's preference with position averaged out, so the "
+                    "adapter keeps the base's answers there (default where it applies), or leave them out of training")
     co.add_argument("--no-train", action="append", default=[], metavar="DECISION", help="rate and examine "
                     "this decision (an action name, e.g. respond_offers) but give it no training row; the guard "
                     "holds it like any decision no example targeted (repeatable)")
-    co.add_argument("--adapter-scope", choices=ADAPTER_SCOPES, default="all", help="targeted: the fork sends "
-                    "only the decisions with rated training rows to the adapter (llm.adapter_actions) and every "
-                    "other call to the base model, so those cannot drift and get no anchor rows; all: the adapter "
-                    "answers every call of its agents (default)")
+    co.add_argument("--adapter-scope", choices=ADAPTER_SCOPES, default="targeted", help="targeted: the fork "
+                    "sends only the decisions with rated training rows to the adapter (llm.adapter_actions) and every "
+                    "other call to the base model, so those cannot drift and get no anchor rows (default); all: the "
+                    "adapter answers every call of its agents")
     co.add_argument("--max-drift", type=float, default=0.15, help="refuse an adapter that moves a decision no example "
                     "targeted further than this (total variation distance) from the base model, on the exam")
     co.add_argument("--permute", type=int, default=5, metavar="N", help="sft: copies of each choice example with "

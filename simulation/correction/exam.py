@@ -646,15 +646,20 @@ def _compared(s: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
     return s.get("base_averaged") or s["base"], s.get("adapter_averaged") or s["adapter"]
 
 
-def drift(fig: dict[str, Any], targeted: set[str]) -> dict[str, float]:
+def drift(fig: dict[str, Any], targeted: set[str], answered: frozenset[str] | None = None) -> dict[str, float]:
     """Per decision no training example targeted: how far the adapter's option shares moved from the
     base model's (total variation distance), on the exam's calls; from the base's order-averaged
     shares where the exam asked it other orders (its preference, not its position bias), and with
     the adapter's order-averaged shares on the same calls where the exam has its probabilities too
     (like with like: an adapter keeping the base's preference but not its position bias does not
-    drift; its position bias is the first-listed share's business)."""
+    drift; its position bias is the first-listed share's business).
+
+    With ``answered`` (a scoped adapter's decisions), a decision outside it is left out: the base
+    model answered it on both sides, and without probabilities its raw answers would be set against
+    its own order-averaged ones, its position bias read as the adapter's drift."""
     return {d: total_variation(*_compared(s))
-            for d, s in sorted(fig["shares"].items()) if d not in targeted and s["base"] and s["adapter"]}
+            for d, s in sorted(fig["shares"].items())
+            if d not in targeted and (answered is None or d in answered) and s["base"] and s["adapter"]}
 
 
 def ungraded_drift(fig: dict[str, Any], targeted: set[str], min_calls: int = 10) -> dict[str, float]:
@@ -671,7 +676,7 @@ def ungraded_drift(fig: dict[str, Any], targeted: set[str], min_calls: int = 10)
 
 
 def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, skew: float = SKEW,
-             justified: float = JUSTIFIED, min_calls: int = 10) -> list[str]:
+             justified: float = JUSTIFIED, min_calls: int = 10, answered: frozenset[str] | None = None) -> list[str]:
     """Why the exam says the adapter harms, each naming the decision or check with its figures:
 
     - a check's failure share got worse, the interval of the difference above zero;
@@ -685,7 +690,8 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
       no right answers: there the base's position-free preference (``base_averaged``, the anchor its
       training rows were given) justifies an option instead (``job_count`` at 100% "1" where the base,
       position averaged out, answers "1" for 90%, follows the base; decided 2026-12-06);
-    - a decision no training example targeted drifted more than ``max_drift`` from the base's shares;
+    - a decision no training example targeted drifted more than ``max_drift`` from the base's shares
+      (one the adapter answers: all, or those in ``answered``);
       where the exam has both models' probabilities, the line also says how far their means moved
       (little, against a large drift: a flip of near-tied calls, not a learned change of preference);
     - a targeted decision drifted more than ``max_drift`` on its calls that no check grades
@@ -714,7 +720,7 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
             why = f"no check grades it, the base prefers it for {right:.0%}" if anchored else f"the right answer for {right:.0%}"
             out.append(f"decision '{d}' collapsed onto '{opt}' on the exam ({share:.0%} of {calls} calls; "
                        f"{why}; the base {base_top:.0%})")
-    for d, tv in drift(fig, targeted).items():
+    for d, tv in drift(fig, targeted, answered).items():
         if tv > max_drift:
             s = fig["shares"][d]
             ref, moved = _compared(s)

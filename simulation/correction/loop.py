@@ -71,8 +71,9 @@ class CorrectOptions:
     rated_rows: str = "all"
     # with rated_rows "all": "anchor" trains a checked decision's calls the checks name no right option for toward
     # the base's order-averaged preference (as "spread" does), "leave" leaves them out; left out, the adapter carried
-    # its lessons onto them (run S2: "reject" for 69% of the CVs meeting some requirements, the base 43%)
-    ungraded: str = "leave"
+    # its lessons onto them (run S2: "reject" for 69% of the CVs meeting some requirements, the base 43%).
+    # None: "anchor" where it applies (sft with rated_rows "all"), else "leave"
+    ungraded: str | None = None
     batch_size: int | None = None  # default: 8 for sft, 4 for ppo (its rollouts hold logits of every token)
     progress: bool = True
     base: str | None = None  # an earlier base run to start from instead of running one
@@ -92,8 +93,8 @@ class CorrectOptions:
     no_train: tuple[str, ...] = ()
     # "targeted": the fork sends only the decisions with rated training rows to the adapter (llm.adapter_actions)
     # and every other call to the base model, so untargeted decisions cannot drift and get no anchor rows;
-    # "all": the adapter answers every call of its agents
-    adapter_scope: str = "all"
+    # "all": the adapter answers every call of its agents (runs X-P: untargeted decisions drifted in every one)
+    adapter_scope: str = "targeted"
 
 
 def _group_line(label: str, m: GroupMeasure) -> str:
@@ -445,11 +446,12 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     if opts.rated_rows not in RATED_ROWS:
         raise ConfigError([ConfigProblem("<command line>", "--rated-rows",
                                          f"{' or '.join(RATED_ROWS)}, got {opts.rated_rows!r}")])
-    if opts.ungraded not in UNGRADED:
+    if opts.ungraded is not None and opts.ungraded not in UNGRADED:
         raise ConfigError([ConfigProblem("<command line>", "--ungraded", f"{' or '.join(UNGRADED)}, got {opts.ungraded!r}")])
     if opts.ungraded == "anchor" and (opts.method != "sft" or opts.rated_rows != "all"):
         raise ConfigError([ConfigProblem("<command line>", "--ungraded", "anchor is for sft with --rated-rows all "
                                          "(--rated-rows spread anchors those calls already; ppo trains no anchors)")])
+    ungraded = opts.ungraded or ("anchor" if opts.method == "sft" and opts.rated_rows == "all" else "leave")
     if not 0 <= opts.max_drift <= 1 or opts.permute < 0:
         raise ConfigError([ConfigProblem("<command line>", "--max-drift/--permute",
                                          "max-drift between 0 and 1; permute 0 or more")])
@@ -525,7 +527,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         # "all": the checked decisions' unsure calls get no anchor answer, so the dataset leaves them out
         keep = checked if opts.method == "sft" and opts.rater == "checks" and opts.rated_rows == "all" else frozenset()
         anchors = (_anchor_answers(source, groups.holdout, seed, opts.progress,
-                                   [u for u in unsure if u.decision not in keep or opts.ungraded == "anchor"],
+                                   [u for u in unsure if u.decision not in keep or ungraded == "anchor"],
                                    rows=opts.max_samples,
                                    permute=opts.permute, skip=skip)
                    if opts.method == "sft" else None)
@@ -568,11 +570,11 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
             ex.write_exam(fork / "exam.jsonl", graded)
             fig = ex.exam_figures(graded, seed=seed)
             (fork / "exam.json").write_text(json.dumps(fig, indent=2))
-            refused += ex.refusals(fig, targeted, opts.max_drift)
+            refused += ex.refusals(fig, targeted, opts.max_drift, answered=scope)
             preferred = {d: v["base_averaged"] for d, v in fig["shares"].items() if v.get("base_averaged")}
             unchecked = {d for d, v in fig["shares"].items() if not v["right"]}
             exam = {**ex.summary(fig), "undecided": ex.undecided(fig), "ungraded_drift": ex.ungraded_drift(fig, targeted)}
-            untrained = max(ex.drift(fig, targeted).values(), default=None)
+            untrained = max(ex.drift(fig, targeted, scope).values(), default=None)
             # a live lean the live calls' right answers call for, on a decision the exam shows answering by the call
             discerning = {d: shares for d, (shares, n) in ex.live_right(fork, groups.holdout_treated, checks).items()
                           if n >= MIN_ANSWERS and ex.discerns(fig, d)}
@@ -583,7 +585,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
               "by_check": {k: f"{f}/{n}" for k, (f, n) in hold.by_check.items()},
               "adopted": not refused, "refused_because": refused, "learning_rate": manifest.learning_rate,
               "lr_schedule": manifest.lr_schedule, "train_seed": train_seed,
-              "anchor_power": opts.anchor_power, "ungraded": opts.ungraded, "adapter_actions": sorted(scope) if scope is not None else None,
+              "anchor_power": opts.anchor_power, "ungraded": ungraded, "adapter_actions": sorted(scope) if scope is not None else None,
               "exam": exam, "max_untrained_drift": untrained}
         _record(fork, {"correction.holdout_fail": hold.fail, "correction.control_fail": ctl.fail,
                        "correction.judge": hold.judge, "correction.train_s": manifest.train_s,

@@ -18,10 +18,13 @@ def test_correct_two_iterations_on_the_stub(stub_scenario, stub, tmp_path, capsy
     printed = capsys.readouterr().out.strip().splitlines()
     res = json.loads(printed[-1])
     assert len(res["iterations"]) == 2 and res["base_holdout_fail"] is not None
-    for it in res["iterations"]:
+    for i, it in enumerate(res["iterations"], 1):
         assert set(it) == {"holdout_fail", "control_fail", "judge", "train_s", "swap_s", "worst_first_share", "adopted",
                            "reasons", "exam", "max_untrained_drift", "adapter_actions"}
-        assert it["adopted"] is (not it["reasons"]) and it["exam"]["n"] > 0 and it["adapter_actions"] is None
+        assert it["adopted"] is (not it["reasons"]) and it["exam"]["n"] > 0
+        metas = [json.loads(x)["meta"] for x in (out / f"data-{i}.jsonl").read_text().splitlines()]
+        assert it["adapter_actions"] == sorted({m["action"] for m in metas if m.get("rater") != "anchor"}), \
+            "by default the adapter answers the decisions with rated rows alone"
         assert 0 <= it["holdout_fail"] <= 1 and 0 <= it["control_fail"] <= 1 and it["train_s"] > 0
     assert any(line.startswith("  held-out") for line in printed) and any(line.startswith("  control") for line in printed)
     assert (out / "correction.png").stat().st_size > 1000

@@ -359,7 +359,10 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
                      "anchor": method == "sft", "balance": method == "sft", "permute": 5 if method == "sft" else 0,
                      "seed": w["seed"], "anchor_answers": None, "unsure": w["unsure"], "anchor_targets": None,
                      "keep": frozenset({"screen", "offer_decision", "respond_offers", "apply_posting"}) if method == "sft" else frozenset(),
-                     "skip": frozenset()}
+                     "skip": w["skip"]}
+        # the adapter answers the rated decisions alone (--adapter-scope targeted): the others get no rows
+        assert {"search_decision", "job_count", "memory.importance"} <= w["skip"]
+        assert not w["skip"] & {"screen", "offer_decision", "respond_offers", "apply_posting"}
         # sft: the training agents' checked calls whose checks name no right option; ppo trains on scores
         unsure_agents = {a for (a,) in rows(base, "SELECT agent_id FROM llm_calls WHERE id IN "
                                             f"({','.join(map(str, w['unsure'])) or '0'})")}
@@ -375,8 +378,11 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         assert set(d) == {"holdout_fail", "control_fail", "judge", "judge_control", "train_s", "swap_s", "samples",
                           "worst_first_share", "by_check", "adopted", "refused_because", "learning_rate", "exam",
                           "max_untrained_drift", "train_seed", "lr_schedule", "anchor_power", "adapter_actions", "ungraded"}
-        assert d["ungraded"] == "leave", "a checked decision's ungraded calls are left out by default"
-        assert d["anchor_power"] == 1.0 and d["adapter_actions"] is None, "the adapter answers every call by default"
+        assert d["ungraded"] == ("anchor" if method == "sft" else "leave"), \
+            "sft anchors a checked decision's ungraded calls by default; ppo trains no anchors"
+        assert d["anchor_power"] == 1.0
+        assert d["adapter_actions"] and not set(d["adapter_actions"]) & w["skip"], \
+            "the adapter answers the decisions it was trained on, by default"
         assert d["train_seed"] == base_seed and d["lr_schedule"] == (schedule if method == "sft" else None)
         assert d["train_s"] == 0.5 and d["samples"] == t["rows"] and d["learning_rate"] == 1e-3
         assert d["judge"] is None and d["judge_control"] is None
@@ -396,7 +402,8 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         assert lines[1] == (f"iteration 0 (base model; {n_hold} held-out treated, {len(report['groups']['control'])} "
                             "control agents)")
         assert lines[2].startswith("  held-out  fail ")
-        assert lines[3] == f"iteration 1: {t['rows']} {kind} rows from base; training {method}"
+        assert lines[3] == (f"iteration 1: {t['rows']} {kind} rows from base; training {method}; "
+                            f"the adapter answers {', '.join(d['adapter_actions'])} only")
         assert lines[4].startswith("  held-out  fail ") and lines[5].startswith("  control   fail ")
         # the exam: the held-out agents' choice calls of the base run, asked of both models (the fake model
         # answers both alike), graded, written beside the fork
@@ -409,7 +416,8 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         assert exam["n"] == len(written) > 0
         exam_calls = {json.loads(w)["call_id"] for w in written}
         assert {a for c, a in rows(base, "SELECT id, agent_id FROM llm_calls") if c in exam_calls} <= hold
-        assert exam["base_fail"] == exam["adapter_fail"] and d["max_untrained_drift"] == 0.0
+        assert exam["base_fail"] == exam["adapter_fail"]
+        assert d["max_untrained_drift"] is None, "a scoped adapter answers no decision nothing targeted"
         assert json.loads((out / "iter-1" / "exam.json").read_text())["n"] == exam["n"]
         assert lines[6].startswith(f"  exam      {exam['n']} calls of ")
         assert "\n            first-listed share: " in lines[6]
@@ -507,7 +515,8 @@ def test_no_train_rates_and_examines_a_decision_but_trains_none_of_its_calls(tmp
     actions = {}
     for name, skip in (("all", ()), ("skip", ("respond_offers",))):
         res = correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / name), holdout=0.3,
-                                     progress=False, exam=False, rated_rows="spread", no_train=skip),
+                                     progress=False, exam=False, rated_rows="spread", no_train=skip,
+                                     adapter_scope="all"),
                       emit=lambda line: None)
         rows_ = [json.loads(x) for x in (tmp_path / name / "data-1.jsonl").read_text().splitlines()]
         actions[name] = Counter(r["meta"]["action"] for r in rows_)

@@ -344,6 +344,10 @@ async def test_the_guard_refuses_harm_and_accepts_a_sharpened_decision(run):
         "decision 'screen', which no example targeted, drifted 0.10 from the base model's shares (limit 0.09): "
         "{'pass': 0.5, 'reject': 0.5} -> {'pass': 0.6, 'reject': 0.4}"]
     assert ex.refusals(fig, targeted=set(), max_drift=tv) == [], "at the limit: allowed"
+    # a scoped adapter never answered it: the base did on both sides, so no drift is the adapter's
+    assert ex.drift(fig, targeted=set(), answered=frozenset({"offer_decision"})) == {}
+    assert ex.drift(fig, targeted=set(), answered=frozenset({"screen"})) == {"screen": tv}
+    assert ex.refusals(fig, targeted=set(), max_drift=tv - 0.01, answered=frozenset({"offer_decision"})) == []
 
     flipped, _ = await sit(run, lambda s, ch: "reject")
     fig = ex.exam_figures(flipped, seed=2)

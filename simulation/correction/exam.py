@@ -516,7 +516,7 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
                                            "counts": counts}
             out["ungraded"][d] = _ungraded(graded, [k for k, (i, r) in enumerate(zip(graded.items, graded.right,
                                                                                       strict=True))
-                                                    if i.decision == d and r is None])
+                                                    if i.decision == d and r is None], col, w)
         averaged = order_averaged(graded, d)
         if averaged is not None:
             out["shares"][d]["base_averaged"] = averaged
@@ -566,23 +566,48 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
     return out
 
 
-def _ungraded(graded: Graded, ks: list[int]) -> dict[str, Any]:
+def _ungraded(graded: Graded, ks: list[int], col: dict[str, int] | None = None,
+              w: np.ndarray | None = None) -> dict[str, Any]:
     """Both models' option shares on a checked decision's calls that no check grades (``ks``): where
     the checks name no right option, the adapter has no lesson to follow but the base's; like the
     drift of a decision no example targeted, with both models' position-free preferences where the
-    exam has their probabilities on the same calls."""
+    exam has their probabilities on the same calls. With the agents' columns ``col`` and resample
+    weights ``w``, also the 95% interval of the drift (``drift_ci``; agents resampled), so a drift
+    read off a few dozen calls says how near the limit it may be."""
     out: dict[str, Any] = {"calls": len(ks)}
+    picks = {m: [graded.answers[m][k] for k in ks] for m in MODELS}
     for m in MODELS:
-        valid = [a for a in (graded.answers[m][k] for k in ks) if a is not None]
+        valid = [a for a in picks[m] if a is not None]
         out[m] = {o: round(valid.count(o) / len(valid), 4) for o in sorted(set(valid))}
     if graded.base_probs and graded.adapter_probs:
-        both = [(graded.base_probs[k], graded.adapter_probs[k]) for k in ks
-                if graded.base_probs[k] and graded.adapter_probs[k]]
+        both = [k for k in ks if graded.base_probs[k] and graded.adapter_probs[k]]
         if both:  # the refusal names how many: the exam's probabilities cover a seeded part of its calls
             out["averaged_calls"] = len(both)
-            out["base_averaged"] = _argmax_shares([b for b, _ in both])
-            out["adapter_averaged"] = _argmax_shares([a for _, a in both])
+            out["base_averaged"] = _argmax_shares([graded.base_probs[k] for k in both])
+            out["adapter_averaged"] = _argmax_shares([graded.adapter_probs[k] for k in both])
+            # like with like, as the drift itself (_compared): the position-free picks on those calls
+            ks = both
+            picks = {"base": [preferred_option(graded.base_probs[k]) for k in both],
+                     "adapter": [preferred_option(graded.adapter_probs[k]) for k in both]}
+    if col is not None and w is not None and ks:
+        out["drift_ci"] = list(_interval(_tv_resampled([col[graded.items[k].agent_id] for k in ks], picks, w)))
     return out
+
+
+def _tv_resampled(agent_col: list[int], picks: dict[str, list[str | None]], w: np.ndarray) -> np.ndarray:
+    """The total variation between the two models' option shares (calls without an answer left out,
+    per model) on each resample of agents weighted by ``w``; NaN where a resample has no answer."""
+    options = sorted({o for m in MODELS for o in picks[m] if o is not None})
+    shares = {}
+    for m in MODELS:
+        counts = np.zeros((w.shape[1], len(options)))
+        for c, o in zip(agent_col, picks[m], strict=True):
+            if o is not None:
+                counts[c, options.index(o)] += 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            got = w @ counts
+            shares[m] = got / got.sum(axis=1, keepdims=True)
+    return 0.5 * np.abs(shares["adapter"] - shares["base"]).sum(axis=1)
 
 
 def _argmax_shares(probs: list[dict[str, float]]) -> dict[str, float]:
@@ -745,10 +770,18 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
 POWER = 200  # held-out exam calls a checked decision should have before its figures decide anything
 
 
-def undecided(fig: dict[str, Any]) -> list[str]:
-    """Figures the exam cannot decide: a difference interval that holds zero, and decisions with
-    fewer than ``POWER`` calls whose right answer is known (say so rather than read noise)."""
+def undecided(fig: dict[str, Any], max_drift: float = 0.15, targeted: set[str] | None = None,
+              min_calls: int = 10) -> list[str]:
+    """Figures the exam cannot decide: a difference interval that holds zero, decisions with
+    fewer than ``POWER`` calls whose right answer is known (say so rather than read noise), and a
+    drift on the calls no check grades (of a ``targeted`` decision, or any with None) whose interval
+    holds ``max_drift``: refused or not, the point estimate decided it."""
     out = []
+    for d, u in sorted(fig.get("ungraded", {}).items()):
+        lo, hi = u.get("drift_ci") or (None, None)
+        if (targeted is None or d in targeted) and u["calls"] >= min_calls and lo is not None and lo <= max_drift <= hi:
+            out.append(f"{d} drift on calls no check grades: {total_variation(*_compared(u)):.2f}, interval "
+                       f"[{lo:.2f}, {hi:.2f}] holds the limit {max_drift:.2f}")
     for d, b in sorted(fig["balanced_accuracy"].items()):
         if b["diff_lo"] is not None and b["diff_lo"] <= 0 <= b["diff_hi"]:
             few = f" ({b['n']} calls with a right answer; about {POWER} are needed)" if b["n"] < POWER else ""

@@ -573,7 +573,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
             refused += ex.refusals(fig, targeted, opts.max_drift, answered=scope)
             preferred = {d: v["base_averaged"] for d, v in fig["shares"].items() if v.get("base_averaged")}
             unchecked = {d for d, v in fig["shares"].items() if not v["right"]}
-            exam = {**ex.summary(fig), "undecided": ex.undecided(fig), "ungraded_drift": ex.ungraded_drift(fig, targeted)}
+            exam = {**ex.summary(fig), "undecided": ex.undecided(fig, opts.max_drift, targeted),
+                    "ungraded_drift": ex.ungraded_drift(fig, targeted)}
             untrained = max(ex.drift(fig, targeted, scope).values(), default=None)
             # a live lean the live calls' right answers call for, on a decision the exam shows answering by the call
             discerning = {d: shares for d, (shares, n) in ex.live_right(fork, groups.holdout_treated, checks).items()
@@ -594,7 +595,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         emit(_group_line("control", ctl))
         if exam is not None:
             emit(_exam_line(fig, exam["ungraded_drift"]))
-            for line in ex.undecided(fig):
+            for line in exam["undecided"]:
                 emit(f"  {'':<9} undecided: {line}")
         emit(f"  train {manifest.train_s:.0f}s, swap {it['swap_s']:.1f}s"
              + ("" if not refused else "; NOT adopted: " + "; ".join(refused)))

@@ -327,7 +327,9 @@ async def test_the_guard_refuses_harm_and_accepts_a_sharpened_decision(run):
     fig = ex.exam_figures(sharp, seed=2)
     # s3's calls, which no check grades, moved from the base's first-listed answers to "pass": a lesson
     # learned on the graded calls spilling over where nothing asked for a change
-    assert fig["ungraded"]["screen"] == {"calls": 12, "base": {"pass": 0.5, "reject": 0.5}, "adapter": {"pass": 1.0}}
+    # every agent's ungraded calls split evenly for the base: each resample of agents drifts 0.5 too
+    assert fig["ungraded"]["screen"] == {"calls": 12, "base": {"pass": 0.5, "reject": 0.5}, "adapter": {"pass": 1.0},
+                                         "drift_ci": [0.5, 0.5]}
     assert ex.ungraded_drift(fig, {"screen"}) == {"screen": 0.5} and ex.ungraded_drift(fig, set()) == {}
     assert ex.refusals(fig, targeted={"screen"}) == [
         "decision 'screen' drifted 0.50 from the base model's shares on its 12 calls no check grades (limit 0.15; "
@@ -398,6 +400,36 @@ async def test_the_exam_says_what_it_cannot_decide(run):
     sharp, _ = await sit(run, lambda s, ch: FITS[s] or "pass")
     assert ex.undecided(ex.exam_figures(sharp, seed=2)) == [
         "screen: only 48 calls with a right answer (about 200 are needed to read the interval)"]
+
+
+def test_the_ungraded_drift_interval_resamples_agents():
+    """Each resample's drift equals the total variation of the shares over the calls of the agents it
+    drew, each as often as drawn (unanswered calls left out per model); an interval holding the
+    limit is named as undecided, of a targeted decision only."""
+    rng = np.random.default_rng(5)
+    cols = [int(c) for c in rng.integers(0, 6, 40)]
+    picks = {m: [None if rng.random() < 0.1 else str(rng.choice(["hire", "keep looking"])) for _ in cols]
+             for m in ex.MODELS}
+    w = ex.resample_weights(6, seed=3, b=50)
+    got = ex._tv_resampled(cols, picks, w)
+    for r in range(50):
+        shares = {}
+        for m in ex.MODELS:
+            drawn = [o for c, o in zip(cols, picks[m], strict=True) for _ in range(int(w[r, c])) if o is not None]
+            shares[m] = {o: drawn.count(o) / len(drawn) for o in set(drawn)} if drawn else None
+        if shares["base"] is None or shares["adapter"] is None:
+            assert np.isnan(got[r])
+        else:
+            assert got[r] == pytest.approx(ex.total_variation(shares["adapter"], shares["base"]), abs=1e-4)
+    assert len(set(np.round(got[np.isfinite(got)], 6))) > 5, "the resamples differ"
+    fig = {"balanced_accuracy": {}, "fail": {"diff_lo": None, "diff_hi": None},
+           "ungraded": {"offer_decision": {"calls": 80, "base": {"hire": 0.67, "keep looking": 0.33},
+                                           "adapter": {"hire": 0.45, "keep looking": 0.55}, "drift_ci": [0.08, 0.36]},
+                        "screen": {"calls": 9, "base": {"pass": 1.0}, "adapter": {"reject": 1.0}, "drift_ci": [0.0, 1.0]}}}
+    assert ex.undecided(fig, max_drift=0.15, targeted={"offer_decision", "screen"}) == [
+        "offer_decision drift on calls no check grades: 0.22, interval [0.08, 0.36] holds the limit 0.15"]
+    assert ex.undecided(fig, max_drift=0.4, targeted={"offer_decision"}) == []
+    assert ex.undecided(fig, max_drift=0.15, targeted={"screen"}) == [], "not targeted; too few calls"
 
 
 @pytest.fixture()

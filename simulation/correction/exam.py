@@ -482,7 +482,7 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
                 out["structured"].setdefault(d, {})[m] = {a: round(valid.count(a) / len(valid), 4)
                                                           for a in sorted(set(valid), key=lambda a: (-valid.count(a), a))}
                 continue
-            out["shares"].setdefault(d, {})[m] = {o: round(valid.count(o) / len(valid), 4) for o in sorted(set(valid))}
+            out["shares"].setdefault(d, {})[m] = _shares(valid)
             firsts = [graded.answers[m][k] == i.choices[0] for k, i in enumerate(graded.items)
                       if i.decision == d and graded.answers[m][k] is not None]
             out["first_share"].setdefault(d, {})[m] = round(sum(firsts) / len(firsts), 4) if firsts else None
@@ -577,18 +577,17 @@ def _ungraded(graded: Graded, ks: list[int], col: dict[str, int] | None = None,
     out: dict[str, Any] = {"calls": len(ks)}
     picks = {m: [graded.answers[m][k] for k in ks] for m in MODELS}
     for m in MODELS:
-        valid = [a for a in picks[m] if a is not None]
-        out[m] = {o: round(valid.count(o) / len(valid), 4) for o in sorted(set(valid))}
+        out[m] = _shares(picks[m])
     if graded.base_probs and graded.adapter_probs:
         both = [k for k in ks if graded.base_probs[k] and graded.adapter_probs[k]]
         if both:  # the refusal names how many: the exam's probabilities cover a seeded part of its calls
             out["averaged_calls"] = len(both)
-            out["base_averaged"] = _argmax_shares([graded.base_probs[k] for k in both])
-            out["adapter_averaged"] = _argmax_shares([graded.adapter_probs[k] for k in both])
-            # like with like, as the drift itself (_compared): the position-free picks on those calls
+            # like with like, as the drift itself (_compared): the position-free picks on those calls,
+            # which the interval below resamples too
             ks = both
-            picks = {"base": [preferred_option(graded.base_probs[k]) for k in both],
-                     "adapter": [preferred_option(graded.adapter_probs[k]) for k in both]}
+            probs = {"base": graded.base_probs, "adapter": graded.adapter_probs}
+            picks = {m: [preferred_option(probs[m][k]) for k in both] for m in MODELS}
+            out["base_averaged"], out["adapter_averaged"] = _shares(picks["base"]), _shares(picks["adapter"])
     if col is not None and w is not None and ks:
         out["drift_ci"] = list(_interval(_tv_resampled([col[graded.items[k].agent_id] for k in ks], picks, w)))
     return out
@@ -610,10 +609,15 @@ def _tv_resampled(agent_col: list[int], picks: dict[str, list[str | None]], w: n
     return 0.5 * np.abs(shares["adapter"] - shares["base"]).sum(axis=1)
 
 
+def _shares(picks: list[str | None]) -> dict[str, float]:
+    """Each option's share of the calls with a pick (None, no answer or a tie, left out)."""
+    got = [g for g in picks if g is not None]
+    return {o: round(got.count(o) / len(got), 4) for o in sorted(set(got))}
+
+
 def _argmax_shares(probs: list[dict[str, float]]) -> dict[str, float]:
     """The share of calls whose most probable option (no tie) is each option."""
-    got = [g for g in (preferred_option(p) for p in probs) if g is not None]
-    return {o: round(got.count(o) / len(got), 4) for o in sorted(set(got))} if got else {}
+    return _shares([preferred_option(p) for p in probs])
 
 
 def _mean_probs(probs: list[dict[str, float]]) -> dict[str, float]:
@@ -777,10 +781,11 @@ def undecided(fig: dict[str, Any], max_drift: float = 0.15, targeted: set[str] |
     drift on the calls no check grades (of a ``targeted`` decision, or any with None) whose interval
     holds ``max_drift``: refused or not, the point estimate decided it."""
     out = []
-    for d, u in sorted(fig.get("ungraded", {}).items()):
-        lo, hi = u.get("drift_ci") or (None, None)
-        if (targeted is None or d in targeted) and u["calls"] >= min_calls and lo is not None and lo <= max_drift <= hi:
-            out.append(f"{d} drift on calls no check grades: {total_variation(*_compared(u)):.2f}, interval "
+    ungraded = fig.get("ungraded", {})
+    for d, tv in ungraded_drift(fig, set(ungraded) if targeted is None else targeted, min_calls).items():
+        lo, hi = ungraded[d].get("drift_ci") or (None, None)
+        if lo is not None and lo <= max_drift <= hi:
+            out.append(f"{d} drift on calls no check grades: {tv:.2f}, interval "
                        f"[{lo:.2f}, {hi:.2f}] holds the limit {max_drift:.2f}")
     for d, b in sorted(fig["balanced_accuracy"].items()):
         if b["diff_lo"] is not None and b["diff_lo"] <= 0 <= b["diff_hi"]:

@@ -336,7 +336,8 @@ MUTATIONS = [
              "        return (\"row\", i) if c is None else c", "        return (\"row\", i)",
              ("tests/training/test_data.py",)),
     Mutation("balance-ignores-options", "correction", "simulation/correction/datasets.py",
-             "        shown = tuple(sorted(r[\"meta\"].get(\"options\") or ()))", "        shown = ()",
+             "        key = (r[\"meta\"][\"action\"], tuple(sorted(r[\"meta\"].get(\"options\") or ())))",
+             "        key = (r[\"meta\"][\"action\"], ())",
              ("tests/correction/test_datasets.py",)),
     Mutation("no-train-keeps-rated-rows", "correction", "simulation/correction/datasets.py",
              "        if call.agent_id in exclude_agents or call.action in skip:",
@@ -563,9 +564,16 @@ MUTATIONS = [
              "    return all(a is not None and a >= justified", "    return any(a is not None and a >= justified",
              ("tests/correction/test_exam.py::test_the_guard_refuses_harm_and_accepts_a_sharpened_decision",)),
     Mutation("balance-counts-anchored-rows", "correction loop", "simulation/correction/datasets.py",
-             "    out: list[dict[str, Any]] = [r for r in rows if r[\"meta\"].get(\"anchored\")]\n    for r in rows:\n"
-             "        if r[\"meta\"].get(\"anchored\"):\n            continue\n",
-             "    out: list[dict[str, Any]] = []\n    for r in rows:\n",
+             "        if r[\"meta\"].get(\"anchored\"):\n            held.setdefault(key, []).append(r)\n        else:\n"
+             "            by.setdefault", "        if False:\n            held.setdefault(key, []).append(r)\n"
+             "        if True:\n            by.setdefault",
+             ("tests/correction/test_datasets.py::test_balance_repeats_rare_answers_up_to_a_cap",)),
+    Mutation("anchors-never-repeated", "correction loop", "simulation/correction/datasets.py",
+             "        out += _repeated(v, min(cap, max(1, round(top / len(v)))))", "        out += v",
+             ("tests/correction/test_datasets.py::test_balance_repeats_rare_answers_up_to_a_cap",)),
+    Mutation("anchors-repeated-uncapped", "correction loop", "simulation/correction/datasets.py",
+             "        out += _repeated(v, min(cap, max(1, round(top / len(v)))))",
+             "        out += _repeated(v, max(1, round(top / len(v))))",
              ("tests/correction/test_datasets.py::test_balance_repeats_rare_answers_up_to_a_cap",)),
     Mutation("experiment-cells-unchecked", "experiments", "simulation/experiments/run.py",
              "    _check_design(design, out, emit)\n    check_cells(design)\n    out.mkdir(parents=True, exist_ok=True)\n"

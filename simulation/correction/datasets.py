@@ -205,24 +205,37 @@ def _balanced(rows: list[dict[str, Any]], wrong: dict[str, set[str]] | None = No
     seeking's "2", the second of two offers, was repeated 4 times against single-offer calls' "1",
     and taught "not the first"). A kept answer in ``wrong[action]`` (rated wrong on some call) appears
     once; rows of ``rewritten`` calls (corrections) are repeated whatever their text. Anchored rows
-    (``meta.anchored``: calls no check grades, trained toward the base's preference) are neither
-    repeated nor counted: they say nothing right or wrong (counted, the anchored "apply" of the
-    postings no check grades doubled the corrected "skip" rows, run S3's first start)."""
+    (``meta.anchored``: calls no check grades, trained toward the base's preference) are not counted
+    among the answers: they say nothing right or wrong (counted, the anchored "apply" of the postings
+    no check grades doubled the corrected "skip" rows, run S3's first start). They are balanced as one
+    more answer of their group instead, repeated toward its commonest rated answer (same cap): run S4's
+    11 anchored offer responses (offers at 80-100% of the desired pay) against 26 kept "accept" and 14
+    corrected "decline" rows, repeated to 28, drifted 0.79 toward declining."""
     by: dict[tuple[str, tuple[str, ...]], dict[str, list[dict[str, Any]]]] = {}
-    out: list[dict[str, Any]] = [r for r in rows if r["meta"].get("anchored")]
+    held: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
     for r in rows:
+        key = (r["meta"]["action"], tuple(sorted(r["meta"].get("options") or ())))
         if r["meta"].get("anchored"):
-            continue
-        shown = tuple(sorted(r["meta"].get("options") or ()))
-        by.setdefault((r["meta"]["action"], shown), {}).setdefault(r["messages"][-1]["content"], []).append(r)
+            held.setdefault(key, []).append(r)
+        else:
+            by.setdefault(key, {}).setdefault(r["messages"][-1]["content"], []).append(r)
+    out: list[dict[str, Any]] = []
+    for key, v in held.items():
+        top = max((len(a) for a in by.get(key, {}).values()), default=0)
+        out += _repeated(v, min(cap, max(1, round(top / len(v)))))
     for (action, _), answers in by.items():
         top = max(len(v) for v in answers.values())
         bad = (wrong or {}).get(action, set())
         for answer, v in answers.items():
             times = min(cap, max(1, round(top / len(v))))
-            out += [r if k == 0 else {**r, "meta": {**r["meta"], "repeat": k}} for r in v
-                    for k in range(times if answer not in bad or r["meta"]["call_id"] in rewritten else 1)]
+            out += [x for r in v for x in _repeated([r], times if answer not in bad or r["meta"]["call_id"] in
+                                                     rewritten else 1)]
     return out
+
+
+def _repeated(rows: list[dict[str, Any]], times: int) -> list[dict[str, Any]]:
+    """Each row ``times`` times, the copies marked ``meta.repeat`` (their reorderings are drawn apart)."""
+    return [r if k == 0 else {**r, "meta": {**r["meta"], "repeat": k}} for r in rows for k in range(times)]
 
 
 def _permuted(rows: list[dict[str, Any]], choices: dict[int, list[str]], copies: int,

@@ -111,6 +111,16 @@ def test_balance_repeats_rare_answers_up_to_a_cap():
     mixed = _balanced(rows + anchored)
     assert sum(1 for r in mixed if r["meta"]["call_id"] == 21) == 1
     assert sum(1 for r in mixed if r["meta"].get("anchored")) == 3 and len(mixed) == len(out) + 3
+    # but anchors fewer than their group's commonest rated answer are repeated toward it, as one more
+    # answer (s: 10 "x" against 3 anchors -> 3 times each; counted per options shown, capped at 4)
+    few = [{**row("s", "x", 50 + i), "meta": {"action": "s", "call_id": 50 + i, "anchored": True}} for i in range(3)]
+    both = _balanced(rows + few)
+    assert [r["meta"].get("repeat") for r in both if r["meta"]["call_id"] == 50] == [None, 1, 2]
+    assert sum(1 for r in both if r["meta"].get("anchored")) == 9 and len(both) == len(out) + 9
+    one = _balanced(rows + few[:1])
+    assert sum(1 for r in one if r["meta"].get("anchored")) == 4, "capped at 4"
+    elsewhere = [{**r, "meta": {**r["meta"], "options": ["x", "y"]}} for r in few]
+    assert sum(1 for r in _balanced(rows + elsewhere) if r["meta"].get("anchored")) == 3, "other options shown"
 
 
 def test_balance_counts_an_answer_among_the_calls_that_offered_it():

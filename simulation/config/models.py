@@ -98,6 +98,11 @@ class LLMSettings(Strict):
     shuffle_options: bool = Field(default=False, description=(
         "present each choice's options in a seeded per-call order (stated in the prompt, recorded with the "
         "call): the standard guard against order effects; decision health then shows position and option bias apart"))
+    order_averaged: list[str] = Field(default_factory=list, description=(
+        "decisions (call action names) whose choices are answered from the model's option probabilities "
+        "averaged over orders of the options, one option drawn per call with a seeded draw: its preference "
+        "for their content, without its position bias (2 to 6 scoring requests per call; needs "
+        "shuffle_options and vLLM servers' /tokenize and logprobs, or the fake backend)"))
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=6, ge=0, le=100)
     max_repairs: int = Field(default=1, ge=0, le=10)
@@ -131,6 +136,9 @@ class LLMSettings(Strict):
             raise ValueError("adapter_name may hold letters, digits, '.', '_' and '-' only")
         if self.adapter_actions and not self.adapter:
             raise ValueError("adapter_actions scopes llm.adapter, and no adapter is set")
+        if self.order_averaged and not self.shuffle_options:
+            raise ValueError("order_averaged needs shuffle_options: true (the prompt must state the options' order "
+                             "for the other orders to be asked)")
         return self
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
-import random
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ from ..core.health import JUSTIFIED, SKEW
 from ..core.records import Action
 from ..llm.agent_llm import choice_max_tokens, reordered
 from ..llm.agent_llm import other_orders as option_orders
+from ..llm.averaging import averaged_probs, drawn_option
 from ..llm.scoring import OptionScorer
 from ..llm.structured import StructuredOutputError, canonical_json
 from ..llm.types import CallTag, ChatClient, ChatRequest
@@ -306,20 +306,13 @@ async def order_probs(items: list[ExamItem], scorer: OptionScorer, k: int = ORDE
     seeded sample of ``k`` more). None where the prompt states no order to move."""
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(item: ExamItem, order: list[str]) -> dict[str, float]:
-        async with gate:
-            return await scorer.option_probs(reordered(item.messages, item.choices, order) or item.messages, order)
-
     async def averaged(item: ExamItem) -> dict[str, float] | None:
-        others = other_orders(item, k, seed)
-        if not others:
-            got = None
-        else:
-            each = await asyncio.gather(*(one(item, o) for o in [item.choices, *others]))
-            got = {o: round(sum(p[o] for p in each) / len(each), 4) for o in item.choices}
+        async with gate:
+            got = await averaged_probs(scorer, item.messages, item.choices or [], None, k,
+                                       f"{seed}:orders:{item.call_id}") if item.choices else None
         if on_done is not None:
             on_done()
-        return got
+        return {o: round(p, 4) for o, p in got.items()} if got else None
 
     return list(await asyncio.gather(*(averaged(i) for i in items)))
 
@@ -336,17 +329,7 @@ def sampled_option(probs: dict[str, float] | None, seed: int | str) -> str | Non
     """One option drawn from the order-averaged probabilities (seeded by ``seed``): an anchor keeps
     the base's preference as a distribution. The argmax sharpened a 60/40 preference into a 100/0
     rule once trained on (run B: job_count 96% "1", screen onto "pass")."""
-    if not probs:
-        return None
-    total = sum(max(0.0, v) for v in probs.values())
-    if total <= 0:
-        return None
-    x = random.Random(f"anchor:{seed}").random() * total
-    for option, p in sorted(probs.items()):
-        x -= max(0.0, p)
-        if x < 0:
-            return option
-    return sorted(probs)[-1]
+    return drawn_option(probs, f"anchor:{seed}") if probs else None
 
 
 def sampled_pick(recorded: str | None, orders: dict[str, str | None], seed: int | str) -> str | None:

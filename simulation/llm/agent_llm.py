@@ -128,8 +128,15 @@ class AgentLLM:
             rng = random.Random(f"{self.run_seed}:{self.agent_id}:{self.round}:{self.phase}:{action}:{self.seq + 1}")
             rng.shuffle(shown)
             messages = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + options_line(shown)}]
+        averaged = None
+        if action in self.settings.order_averaged and len(shown) > 1:
+            # the draw's seed is fixed per call, so a re-run or a fork draws the same option
+            averaged = int.from_bytes(hashlib.blake2b(
+                f"{self.run_seed}:{self.agent_id}:{self.round}:{self.phase}:{action}:{self.seq + 1}:averaged".encode(),
+                digest_size=4).digest(), "big")
         try:
-            res = await self.client.complete(self._req(action, messages, max_tokens, choices=shown))
+            res = await self.client.complete(self._req(action, messages, max_tokens, choices=shown,
+                                                        order_averaged=averaged))
             return Answer(res.text, True)
         except StructuredOutputError:
             return Answer(None, False)

@@ -46,6 +46,8 @@ class ChatRequest:
     tag: CallTag = field(default_factory=CallTag)
     model: str | None = None  # a route name (see llm.routing); None: the run's default chat model
     validator: type[BaseModel] | None = None  # a JSON answer must validate against it (not part of the key)
+    # a choice answered from option probabilities averaged over orders, drawn with this seed (llm.averaging)
+    order_averaged: int | None = None
 
     def key(self) -> str:
         """Stable key of the request, its caller and the model asked, for the response cache."""
@@ -54,6 +56,8 @@ class ChatRequest:
                        t.agent_id, t.round, t.phase, t.action, t.seq]
         if self.model is not None:  # keys of default-model calls stay as older runs recorded them
             parts.append(self.model)
+        if self.order_averaged is not None:
+            parts.append(["order_averaged", self.order_averaged])
         body = json.dumps(parts, separators=(",", ":"), sort_keys=True)
         return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
 

@@ -15,9 +15,11 @@ from ..llm import (
     ResponseCache,
     StructuredClient,
 )
+from ..llm.averaging import OrderAveragingClient, ScorerPool
 from ..llm.fake import FakeChatClient, FakeEmbeddingClient
 from ..llm.pool import ChatPool
 from ..llm.recording import CallSink
+from ..llm.scoring import FakeOptionScorer, VLLMOptionScorer
 from ..llm.types import ChatClient, ChatRequest, ChatResult, LLMError
 
 _EXTRAS = {"on": True, "off": False, "auto": None}
@@ -53,7 +55,10 @@ def build_chat_client(cfg: RunConfig, models: list[ModelConfig], sink: CallSink,
     if replay is not None:
         return RecordingClient(CachingClient(None, replay, replay_only=True), sink)
     if s.backend == "fake":
-        recorded = RecordingClient(StructuredClient(FakeChatClient(), s.max_repairs), sink)
+        fake: ChatClient = FakeChatClient()
+        if s.order_averaged:
+            fake = OrderAveragingClient(fake, FakeOptionScorer())
+        recorded = RecordingClient(StructuredClient(fake, s.max_repairs), sink)
         return recorded if warm is None else CachingClient(recorded, warm, remember=False)
     if not models:
         return RecordingClient(NoEndpointClient("chat"), sink)
@@ -65,10 +70,24 @@ def build_chat_client(cfg: RunConfig, models: list[ModelConfig], sink: CallSink,
                           default=default) for m, default in zip(models, default_endpoints(cfg, models), strict=True)]
     pool = EndpointPool(endpoints, s.max_retries, s.backoff_base_s, s.backoff_max_s, prefer_host=prefer_host,
                         outage_limit_s=s.outage_limit_s)
-    recorded = RecordingClient(StructuredClient(ChatPool(pool), s.max_repairs), sink)
+    chat: ChatClient = ChatPool(pool)
+    if s.order_averaged:
+        chat = OrderAveragingClient(chat, _scorers(cfg, models, prefer_host))
+    recorded = RecordingClient(StructuredClient(chat, s.max_repairs), sink)
     if warm is not None:
         return CachingClient(recorded, warm, remember=False)
     return recorded
+
+
+def _scorers(cfg: RunConfig, models: list[ModelConfig], prefer_host: str | None) -> ScorerPool:
+    """Option scorers on the chat endpoints (``llm.order_averaged``), pooled as the chat clients are."""
+    s = cfg.simulation.llm
+    endpoints = [Endpoint(m.config_name, VLLMOptionScorer(m.base_url, m.model_name, m.api_key, s.timeout_s,
+                                                          aliases={m.config_name: m.model_name}),
+                          m.max_concurrency, m.host, models=frozenset({m.config_name, m.model_name, *m.adapters}),
+                          default=default) for m, default in zip(models, default_endpoints(cfg, models), strict=True)]
+    return ScorerPool(EndpointPool(endpoints, s.max_retries, s.backoff_base_s, s.backoff_max_s,
+                                   prefer_host=prefer_host, outage_limit_s=s.outage_limit_s, kind="option scorer"))
 
 
 def default_endpoints(cfg: RunConfig, models: list[ModelConfig]) -> list[bool]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 
 import pytest
 
 from simulation.llm.agent_llm import options_line
+from simulation.llm.averaging import averaged_probs
 from simulation.llm.http import OpenAIChatClient
 from simulation.llm.scoring import VLLMOptionScorer
 from simulation.llm.types import ChatRequest
@@ -44,3 +47,34 @@ def test_probabilities_agree_with_the_constrained_answer(real_servers):
             await client.aclose()
 
     asyncio.run(go())
+
+
+def test_a_run_answers_listed_decisions_from_the_real_models_averaged_probabilities(real_servers, tmp_path):
+    """``llm.order_averaged`` on the real server: the votes come from the option scorer (pooled,
+    the config name resolved to the served model), every other call from decoding."""
+    from simulation.cli import main
+    from tests.conftest import copy_scenario, set_models
+    from tests.integration.conftest import real_models
+
+    chat, emb = real_servers
+    folder = copy_scenario(tmp_path, "polling")
+    set_models(folder, real_models(chat, emb))
+    run = tmp_path / "run"
+    assert main(["run", str(folder), "--rounds", "1", "--out", str(run), "--no-progress", "llm.shuffle_options=true",
+                 "llm.order_averaged=[vote]"]) == 0
+    with sqlite3.connect(run / "run.sqlite") as db:
+        calls = db.execute("SELECT action, prompt, completion, choices, valid, error, finish_reason FROM llm_calls").fetchall()
+    votes = [c for c in calls if c[0] == "vote"]
+    assert len(votes) == 10 and all(c[4] == 1 and c[5] is None and c[6] == "order_averaged" for c in votes)
+    assert all(c[6] != "order_averaged" for c in calls if c[0] != "vote")
+
+    async def recomputed() -> list[dict[str, float] | None]:
+        scorer = VLLMOptionScorer(chat.base_url, chat.spec.served_name)
+        try:
+            return [await averaged_probs(scorer, json.loads(p), json.loads(ch)) for _, p, _, ch, *_ in votes]
+        finally:
+            await scorer.aclose()
+
+    for (_, _, answer, shown, *_), probs in zip(votes, asyncio.run(recomputed()), strict=True):
+        assert probs is not None and set(probs) == set(json.loads(shown)) and abs(sum(probs.values()) - 1) < 1e-6
+        assert answer in probs and probs[answer] > 0.001, (answer, probs)

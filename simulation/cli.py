@@ -14,7 +14,7 @@ from loguru import logger
 
 from .config import ConfigError, resolve_scenario_dir
 from .core.errors import RunStopped
-from .correction import ADAPTER_SCOPES, RATED_ROWS, UNGRADED
+from .correction import ADAPTER_SCOPES, RATED_ROWS, UNGRADED, UNTARGETED
 from .training import (  # light: the trainers load torch only when called
     DEFAULT_ROWS,
     KEPT_SHARE,
@@ -202,6 +202,10 @@ def _parser() -> argparse.ArgumentParser:
                     "sends only the decisions with rated training rows to the adapter (llm.adapter_actions) and every "
                     "other call to the base model, so those cannot drift and get no anchor rows (default); all: the "
                     "adapter answers every call of its agents")
+    co.add_argument("--untargeted", choices=UNTARGETED, default="base", help="with --adapter-scope targeted, who "
+                    "answers the choice decisions the adapter leaves (memory.* aside): base, the base model as decoded, "
+                    "position bias kept (default); averaged, the base model's option probabilities averaged over "
+                    "orders of the options, one option drawn per call (llm.order_averaged), in the fork and on the exam")
     co.add_argument("--max-drift", type=float, default=0.15, help="refuse an adapter that moves a decision no example "
                     "targeted further than this (total variation distance) from the base model, on the exam")
     co.add_argument("--permute", type=int, default=5, metavar="N", help="sft: copies of each choice example with "
@@ -374,7 +378,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule,
             anchor_power=args.anchor_power, max_samples=args.max_samples, progress=not args.no_progress, base=args.base, max_drift=args.max_drift,
             permute=args.permute, rounds=args.rounds, objective=args.objective, rated_rows=args.rated_rows, ungraded=args.ungraded,
-            no_train=tuple(args.no_train), adapter_scope=args.adapter_scope))
+            no_train=tuple(args.no_train), adapter_scope=args.adapter_scope,
+            untargeted=args.untargeted))
         if args.json:
             print(dump_json(res))
         return 0

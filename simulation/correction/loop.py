@@ -23,14 +23,15 @@ from typing import Any
 
 from ..config import ConfigError, ConfigProblem
 from ..llm.agent_llm import other_orders as option_orders
+from ..llm.averaging import drawn_option
 from ..llm.scoring import FakeOptionScorer, OptionScorer, VLLMOptionScorer
-from ..llm.types import ChatClient
+from ..llm.types import ChatClient, LLMError
 from ..runner import RunOptions, run_simulation
 from ..store import RunStore
 from ..training import DEFAULT_ROWS, LR_SCHEDULES, AdapterManifest
 from ..training import train as train_here
 from ..training.choice import sharpened
-from . import ADAPTER_SCOPES, RATED_ROWS, UNGRADED, rate_run
+from . import ADAPTER_SCOPES, RATED_ROWS, UNGRADED, UNTARGETED, rate_run
 from . import exam as ex
 from .datasets import anchor_candidates, rated_actions, write_dataset
 from .measure import MIN_ANSWERS, GroupMeasure, Groups, collapsed, measure, run_groups
@@ -95,6 +96,11 @@ class CorrectOptions:
     # and every other call to the base model, so untargeted decisions cannot drift and get no anchor rows;
     # "all": the adapter answers every call of its agents (runs X-P: untargeted decisions drifted in every one)
     adapter_scope: str = "targeted"
+    # with adapter_scope "targeted", who answers the choice decisions the adapter leaves: "base", the base model
+    # as decoded (its position bias kept: search_decision 99% first-listed, run S4), or "averaged", the base
+    # model's option probabilities averaged over orders, one option drawn per call (llm.order_averaged), in
+    # the fork and on the exam; memory.* stays decoded (most of a run's calls, ten options, 23% first-listed)
+    untargeted: str = "base"
 
 
 def _group_line(label: str, m: GroupMeasure) -> str:
@@ -252,6 +258,16 @@ async def _probs(items: list[ex.ExamItem], scorer: OptionScorer, seed: int, prog
 PROB_CALLS = 100  # exam calls per decision whose option probabilities are averaged over orders
 
 
+def _averaged(base: Path, scope: frozenset[str]) -> frozenset[str]:
+    """The base run's choice decisions outside ``scope``, ``memory.*`` aside (``--untargeted averaged``)."""
+    store = RunStore(base / "run.sqlite", readonly=True)
+    try:
+        found = {a for (a,) in store.db.execute("SELECT DISTINCT action FROM llm_calls WHERE choices IS NOT NULL")}
+    finally:
+        store.close()
+    return frozenset(a for a in found if a not in scope and not a.startswith("memory."))
+
+
 def _prob_sample(items: list[ex.ExamItem], seed: int, per_decision: int = PROB_CALLS) -> list[int]:
     """Indices of a seeded sample of at most ``per_decision`` items of each decision (in exam order):
     the base's order-averaged shares of a decision are taken over them."""
@@ -264,7 +280,8 @@ def _prob_sample(items: list[ex.ExamItem], seed: int, per_decision: int = PROB_C
 
 
 def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, seed: int,
-              progress: bool, base: Path | None = None, scope: frozenset[str] | None = None) -> tuple[dict[str, list[str | None]],
+              progress: bool, base: Path | None = None, scope: frozenset[str] | None = None,
+              averaged: frozenset[str] = frozenset()) -> tuple[dict[str, list[str | None]],
                                                                  list[dict[str, str | None]],
                                                                  list[dict[str, float] | None],
                                                                  list[dict[str, float] | None]]:
@@ -272,7 +289,9 @@ def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, se
     seeded sample of each decision's calls (the base's cached in ``base``), on the fork's endpoints
     with the adapter deployed as the fork deployed it; the base's answers under other orders of the
     options only where the server gives no probabilities (empty otherwise). With ``scope`` (the
-    decisions the adapter answers), other decisions' calls are the base model's on both sides."""
+    decisions the adapter answers), other decisions' calls are the base model's on both sides; those of
+    ``averaged`` (``--untargeted averaged``) are on the adapter side an option drawn from the base's
+    order-averaged probabilities of the call, as ``llm.order_averaged`` answers them in the fork."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(items), desc="exam", unit="call", disable=not progress, leave=False)
@@ -303,6 +322,16 @@ def _sit_exam(fork: Path, items: list[ex.ExamItem], adapter: Path, name: str, se
                     aprobs[k] = probs[k]
                 for k, p in zip(mine_k, mine, strict=True):
                     aprobs[k] = p
+            drawn = [k for k, it in enumerate(items) if it.decision in averaged and it.choices]
+            if drawn:
+                every = asyncio.run(_probs([items[k] for k in drawn], session.scorer, seed, progress,
+                                           "order-averaged answers", cache=base / PROBS_CACHE if base is not None else None))
+                if any(p is None for p in every):
+                    raise LLMError("--untargeted averaged: the server gives no option probabilities for "
+                                   f"{sum(p is None for p in every)} exam calls")
+                for k, p in zip(drawn, every, strict=True):
+                    answers["adapter"][k] = drawn_option(p, f"exam:{seed}:{items[k].call_id}")
+                    aprobs[k] = p  # an order-averaged answerer has no position bias: these for every order
             orders: list[dict[str, str | None]] = []
             if all(p is None for p in got):
                 orders = asyncio.run(ask(ex.ask_orders(items, client, seed=seed)))
@@ -443,6 +472,11 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     if opts.adapter_scope not in ADAPTER_SCOPES:
         raise ConfigError([ConfigProblem("<command line>", "--adapter-scope",
                                          f"{' or '.join(ADAPTER_SCOPES)}, got {opts.adapter_scope!r}")])
+    if opts.untargeted not in UNTARGETED or (opts.untargeted == "averaged" and opts.adapter_scope != "targeted"):
+        raise ConfigError([ConfigProblem("<command line>", "--untargeted",
+                                         f"{' or '.join(UNTARGETED)}, got {opts.untargeted!r}" if opts.untargeted
+                                         not in UNTARGETED else "averaged answers the decisions a scoped adapter "
+                                         "leaves: it needs --adapter-scope targeted")])
     if opts.rated_rows not in RATED_ROWS:
         raise ConfigError([ConfigProblem("<command line>", "--rated-rows",
                                          f"{' or '.join(RATED_ROWS)}, got {opts.rated_rows!r}")])
@@ -555,17 +589,19 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                          objective=opts.objective if opts.method == "sft" else "tokens",
                          lr_schedule=opts.lr_schedule)
         fork = out / f"iter-{i}"
+        averaged = _averaged(base, scope) if opts.untargeted == "averaged" and scope is not None else frozenset()
         asyncio.run(run_simulation(RunOptions(
             scenario=opts.scenario, fork=str(base), from_round=1, out=str(fork), progress=opts.progress,
             overrides=[f"llm.adapter={adapter.resolve()}", f"llm.adapter_name=adapter-{i}",
                        f"llm.adapter_share={1 - opts.control}",
-                       *([f"llm.adapter_actions={json.dumps(sorted(scope))}"] if scope is not None else [])])))
+                       *([f"llm.adapter_actions={json.dumps(sorted(scope))}"] if scope is not None else []),
+                       *([f"llm.order_averaged={json.dumps(sorted(averaged))}"] if averaged else [])])))
         hold, ctl = _measures(fork, groups, opts, emit)
         refused: list[str] = []
         exam, untrained, preferred, unchecked, discerning = None, None, None, set(), {}
         if opts.exam and items:
             answers, orders, probs, aprobs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress,
-                                                       base, scope)
+                                                       base, scope, averaged)
             graded = ex.grade_exam(base, items, answers, checks, orders or None, probs, aprobs)
             ex.write_exam(fork / "exam.jsonl", graded)
             fig = ex.exam_figures(graded, seed=seed)
@@ -587,6 +623,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
               "adopted": not refused, "refused_because": refused, "learning_rate": manifest.learning_rate,
               "lr_schedule": manifest.lr_schedule, "train_seed": train_seed,
               "anchor_power": opts.anchor_power, "ungraded": ungraded, "adapter_actions": sorted(scope) if scope is not None else None,
+              "order_averaged": sorted(averaged),
               "exam": exam, "max_untrained_drift": untrained}
         _record(fork, {"correction.holdout_fail": hold.fail, "correction.control_fail": ctl.fail,
                        "correction.judge": hold.judge, "correction.train_s": manifest.train_s,
@@ -601,7 +638,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
              + ("" if not refused else "; NOT adopted: " + "; ".join(refused)))
         result["iterations"].append({k: it[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s",
                                                          "worst_first_share", "adopted", "exam",
-                                                         "max_untrained_drift", "adapter_actions")} | {"reasons": refused})
+                                                         "max_untrained_drift", "adapter_actions", "order_averaged")} | {"reasons": refused})
         history.append(it)
         _write_report(out, result, history, groups)  # after every iteration: a stopped loop keeps what it measured
         if not refused:

@@ -20,7 +20,8 @@ def test_correct_two_iterations_on_the_stub(stub_scenario, stub, tmp_path, capsy
     assert len(res["iterations"]) == 2 and res["base_holdout_fail"] is not None
     for i, it in enumerate(res["iterations"], 1):
         assert set(it) == {"holdout_fail", "control_fail", "judge", "train_s", "swap_s", "worst_first_share", "adopted",
-                           "reasons", "exam", "max_untrained_drift", "adapter_actions"}
+                           "reasons", "exam", "max_untrained_drift", "adapter_actions", "order_averaged"}
+        assert it["order_averaged"] == [], "decoded by default"
         assert it["adopted"] is (not it["reasons"]) and it["exam"]["n"] > 0
         metas = [json.loads(x)["meta"] for x in (out / f"data-{i}.jsonl").read_text().splitlines()]
         assert it["adapter_actions"] == sorted({m["action"] for m in metas if m.get("rater") != "anchor"}), \

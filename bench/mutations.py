@@ -592,7 +592,7 @@ MUTATIONS = [
              "        if s.order_averaged:\n            fake = ", "        if False:\n            fake = ",
              ("tests/llm/test_averaging.py",)),
     Mutation("averaging-not-wired-servers", "llm", "simulation/runtime/clients.py",
-             "    if s.order_averaged:\n        chat = ", "    if False:\n        chat = ",
+             "    if s.order_averaged:\n        # option scorers", "    if False:\n        # option scorers",
              ("tests/integration/test_real_scoring.py::test_a_run_answers_listed_decisions_from_the_real_models_averaged_probabilities",)),
     Mutation("averaging-without-order-stated", "config", "simulation/config/models.py",
              "        if self.order_averaged and not self.shuffle_options:", "        if False:",

@@ -260,12 +260,10 @@ PROB_CALLS = 100  # exam calls per decision whose option probabilities are avera
 
 def _averaged(base: Path, scope: frozenset[str]) -> frozenset[str]:
     """The base run's choice decisions outside ``scope``, ``memory.*`` aside (``--untargeted averaged``)."""
-    store = RunStore(base / "run.sqlite", readonly=True)
-    try:
-        found = {a for (a,) in store.db.execute("SELECT DISTINCT action FROM llm_calls WHERE choices IS NOT NULL")}
-    finally:
-        store.close()
-    return frozenset(a for a in found if a not in scope and not a.startswith("memory."))
+    from ..store.query import RunQuery
+
+    with RunQuery(base) as rq:
+        return frozenset(a for a in rq.choice_actions() if a not in scope and not a.startswith("memory."))
 
 
 def _prob_sample(items: list[ex.ExamItem], seed: int, per_decision: int = PROB_CALLS) -> list[int]:

@@ -68,6 +68,11 @@ def other_orders(shown: list[str], k: int, key: str) -> list[list[str]]:
     return out[:k]
 
 
+def _digest32(key: str) -> int:
+    """A 32-bit number fixed by ``key``."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big")
+
+
 def choice_max_tokens(choices: list[str]) -> int:
     """Tokens a choice answer may take: room for the longest option."""
     return max(4, max(len(c) for c in choices) // 2 + 4)
@@ -93,16 +98,19 @@ class AgentLLM:
         self.run_seed = run_seed
         self.made: list[tuple[int, str]] = []  # (seq, action name) of every call, for linking actions
 
+    def _next_key(self, action: str) -> str:
+        """The next call's identity in the run: every per-call draw (seed, option order, averaged pick) hangs on it."""
+        return f"{self.run_seed}:{self.agent_id}:{self.round}:{self.phase}:{action}:{self.seq + 1}"
+
     def _req(self, action: str, messages: list[dict[str, str]], max_tokens: int | None, **kw: Any) -> ChatRequest:
+        key = self._next_key(action)
         self.seq += 1
         self.calls += 1
         self.made.append((self.seq, action))
         tag = CallTag(self.agent_id, self.round, self.phase, action, self.seq)
         seed = None
         if self.settings.seed_per_call:  # varied answers at temperature > 0, yet the same on every re-run
-            digest = hashlib.blake2b(f"{self.run_seed}:{tag.agent_id}:{tag.round}:{tag.phase}:{action}:{tag.seq}"
-                                     .encode(), digest_size=4).digest()
-            seed = int.from_bytes(digest, "big") & 0x7FFFFFFF
+            seed = _digest32(key) & 0x7FFFFFFF
         return ChatRequest(messages=messages, max_tokens=max_tokens or self.settings.max_tokens,
                            temperature=self.settings.temperature, seed=seed, tag=tag,
                            model=self.route(action) if self.route is not None else self.model, **kw)
@@ -125,15 +133,13 @@ class AgentLLM:
         if self.settings.shuffle_options and len(shown) > 1:
             # a seeded order per call, stated in the prompt and recorded with the call (llm_calls.choices),
             # so position bias shows apart from option bias; a replay draws the same order
-            rng = random.Random(f"{self.run_seed}:{self.agent_id}:{self.round}:{self.phase}:{action}:{self.seq + 1}")
+            rng = random.Random(self._next_key(action))
             rng.shuffle(shown)
             messages = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + options_line(shown)}]
         averaged = None
         if action in self.settings.order_averaged and len(shown) > 1:
             # the draw's seed is fixed per call, so a re-run or a fork draws the same option
-            averaged = int.from_bytes(hashlib.blake2b(
-                f"{self.run_seed}:{self.agent_id}:{self.round}:{self.phase}:{action}:{self.seq + 1}:averaged".encode(),
-                digest_size=4).digest(), "big")
+            averaged = _digest32(self._next_key(action) + ":averaged")
         try:
             res = await self.client.complete(self._req(action, messages, max_tokens, choices=shown,
                                                         order_averaged=averaged))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from ..config.models import ModelConfig, RunConfig
@@ -62,32 +65,28 @@ def build_chat_client(cfg: RunConfig, models: list[ModelConfig], sink: CallSink,
         return recorded if warm is None else CachingClient(recorded, warm, remember=False)
     if not models:
         return RecordingClient(NoEndpointClient("chat"), sink)
-    endpoints = [Endpoint(m.config_name, OpenAIChatClient(m.base_url, m.model_name, m.api_key, s.timeout_s,
-                                                          _EXTRAS[m.vllm_extras], m.generate_args,
-                                                          max_connections=m.max_concurrency,
-                                                          aliases={m.config_name: m.model_name}),
-                          m.max_concurrency, m.host, models=frozenset({m.config_name, m.model_name, *m.adapters}),
-                          default=default) for m, default in zip(models, default_endpoints(cfg, models), strict=True)]
-    pool = EndpointPool(endpoints, s.max_retries, s.backoff_base_s, s.backoff_max_s, prefer_host=prefer_host,
-                        outage_limit_s=s.outage_limit_s)
-    chat: ChatClient = ChatPool(pool)
+    chat: ChatClient = ChatPool(_pool(cfg, models, prefer_host, "chat", lambda m: OpenAIChatClient(
+        m.base_url, m.model_name, m.api_key, s.timeout_s, _EXTRAS[m.vllm_extras], m.generate_args,
+        max_connections=m.max_concurrency, aliases={m.config_name: m.model_name})))
     if s.order_averaged:
-        chat = OrderAveragingClient(chat, _scorers(cfg, models, prefer_host))
+        # option scorers on the same endpoints, pooled as the chat clients are
+        chat = OrderAveragingClient(chat, ScorerPool(_pool(cfg, models, prefer_host, "option scorer", lambda m: (
+            VLLMOptionScorer(m.base_url, m.model_name, m.api_key, s.timeout_s, aliases={m.config_name: m.model_name})))))
     recorded = RecordingClient(StructuredClient(chat, s.max_repairs), sink)
     if warm is not None:
         return CachingClient(recorded, warm, remember=False)
     return recorded
 
 
-def _scorers(cfg: RunConfig, models: list[ModelConfig], prefer_host: str | None) -> ScorerPool:
-    """Option scorers on the chat endpoints (``llm.order_averaged``), pooled as the chat clients are."""
+def _pool(cfg: RunConfig, models: list[ModelConfig], prefer_host: str | None, kind: str,
+          client: Callable[[ModelConfig], Any]) -> EndpointPool:
+    """An endpoint per chat model entry, each with ``client(entry)``, serving its names and adapters."""
     s = cfg.simulation.llm
-    endpoints = [Endpoint(m.config_name, VLLMOptionScorer(m.base_url, m.model_name, m.api_key, s.timeout_s,
-                                                          aliases={m.config_name: m.model_name}),
-                          m.max_concurrency, m.host, models=frozenset({m.config_name, m.model_name, *m.adapters}),
-                          default=default) for m, default in zip(models, default_endpoints(cfg, models), strict=True)]
-    return ScorerPool(EndpointPool(endpoints, s.max_retries, s.backoff_base_s, s.backoff_max_s,
-                                   prefer_host=prefer_host, outage_limit_s=s.outage_limit_s, kind="option scorer"))
+    endpoints = [Endpoint(m.config_name, client(m), m.max_concurrency, m.host,
+                          models=frozenset({m.config_name, m.model_name, *m.adapters}), default=default)
+                 for m, default in zip(models, default_endpoints(cfg, models), strict=True)]
+    return EndpointPool(endpoints, s.max_retries, s.backoff_base_s, s.backoff_max_s, prefer_host=prefer_host,
+                        outage_limit_s=s.outage_limit_s, kind=kind)
 
 
 def default_endpoints(cfg: RunConfig, models: list[ModelConfig]) -> list[bool]:

@@ -344,6 +344,11 @@ class RunQuery:
     def call_actions(self) -> list[str]:
         return [a for (a,) in self.db.execute("SELECT DISTINCT action FROM llm_calls ORDER BY action") if a]
 
+    def choice_actions(self) -> list[str]:
+        """The actions of the run's choice calls (those offered options)."""
+        return [a for (a,) in self.db.execute("SELECT DISTINCT action FROM llm_calls WHERE choices IS NOT NULL "
+                                              "ORDER BY action") if a]
+
     def models(self) -> list[str]:
         return [m for (m,) in self.db.execute("SELECT DISTINCT model FROM llm_calls ORDER BY model") if m]
 

@@ -202,10 +202,11 @@ def _parser() -> argparse.ArgumentParser:
                     "sends only the decisions with rated training rows to the adapter (llm.adapter_actions) and every "
                     "other call to the base model, so those cannot drift and get no anchor rows (default); all: the "
                     "adapter answers every call of its agents")
-    co.add_argument("--untargeted", choices=UNTARGETED, default="base", help="with --adapter-scope targeted, who "
-                    "answers the choice decisions the adapter leaves (memory.* aside): base, the base model as decoded, "
-                    "position bias kept (default); averaged, the base model's option probabilities averaged over "
-                    "orders of the options, one option drawn per call (llm.order_averaged), in the fork and on the exam")
+    co.add_argument("--untargeted", choices=UNTARGETED, default=None, help="with --adapter-scope targeted, who "
+                    "answers the choice decisions the adapter leaves (memory.* aside): averaged, the base model's "
+                    "option probabilities averaged over orders of the options, one option drawn per call "
+                    "(llm.order_averaged), in the fork and on the exam (default); base, the base model as decoded, "
+                    "position bias kept (a server without option probabilities needs it)")
     co.add_argument("--max-drift", type=float, default=0.15, help="refuse an adapter that moves a decision no example "
                     "targeted further than this (total variation distance) from the base model, on the exam")
     co.add_argument("--permute", type=int, default=5, metavar="N", help="sft: copies of each choice example with "

@@ -99,8 +99,9 @@ class CorrectOptions:
     # with adapter_scope "targeted", who answers the choice decisions the adapter leaves: "base", the base model
     # as decoded (its position bias kept: search_decision 99% first-listed, run S4), or "averaged", the base
     # model's option probabilities averaged over orders, one option drawn per call (llm.order_averaged), in
-    # the fork and on the exam; memory.* stays decoded (most of a run's calls, ten options, 23% first-listed)
-    untargeted: str = "base"
+    # the fork and on the exam; memory.* stays decoded (most of a run's calls, ten options, 23% first-listed).
+    # None: "averaged" with adapter_scope "targeted" on a base run that shuffles its options (run F), else "base"
+    untargeted: str | None = None
 
 
 def _group_line(label: str, m: GroupMeasure) -> str:
@@ -264,6 +265,21 @@ def _averaged(base: Path, scope: frozenset[str]) -> frozenset[str]:
 
     with RunQuery(base) as rq:
         return frozenset(a for a in rq.choice_actions() if a not in scope and not a.startswith("memory."))
+
+
+def _gives_probs(base: Path, decisions: frozenset[str], seed: int, progress: bool) -> bool:
+    """Whether the base run's server gives option probabilities, asked on one recorded call of
+    ``decisions`` (``--untargeted averaged`` draws from them; a server without them, not vLLM, gives none)."""
+    call = next((c for c in anchor_candidates(base) if c.action in decisions and c.choices), None)
+    if call is None:
+        return False
+    with _serving(base, None, None, progress) as session:
+        try:
+            (got,) = asyncio.run(_probs([ex.as_item(call)], session.scorer, seed, False, "option probabilities",
+                                        cache=base / PROBS_CACHE))
+        finally:
+            asyncio.run(session.client.aclose())
+    return got is not None
 
 
 def _prob_sample(items: list[ex.ExamItem], seed: int, per_decision: int = PROB_CALLS) -> list[int]:
@@ -470,7 +486,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     if opts.adapter_scope not in ADAPTER_SCOPES:
         raise ConfigError([ConfigProblem("<command line>", "--adapter-scope",
                                          f"{' or '.join(ADAPTER_SCOPES)}, got {opts.adapter_scope!r}")])
-    if opts.untargeted not in UNTARGETED or (opts.untargeted == "averaged" and opts.adapter_scope != "targeted"):
+    if opts.untargeted is not None and (opts.untargeted not in UNTARGETED
+                                        or (opts.untargeted == "averaged" and opts.adapter_scope != "targeted")):
         raise ConfigError([ConfigProblem("<command line>", "--untargeted",
                                          f"{' or '.join(UNTARGETED)}, got {opts.untargeted!r}" if opts.untargeted
                                          not in UNTARGETED else "averaged answers the decisions a scoped adapter "
@@ -512,9 +529,17 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         asyncio.run(run_simulation(RunOptions(scenario=opts.scenario, agents=opts.agents, rounds=opts.rounds, seed=opts.seed,
                                               overrides=[SHUFFLE, *opts.overrides], out=str(base),
                                               progress=opts.progress)))
-    if opts.base and not json.loads((base / "config.json").read_text())["simulation"]["llm"].get("shuffle_options"):
+    shuffled = bool(json.loads((base / "config.json").read_text())["simulation"]["llm"].get("shuffle_options"))
+    untargeted = opts.untargeted or ("averaged" if opts.adapter_scope == "targeted" and shuffled else "base")
+    if opts.base and not shuffled:  # a shuffle the user turned off for a base run the loop starts was asked for
         emit("correct: warning: the base run lists every call's options in one order (llm.shuffle_options=false): "
-             "position bias and option bias cannot be told apart")
+             "position bias and option bias cannot be told apart"
+             + ("; the decisions the adapter leaves stay decoded (--untargeted base)"
+                if opts.untargeted is None and opts.adapter_scope == "targeted" else ""))
+    if untargeted == "averaged" and not shuffled:
+        raise ConfigError([ConfigProblem("<command line>", "--untargeted", "averaged asks every order of a call's "
+                                         "options, and the base run states one order (llm.shuffle_options=false): "
+                                         "use --untargeted base or a base run with llm.shuffle_options=true")])
     groups, seed = run_groups(base, opts.holdout, opts.control)
     if not groups.holdout_treated or not groups.control:
         raise ConfigError([ConfigProblem("<command line>", "--agents", f"{len(groups.agents)} agents leave no held-out "
@@ -576,6 +601,16 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
         if scope is not None and not scope:
             raise ConfigError([ConfigProblem("<command line>", "--adapter-scope", "targeted, but no decision has a "
                                              f"rated training row in {source}: nothing for the adapter to answer")])
+        averaged = _averaged(base, scope) if untargeted == "averaged" and scope is not None else frozenset()
+        # anchors with probabilities show the server gives them; else one call is asked before training
+        if averaged and not (anchors and anchors.targets) and not _gives_probs(base, averaged, seed, opts.progress):
+            if opts.untargeted == "averaged":
+                raise ConfigError([ConfigProblem("<command line>", "--untargeted", "averaged draws from the model's "
+                                                 "option probabilities, and the base run's server gives none (not "
+                                                 "vLLM): use --untargeted base")])
+            emit("correct: the server gives no option probabilities: the decisions the adapter leaves stay decoded "
+                 "(--untargeted base)")
+            untargeted, averaged = "base", frozenset()
         adapter = out / f"adapter-{i}"
         emit(f"iteration {i}: {rows} {KIND[opts.method]} rows from {source.name}; training {opts.method}"
              + (f" from {adopted.name}" if adopted else "")
@@ -587,7 +622,6 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                          objective=opts.objective if opts.method == "sft" else "tokens",
                          lr_schedule=opts.lr_schedule)
         fork = out / f"iter-{i}"
-        averaged = _averaged(base, scope) if opts.untargeted == "averaged" and scope is not None else frozenset()
         asyncio.run(run_simulation(RunOptions(
             scenario=opts.scenario, fork=str(base), from_round=1, out=str(fork), progress=opts.progress,
             overrides=[f"llm.adapter={adapter.resolve()}", f"llm.adapter_name=adapter-{i}",

@@ -21,12 +21,14 @@ def test_correct_two_iterations_on_the_stub(stub_scenario, stub, tmp_path, capsy
     for i, it in enumerate(res["iterations"], 1):
         assert set(it) == {"holdout_fail", "control_fail", "judge", "train_s", "swap_s", "worst_first_share", "adopted",
                            "reasons", "exam", "max_untrained_drift", "adapter_actions", "order_averaged"}
-        assert it["order_averaged"] == [], "decoded by default"
+        assert it["order_averaged"] == [], "the stub server gives no option probabilities: nothing to average"
         assert it["adopted"] is (not it["reasons"]) and it["exam"]["n"] > 0
         metas = [json.loads(x)["meta"] for x in (out / f"data-{i}.jsonl").read_text().splitlines()]
         assert it["adapter_actions"] == sorted({m["action"] for m in metas if m.get("rater") != "anchor"}), \
             "by default the adapter answers the decisions with rated rows alone"
         assert 0 <= it["holdout_fail"] <= 1 and 0 <= it["control_fail"] <= 1 and it["train_s"] > 0
+    assert ("correct: the server gives no option probabilities: the decisions the adapter leaves stay decoded "
+            "(--untargeted base)") in printed, "said, not silent"
     assert any(line.startswith("  held-out") for line in printed) and any(line.startswith("  control") for line in printed)
     assert (out / "correction.png").stat().st_size > 1000
     report = json.loads((out / "correction.json").read_text())

@@ -332,9 +332,10 @@ def test_a_targeted_adapter_answers_the_decisions_it_was_trained_on_and_nothing_
 
 def test_untargeted_averaged_answers_the_decisions_the_adapter_leaves_from_averaged_probabilities(
         tmp_path, fake_training, dataset_writes):
-    """--untargeted averaged: the fork answers the choice decisions outside the scope (memory.* aside) by
-    llm.order_averaged, and the exam's adapter side for them is an option drawn from the base's
-    order-averaged probabilities of each call; the base side stays the base's own answer."""
+    """--untargeted averaged (the default on a base run that shuffles its options): the fork answers the
+    choice decisions outside the scope (memory.* aside) by llm.order_averaged, and the exam's adapter side
+    for them is an option drawn from the base's order-averaged probabilities of each call; the base side
+    stays the base's own answer. A base in one fixed order cannot be averaged: named, not run."""
     from simulation.llm.averaging import drawn_option
     from tests.runs import fake_run
 
@@ -343,9 +344,15 @@ def test_untargeted_averaged_answers_the_decisions_the_adapter_leaves_from_avera
         correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / "x"), adapter_scope="all",
                                untargeted="averaged"))
     assert e.value.problems[0].field == "--untargeted" and "needs --adapter-scope targeted" in e.value.problems[0].reason
+    plain = fake_run(tmp_path / "plain", "job_seeking", 12, 1)
+    with pytest.raises(ConfigError) as e:
+        correct(CorrectOptions("job_seeking", base=str(plain), out=str(tmp_path / "y"), untargeted="averaged",
+                               progress=False), emit=lambda _: None)
+    assert e.value.problems[0].field == "--untargeted" and "llm.shuffle_options=false" in e.value.problems[0].reason
+    assert not (tmp_path / "y" / "data-1.jsonl").exists(), "refused before any work"
     out = tmp_path / "c"
     res = correct(CorrectOptions("job_seeking", base=str(base), out=str(out), holdout=0.3, progress=False,
-                                 max_samples=400, max_drift=1.0, untargeted="averaged"))
+                                 max_samples=400, max_drift=1.0))
     (it,) = res["iterations"]
     scope = set(it["adapter_actions"])
     choices = {a for (a,) in rows(base, "SELECT DISTINCT action FROM llm_calls WHERE choices IS NOT NULL")}
@@ -365,6 +372,31 @@ def test_untargeted_averaged_answers_the_decisions_the_adapter_leaves_from_avera
     assert any(r["answers"]["adapter"] != r["answers"]["base"] for r in drawn), "the base side is still decoded"
     assert all(r["answers"]["adapter"] == r["answers"]["base"] for r in exam
                if r["decision"] not in scope and r["decision"] not in averaged)
+
+
+def test_untargeted_averaging_needs_option_probabilities(tmp_path, fake_training, dataset_writes, monkeypatch):
+    """A server without option probabilities (not vLLM): asked for, --untargeted averaged is a named error
+    before training; by default the decisions the adapter leaves stay decoded, and the loop says so."""
+    from simulation.llm.scoring import FakeOptionScorer
+    from simulation.llm.types import LLMError
+    from tests.runs import fake_run
+
+    async def none(self, messages, options, model=None):
+        raise LLMError("no prompt log-probabilities here")
+
+    monkeypatch.setattr(FakeOptionScorer, "option_probs", none)
+    base = fake_run(tmp_path / "base", "job_seeking", 24, 1, "llm.shuffle_options=true")
+    with pytest.raises(ConfigError) as e:
+        correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / "x"), holdout=0.3, progress=False,
+                               max_samples=200, untargeted="averaged"), emit=lambda _: None)
+    assert e.value.problems[0].field == "--untargeted" and "gives none" in e.value.problems[0].reason
+    assert not fake_training, "refused before training"
+    lines: list[str] = []
+    res = correct(CorrectOptions("job_seeking", base=str(base), out=str(tmp_path / "c"), holdout=0.3, progress=False,
+                                 max_samples=200, max_drift=1.0), emit=lines.append)
+    assert res["iterations"][0]["order_averaged"] == [] and fake_training
+    assert ("correct: the server gives no option probabilities: the decisions the adapter leaves stay decoded "
+            "(--untargeted base)") in lines
 
 
 def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_writes, monkeypatch):
@@ -417,7 +449,7 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
                           "worst_first_share", "by_check", "adopted", "refused_because", "learning_rate", "exam",
                           "max_untrained_drift", "train_seed", "lr_schedule", "anchor_power", "adapter_actions", "ungraded",
                           "order_averaged"}
-        assert d["order_averaged"] == [], "the decisions a scoped adapter leaves stay decoded by default"
+        assert d["order_averaged"] == [], "a base in one fixed order keeps the decisions the adapter leaves decoded"
         assert d["ungraded"] == ("anchor" if method == "sft" else "leave"), \
             "sft anchors a checked decision's ungraded calls by default; ppo trains no anchors"
         assert d["anchor_power"] == 1.0
@@ -438,7 +470,8 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         n_hold = len(set(report["groups"]["treated"]) & hold)
         assert lines[0] == f"correct: starting from base run {base}"
         assert lines.pop(1) == ("correct: warning: the base run lists every call's options in one order "
-                                "(llm.shuffle_options=false): position bias and option bias cannot be told apart")
+                                "(llm.shuffle_options=false): position bias and option bias cannot be told apart"
+                                "; the decisions the adapter leaves stay decoded (--untargeted base)")
         assert lines[1] == (f"iteration 0 (base model; {n_hold} held-out treated, {len(report['groups']['control'])} "
                             "control agents)")
         assert lines[2].startswith("  held-out  fail ")

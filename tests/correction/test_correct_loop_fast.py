@@ -372,6 +372,11 @@ def test_untargeted_averaged_answers_the_decisions_the_adapter_leaves_from_avera
     assert any(r["answers"]["adapter"] != r["answers"]["base"] for r in drawn), "the base side is still decoded"
     assert all(r["answers"]["adapter"] == r["answers"]["base"] for r in exam
                if r["decision"] not in scope and r["decision"] not in averaged)
+    # ppo asks no anchors: whether the server gives probabilities is asked of one call, and it does
+    ppo = correct(CorrectOptions("job_seeking", method="ppo", base=str(base), out=str(tmp_path / "p"), holdout=0.3,
+                                 progress=False, max_samples=400, max_drift=1.0), emit=lambda _: None)
+    left = choices - set(ppo["iterations"][0]["adapter_actions"])
+    assert ppo["iterations"][0]["order_averaged"] == sorted(a for a in left if not a.startswith("memory.")) != []
 
 
 def test_untargeted_averaging_needs_option_probabilities(tmp_path, fake_training, dataset_writes, monkeypatch):

@@ -100,7 +100,7 @@ class CorrectOptions:
     # as decoded (its position bias kept: search_decision 99% first-listed, run S4), or "averaged", the base
     # model's option probabilities averaged over orders, one option drawn per call (llm.order_averaged), in
     # the fork and on the exam; memory.* stays decoded (most of a run's calls, ten options, 23% first-listed).
-    # None: "averaged" with adapter_scope "targeted" on a base run that shuffles its options (run F), else "base"
+    # None: "averaged" with adapter_scope "targeted" on a base run that shuffles its options (run E2), else "base"
     untargeted: str | None = None
 
 

@@ -622,7 +622,8 @@ MUTATIONS = [
              "            untargeted, averaged = \"base\", frozenset()", "            pass",
              ("tests/correction/test_correct_loop_fast.py::test_untargeted_averaging_needs_option_probabilities",)),
     Mutation("untargeted-probabilities-not-probed", "correction loop", "simulation/correction/loop.py",
-             " and not _gives_probs(base, averaged, seed, opts.progress):", ":",
+             "bool(anchors and anchors.targets) or _gives_probs(base, averaged, seed, opts.progress)",
+             "bool(anchors and anchors.targets)",
              ("tests/correction/test_correct_loop_fast.py::test_untargeted_averaged_answers_the_decisions_the_adapter_leaves_from_averaged_probabilities",)),
     Mutation("experiment-cells-unchecked", "experiments", "simulation/experiments/run.py",
              "    _check_design(design, out, emit)\n    check_cells(design)\n    out.mkdir(parents=True, exist_ok=True)\n"

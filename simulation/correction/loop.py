@@ -35,7 +35,7 @@ from . import ADAPTER_SCOPES, RATED_ROWS, UNGRADED, UNTARGETED, rate_run
 from . import exam as ex
 from .datasets import anchor_candidates, rated_actions, write_dataset
 from .measure import MIN_ANSWERS, GroupMeasure, Groups, collapsed, measure, run_groups
-from .ratings import judge_warning
+from .ratings import judge_warning, load_calls
 
 KIND = {"sft": "sft", "ppo": "reward"}
 SHUFFLE = "llm.shuffle_options=true"
@@ -270,12 +270,17 @@ def _averaged(base: Path, scope: frozenset[str]) -> frozenset[str]:
 def _gives_probs(base: Path, decisions: frozenset[str], seed: int, progress: bool) -> bool:
     """Whether the base run's server gives option probabilities, asked on one recorded call of
     ``decisions`` (``--untargeted averaged`` draws from them; a server without them, not vLLM, gives none)."""
-    call = next((c for c in anchor_candidates(base) if c.action in decisions and c.choices), None)
-    if call is None:
+    store = RunStore(base / "run.sqlite", readonly=True)
+    try:  # those decisions' calls alone, not every unrated call of the run (memory.* is most of them)
+        calls = load_calls(store, f"WHERE choices IS NOT NULL AND action IN ({','.join('?' * len(decisions))})",
+                           tuple(sorted(decisions)))
+    finally:
+        store.close()
+    if not calls:
         return False
     with _serving(base, None, None, progress) as session:
         try:
-            (got,) = asyncio.run(_probs([ex.as_item(call)], session.scorer, seed, False, "option probabilities",
+            (got,) = asyncio.run(_probs([ex.as_item(calls[0])], session.scorer, seed, False, "option probabilities",
                                         cache=base / PROBS_CACHE))
         finally:
             asyncio.run(session.client.aclose())
@@ -572,6 +577,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     adopted: Path | None = None
     source = base
     lr = opts.lr
+    gives_probs = False  # the server's option probabilities, once shown (--untargeted averaged needs them)
     for i in range(1, opts.iterations + 1):
         rate_run(source, by=opts.rater, judge=opts.judge, sample=opts.samples if opts.rater == "judge" else None,
                  scenario=opts.scenario,
@@ -602,8 +608,10 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
             raise ConfigError([ConfigProblem("<command line>", "--adapter-scope", "targeted, but no decision has a "
                                              f"rated training row in {source}: nothing for the adapter to answer")])
         averaged = _averaged(base, scope) if untargeted == "averaged" and scope is not None else frozenset()
-        # anchors with probabilities show the server gives them; else one call is asked before training
-        if averaged and not (anchors and anchors.targets) and not _gives_probs(base, averaged, seed, opts.progress):
+        if averaged and not gives_probs:
+            # anchors with probabilities show the server gives them; else one call is asked, once, before training
+            gives_probs = bool(anchors and anchors.targets) or _gives_probs(base, averaged, seed, opts.progress)
+        if averaged and not gives_probs:
             if opts.untargeted == "averaged":
                 raise ConfigError([ConfigProblem("<command line>", "--untargeted", "averaged draws from the model's "
                                                  "option probabilities, and the base run's server gives none (not "

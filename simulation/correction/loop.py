@@ -271,9 +271,9 @@ def _gives_probs(base: Path, decisions: frozenset[str], seed: int, progress: boo
     """Whether the base run's server gives option probabilities, asked on one recorded call of
     ``decisions`` (``--untargeted averaged`` draws from them; a server without them, not vLLM, gives none)."""
     store = RunStore(base / "run.sqlite", readonly=True)
-    try:  # those decisions' calls alone, not every unrated call of the run (memory.* is most of them)
-        calls = load_calls(store, f"WHERE choices IS NOT NULL AND action IN ({','.join('?' * len(decisions))})",
-                           tuple(sorted(decisions)))
+    try:  # the first of those decisions' calls alone, not every unrated call of the run (memory.* is most of them)
+        calls = load_calls(store, "WHERE id = (SELECT MIN(id) FROM llm_calls WHERE choices IS NOT NULL AND action IN "
+                           f"({','.join('?' * len(decisions))}))", tuple(sorted(decisions)))
     finally:
         store.close()
     if not calls:

@@ -39,7 +39,7 @@ OFFER = dict(zip(JOBS, offer_options(len(JOBS)), strict=True))  # the option acc
 
 
 def board(applications: str = "per_posting", max_applications: int = 2, state_fit: bool = True,
-          state_requirements: bool = False) -> JobBoard:
+          state_requirements: bool = True) -> JobBoard:
     vecs = np.eye(2, 384, dtype=np.float32)
     return JobBoard(list(JOBS), list(JOBS.values()), vecs,
                     JobSeekingParams(search_k=2, max_applications=max_applications, applications=applications,
@@ -175,8 +175,8 @@ async def test_posting_and_offer_prompts_state_the_fit():
 async def test_screening_and_offer_prompts_state_the_requirements_met():
     """``state_requirements``: each application carries the requirements the seeker meets, and the hiring
     manager's screening and offer prompts state them (what screen_against_requirements and
-    offer_against_requirements compare); off (the default), neither the message nor the prompts do."""
-    assert JobSeekingParams().state_requirements is False
+    offer_against_requirements compare), by default; off, neither the message nor the prompts do."""
+    assert JobSeekingParams().state_requirements is True
     expert = seeker(desired_salary=100_000, education="Master's degree in Law",
                     work_history=[{"company": "X", "position": "Y", "time": "2018-2024"}])
     novice = {**expert, "education": "High school diploma in Law", "work_history": []}

@@ -33,7 +33,8 @@ class JobSeekingParams(BaseModel):
         description="each screening and offer-decision prompt states how many of the job's requirements the "
                     "candidate meets (what the screening and offer checks compare), as an applicant-tracking "
                     "system would; false: the hiring manager compares the CV with the requirements itself (the "
-                    "scenario before 2026-12-07: offers were learned in one correction of five then, runs X-E3)")
+                    "scenario before 2026-12-07: the offers' calls no check grades drifted 0.32-0.53 in the "
+                    "corrections then, runs E-E3)")
     interview_turns: int = Field(default=1, ge=1, le=5, description="question/answer pairs per interview")
     openings_per_job: int = Field(default=2, ge=1, le=1000)
     dialogue_max_tokens: int = Field(default=40, ge=4, le=1024)

@@ -554,7 +554,8 @@ def _ungraded(graded: Graded, ks: list[int], col: dict[str, int] | None = None,
     """Both models' option shares on a checked decision's calls that no check grades (``ks``): where
     the checks name no right option, the adapter has no lesson to follow but the base's; like the
     drift of a decision no example targeted, with both models' position-free preferences where the
-    exam has their probabilities on the same calls. With the agents' columns ``col`` and resample
+    exam has their probabilities on the same calls (and their mean probabilities there, ``base_mean`` and
+    ``adapter_mean``, which a flip of near-tied calls moves little). With the agents' columns ``col`` and resample
     weights ``w``, also the 95% interval of the drift (``drift_ci``; agents resampled), so a drift
     read off a few dozen calls says how near the limit it may be."""
     out: dict[str, Any] = {"calls": len(ks)}
@@ -571,6 +572,8 @@ def _ungraded(graded: Graded, ks: list[int], col: dict[str, int] | None = None,
             probs = {"base": graded.base_probs, "adapter": graded.adapter_probs}
             picks = {m: [preferred_option(probs[m][k]) for k in both] for m in MODELS}
             out["base_averaged"], out["adapter_averaged"] = _shares(picks["base"]), _shares(picks["adapter"])
+            out["base_mean"] = _mean_probs([probs["base"][k] for k in both])
+            out["adapter_mean"] = _mean_probs([probs["adapter"][k] for k in both])
     if col is not None and w is not None and ks:
         out["drift_ci"] = list(_interval(_tv_resampled([col[graded.items[k].agent_id] for k in ks], picks, w)))
     return out
@@ -736,22 +739,27 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
         if tv > max_drift:
             s = fig["shares"][d]
             ref, moved = _compared(s)
-            said = (f"decision '{d}', which no example targeted, drifted {tv:.2f} from the base model's shares "
-                    f"(limit {max_drift:.2f}): {ref} -> {moved}")
-            if s.get("base_mean") and s.get("adapter_mean"):
-                # greedy answers flip where a call's options are near-tied: the mean probabilities tell
-                # a flip of near-ties (they moved little) from a learned change of preference
-                said += (f"; mean probabilities moved {total_variation(s['adapter_mean'], s['base_mean']):.2f} "
-                         f"({s['base_mean']} -> {s['adapter_mean']})")
-            out.append(said)
+            out.append(f"decision '{d}', which no example targeted, drifted {tv:.2f} from the base model's shares "
+                       f"(limit {max_drift:.2f}): {ref} -> {moved}" + _means_moved(s))
     for d, tv in ungraded_drift(fig, targeted, min_calls).items():
         if tv > max_drift:
             u = fig["ungraded"][d]
             on = f", position averaged out on {u['averaged_calls']}" if u.get("adapter_averaged") else ""
             out.append(f"decision '{d}' drifted {tv:.2f} from the base model's shares on its {u['calls']} calls no "
                        f"check grades{on} (limit {max_drift:.2f}; nothing asked for a change there): "
-                       "{} -> {}".format(*_compared(u)))
+                       "{} -> {}".format(*_compared(u)) + _means_moved(u))
     return out
+
+
+def _means_moved(s: dict[str, Any]) -> str:
+    """How far both models' mean option probabilities moved, where the exam has them: greedy answers
+    flip where a call's options are near-tied, so a large drift with means that moved little is a flip
+    of near-ties, not a learned change of preference (run SR: screening's ungraded calls drifted 0.18,
+    all 19 flipped calls near-tied, the means moved 0.06). Said beside the refusal, which stands."""
+    if not (s.get("base_mean") and s.get("adapter_mean")):
+        return ""
+    return (f"; mean probabilities moved {total_variation(s['adapter_mean'], s['base_mean']):.2f} "
+            f"({s['base_mean']} -> {s['adapter_mean']})")
 
 
 POWER = 200  # held-out exam calls a checked decision should have before its figures decide anything

@@ -677,8 +677,14 @@ async def test_order_averaged_probabilities_are_recorded_and_replace_the_answers
     assert u["calls"] == u["averaged_calls"] == len(s3) == 6 and u["adapter_averaged"] == {"pass": 1.0}
     tv = ex.total_variation({"pass": 1.0}, u["base_averaged"])
     assert ex.ungraded_drift(mfig, {"screen"}, min_calls=6) == {"screen": tv} and tv > 0
+    line = ex.refusals(mfig, {"screen"}, max_drift=0.01, min_calls=6)[-1]
     assert (f"decision 'screen' drifted {tv:.2f} from the base model's shares on its 6 calls no check grades, "
-            "position averaged out on 6 (limit 0.01") in ex.refusals(mfig, {"screen"}, max_drift=0.01, min_calls=6)[-1]
+            "position averaged out on 6 (limit 0.01") in line
+    # and how far the means moved on those calls, so a flip of near-ties reads as one
+    s3_mean = {o: round(sum(p[o] for p in s3) / len(s3), 4) for o in ("pass", "reject")}
+    assert u["base_mean"] == s3_mean and u["adapter_mean"] == {"pass": 0.9, "reject": 0.1}
+    s3_moved = ex.total_variation({"pass": 0.9, "reject": 0.1}, s3_mean)
+    assert line.endswith(f"; mean probabilities moved {s3_moved:.2f} ({s3_mean} -> {{'pass': 0.9, 'reject': 0.1}})")
     said = ex.refusals(mfig, set(), max_drift=0.01)
     moved_by = ex.total_variation({"pass": 0.9, "reject": 0.1}, mean)
     assert any(f"mean probabilities moved {moved_by:.2f} ({mean} -> {{'pass': 0.9, 'reject': 0.1}})" in r

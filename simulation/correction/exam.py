@@ -710,7 +710,8 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
       where the exam has both models' probabilities, the line also says how far their means moved
       (little, against a large drift: a flip of near-tied calls, not a learned change of preference);
     - a targeted decision drifted more than ``max_drift`` on its calls that no check grades
-      (``ungraded_drift``; decided 2026-12-06 on runs S and S2, whose leaning markets no rule saw).
+      (``ungraded_drift``; decided 2026-12-06 on runs S and S2, whose leaning markets no rule saw); the
+      line says how far the means moved there too.
     """
     out = []
     for name, c in sorted(fig["checks"].items()):

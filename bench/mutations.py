@@ -357,7 +357,7 @@ MUTATIONS = [
              "\"{} -> {}\".format(*_compared(u)) + _means_moved(u))", "\"{} -> {}\".format(*_compared(u)))",
              ("tests/correction/test_exam.py",)),
     Mutation("ungraded-without-base-mean", "correction", "simulation/correction/exam.py",
-             "            out[\"base_mean\"] = _mean_probs([probs[\"base\"][k] for k in both])\n", "",
+             "            \"base_mean\": _mean_probs(base), ", "",
              ("tests/correction/test_exam.py",)),
     Mutation("announces-a-next-iteration-after-the-last", "correction", "simulation/correction/loop.py",
              "            if i < opts.iterations:  # the last iteration has no next one to announce",

@@ -507,11 +507,7 @@ def exam_figures(graded: Graded, seed: int = 0, b: int = BOOTSTRAP) -> dict[str,
             both = [(b, a) for i, b, a in zip(graded.items, graded.base_probs, graded.adapter_probs, strict=True)
                     if i.decision == d and b and a]
             if both:  # both models' position-free preferences on the same calls
-                out["shares"][d]["base_averaged"] = _argmax_shares([b for b, _ in both])
-                out["shares"][d]["adapter_averaged"] = _argmax_shares([a for _, a in both])
-                # the probabilities themselves: a flip of near-ties moves the greedy shares far and these little
-                out["shares"][d]["base_mean"] = _mean_probs([b for b, _ in both])
-                out["shares"][d]["adapter_mean"] = _mean_probs([a for _, a in both])
+                out["shares"][d].update(_preferences([b for b, _ in both], [a for _, a in both]))
         right = [r for i, r in zip(graded.items, graded.right, strict=True) if i.decision == d]
         out["shares"][d]["right"] = {o: round(right.count(o) / len(right), 4) for o in sorted({r for r in right if r})}
     names = sorted({c for m in MODELS for v in graded.verdicts.get(m, []) for c in v})
@@ -571,9 +567,7 @@ def _ungraded(graded: Graded, ks: list[int], col: dict[str, int] | None = None,
             ks = both
             probs = {"base": graded.base_probs, "adapter": graded.adapter_probs}
             picks = {m: [preferred_option(probs[m][k]) for k in both] for m in MODELS}
-            out["base_averaged"], out["adapter_averaged"] = _shares(picks["base"]), _shares(picks["adapter"])
-            out["base_mean"] = _mean_probs([probs["base"][k] for k in both])
-            out["adapter_mean"] = _mean_probs([probs["adapter"][k] for k in both])
+            out.update(_preferences([probs["base"][k] for k in both], [probs["adapter"][k] for k in both]))
     if col is not None and w is not None and ks:
         out["drift_ci"] = list(_interval(_tv_resampled([col[graded.items[k].agent_id] for k in ks], picks, w)))
     return out
@@ -604,6 +598,14 @@ def _shares(picks: list[str | None]) -> dict[str, float]:
 def _argmax_shares(probs: list[dict[str, float]]) -> dict[str, float]:
     """The share of calls whose most probable option (no tie) is each option."""
     return _shares([preferred_option(p) for p in probs])
+
+
+def _preferences(base: list[dict[str, float]], adapter: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Both models' position-free preferences on the same calls (their order-averaged probabilities):
+    the shares of their likelier options (``*_averaged``, what the drift compares) and their mean
+    probabilities (``*_mean``: a flip of near-tied calls moves the shares far and these little)."""
+    return {"base_averaged": _argmax_shares(base), "adapter_averaged": _argmax_shares(adapter),
+            "base_mean": _mean_probs(base), "adapter_mean": _mean_probs(adapter)}
 
 
 def _mean_probs(probs: list[dict[str, float]]) -> dict[str, float]:

@@ -236,6 +236,21 @@ def sharpened(target: dict[str, float] | None, power: float) -> dict[str, float]
     return {o: p / total for o, p in raised.items()} if total > 0 else target
 
 
+def batch_order(n: int, epochs: float, batch_size: int, seed: int) -> list[list[int]]:
+    """The rows (indices into ``n`` examples) of each step of :func:`train_choices`: ``ceil(n * epochs /
+    batch_size)`` steps (at least one), each epoch a seeded shuffle of every row, a batch running on
+    into the next epoch's shuffle. Shown on its own so a run's batches can be replayed offline
+    (``bench/batch_mix.py``: which answers the last steps leaned on)."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    batches = []
+    for _ in range(max(1, math.ceil(n * epochs / batch_size))):
+        if len(order) < batch_size:
+            order += rng.sample(range(n), n)
+        batches.append([order.pop(0) for _ in range(min(batch_size, n))])
+    return batches
+
+
 def train_choices(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,
                   lr: float, batch_size: int, seed: int, progress: bool,
                   watch: TrainWatch | None = None, weights: list[float] | None = None,
@@ -268,16 +283,12 @@ def train_choices(examples: list[Example], base: str, parent: Path | None, out: 
         model = get_peft_model(model, lora_config(rank))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     sizes = [forward_tokens(tok, e) for e in examples]
-    rng = random.Random(seed)
-    steps = max(1, math.ceil(len(examples) * epochs / batch_size))
-    order: list[int] = []
+    batches = batch_order(len(examples), epochs, batch_size, seed)
+    steps = len(batches)
     losses: list[float] = []
     model.train()
     with open(out / "train_log.jsonl", "a", encoding="utf-8") as log:
-        for step in tqdm(range(1, steps + 1), desc="training", unit="step", disable=not progress):
-            if len(order) < batch_size:
-                order += rng.sample(range(len(examples)), len(examples))
-            picked = [order.pop(0) for _ in range(min(batch_size, len(examples)))]
+        for step, picked in enumerate(tqdm(batches, desc="training", unit="step", disable=not progress), start=1):
             rate = lr * (steps - step + 1) / steps if schedule == "linear" else lr
             for group in opt.param_groups:
                 group["lr"] = rate

@@ -1,5 +1,5 @@
 """Which answers each stretch of an sft adapter's training leaned on: replays the loop's row sample
-and batch order (``training.spread_sample``, ``training.choice.batch_order``) for a data file and a
+and batch order (``training.spread_sample``, ``training.data.batch_order``) for a data file and a
 training seed, and prints, per window of steps and decision, the rated rows per answer (count and
 loss weight, ``answer_weights``) and the anchor rows by the option their target favours.
 
@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from simulation.training import spread_sample  # noqa: E402
-from simulation.training.choice import answer_weights, batch_order  # noqa: E402
-from simulation.training.data import Example, load_examples  # noqa: E402
+from simulation.training.choice import answer_weights  # noqa: E402
+from simulation.training.data import Example, batch_order, load_examples  # noqa: E402
 
 
 def row_kind(e: Example) -> str:

@@ -17,14 +17,12 @@ token loss on the answer.
 from __future__ import annotations
 
 import json
-import math
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..llm.scoring import branch_points, option_paths
-from .data import Example
+from .data import Example, batch_order
 from .watch import TrainingCancelled, TrainWatch
 
 
@@ -234,21 +232,6 @@ def sharpened(target: dict[str, float] | None, power: float) -> dict[str, float]
     raised = {o: p ** power for o, p in target.items()}
     total = sum(raised.values())
     return {o: p / total for o, p in raised.items()} if total > 0 else target
-
-
-def batch_order(n: int, epochs: float, batch_size: int, seed: int) -> list[list[int]]:
-    """The rows (indices into ``n`` examples) of each step of :func:`train_choices`: ``ceil(n * epochs /
-    batch_size)`` steps (at least one), each epoch a seeded shuffle of every row, a batch running on
-    into the next epoch's shuffle. Shown on its own so a run's batches can be replayed offline
-    (``bench/batch_mix.py``: which answers the last steps leaned on)."""
-    rng = random.Random(seed)
-    order: list[int] = []
-    batches = []
-    for _ in range(max(1, math.ceil(n * epochs / batch_size))):
-        if len(order) < batch_size:
-            order += rng.sample(range(n), n)
-        batches.append([order.pop(0) for _ in range(min(batch_size, n))])
-    return batches
 
 
 def train_choices(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,3 +141,19 @@ def reward_pairs(examples: list[Example]) -> list[dict[str, Any]]:
                     pairs.append({"prompt": hi.prompt, "chosen": [{"role": "assistant", "content": hi.completion}],
                                   "rejected": [{"role": "assistant", "content": lo.completion}]})
     return pairs
+
+
+def batch_order(n: int, epochs: float, batch_size: int, seed: int) -> list[list[int]]:
+    """The rows (indices into ``n`` examples) of each step of a trainer (the choice loss's in
+    ``training.choice``, ppo's reward model in ``training.trainers``): ``ceil(n * epochs / batch_size)``
+    steps (at least one), each epoch a seeded shuffle of every row, a batch running on into the next
+    epoch's shuffle. Shown on its own so a run's batches can be replayed offline
+    (``bench/batch_mix.py``: which answers the last steps leaned on)."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    batches = []
+    for _ in range(max(1, math.ceil(n * epochs / batch_size))):
+        if len(order) < batch_size:
+            order += rng.sample(range(n), n)
+        batches.append([order.pop(0) for _ in range(min(batch_size, n))])
+    return batches

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from pathlib import Path
 from typing import Any
 
-from .data import Example, reward_pairs, sft_records
+from .data import Example, batch_order, reward_pairs, sft_records
 from .watch import TrainingCancelled, TrainWatch
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -167,19 +166,16 @@ def fit_reward_model(examples: list[Example], base: str, tok: Any, epochs: float
     items += [("pair", (text(p["prompt"], p["chosen"][0]["content"]), text(p["prompt"], p["rejected"][0]["content"])))
               for p in reward_pairs(examples)]
     opt = torch.optim.AdamW(rm.parameters(), lr=lr)
-    rng = random.Random(seed)
     losses: list[float] = []
-    steps = max(1, math.ceil(len(items) * epochs / batch_size))
-    order: list[int] = []
+    batches = batch_order(len(items), epochs, batch_size, seed)
+    steps = len(batches)
     rm.train()
-    for step in tqdm(range(steps), desc="reward model", unit="step", disable=not progress):
+    for step, picked in enumerate(tqdm(batches, desc="reward model", unit="step", disable=not progress)):
         if watch is not None:
             watch.on_step(step, steps)
             if watch.cancelled():
                 raise TrainingCancelled(f"cancelled while fitting the reward model (step {step} of {steps})")
-        if len(order) < batch_size:
-            order += rng.sample(range(len(items)), len(items))
-        batch = [items[order.pop()] for _ in range(min(batch_size, len(items)))]
+        batch = [items[i] for i in picked]
         loss = torch.zeros((), device=dev)
         for kind, data in batch:
             if kind == "point":

@@ -299,23 +299,6 @@ def test_a_sharpened_target_keeps_its_order_and_sums_to_one():
     assert sharpened({"a": 0.5, "b": 0.5}, 8) == {"a": 0.5, "b": 0.5}
 
 
-def test_the_batch_order_takes_every_row_once_an_epoch_and_runs_on():
-    """7 rows in batches of 3 for 2 epochs: ceil(14 / 3) = 5 steps; the first 6 picks are 6 distinct rows
-    of the first shuffle; the third batch is the first shuffle's last row and two of the second's;
-    the same seed gives the same batches, another seed others; a fraction of an epoch gives its steps."""
-    from simulation.training.choice import batch_order
-
-    got = batch_order(7, 2.0, 3, seed=5)
-    assert len(got) == 5 and all(len(b) == 3 for b in got)
-    flat = [i for b in got for i in b]
-    assert sorted(flat[:7]) == list(range(7)), "the first epoch is a shuffle of every row"
-    assert len(set(flat[7:14])) == 7, "the second epoch takes every row once again"
-    assert flat[:7] != list(range(7)), "shuffled, not in file order"
-    assert batch_order(7, 2.0, 3, seed=5) == got and batch_order(7, 2.0, 3, seed=6) != got
-    assert len(batch_order(1600, 0.5, 8, seed=43)) == 100 and batch_order(1600, 0.5, 8, 43) == batch_order(1600, 1.0, 8, 43)[:100]
-    assert [sorted(b) for b in batch_order(2, 1.0, 8, seed=0)] == [[0, 1]], "a batch larger than the data: every row once"
-
-
 def test_training_steps_through_the_batch_order(tmp_path, tiny_base, monkeypatch):
     """The trainer trains the batches :func:`batch_order` gives, step by step (replayed offline by
     bench/batch_mix.py, which is only true if the trainer uses it)."""

@@ -153,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
                    "picks, toward meta.target where given); default tokens")
     t.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant", help="sft's learning rate: "
                    "constant, or linear (decayed to almost 0 at the last step); default constant")
+    t.add_argument("--save-every", type=_count, metavar="N", help="the choices objective: save the adapter every N "
+                   "steps too (ADAPTER_DIR/snapshots/step-NNNNN, each a servable adapter with its manifest)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     co = command("correct", "the correction loop: run, rate, dataset, train, deploy, re-run; measured on held-out "
                  "agents against a control group")
@@ -182,6 +184,9 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--lr", type=_positive, help="learning rate (default: 1e-3 for sft, 1e-5 for ppo)")
     co.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant", help="sft's learning rate: "
                     "constant, or linear (decayed to almost 0 at the last step); default constant")
+    co.add_argument("--save-every", type=_count, metavar="N", help="sft's choices objective: save each adapter "
+                    "every N training steps too (adapter-K/snapshots/step-NNNNN, servable adapters; bench/trajectory.py "
+                    "examines them); default: the finished adapter only")
     co.add_argument("--anchor-power", type=_positive, default=1.0, help="sft: raise each anchor's target (the base "
                     "model's order-averaged option probabilities) to this power, renormalised: above 1 a near-tied "
                     "call keeps the base's pick with a margin; default 1 (the probabilities themselves)")
@@ -376,7 +381,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.scenario, iterations=args.iterations, method=args.method, rater=args.rater, judge=args.judge,
             judge_score=args.judge_score, samples=args.samples or 24, holdout=args.holdout, control=args.control,
             agents=args.agents, seed=args.seed, train_seed=args.train_seed, overrides=args.overrides, out=args.out,
-            epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule,
+            epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule, save_every=args.save_every,
             anchor_power=args.anchor_power, max_samples=args.max_samples, progress=not args.no_progress, base=args.base, max_drift=args.max_drift,
             permute=args.permute, rounds=args.rounds, objective=args.objective, rated_rows=args.rated_rows, ungraded=args.ungraded,
             no_train=tuple(args.no_train), adapter_scope=args.adapter_scope,
@@ -389,7 +394,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         m = train(args.method, Path(args.data), Path(args.out), args.base, Path(args.parent) if args.parent else None,
                   args.epochs, args.lora_rank, args.lr, args.batch_size, args.seed, not args.no_progress,
-                  args.max_samples, objective=args.objective, lr_schedule=args.lr_schedule)
+                  args.max_samples, objective=args.objective, lr_schedule=args.lr_schedule,
+                  save_every=args.save_every)
         last = f"{m.losses[-1]:.4g}" if m.losses else "n/a"
         print(f"{m.method} adapter -> {args.out} ({m.samples} samples, {m.train_s:.1f}s, last loss {last}, "
               f"parent {m.parent or 'none'})")

@@ -287,3 +287,17 @@ def test_a_linear_schedule_with_ppo_is_refused_by_train_and_correct(capsys, tmp_
                           "--out", str(tmp_path / "c"))
     assert f"{want} with ppo" in line, line
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def test_save_every_with_the_token_loss_is_refused_by_train_and_correct(capsys, tmp_path):
+    """--save-every reaches training from both commands: snapshots come from the choice trainer only."""
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}\n')
+    line = one_line_error(capsys, "train", "sft", "--data", str(data), "--out", str(tmp_path / "a"),
+                          "--save-every", "5")
+    assert "--save-every: a whole number of steps, 1 or more, for sft's choices objective only; got 5 with sft tokens" \
+        in line, line
+    line = one_line_error(capsys, "correct", "job_seeking", "--objective", "tokens", "--save-every", "5",
+                          "--out", str(tmp_path / "c"))
+    assert "--save-every" in line and "got 5 with sft tokens" in line, line
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()

@@ -66,6 +66,9 @@ class CorrectOptions:
     epochs: float = 1.0
     lr: float | None = None
     lr_schedule: str = "constant"  # sft's: "linear" decays it to almost 0 at the last step
+    # sft's choices objective: each adapter also saved every this many steps (adapter-N/snapshots), for
+    # bench/trajectory.py; None: the finished adapter only
+    save_every: int | None = None
     max_samples: int = DEFAULT_ROWS
     # sft rated by checks: "all" trains every rated row of a decision whose checks name the right option, outside the
     # row cap's even spread, and leaves out its calls they name none for; "spread" shares the cap evenly
@@ -488,6 +491,10 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                                          f"got {opts.lr_schedule!r} with {opts.method}")])
     if opts.method == "ppo" and opts.anchor_power != 1:
         raise ConfigError([ConfigProblem("<command line>", "--anchor-power", "sft only (ppo trains no anchors)")])
+    if opts.save_every is not None and (opts.method != "sft" or opts.objective != "choices" or opts.save_every < 1):
+        raise ConfigError([ConfigProblem("<command line>", "--save-every", "a whole number of steps, 1 or more, for "
+                                         f"sft's choices objective only; got {opts.save_every} with {opts.method} "
+                                         f"{opts.objective}")])
     if opts.adapter_scope not in ADAPTER_SCOPES:
         raise ConfigError([ConfigProblem("<command line>", "--adapter-scope",
                                          f"{' or '.join(ADAPTER_SCOPES)}, got {opts.adapter_scope!r}")])
@@ -628,7 +635,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
                          batch_size=opts.batch_size or (8 if opts.method == "sft" else 4), seed=train_seed,
                          progress=opts.progress, max_samples=opts.max_samples,
                          objective=opts.objective if opts.method == "sft" else "tokens",
-                         lr_schedule=opts.lr_schedule)
+                         lr_schedule=opts.lr_schedule, save_every=opts.save_every)
         fork = out / f"iter-{i}"
         asyncio.run(run_simulation(RunOptions(
             scenario=opts.scenario, fork=str(base), from_round=1, out=str(fork), progress=opts.progress,

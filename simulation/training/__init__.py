@@ -16,14 +16,22 @@ from pathlib import Path
 
 from ..config import ConfigError, ConfigProblem
 from .data import Example, file_hash, load_examples, sft_records
-from .manifest import MANIFEST, AdapterManifest, read_manifest, same_base, write_manifest
+from .manifest import (
+    MANIFEST,
+    SNAPSHOTS,
+    AdapterManifest,
+    read_manifest,
+    same_base,
+    snapshots,
+    write_manifest,
+)
 from .watch import TrainingCancelled, TrainWatch
 
 DEFAULT_LR = {"sft": 1e-3, "ppo": 1e-5}
 LR_SCHEDULES = ("constant", "linear")  # sft's: the rate held, or decayed linearly to almost 0 at the last step
 
-__all__ = ["DEFAULT_ROWS", "KEPT_SHARE", "LR_SCHEDULES", "MANIFEST", "AdapterManifest", "Example", "TrainWatch", "TrainingCancelled", "default_base", "load_examples",
-           "merge_adapter", "read_manifest", "sft_records", "spread_sample", "train"]
+__all__ = ["DEFAULT_ROWS", "KEPT_SHARE", "LR_SCHEDULES", "MANIFEST", "SNAPSHOTS", "AdapterManifest", "Example", "TrainWatch", "TrainingCancelled", "default_base", "load_examples",
+           "merge_adapter", "read_manifest", "sft_records", "snapshots", "spread_sample", "train"]
 
 
 def default_base() -> str:
@@ -109,12 +117,15 @@ def _check_base(base: str) -> str:
 def train(method: str, data: Path, out: Path, base: str | None = None, parent: Path | None = None,
           epochs: float = 1.0, lora_rank: int = 16, learning_rate: float | None = None, batch_size: int = 8,
           seed: int = 0, progress: bool = True, max_samples: int | None = None,
-          watch: TrainWatch | None = None, objective: str = "tokens", lr_schedule: str = "constant") -> AdapterManifest:
+          watch: TrainWatch | None = None, objective: str = "tokens", lr_schedule: str = "constant",
+          save_every: int | None = None) -> AdapterManifest:
     """Train an adapter on ``data`` (a ``gensim dataset`` file) into ``out``; returns its manifest.
     A ``watch`` sees each step and loss and may cancel (:class:`TrainingCancelled`; nothing is written).
     sft's ``objective``: ``tokens`` (trl's loss on the answer's tokens) or ``choices`` (rows naming their
     options train the constrained decoder's choice, toward ``meta.target`` where given: ``training.choice``).
-    sft's ``lr_schedule``: ``constant`` or ``linear`` (step k of n at ``learning_rate * (n - k + 1) / n``); ppo keeps trl's."""
+    sft's ``lr_schedule``: ``constant`` or ``linear`` (step k of n at ``learning_rate * (n - k + 1) / n``); ppo keeps trl's.
+    ``save_every`` (the choices objective): the adapter after every that many steps too, each a servable
+    adapter with its own manifest (``step`` set) in ``out/snapshots/step-NNNNN`` (:func:`snapshots`)."""
     if method not in ("sft", "ppo"):
         raise ConfigError([ConfigProblem("<command line>", "method", f"sft or ppo, got {method!r}")])
     if objective not in ("tokens", "choices") or (method == "ppo" and objective != "tokens"):
@@ -123,6 +134,10 @@ def train(method: str, data: Path, out: Path, base: str | None = None, parent: P
     if lr_schedule not in LR_SCHEDULES or (method == "ppo" and lr_schedule != "constant"):
         raise ConfigError([ConfigProblem("<command line>", "--lr-schedule", "constant or linear (linear: sft only), "
                                          f"got {lr_schedule!r}")])
+    if save_every is not None and (objective != "choices" or isinstance(save_every, bool)
+                                   or not isinstance(save_every, int) or save_every < 1):
+        raise ConfigError([ConfigProblem("<command line>", "--save-every", "a whole number of steps, 1 or more, for sft's "
+                                         f"choices objective only; got {save_every!r} with {method} {objective}")])
     for name, v, low in (("--epochs", epochs, 0), ("--lora-rank", lora_rank, 0), ("batch_size", batch_size, 0)):
         if not v > low:
             raise ConfigError([ConfigProblem("<command line>", name, f"must be above {low}, got {v}")])
@@ -164,7 +179,7 @@ def train(method: str, data: Path, out: Path, base: str | None = None, parent: P
             from .choice import train_choices
 
             losses = train_choices(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed, progress, watch,
-                                   schedule=lr_schedule)
+                                   schedule=lr_schedule, save_every=save_every)
         elif method == "sft":
             losses = train_sft(examples, base, parent, tmp, epochs, lora_rank, lr, batch_size, seed, progress, watch,
                                schedule=lr_schedule)
@@ -181,6 +196,10 @@ def train(method: str, data: Path, out: Path, base: str | None = None, parent: P
             actions=dict(Counter(e.action for e in examples if e.action)),
             created=time.strftime("%Y-%m-%dT%H:%M:%S"))
         write_manifest(tmp, manifest)
+        for snap in snapshots(tmp):  # each a point of the same training: its steps' losses, its share of the epochs
+            k = int(snap.name[5:])
+            write_manifest(snap, manifest.model_copy(update={"losses": losses[:k], "step": k,
+                                                             "epochs": round(epochs * k / len(losses), 6)}))
         if out.exists():
             out.rmdir()
         tmp.replace(out)

@@ -237,16 +237,19 @@ def sharpened(target: dict[str, float] | None, power: float) -> dict[str, float]
 def train_choices(examples: list[Example], base: str, parent: Path | None, out: Path, epochs: float, rank: int,
                   lr: float, batch_size: int, seed: int, progress: bool,
                   watch: TrainWatch | None = None, weights: list[float] | None = None,
-                  schedule: str = "constant") -> list[float]:
+                  schedule: str = "constant", save_every: int | None = None) -> list[float]:
     """Fit a LoRA adapter with :func:`batch_loss` (AdamW, seeded order); logs each step and its learning
     rate to ``out/train_log.jsonl``; returns the losses. ``weights``: one per example (default
     :func:`answer_weights`). ``schedule``: ``constant`` holds ``lr``; ``linear`` takes step k of n at
     ``lr * (n - k + 1) / n`` (transformers' linear schedule without warm-up), so the adapter is not the
-    last few batches' noise: at a constant rate the final steps move near-tied decisions either way."""
+    last few batches' noise: at a constant rate the final steps move near-tied decisions either way.
+    ``save_every``: also save the LoRA weights after every that many steps (the last aside: it is the
+    adapter) in ``out/snapshots/step-NNNNN``, the points of one training's trajectory."""
     import torch
     from tqdm import tqdm
 
     from . import LR_SCHEDULES
+    from .manifest import SNAPSHOTS
     from .trainers import device, load_policy, lora_config, quiet_libraries, tokenizer_for
 
     if schedule not in LR_SCHEDULES:
@@ -289,6 +292,8 @@ def train_choices(examples: list[Example], base: str, parent: Path | None, out: 
             losses.append(value)
             log.write(json.dumps({"step": step, "loss": value, "learning_rate": float(f"{rate:.6g}")}) + "\n")
             log.flush()  # readable while training runs (tail -f)
+            if save_every and step % save_every == 0 and step < steps:
+                model.save_pretrained(str(out / SNAPSHOTS / f"step-{step:05d}"))
             if watch is not None:
                 watch.on_step(step, steps)
                 watch.on_loss(step, value)

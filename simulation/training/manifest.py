@@ -12,6 +12,7 @@ from ..config import ConfigError, ConfigProblem
 from ..config.errors import problems_from_validation
 
 MANIFEST = "gensim_adapter.json"
+SNAPSHOTS = "snapshots"  # in an adapter folder: the adapter as it was every --save-every steps, one folder per step
 
 
 class AdapterManifest(BaseModel):
@@ -37,6 +38,8 @@ class AdapterManifest(BaseModel):
     parent_chain: list[str] = Field(default_factory=list)
     actions: dict[str, int] = Field(default_factory=dict, description="training samples per action")
     created: str = ""
+    step: int | None = Field(None, description="a snapshot's training step (``--save-every``): the adapter as it "
+                             "was after this many of ``losses``; None: the finished adapter")
 
 
 def write_manifest(folder: Path, manifest: AdapterManifest) -> None:
@@ -58,6 +61,13 @@ def read_manifest(folder: Path, arg: str = "--from") -> AdapterManifest:
         return AdapterManifest.model_validate(data)
     except ValidationError as e:  # every field's problem, named, as config files get
         raise ConfigError(problems_from_validation(e, str(path))) from None
+
+
+def snapshots(adapter: Path) -> list[Path]:
+    """An adapter's snapshots (``--save-every``), by step; empty when it has none."""
+    folder = Path(adapter) / SNAPSHOTS
+    found = [p for p in folder.glob("step-*") if p.is_dir() and p.name[5:].isdigit()] if folder.is_dir() else []
+    return sorted(found, key=lambda p: int(p.name[5:]))
 
 
 def same_base(a: str, b: str) -> bool:

@@ -26,11 +26,11 @@ def fake_training(monkeypatch):
     calls: list[dict] = []
 
     def train(method, data, out, parent=None, epochs=1.0, learning_rate=None, batch_size=8, seed=0, progress=True,
-              max_samples=None, objective="tokens", lr_schedule="constant"):
+              max_samples=None, objective="tokens", lr_schedule="constant", save_every=None):
         n = len(Path(data).read_text().splitlines())
         calls.append({"method": method, "data": Path(data).name, "parent": parent, "lr": learning_rate,
                       "batch_size": batch_size, "max_samples": max_samples, "rows": n, "epochs": epochs,
-                      "objective": objective, "seed": seed, "lr_schedule": lr_schedule})
+                      "objective": objective, "seed": seed, "lr_schedule": lr_schedule, "save_every": save_every})
         out.mkdir(parents=True)
         (out / "adapter_config.json").write_text("{}")
         m = AdapterManifest(base_model="smol", method=method, data_file=str(data), data_sha256="0" * 64, samples=n,
@@ -261,7 +261,13 @@ def test_loop_options_are_checked_before_anything_runs(tmp_path):
            (dict(ungraded="anchor", rated_rows="spread"), ("--ungraded", "anchor is for sft with --rated-rows all "
                                                             "(--rated-rows spread anchors those calls already; ppo "
                                                             "trains no anchors)")),
-           (dict(adapter_scope="some"), ("--adapter-scope", "all or targeted, got 'some'"))]
+           (dict(adapter_scope="some"), ("--adapter-scope", "all or targeted, got 'some'")),
+           (dict(method="ppo", save_every=25), ("--save-every", "a whole number of steps, 1 or more, for sft's "
+                                                "choices objective only; got 25 with ppo choices")),
+           (dict(objective="tokens", save_every=25), ("--save-every", "a whole number of steps, 1 or more, for sft's "
+                                                      "choices objective only; got 25 with sft tokens")),
+           (dict(save_every=0), ("--save-every", "a whole number of steps, 1 or more, for sft's choices objective "
+                                 "only; got 0 with sft choices"))]
     for change, (name, reason) in bad:
         with pytest.raises(ConfigError) as e:
             correct(replace(base, **change))
@@ -424,7 +430,8 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         lines: list[str] = []
         schedule = "linear" if method == "sft" else "constant"
         res = correct(CorrectOptions("job_seeking", method=method, base=str(base), out=str(out), samples=9, holdout=0.3,
-                                     progress=False, max_samples=77, lr_schedule=schedule), emit=lines.append)
+                                     progress=False, max_samples=77, lr_schedule=schedule,
+                                     save_every=25 if method == "sft" else None), emit=lines.append)
         assert rated == [("base", {"by": "checks", "judge": None, "sample": None, "scenario": "job_seeking",
                                    "progress": False})], "checks rate every call: --samples is for the judge"
         report = json.loads((out / "correction.json").read_text())
@@ -446,8 +453,8 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         assert w["seed"] == base_seed
         assert set(w["exclude_agents"]) == hold
         (t,) = fake_training
-        assert (t["method"], t["batch_size"], t["max_samples"], t["parent"], t["lr"], t["lr_schedule"]) == \
-            (method, batch, 77, None, None, schedule)
+        assert (t["method"], t["batch_size"], t["max_samples"], t["parent"], t["lr"], t["lr_schedule"], t["save_every"]) == \
+            (method, batch, 77, None, None, schedule, 25 if method == "sft" else None)
         assert t["seed"] == base_seed, "training takes the base run's seed by default"
         (d,) = report["details"]
         assert set(d) == {"holdout_fail", "control_fail", "judge", "judge_control", "train_s", "swap_s", "samples",

@@ -333,3 +333,42 @@ def test_training_steps_through_the_batch_order(tmp_path, tiny_base, monkeypatch
     losses = choice.train_choices(examples, str(tiny_base), None, tmp_path, 1.0, 4, 1e-3, 2, 0, False, Marks())
     assert len(losses) == 3
     assert steps[:-1] == [{f"CV {k}: pass or reject" for k in b} for b in planned]
+
+
+def test_a_snapshot_is_the_adapter_trained_that_many_steps(tmp_path, tiny_base):
+    """--save-every 2 over 5 steps: snapshots after steps 2 and 4 (the fifth is the adapter), each servable
+    (a manifest naming its step and its losses) and equal, weight for weight, to an adapter trained only
+    that far on the same seed (epochs 0.4: the same first batches), so a trajectory read from them is
+    that training's."""
+    import torch
+
+    from simulation.training import snapshots
+
+    data = tmp_path / "d.jsonl"
+    meta = {"action": "screen", "options": ["pass", "reject"]}
+    data.write_text("".join(json.dumps({"messages": [*ASK[:1], {"role": "user", "content": f"CV {k}: pass or reject"},
+                                                     {"role": "assistant", "content": ("pass", "reject")[k % 2]}],
+                                        "meta": meta}) + "\n" for k in range(10)))
+    full = train("sft", data, tmp_path / "full", base=str(tiny_base), lora_rank=4, batch_size=2, learning_rate=1e-2,
+                 progress=False, objective="choices", seed=3, save_every=2)
+    snaps = snapshots(tmp_path / "full")
+    assert [s.name for s in snaps] == ["step-00002", "step-00004"] and len(full.losses) == 5
+    two = read_manifest(snaps[0])
+    assert two.step == 2 and two.losses == full.losses[:2] and two.epochs == pytest.approx(0.4)
+    assert read_manifest(tmp_path / "full").step is None
+    short = train("sft", data, tmp_path / "short", base=str(tiny_base), lora_rank=4, batch_size=2, learning_rate=1e-2,
+                  progress=False, objective="choices", seed=3, epochs=0.4)
+    assert short.losses == full.losses[:2]
+    a, b, end = _lora_weights(snaps[0]), _lora_weights(tmp_path / "short"), _lora_weights(tmp_path / "full")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], end[k]) for k in a)  # a snapshot is not the finished adapter
+
+
+def test_save_every_is_for_the_choices_objective(tmp_path, tiny_base):
+    """Snapshots come from the choice trainer: asking trl's token loss or ppo for them is a one-line error."""
+    from simulation.config import ConfigError
+
+    for method, objective, every in (("sft", "tokens", 2), ("ppo", "tokens", 2), ("sft", "choices", 0)):
+        with pytest.raises(ConfigError, match="--save-every"):
+            train(method, rows_file(tmp_path / "d.jsonl", None), tmp_path / "a", base=str(tiny_base),
+                  objective=objective, save_every=every)

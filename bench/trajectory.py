@@ -10,8 +10,8 @@ averaged: ``exam.order_probs``). Per point and targeted decision it prints
   check grades (the guard's ungraded drift), and the point's mean probability of each option there;
 
 and the same for the mean of the points' probabilities from ``--mean-from`` on (an ensemble, no server).
-The finished adapter's probabilities are compared with those the exam recorded (the same calls, orders
-and seed): a check that these figures are the exam's.
+The finished adapter's are the exam's own (the same calls, orders and seed); ``--serve-final`` serves it
+too and prints how far its probabilities are from the exam's: a check that these figures are the exam's.
 
     python bench/trajectory.py runs/correct-x                      # iteration 1, every snapshot
     python bench/trajectory.py runs/correct-x --average 100 200 --mean-from 100
@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("loop", type=Path, help="a gensim correct folder whose adapter was trained with --save-every")
     p.add_argument("--iteration", type=int, default=1, help="which iteration's adapter and exam (default 1)")
     p.add_argument("--base", type=Path, help="the base run (default: LOOP/base)")
+    p.add_argument("--steps", type=int, nargs="+", metavar="STEP", help="only these snapshots (default: every one)")
+    p.add_argument("--serve-final", action="store_true", help="serve the finished adapter too and compare its "
+                   "probabilities with those the exam recorded (default: the exam's are used)")
     p.add_argument("--average", type=int, nargs=2, metavar=("FROM", "TO"), help="also serve the mean of the weights "
                    "of the snapshots (and the finished adapter) from step FROM to step TO")
     p.add_argument("--mean-from", type=int, metavar="STEP", help="also report the mean of the points' probabilities "
@@ -171,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     base_p = [graded.base_probs[k] for k in ks]
     rated = {i.decision for i, r in zip(graded.items, graded.right, strict=True) if r}
     last = len(read_manifest(adapter, "adapter").losses)
+    if args.steps:
+        missing = sorted(set(args.steps) - {int(s.name[5:]) for s in snaps} - {last})
+        if missing:
+            return fail(f"--steps: no snapshot of step {', '.join(map(str, missing))} in {adapter / 'snapshots'}")
+        snaps = [s for s in snaps if int(s.name[5:]) in args.steps]
     points = [(f"step-{int(s.name[5:])}", s) for s in snaps] + [(f"step-{last}", adapter)]
     if args.average:
         lo, hi = args.average
@@ -182,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     kept = json.loads(out.read_text()) if out.is_file() else {}
     if kept.get("calls") != [i.call_id for i in items]:
         kept = {"calls": [i.call_id for i in items], "probs": {}}
+    recorded = [graded.adapter_probs[k] for k in ks] if graded.adapter_probs else []
+    final_label = f"step-{last}"
+    if recorded and all(recorded):
+        kept["probs"][final_label] = recorded  # the exam asked the finished adapter these very calls and orders
+        if args.serve_final:
+            points.append(("final-served", adapter))
     for label, folder in points:
         if label not in kept["probs"]:
             got = score(folder, label, items, cfg, seed, loop)
@@ -189,10 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                 return fail(f"{label}: the server gave no probabilities for {sum(g is None for g in got)} calls")
             kept["probs"][label] = got
             out.write_text(json.dumps(kept))
-    final = kept["probs"][f"step-{last}"]
-    recorded = [graded.adapter_probs[k] for k in ks] if graded.adapter_probs else []
-    if recorded and all(recorded):
-        gap = max(abs(a.get(o, 0) - b.get(o, 0)) for a, b in zip(final, recorded, strict=True) for o in a)
+    if "final-served" in kept["probs"]:
+        served = kept["probs"]["final-served"]
+        gap = max(abs(a.get(o, 0) - b.get(o, 0)) for a, b in zip(served, recorded, strict=True) for o in a)
         print(f"finished adapter against the exam's recorded probabilities: largest difference {gap:.4f}")
     print(f"{len(items)} exam calls ({', '.join(sorted(scope)) or 'every decision'}); base run {base}")
     figs = {"base": figures(items, right, base_p, base_p, rated)}

@@ -154,7 +154,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant", help="sft's learning rate: "
                    "constant, or linear (decayed to almost 0 at the last step); default constant")
     t.add_argument("--save-every", type=_count, metavar="N", help="the choices objective: save the adapter every N "
-                   "steps too (ADAPTER_DIR/snapshots/step-NNNNN, each a servable adapter with its manifest)")
+                   "steps too (ADAPTER_DIR/snapshots/step-NNNNN, each a servable adapter with its manifest); default: "
+                   "the finished adapter only")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     co = command("correct", "the correction loop: run, rate, dataset, train, deploy, re-run; measured on held-out "
                  "agents against a control group")

@@ -88,7 +88,7 @@ def fake_run(out: Path, scenario: str = "job_seeking", agents: int = 12, rounds:
 
 
 def stand_in_training(method, data, out, parent=None, epochs=1.0, learning_rate=None, batch_size=8, seed=0,
-                      progress=True, max_samples=None, objective="tokens", lr_schedule="constant"):
+                      progress=True, max_samples=None, objective="tokens", lr_schedule="constant", save_every=None):
     """An adapter folder with a manifest, in place of the correction loop's training."""
     from simulation.training.manifest import AdapterManifest, write_manifest
 

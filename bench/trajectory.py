@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from simulation.correction import exam as ex  # noqa: E402
-from simulation.training.manifest import read_manifest, snapshots, write_manifest  # noqa: E402
+from simulation.training.manifest import read_manifest, snapshot_step, snapshots, write_manifest  # noqa: E402
 
 Probs = dict[str, float]
 
@@ -175,11 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     rated = {i.decision for i, r in zip(graded.items, graded.right, strict=True) if r}
     last = len(read_manifest(adapter, "adapter").losses)
     if args.steps:
-        missing = sorted(set(args.steps) - {int(s.name[5:]) for s in snaps} - {last})
+        missing = sorted(set(args.steps) - {snapshot_step(s) for s in snaps} - {last})
         if missing:
             return fail(f"--steps: no snapshot of step {', '.join(map(str, missing))} in {adapter / 'snapshots'}")
-        snaps = [s for s in snaps if int(s.name[5:]) in args.steps]
-    points = [(f"step-{int(s.name[5:])}", s) for s in snaps] + [(f"step-{last}", adapter)]
+        snaps = [s for s in snaps if snapshot_step(s) in args.steps]
+    points = [(f"step-{snapshot_step(s)}", s) for s in snaps] + [(f"step-{last}", adapter)]
     if args.average:
         lo, hi = args.average
         chosen = [f for label, f in points if lo <= int(label[5:]) <= hi]

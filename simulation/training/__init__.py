@@ -22,6 +22,7 @@ from .manifest import (
     AdapterManifest,
     read_manifest,
     same_base,
+    snapshot_step,
     snapshots,
     write_manifest,
 )
@@ -197,7 +198,7 @@ def train(method: str, data: Path, out: Path, base: str | None = None, parent: P
             created=time.strftime("%Y-%m-%dT%H:%M:%S"))
         write_manifest(tmp, manifest)
         for snap in snapshots(tmp):  # each a point of the same training: its steps' losses, its share of the epochs
-            k = int(snap.name[5:])
+            k = snapshot_step(snap)
             write_manifest(snap, manifest.model_copy(update={"losses": losses[:k], "step": k,
                                                              "epochs": round(epochs * k / len(losses), 6)}))
         if out.exists():

@@ -249,7 +249,7 @@ def train_choices(examples: list[Example], base: str, parent: Path | None, out: 
     from tqdm import tqdm
 
     from . import LR_SCHEDULES
-    from .manifest import SNAPSHOTS
+    from .manifest import snapshot_folder
     from .trainers import device, load_policy, lora_config, quiet_libraries, tokenizer_for
 
     if schedule not in LR_SCHEDULES:
@@ -293,7 +293,7 @@ def train_choices(examples: list[Example], base: str, parent: Path | None, out: 
             log.write(json.dumps({"step": step, "loss": value, "learning_rate": float(f"{rate:.6g}")}) + "\n")
             log.flush()  # readable while training runs (tail -f)
             if save_every and step % save_every == 0 and step < steps:
-                model.save_pretrained(str(out / SNAPSHOTS / f"step-{step:05d}"))
+                model.save_pretrained(str(snapshot_folder(out, step)))
             if watch is not None:
                 watch.on_step(step, steps)
                 watch.on_loss(step, value)

@@ -63,11 +63,21 @@ def read_manifest(folder: Path, arg: str = "--from") -> AdapterManifest:
         raise ConfigError(problems_from_validation(e, str(path))) from None
 
 
+def snapshot_folder(adapter: Path, step: int) -> Path:
+    """Where the snapshot of ``step`` is kept in an adapter folder being trained."""
+    return Path(adapter) / SNAPSHOTS / f"step-{step:05d}"
+
+
+def snapshot_step(folder: Path) -> int:
+    """The training step a snapshot folder holds (its name: :func:`snapshot_folder`)."""
+    return int(Path(folder).name.removeprefix("step-"))
+
+
 def snapshots(adapter: Path) -> list[Path]:
     """An adapter's snapshots (``--save-every``), by step; empty when it has none."""
     folder = Path(adapter) / SNAPSHOTS
     found = [p for p in folder.glob("step-*") if p.is_dir() and p.name[5:].isdigit()] if folder.is_dir() else []
-    return sorted(found, key=lambda p: int(p.name[5:]))
+    return sorted(found, key=snapshot_step)
 
 
 def same_base(a: str, b: str) -> bool:

@@ -159,8 +159,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     co = command("correct", "the correction loop: run, rate, dataset, train, deploy, re-run; measured on held-out "
                  "agents against a control group")
-    co.add_argument("scenario", help="scenario name (under simulation/examples) or folder")
+    co.add_argument("scenario", nargs="?", help="scenario name (under simulation/examples) or folder (none with "
+                    "--resume)")
     co.add_argument("overrides", nargs="*", metavar="key=value", help="override any config field by dotted path")
+    co.add_argument("--resume", metavar="DIR", help="go on with the stopped loop in DIR, with the options it was "
+                    "started with (DIR/loop.json): stopped runs resumed, finished adapters and measured iterations "
+                    "kept, the rest done again; give no scenario or other option but --no-progress and --json")
     co.add_argument("--iterations", type=_count, default=1, help="rate-train-deploy cycles")
     co.add_argument("--method", choices=["sft", "ppo"], default="sft", help="how each adapter is trained")
     co.add_argument("--rater", choices=["checks", "judge"], default="checks", help="where the ratings come from")
@@ -324,6 +328,51 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _correct(args: argparse.Namespace) -> int:
+    """``gensim correct``: a new loop, or a stopped one gone on with (``--resume``)."""
+    from .correction.loop import LOOP_FILE, CorrectOptions, correct, default_out, resume_options
+    from .runner import dump_json
+
+    if args.resume:
+        given = _given_with_resume(args)
+        if given:
+            return _fail(f"--resume: goes on with the options {args.resume}/{LOOP_FILE} records; leave out "
+                         f"{', '.join(given)}", 2)
+        opts = resume_options(Path(args.resume), progress=not args.no_progress)
+    else:
+        if args.scenario is None:
+            return _fail("correct: give a scenario (or --resume DIR to go on with a stopped loop)", 2)
+        if args.samples is not None and args.rater == "checks" and not args.judge_score:
+            return _fail("--judge-samples: sizes the judge's sample, and no judge rates this loop (--rater checks "
+                         "rates every checked call): add --judge-score or --rater judge, or leave it out", 2)
+        opts = CorrectOptions(
+            args.scenario, iterations=args.iterations, method=args.method, rater=args.rater, judge=args.judge,
+            judge_score=args.judge_score, samples=args.samples or 24, holdout=args.holdout, control=args.control,
+            agents=args.agents, seed=args.seed, train_seed=args.train_seed, overrides=args.overrides,
+            out=args.out or default_out(args.scenario), epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule,
+            save_every=args.save_every, anchor_power=args.anchor_power, max_samples=args.max_samples,
+            progress=not args.no_progress, base=args.base, max_drift=args.max_drift, permute=args.permute,
+            rounds=args.rounds, objective=args.objective, rated_rows=args.rated_rows, ungraded=args.ungraded,
+            no_train=tuple(args.no_train), adapter_scope=args.adapter_scope, untargeted=args.untargeted)
+    try:
+        res = correct(opts, resume=bool(args.resume))
+    except (KeyboardInterrupt, RunStopped):
+        if opts.out and (Path(opts.out) / LOOP_FILE).is_file():  # what it finished stays; the rest can be done
+            print(f"correct: stopped; gensim correct --resume {opts.out} goes on with the loop", file=sys.stderr)
+        raise
+    if args.json:
+        print(dump_json(res))
+    return 0
+
+
+def _given_with_resume(args: argparse.Namespace) -> list[str]:
+    """The loop options given beside ``gensim correct --resume`` (which takes the recorded ones)."""
+    defaults = vars(_parser().parse_args(["correct"]))
+    quiet = {"resume", "no_progress", "json", "cmd"}
+    return [k if k in ("scenario", "overrides") else "--" + k.replace("_", "-") for k, v in vars(args).items()
+            if k not in quiet and v != defaults.get(k) and not (k == "overrides" and not v)]
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     from .runner import RunOptions, dump_json, format_summary, run_simulation
     from .schedule import parse_attribute, parse_intervention
@@ -373,23 +422,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{n} {args.kind} rows -> {args.out}")
         return 0
     if args.cmd == "correct":
-        from .correction.loop import CorrectOptions, correct
-
-        if args.samples is not None and args.rater == "checks" and not args.judge_score:
-            return _fail("--judge-samples: sizes the judge's sample, and no judge rates this loop (--rater checks "
-                         "rates every checked call): add --judge-score or --rater judge, or leave it out", 2)
-        res = correct(CorrectOptions(
-            args.scenario, iterations=args.iterations, method=args.method, rater=args.rater, judge=args.judge,
-            judge_score=args.judge_score, samples=args.samples or 24, holdout=args.holdout, control=args.control,
-            agents=args.agents, seed=args.seed, train_seed=args.train_seed, overrides=args.overrides, out=args.out,
-            epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule, save_every=args.save_every,
-            anchor_power=args.anchor_power, max_samples=args.max_samples, progress=not args.no_progress, base=args.base, max_drift=args.max_drift,
-            permute=args.permute, rounds=args.rounds, objective=args.objective, rated_rows=args.rated_rows, ungraded=args.ungraded,
-            no_train=tuple(args.no_train), adapter_scope=args.adapter_scope,
-            untargeted=args.untargeted))
-        if args.json:
-            print(dump_json(res))
-        return 0
+        return _correct(args)
     if args.cmd == "train":
         from .training import train
 

@@ -90,11 +90,13 @@ def fake_run(out: Path, scenario: str = "job_seeking", agents: int = 12, rounds:
 def stand_in_training(method, data, out, parent=None, epochs=1.0, learning_rate=None, batch_size=8, seed=0,
                       progress=True, max_samples=None, objective="tokens", lr_schedule="constant", save_every=None):
     """An adapter folder with a manifest, in place of the correction loop's training."""
+    from simulation.training.data import file_hash
     from simulation.training.manifest import AdapterManifest, write_manifest
 
     out.mkdir(parents=True)
     (out / "adapter_config.json").write_text("{}")
-    m = AdapterManifest(base_model="smol", method=method, data_file=str(data), data_sha256="0" * 64, samples=1,
+    m = AdapterManifest(base_model="smol", method=method, data_file=str(data), data_sha256=file_hash(Path(data)),
+                        samples=1,
                         epochs=epochs, lora_rank=4, learning_rate=learning_rate or 1e-3, train_s=0.5, device="cpu",
                         lr_schedule=lr_schedule if method == "sft" else None)
     write_manifest(out, m)

@@ -17,7 +17,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from ..store import RunStore
 from ..training import DEFAULT_ROWS, LR_SCHEDULES, AdapterManifest
 from ..training import train as train_here
 from ..training.choice import sharpened
+from ..training.data import file_hash
+from ..training.manifest import MANIFEST, read_manifest
 from . import ADAPTER_SCOPES, RATED_ROWS, UNGRADED, UNTARGETED, rate_run
 from . import exam as ex
 from .datasets import anchor_candidates, rated_actions, write_dataset
@@ -105,6 +107,37 @@ class CorrectOptions:
     # the fork and on the exam; memory.* stays decoded (most of a run's calls, ten options, 23% first-listed).
     # None: "averaged" with adapter_scope "targeted" on a base run that shuffles its options (run E2), else "base"
     untargeted: str | None = None
+
+
+LOOP_FILE = "loop.json"  # in a loop's folder: the options it was started with (``gensim correct --resume``)
+
+
+def _write_loop_record(out: Path, opts: CorrectOptions) -> None:
+    record = {k: v for k, v in asdict(opts).items() if k != "progress"}
+    (out / LOOP_FILE).write_text(json.dumps({"options": record}, indent=2))
+
+
+def resume_options(out: Path, progress: bool = True) -> CorrectOptions:
+    """The options a loop's folder was started with (its :data:`LOOP_FILE`), to go on with it by
+    :func:`correct` with ``resume=True``; a one-line error naming the folder when it holds no loop."""
+    path = Path(out) / LOOP_FILE
+    if not Path(out).is_dir():
+        raise ConfigError([ConfigProblem(str(out), "--resume", "no such folder")])
+    if not path.is_file():
+        raise ConfigError([ConfigProblem(str(out), "--resume", f"no {LOOP_FILE}: not a loop folder of gensim correct "
+                                         "(a loop started by an earlier gensim records none and cannot be resumed)")])
+    try:
+        got = json.loads(path.read_text(encoding="utf-8"))["options"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError([ConfigProblem(str(path), "options", f"unreadable: {e}")]) from None
+    known = {f.name for f in fields(CorrectOptions)} - {"progress"}
+    unknown = sorted(set(got) - known)
+    if unknown or "scenario" not in got:
+        raise ConfigError([ConfigProblem(str(path), "options", f"not this version's loop options (unknown: "
+                                         f"{', '.join(unknown) or 'none'}; scenario given: {'scenario' in got})")])
+    got["no_train"] = tuple(got.get("no_train") or ())
+    # the folder as given now: a loop moved with its folder goes on there
+    return replace(CorrectOptions(**got, progress=progress), out=str(out))
 
 
 def _group_line(label: str, m: GroupMeasure) -> str:
@@ -477,8 +510,19 @@ def _base_problem(base: Path) -> str | None:
     return None
 
 
-def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the loop; returns ``{"iterations": [...], "base_holdout_fail": f, ...}``."""
+def default_out(scenario: str) -> str:
+    """A loop's folder when ``--out`` names none."""
+    return f"runs/correct-{Path(scenario).name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: bool = False) -> dict[str, Any]:
+    """Run the loop; returns ``{"iterations": [...], "base_holdout_fail": f, ...}``.
+
+    With ``resume`` (``opts`` from :func:`resume_options`), go on with a stopped loop in ``opts.out``:
+    a stopped base run or fork is resumed, an adapter trained to the end is kept (its dataset, written
+    again, must be the one it was trained on), an iteration already in ``correction.json`` is kept, and
+    what had not finished is done again (an exam, which keeps nothing until it ends, in full).
+    """
     if opts.method not in KIND or opts.rater not in ("checks", "judge"):
         raise ConfigError([ConfigProblem("<command line>", "--method/--rater", "sft|ppo and checks|judge")])
     if opts.iterations < 1 or not 0 < opts.holdout < 1 or not 0 < opts.control < 1:
@@ -528,11 +572,23 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
             raise ConfigError([ConfigProblem("<command line>", "--seed", f"{opts.seed}, but the base run {opts.base} "
                                              f"was run with seed {base_seed}, which splits its agents: leave --seed "
                                              "out (--train-seed varies training alone)")])
-    out = Path(opts.out or f"runs/correct-{Path(opts.scenario).name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(opts.out or default_out(opts.scenario))
+    if resume and not (out / LOOP_FILE).is_file():
+        raise ConfigError([ConfigProblem(str(out), "--resume", f"no {LOOP_FILE}: not a loop folder of gensim correct")])
+    if not resume and ((out / LOOP_FILE).is_file() or (out / "correction.json").is_file()
+                       or (out / "base" / "run.sqlite").is_file()):
+        raise ConfigError([ConfigProblem(str(out), "--out", f"holds a correction loop already: gensim correct --resume "
+                                         f"{out} goes on with it; or give another folder")])
     out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        _write_loop_record(out, opts)
     if opts.base:
         base = Path(opts.base)
         emit(f"correct: starting from base run {base}")
+    elif resume and (out / "base" / "run.sqlite").is_file():
+        base = out / "base"
+        emit(f"correct: base run {base}: resumed (nothing to do if it finished)")
+        asyncio.run(run_simulation(RunOptions(resume=str(base), progress=opts.progress)))
     else:
         base = out / "base"
         emit(f"correct: base run -> {base}")
@@ -581,123 +637,165 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print) -> dict[s
     result: dict[str, Any] = {"base_holdout_fail": base_hold.fail, "base_control_fail": base_ctl.fail,
                               "judge_base": base_hold.judge, "not_trained": sorted(no_train), "iterations": []}
     history: list[dict[str, Any]] = []
+    done = _measured(out) if resume else []
     adopted: Path | None = None
     source = base
     lr = opts.lr
     gives_probs = False  # the server's option probabilities, once shown (--untargeted averaged needs them)
     for i in range(1, opts.iterations + 1):
-        rate_run(source, by=opts.rater, judge=opts.judge, sample=opts.samples if opts.rater == "judge" else None,
-                 scenario=opts.scenario,
-                 progress=opts.progress)
-        # a scoped adapter never answers an unrated decision: nothing to anchor there
-        skip = no_train | (decisions - rated_actions(source) if opts.adapter_scope == "targeted" else frozenset())
-        data = out / f"data-{i}.jsonl"
-        unsure = ([u for u in ex.unsure_items(source, groups.agents - groups.holdout, checks) if u.decision not in no_train]
-                  if opts.method == "sft" and opts.rater == "checks" else [])
-        # "all": the checked decisions' unsure calls get no anchor answer, so the dataset leaves them out
-        keep = checked if opts.method == "sft" and opts.rater == "checks" and opts.rated_rows == "all" else frozenset()
-        anchors = (_anchor_answers(source, groups.holdout, seed, opts.progress,
-                                   [u for u in unsure if u.decision not in keep or ungraded == "anchor"],
-                                   rows=opts.max_samples,
-                                   permute=opts.permute, skip=skip)
-                   if opts.method == "sft" else None)
-        if anchors is not None and opts.anchor_power != 1:
-            anchors = replace(anchors, targets={k: sharpened(t, opts.anchor_power) for k, t in anchors.targets.items()})
-        rows = write_dataset(source, KIND[opts.method], data, rater="check:" if opts.rater == "checks" else "judge:",
-                             exclude_agents=groups.holdout, anchor=opts.method == "sft", balance=opts.method == "sft",
-                             permute=opts.permute if opts.method == "sft" else 0, seed=seed,
-                             anchor_answers=anchors.answers if anchors else None,
-                             unsure=frozenset(i.call_id for i in unsure),
-                             anchor_targets=anchors.targets if anchors else None, keep=keep, skip=skip)
-        targeted = _targeted(data)
-        scope = frozenset(targeted) if opts.adapter_scope == "targeted" else None
-        if scope is not None and not scope:
-            raise ConfigError([ConfigProblem("<command line>", "--adapter-scope", "targeted, but no decision has a "
-                                             f"rated training row in {source}: nothing for the adapter to answer")])
-        averaged = _averaged(base, scope) if untargeted == "averaged" and scope is not None else frozenset()
-        if averaged and not gives_probs:
-            # anchors with probabilities show the server gives them; else one call is asked, once, before training
-            gives_probs = bool(anchors and anchors.targets) or _gives_probs(base, averaged, seed, opts.progress)
-        if averaged and not gives_probs:
-            if opts.untargeted == "averaged":
-                raise ConfigError([ConfigProblem("<command line>", "--untargeted", "averaged draws from the model's "
-                                                 "option probabilities, and the base run's server gives none (not "
-                                                 "vLLM): use --untargeted base")])
-            emit("correct: the server gives no option probabilities: the decisions the adapter leaves stay decoded "
-                 "(--untargeted base)")
-            untargeted, averaged = "base", frozenset()
-        adapter = out / f"adapter-{i}"
-        emit(f"iteration {i}: {rows} {KIND[opts.method]} rows from {source.name}; training {opts.method}"
-             + (f" from {adopted.name}" if adopted else "")
-             + (f"; the adapter answers {', '.join(sorted(scope))} only" if scope is not None else ""))
-        train_seed = seed if opts.train_seed is None else opts.train_seed
-        manifest = train(opts.method, data, adapter, parent=adopted, epochs=opts.epochs, learning_rate=lr,
-                         batch_size=opts.batch_size or (8 if opts.method == "sft" else 4), seed=train_seed,
-                         progress=opts.progress, max_samples=opts.max_samples,
-                         objective=opts.objective if opts.method == "sft" else "tokens",
-                         lr_schedule=opts.lr_schedule, save_every=opts.save_every)
-        fork = out / f"iter-{i}"
-        asyncio.run(run_simulation(RunOptions(
-            scenario=opts.scenario, fork=str(base), from_round=1, out=str(fork), progress=opts.progress,
-            overrides=[f"llm.adapter={adapter.resolve()}", f"llm.adapter_name=adapter-{i}",
-                       f"llm.adapter_share={1 - opts.control}",
-                       *([f"llm.adapter_actions={json.dumps(sorted(scope))}"] if scope is not None else []),
-                       *([f"llm.order_averaged={json.dumps(sorted(averaged))}"] if averaged else [])])))
-        hold, ctl = _measures(fork, groups, opts, emit)
-        refused: list[str] = []
-        exam, untrained, preferred, unchecked, discerning = None, None, None, set(), {}
-        if opts.exam and items:
-            answers, orders, probs, aprobs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress,
-                                                       base, scope, averaged)
-            graded = ex.grade_exam(base, items, answers, checks, orders or None, probs, aprobs)
-            ex.write_exam(fork / "exam.jsonl", graded)
-            fig = ex.exam_figures(graded, seed=seed)
-            (fork / "exam.json").write_text(json.dumps(fig, indent=2))
-            refused += ex.refusals(fig, targeted, opts.max_drift, answered=scope)
-            preferred = {d: v["base_averaged"] for d, v in fig["shares"].items() if v.get("base_averaged")}
-            unchecked = {d for d, v in fig["shares"].items() if not v["right"]}
-            exam = {**ex.summary(fig), "undecided": ex.undecided(fig, opts.max_drift, targeted),
-                    "ungraded_drift": ex.ungraded_drift(fig, targeted)}
-            untrained = max(ex.drift(fig, targeted, scope).values(), default=None)
-            # a live lean the live calls' right answers call for, on a decision the exam shows answering by the call
-            discerning = {d: shares for d, (shares, n) in ex.live_right(fork, groups.holdout_treated, checks).items()
-                          if n >= MIN_ANSWERS and ex.discerns(fig, d)}
-        refused = collapsed(hold, base_hold, preferred, unchecked, discerning) + refused
-        it = {"holdout_fail": hold.fail, "control_fail": ctl.fail, "judge": hold.judge, "judge_control": ctl.judge,
-              "train_s": manifest.train_s, "swap_s": _swap_s(fork), "samples": manifest.samples,
-              "worst_first_share": max(hold.first_share.values(), default=None),
-              "by_check": {k: f"{f}/{n}" for k, (f, n) in hold.by_check.items()},
-              "adopted": not refused, "refused_because": refused, "learning_rate": manifest.learning_rate,
-              "lr_schedule": manifest.lr_schedule, "train_seed": train_seed,
-              "anchor_power": opts.anchor_power, "ungraded": ungraded, "adapter_actions": sorted(scope) if scope is not None else None,
-              "order_averaged": sorted(averaged),
-              "exam": exam, "max_untrained_drift": untrained}
-        _record(fork, {"correction.holdout_fail": hold.fail, "correction.control_fail": ctl.fail,
-                       "correction.judge": hold.judge, "correction.train_s": manifest.train_s,
-                       "correction.swap_s": it["swap_s"]})
-        emit(_group_line("held-out", hold))
-        emit(_group_line("control", ctl))
-        if exam is not None:
-            emit(_exam_line(fig, exam["ungraded_drift"]))
-            for line in exam["undecided"]:
-                emit(f"  {'':<9} undecided: {line}")
-        emit(f"  train {manifest.train_s:.0f}s, swap {it['swap_s']:.1f}s"
-             + ("" if not refused else "; NOT adopted: " + "; ".join(refused)))
-        result["iterations"].append({k: it[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s",
-                                                         "worst_first_share", "adopted", "exam",
-                                                         "max_untrained_drift", "adapter_actions", "order_averaged")} | {"reasons": refused})
-        history.append(it)
-        _write_report(out, result, history, groups)  # after every iteration: a stopped loop keeps what it measured
+        adapter, fork = out / f"adapter-{i}", out / f"iter-{i}"
+        if i <= len(done):  # measured before the loop stopped: kept as it was
+            summary, it = done[i - 1]
+            emit(f"iteration {i}: measured before the loop stopped ({out / 'correction.json'}): kept, "
+                 + ("adopted" if it["adopted"] else "not adopted"))
+            result["iterations"].append(summary)
+            history.append(it)
+            refused, trained_lr = list(it["refused_because"]), float(it["learning_rate"])
+        else:
+            rate_run(source, by=opts.rater, judge=opts.judge, sample=opts.samples if opts.rater == "judge" else None,
+                     scenario=opts.scenario,
+                     progress=opts.progress)
+            # a scoped adapter never answers an unrated decision: nothing to anchor there
+            skip = no_train | (decisions - rated_actions(source) if opts.adapter_scope == "targeted" else frozenset())
+            data = out / f"data-{i}.jsonl"
+            unsure = ([u for u in ex.unsure_items(source, groups.agents - groups.holdout, checks) if u.decision not in no_train]
+                      if opts.method == "sft" and opts.rater == "checks" else [])
+            # "all": the checked decisions' unsure calls get no anchor answer, so the dataset leaves them out
+            keep = checked if opts.method == "sft" and opts.rater == "checks" and opts.rated_rows == "all" else frozenset()
+            anchors = (_anchor_answers(source, groups.holdout, seed, opts.progress,
+                                       [u for u in unsure if u.decision not in keep or ungraded == "anchor"],
+                                       rows=opts.max_samples,
+                                       permute=opts.permute, skip=skip)
+                       if opts.method == "sft" else None)
+            if anchors is not None and opts.anchor_power != 1:
+                anchors = replace(anchors, targets={k: sharpened(t, opts.anchor_power) for k, t in anchors.targets.items()})
+            trained = _trained(adapter) if resume else None
+            if trained is None and resume and (fork / "run.sqlite").is_file():
+                raise ConfigError([ConfigProblem(str(fork), "--resume", f"a fork of an adapter {adapter} does not "
+                                                 "hold (not trained to the end): not a folder this loop left")])
+            written = data.with_name(f".{data.name}.again") if trained is not None else data
+            rows = write_dataset(source, KIND[opts.method], written, rater="check:" if opts.rater == "checks" else "judge:",
+                                 exclude_agents=groups.holdout, anchor=opts.method == "sft", balance=opts.method == "sft",
+                                 permute=opts.permute if opts.method == "sft" else 0, seed=seed,
+                                 anchor_answers=anchors.answers if anchors else None,
+                                 unsure=frozenset(i.call_id for i in unsure),
+                                 anchor_targets=anchors.targets if anchors else None, keep=keep, skip=skip)
+            if trained is not None:  # the adapter kept must be the one these rows train
+                same = file_hash(written) == trained.data_sha256
+                if not same:
+                    written.unlink()
+                    raise ConfigError([ConfigProblem(str(data), "--resume", f"written again, the dataset differs from "
+                                                     f"the one {adapter} was trained on (the code or the base run "
+                                                     "changed since the loop started): start a new loop"
+                                                     + (f" (--base {base} keeps its base run)" if base.is_dir() else ""))])
+                written.replace(data)
+            targeted = _targeted(data)
+            scope = frozenset(targeted) if opts.adapter_scope == "targeted" else None
+            if scope is not None and not scope:
+                raise ConfigError([ConfigProblem("<command line>", "--adapter-scope", "targeted, but no decision has a "
+                                                 f"rated training row in {source}: nothing for the adapter to answer")])
+            averaged = _averaged(base, scope) if untargeted == "averaged" and scope is not None else frozenset()
+            if averaged and not gives_probs:
+                # anchors with probabilities show the server gives them; else one call is asked, once, before training
+                gives_probs = bool(anchors and anchors.targets) or _gives_probs(base, averaged, seed, opts.progress)
+            if averaged and not gives_probs:
+                if opts.untargeted == "averaged":
+                    raise ConfigError([ConfigProblem("<command line>", "--untargeted", "averaged draws from the model's "
+                                                     "option probabilities, and the base run's server gives none (not "
+                                                     "vLLM): use --untargeted base")])
+                emit("correct: the server gives no option probabilities: the decisions the adapter leaves stay decoded "
+                     "(--untargeted base)")
+                untargeted, averaged = "base", frozenset()
+            emit(f"iteration {i}: {rows} {KIND[opts.method]} rows from {source.name}; "
+                 + (f"{adapter} trained on them before the loop stopped: kept" if trained is not None else
+                    f"training {opts.method}" + (f" from {adopted.name}" if adopted else ""))
+                 + (f"; the adapter answers {', '.join(sorted(scope))} only" if scope is not None else ""))
+            train_seed = seed if opts.train_seed is None else opts.train_seed
+            manifest = trained or train(opts.method, data, adapter, parent=adopted, epochs=opts.epochs, learning_rate=lr,
+                                        batch_size=opts.batch_size or (8 if opts.method == "sft" else 4),
+                                        seed=train_seed, progress=opts.progress, max_samples=opts.max_samples,
+                                        objective=opts.objective if opts.method == "sft" else "tokens",
+                                        lr_schedule=opts.lr_schedule, save_every=opts.save_every)
+            if resume and (fork / "run.sqlite").is_file():
+                emit(f"iteration {i}: fork {fork}: resumed (nothing to do if it finished)")
+                asyncio.run(run_simulation(RunOptions(resume=str(fork), progress=opts.progress)))
+            else:
+                asyncio.run(run_simulation(RunOptions(
+                    scenario=opts.scenario, fork=str(base), from_round=1, out=str(fork), progress=opts.progress,
+                    overrides=[f"llm.adapter={adapter.resolve()}", f"llm.adapter_name=adapter-{i}",
+                               f"llm.adapter_share={1 - opts.control}",
+                               *([f"llm.adapter_actions={json.dumps(sorted(scope))}"] if scope is not None else []),
+                               *([f"llm.order_averaged={json.dumps(sorted(averaged))}"] if averaged else [])])))
+            hold, ctl = _measures(fork, groups, opts, emit)
+            refused: list[str] = []
+            exam, untrained, preferred, unchecked, discerning = None, None, None, set(), {}
+            if opts.exam and items:
+                answers, orders, probs, aprobs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress,
+                                                           base, scope, averaged)
+                graded = ex.grade_exam(base, items, answers, checks, orders or None, probs, aprobs)
+                ex.write_exam(fork / "exam.jsonl", graded)
+                fig = ex.exam_figures(graded, seed=seed)
+                (fork / "exam.json").write_text(json.dumps(fig, indent=2))
+                refused += ex.refusals(fig, targeted, opts.max_drift, answered=scope)
+                preferred = {d: v["base_averaged"] for d, v in fig["shares"].items() if v.get("base_averaged")}
+                unchecked = {d for d, v in fig["shares"].items() if not v["right"]}
+                exam = {**ex.summary(fig), "undecided": ex.undecided(fig, opts.max_drift, targeted),
+                        "ungraded_drift": ex.ungraded_drift(fig, targeted)}
+                untrained = max(ex.drift(fig, targeted, scope).values(), default=None)
+                # a live lean the live calls' right answers call for, on a decision the exam shows answering by the call
+                discerning = {d: shares for d, (shares, n) in ex.live_right(fork, groups.holdout_treated, checks).items()
+                              if n >= MIN_ANSWERS and ex.discerns(fig, d)}
+            refused = collapsed(hold, base_hold, preferred, unchecked, discerning) + refused
+            it = {"holdout_fail": hold.fail, "control_fail": ctl.fail, "judge": hold.judge, "judge_control": ctl.judge,
+                  "train_s": manifest.train_s, "swap_s": _swap_s(fork), "samples": manifest.samples,
+                  "worst_first_share": max(hold.first_share.values(), default=None),
+                  "by_check": {k: f"{f}/{n}" for k, (f, n) in hold.by_check.items()},
+                  "adopted": not refused, "refused_because": refused, "learning_rate": manifest.learning_rate,
+                  "lr_schedule": manifest.lr_schedule, "train_seed": train_seed,
+                  "anchor_power": opts.anchor_power, "ungraded": ungraded, "adapter_actions": sorted(scope) if scope is not None else None,
+                  "order_averaged": sorted(averaged),
+                  "exam": exam, "max_untrained_drift": untrained}
+            _record(fork, {"correction.holdout_fail": hold.fail, "correction.control_fail": ctl.fail,
+                           "correction.judge": hold.judge, "correction.train_s": manifest.train_s,
+                           "correction.swap_s": it["swap_s"]})
+            emit(_group_line("held-out", hold))
+            emit(_group_line("control", ctl))
+            if exam is not None:
+                emit(_exam_line(fig, exam["ungraded_drift"]))
+                for line in exam["undecided"]:
+                    emit(f"  {'':<9} undecided: {line}")
+            emit(f"  train {manifest.train_s:.0f}s, swap {it['swap_s']:.1f}s"
+                 + ("" if not refused else "; NOT adopted: " + "; ".join(refused)))
+            result["iterations"].append({k: it[k] for k in ("holdout_fail", "control_fail", "judge", "train_s", "swap_s",
+                                                             "worst_first_share", "adopted", "exam",
+                                                             "max_untrained_drift", "adapter_actions", "order_averaged")} | {"reasons": refused})
+            history.append(it)
+            _write_report(out, result, history, groups)  # after every iteration: a stopped loop keeps what it measured
+            trained_lr = manifest.learning_rate
         if not refused:
             adopted, source = adapter, fork
         else:  # the same data and parent again would give the same adapter: take a smaller step
-            lr = manifest.learning_rate / 2
+            lr = trained_lr / 2
             if i < opts.iterations:  # the last iteration has no next one to announce
                 emit(f"  next iteration: the same data from {adopted.name if adopted else 'the base'}, "
                      f"learning rate {lr:g}")
     _write_report(out, result, history, groups)
     emit(f"correct: {out / 'correction.json'}, {out / 'correction.png'}")
     return result
+
+
+def _trained(adapter: Path) -> AdapterManifest | None:
+    """The manifest of an adapter trained to the end (training writes the folder whole, at its end)."""
+    return read_manifest(adapter, "--resume") if (adapter / MANIFEST).is_file() else None
+
+
+def _measured(out: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The iterations a stopped loop measured to the end: (summary, details) from its correction.json."""
+    path = out / "correction.json"
+    if not path.is_file():
+        return []
+    got = json.loads(path.read_text(encoding="utf-8"))
+    return list(zip(got["iterations"], got["details"], strict=True))
 
 
 def _write_report(out: Path, result: dict[str, Any], history: list[dict[str, Any]], groups: Groups) -> None:

@@ -331,6 +331,24 @@ class UIContext:
         self.correction = Job("correction", lambda job: run_loop(opts, emit=job.emit))
         return self.correction
 
+    def resume_correction(self, name: str) -> Job:
+        """Go on with a stopped correction loop under the runs folder (``gensim correct --resume``), with
+        the options it was started with; what it finished is kept."""
+        from ..correction.loop import correct as run_loop
+        from ..correction.loop import resume_options
+
+        if self.correction is not None and self.correction.status().running:
+            raise UIError("a correction loop is already running")
+        if not name or not name.strip():
+            raise UIError("loop folder: name the stopped loop to go on with")
+        out = self.guard.resolve(name.strip(), "loop folder")
+        try:
+            opts = resume_options(out, progress=False)
+        except ConfigError as e:
+            raise UIError(str(e.problems[0]).replace(str(self.runs_dir) + "/", "")) from None
+        self.correction = Job("correction", lambda job: run_loop(opts, emit=job.emit, resume=True))
+        return self.correction
+
     def correction_loops(self) -> list[str]:
         """Folders under the runs folder that hold a correction loop's report."""
         return sorted(str(p.parent.relative_to(self.runs_dir)) for p in self.runs_dir.glob("**/correction.json"))

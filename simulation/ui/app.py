@@ -256,7 +256,9 @@ def build_app(ctx: UIContext) -> gr.Blocks:
                 c_method = gr.Dropdown(["sft", "ppo"], value="sft", label="Method", elem_id="c-method")
                 c_max = gr.Number(label="Max rows", value=DEFAULT_ROWS, precision=0, minimum=1, elem_id="c-max")
             c_over = gr.Textbox(label="Settings for the base run (key=value, comma-separated)", elem_id="c-over")
-            c_btn = gr.Button("Run the correction loop", variant="primary", elem_id="correct")
+            with gr.Row():
+                c_btn = gr.Button("Run the correction loop", variant="primary", elem_id="correct")
+                c_resume = gr.Button("Go on with the stopped loop named above", elem_id="c-resume")
             c_log = gr.Textbox(label="Correction loop", lines=8, interactive=False, elem_id="c-log")
             c_iters = gr.Dataframe(label="Iterations: held-out and control failure shares, the exam, adoption",
                                    interactive=False, elem_id="c-iters", wrap=True)
@@ -637,6 +639,13 @@ def build_app(ctx: UIContext) -> gr.Blocks:
 
         c_btn.click(do_correct, [scenario, c_base, c_name, c_iter, c_agents, c_rounds, c_method, c_max, c_over], c_log,
                     api_name="correct")
+
+        @_safe
+        def do_resume(loop_name: str) -> str:
+            ctx.resume_correction(loop_name)
+            return "correction loop going on (what it finished is kept)"
+
+        c_resume.click(do_resume, [c_name], c_log, api_name="resume_correction")
 
         def jobs_view(seen: dict) -> tuple[Any, ...]:
             """The training's and the correction loop's progress; unchanged outputs are not redrawn."""

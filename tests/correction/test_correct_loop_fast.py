@@ -17,6 +17,7 @@ import simulation.correction.loop as loop
 from simulation.config import ConfigError
 from simulation.correction import exam as ex
 from simulation.correction.loop import CorrectOptions, correct
+from simulation.training.data import file_hash
 from simulation.training.manifest import AdapterManifest, write_manifest
 from tests.runs import rows
 
@@ -33,7 +34,8 @@ def fake_training(monkeypatch):
                       "objective": objective, "seed": seed, "lr_schedule": lr_schedule, "save_every": save_every})
         out.mkdir(parents=True)
         (out / "adapter_config.json").write_text("{}")
-        m = AdapterManifest(base_model="smol", method=method, data_file=str(data), data_sha256="0" * 64, samples=n,
+        m = AdapterManifest(base_model="smol", method=method, data_file=str(data), data_sha256=file_hash(Path(data)),
+                            samples=n,
                             epochs=epochs, lora_rank=4, learning_rate=learning_rate or 1e-3, train_s=0.5, device="cpu",
                             lr_schedule=lr_schedule if method == "sft" else None, parent=str(Path(parent).resolve()) if parent else None)
         write_manifest(out, m)

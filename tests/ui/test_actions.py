@@ -184,6 +184,16 @@ def test_the_correction_loop_and_the_judge_from_the_page(ctx, monkeypatch):
         ctx.correct("job_seeking", "base", "loop1")
     with pytest.raises(UIError, match="no correction.json"):
         ctx.correction_report("base")
+    # a finished loop gone on with: each iteration kept as measured, nothing trained again
+    monkeypatch.setattr(loop, "train", None)
+    st = ctx.resume_correction("loop1").wait(300)
+    assert st.state == "done", st.error
+    assert any(line.startswith("iteration 1: measured before the loop stopped") for line in st.lines), st.lines
+    assert ctx.correction_report("loop1")["iterations"] == report["iterations"]
+    with pytest.raises(UIError, match="^base: --resume: no loop.json"):
+        ctx.resume_correction("base")
+    with pytest.raises(UIError, match="name the stopped loop"):
+        ctx.resume_correction(" ")
     before = q(ctx, "SELECT COUNT(*) FROM ratings WHERE rater LIKE 'judge%'")[0][0]
     line = ctx.judge("r", sample=5, seed=1)
     assert line.startswith("judge rated 5 calls")

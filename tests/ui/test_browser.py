@@ -340,6 +340,10 @@ def test_map_train_deploy_fork_compare(browser, stage, monkeypatch):
         page.locator("#c-exam [data-testid='cell-0-1']").wait_for()
         page.wait_for_function("document.querySelectorAll('#c-plot svg .mark-rect path').length >= 2")
         page.screenshot(path=str(shots / "correction.png"), full_page=True)
+        # the loop named above gone on with: its iteration kept as measured
+        page.locator("#c-resume").click()
+        page.wait_for_function("(v => v.includes('iteration 1: measured before the loop stopped') && v.includes('[done in'))"
+                               "(document.querySelector('#c-log textarea').value)", timeout=300_000)
         tab(page, "Runs")
         field(page, "loop-pick").click()
         page.get_by_role("option", name="loop1", exact=True).click()

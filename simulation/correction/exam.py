@@ -701,9 +701,13 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
     - a decision moved above ``skew`` onto one option that is the right answer for fewer than
       ``justified`` of its calls, where the base was not already there (on that option above ``skew``
       in its recorded answers or in its position-free preference). The share counts all the decision's
-      calls, those no check grades included: a call without a right answer does not justify an option,
-      so "hire" for every offer is refused when hire is right for 39% of them, though it is right for
-      84% of those that have a right answer (run H; decided 2026-12-04). A decision no check grades has
+      calls, those no check grades included: such a call justifies the option the base prefers there with
+      position averaged out (``ungraded.<decision>.base_averaged``, the shares on the calls the exam has
+      probabilities for; their anchor rows train toward it), and nothing where the exam has no
+      probabilities, so "hire" for every offer was refused when hire is right for 39% of them, though it
+      is right for 84% of those that have a right answer (run H; decided 2026-12-04; the base's
+      preference counted since run A39, 2026-12-07, whose screening gave every graded call its right
+      answer and "pass" to all the partial matches, where the base prefers "pass" for 90%). A decision no check grades has
       no right answers: there the base's position-free preference (``base_averaged``, the anchor its
       training rows were given) justifies an option instead (``job_count`` at 100% "1" where the base,
       position averaged out, answers "1" for 90%, follows the base; decided 2026-12-06);
@@ -734,8 +738,17 @@ def refusals(fig: dict[str, Any], targeted: set[str], max_drift: float = 0.15, s
         base_top = max(s["base"].get(opt, 0.0), (s.get("base_averaged") or {}).get(opt, 0.0))
         anchored = not s["right"] and bool(s.get("base_averaged"))
         right = s["base_averaged"].get(opt, 0.0) if anchored else s["right"].get(opt, 0.0)
+        checked_right = right
+        u = (fig.get("ungraded") or {}).get(d) or {}
+        if not anchored and u.get("base_averaged") and calls:
+            # a call no check grades is justified by what the base prefers there, position averaged out
+            # (what its anchor trains toward and the ungraded drift is measured from)
+            right += u["calls"] / calls * u["base_averaged"].get(opt, 0.0)
         if share > skew and base_top <= skew and right < justified:
-            why = f"no check grades it, the base prefers it for {right:.0%}" if anchored else f"the right answer for {right:.0%}"
+            why = (f"no check grades it, the base prefers it for {right:.0%}" if anchored else
+                   f"the right answer for {checked_right:.0%}" + (f", with the base's position-free pick where no check "
+                                                                 f"grades a call {right:.0%}" if right != checked_right
+                                                                 else ""))
             out.append(f"decision '{d}' collapsed onto '{opt}' on the exam ({share:.0%} of {calls} calls; "
                        f"{why}; the base {base_top:.0%})")
     for d, tv in drift(fig, targeted, answered).items():

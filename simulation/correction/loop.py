@@ -727,8 +727,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: b
                                *([f"llm.adapter_actions={json.dumps(sorted(scope))}"] if scope is not None else []),
                                *([f"llm.order_averaged={json.dumps(sorted(averaged))}"] if averaged else [])])))
             hold, ctl = _measures(fork, groups, opts, emit)
-            refused: list[str] = []
-            exam, untrained, preferred, unchecked, discerning = None, None, None, set(), {}
+            exam, untrained, fig = None, None, None
             if opts.exam and items:
                 answers, orders, probs, aprobs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress,
                                                            base, scope, averaged)
@@ -736,16 +735,10 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: b
                 ex.write_exam(fork / "exam.jsonl", graded)
                 fig = ex.exam_figures(graded, seed=seed)
                 (fork / "exam.json").write_text(json.dumps(fig, indent=2))
-                refused += ex.refusals(fig, targeted, opts.max_drift, answered=scope)
-                preferred = {d: v["base_averaged"] for d, v in fig["shares"].items() if v.get("base_averaged")}
-                unchecked = {d for d, v in fig["shares"].items() if not v["right"]}
                 exam = {**ex.summary(fig), "undecided": ex.undecided(fig, opts.max_drift, targeted),
                         "ungraded_drift": ex.ungraded_drift(fig, targeted)}
                 untrained = max(ex.drift(fig, targeted, scope).values(), default=None)
-                # a live lean the live calls' right answers call for, on a decision the exam shows answering by the call
-                discerning = {d: shares for d, (shares, n) in ex.live_right(fork, groups.holdout_treated, checks).items()
-                              if n >= MIN_ANSWERS and ex.discerns(fig, d)}
-            refused = collapsed(hold, base_hold, preferred, unchecked, discerning) + refused
+            refused = judged(fork, hold, base_hold, fig, groups.holdout_treated, checks, targeted, scope, opts.max_drift)
             it = {"holdout_fail": hold.fail, "control_fail": ctl.fail, "judge": hold.judge, "judge_control": ctl.judge,
                   "train_s": manifest.train_s, "swap_s": _swap_s(fork), "samples": manifest.samples,
                   "worst_first_share": max(hold.first_share.values(), default=None),
@@ -782,6 +775,24 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: b
     _write_report(out, result, history, groups)
     emit(f"correct: {out / 'correction.json'}, {out / 'correction.png'}")
     return result
+
+
+def judged(fork: Path, hold: GroupMeasure, base_hold: GroupMeasure, fig: dict[str, Any] | None,
+           held_out: frozenset[str], checks: list[Any], targeted: set[str], scope: frozenset[str] | None,
+           max_drift: float) -> list[str]:
+    """Why an iteration's adapter is refused (empty: adopted): the live collapse rule on the fork's
+    held-out treated agents (``hold``, against the base run's, ``base_hold``), hearing the exam where
+    there is one (``fig``), then the exam's own refusals. Offline: ``bench/rejudge.py`` judges a
+    recorded loop again with it."""
+    if fig is None:
+        return collapsed(hold, base_hold, None, set(), {})
+    preferred = {d: v["base_averaged"] for d, v in fig["shares"].items() if v.get("base_averaged")}
+    unchecked = {d for d, v in fig["shares"].items() if not v["right"]}
+    # a live lean the live calls' right answers call for, on a decision the exam shows answering by the call
+    discerning = {d: shares for d, (shares, n) in ex.live_right(fork, held_out, checks).items()
+                  if n >= MIN_ANSWERS and ex.discerns(fig, d)}
+    return (collapsed(hold, base_hold, preferred, unchecked, discerning)
+            + ex.refusals(fig, targeted, max_drift, answered=scope))
 
 
 def _trained(adapter: Path) -> AdapterManifest | None:

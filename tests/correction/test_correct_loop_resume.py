@@ -220,3 +220,23 @@ def test_a_stopped_command_names_the_resume_and_the_resume_finishes_it(tmp_path,
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert len(res["iterations"]) == 2 and trainings == ["data-1.jsonl", "data-2.jsonl"]
     assert figures(out) == never_stopped
+
+
+def test_a_recorded_loop_judged_again_offline_gets_the_loop_s_own_verdicts(tmp_path, trainings, monkeypatch):
+    """bench/rejudge.py runs the loop's judgement (``loop.judged``) on what a loop recorded: with the same
+    rules it must reach the same reasons, iteration by iteration; with a rule changed, what it says."""
+    import importlib.util
+
+    from simulation.correction import exam as ex
+
+    spec = importlib.util.spec_from_file_location("rejudge", Path(__file__).parents[2] / "bench" / "rejudge.py")
+    rejudge = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rejudge)
+    out = tmp_path / "loop"
+    correct(options(out, max_drift=0.05), emit=lambda line: None)
+    got = rejudge.rejudge(out)
+    report = json.loads((out / "correction.json").read_text())
+    assert [g["then"] for g in got] == [it["reasons"] for it in report["iterations"]]
+    assert [g["now"] for g in got] == [g["then"] for g in got] and any(g["now"] for g in got), got
+    monkeypatch.setattr(ex, "refusals", lambda *a, **kw: ["a new rule"])
+    assert all(g["now"][-1] == "a new rule" for g in rejudge.rejudge(out))

@@ -374,6 +374,19 @@ async def test_the_guard_refuses_harm_and_accepts_a_sharpened_decision(run):
     assert ex.refusals(fig, targeted={"screen"}, justified=0.4) == [], "justified by the right answers"
     # the right share counts every call, not only the 48 with a right answer (24 of 48 would be 50%)
     assert ex.refusals(fig, targeted={"screen"}, justified=0.45), "calls without a right answer justify nothing"
+    # where no check grades a call, the base's position-free pick there justifies the option (12 of 60 calls)
+    fig["ungraded"] = {"screen": {"calls": 12, "base": {"reject": 1.0}, "adapter": {"reject": 1.0},
+                                  "base_averaged": {"reject": 1.0}}}
+    assert ex.refusals(fig, targeted={"screen"}) == [
+        "decision 'screen' collapsed onto 'reject' on the exam (100% of 60 calls; the right answer for 40%, with the "
+        "base's position-free pick where no check grades a call 60%; the base 50%)"]
+    assert ex.refusals(fig, targeted={"screen"}, justified=0.6) == [], "40% + 12/60 of the calls justify it"
+    fig["ungraded"]["screen"]["base_averaged"] = {"pass": 1.0}
+    assert ex.refusals(fig, targeted={"screen"}, justified=0.45), "the base picks the other option there: no help"
+    fig["ungraded"]["screen"]["base_averaged"] = {"reject": 0.5, "pass": 0.5}  # half of those 12: 40% + 10%
+    collapse = [r for r in ex.refusals(fig, targeted={"screen"}, justified=0.51) if "collapsed" in r]
+    assert collapse and not [r for r in ex.refusals(fig, targeted={"screen"}, justified=0.5) if "collapsed" in r]
+    fig["ungraded"] = {}
     assert ex.refusals(fig, targeted={"screen"}, skew=1.0) == []
     # no check grades it: the base's position-free preference justifies an option instead of right answers
     unchecked = {**fig, "shares": {"screen": {**fig["shares"]["screen"], "right": {},
@@ -750,3 +763,22 @@ def test_structured_calls_are_asked_with_their_schema_and_graded(tmp_path):
     assert fig["structured"]["apply"] == {"base": {'{"apply":[1]}': 1.0}, "adapter": {}}
     assert fig["invalid"]["apply"] == {"base": 0, "adapter": len(items)}
     assert fig["checks"]["low_salary_application"]["graded"] == {"base": sum(x is not None for x in base), "adapter": 0}
+
+
+def test_run_a39_s_screening_gave_every_graded_call_its_right_answer_and_is_no_collapse():
+    """Run A39's exam (2026-12-07): screening 91% "pass" over 193 calls; the right answer for 39% of them
+    ("reject" for 9%), every graded one answered right; the 101 partial matches no check grades all
+    "pass", where the base prefers "pass" for 90% (54 of them with probabilities). Refused before the
+    base's pick counted; 39% + 101/193 of 90% = 86% justified."""
+    fig = {"checks": {}, "balanced_accuracy": {}, "calls": {"screen": 193},
+           "shares": {"screen": {"base": {"pass": 0.658, "reject": 0.342}, "adapter": {"pass": 0.9119, "reject": 0.0881},
+                                 "base_averaged": {"pass": 0.7634, "reject": 0.2366},
+                                 "right": {"pass": 0.3886, "reject": 0.0881}}},
+           "ungraded": {"screen": {"calls": 101, "base": {"pass": 0.6436, "reject": 0.3564}, "adapter": {"pass": 1.0},
+                                   "base_averaged": {"pass": 0.8958, "reject": 0.1042}, "adapter_averaged": {"pass": 1.0},
+                                   "averaged_calls": 54}}}
+    assert ex.ungraded_drift(fig, {"screen"}) == {"screen": 0.1042}, "within the limit: the base's lean kept"
+    assert ex.refusals(fig, targeted={"screen"}) == []
+    assert ex.refusals(fig, targeted={"screen"}, justified=0.86) == [
+        "decision 'screen' collapsed onto 'pass' on the exam (91% of 193 calls; the right answer for 39%, with the "
+        "base's position-free pick where no check grades a call 86%; the base 76%)"]

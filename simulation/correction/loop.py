@@ -588,7 +588,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: b
     elif resume and (out / "base" / "run.sqlite").is_file():
         base = out / "base"
         emit(f"correct: base run {base}: resumed (nothing to do if it finished)")
-        asyncio.run(run_simulation(RunOptions(resume=str(base), progress=opts.progress)))
+        # the scenario named again: a folder's code is never run on a run folder's word alone
+        asyncio.run(run_simulation(RunOptions(scenario=opts.scenario, resume=str(base), progress=opts.progress)))
     else:
         base = out / "base"
         emit(f"correct: base run -> {base}")
@@ -718,7 +719,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: b
                                         lr_schedule=opts.lr_schedule, save_every=opts.save_every)
             if resume and (fork / "run.sqlite").is_file():
                 emit(f"iteration {i}: fork {fork}: resumed (nothing to do if it finished)")
-                asyncio.run(run_simulation(RunOptions(resume=str(fork), progress=opts.progress)))
+                asyncio.run(run_simulation(RunOptions(scenario=opts.scenario, resume=str(fork), progress=opts.progress)))
             else:
                 asyncio.run(run_simulation(RunOptions(
                     scenario=opts.scenario, fork=str(base), from_round=1, out=str(fork), progress=opts.progress,

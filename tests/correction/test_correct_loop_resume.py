@@ -17,11 +17,12 @@ from simulation.config import ConfigError
 from simulation.correction.loop import LOOP_FILE, CorrectOptions, correct, resume_options
 from simulation.runner import Interrupted
 from simulation.training.manifest import MANIFEST
+from tests.conftest import copy_scenario
 from tests.runs import gensim, rows, stand_in_training
 
 
-def options(out: Path, **kw) -> CorrectOptions:
-    return CorrectOptions("job_seeking", **{"iterations": 2, "agents": 24, "holdout": 0.3, "control": 0.3,
+def options(out: Path, scenario: str = "job_seeking", **kw) -> CorrectOptions:
+    return CorrectOptions(scenario, **{"iterations": 2, "agents": 24, "holdout": 0.3, "control": 0.3,
                                             "out": str(out), "lr": 0.002, "max_samples": 50, "progress": False,
                                             "overrides": ["llm.backend=fake"], "max_drift": 1.0, **kw})
 
@@ -77,8 +78,10 @@ def test_a_loop_stopped_in_its_exam_goes_on_without_training_or_forking_again(tm
                                                                            never_stopped):
     exams = stop_on(monkeypatch, "_sit_exam", 1)
     out = tmp_path / "loop"
+    # a scenario folder, not a bundled name: its resumed runs are told it again (a run folder's word is not taken)
+    scenario = str(copy_scenario(tmp_path))
     with pytest.raises(KeyboardInterrupt):
-        correct(options(out), emit=lambda line: None)
+        correct(options(out, scenario), emit=lambda line: None)
     assert trainings == ["data-1.jsonl"] and (out / "adapter-1" / MANIFEST).is_file()
     assert not (out / "correction.json").exists(), "stopped before the first iteration was measured"
     fork_calls = rows(out / "iter-1", "SELECT COUNT(*), MAX(id) FROM llm_calls")
@@ -113,7 +116,7 @@ def test_a_loop_stopped_in_its_base_run_resumes_it(tmp_path, trainings, monkeypa
     monkeypatch.setattr(loop, "run_simulation", base_stopped_in_round_2)
     out = tmp_path / "loop"
     with pytest.raises(Interrupted):
-        correct(options(out), emit=lambda line: None)
+        correct(options(out, str(copy_scenario(tmp_path))), emit=lambda line: None)
     assert rows(out / "base", "SELECT MAX(round) FROM actions") == [(1,)] and not trainings
     round_1 = rows(out / "base", "SELECT id, agent_id, action FROM actions WHERE round = 1")
     monkeypatch.setattr(loop, "run_simulation", real)

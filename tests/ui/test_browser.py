@@ -342,8 +342,13 @@ def test_map_train_deploy_fork_compare(browser, stage, monkeypatch):
         page.screenshot(path=str(shots / "correction.png"), full_page=True)
         # the loop named above gone on with: its iteration kept as measured
         page.locator("#c-resume").click()
-        page.wait_for_function("(v => v.includes('iteration 1: measured before the loop stopped') && v.includes('[done in'))"
-                               "(document.querySelector('#c-log textarea').value)", timeout=300_000)
+        try:
+            page.wait_for_function("(v => v.includes('iteration 1: measured before the loop stopped') && "
+                                   "v.includes('[done in'))(document.querySelector('#c-log textarea').value)",
+                                   timeout=120_000)
+        except Exception:
+            raise AssertionError("the loop did not go on; its log: "
+                                 f"{page.locator('#c-log textarea').input_value()!r}") from None
         tab(page, "Runs")
         field(page, "loop-pick").click()
         page.get_by_role("option", name="loop1", exact=True).click()

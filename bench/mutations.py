@@ -7,12 +7,14 @@ times); run it before you stop when you touch replay, resume, recovery, routing 
 
     python bench/mutations.py                 # every mutation; prints caught/total and the survivors
     python bench/mutations.py --list          # names only
+    python bench/mutations.py --check         # every mutation still applies (after an edit), no test run
     python bench/mutations.py --only resume-skips-truncate routing-ignores-load
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import shutil
 import subprocess
@@ -553,7 +555,7 @@ MUTATIONS = [
              ("tests/correction/test_exam.py", "tests/correction/test_correct_loop_fast.py::"
               "test_a_targeted_adapter_answers_the_decisions_it_was_trained_on_and_nothing_else")),
     Mutation("loop-fork-not-scoped", "correction loop", "simulation/correction/loop.py",
-             "                       *([f\"llm.adapter_actions={json.dumps(sorted(scope))}\"] if scope is not None else [])",
+             "*([f\"llm.adapter_actions={json.dumps(sorted(scope))}\"] if scope is not None else []),",
              "", ("tests/correction/test_correct_loop_fast.py::"
                   "test_a_targeted_adapter_answers_the_decisions_it_was_trained_on_and_nothing_else",)),
     Mutation("scoped-loop-anchors-untargeted", "correction loop", "simulation/correction/loop.py",
@@ -682,14 +684,27 @@ def make_copy(dst: Path, files: list[str], src: Path = ROOT) -> None:
         shutil.copy2(src / f, dst / f)
 
 
-def apply(copy: Path, m: Mutation) -> None:
-    path = copy / m.file
-    text = path.read_text()
+def mutated(m: Mutation, text: str) -> str:
+    """``text`` (the file's) with the mutation applied; a one-line error when its text does not occur
+    exactly once, or when the result no longer parses (its text matched inside a longer line, say after
+    the code was re-indented): a test failing on a syntax error says nothing about the feature."""
     n = text.count(m.old)
     if n != 1:
         raise SystemExit(f"error: mutation {m.name}: {m.file} holds its text {n} times (need exactly 1): "
                          "update bench/mutations.py")
-    path.write_text(text.replace(m.old, m.new))
+    out = text.replace(m.old, m.new)
+    if m.file.endswith(".py"):
+        try:
+            ast.parse(out)
+        except SyntaxError as e:
+            raise SystemExit(f"error: mutation {m.name}: {m.file} no longer parses once mutated (line {e.lineno}: "
+                             f"{e.msg}): update bench/mutations.py") from None
+    return out
+
+
+def apply(copy: Path, m: Mutation) -> None:
+    path = copy / m.file
+    path.write_text(mutated(m, path.read_text()))
 
 
 def run_tests(copy: Path, tests: tuple[str, ...], timeout_s: int) -> tuple[int, float, str]:
@@ -712,6 +727,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", metavar="NAME", help="run these mutations only")
     ap.add_argument("--list", action="store_true", help="list the mutations and exit")
+    ap.add_argument("--check", action="store_true", help="check that every mutation applies to the checkout "
+                    "(its text once, the result parses) and exit, running no test")
     ap.add_argument("--no-baseline", action="store_true", help="skip the check that the tests pass unmutated")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per mutation")
     a = ap.parse_args()
@@ -723,6 +740,11 @@ def main() -> int:
     if a.list:
         for m in MUTATIONS:
             print(f"{m.name:<40} {m.feature:<40} {m.file}")
+        return 0
+    if a.check:
+        for m in chosen:
+            mutated(m, (ROOT / m.file).read_text())
+        print(f"{len(chosen)} mutations apply")
         return 0
     files = tracked_files()
     with tempfile.TemporaryDirectory(prefix="gensim-mut-") as tmp:

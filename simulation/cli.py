@@ -357,7 +357,7 @@ def _correct(args: argparse.Namespace) -> int:
     try:
         res = correct(opts, resume=bool(args.resume))
     except (KeyboardInterrupt, RunStopped):
-        if opts.out and (Path(opts.out) / LOOP_FILE).is_file():  # what it finished stays; the rest can be done
+        if (Path(opts.out) / LOOP_FILE).is_file():  # what it finished stays; the rest can be done
             print(f"correct: stopped; gensim correct --resume {opts.out} goes on with the loop", file=sys.stderr)
         raise
     if args.json:

@@ -682,8 +682,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: b
                                  unsure=frozenset(i.call_id for i in unsure),
                                  anchor_targets=anchors.targets if anchors else None, keep=keep, skip=skip)
             if trained is not None:  # the adapter kept must be the one these rows train
-                same = file_hash(written) == trained.data_sha256
-                if not same:
+                if file_hash(written) != trained.data_sha256:
                     written.unlink()
                     raise ConfigError([ConfigProblem(str(data), "--resume", f"written again, the dataset differs from "
                                                      f"the one {adapter} was trained on (the code or the base run "

@@ -131,10 +131,11 @@ def resume_options(out: Path, progress: bool = True) -> CorrectOptions:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConfigError([ConfigProblem(str(path), "options", f"unreadable: {e}")]) from None
     known = {f.name for f in fields(CorrectOptions)} - {"progress"}
-    unknown = sorted(set(got) - known)
-    if unknown or "scenario" not in got:
-        raise ConfigError([ConfigProblem(str(path), "options", f"not this version's loop options (unknown: "
-                                         f"{', '.join(unknown) or 'none'}; scenario given: {'scenario' in got})")])
+    unknown, missing = sorted(set(got) - known), sorted(known - set(got))
+    # an option missing would silently take today's default: a loop resumed under other settings than it ran with
+    if unknown or missing:
+        raise ConfigError([ConfigProblem(str(path), "options", "not this version's loop options (unknown: "
+                                         f"{', '.join(unknown) or 'none'}; missing: {', '.join(missing) or 'none'})")])
     got["no_train"] = tuple(got.get("no_train") or ())
     # the folder as given now: a loop moved with its folder goes on there
     return replace(CorrectOptions(**got, progress=progress), out=str(out))

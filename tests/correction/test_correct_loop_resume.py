@@ -8,6 +8,7 @@ one its adapter was trained on is refused rather than kept."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,15 @@ def test_resume_options_name_what_is_wrong(tmp_path):
     (tmp_path / LOOP_FILE).write_text(json.dumps({"options": {"scenario": "job_seeking", "speed": 3}}))
     with pytest.raises(ConfigError, match="unknown: speed"):
         resume_options(tmp_path)
+    # an option the file lacks is refused by name, not filled with today's default
+    recorded = {k: v for k, v in asdict(CorrectOptions("job_seeking")).items() if k not in ("progress", "max_drift")}
+    (tmp_path / LOOP_FILE).write_text(json.dumps({"options": recorded}))
+    with pytest.raises(ConfigError) as e:
+        resume_options(tmp_path)
+    assert str(e.value.problems[0]) == (f"{tmp_path / LOOP_FILE}: options: not this version's loop options "
+                                        "(unknown: none; missing: max_drift)")
+    (tmp_path / LOOP_FILE).write_text(json.dumps({"options": {**recorded, "max_drift": 0.2}}))
+    assert resume_options(tmp_path).max_drift == 0.2
     with pytest.raises(ConfigError, match="--resume: no loop.json"):
         correct(CorrectOptions("job_seeking", out=str(tmp_path / "x")), resume=True)
 

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from simulation.correction import exam as ex  # noqa: E402
+from simulation.correction.pick import anchor_calls, read_pick  # noqa: E402
 from simulation.training.manifest import read_manifest, snapshot_step, snapshots, write_manifest  # noqa: E402
 
 Probs = dict[str, float]
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
                    "probabilities with those the exam recorded (default: the exam's are used)")
     p.add_argument("--average", type=int, nargs=2, metavar=("FROM", "TO"), help="also serve the mean of the weights "
                    "of the snapshots (and the finished adapter) from step FROM to step TO")
+    p.add_argument("--calls", choices=("exam", "training"), default="exam",
+                   help="whose calls: the exam's (held-out agents) or the training agents' anchored ones "
+                   "(data-N.jsonl's rows no check grades: does drift on them track the exam's?)")
     p.add_argument("--mean-from", type=int, metavar="STEP", help="also report the mean of the points' probabilities "
                    "from this step on (no server)")
     args = p.parse_args(argv)
@@ -173,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     right = [graded.right[k] for k in ks]
     base_p = [graded.base_probs[k] for k in ks]
     rated = {i.decision for i, r in zip(graded.items, graded.right, strict=True) if r}
+    on_training = args.calls == "training"
+    if on_training:
+        items, base_p = anchor_calls(loop / f"data-{it}.jsonl", frozenset(scope) or None)
+        right = [None] * len(items)
     last = len(read_manifest(adapter, "adapter").losses)
     if args.steps:
         missing = sorted(set(args.steps) - {snapshot_step(s) for s in snaps} - {last})
@@ -186,16 +194,17 @@ def main(argv: list[str] | None = None) -> int:
         if len(chosen) < 2:
             return fail(f"--average {lo} {hi}: {len(chosen)} snapshot(s) in that range, 2 or more needed")
         points.append((f"avg-{lo}-{hi}", average_adapter(chosen, adapter / f"averaged-{lo}-{hi}")))
-    out = fork / "trajectory.json"
+    out = fork / ("trajectory-training.json" if on_training else "trajectory.json")
     kept = json.loads(out.read_text()) if out.is_file() else {}
     if kept.get("calls") != [i.call_id for i in items]:
         kept = {"calls": [i.call_id for i in items], "probs": {}}
     recorded = [graded.adapter_probs[k] for k in ks] if graded.adapter_probs else []
-    final_label = f"step-{last}"
-    if recorded and all(recorded):
+    picked = read_pick(loop / f"pick-{it}.json")  # --pick anchors: the exam asked the chosen step, not the last
+    final_label = f"step-{picked.chosen.step if picked else last}"
+    if recorded and all(recorded) and not on_training:
         kept["probs"][final_label] = recorded  # the exam asked the finished adapter these very calls and orders
         if args.serve_final:
-            points.append(("final-served", adapter))
+            points.append(("final-served", Path(picked.chosen.folder) if picked else adapter))
     for label, folder in points:
         if label not in kept["probs"]:
             got = score(folder, label, items, cfg, seed, loop)

@@ -14,7 +14,7 @@ from loguru import logger
 
 from .config import ConfigError, resolve_scenario_dir
 from .core.errors import RunStopped
-from .correction import ADAPTER_SCOPES, RATED_ROWS, UNGRADED, UNTARGETED
+from .correction import ADAPTER_SCOPES, PICKS, RATED_ROWS, UNGRADED, UNTARGETED
 from .training import (  # light: the trainers load torch only when called
     DEFAULT_ROWS,
     KEPT_SHARE,
@@ -192,6 +192,10 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--save-every", type=_count, metavar="N", help="sft's choices objective: save each adapter "
                     "every N training steps too (adapter-K/snapshots/step-NNNNN, servable adapters; bench/trajectory.py "
                     "examines them); default: the finished adapter only")
+    co.add_argument("--pick", choices=PICKS, default="last", help="which step of each training the "
+                    "fork serves: last, the finished adapter (default); anchors, the snapshot from half the training "
+                    "on (or the finished adapter) whose picks on the training agents' calls no check grades stay "
+                    "closest to the base model's (needs --save-every and a server giving option probabilities)")
     co.add_argument("--anchor-power", type=_positive, default=1.0, help="sft: raise each anchor's target (the base "
                     "model's order-averaged option probabilities) to this power, renormalised: above 1 a near-tied "
                     "call keeps the base's pick with a margin; default 1 (the probabilities themselves)")
@@ -353,7 +357,8 @@ def _correct(args: argparse.Namespace) -> int:
             save_every=args.save_every, anchor_power=args.anchor_power, max_samples=args.max_samples,
             progress=not args.no_progress, base=args.base, max_drift=args.max_drift, permute=args.permute,
             rounds=args.rounds, objective=args.objective, rated_rows=args.rated_rows, ungraded=args.ungraded,
-            no_train=tuple(args.no_train), adapter_scope=args.adapter_scope, untargeted=args.untargeted)
+            no_train=tuple(args.no_train), adapter_scope=args.adapter_scope, untargeted=args.untargeted,
+            pick=args.pick)
     try:
         res = correct(opts, resume=bool(args.resume))
     except (KeyboardInterrupt, RunStopped):

@@ -89,15 +89,24 @@ def fake_run(out: Path, scenario: str = "job_seeking", agents: int = 12, rounds:
 
 def stand_in_training(method, data, out, parent=None, epochs=1.0, learning_rate=None, batch_size=8, seed=0,
                       progress=True, max_samples=None, objective="tokens", lr_schedule="constant", save_every=None):
-    """An adapter folder with a manifest, in place of the correction loop's training."""
+    """An adapter folder with a manifest, in place of the correction loop's training: 8 steps, and with
+    ``save_every`` a snapshot folder (config and manifest) every that many steps before the last."""
     from simulation.training.data import file_hash
-    from simulation.training.manifest import AdapterManifest, write_manifest
+    from simulation.training.manifest import AdapterManifest, snapshot_folder, write_manifest
 
     out.mkdir(parents=True)
     (out / "adapter_config.json").write_text("{}")
     m = AdapterManifest(base_model="smol", method=method, data_file=str(data), data_sha256=file_hash(Path(data)),
                         samples=1,
                         epochs=epochs, lora_rank=4, learning_rate=learning_rate or 1e-3, train_s=0.5, device="cpu",
-                        lr_schedule=lr_schedule if method == "sft" else None)
+                        lr_schedule=lr_schedule if method == "sft" else None, losses=[1.0] * STAND_IN_STEPS)
+    for step in range(save_every or STAND_IN_STEPS, STAND_IN_STEPS, save_every or STAND_IN_STEPS):
+        snap = snapshot_folder(out, step)
+        snap.mkdir(parents=True)
+        (snap / "adapter_config.json").write_text("{}")
+        write_manifest(snap, m.model_copy(update={"losses": m.losses[:step], "step": step}))
     write_manifest(out, m)
     return m
+
+
+STAND_IN_STEPS = 8

@@ -30,6 +30,7 @@ ADAPTER_SCOPES = ("all", "targeted")  # --adapter-scope: which of its agents' ca
 RATED_ROWS = ("all", "spread")  # --rated-rows: a checked decision's rated rows all trained, or spread with the rest
 UNGRADED = ("leave", "anchor")  # --ungraded: a checked decision's calls no check grades, left out or anchored
 UNTARGETED = ("base", "averaged")  # --untargeted: who answers the choices a scoped adapter leaves
+PICKS = ("last", "anchors")  # --pick: which saved step of a training the fork serves
 
 DEFAULT_RUBRIC = ("Does the answer fit this person's profile and situation, and is it consistent with what the "
                   "person was told? A choice should follow from the facts in the prompt.")

@@ -33,10 +33,11 @@ from ..training import train as train_here
 from ..training.choice import sharpened
 from ..training.data import file_hash
 from ..training.manifest import MANIFEST, read_manifest
-from . import ADAPTER_SCOPES, RATED_ROWS, UNGRADED, UNTARGETED, rate_run
+from . import ADAPTER_SCOPES, PICKS, RATED_ROWS, UNGRADED, UNTARGETED, rate_run
 from . import exam as ex
 from .datasets import anchor_candidates, rated_actions, write_dataset
 from .measure import MIN_ANSWERS, GroupMeasure, Groups, collapsed, measure, run_groups
+from .pick import Pick, pick, read_pick, write_pick
 from .ratings import judge_warning, load_calls
 
 KIND = {"sft": "sft", "ppo": "reward"}
@@ -101,6 +102,9 @@ class CorrectOptions:
     # and every other call to the base model, so untargeted decisions cannot drift and get no anchor rows;
     # "all": the adapter answers every call of its agents (runs X-P: untargeted decisions drifted in every one)
     adapter_scope: str = "targeted"
+    # "last" keeps the finished adapter; "anchors" the --save-every snapshot (second half) or finished adapter whose
+    # picks on the training agents' anchored calls stay closest to the base's (correction.pick)
+    pick: str = "last"
     # with adapter_scope "targeted", who answers the choice decisions the adapter leaves: "base", the base model
     # as decoded (its position bias kept: search_decision 99% first-listed, run S4), or "averaged", the base
     # model's option probabilities averaged over orders, one option drawn per call (llm.order_averaged), in
@@ -117,6 +121,11 @@ def _write_loop_record(out: Path, opts: CorrectOptions) -> None:
     (out / LOOP_FILE).write_text(json.dumps({"options": record}, indent=2))
 
 
+# every option CorrectOptions gained after loop.json was introduced, with the value that runs a loop as
+# before the option existed: a loop.json without it is resumed so (any other option missing is refused)
+SINCE_LOOP_FILE: dict[str, Any] = {"pick": "last"}
+
+
 def resume_options(out: Path, progress: bool = True) -> CorrectOptions:
     """The options a loop's folder was started with (its :data:`LOOP_FILE`), to go on with it by
     :func:`correct` with ``resume=True``; a one-line error naming the folder when it holds no loop."""
@@ -131,6 +140,8 @@ def resume_options(out: Path, progress: bool = True) -> CorrectOptions:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ConfigError([ConfigProblem(str(path), "options", f"unreadable: {e}")]) from None
     known = {f.name for f in fields(CorrectOptions)} - {"progress"}
+    # options added after loop.json was: an older loop ran as these values make a loop run
+    got = {**{k: v for k, v in SINCE_LOOP_FILE.items() if k not in got}, **got}
     unknown, missing = sorted(set(got) - known), sorted(known - set(got))
     # an option missing would silently take today's default: a loop resumed under other settings than it ran with
     if unknown or missing:
@@ -205,7 +216,8 @@ class Session:
 
 
 @contextlib.contextmanager
-def _serving(run: Path, adapter: Path | None, name: str | None, progress: bool) -> Iterator[Session]:
+def _serving(run: Path, adapter: Path | None, name: str | None, progress: bool,
+             work: Path | None = None) -> Iterator[Session]:
     """A chat client on the run's endpoints (embedded servers started again where the run started
     them), with ``adapter`` deployed as ``name`` when given, and a scorer of the base model's option
     probabilities on its first default endpoint; nothing either asks is recorded in a run."""
@@ -226,7 +238,7 @@ def _serving(run: Path, adapter: Path | None, name: str | None, progress: bool) 
         if adapter is not None and cfg.simulation.llm.backend != "fake":
             from ..services.deploy import ModelDeployer
 
-            deployer = ModelDeployer(cfg, chat, services.owned, run)
+            deployer = ModelDeployer(cfg, chat, services.owned, work or run)
             deployer.deploy(adapter, name, deployer.resolve_mode(cfg.simulation.llm.deploy_mode))
             chat = deployer.models
             # merge mode serves it as a model of its own server; lora mode as a name on the base's servers
@@ -540,6 +552,10 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: b
         raise ConfigError([ConfigProblem("<command line>", "--save-every", "a whole number of steps, 1 or more, for "
                                          f"sft's choices objective only; got {opts.save_every} with {opts.method} "
                                          f"{opts.objective}")])
+    if opts.pick not in PICKS or (opts.pick == "anchors" and opts.save_every is None):
+        raise ConfigError([ConfigProblem("<command line>", "--pick", f"{' or '.join(PICKS)}, got {opts.pick!r}"
+                                         if opts.pick not in PICKS else "anchors chooses among the snapshots "
+                                         "--save-every N saves: give it")])
     if opts.adapter_scope not in ADAPTER_SCOPES:
         raise ConfigError([ConfigProblem("<command line>", "--adapter-scope",
                                          f"{' or '.join(ADAPTER_SCOPES)}, got {opts.adapter_scope!r}")])
@@ -717,20 +733,25 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: b
                                         seed=train_seed, progress=opts.progress, max_samples=opts.max_samples,
                                         objective=opts.objective if opts.method == "sft" else "tokens",
                                         lr_schedule=opts.lr_schedule, save_every=opts.save_every)
+            served, picked = adapter, None
+            if opts.pick == "anchors":
+                picked = _picked(out / f"pick-{i}.json", adapter, data, scope, base, seed, opts.progress, fresh=trained is None)
+                served = Path(picked.chosen.folder)
+                emit(f"iteration {i}: {picked.line()}")
             if resume and (fork / "run.sqlite").is_file():
                 emit(f"iteration {i}: fork {fork}: resumed (nothing to do if it finished)")
                 asyncio.run(run_simulation(RunOptions(scenario=opts.scenario, resume=str(fork), progress=opts.progress)))
             else:
                 asyncio.run(run_simulation(RunOptions(
                     scenario=opts.scenario, fork=str(base), from_round=1, out=str(fork), progress=opts.progress,
-                    overrides=[f"llm.adapter={adapter.resolve()}", f"llm.adapter_name=adapter-{i}",
+                    overrides=[f"llm.adapter={served.resolve()}", f"llm.adapter_name=adapter-{i}",
                                f"llm.adapter_share={1 - opts.control}",
                                *([f"llm.adapter_actions={json.dumps(sorted(scope))}"] if scope is not None else []),
                                *([f"llm.order_averaged={json.dumps(sorted(averaged))}"] if averaged else [])])))
             hold, ctl = _measures(fork, groups, opts, emit)
             exam, untrained, fig = None, None, None
             if opts.exam and items:
-                answers, orders, probs, aprobs = _sit_exam(fork, items, adapter, f"adapter-{i}", seed, opts.progress,
+                answers, orders, probs, aprobs = _sit_exam(fork, items, served, f"adapter-{i}", seed, opts.progress,
                                                            base, scope, averaged)
                 graded = ex.grade_exam(base, items, answers, checks, orders or None, probs, aprobs)
                 ex.write_exam(fork / "exam.jsonl", graded)
@@ -748,6 +769,8 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: b
                   "lr_schedule": manifest.lr_schedule, "train_seed": train_seed,
                   "anchor_power": opts.anchor_power, "ungraded": ungraded, "adapter_actions": sorted(scope) if scope is not None else None,
                   "order_averaged": sorted(averaged),
+                  "picked_step": picked.chosen.step if picked else None,
+                  "pick": [asdict(c) for c in picked.candidates] if picked else None,
                   "exam": exam, "max_untrained_drift": untrained}
             _record(fork, {"correction.holdout_fail": hold.fail, "correction.control_fail": ctl.fail,
                            "correction.judge": hold.judge, "correction.train_s": manifest.train_s,
@@ -767,7 +790,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: b
             _write_report(out, result, history, groups)  # after every iteration: a stopped loop keeps what it measured
             trained_lr = manifest.learning_rate
         if not refused:
-            adopted, source = adapter, fork
+            adopted, source = _served(out, i, adapter), fork
         else:  # the same data and parent again would give the same adapter: take a smaller step
             lr = trained_lr / 2
             if i < opts.iterations:  # the last iteration has no next one to announce
@@ -776,6 +799,46 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: b
     _write_report(out, result, history, groups)
     emit(f"correct: {out / 'correction.json'}, {out / 'correction.png'}")
     return result
+
+
+def _picked(path: Path, adapter: Path, data: Path, scope: frozenset[str] | None, base: Path, seed: int,
+            progress: bool, fresh: bool) -> Pick:
+    """``--pick anchors``: the step of ``adapter`` to serve, scored on ``data``'s anchored calls (each
+    candidate served on the base run's endpoints); recorded in ``path``, read back on a resume unless the
+    adapter was trained again (``fresh``)."""
+    if fresh:
+        path.unlink(missing_ok=True)
+    got = read_pick(path)
+    if got is None:
+        try:
+            got = pick(adapter, data, scope, lambda folder, name, items: _snapshot_probs(
+                base, folder, name, items, seed, progress, path.parent))
+        except ValueError as e:
+            raise ConfigError([ConfigProblem("<command line>", "--pick", f"anchors: {e} (it needs a server giving "
+                                             "option probabilities: vLLM)")]) from None
+        write_pick(path, got)
+    return got
+
+
+def _snapshot_probs(base: Path, folder: Path, name: str, items: list[ex.ExamItem], seed: int, progress: bool,
+                    work: Path) -> list[dict[str, float] | None]:
+    """``folder`` deployed as ``name`` on the base run's endpoints: its order-averaged probabilities
+    on ``items`` (the exam's orders and seed); a merged copy, if deploying made one, removed after."""
+    import shutil
+
+    try:
+        with _serving(base, folder, name, progress, work=work) as session:
+            if session.adapter_scorer is None:
+                return [None] * len(items)
+            return asyncio.run(_probs(items, session.adapter_scorer, seed, progress, name))
+    finally:
+        shutil.rmtree(work / "models" / name, ignore_errors=True)
+
+
+def _served(out: Path, i: int, adapter: Path) -> Path:
+    """The folder iteration ``i`` served: the step ``--pick anchors`` chose, else the finished adapter."""
+    got = read_pick(out / f"pick-{i}.json")
+    return Path(got.chosen.folder) if got is not None else adapter
 
 
 def judged(fork: Path, hold: GroupMeasure, base_hold: GroupMeasure, fig: dict[str, Any] | None,

@@ -462,7 +462,8 @@ def test_loop_passes_its_options_to_each_step(tmp_path, fake_training, dataset_w
         assert set(d) == {"holdout_fail", "control_fail", "judge", "judge_control", "train_s", "swap_s", "samples",
                           "worst_first_share", "by_check", "adopted", "refused_because", "learning_rate", "exam",
                           "max_untrained_drift", "train_seed", "lr_schedule", "anchor_power", "adapter_actions", "ungraded",
-                          "order_averaged"}
+                          "order_averaged", "picked_step", "pick"}
+        assert d["picked_step"] is None and d["pick"] is None, "--pick last (the default) serves the finished adapter"
         assert d["order_averaged"] == [], "a base in one fixed order keeps the decisions the adapter leaves decoded"
         assert d["ungraded"] == ("anchor" if method == "sft" else "leave"), \
             "sft anchors a checked decision's ungraded calls by default; ppo trains no anchors"

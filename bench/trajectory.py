@@ -15,6 +15,10 @@ too and prints how far its probabilities are from the exam's: a check that these
 
     python bench/trajectory.py runs/correct-x                      # iteration 1, every snapshot
     python bench/trajectory.py runs/correct-x --average 100 200 --mean-from 100
+    python bench/trajectory.py runs/correct-x --calls training     # the training agents' anchored calls
+
+``--calls training`` asks the same of the training agents' calls no check grades (the anchored rows of
+``data-N.jsonl``, what ``--pick anchors`` weighs): does their drift track the exam's?
 
 About 2-3 minutes per point on the 2-core CPU (a merge, a server start, ~500 calls in 2-6 orders);
 each point's probabilities are kept in ``iter-N/trajectory.json``, so a stopped run goes on where it was.

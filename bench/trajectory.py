@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     if recorded and all(recorded) and not on_training:
         kept["probs"][final_label] = recorded  # the exam asked the finished adapter these very calls and orders
         if args.serve_final:
-            points.append(("final-served", Path(picked.chosen.folder) if picked else adapter))
+            points.append(("final-served", loop / picked.chosen.folder if picked else adapter))
     for label, folder in points:
         if label not in kept["probs"]:
             got = score(folder, label, items, cfg, seed, loop)

@@ -736,7 +736,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: b
             served, picked = adapter, None
             if opts.pick == "anchors":
                 picked = _picked(out / f"pick-{i}.json", adapter, data, scope, base, seed, opts.progress, fresh=trained is None)
-                served = Path(picked.chosen.folder)
+                served = out / picked.chosen.folder
                 emit(f"iteration {i}: {picked.line()}")
             if resume and (fork / "run.sqlite").is_file():
                 emit(f"iteration {i}: fork {fork}: resumed (nothing to do if it finished)")
@@ -809,7 +809,7 @@ def _picked(path: Path, adapter: Path, data: Path, scope: frozenset[str] | None,
     if fresh:
         path.unlink(missing_ok=True)
     got = read_pick(path)
-    if got is None:
+    if got is None or not (path.parent / got.chosen.folder).is_dir():
         try:
             got = pick(adapter, data, scope, lambda folder, name, items: _snapshot_probs(
                 base, folder, name, items, seed, progress, path.parent))
@@ -838,7 +838,12 @@ def _snapshot_probs(base: Path, folder: Path, name: str, items: list[ex.ExamItem
 def _served(out: Path, i: int, adapter: Path) -> Path:
     """The folder iteration ``i`` served: the step ``--pick anchors`` chose, else the finished adapter."""
     got = read_pick(out / f"pick-{i}.json")
-    return Path(got.chosen.folder) if got is not None else adapter
+    if got is None:
+        return adapter
+    if not (out / got.chosen.folder).is_dir():  # never the finished adapter in its place: not what was measured
+        raise ConfigError([ConfigProblem(str(out / f"pick-{i}.json"), "chosen", f"{got.chosen.folder}: no such "
+                                         "folder in the loop (the step this iteration served and measured)")])
+    return out / got.chosen.folder
 
 
 def judged(fork: Path, hold: GroupMeasure, base_hold: GroupMeasure, fig: dict[str, Any] | None,

@@ -26,7 +26,7 @@ class Candidate:
     """One saved step scored on the anchored calls: its per-decision drift from the base's picks."""
 
     step: int
-    folder: str
+    folder: str  # relative to the loop folder (the adapter's parent): a moved loop keeps its pick
     drift: dict[str, float]
 
     @property
@@ -105,7 +105,7 @@ def pick(adapter: Path, data: Path, scope: frozenset[str] | None,
     scored = []
     for step, folder in candidates(adapter):
         got = score(folder, f"{Path(adapter).name}-step-{step}", items)
-        scored.append(Candidate(step, str(Path(folder).resolve()), drifts(items, base, got)))
+        scored.append(Candidate(step, str(Path(folder).relative_to(Path(adapter).parent)), drifts(items, base, got)))
     return Pick(choose(scored), scored, len(items))
 
 
@@ -114,10 +114,8 @@ def write_pick(path: Path, got: Pick) -> None:
 
 
 def read_pick(path: Path) -> Pick | None:
-    """A recorded pick whose chosen folder still holds an adapter; None otherwise (scored again)."""
+    """The pick recorded in ``path`` (a loop's ``pick-N.json``); None when there is none."""
     if not path.is_file():
         return None
     raw = json.loads(path.read_text(encoding="utf-8"))
-    cands = [Candidate(**c) for c in raw["candidates"]]
-    got = Pick(Candidate(**raw["chosen"]), cands, raw["calls"])
-    return got if Path(got.chosen.folder).is_dir() else None
+    return Pick(Candidate(**raw["chosen"]), [Candidate(**c) for c in raw["candidates"]], raw["calls"])

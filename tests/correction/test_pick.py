@@ -4,6 +4,7 @@ anchored calls (never the held-out exam): the pure choice, and the loop serving 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,6 @@ from simulation.correction import exam as ex
 from simulation.correction.loop import CorrectOptions, correct, resume_options
 from simulation.correction.pick import (
     Candidate,
-    Pick,
     anchor_calls,
     candidates,
     choose,
@@ -100,11 +100,11 @@ def test_pick_scores_each_candidate_and_the_record_round_trips(tmp_path):
     assert got.chosen.step == 6 and [c.worst for c in got.candidates] == [0.5, 0.25, 0.5] and got.calls == 4
     assert got.line() == ("picked step 6 (worst anchor drift 0.25 on 4 training calls no check grades; step 4 0.50; "
                           "step 6 0.25; step 8 0.50)")
+    assert [c.folder for c in got.candidates] == ["adapter-1/snapshots/step-00004", "adapter-1/snapshots/step-00006",
+                                                  "adapter-1"], "relative to the loop folder: a moved loop keeps them"
     write_pick(tmp_path / "pick-1.json", got)
     assert read_pick(tmp_path / "pick-1.json") == got
     assert read_pick(tmp_path / "none.json") is None
-    write_pick(tmp_path / "gone.json", Pick(Candidate(6, str(tmp_path / "gone"), {}), [], 4))
-    assert read_pick(tmp_path / "gone.json") is None, "a pick whose folder is gone is scored again"
 
 
 def options(out: Path, **kw) -> CorrectOptions:
@@ -152,6 +152,18 @@ def test_the_loop_serves_the_step_it_picked_and_keeps_the_pick_on_a_resume(tmp_p
     (out / "correction.json").unlink()
     correct(resume_options(out, progress=False), emit=lines.append, resume=True)
     assert scored == [] and json.loads((out / "correction.json").read_text())["details"][0]["picked_step"] == 6
+    # the step served gone: iteration 1 is scored again, never silently replaced by the finished adapter
+    shutil.rmtree(snapshot_folder(out / "adapter-1", 6))
+    (out / "correction.json").unlink()
+    correct(resume_options(out, progress=False), emit=lines.append, resume=True)
+    assert scored == ["adapter-1-step-4", "adapter-1-step-8"], "iteration 2's pick, its folder there, is kept"
+    assert json.loads((out / "correction.json").read_text())["details"][0]["picked_step"] == 8
+    # a measured iteration whose served step is gone is an error, not the finished adapter in its place
+    shutil.rmtree(snapshot_folder(out / "adapter-2", 6))
+    with pytest.raises(ConfigError) as e:
+        loop._served(out, 2, out / "adapter-2")
+    assert str(e.value.problems[0]) == (f"{out / 'pick-2.json'}: chosen: adapter-2/snapshots/step-00006: no such "
+                                        "folder in the loop (the step this iteration served and measured)")
 
 
 def test_pick_anchors_needs_snapshots_and_the_cli_passes_it(tmp_path):

@@ -41,6 +41,7 @@ GROUPS: dict[str, list[str]] = {
     "simulation/correction/loop.py": ["tests/correction/test_correct_loop_fast.py", "tests/correction/test_bad_inputs.py"],
     "simulation/correction/measure.py": ["tests/correction/test_measure.py"],
     "simulation/correction/exam.py": ["tests/correction/test_exam.py"],
+    "simulation/correction/pick.py": ["tests/correction/test_pick.py"],
     "simulation/correction/ratings.py": ["tests/correction/test_ratings.py", "tests/correction/test_bad_inputs.py"],
     "simulation/fork.py": ["tests/test_fork.py"],
     "simulation/llm/routing.py": ["tests/llm/test_routing.py"],
@@ -57,6 +58,11 @@ SLOW = ["test_manifest_and_from_chaining", "test_from_an_adapter_of_another_base
 KILLED = {"killed", "timeout", "segfault"}
 # mutant name -> why it cannot change behaviour (reviewed by hand; see the survivors' diffs)
 EQUIVALENT: dict[str, str] = {
+    **{f"simulation.correction.pick.x_anchor_calls__mutmut_{n}": "an anchored call's agent, round and phase are "
+       "never read: scoring asks its messages and options alone" for n in (35, 36, 37, *range(49, 58))},
+    **{f"simulation.correction.pick.x_{f}__mutmut_{n}": "the encoding's spelling, or None (UTF-8 on this platform)"
+       for f, n in (("anchor_calls", 3), ("anchor_calls", 6), ("read_pick", 4), ("read_pick", 6))},
+    **{f"simulation.correction.pick.x_write_pick__mutmut_{n}": "the JSON's indentation" for n in (3, 5, 7)},
     "simulation.llm.averaging.x_averaged_probs__mutmut_1": "the default key seeds the sampled orders of a call "
     "with more than three options only when a caller passes none; every caller passes one",
     "simulation.llm.averaging.x_drawn_option__mutmut_21": "x hits exactly 0 with probability 0 (a float draw)",

@@ -43,6 +43,7 @@ def test_anchor_calls_are_the_anchored_rows_once_each_with_their_targets(tmp_pat
         row(1, "screen", ["reject", "pass"], {"pass": 0.7, "reject": 0.3}),  # a permuted copy of call 1
         row(2, "screen", ["pass", "reject"], None, anchored=False),  # a graded row
         row(3, "offer_decision", ["hire", "keep looking"], {"hire": 0.2, "keep looking": 0.8}),
+        row(4, "screen", ["pass", "reject"], None),  # anchored, but the base gave no probabilities: nothing to weigh
     ]) + "\n")
     items, base = anchor_calls(data)
     assert [(i.call_id, i.decision, i.choices) for i in items] == [(1, "screen", ["pass", "reject"]),
@@ -68,6 +69,12 @@ def test_candidates_are_the_second_half_and_the_finished_adapter(tmp_path):
     stand_in_training("sft", _data(tmp_path), adapter, save_every=2)
     assert [s for s, _ in candidates(adapter)] == [4, 6, STAND_IN_STEPS]
     assert candidates(adapter)[0][1] == snapshot_folder(adapter, 4) and candidates(adapter)[-1][1] == adapter
+    # a snapshot of the last step is the finished adapter: weighed once
+    shutil.copytree(snapshot_folder(adapter, 6), snapshot_folder(adapter, STAND_IN_STEPS))
+    assert [s for s, _ in candidates(adapter)] == [4, 6, STAND_IN_STEPS]
+    other = tmp_path / "adapter-2"
+    stand_in_training("sft", _data(tmp_path), other, save_every=3)
+    assert [s for s, _ in candidates(other)] == [6, STAND_IN_STEPS], "step 3 of 8 is before half"
 
 
 def test_the_least_worst_drift_wins_and_a_tie_goes_to_the_later_step():
@@ -104,6 +111,11 @@ def test_pick_scores_each_candidate_and_the_record_round_trips(tmp_path):
                                                   "adapter-1"], "relative to the loop folder: a moved loop keeps them"
     write_pick(tmp_path / "pick-1.json", got)
     assert read_pick(tmp_path / "pick-1.json") == got
+    asked.clear()
+    assert pick(adapter, data, frozenset({"screen"}), score).calls == 4 and len(asked) == 3
+    with pytest.raises(ValueError, match=f"{data}: no anchored rows with the base's probabilities to pick a step by"):
+        pick(adapter, data, frozenset({"offer_decision"}), score)
+    assert len(asked) == 3, "nothing scored without calls to weigh"
     assert read_pick(tmp_path / "none.json") is None
 
 

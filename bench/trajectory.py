@@ -146,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
                    "probabilities with those the exam recorded (default: the exam's are used)")
     p.add_argument("--average", type=int, nargs=2, metavar=("FROM", "TO"), help="also serve the mean of the weights "
                    "of the snapshots (and the finished adapter) from step FROM to step TO")
+    p.add_argument("--exam-from", type=Path, metavar="LOOP2", help="the exam of another loop on the same base run "
+                   "and seed (its held-out calls and the base's probabilities; none of its adapter's): for a loop "
+                   "whose own exam has not been sat")
+    p.add_argument("--out", type=Path, help="where the points go (default: LOOP's iter-N/trajectory[-training].json)")
     p.add_argument("--calls", choices=("exam", "training"), default="exam",
                    help="whose calls: the exam's (held-out agents) or the training agents' anchored ones "
                    "(data-N.jsonl's rows no check grades: does drift on them track the exam's?)")
@@ -153,9 +157,11 @@ def main(argv: list[str] | None = None) -> int:
                    "from this step on (no server)")
     args = p.parse_args(argv)
     loop, it = args.loop, args.iteration
-    adapter, fork = loop / f"adapter-{it}", loop / f"iter-{it}"
+    adapter = loop / f"adapter-{it}"
+    examined = args.exam_from or loop
+    fork = examined / f"iter-{it}"
     base = args.base or loop / "base"
-    report = loop / "correction.json"
+    report = examined / "correction.json"
     for path, what in ((adapter, "the adapter"), (fork / "exam.jsonl", "the exam"), (report, "the loop's report"),
                        (base / "run.sqlite", "the base run (--base)")):
         if not path.exists():
@@ -198,14 +204,14 @@ def main(argv: list[str] | None = None) -> int:
         if len(chosen) < 2:
             return fail(f"--average {lo} {hi}: {len(chosen)} snapshot(s) in that range, 2 or more needed")
         points.append((f"avg-{lo}-{hi}", average_adapter(chosen, adapter / f"averaged-{lo}-{hi}")))
-    out = fork / ("trajectory-training.json" if on_training else "trajectory.json")
+    out = args.out or fork / ("trajectory-training.json" if on_training else "trajectory.json")
     kept = json.loads(out.read_text()) if out.is_file() else {}
     if kept.get("calls") != [i.call_id for i in items]:
         kept = {"calls": [i.call_id for i in items], "probs": {}}
     recorded = [graded.adapter_probs[k] for k in ks] if graded.adapter_probs else []
     picked = read_pick(loop / f"pick-{it}.json")  # --pick anchors: the exam asked the chosen step, not the last
     final_label = f"step-{picked.chosen.step if picked else last}"
-    if recorded and all(recorded) and not on_training:
+    if recorded and all(recorded) and not on_training and args.exam_from is None:
         kept["probs"][final_label] = recorded  # the exam asked the finished adapter these very calls and orders
         if args.serve_final:
             points.append(("final-served", loop / picked.chosen.folder if picked else adapter))

@@ -185,13 +185,15 @@ def setup_work(work: Path, modules: list[str], tests: list[str], fresh: bool, re
     (work / "setup.cfg").write_text("\n".join(lines) + "\n")
 
 
-def stub_pids() -> set[int]:
-    """Stub servers now running (started by tests as ``python -m simulation.testing.stub_server``)."""
+def stub_pids(work: Path) -> set[int]:
+    """Stub servers now running in ``work`` (started there by mutmut's test workers as ``python -m
+    simulation.testing.stub_server``): never another checkout's, such as a CI run's beside this one."""
     out = set()
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if b"simulation.testing.stub_server" in (d / "cmdline").read_bytes():
+                if (b"simulation.testing.stub_server" in (d / "cmdline").read_bytes()
+                        and (d / "cwd").resolve().is_relative_to(work.resolve())):
                     out.add(int(d.name))
             except OSError:
                 pass
@@ -271,13 +273,13 @@ def main() -> int:
         if not a.no_run:
             tests = a.tests or GROUPS.get(module) or ["tests"]
             setup_work(work, [module], tests, a.fresh, a.ref)
-            before = stub_pids()
+            before = stub_pids(work)
             # a mutant that loses llm.backend=fake would start real servers: minutes per mutant; fail fast instead
             env = {**os.environ, "TQDM_DISABLE": "1", "GENSIM_NO_EMBEDDED": "1"}
             print(f"== {module}: {' '.join(tests)}", flush=True)
             run = subprocess.run([py, "-m", "mutmut", "run", "--max-children", str(a.max_children)], cwd=work, env=env,
                                  stdout=subprocess.DEVNULL if not a.verbose else None)
-            for pid in stub_pids() - before:  # left by test workers mutmut killed
+            for pid in stub_pids(work) - before:  # left by test workers mutmut killed
                 try:
                     os.kill(pid, 15)
                 except OSError:

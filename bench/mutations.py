@@ -475,7 +475,7 @@ MUTATIONS = [
     Mutation("pick-scores-again-on-resume", "correction loop", "simulation/correction/loop.py",
              "    got = read_pick(path)\n    if got is None or", "    got = None\n    if got is None or", ("tests/correction/test_pick.py",)),
     Mutation("pick-next-iteration-from-the-last-step", "correction loop", "simulation/correction/loop.py",
-             "adopted, source = _served(out, i, adapter), fork", "adopted, source = adapter, fork", ("tests/correction/test_pick.py",)),
+             "adopted, source = served, fork", "adopted, source = adapter, fork", ("tests/correction/test_pick.py",)),
     Mutation("pick-gone-serves-the-last-step", "correction loop", "simulation/correction/loop.py",
              "    if not (out / got.chosen.folder).is_dir():  # never", "    if False:  # never", ("tests/correction/test_pick.py",)),
     Mutation("pick-gone-is-not-scored-again", "correction loop", "simulation/correction/loop.py",

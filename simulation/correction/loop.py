@@ -664,6 +664,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: b
         adapter, fork = out / f"adapter-{i}", out / f"iter-{i}"
         if i <= len(done):  # measured before the loop stopped: kept as it was
             summary, it = done[i - 1]
+            served = _served(out, i, adapter)
             emit(f"iteration {i}: measured before the loop stopped ({out / 'correction.json'}): kept, "
                  + ("adopted" if it["adopted"] else "not adopted"))
             result["iterations"].append(summary)
@@ -790,7 +791,7 @@ def correct(opts: CorrectOptions, emit: Callable[[str], None] = print, resume: b
             _write_report(out, result, history, groups)  # after every iteration: a stopped loop keeps what it measured
             trained_lr = manifest.learning_rate
         if not refused:
-            adopted, source = _served(out, i, adapter), fork
+            adopted, source = served, fork
         else:  # the same data and parent again would give the same adapter: take a smaller step
             lr = trained_lr / 2
             if i < opts.iterations:  # the last iteration has no next one to announce
@@ -836,7 +837,8 @@ def _snapshot_probs(base: Path, folder: Path, name: str, items: list[ex.ExamItem
 
 
 def _served(out: Path, i: int, adapter: Path) -> Path:
-    """The folder iteration ``i`` served: the step ``--pick anchors`` chose, else the finished adapter."""
+    """The folder a measured iteration ``i`` served: the step ``--pick anchors`` chose, else the finished
+    adapter (read from its ``pick-i.json`` when the loop resumes past it)."""
     got = read_pick(out / f"pick-{i}.json")
     if got is None:
         return adapter
